@@ -1,0 +1,43 @@
+# Thin wrapper around CMake. The two commands a new user needs:
+#   make demo   install what is missing, build (Release), run the demo on the shared dust map
+#   make test   install what is missing, build, run the whole test suite with CTest
+# A CUDA LibTorch: make build TORCH_PREFIX=/path/to/libtorch/share/cmake (or python's torch).
+
+BUILD_DIR   ?= build
+BUILD_TYPE  ?= Release
+TORCH_PREFIX ?=
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO_MAP    ?= ../shared/data/dust/I_1.npy
+DEMO_OUT    ?= out/demo
+
+CMAKE_ARGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+ifneq ($(TORCH_PREFIX),)
+CMAKE_ARGS += -DCMAKE_PREFIX_PATH=$(TORCH_PREFIX)
+endif
+
+.PHONY: all deps configure build test demo bench install clean
+
+all: build
+
+deps:
+	@TORCH_PREFIX="$(TORCH_PREFIX)" bash scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_ARGS) > $(BUILD_DIR).configure.log 2>&1 || \
+	  { cat $(BUILD_DIR).configure.log; exit 1; }
+	@grep -A8 "demix .* configuration" $(BUILD_DIR).configure.log || true
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	DEMIX=$(BUILD_DIR)/demix DEMO_MAP=$(DEMO_MAP) DEMO_OUT=$(DEMO_OUT) bash scripts/demo.sh
+
+install: build
+	cmake --install $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log out

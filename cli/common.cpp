@@ -1,0 +1,54 @@
+#include "common.hpp"
+
+#include <ATen/ATen.h>
+
+namespace demix::cli {
+
+void add_global_options(CLI::App& app, Globals& g) {
+  const std::map<std::string, DeviceKind> devices{
+      {"auto", DeviceKind::Auto}, {"cpu", DeviceKind::Cpu}, {"cuda", DeviceKind::Cuda}};
+  const std::map<std::string, Precision> dtypes{{"float32", Precision::Float32},
+                                                {"float64", Precision::Float64}};
+  app.add_option("--device", g.context.device, "Compute device: auto (CUDA if present), cpu, cuda")
+      ->transform(CLI::CheckedTransformer(devices, CLI::ignore_case))
+      ->default_str("auto");
+  app.add_option("--dtype", g.context.precision, "Compute precision: float32 or float64")
+      ->transform(CLI::CheckedTransformer(dtypes, CLI::ignore_case))
+      ->default_str("float32");
+  app.add_option("--threads", g.context.threads, "CPU threads (0 = one per core)")
+      ->check(CLI::NonNegativeNumber)
+      ->default_str("0");
+  app.add_flag("-q,--quiet", g.quiet, "Print only errors");
+}
+
+Context make_context(const Globals& g) { return Context(g.context); }
+
+CLI::Option* add_nan_option(CLI::App& cmd, NonFinitePolicy& policy) {
+  const std::map<std::string, NonFinitePolicy> policies{{"reject", NonFinitePolicy::Reject},
+                                                        {"keep", NonFinitePolicy::Keep},
+                                                        {"zero", NonFinitePolicy::Zero},
+                                                        {"mean", NonFinitePolicy::Mean}};
+  return cmd
+      .add_option("--nan", policy,
+                  "NaN/Inf pixels: reject (error), keep, zero (set to 0), mean (plane mean)")
+      ->transform(CLI::CheckedTransformer(policies, CLI::ignore_case))
+      ->default_str("reject");
+}
+
+std::string shape_text(const at::Tensor& t) {
+  std::string s;
+  for (auto d : t.sizes()) s += (s.empty() ? "" : " x ") + std::to_string(d);
+  return s;
+}
+
+std::string dtype_name(c10::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kComplexFloat: return "complex64";
+    case at::kComplexDouble: return "complex128";
+    default: return c10::toString(t);
+  }
+}
+
+}  // namespace demix::cli

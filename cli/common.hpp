@@ -1,0 +1,39 @@
+#pragma once
+// What every subcommand shares: the global options and the string <-> enum tables.
+
+#include <demix/context.hpp>
+#include <demix/image.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <map>
+#include <string>
+
+namespace demix::cli {
+
+/// Options valid before or after any subcommand.
+struct Globals {
+  ContextOptions context;  ///< --device, --dtype, --threads
+  bool quiet = false;      ///< --quiet: print only errors
+};
+
+void add_global_options(CLI::App& app, Globals& globals);
+
+/// The context named by the global options (throws DeviceError / ValueError).
+Context make_context(const Globals& globals);
+
+/// Adds `--nan reject|keep|zero|mean` to a subcommand.
+CLI::Option* add_nan_option(CLI::App& cmd, NonFinitePolicy& policy);
+
+// One function per subcommand, each defined in cli/cmd_<name>.cpp.
+void add_version_command(CLI::App& app, const Globals& globals);
+void add_info_command(CLI::App& app, const Globals& globals);
+void add_convert_command(CLI::App& app, const Globals& globals);
+void add_preview_command(CLI::App& app, const Globals& globals);
+
+/// "512 x 512" from a tensor's sizes.
+std::string shape_text(const at::Tensor& t);
+/// "float32", "complex128", ... as NumPy names them.
+std::string dtype_name(c10::ScalarType t);
+
+}  // namespace demix::cli

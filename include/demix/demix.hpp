@@ -1,0 +1,11 @@
+#pragma once
+// Umbrella header: everything public in demix. Prefer the individual headers in library code.
+
+#include <demix/build_info.hpp>
+#include <demix/context.hpp>
+#include <demix/errors.hpp>
+#include <demix/fits.hpp>
+#include <demix/image.hpp>
+#include <demix/io.hpp>
+#include <demix/npy.hpp>
+#include <demix/preview.hpp>

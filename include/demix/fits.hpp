@@ -1,0 +1,107 @@
+#pragma once
+// FITS images in and out, with CFITSIO hidden behind this header (no fitsio.h here).
+//
+// Axis order: FITS lists the fastest axis first (NAXIS1 = x = width); tensors here are C-ordered,
+// so a FITS image NAXIS1 x NAXIS2 [x NAXIS3] is the tensor (H = NAXIS2, W = NAXIS1) or
+// (C = NAXIS3, H, W). The flip happens in one place, src/fits.cpp.
+
+#include <ATen/core/TensorBody.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace demix {
+
+/// The keywords of one HDU, kept as verbatim 80-character cards so that WCS, units and provenance
+/// survive a read/write cycle unchanged. Structural keywords (SIMPLE, BITPIX, NAXISn, EXTEND,
+/// BSCALE/BZERO/BLANK, EXTNAME, checksums, ...) are never stored: the writer derives them.
+class FitsHeader {
+ public:
+  /// Adds a raw card (up to 80 characters). Structural cards are ignored. A keyword already present
+  /// is replaced, except COMMENT, HISTORY and blank cards which accumulate.
+  void add_card(std::string_view card);
+  void set(std::string_view key, std::string_view value, std::string_view comment = {});
+  void set(std::string_view key, double value, std::string_view comment = {});
+  void set(std::string_view key, long long value, std::string_view comment = {});
+  void set(std::string_view key, bool value, std::string_view comment = {});
+  void add_history(std::string_view text);
+
+  bool contains(std::string_view key) const;
+  /// The value of `key` as text: strings without their quotes, numbers as written; nullopt if absent.
+  std::optional<std::string> value(std::string_view key) const;
+  /// The value of a numeric keyword; nullopt if absent, ValueError if it is not a number.
+  std::optional<double> number(std::string_view key) const;
+  void erase(std::string_view key);
+
+  const std::vector<std::string>& cards() const { return cards_; }
+  bool empty() const { return cards_.empty(); }
+  std::size_t size() const { return cards_.size(); }
+
+ private:
+  std::vector<std::string> cards_;  // each exactly 80 characters
+};
+
+/// One image HDU: pixels, header and (for extensions) its EXTNAME.
+struct FitsImage {
+  at::Tensor data;    // (H, W) or (C, H, W) float32/float64, CPU
+  FitsHeader header;  // non-structural keywords of the HDU (WCS, units, ...)
+  std::string name;   // EXTNAME; empty for an unnamed primary HDU
+  int hdu_index = 0;  // 0 = primary
+  int bitpix = 0;     // BITPIX as stored in the file (8, 16, 32, 64, -32, -64)
+  bool scaled = false;  // BSCALE/BZERO were applied while reading
+};
+
+/// Reads one image HDU. `spec` is a path, optionally with an HDU selector: "map.fits[2]" (number,
+/// 0 = primary) or "map.fits[SCI]" (EXTNAME). Without a selector the first HDU holding an image is
+/// read. BITPIX 8/16 (with integer BZERO only) and unscaled -32 become float32; everything else,
+/// scaled data included, becomes float64, so that no value is rounded.
+/// BLANK pixels become NaN. NAXIS 2 or 3 is accepted, plus trailing length-1 axes (e.g. a Stokes
+/// axis). Throws IoError (missing file), FormatError (not FITS, truncated, not an image) or
+/// ShapeError (empty HDU, wrong number of axes).
+FitsImage read_fits(const std::string& spec);
+
+/// How to store pixels in a written FITS file.
+enum class FitsPixelType {
+  Float32,  ///< BITPIX = -32
+  Float64,  ///< BITPIX = -64
+};
+
+/// Writes one image as the primary HDU. The tensor must be real and 2D or 3D, on any device.
+/// Written to a temporary file in the same folder and renamed, so a failure leaves no output and
+/// an existing file at `path` intact. DATE and CHECKSUM/DATASUM are written.
+void write_fits(const std::string& path, const at::Tensor& data /* (H, W) or (C, H, W) real */,
+                const FitsHeader& header = {}, FitsPixelType type = FitsPixelType::Float32,
+                const std::string& extname = {});
+
+/// One HDU of a multi-extension file.
+struct FitsHduOut {
+  std::string name;   // EXTNAME, required and unique
+  at::Tensor data;    // (H, W) or (C, H, W) real
+  FitsHeader header;  // extra keywords of this HDU
+  FitsPixelType type = FitsPixelType::Float32;
+};
+
+/// Writes an empty primary HDU holding `primary_header`, then one named IMAGE extension per entry.
+void write_fits_extensions(const std::string& path, const std::vector<FitsHduOut>& hdus,
+                           const FitsHeader& primary_header = {});
+
+/// What one HDU of a file holds, for listings (`demix info`).
+struct FitsHduInfo {
+  int index = 0;
+  std::string name;               // EXTNAME, or "PRIMARY" for an unnamed primary HDU
+  std::string kind;               // "image", "binary table", "ascii table"
+  int bitpix = 0;                 // images only
+  std::vector<long long> naxes;   // FITS order (NAXIS1 first); empty for an empty HDU
+};
+
+/// Lists the HDUs of a FITS file (selector, if any, ignored).
+std::vector<FitsHduInfo> list_fits_hdus(const std::string& spec);
+
+/// True when `spec` has the form "path[selector]".
+bool has_hdu_selector(const std::string& spec);
+/// `spec` without a trailing HDU selector.
+std::string strip_hdu_selector(const std::string& spec);
+
+}  // namespace demix

@@ -1,0 +1,438 @@
+// The only file that sees fitsio.h: every CFITSIO status ends up in throw_fits().
+
+#include <demix/errors.hpp>
+#include <demix/fits.hpp>
+
+#include "detail/atomic_file.hpp"
+
+#include <ATen/ATen.h>
+#include <fitsio.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <set>
+
+namespace demix {
+
+namespace {
+
+/// Turns a CFITSIO status (and its message stack) into a typed error naming `what`.
+[[noreturn]] void throw_fits(int status, const std::string& what) {
+  char text[FLEN_STATUS] = {0};
+  fits_get_errstatus(status, text);
+  std::string detail = text;
+  char msg[FLEN_ERRMSG];
+  std::string stack;
+  while (fits_read_errmsg(msg)) {
+    if (!stack.empty()) stack += "; ";
+    stack += msg;
+  }
+  if (!stack.empty()) detail += " [" + stack + "]";
+  switch (status) {
+    case FILE_NOT_OPENED:
+    case FILE_NOT_CREATED:
+    case WRITE_ERROR:
+      throw IoError(what + ": " + detail);
+    case END_OF_FILE:
+    case READ_ERROR:
+      throw FormatError(what + ": the file is truncated or corrupt (" + detail + ")");
+    default:
+      throw FormatError(what + ": " + detail);
+  }
+}
+
+/// Owns an open fitsfile and closes it on every path.
+class FitsFile {
+ public:
+  FitsFile() = default;
+  ~FitsFile() { close_quietly(); }
+  FitsFile(const FitsFile&) = delete;
+  FitsFile& operator=(const FitsFile&) = delete;
+  fitsfile** out() { return &ptr_; }
+  fitsfile* get() const { return ptr_; }
+  /// Closes and reports errors (flushing a written file can fail).
+  void close(const std::string& what) {
+    int status = 0;
+    if (ptr_ && fits_close_file(ptr_, &status)) {
+      ptr_ = nullptr;
+      throw_fits(status, what);
+    }
+    ptr_ = nullptr;
+  }
+
+ private:
+  void close_quietly() {
+    int status = 0;
+    if (ptr_) fits_close_file(ptr_, &status);
+    ptr_ = nullptr;
+  }
+  fitsfile* ptr_ = nullptr;
+};
+
+std::string pad_card(std::string_view card) {
+  std::string c(card.substr(0, std::min<std::size_t>(card.size(), 80)));
+  c.resize(80, ' ');
+  return c;
+}
+
+std::string card_keyword(const std::string& card) {
+  char name[FLEN_KEYWORD] = {0};
+  int length = 0, status = 0;
+  std::string copy = card;
+  if (fits_get_keyname(copy.data(), name, &length, &status)) return {};
+  return name;
+}
+
+bool accumulates(const std::string& key) {
+  return key.empty() || key == "COMMENT" || key == "HISTORY" || key == "CONTINUE";
+}
+
+/// Keywords the writer derives from the data itself, never copied from a source header.
+bool is_structural(const std::string& card) {
+  std::string copy = card;
+  switch (fits_get_keyclass(copy.data())) {
+    case TYP_STRUC_KEY:
+    case TYP_CMPRS_KEY:
+    case TYP_SCAL_KEY:
+    case TYP_NULL_KEY:
+    case TYP_HDUID_KEY:
+    case TYP_CKSUM_KEY:
+      return true;
+    default:
+      return card.compare(0, 8, "END     ") == 0;
+  }
+}
+
+std::string make_card(std::string_view key, const std::string& value, std::string_view comment) {
+  char card[FLEN_CARD] = {0};
+  int status = 0;
+  std::string k(key), v(value), c(comment);
+  if (fits_make_key(k.c_str(), v.data(), c.c_str(), card, &status))
+    throw ValueError("invalid FITS keyword '" + k + "' or value '" + v + "'");
+  return card;
+}
+
+/// float32 holds the data exactly: small integers (after an integer BZERO), or unscaled floats.
+/// Everything else, scaled integers included, is read as float64.
+bool fits_in_float32(int bitpix, int equivtype, bool scaled) {
+  return equivtype == BYTE_IMG || equivtype == SBYTE_IMG || equivtype == SHORT_IMG ||
+         equivtype == USHORT_IMG || (bitpix == FLOAT_IMG && !scaled);
+}
+
+std::string describe_spec(const std::string& spec) { return "cannot read FITS '" + spec + "'"; }
+
+void check_exists(const std::string& spec) {
+  const std::string base = strip_hdu_selector(spec);
+  std::error_code ec;
+  if (!std::filesystem::exists(base, ec))
+    throw IoError("cannot read '" + spec + "': file not found");
+  if (std::filesystem::is_directory(base, ec))
+    throw IoError("cannot read '" + spec + "': it is a folder");
+}
+
+/// Writes one image HDU at the current position of `f` (primary if the file is new).
+void write_image_hdu(fitsfile* f, const at::Tensor& data, const FitsHeader& header,
+                     FitsPixelType type, const std::string& extname, const std::string& what) {
+  if (data.is_complex())
+    throw ValueError(what + ": FITS has no complex image type (got " +
+                     std::string(c10::toString(data.scalar_type())) +
+                     "); write .npy, or split real and imaginary parts");
+  if (data.dim() != 2 && data.dim() != 3)
+    throw ShapeError(what + ": FITS images are written from (H, W) or (C, H, W) tensors, got " +
+                     std::to_string(data.dim()) + " dimensions");
+  if (data.numel() == 0) throw ShapeError(what + ": the image has no pixels");
+  const bool f64 = type == FitsPixelType::Float64;
+  const at::Tensor pixels = data.detach().to(at::kCPU, f64 ? at::kDouble : at::kFloat).contiguous();
+  std::vector<long> naxes(pixels.sizes().rbegin(), pixels.sizes().rend());  // FITS: fastest first
+  int status = 0;
+  fits_create_img(f, f64 ? DOUBLE_IMG : FLOAT_IMG, static_cast<int>(naxes.size()), naxes.data(),
+                  &status);
+  for (const auto& card : header.cards()) {
+    std::string c = card;
+    fits_write_record(f, c.c_str(), &status);
+  }
+  if (!extname.empty()) {
+    std::string name = extname;
+    fits_update_key_str(f, "EXTNAME", name.data(), "name of this HDU", &status);
+  }
+  fits_write_date(f, &status);
+  fits_write_img(f, f64 ? TDOUBLE : TFLOAT, 1, static_cast<LONGLONG>(pixels.numel()),
+                 const_cast<void*>(pixels.data_ptr()), &status);
+  fits_write_chksum(f, &status);
+  if (status) throw_fits(status, what);
+}
+
+void create_file(FitsFile& file, const detail::AtomicFile& out, const std::string& what) {
+  int status = 0;
+  const std::string name = "!" + out.temp_path();  // '!' lets CFITSIO replace a stale temporary
+  if (fits_create_file(file.out(), name.c_str(), &status)) throw_fits(status, what);
+}
+
+}  // namespace
+
+// ---- FitsHeader ---------------------------------------------------------------------------------
+
+void FitsHeader::add_card(std::string_view card) {
+  std::string c = pad_card(card);
+  if (is_structural(c)) return;
+  const std::string key = card_keyword(c);
+  if (!accumulates(key)) {
+    auto it = std::find_if(cards_.begin(), cards_.end(),
+                           [&](const std::string& x) { return card_keyword(x) == key; });
+    if (it != cards_.end()) {
+      *it = c;
+      return;
+    }
+  }
+  cards_.push_back(std::move(c));
+}
+
+void FitsHeader::set(std::string_view key, std::string_view value, std::string_view comment) {
+  std::string quoted = "'";
+  for (char ch : value) quoted += ch == '\'' ? std::string("''") : std::string(1, ch);
+  quoted += "'";
+  add_card(make_card(key, quoted, comment));
+}
+
+void FitsHeader::set(std::string_view key, double value, std::string_view comment) {
+  if (!std::isfinite(value))
+    throw ValueError("FITS keyword '" + std::string(key) + "' cannot hold a non-finite value");
+  char text[40];
+  std::snprintf(text, sizeof text, "%.17G", value);
+  std::string v = text;
+  if (v.find_first_of(".E") == std::string::npos) v += ".0";  // stays a real number for readers
+  add_card(make_card(key, v, comment));
+}
+
+void FitsHeader::set(std::string_view key, long long value, std::string_view comment) {
+  add_card(make_card(key, std::to_string(value), comment));
+}
+
+void FitsHeader::set(std::string_view key, bool value, std::string_view comment) {
+  add_card(make_card(key, value ? "T" : "F", comment));
+}
+
+void FitsHeader::add_history(std::string_view text) {
+  // HISTORY cards hold 72 characters of text each.
+  for (std::size_t i = 0; i < text.size() || i == 0; i += 72)
+    cards_.push_back(pad_card("HISTORY " + std::string(text.substr(i, 72))));
+}
+
+bool FitsHeader::contains(std::string_view key) const {
+  return std::any_of(cards_.begin(), cards_.end(),
+                     [&](const std::string& c) { return card_keyword(c) == key; });
+}
+
+std::optional<std::string> FitsHeader::value(std::string_view key) const {
+  for (const auto& card : cards_) {
+    if (card_keyword(card) != key) continue;
+    char value[FLEN_VALUE] = {0}, comment[FLEN_COMMENT] = {0};
+    int status = 0;
+    std::string copy = card;
+    if (fits_parse_value(copy.data(), value, comment, &status)) return std::string();
+    std::string v = value;
+    if (v.size() >= 2 && v.front() == '\'') {
+      std::string out;
+      for (std::size_t i = 1; i + 1 < v.size(); ++i) {
+        out += v[i];
+        if (v[i] == '\'' && v[i + 1] == '\'') ++i;
+      }
+      while (!out.empty() && out.back() == ' ') out.pop_back();
+      return out;
+    }
+    return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> FitsHeader::number(std::string_view key) const {
+  const auto text = value(key);
+  if (!text) return std::nullopt;
+  std::string t = *text;
+  std::replace(t.begin(), t.end(), 'D', 'E');  // FITS allows Fortran double exponents
+  char* end = nullptr;
+  const double x = std::strtod(t.c_str(), &end);
+  if (t.empty() || end == t.c_str() || *end != '\0')
+    throw ValueError("FITS keyword '" + std::string(key) + "' is not a number: '" + *text + "'");
+  return x;
+}
+
+void FitsHeader::erase(std::string_view key) {
+  std::erase_if(cards_, [&](const std::string& c) { return card_keyword(c) == key; });
+}
+
+// ---- HDU selectors ------------------------------------------------------------------------------
+
+bool has_hdu_selector(const std::string& spec) {
+  const auto slash = spec.find_last_of('/');
+  const auto open = spec.find('[', slash == std::string::npos ? 0 : slash);
+  return open != std::string::npos && open > 0 && spec.back() == ']';
+}
+
+std::string strip_hdu_selector(const std::string& spec) {
+  if (!has_hdu_selector(spec)) return spec;
+  const auto slash = spec.find_last_of('/');
+  return spec.substr(0, spec.find('[', slash == std::string::npos ? 0 : slash));
+}
+
+// ---- Reading ------------------------------------------------------------------------------------
+
+FitsImage read_fits(const std::string& spec) {
+  check_exists(spec);
+  const std::string what = describe_spec(spec);
+  FitsFile file;
+  int status = 0;
+  fits_clear_errmsg();
+  if (fits_open_image(file.out(), spec.c_str(), READONLY, &status)) throw_fits(status, what);
+  fitsfile* f = file.get();
+
+  FitsImage out;
+  int hdu = 0;
+  fits_get_hdu_num(f, &hdu);
+  out.hdu_index = hdu - 1;
+  char extname[FLEN_VALUE] = {0};
+  if (fits_read_key(f, TSTRING, "EXTNAME", extname, nullptr, &status) == KEY_NO_EXIST) {
+    status = 0;
+    fits_clear_errmsg();
+  }
+  out.name = extname;
+
+  int naxis = 0, bitpix = 0, equivtype = 0;
+  long naxes[16] = {0};
+  fits_get_img_param(f, 16, &bitpix, &naxis, naxes, &status);
+  fits_get_img_equivtype(f, &equivtype, &status);
+  if (status) throw_fits(status, what);
+  out.bitpix = bitpix;
+  const std::string where = "'" + spec + "' (HDU " + std::to_string(out.hdu_index) +
+                            (out.name.empty() ? "" : " " + out.name) + ")";
+  if (naxis == 0)
+    throw ShapeError(where + " holds no image data (NAXIS = 0); choose another HDU, e.g. '" +
+                     strip_hdu_selector(spec) + "[1]'");
+  if (naxis > 16) throw ShapeError(where + " has NAXIS = " + std::to_string(naxis));
+  std::vector<long> axes(naxes, naxes + naxis);
+  while (axes.size() > 2 && axes.back() == 1) axes.pop_back();  // degenerate Stokes/frequency axes
+  if (axes.size() < 2 || axes.size() > 3) {
+    std::string dims;
+    for (long a : std::vector<long>(naxes, naxes + naxis))
+      dims += (dims.empty() ? "" : " x ") + std::to_string(a);
+    throw ShapeError(where + " has NAXIS = " + std::to_string(naxis) + " (" + dims +
+                     "); demix reads 2D images and 3D cubes");
+  }
+  for (long a : axes)
+    if (a <= 0) throw ShapeError(where + " has an empty axis (length " + std::to_string(a) + ")");
+
+  double bscale = 1, bzero = 0;
+  if (fits_read_key(f, TDOUBLE, "BSCALE", &bscale, nullptr, &status) == KEY_NO_EXIST) status = 0;
+  if (fits_read_key(f, TDOUBLE, "BZERO", &bzero, nullptr, &status) == KEY_NO_EXIST) status = 0;
+  fits_clear_errmsg();
+  out.scaled = bscale != 1.0 || bzero != 0.0;
+
+  const bool f32 = fits_in_float32(bitpix, equivtype, out.scaled);
+  std::vector<int64_t> shape(axes.rbegin(), axes.rend());
+  out.data = at::empty(shape, at::TensorOptions().dtype(f32 ? at::kFloat : at::kDouble));
+  int anynul = 0;
+  const LONGLONG n = out.data.numel();
+  if (f32) {
+    float nul = std::numeric_limits<float>::quiet_NaN();  // BLANK pixels become NaN
+    fits_read_img(f, TFLOAT, 1, n, &nul, out.data.data_ptr<float>(), &anynul, &status);
+  } else {
+    double nul = std::numeric_limits<double>::quiet_NaN();
+    fits_read_img(f, TDOUBLE, 1, n, &nul, out.data.data_ptr<double>(), &anynul, &status);
+  }
+  if (status) throw_fits(status, what);
+
+  int nkeys = 0;
+  fits_get_hdrspace(f, &nkeys, nullptr, &status);
+  for (int i = 1; i <= nkeys; ++i) {
+    char card[FLEN_CARD] = {0};
+    if (fits_read_record(f, i, card, &status)) break;
+    out.header.add_card(card);
+  }
+  if (status) throw_fits(status, what);
+  file.close(what);
+  return out;
+}
+
+std::vector<FitsHduInfo> list_fits_hdus(const std::string& spec) {
+  check_exists(spec);
+  const std::string base = strip_hdu_selector(spec);
+  const std::string what = describe_spec(base);
+  FitsFile file;
+  int status = 0, count = 0;
+  fits_clear_errmsg();
+  if (fits_open_diskfile(file.out(), base.c_str(), READONLY, &status)) throw_fits(status, what);
+  fits_get_num_hdus(file.get(), &count, &status);
+  std::vector<FitsHduInfo> out;
+  for (int i = 1; i <= count && !status; ++i) {
+    int type = 0;
+    fits_movabs_hdu(file.get(), i, &type, &status);
+    FitsHduInfo info;
+    info.index = i - 1;
+    char extname[FLEN_VALUE] = {0};
+    if (fits_read_key(file.get(), TSTRING, "EXTNAME", extname, nullptr, &status) == KEY_NO_EXIST)
+      status = 0;
+    info.name = extname[0] ? extname : (i == 1 ? "PRIMARY" : "");
+    if (type == IMAGE_HDU) {
+      info.kind = "image";
+      int naxis = 0;
+      long naxes[16] = {0};
+      fits_get_img_param(file.get(), 16, &info.bitpix, &naxis, naxes, &status);
+      info.naxes.assign(naxes, naxes + std::min(naxis, 16));
+    } else {
+      info.kind = type == BINARY_TBL ? "binary table" : "ascii table";
+      int ncols = 0;
+      long nrows = 0;
+      fits_get_num_cols(file.get(), &ncols, &status);
+      fits_get_num_rows(file.get(), &nrows, &status);
+      info.naxes = {ncols, nrows};
+    }
+    out.push_back(std::move(info));
+  }
+  fits_clear_errmsg();
+  if (status) throw_fits(status, what);
+  file.close(what);
+  return out;
+}
+
+// ---- Writing ------------------------------------------------------------------------------------
+
+void write_fits(const std::string& path, const at::Tensor& data, const FitsHeader& header,
+                FitsPixelType type, const std::string& extname) {
+  const std::string what = "cannot write FITS '" + path + "'";
+  detail::AtomicFile out(path);
+  FitsFile file;
+  fits_clear_errmsg();
+  create_file(file, out, what);
+  write_image_hdu(file.get(), data, header, type, extname, what);
+  file.close(what);
+  out.commit();
+}
+
+void write_fits_extensions(const std::string& path, const std::vector<FitsHduOut>& hdus,
+                           const FitsHeader& primary_header) {
+  const std::string what = "cannot write FITS '" + path + "'";
+  std::set<std::string> names;
+  for (const auto& h : hdus) {
+    if (h.name.empty()) throw ValueError(what + ": every extension needs a name (EXTNAME)");
+    if (!names.insert(h.name).second)
+      throw ValueError(what + ": extension name '" + h.name + "' is used twice");
+  }
+  detail::AtomicFile out(path);
+  FitsFile file;
+  fits_clear_errmsg();
+  create_file(file, out, what);
+  int status = 0;
+  fits_create_img(file.get(), BYTE_IMG, 0, nullptr, &status);
+  for (const auto& card : primary_header.cards()) fits_write_record(file.get(), card.c_str(), &status);
+  fits_write_date(file.get(), &status);
+  fits_write_chksum(file.get(), &status);
+  if (status) throw_fits(status, what);
+  for (const auto& h : hdus) write_image_hdu(file.get(), h.data, h.header, h.type, h.name, what);
+  file.close(what);
+  out.commit();
+}
+
+}  // namespace demix

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Command-line behaviour of `demix`: exit codes (0 ok, 1 runtime failure, 2 usage), messages that
+name the file and the problem, and no output file (nor temporary) left behind by a failure.
+
+usage: test_cli.py PATH/TO/demix
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+DEMIX = None
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def run(*args):
+    p = subprocess.run([DEMIX, *map(str, args)], capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+class CliTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.good = self.path("good.npy")
+        np.save(self.good, np.random.default_rng(1).normal(size=(16, 24)).astype(np.float32))
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def assertFails(self, args, code, *fragments, output=None):
+        rc, out, err = run(*args)
+        self.assertEqual(rc, code, f"{args}: rc={rc}\nstdout={out}\nstderr={err}")
+        for f in fragments:
+            self.assertIn(f, err, f"{args}: stderr lacks {f!r}: {err}")
+        if output is not None:
+            self.assertFalse(os.path.exists(output), f"{args} left {output}")
+        leftovers = [f for f in os.listdir(self.dir) if ".tmp-" in f]
+        self.assertEqual(leftovers, [], f"{args} left temporaries")
+        return err
+
+    # ---- success paths ----
+    def test_help_and_version(self):
+        rc, out, _ = run("--help")
+        self.assertEqual(rc, 0)
+        for cmd in ("version", "info", "convert", "preview"):
+            self.assertIn(cmd, out)
+        rc, out, _ = run("convert", "--help")
+        self.assertEqual(rc, 0)
+        self.assertIn("--out-type", out)
+        rc, out, _ = run("version")
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"demix \d+\.\d+\.\d+")
+        self.assertRegex(out, r"LibTorch \d+\.\d+")
+        self.assertIn("devices: cpu", out)
+
+    def test_info_reports_shape_stats_and_nans(self):
+        x = np.arange(12, dtype=np.float64).reshape(3, 4)
+        x[1, 1] = np.nan
+        np.save(self.path("n.npy"), x)
+        rc, out, err = run("info", self.path("n.npy"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("3 x 4", out)
+        self.assertIn("1 NaN", out)
+        self.assertIn("0 / 11", out)  # min / max of finite pixels
+
+    def test_convert_round_trip_and_preview(self):
+        fits = self.path("g.fits")
+        rc, out, err = run("convert", self.good, fits)
+        self.assertEqual(rc, 0, err)
+        rc, _, err = run("convert", fits, self.path("back.npy"))
+        self.assertEqual(rc, 0, err)
+        np.testing.assert_array_equal(np.load(self.path("back.npy")), np.load(self.good))
+        rc, _, err = run("preview", fits, self.path("g.png"), "--stretch", "log", "--cmap", "magma")
+        self.assertEqual(rc, 0, err)
+        head = read_bytes(self.path("g.png"))[:24]
+        self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n")
+        self.assertEqual(int.from_bytes(head[16:20], "big"), 24)  # IHDR width
+        self.assertEqual(int.from_bytes(head[20:24], "big"), 16)  # IHDR height
+
+    def test_global_options_before_or_after_subcommand(self):
+        rc, _, err = run("--device", "cpu", "--dtype", "float64", "info", self.good)
+        self.assertEqual(rc, 0, err)
+        rc, _, err = run("info", self.good, "--device", "cpu", "--threads", "1")
+        self.assertEqual(rc, 0, err)
+
+    # ---- usage errors: exit 2 ----
+    def test_usage_errors_exit_2(self):
+        self.assertFails([], 2)
+        self.assertFails(["frobnicate"], 2)
+        self.assertFails(["convert", self.good], 2, "output")
+        self.assertFails(["preview", self.good, self.path("p.png"), "--stretch", "cubic"], 2, "cubic",
+                         output=self.path("p.png"))
+        self.assertFails(["--device", "tpu", "info", self.good], 2, "tpu")
+        self.assertFails(["info", self.good, "--no-such-option"], 2)
+
+    # ---- runtime failures: exit 1, message, no output ----
+    def test_missing_file(self):
+        out = self.path("o.fits")
+        self.assertFails(["convert", self.path("nope.fits"), out], 1, "nope.fits", "file not found",
+                         output=out)
+
+    def test_not_fits_or_npy(self):
+        with open(self.path("notes.fits"), "w") as f:
+            f.write("SIMPLE? no, just text\n")
+        out = self.path("o.npy")
+        self.assertFails(["convert", self.path("notes.fits"), out], 1, "notes.fits",
+                         "neither a FITS file", output=out)
+
+    def test_truncated_files(self):
+        big = self.path("big.npy")
+        np.save(big, np.zeros((64, 64)))
+        data = read_bytes(big)
+        write_bytes(self.path("cut.npy"), data[:-1000])
+        out = self.path("o.fits")
+        self.assertFails(["convert", self.path("cut.npy"), out], 1, "cut.npy", "truncated", output=out)
+        rc, _, err = run("convert", big, self.path("big.fits"))
+        self.assertEqual(rc, 0, err)
+        data = read_bytes(self.path("big.fits"))
+        write_bytes(self.path("cut.fits"), data[:-4000])
+        self.assertFails(["convert", self.path("cut.fits"), out], 1, "cut.fits", "truncated", output=out)
+
+    def test_unsupported_type(self):
+        np.save(self.path("int.npy"), np.arange(16, dtype=np.int32).reshape(4, 4))
+        out = self.path("o.fits")
+        self.assertFails(["convert", self.path("int.npy"), out], 1, "int.npy", "'<i4'", output=out)
+
+    def test_complex_to_fits_refused(self):
+        np.save(self.path("z.npy"), (np.ones((4, 4)) * (1 + 2j)).astype(np.complex64))
+        out = self.path("z.fits")
+        self.assertFails(["convert", self.path("z.npy"), out], 1, "complex", output=out)
+        rc, _, err = run("preview", self.path("z.npy"), self.path("z.png"), "--part", "phase")
+        self.assertEqual(rc, 0, err)
+
+    def test_empty_hdu(self):
+        # A FITS file whose only HDU has no data: NAXIS = 0.
+        card = lambda s: s.ljust(80).encode()
+        header = card("SIMPLE  =                    T") + card("BITPIX  =                    8") + \
+            card("NAXIS   =                    0") + card("END")
+        write_bytes(self.path("empty.fits"), header.ljust(2880, b" "))
+        out = self.path("o.npy")
+        self.assertFails(["convert", self.path("empty.fits"), out], 1, "empty.fits", "no image data",
+                         output=out)
+
+    def test_nan_refused_unless_replaced(self):
+        x = np.ones((8, 8), dtype=np.float32)
+        x[0, :3] = np.nan
+        x[1, 0] = np.inf
+        np.save(self.path("nan.npy"), x)
+        out = self.path("o.fits")
+        self.assertFails(["convert", self.path("nan.npy"), out], 1, "nan.npy", "4 non-finite",
+                         "3 NaN", "--nan", output=out)
+        rc, _, err = run("convert", self.path("nan.npy"), self.path("z.npy"), "--nan", "zero")
+        self.assertEqual(rc, 0, err)
+        z = np.load(self.path("z.npy"))
+        self.assertEqual(z[0, 0], 0.0)
+        self.assertTrue(np.isfinite(z).all())
+
+    def test_wrong_dimensions(self):
+        np.save(self.path("line.npy"), np.ones(10))
+        np.save(self.path("hyper.npy"), np.ones((2, 2, 2, 2)))
+        out = self.path("o.fits")
+        self.assertFails(["convert", self.path("line.npy"), out], 1, "1 dimension", output=out)
+        self.assertFails(["convert", self.path("hyper.npy"), out], 1, "4 dimension", output=out)
+
+    def test_output_folder_missing_and_bad_extension(self):
+        out = self.path("no/such/dir/o.fits")
+        self.assertFails(["convert", self.good, out], 1, "does not exist", output=out)
+        self.assertFails(["convert", self.good, self.path("o.txt")], 1, "'.txt'",
+                         output=self.path("o.txt"))
+
+    def test_failed_run_keeps_existing_output(self):
+        out = self.path("keep.npy")
+        np.save(out, np.full((2, 2), 7.0))
+        np.save(self.path("nan.npy"), np.full((4, 4), np.nan))
+        self.assertFails(["convert", self.path("nan.npy"), out], 1, "non-finite")
+        np.testing.assert_array_equal(np.load(out), np.full((2, 2), 7.0))
+
+    def test_bad_plane_and_missing_cuda(self):
+        np.save(self.path("cube.npy"), np.ones((3, 4, 4)))
+        out = self.path("c.png")
+        self.assertFails(["preview", self.path("cube.npy"), out, "--plane", "5"], 1, "--plane 5",
+                         "3 planes", output=out)
+        rc, out_text, _ = run("version")
+        if "no CUDA device" in out_text:
+            self.assertFails(["--device", "cuda", "info", self.good], 1, "cuda")
+
+
+if __name__ == "__main__":
+    DEMIX = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)

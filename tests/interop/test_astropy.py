@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Interoperability with the reference Python tools: astropy reads what demix writes and demix reads
+what astropy and numpy write, pixel for pixel and keyword for keyword (exact: no arithmetic happens
+between writer and reader, and scaled integers are exact in float64).
+
+usage: test_astropy.py PATH/TO/demix
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+import warnings
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+DEMIX = None
+WCS_KEYS = ["CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2",
+            "CUNIT1", "CUNIT2", "RADESYS", "EQUINOX"]
+
+
+def demix(*args):
+    p = subprocess.run([DEMIX, "-q", *map(str, args)], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError(f"demix {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
+    return p.stdout
+
+
+def wcs_header():
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [83.633083, 22.0145]
+    w.wcs.crpix = [12.5, 8.25]
+    w.wcs.cdelt = [-2.7777777777777778e-4, 2.7777777777777778e-4]
+    w.wcs.cunit = ["deg", "deg"]
+    w.wcs.radesys = "ICRS"
+    w.wcs.equinox = 2000.0
+    h = w.to_header()
+    h["BUNIT"] = "MJy/sr"
+    h["OBJECT"] = "Crab"
+    h["HISTORY"] = "written by astropy for the demix interop test"
+    return h
+
+
+class AstropyInterop(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.rng = np.random.default_rng(7)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def test_demix_fits_read_by_astropy(self):
+        for dtype in (np.float32, np.float64):
+            for shape in ((24, 17), (3, 24, 17)):
+                x = self.rng.normal(size=shape).astype(dtype)
+                np.save(self.path("x.npy"), x)
+                demix("convert", self.path("x.npy"), self.path("x.fits"))
+                with fits.open(self.path("x.fits"), checksum=True) as hdul:  # verifies CHECKSUM
+                    data = hdul[0].data
+                    self.assertEqual(data.dtype, np.dtype(dtype).newbyteorder(">"))
+                    np.testing.assert_array_equal(data, x)
+                    self.assertIn("DATE", hdul[0].header)
+
+    def test_astropy_fits_with_wcs_through_demix(self):
+        x = self.rng.normal(size=(16, 24)).astype(np.float32)
+        fits.PrimaryHDU(x, header=wcs_header()).writeto(self.path("a.fits"))
+        # astropy -> demix (FITS -> FITS and FITS -> npy)
+        demix("convert", self.path("a.fits"), self.path("b.fits"))
+        demix("convert", self.path("a.fits"), self.path("b.npy"))
+        np.testing.assert_array_equal(np.load(self.path("b.npy")), x)
+        with fits.open(self.path("a.fits")) as a, fits.open(self.path("b.fits")) as b:
+            ha, hb = a[0].header, b[0].header
+            np.testing.assert_array_equal(b[0].data, x)
+            present = [k for k in WCS_KEYS if k in ha]
+            self.assertGreaterEqual(len(present), 11, present)  # astropy may drop EQUINOX for ICRS
+            for key in present + ["BUNIT", "OBJECT"]:
+                self.assertEqual(hb[key], ha[key], key)
+            self.assertIn("written by astropy", str(hb["HISTORY"]))
+            self.assertIn("demix", str(hb["HISTORY"]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wa, wb = WCS(ha), WCS(hb)
+            pix = np.array([[0.0, 0.0], [15.0, 23.0], [7.5, 3.25]])
+            np.testing.assert_array_equal(wa.wcs_pix2world(pix, 0), wb.wcs_pix2world(pix, 0))
+
+    def test_scaled_integer_images(self):
+        base = self.rng.integers(-1000, 1000, size=(9, 11))
+        cases = {
+            "uint8": base.clip(0, 255).astype(np.uint8),
+            "int8": base.clip(-128, 127).astype(np.int8),     # astropy stores BZERO = -128
+            "uint16": (base + 30000).astype(np.uint16),         # BZERO = 32768
+            "int16": base.astype(np.int16),
+            "int32": (base * 100000).astype(np.int32),
+            "uint32": (base + 5000).astype(np.uint32),
+            "int64": (base * 10**12).astype(np.int64),
+        }
+        for name, data in cases.items():
+            fits.PrimaryHDU(data).writeto(self.path(f"{name}.fits"), overwrite=True)
+        # A float image quantised to int16 with a non-trivial BSCALE/BZERO.
+        hdu = fits.PrimaryHDU(self.rng.normal(size=(9, 11)) * 50)
+        hdu.scale("int16", bscale=0.25, bzero=-3.0)
+        hdu.writeto(self.path("scaled16.fits"))
+        cases["scaled16"] = None
+        for name in cases:
+            f = self.path(f"{name}.fits")
+            demix("convert", f, self.path(f"{name}.npy"), "--out-type", "float64")
+            expected = fits.getdata(f).astype(np.float64)  # astropy applies BSCALE/BZERO
+            np.testing.assert_array_equal(np.load(self.path(f"{name}.npy")), expected, err_msg=name)
+
+    def test_blank_pixels_become_nan(self):
+        data = np.arange(12, dtype=np.int16).reshape(3, 4)
+        data[1, 2] = -32768
+        hdu = fits.PrimaryHDU(data)
+        hdu.header["BLANK"] = -32768
+        hdu.writeto(self.path("blank.fits"))
+        out = demix("info", self.path("blank.fits"))
+        self.assertIn("1 NaN", out)
+        demix("convert", self.path("blank.fits"), self.path("blank.npy"), "--nan", "keep")
+        got = np.load(self.path("blank.npy"))
+        self.assertTrue(np.isnan(got[1, 2]))
+        self.assertEqual(got[2, 3], 11)
+
+    def test_hdu_selection_in_astropy_mef(self):
+        sci = self.rng.normal(size=(8, 8)).astype(np.float32)
+        err = self.rng.normal(size=(4, 6)).astype(np.float64)
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
+                      fits.ImageHDU(err, name="ERR")]).writeto(self.path("m.fits"))
+        demix("convert", self.path("m.fits") + "[ERR]", self.path("err.npy"))
+        demix("convert", self.path("m.fits") + "[1]", self.path("sci.npy"))
+        demix("convert", self.path("m.fits"), self.path("first.npy"))  # first HDU with an image
+        np.testing.assert_array_equal(np.load(self.path("err.npy")), err)
+        np.testing.assert_array_equal(np.load(self.path("sci.npy")), sci)
+        np.testing.assert_array_equal(np.load(self.path("first.npy")), sci)
+        out = demix("info", self.path("m.fits[ERR]"))
+        self.assertIn("[2] ERR", out)
+
+    def test_npy_every_dtype_order_and_endianness(self):
+        for dtype in ("<f4", ">f4", "<f8", ">f8", "<c8", ">c8", "<c16", ">c16"):
+            for order in ("C", "F"):
+                x = self.rng.normal(size=(5, 7, 3))
+                if dtype[1] == "c":
+                    x = x + 1j * self.rng.normal(size=x.shape)
+                x = np.asarray(x, dtype=np.dtype(dtype), order=order)
+                np.save(self.path("in.npy"), x)
+                demix("convert", self.path("in.npy"), self.path("out.npy"))
+                y = np.load(self.path("out.npy"))
+                self.assertEqual(y.dtype, np.dtype(dtype).newbyteorder("<"), (dtype, order))
+                np.testing.assert_array_equal(y, x, err_msg=f"{dtype} {order}")
+
+
+if __name__ == "__main__":
+    DEMIX = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)

@@ -4,6 +4,7 @@
 #include <demix/fits.hpp>
 
 #include "detail/atomic_file.hpp"
+#include "detail/files.hpp"
 
 #include <ATen/ATen.h>
 #include <fitsio.h>
@@ -11,7 +12,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <set>
 
@@ -125,12 +125,7 @@ bool fits_in_float32(int bitpix, int equivtype, bool scaled) {
 std::string describe_spec(const std::string& spec) { return "cannot read FITS '" + spec + "'"; }
 
 void check_exists(const std::string& spec) {
-  const std::string base = strip_hdu_selector(spec);
-  std::error_code ec;
-  if (!std::filesystem::exists(base, ec))
-    throw IoError("cannot read '" + spec + "': file not found");
-  if (std::filesystem::is_directory(base, ec))
-    throw IoError("cannot read '" + spec + "': it is a folder");
+  detail::require_input_file(strip_hdu_selector(spec), spec);
 }
 
 /// Writes one image HDU at the current position of `f` (primary if the file is new).

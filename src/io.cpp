@@ -2,12 +2,13 @@
 #include <demix/io.hpp>
 #include <demix/npy.hpp>
 
+#include "detail/files.hpp"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 
 namespace demix {
@@ -18,7 +19,9 @@ std::string lower_extension(const std::string& path) {
   std::string p = path;
   std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return std::tolower(c); });
   if (p.size() > 3 && p.ends_with(".gz")) p.resize(p.size() - 3);
-  return std::filesystem::path(p).extension().string();
+  const std::string name = detail::file_name(p);
+  const auto dot = name.find_last_of('.');
+  return dot == std::string::npos || dot == 0 ? std::string() : name.substr(dot);
 }
 
 at::ScalarType output_dtype(const at::Tensor& data, PixelType type) {
@@ -46,10 +49,7 @@ FileFormat format_for_output(const std::string& path) {
 
 FileFormat detect_input_format(const std::string& spec) {
   const std::string base = strip_hdu_selector(spec);
-  std::error_code ec;
-  if (!std::filesystem::exists(base, ec)) throw IoError("cannot read '" + spec + "': file not found");
-  if (std::filesystem::is_directory(base, ec))
-    throw IoError("cannot read '" + spec + "': it is a folder");
+  detail::require_input_file(base, spec);
   std::ifstream in(base, std::ios::binary);
   if (!in) throw IoError("cannot read '" + spec + "': " + std::strerror(errno));
   char head[9] = {0};

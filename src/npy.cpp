@@ -5,6 +5,7 @@
 #include <demix/npy.hpp>
 
 #include "detail/atomic_file.hpp"
+#include "detail/files.hpp"
 
 #include <ATen/ATen.h>
 
@@ -12,7 +13,6 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <regex>
 
@@ -69,13 +69,10 @@ void swap_bytes(void* data, std::size_t count, std::size_t width) {
 
 at::Tensor read_npy(const std::string& path) {
   const std::string what = "cannot read npy '" + path + "'";
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw IoError("cannot read '" + path + "': file not found");
-  if (std::filesystem::is_directory(path, ec))
-    throw IoError("cannot read '" + path + "': it is a folder");
+  detail::require_input_file(path, path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(what + ": " + std::strerror(errno));
-  const auto file_size = std::filesystem::file_size(path, ec);
+  const std::uint64_t file_size = detail::file_size(path).value_or(0);
 
   char prefix[kMagicSize + 2] = {0};
   if (!in.read(prefix, sizeof prefix) || std::memcmp(prefix, kMagic, kMagicSize) != 0)

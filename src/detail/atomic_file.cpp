@@ -2,6 +2,8 @@
 
 #include <demix/errors.hpp>
 
+#include "detail/files.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -12,24 +14,16 @@
 
 namespace demix::detail {
 
-namespace fs = std::filesystem;
-
 AtomicFile::AtomicFile(const std::string& target) : target_(target) {
   if (target.empty()) throw IoError("output path is empty");
-  const fs::path path(target);
-  fs::path folder = path.parent_path();
-  if (folder.empty()) folder = ".";
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec))
-    throw IoError("cannot write '" + target + "': folder '" + folder.string() +
-                  "' does not exist");
-  if (fs::is_directory(path, ec))
-    throw IoError("cannot write '" + target + "': it is a folder");
+  const std::string folder = parent_folder(target);
+  if (!is_folder(folder))
+    throw IoError("cannot write '" + target + "': folder '" + folder + "' does not exist");
+  if (is_folder(target)) throw IoError("cannot write '" + target + "': it is a folder");
   static std::atomic<unsigned> counter{0};
   // A hidden name in the same folder, so that rename() stays within one filesystem.
-  temp_ = (folder / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-                     std::to_string(counter++)))
-              .string();
+  temp_ = folder + "/." + file_name(target) + ".tmp-" + std::to_string(::getpid()) + "-" +
+          std::to_string(counter++);
 }
 
 AtomicFile::~AtomicFile() {

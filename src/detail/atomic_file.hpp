@@ -2,7 +2,6 @@
 // Outputs are written to a temporary file beside the target and renamed into place on success,
 // so an interrupted or failed write never leaves a half-written file under the final name.
 
-#include <filesystem>
 #include <string>
 
 namespace demix::detail {

@@ -11,7 +11,9 @@ function(run)
 endfunction()
 
 run(${CMAKE_COMMAND} --install ${DEMIX_BUILD_DIR} --prefix ${prefix})
-run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -DCMAKE_BUILD_TYPE=Release
-    "-DCMAKE_PREFIX_PATH=${prefix};${EXTRA_PREFIX_PATH}")
+# Through the environment (':'-separated), since a ';' list would be split into several arguments.
+string(REPLACE ";" ":" search_path "${prefix};${EXTRA_PREFIX_PATH}")
+set(ENV{CMAKE_PREFIX_PATH} "${search_path}")
+run(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer ${WORK_DIR}/consumer.fits)

@@ -2,6 +2,7 @@
 // Umbrella header: everything public in demix. Prefer the individual headers in library code.
 
 #include <demix/build_info.hpp>
+#include <demix/coefficients.hpp>
 #include <demix/context.hpp>
 #include <demix/errors.hpp>
 #include <demix/fits.hpp>

@@ -1,0 +1,29 @@
+#pragma once
+// The result of every statistics operator (WPH, WST, scattering covariance, power spectrum): one
+// value per coefficient and per map of the batch, with a label row per coefficient so that users
+// can select, compare and plot classes of coefficients.
+
+#include <ATen/core/TensorBody.h>
+
+#include <string>
+#include <vector>
+
+namespace demix {
+
+struct Coefficients {
+  at::Tensor values;                     // (B, K) real or complex, on the operator's device
+  std::vector<std::string> classes;      // class names, e.g. {"S11", "S00", "S01", ...}
+  at::Tensor class_id;                   // (K,) int64 CPU: index into `classes`
+  std::vector<std::string> label_names;  // names of the label columns, e.g. {"j1", "t1", ...}
+  at::Tensor labels;                     // (K, label_names.size()) int64 CPU; -1 = not applicable
+
+  int64_t size() const { return class_id.numel(); }
+  /// (K,) bool CPU: the coefficients of class `name` (ValueError if there is no such class).
+  at::Tensor mask(const std::string& name) const;
+  /// The coefficients of one class, values and labels restricted to it.
+  Coefficients select(const std::string& name) const;
+  /// Column `name` of the labels, (K,) int64 (ValueError if absent).
+  at::Tensor label(const std::string& name) const;
+};
+
+}  // namespace demix

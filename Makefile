@@ -23,9 +23,10 @@ deps:
 	@TORCH_PREFIX="$(TORCH_PREFIX)" bash scripts/install-deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD_DIR) $(CMAKE_ARGS) > $(BUILD_DIR).configure.log 2>&1 || \
-	  { cat $(BUILD_DIR).configure.log; exit 1; }
-	@grep -A8 "demix .* configuration" $(BUILD_DIR).configure.log || true
+	@mkdir -p $(BUILD_DIR)
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_ARGS) > $(BUILD_DIR)/configure.log 2>&1 || \
+	  { cat $(BUILD_DIR)/configure.log; exit 1; }
+	@grep -A8 "demix .* configuration" $(BUILD_DIR)/configure.log || true
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -40,4 +41,4 @@ install: build
 	cmake --install $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log out
+	rm -rf $(BUILD_DIR) out

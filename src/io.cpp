@@ -73,6 +73,8 @@ Image read_image(const std::string& spec, const ReadOptions& options) {
   image.source = spec;
   if (detect_input_format(spec) == FileFormat::Npy) {
     image.data = read_npy(spec);
+    if (!image.data.is_floating_point() && !image.data.is_complex())
+      image.data = image.data.to(at::kDouble);  // integer images: exact in float64
     const bool f64 = image.data.scalar_type() == at::kDouble ||
                      image.data.scalar_type() == at::kComplexDouble;
     image.format = std::string("npy ") + (image.data.is_complex() ? (f64 ? "complex128" : "complex64")

@@ -41,10 +41,15 @@ Descr parse_descr(const std::string& descr, const std::string& what) {
   else if (kind == "f8") d = {at::kDouble, 8, false};
   else if (kind == "c8") d = {at::kComplexFloat, 8, false};
   else if (kind == "c16") d = {at::kComplexDouble, 16, false};
+  else if (kind == "i1") d = {at::kChar, 1, false};
+  else if (kind == "u1") d = {at::kByte, 1, false};
+  else if (kind == "i2") d = {at::kShort, 2, false};
+  else if (kind == "i4") d = {at::kInt, 4, false};
+  else if (kind == "i8") d = {at::kLong, 8, false};
   else
     throw FormatError(what + ": unsupported dtype '" + descr +
-                      "'; demix reads float32, float64, complex64 and complex128 ('<f4', '<f8', "
-                      "'<c8', '<c16', either byte order)");
+                      "'; demix reads float32/64 ('<f4', '<f8'), complex64/128 ('<c8', '<c16') and "
+                      "signed integers or uint8 ('<i1' .. '<i8', '|u1'), either byte order");
   if (order != '<' && order != '>' && order != '=' && order != '|')
     throw FormatError(what + ": unsupported byte order in dtype '" + descr + "'");
   d.big_endian = order == '>';  // '=' and '|' are native, and demix runs on little-endian hosts
@@ -124,7 +129,7 @@ at::Tensor read_npy(const std::string& path) {
   if (d.big_endian) {
     const bool complex = d.dtype == at::kComplexFloat || d.dtype == at::kComplexDouble;
     const std::size_t width = complex ? d.item_size / 2 : d.item_size;  // swap each component
-    swap_bytes(t.data_ptr(), count * (complex ? 2 : 1), width);
+    if (width > 1) swap_bytes(t.data_ptr(), count * (complex ? 2 : 1), width);
   }
   if (fortran && t.dim() > 1) {
     std::vector<int64_t> perm(t.dim());

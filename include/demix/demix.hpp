@@ -5,8 +5,10 @@
 #include <demix/coefficients.hpp>
 #include <demix/context.hpp>
 #include <demix/errors.hpp>
+#include <demix/filters.hpp>
 #include <demix/fits.hpp>
 #include <demix/image.hpp>
 #include <demix/io.hpp>
 #include <demix/npy.hpp>
 #include <demix/preview.hpp>
+#include <demix/wph.hpp>

@@ -136,9 +136,14 @@ class CliTest(unittest.TestCase):
         self.assertFails(["convert", self.path("cut.fits"), out], 1, "cut.fits", "truncated", output=out)
 
     def test_unsupported_type(self):
-        np.save(self.path("int.npy"), np.arange(16, dtype=np.int32).reshape(4, 4))
+        np.save(self.path("half.npy"), np.ones((4, 4), dtype=np.float16))
         out = self.path("o.fits")
-        self.assertFails(["convert", self.path("int.npy"), out], 1, "int.npy", "'<i4'", output=out)
+        self.assertFails(["convert", self.path("half.npy"), out], 1, "half.npy", "'<f2'", output=out)
+        # Integer images are read exactly (as float64).
+        np.save(self.path("int.npy"), np.arange(16, dtype=np.int32).reshape(4, 4) - 8)
+        rc, _, err = run("convert", self.path("int.npy"), self.path("int_out.npy"))
+        self.assertEqual(rc, 0, err)
+        np.testing.assert_array_equal(np.load(self.path("int_out.npy")), np.arange(16).reshape(4, 4) - 8)
 
     def test_complex_to_fits_refused(self):
         np.save(self.path("z.npy"), (np.ones((4, 4)) * (1 + 2j)).astype(np.complex64))

@@ -110,14 +110,14 @@ TEST(Npy, RejectsBadFilesWithClearErrors) {
   write_bytes(dir.path("text.npy"), "hello world, not an array");
   EXPECT_THROW(demix::read_npy(dir.path("text.npy")), demix::FormatError);
 
-  write_bytes(dir.path("int.npy"),
-              npy_bytes(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }",
-                        std::string(8, '\0')));
+  write_bytes(dir.path("bool.npy"),
+              npy_bytes(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }",
+                        std::string(2, '\0')));
   try {
-    demix::read_npy(dir.path("int.npy"));
-    FAIL() << "int32 accepted";
+    demix::read_npy(dir.path("bool.npy"));
+    FAIL() << "bool accepted";
   } catch (const demix::FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("'<i4'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'|b1'"), std::string::npos) << e.what();
   }
 
   demix::write_npy(dir.path("ok.npy"), at::randn({16, 16}, at::kDouble));
@@ -138,4 +138,17 @@ TEST(Npy, WriteRejectsUnsupportedDtypeAndMissingFolder) {
   EXPECT_THROW(demix::write_npy(dir.path("no/such/folder/x.npy"), at::ones({2, 2})),
                demix::IoError);
   EXPECT_TRUE(dir.files().empty());
+}
+
+TEST(Npy, ReadsIntegersBothEndiannesses) {
+  TempDir dir;
+  write_bytes(dir.path("i8.npy"), npy_bytes(1, "{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }",
+                                            big_endian<int64_t>({-5, 7, 1LL << 40})));
+  const at::Tensor y = demix::read_npy(dir.path("i8.npy"));
+  ASSERT_EQ(y.scalar_type(), at::kLong);
+  EXPECT_EQ(y[0].item<int64_t>(), -5);
+  EXPECT_EQ(y[2].item<int64_t>(), 1LL << 40);
+  write_bytes(dir.path("u1.npy"), npy_bytes(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }",
+                                            std::string("\xff\x01", 2)));
+  EXPECT_EQ(demix::read_npy(dir.path("u1.npy"))[0].item<int64_t>(), 255);
 }

@@ -1,0 +1,105 @@
+#pragma once
+// Wavelet phase harmonics (Allys+2020, Regaldo-Saint Blancard+2021/2023), defined as pywph 1.1
+// defines them: bump-steerable wavelets, Gaussian low-pass, the default model
+// (S11, S00, S01, C01, Cphase, L) on the "exp" shift grid, norm none/auto, periodic or not.
+//
+//   C(lambda1, p1, lambda2, p2, tau) = < ([x*psi1]^p1 - m1)(r + tau) conj([x*psi2]^p2 - m2)(r) > / (s1 s2)
+//
+// with [z]^p = |z| e^{i p arg z} (p = 0: modulus), m the spatial mean and s = 1 (norm None) or the
+// standard deviation (norm Auto; the means and deviations then come from a reference map).
+
+#include <demix/coefficients.hpp>
+#include <demix/context.hpp>
+
+#include <ATen/core/TensorBody.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace demix {
+
+enum class WphNorm {
+  None,  ///< subtract each field's own spatial mean (covariances), no scaling
+  Auto,  ///< subtract the reference map's means and divide by its standard deviations (pywph "auto")
+};
+
+enum class WphBoundary {
+  Periodic,     ///< periodic maps (simulation boxes): circular convolutions and shifts (pywph pbc=True)
+  NonPeriodic,  ///< cut 2^J * cut_param pixels on each side, zero-pad, reweight shifts (pbc=False)
+};
+
+struct WphOptions {
+  int J = 7;            ///< number of dyadic scales, 1 <= J, 2^J <= min(H, W) in practice
+  int L = 4;            ///< number of angles in [0, pi)
+  int dn = 0;           ///< radial steps of the shift grid tau (0: no shifts); pywph's dn
+  int A = 4;            ///< azimuthal steps in [0, pi) of the shift grid; pywph's A
+  bool complex_data = false;  ///< complex maps (Q + iU): 2L angles in [0, 2 pi) and pseudo moments
+  WphNorm norm = WphNorm::None;
+  WphBoundary boundary = WphBoundary::Periodic;
+  double cut_param = 0.5;  ///< NonPeriodic only: border cut, in units of 2^J pixels
+  /// Memory for one chunk of covariances (bytes); the work is split into chunks of this size.
+  int64_t chunk_bytes = int64_t{512} << 20;
+};
+
+/// Builds the filters and the moment list once; forward() is const and batched.
+class WphOperator {
+ public:
+  WphOperator(const WphOptions& options, int64_t height, int64_t width, const Context& context);
+
+  /// WPH and scaling moments of each map. Labels: j1 t1 p1 j2 t2 p2 n a pseudo (pywph's 9-tuple);
+  /// for class "L" (scaling moments) j1 = j2 = the low-pass scale j (which may be -1), t = n = a = -1.
+  /// Complex values. Differentiable with respect to x.
+  Coefficients forward(const at::Tensor& x /* (B, H, W) or (H, W), real or complex */) const;
+
+  /// Norm Auto: store the means and deviations of `reference` (one map, or B maps matching the
+  /// batch later given to forward), reused by every later forward (as pywph's first call does).
+  /// Without a reference, Auto normalises each map by its own statistics.
+  void set_reference(const at::Tensor& reference /* (B0, H, W) or (H, W) */);
+  void clear_reference();
+  bool has_reference() const { return ref_wph_.defined(); }
+
+  const WphOptions& options() const { return options_; }
+  int64_t size() const { return labels_.size(); }
+  /// The labels of forward()'s output (values left undefined).
+  const Coefficients& labels() const { return labels_; }
+
+ private:
+  struct Covariance {  // one pair of fields; several moments (shifts) each
+    int psi1, p1, psi2, p2, pseudo;
+    std::vector<int64_t> moments;  // rows of the output
+    std::vector<int64_t> tx, ty;   // shift of each moment, as indices in the padded grid
+    std::vector<double> weight;    // NonPeriodic reweighting of each moment
+  };
+  struct Scaling {  // one scaling moment
+    int phi;  // index into phi_
+    int p1, p2, pseudo;
+    int64_t row;
+  };
+  struct Fields;
+
+  at::Tensor prepare(const at::Tensor& x) const;               // (B, H, W) complex on device
+  Fields transform(const at::Tensor& xc) const;                 // wavelet and low-pass fields
+  /// Computes every moment into `out` (B, K); with stats_* set, also returns the means and
+  /// deviations used (Auto), for set_reference().
+  void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_wph, const at::Tensor* ref_sm,
+               at::Tensor* out, at::Tensor* stats_wph, at::Tensor* stats_sm) const;
+
+  WphOptions options_;
+  int64_t height_, width_;
+  int64_t cut_y_ = 0, cut_x_ = 0;  // NonPeriodic border
+  int64_t pad_y_ = 0, pad_x_ = 0;  // NonPeriodic zero padding for shifts
+  Context context_;
+  at::Tensor psi_;  // (J * n_angles, H, W) real, Fourier
+  at::Tensor phi_;  // (n_lowpass, H, W) real, Fourier
+  std::vector<Covariance> covariances_;
+  std::vector<Scaling> scalings_;
+  Coefficients labels_;
+  at::Tensor ref_wph_;  // (B0, n_cov, 2 sides, 2: mean (complex), std) complex
+  at::Tensor ref_sm_;   // (B0, n_sm, 2, 2) complex
+};
+
+/// One-shot convenience: builds the operator for x's shape and applies it.
+Coefficients wph(const at::Tensor& x /* (B, H, W) */, const WphOptions& options = {},
+                 const Context& context = Context());
+
+}  // namespace demix

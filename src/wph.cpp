@@ -1,0 +1,387 @@
+#include <demix/errors.hpp>
+#include <demix/filters.hpp>
+#include <demix/wph.hpp>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <set>
+
+namespace demix {
+
+namespace {
+
+using std::numbers::pi;
+
+const std::vector<std::string> kWphLabels{"j1", "t1", "p1", "j2", "t2", "p2", "n", "a", "pseudo"};
+const std::vector<std::string> kWphClasses{"S11", "S00", "S01", "C01", "Cphase", "L"};
+
+struct Moment {
+  int cls;
+  int j1, t1, p1, j2, t2, p2, n, a, pseudo;
+};
+
+/// pywph's default model, in pywph's order (classes S11, S00, S01, C01, Cphase; real or complex).
+std::vector<Moment> default_moments(int J, int L, int dn, int A, bool cplx) {
+  const int nt = (1 + cplx) * L, dl = L / 2;
+  std::vector<Moment> m;
+  // S11 and S00: lambda1 = lambda2, shifts over half of the alpha angles.
+  for (int cls : {0, 1}) {
+    const int p = cls == 0 ? 1 : 0;
+    for (int j = 0; j < J; ++j) {
+      for (int t = 0; t < nt; ++t)
+        for (int n = 0; n <= dn; ++n)
+          for (int a = 0; a < (n == 0 ? 1 : A); ++a) m.push_back({cls, j, t, p, j, t, p, n, a, 0});
+      if (cls == 0 && cplx)  // pseudo S11: Cov(x*psi_theta, conj(x*psi_{theta+pi}))
+        for (int t = 0; t < L; ++t)
+          for (int n = 0; n <= dn; ++n)
+            for (int a = 0; a < (n == 0 ? 1 : 2 * A); ++a)
+              m.push_back({0, j, t, 1, j, (t + L) % (2 * L), 1, n, n == 0 ? 0 : (a + A) % (2 * A), 1});
+    }
+  }
+  for (int j = 0; j < J; ++j)  // S01
+    for (int t = 0; t < nt; ++t) m.push_back({2, j, t, 0, j, t, 1, 0, 0, 0});
+  for (int j1 = 0; j1 < J; ++j1)  // C01: j1 < j2, |t1 - t2| within pi/2 (and its pi-rotation)
+    for (int j2 = j1 + 1; j2 < J; ++j2)
+      for (int t1 = 0; t1 < nt; ++t1) {
+        std::vector<int> t2s;
+        for (int t2 = t1 - dl; t2 < t1 + dl; ++t2) t2s.push_back(t2);
+        if (cplx)
+          for (int t2 = t1 + L - dl; t2 < t1 + L + dl; ++t2) t2s.push_back(t2);
+        for (int t2 : t2s) {
+          if (t1 == t2) {
+            for (int n = 0; n <= dn; ++n)
+              for (int a = 0; a < (n == 0 ? 1 : 2 * A); ++a) m.push_back({3, j1, t1, 0, j2, t2, 1, n, a, 0});
+          } else {
+            m.push_back({3, j1, t1, 0, j2, ((t2 % nt) + nt) % nt, 1, 0, 0, 0});
+          }
+        }
+      }
+  for (int j1 = 0; j1 < J; ++j1)  // Cphase: [x*psi_j1]^1 against [x*psi_j2]^(2^(j2-j1))
+    for (int j2 = j1 + 1; j2 < J; ++j2)
+      for (int t = 0; t < nt; ++t) {
+        const int dn_eff = std::min(J - 1 - j2, dn);
+        for (int n = 0; n <= dn_eff; ++n)
+          for (int a = 0; a < (n == 0 ? 1 : 2 * A); ++a)
+            m.push_back({4, j1, t, 1, j2, t, 1 << (j2 - j1), n, a, 0});
+      }
+  return m;
+}
+
+int64_t pymod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
+
+/// [z]^p per field: p = 0 modulus, 1 identity, >= 2 |z| e^{i p arg z}.
+at::Tensor harmonic(const at::Tensor& z /* (B, P, h, w) complex */, const at::Tensor& modulus,
+                    const std::vector<int>& p /* (P) */) {
+  const bool all0 = std::all_of(p.begin(), p.end(), [](int v) { return v == 0; });
+  const bool all1 = std::all_of(p.begin(), p.end(), [](int v) { return v == 1; });
+  if (all1) return z;
+  if (all0) return modulus.to(z.scalar_type());
+  const at::Tensor pv = at::tensor(std::vector<double>(p.begin(), p.end()), at::kDouble)
+                            .to(z.device(), modulus.scalar_type())
+                            .view({1, -1, 1, 1});
+  const at::Tensor theta = at::angle(z) * pv;
+  const at::Tensor general = at::polar(modulus, theta);  // |z| (cos p theta + i sin p theta)
+  at::Tensor out = at::where((pv == 1), z, general);
+  return at::where((pv == 0), modulus.to(z.scalar_type()), out);
+}
+
+}  // namespace
+
+struct WphOperator::Fields {
+  at::Tensor wt;      // (B, n_psi, h, w) complex: wavelet transform (cut when NonPeriodic)
+  at::Tensor wt_mod;  // (B, n_psi, h, w) real: its modulus
+  at::Tensor lowpass; // (B, n_phi, h, w) complex: low-pass transform minus its mean
+};
+
+WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, const Context& context)
+    : options_(o), height_(height), width_(width), context_(context) {
+  if (o.J < 1) throw ValueError("WPH: J must be >= 1, got " + std::to_string(o.J));
+  if (o.L < 1) throw ValueError("WPH: L must be >= 1, got " + std::to_string(o.L));
+  if (o.dn < 0) throw ValueError("WPH: dn must be >= 0, got " + std::to_string(o.dn));
+  if (o.A < 1) throw ValueError("WPH: A must be >= 1, got " + std::to_string(o.A));
+  if (o.chunk_bytes <= 0) throw ValueError("WPH: chunk_bytes must be > 0");
+  if (height < 8 || width < 8)
+    throw ShapeError("WPH: maps must be at least 8 x 8, got " + std::to_string(height) + " x " +
+                     std::to_string(width));
+  const int64_t M = height, N = width;
+  int64_t Mc = M, Nc = N;
+  if (o.boundary == WphBoundary::NonPeriodic) {
+    cut_y_ = cut_x_ = static_cast<int64_t>(o.cut_param * std::pow(2.0, o.J));
+    if (2 * cut_y_ >= M || 2 * cut_x_ >= N || cut_y_ < 0)
+      throw ValueError("WPH: non-periodic cut of " + std::to_string(cut_y_) +
+                       " pixels per side leaves nothing of a " + std::to_string(M) + " x " +
+                       std::to_string(N) + " map; lower cut_param or J");
+    Mc = M - 2 * cut_y_;
+    Nc = N - 2 * cut_x_;
+  }
+  const int nt = (1 + o.complex_data) * o.L;
+  psi_ = bump_steerable_bank(M, N, o.J, o.L, nt, context.options());
+
+  // Moments, grouped into covariances (consecutive moments sharing the pair of fields).
+  const std::vector<Moment> moments = default_moments(o.J, o.L, o.dn, o.A, o.complex_data);
+  std::vector<int64_t> tx(moments.size()), ty(moments.size());
+  for (std::size_t i = 0; i < moments.size(); ++i) {
+    const Moment& m = moments[i];
+    const double theta = m.t2 * pi / o.L, alpha = m.a * pi / o.A;
+    const double r = m.n != 0 ? std::pow(2.0, m.n) : 0.0;
+    tx[i] = pymod(static_cast<int64_t>(std::nearbyint(r * std::cos(theta - alpha))), N);
+    ty[i] = pymod(static_cast<int64_t>(std::nearbyint(r * std::sin(theta - alpha))), M);
+  }
+  if (o.boundary == WphBoundary::NonPeriodic) {  // pywph pads by the largest shift index
+    pad_x_ = *std::max_element(tx.begin(), tx.end());
+    pad_y_ = *std::max_element(ty.begin(), ty.end());
+  }
+  std::vector<int64_t> label_rows;
+  std::vector<int64_t> class_ids;
+  for (std::size_t i = 0; i < moments.size(); ++i) {
+    const Moment& m = moments[i];
+    const int psi1 = m.j1 * nt + m.t1, psi2 = m.j2 * nt + m.t2;
+    if (covariances_.empty() || i == 0 || moments[i - 1].j1 != m.j1 || moments[i - 1].t1 != m.t1 ||
+        moments[i - 1].p1 != m.p1 || moments[i - 1].j2 != m.j2 || moments[i - 1].t2 != m.t2 ||
+        moments[i - 1].p2 != m.p2 || moments[i - 1].pseudo != m.pseudo)
+      covariances_.push_back({psi1, m.p1, psi2, m.p2, m.pseudo, {}, {}, {}, {}});
+    Covariance& c = covariances_.back();
+    c.moments.push_back(static_cast<int64_t>(i));
+    c.tx.push_back(tx[i]);
+    c.ty.push_back(ty[i]);
+    double weight = 1.0;
+    if (o.boundary == WphBoundary::NonPeriodic) {
+      // 1 / (overlap of the valid region with its shift) * (M N), as pywph's weight map on a
+      // (2 Mc, 2 Nc) grid; pywph keeps it in float32, and so must we to reproduce it.
+      if (ty[i] >= 2 * Mc || tx[i] >= 2 * Nc)
+        throw ValueError("WPH: shift outside the non-periodic weight map; lower dn or J");
+      const double overlap = static_cast<double>(std::abs(Mc - ty[i]) * std::abs(Nc - tx[i]));
+      weight = static_cast<double>(static_cast<float>(1.0 / (overlap / static_cast<double>(M * N))));
+    }
+    c.weight.push_back(weight);
+    label_rows.insert(label_rows.end(), {m.j1, m.t1, m.p1, m.j2, m.t2, m.p2, m.n, m.a, m.pseudo});
+    class_ids.push_back(m.cls);
+  }
+
+  // Scaling moments: low-pass scales -1 .. J/4, (p1, p2) in {(0,0), (0,1), (1,1)} (+ pseudo).
+  std::vector<int> js;
+  for (int j = -1; j <= o.J / 4; ++j) js.push_back(j);
+  phi_ = gaussian_lowpass_bank(M, N, js, context.options());
+  int64_t row = static_cast<int64_t>(moments.size());
+  for (std::size_t k = 0; k < js.size(); ++k)
+    for (auto [p1, p2] : {std::pair{0, 0}, {0, 1}, {1, 1}})
+      for (int pseudo = 0; pseudo <= (o.complex_data && p1 == 1 && p2 == 1 ? 1 : 0); ++pseudo) {
+        scalings_.push_back({static_cast<int>(k), p1, p2, pseudo, row++});
+        label_rows.insert(label_rows.end(), {js[k], -1, p1, js[k], -1, p2, -1, -1, pseudo});
+        class_ids.push_back(5);
+      }
+
+  labels_.classes = kWphClasses;
+  labels_.label_names = kWphLabels;
+  labels_.class_id = at::tensor(class_ids, at::kLong);
+  labels_.labels = at::tensor(label_rows, at::kLong).view({-1, 9});
+}
+
+at::Tensor WphOperator::prepare(const at::Tensor& x) const {
+  if (x.dim() != 2 && x.dim() != 3)
+    throw ShapeError("WPH: input must be (H, W) or (B, H, W), got " + std::to_string(x.dim()) +
+                     " dimensions");
+  if (x.size(-2) != height_ || x.size(-1) != width_)
+    throw ShapeError("WPH: operator built for " + std::to_string(height_) + " x " +
+                     std::to_string(width_) + " maps, got " + std::to_string(x.size(-2)) + " x " +
+                     std::to_string(x.size(-1)));
+  if (x.is_complex() && !options_.complex_data)
+    throw ValueError("WPH: complex input needs options.complex_data = true");
+  const at::Tensor b = x.dim() == 2 ? x.unsqueeze(0) : x;
+  return b.to(context_.device(), context_.complex_dtype());
+}
+
+WphOperator::Fields WphOperator::transform(const at::Tensor& xc) const {
+  const at::Tensor f = at::fft_fft2(xc).unsqueeze(1);  // (B, 1, H, W)
+  Fields out;
+  out.wt = at::fft_ifft2(f * psi_.unsqueeze(0));
+  at::Tensor low = at::fft_ifft2(f * phi_.unsqueeze(0));
+  if (options_.boundary == WphBoundary::NonPeriodic) {
+    using at::indexing::Slice;
+    const auto ys = Slice(cut_y_, height_ - cut_y_), xs = Slice(cut_x_, width_ - cut_x_);
+    out.wt = out.wt.index({"...", ys, xs});
+    low = low.index({"...", ys, xs});
+  }
+  out.wt_mod = out.wt.abs();
+  out.lowpass = low - low.mean({-2, -1}, true);
+  return out;
+}
+
+namespace {
+
+/// Centres (and for Auto, scales) two fields; returns their statistics (B, P, 2 sides, [mean, std]).
+std::pair<at::Tensor, at::Tensor> normalise(at::Tensor a, at::Tensor b, WphNorm norm,
+                                            const at::Tensor* ref /* (B0, P, 2, 2) or null */,
+                                            at::Tensor* stats_out) {
+  if (norm == WphNorm::None) {
+    a = a - a.mean({-2, -1}, true);
+    b = b - b.mean({-2, -1}, true);
+    return {a, b};
+  }
+  at::Tensor m1, m2, s1, s2;
+  if (ref) {
+    m1 = ref->select(2, 0).select(2, 0).unsqueeze(-1).unsqueeze(-1);
+    s1 = ref->select(2, 0).select(2, 1).unsqueeze(-1).unsqueeze(-1);
+    m2 = ref->select(2, 1).select(2, 0).unsqueeze(-1).unsqueeze(-1);
+    s2 = ref->select(2, 1).select(2, 1).unsqueeze(-1).unsqueeze(-1);
+  } else {  // statistics of the map itself, held constant as pywph does
+    auto stats = [](const at::Tensor& z) {
+      const at::Tensor d = z.detach();
+      const at::Tensor m = d.mean({-2, -1}, true);
+      at::Tensor s = at::sqrt((d - m).abs().square().mean({-2, -1}, true));
+      s = at::where(s == 0, at::ones_like(s), s);
+      return std::pair{m, s.to(z.scalar_type())};
+    };
+    std::tie(m1, s1) = stats(a);
+    std::tie(m2, s2) = stats(b);
+  }
+  if (stats_out)
+    *stats_out = at::stack({at::stack({m1, s1}, -1), at::stack({m2, s2}, -1)}, -2)
+                     .squeeze(-4)
+                     .squeeze(-4);  // (B, P, 2, 2)
+  return {(a - m1) / s1, (b - m2) / s2};
+}
+
+}  // namespace
+
+void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_wph,
+                          const at::Tensor* ref_sm, at::Tensor* out, at::Tensor* stats_wph,
+                          at::Tensor* stats_sm) const {
+  const int64_t B = f.wt.size(0), h = f.wt.size(-2), w = f.wt.size(-1);
+  const double norm_mn = static_cast<double>(height_ * width_);
+  const bool periodic = options_.boundary == WphBoundary::Periodic;
+  const auto dev = f.wt.device();
+  std::vector<at::Tensor> values, rows, stats;
+
+  // Covariances that need only tau = 0 skip the FFTs; the others go through the cross-spectrum.
+  std::vector<int64_t> plain, shifted;
+  for (int64_t c = 0; c < static_cast<int64_t>(covariances_.size()); ++c) {
+    const auto& cv = covariances_[c];
+    const bool zero = std::all_of(cv.tx.begin(), cv.tx.end(), [](int64_t v) { return v == 0; }) &&
+                      std::all_of(cv.ty.begin(), cv.ty.end(), [](int64_t v) { return v == 0; });
+    (zero ? plain : shifted).push_back(c);
+  }
+  const int64_t per_cov_bytes = std::max<int64_t>(1, B * (h + pad_y_) * (w + pad_x_) * 16 * 6);
+  const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / per_cov_bytes);
+  std::vector<at::Tensor> stat_parts(covariances_.size());
+
+  for (const auto* group : {&plain, &shifted}) {
+    for (std::size_t start = 0; start < group->size(); start += chunk) {
+      const std::size_t stop = std::min(group->size(), start + static_cast<std::size_t>(chunk));
+      std::vector<int64_t> i1, i2, cov_ids;
+      std::vector<int> p1, p2;
+      bool any_pseudo = false;
+      for (std::size_t k = start; k < stop; ++k) {
+        const auto& cv = covariances_[(*group)[k]];
+        cov_ids.push_back((*group)[k]);
+        i1.push_back(cv.psi1), i2.push_back(cv.psi2), p1.push_back(cv.p1), p2.push_back(cv.p2);
+        any_pseudo |= cv.pseudo != 0;
+      }
+      const at::Tensor idx1 = at::tensor(i1, at::kLong).to(dev), idx2 = at::tensor(i2, at::kLong).to(dev);
+      at::Tensor a = harmonic(f.wt.index_select(1, idx1), f.wt_mod.index_select(1, idx1), p1);
+      at::Tensor b = harmonic(f.wt.index_select(1, idx2), f.wt_mod.index_select(1, idx2), p2);
+      if (any_pseudo) {
+        std::vector<int64_t> flags;
+        for (auto c : cov_ids) flags.push_back(covariances_[c].pseudo);
+        const at::Tensor pseudo = at::tensor(flags, at::kLong).to(dev).view({1, -1, 1, 1}) == 1;
+        b = at::where(pseudo, b.conj(), b);
+      }
+      at::Tensor ref_chunk, stat_chunk;
+      if (ref_wph) ref_chunk = ref_wph->index_select(1, at::tensor(cov_ids, at::kLong).to(dev));
+      std::tie(a, b) = normalise(a, b, norm, ref_wph ? &ref_chunk : nullptr,
+                                 stats_wph ? &stat_chunk : nullptr);
+      if (stats_wph)
+        for (std::size_t k = 0; k < cov_ids.size(); ++k) stat_parts[cov_ids[k]] = stat_chunk.select(1, k);
+
+      std::vector<int64_t> sel_cov, sel_y, sel_x, out_rows;
+      std::vector<double> weights;
+      for (std::size_t k = 0; k < cov_ids.size(); ++k) {
+        const auto& cv = covariances_[cov_ids[k]];
+        for (std::size_t m = 0; m < cv.moments.size(); ++m) {
+          sel_cov.push_back(static_cast<int64_t>(k));
+          sel_y.push_back(cv.ty[m]), sel_x.push_back(cv.tx[m]);
+          out_rows.push_back(cv.moments[m]);
+          weights.push_back(cv.weight[m]);
+        }
+      }
+      at::Tensor cov;  // (B, n_moments)
+      if (group == &plain) {
+        cov = (a * b.conj()).sum({-2, -1}) / norm_mn;  // (B, P), one moment per covariance
+        cov = cov.index_select(1, at::tensor(sel_cov, at::kLong).to(dev));
+      } else {
+        if (!periodic) {
+          a = at::constant_pad_nd(a, {0, pad_x_, 0, pad_y_});
+          b = at::constant_pad_nd(b, {0, pad_x_, 0, pad_y_});
+        }
+        const at::Tensor full = at::fft_ifft2(at::fft_fft2(a) * at::fft_fft2(b).conj()) / norm_mn;
+        const int64_t hh = full.size(-2), ww = full.size(-1);
+        const at::Tensor flat = full.reshape({B, -1});  // (B, P * hh * ww)
+        std::vector<int64_t> lin(sel_cov.size());
+        for (std::size_t m = 0; m < sel_cov.size(); ++m) lin[m] = (sel_cov[m] * hh + sel_y[m]) * ww + sel_x[m];
+        cov = flat.index_select(1, at::tensor(lin, at::kLong).to(dev));
+      }
+      if (!periodic)
+        cov = cov * at::tensor(weights, at::kDouble).to(dev, f.wt_mod.scalar_type());
+      values.push_back(cov);
+      rows.push_back(at::tensor(out_rows, at::kLong));
+    }
+  }
+  if (stats_wph) *stats_wph = at::stack(stat_parts, 1);
+
+  // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region.
+  std::vector<at::Tensor> sm_stats;
+  for (const Scaling& s : scalings_) {
+    const at::Tensor z = f.lowpass.select(1, s.phi).unsqueeze(1);  // (B, 1, h, w)
+    const at::Tensor mod = z.abs();
+    at::Tensor a = harmonic(z, mod, {s.p1}), b = harmonic(z, mod, {s.p2});
+    if (s.pseudo) b = b.conj();
+    at::Tensor ref_one, stat_one;
+    if (ref_sm) ref_one = ref_sm->narrow(1, &s - scalings_.data(), 1);
+    std::tie(a, b) = normalise(a, b, norm, ref_sm ? &ref_one : nullptr,
+                               stats_sm ? &stat_one : nullptr);
+    if (stats_sm) sm_stats.push_back(stat_one);
+    values.push_back((a * b.conj()).mean({-2, -1}));  // (B, 1)
+    rows.push_back(at::tensor(std::vector<int64_t>{s.row}, at::kLong));
+  }
+  if (stats_sm) *stats_sm = at::cat(sm_stats, 1);
+
+  const at::Tensor all = at::cat(values, 1);
+  const at::Tensor order = at::argsort(at::cat(rows));  // rows are a permutation of 0..K-1
+  *out = all.index_select(1, order.to(dev));
+}
+
+Coefficients WphOperator::forward(const at::Tensor& x) const {
+  const at::Tensor xc = prepare(x);
+  const Fields f = transform(xc);
+  const bool use_ref = options_.norm == WphNorm::Auto && has_reference();
+  if (use_ref && ref_wph_.size(0) != 1 && ref_wph_.size(0) != xc.size(0))
+    throw ShapeError("WPH: the reference holds " + std::to_string(ref_wph_.size(0)) +
+                     " maps but the batch has " + std::to_string(xc.size(0)));
+  Coefficients out = labels_;
+  compute(f, options_.norm, use_ref ? &ref_wph_ : nullptr, use_ref ? &ref_sm_ : nullptr,
+          &out.values, nullptr, nullptr);
+  return out;
+}
+
+void WphOperator::set_reference(const at::Tensor& reference) {
+  at::NoGradGuard no_grad;
+  const Fields f = transform(prepare(reference));
+  at::Tensor values, wph_stats, sm_stats;
+  compute(f, WphNorm::Auto, nullptr, nullptr, &values, &wph_stats, &sm_stats);
+  ref_wph_ = wph_stats;
+  ref_sm_ = sm_stats;
+}
+
+void WphOperator::clear_reference() {
+  ref_wph_ = at::Tensor();
+  ref_sm_ = at::Tensor();
+}
+
+Coefficients wph(const at::Tensor& x, const WphOptions& options, const Context& context) {
+  return WphOperator(options, x.size(-2), x.size(-1), context).forward(x);
+}
+
+}  // namespace demix

@@ -240,8 +240,7 @@ std::pair<at::Tensor, at::Tensor> normalise(at::Tensor a, at::Tensor b, WphNorm 
   }
   if (stats_out)
     *stats_out = at::stack({at::stack({m1, s1}, -1), at::stack({m2, s2}, -1)}, -2)
-                     .squeeze(-4)
-                     .squeeze(-4);  // (B, P, 2, 2)
+                     .reshape({m1.size(0), m1.size(1), 2, 2});  // (B, P, side, [mean, std])
   return {(a - m1) / s1, (b - m2) / s2};
 }
 

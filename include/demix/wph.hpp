@@ -53,7 +53,8 @@ class WphOperator {
 
   /// Norm Auto: store the means and deviations of `reference` (one map, or B maps matching the
   /// batch later given to forward), reused by every later forward (as pywph's first call does).
-  /// Without a reference, Auto normalises each map by its own statistics.
+  /// Without a reference, Auto normalises each map by its own statistics, held constant for
+  /// gradients (as pywph's stored normalisation is).
   void set_reference(const at::Tensor& reference /* (B0, H, W) or (H, W) */);
   void clear_reference();
   bool has_reference() const { return ref_wph_.defined(); }

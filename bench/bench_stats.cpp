@@ -1,0 +1,122 @@
+// Speed and memory of the statistics operators, printed as one JSON line per figure, in the same
+// form as ../shared/tools/peer_bench.py so both can run in one command and be compared:
+//   bench_stats [cpu|cuda] [path/to/I_1.npy]
+// Figures: seconds per statistics call and per loss + gradient (median of 5 after 2 warm-ups),
+// batch 1 and batch 100, and the peak memory of the loss + gradient.
+
+#include <demix/context.hpp>
+#include <demix/npy.hpp>
+#include <demix/wph.hpp>
+
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#ifdef DEMIX_BENCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace {
+
+bool on_cuda = false;
+
+void sync() {
+  if (on_cuda) torch::cuda::synchronize();
+}
+
+double median_seconds(const std::function<void()>& fn, int reps = 5, int warm = 2) {
+  for (int i = 0; i < warm; ++i) fn();
+  sync();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    sync();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void reset_peak() {
+#ifdef DEMIX_BENCH_CUDA
+  if (on_cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#endif
+}
+
+/// Peak device memory (CUDA) or peak resident memory of the process (CPU), in MiB.
+double peak_mib() {
+#ifdef DEMIX_BENCH_CUDA
+  if (on_cuda) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+    return static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 20);
+  }
+#endif
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+at::Tensor field(const std::string& dust, int64_t n, const demix::Context& ctx) {
+  at::Tensor x = demix::read_npy(dust).to(at::kFloat);
+  x = n <= 512 ? x.narrow(0, 0, n).narrow(1, 0, n) : x.repeat({n / 512, n / 512});
+  x = (x - x.mean()) / x.std();
+  return ctx.to(x.contiguous());
+}
+
+void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, int J, int batch) {
+  const demix::WphOptions o{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto};
+  demix::WphOperator op(o, n, n, ctx);
+  const at::Tensor x0 = field(dust, n, ctx);
+  op.set_reference(x0);
+  const at::Tensor target = op.forward(x0).values;
+  // A batch of noisy versions, as component separation evaluates them.
+  const at::Tensor xb = batch == 1 ? x0.unsqueeze(0)
+                                   : x0.unsqueeze(0) + at::randn({batch, n, n}, x0.options());
+  const double stats_s = median_seconds([&] {
+    at::NoGradGuard no_grad;
+    op.forward(xb);
+  });
+  reset_peak();
+  const double grad_s = median_seconds([&] {
+    const at::Tensor x = xb.clone().requires_grad_(true);
+    const at::Tensor loss = (op.forward(x).values - target).abs().square().sum();
+    loss.backward();
+  });
+  std::printf(
+      "{\"code\": \"demix-wph\", \"n\": %ld, \"J\": %d, \"L\": 4, \"dn\": 2, \"batch\": %d, "
+      "\"ncoef\": %ld, \"stats_s\": %.6g, \"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, "
+      "\"device\": \"%s\"}\n",
+      static_cast<long>(n), J, batch, static_cast<long>(op.size()), stats_s, grad_s, peak_mib(),
+      ctx.describe().c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string device = argc > 1 ? argv[1] : "auto";
+  const std::string dust = argc > 2 ? argv[2] : "../shared/data/dust/I_1.npy";
+  try {
+    const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
+                                        : device == "cuda" ? demix::DeviceKind::Cuda
+                                                           : demix::DeviceKind::Auto});
+    on_cuda = ctx.device().is_cuda();
+    bench_wph(ctx, dust, 256, 7, 1);
+    bench_wph(ctx, dust, 256, 7, 100);
+    bench_wph(ctx, dust, 512, 8, 1);
+  } catch (const std::exception& e) {
+    std::cerr << "bench_stats: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,6 +1,6 @@
 // Speed and memory of the statistics operators, printed as one JSON line per figure, in the same
 // form as ../shared/tools/peer_bench.py so both can run in one command and be compared:
-//   bench_stats [cpu|cuda] [path/to/I_1.npy]
+//   bench_stats [cpu|cuda|auto] [path/to/I_1.npy] [quick]   (quick: skip the batch of 100)
 // Figures: seconds per statistics call and per loss + gradient (median of 5 after 2 warm-ups),
 // batch 1 and batch 100, and the peak memory of the loss + gradient.
 
@@ -9,6 +9,7 @@
 #include <demix/wph.hpp>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/cuda.h>
 
 #include <sys/resource.h>
@@ -83,7 +84,7 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
   const at::Tensor xb = batch == 1 ? x0.unsqueeze(0)
                                    : x0.unsqueeze(0) + at::randn({batch, n, n}, x0.options());
   const double stats_s = median_seconds([&] {
-    at::NoGradGuard no_grad;
+    c10::AutoGradMode no_grad(false);
     op.forward(xb);
   });
   reset_peak();
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
                                                            : demix::DeviceKind::Auto});
     on_cuda = ctx.device().is_cuda();
     bench_wph(ctx, dust, 256, 7, 1);
-    bench_wph(ctx, dust, 256, 7, 100);
+    if (!(argc > 3 && std::string(argv[3]) == "quick")) bench_wph(ctx, dust, 256, 7, 100);
     bench_wph(ctx, dust, 512, 8, 1);
   } catch (const std::exception& e) {
     std::cerr << "bench_stats: " << e.what() << "\n";

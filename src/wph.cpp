@@ -3,6 +3,7 @@
 #include <demix/wph.hpp>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -72,20 +73,17 @@ std::vector<Moment> default_moments(int J, int L, int dn, int A, bool cplx) {
 
 int64_t pymod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
 
-/// [z]^p per field: p = 0 modulus, 1 identity, >= 2 |z| e^{i p arg z}.
+/// [z]^p per field: p = 0 modulus, 1 identity, >= 2 |z| e^{i p arg z}. `p` is the host copy of the
+/// exponents (to take the cheap paths), `pv` the same values on the device, shaped (1, P, 1, 1).
 at::Tensor harmonic(const at::Tensor& z /* (B, P, h, w) complex */, const at::Tensor& modulus,
-                    const std::vector<int>& p /* (P) */) {
+                    const std::vector<int>& p, const at::Tensor& pv) {
   const bool all0 = std::all_of(p.begin(), p.end(), [](int v) { return v == 0; });
   const bool all1 = std::all_of(p.begin(), p.end(), [](int v) { return v == 1; });
   if (all1) return z;
   if (all0) return modulus.to(z.scalar_type());
-  const at::Tensor pv = at::tensor(std::vector<double>(p.begin(), p.end()), at::kDouble)
-                            .to(z.device(), modulus.scalar_type())
-                            .view({1, -1, 1, 1});
-  const at::Tensor theta = at::angle(z) * pv;
-  const at::Tensor general = at::polar(modulus, theta);  // |z| (cos p theta + i sin p theta)
-  at::Tensor out = at::where((pv == 1), z, general);
-  return at::where((pv == 0), modulus.to(z.scalar_type()), out);
+  const at::Tensor general = at::polar(modulus, at::angle(z) * pv);  // |z| (cos p theta + i sin p theta)
+  const at::Tensor out = at::where(pv == 1, z, general);
+  return at::where(pv == 0, modulus.to(z.scalar_type()), out);
 }
 
 }  // namespace
@@ -174,6 +172,47 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
         class_ids.push_back(5);
       }
 
+  // Index tables on the device, so forward() launches kernels without host-to-device copies.
+  const auto dev = context.device();
+  const auto real = context.real_dtype();
+  auto longs = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(dev); };
+  std::vector<int64_t> all_rows;
+  for (bool shifted : {false, true}) {
+    Group g;
+    g.shifted = shifted;
+    std::vector<int64_t> psi1, psi2, pseudo, pos, ys, xs, rows;
+    std::vector<double> p1, p2, weights;
+    g.first_moment.push_back(0);
+    for (int64_t c = 0; c < static_cast<int64_t>(covariances_.size()); ++c) {
+      const auto& cv = covariances_[c];
+      const bool zero = std::all_of(cv.tx.begin(), cv.tx.end(), [](int64_t v) { return v == 0; }) &&
+                        std::all_of(cv.ty.begin(), cv.ty.end(), [](int64_t v) { return v == 0; });
+      if (zero == shifted) continue;
+      const int64_t position = static_cast<int64_t>(g.cov.size());
+      g.cov.push_back(c);
+      g.p1.push_back(cv.p1), g.p2.push_back(cv.p2);
+      g.any_pseudo |= cv.pseudo != 0;
+      psi1.push_back(cv.psi1), psi2.push_back(cv.psi2), pseudo.push_back(cv.pseudo);
+      p1.push_back(cv.p1), p2.push_back(cv.p2);
+      for (std::size_t m = 0; m < cv.moments.size(); ++m) {
+        pos.push_back(position), ys.push_back(cv.ty[m]), xs.push_back(cv.tx[m]);
+        weights.push_back(cv.weight[m]), rows.push_back(cv.moments[m]);
+      }
+      g.first_moment.push_back(static_cast<int64_t>(pos.size()));
+    }
+    if (g.cov.empty()) continue;
+    g.psi1 = longs(psi1), g.psi2 = longs(psi2), g.cov_ids = longs(g.cov);
+    g.p1f = at::tensor(p1, at::kDouble).to(dev, real).view({1, -1, 1, 1});
+    g.p2f = at::tensor(p2, at::kDouble).to(dev, real).view({1, -1, 1, 1});
+    g.pseudo = (longs(pseudo) == 1).view({1, -1, 1, 1});
+    g.m_pos = longs(pos), g.m_y = longs(ys), g.m_x = longs(xs), g.m_row = longs(rows);
+    g.m_weight = at::tensor(weights, at::kDouble).to(dev, real);
+    all_rows.insert(all_rows.end(), rows.begin(), rows.end());
+    groups_.push_back(std::move(g));
+  }
+  for (const Scaling& sc : scalings_) all_rows.push_back(sc.row);
+  row_order_ = at::argsort(at::tensor(all_rows, at::kLong)).to(dev);
+
   labels_.classes = kWphClasses;
   labels_.label_names = kWphLabels;
   labels_.class_id = at::tensor(class_ids, at::kLong);
@@ -252,90 +291,62 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_w
   const int64_t B = f.wt.size(0), h = f.wt.size(-2), w = f.wt.size(-1);
   const double norm_mn = static_cast<double>(height_ * width_);
   const bool periodic = options_.boundary == WphBoundary::Periodic;
-  const auto dev = f.wt.device();
-  std::vector<at::Tensor> values, rows, stats;
+  std::vector<at::Tensor> values;
 
   // Covariances that need only tau = 0 skip the FFTs; the others go through the cross-spectrum.
-  std::vector<int64_t> plain, shifted;
-  for (int64_t c = 0; c < static_cast<int64_t>(covariances_.size()); ++c) {
-    const auto& cv = covariances_[c];
-    const bool zero = std::all_of(cv.tx.begin(), cv.tx.end(), [](int64_t v) { return v == 0; }) &&
-                      std::all_of(cv.ty.begin(), cv.ty.end(), [](int64_t v) { return v == 0; });
-    (zero ? plain : shifted).push_back(c);
-  }
   const int64_t per_cov_bytes = std::max<int64_t>(1, B * (h + pad_y_) * (w + pad_x_) * 16 * 6);
   const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / per_cov_bytes);
-  std::vector<at::Tensor> stat_parts(covariances_.size());
-
-  for (const auto* group : {&plain, &shifted}) {
-    for (std::size_t start = 0; start < group->size(); start += chunk) {
-      const std::size_t stop = std::min(group->size(), start + static_cast<std::size_t>(chunk));
-      std::vector<int64_t> i1, i2, cov_ids;
-      std::vector<int> p1, p2;
-      bool any_pseudo = false;
-      for (std::size_t k = start; k < stop; ++k) {
-        const auto& cv = covariances_[(*group)[k]];
-        cov_ids.push_back((*group)[k]);
-        i1.push_back(cv.psi1), i2.push_back(cv.psi2), p1.push_back(cv.p1), p2.push_back(cv.p2);
-        any_pseudo |= cv.pseudo != 0;
-      }
-      const at::Tensor idx1 = at::tensor(i1, at::kLong).to(dev), idx2 = at::tensor(i2, at::kLong).to(dev);
-      at::Tensor a = harmonic(f.wt.index_select(1, idx1), f.wt_mod.index_select(1, idx1), p1);
-      at::Tensor b = harmonic(f.wt.index_select(1, idx2), f.wt_mod.index_select(1, idx2), p2);
-      if (any_pseudo) {
-        std::vector<int64_t> flags;
-        for (auto c : cov_ids) flags.push_back(covariances_[c].pseudo);
-        const at::Tensor pseudo = at::tensor(flags, at::kLong).to(dev).view({1, -1, 1, 1}) == 1;
-        b = at::where(pseudo, b.conj(), b);
-      }
+  std::vector<at::Tensor> stat_parts, stat_ids;
+  for (const Group& g : groups_) {
+    const int64_t n_cov = static_cast<int64_t>(g.cov.size());
+    for (int64_t start = 0; start < n_cov; start += chunk) {
+      const int64_t stop = std::min(n_cov, start + chunk), P = stop - start;
+      at::Tensor a = harmonic(f.wt.index_select(1, g.psi1.narrow(0, start, P)),
+                              f.wt_mod.index_select(1, g.psi1.narrow(0, start, P)),
+                              {g.p1.begin() + start, g.p1.begin() + stop}, g.p1f.narrow(1, start, P));
+      at::Tensor b = harmonic(f.wt.index_select(1, g.psi2.narrow(0, start, P)),
+                              f.wt_mod.index_select(1, g.psi2.narrow(0, start, P)),
+                              {g.p2.begin() + start, g.p2.begin() + stop}, g.p2f.narrow(1, start, P));
+      if (g.any_pseudo) b = at::where(g.pseudo.narrow(1, start, P), b.conj(), b);
       at::Tensor ref_chunk, stat_chunk;
-      if (ref_wph) ref_chunk = ref_wph->index_select(1, at::tensor(cov_ids, at::kLong).to(dev));
+      if (ref_wph) ref_chunk = ref_wph->index_select(1, g.cov_ids.narrow(0, start, P));
       std::tie(a, b) = normalise(a, b, norm, ref_wph ? &ref_chunk : nullptr,
                                  stats_wph ? &stat_chunk : nullptr);
-      if (stats_wph)
-        for (std::size_t k = 0; k < cov_ids.size(); ++k) stat_parts[cov_ids[k]] = stat_chunk.select(1, k);
-
-      std::vector<int64_t> sel_cov, sel_y, sel_x, out_rows;
-      std::vector<double> weights;
-      for (std::size_t k = 0; k < cov_ids.size(); ++k) {
-        const auto& cv = covariances_[cov_ids[k]];
-        for (std::size_t m = 0; m < cv.moments.size(); ++m) {
-          sel_cov.push_back(static_cast<int64_t>(k));
-          sel_y.push_back(cv.ty[m]), sel_x.push_back(cv.tx[m]);
-          out_rows.push_back(cv.moments[m]);
-          weights.push_back(cv.weight[m]);
-        }
+      if (stats_wph) {
+        stat_parts.push_back(stat_chunk);
+        stat_ids.push_back(g.cov_ids.narrow(0, start, P));
       }
+      const int64_t m0 = g.first_moment[start], nm = g.first_moment[stop] - m0;
+      const at::Tensor pos = g.m_pos.narrow(0, m0, nm) - start;  // covariance within the chunk
       at::Tensor cov;  // (B, n_moments)
-      if (group == &plain) {
-        cov = (a * b.conj()).sum({-2, -1}) / norm_mn;  // (B, P), one moment per covariance
-        cov = cov.index_select(1, at::tensor(sel_cov, at::kLong).to(dev));
+      if (!g.shifted) {
+        cov = (a * b.conj()).sum({-2, -1}).index_select(1, pos) / norm_mn;
       } else {
         if (!periodic) {
           a = at::constant_pad_nd(a, {0, pad_x_, 0, pad_y_});
           b = at::constant_pad_nd(b, {0, pad_x_, 0, pad_y_});
         }
-        const at::Tensor full = at::fft_ifft2(at::fft_fft2(a) * at::fft_fft2(b).conj()) / norm_mn;
+        const at::Tensor full = at::fft_ifft2(at::fft_fft2(a) * at::fft_fft2(b).conj());
         const int64_t hh = full.size(-2), ww = full.size(-1);
-        const at::Tensor flat = full.reshape({B, -1});  // (B, P * hh * ww)
-        std::vector<int64_t> lin(sel_cov.size());
-        for (std::size_t m = 0; m < sel_cov.size(); ++m) lin[m] = (sel_cov[m] * hh + sel_y[m]) * ww + sel_x[m];
-        cov = flat.index_select(1, at::tensor(lin, at::kLong).to(dev));
+        const at::Tensor lin = (pos * hh + g.m_y.narrow(0, m0, nm)) * ww + g.m_x.narrow(0, m0, nm);
+        cov = full.reshape({B, -1}).index_select(1, lin) / norm_mn;
       }
-      if (!periodic)
-        cov = cov * at::tensor(weights, at::kDouble).to(dev, f.wt_mod.scalar_type());
+      if (!periodic) cov = cov * g.m_weight.narrow(0, m0, nm);
       values.push_back(cov);
-      rows.push_back(at::tensor(out_rows, at::kLong));
     }
   }
-  if (stats_wph) *stats_wph = at::stack(stat_parts, 1);
+  if (stats_wph) {  // back to covariance order
+    const at::Tensor ids = at::cat(stat_ids);
+    *stats_wph = at::cat(stat_parts, 1).index_select(1, at::argsort(ids));
+  }
 
   // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region.
   std::vector<at::Tensor> sm_stats;
   for (const Scaling& s : scalings_) {
     const at::Tensor z = f.lowpass.select(1, s.phi).unsqueeze(1);  // (B, 1, h, w)
     const at::Tensor mod = z.abs();
-    at::Tensor a = harmonic(z, mod, {s.p1}), b = harmonic(z, mod, {s.p2});
+    const auto exponent = [&](int p) { return at::full({1, 1, 1, 1}, static_cast<double>(p), mod.options()); };
+    at::Tensor a = harmonic(z, mod, {s.p1}, exponent(s.p1)), b = harmonic(z, mod, {s.p2}, exponent(s.p2));
     if (s.pseudo) b = b.conj();
     at::Tensor ref_one, stat_one;
     if (ref_sm) ref_one = ref_sm->narrow(1, &s - scalings_.data(), 1);
@@ -343,13 +354,10 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_w
                                stats_sm ? &stat_one : nullptr);
     if (stats_sm) sm_stats.push_back(stat_one);
     values.push_back((a * b.conj()).mean({-2, -1}));  // (B, 1)
-    rows.push_back(at::tensor(std::vector<int64_t>{s.row}, at::kLong));
   }
   if (stats_sm) *stats_sm = at::cat(sm_stats, 1);
 
-  const at::Tensor all = at::cat(values, 1);
-  const at::Tensor order = at::argsort(at::cat(rows));  // rows are a permutation of 0..K-1
-  *out = all.index_select(1, order.to(dev));
+  *out = at::cat(values, 1).index_select(1, row_order_);
 }
 
 Coefficients WphOperator::forward(const at::Tensor& x) const {
@@ -366,7 +374,7 @@ Coefficients WphOperator::forward(const at::Tensor& x) const {
 }
 
 void WphOperator::set_reference(const at::Tensor& reference) {
-  at::NoGradGuard no_grad;
+  c10::AutoGradMode no_grad(false);
   const Fields f = transform(prepare(reference));
   at::Tensor values, wph_stats, sm_stats;
   compute(f, WphNorm::Auto, nullptr, nullptr, &values, &wph_stats, &sm_stats);

@@ -77,6 +77,22 @@ class WphOperator {
     int64_t row;
   };
   struct Fields;
+  /// Covariances computed the same way (only tau = 0, or through the cross-spectrum), with their
+  /// index tables already on the device so that forward() copies nothing from the host.
+  struct Group {
+    bool shifted = false;
+    std::vector<int64_t> cov;           // covariance ids, in group order
+    std::vector<int64_t> first_moment;  // per covariance: offset of its moments (size + 1)
+    std::vector<int> p1, p2;            // harmonics, host copy (to pick the cheap paths)
+    bool any_pseudo = false;
+    at::Tensor psi1, psi2;              // (P) int64
+    at::Tensor p1f, p2f;                // (1, P, 1, 1) real: harmonic exponents
+    at::Tensor pseudo;                  // (1, P, 1, 1) bool
+    at::Tensor cov_ids;                 // (P) int64
+    at::Tensor m_pos, m_y, m_x;         // (n_moments) int64: covariance position, shift
+    at::Tensor m_weight;                // (n_moments) real
+    at::Tensor m_row;                   // (n_moments) int64: output row
+  };
 
   at::Tensor prepare(const at::Tensor& x) const;               // (B, H, W) complex on device
   Fields transform(const at::Tensor& xc) const;                 // wavelet and low-pass fields
@@ -93,6 +109,8 @@ class WphOperator {
   at::Tensor psi_;  // (J * n_angles, H, W) real, Fourier
   at::Tensor phi_;  // (n_lowpass, H, W) real, Fourier
   std::vector<Covariance> covariances_;
+  std::vector<Group> groups_;
+  at::Tensor row_order_;  // (K) int64: output position of each computed value
   std::vector<Scaling> scalings_;
   Coefficients labels_;
   at::Tensor ref_wph_;  // (B0, n_cov, 2 sides, 2: mean (complex), std) complex

@@ -8,6 +8,7 @@ out=${1:-/tmp/demix-device}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 build-cuda/bench/bench_stats cuda .device/shared/data/dust/I_1.npy | tee "$out/bench_demix.jsonl"
+build-cuda/bench/bench_stats cpu .device/shared/data/dust/I_1.npy quick | tee -a "$out/bench_demix.jsonl"
 rm -rf /tmp/peers && mkdir -p /tmp/peers
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peers .device/peers/*.whl
 cp -r .device/peers/scattering /tmp/peers/

@@ -7,6 +7,7 @@
 #include <demix/wph.hpp>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -139,7 +140,7 @@ TEST_P(Properties, GradientMatchesFiniteDifferences) {
   const at::Tensor v = at::randn_like(x);
   const double analytic = (xg.grad() * v).sum().item<double>();
   const double eps = 1e-5;
-  at::NoGradGuard no_grad;
+  c10::AutoGradMode no_grad(false);
   const double numeric = (loss(x + eps * v) - loss(x - eps * v)).item<double>() / (2 * eps);
   // Central differences: O(eps^2) truncation plus float64 rounding of the loss over eps.
   EXPECT_NEAR(analytic, numeric, 1e-6 * std::abs(numeric));

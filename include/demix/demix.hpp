@@ -8,5 +8,6 @@
 #include <demix/fits.hpp>
 #include <demix/image.hpp>
 #include <demix/io.hpp>
+#include <demix/morlet.hpp>
 #include <demix/npy.hpp>
 #include <demix/preview.hpp>

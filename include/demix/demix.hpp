@@ -11,3 +11,4 @@
 #include <demix/morlet.hpp>
 #include <demix/npy.hpp>
 #include <demix/preview.hpp>
+#include <demix/wst.hpp>

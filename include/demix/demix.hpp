@@ -11,4 +11,5 @@
 #include <demix/morlet.hpp>
 #include <demix/npy.hpp>
 #include <demix/preview.hpp>
+#include <demix/scattering_cov.hpp>
 #include <demix/wst.hpp>

@@ -55,7 +55,8 @@ class WstOperator {
   /// not 1 or 2, 2^J > min(height, width), Periodic with a size not divisible by 2^J).
   WstOperator(const WstOptions& options, int64_t height, int64_t width, const Context& context);
 
-  /// Spatial means of the scattering maps: values (B, C) real, classes {"S0", "S1", "S2"},
+  /// Spatial means of the scattering maps: values (B, C) real (B = 1 for an (H, W) input),
+  /// classes {"S0", "S1", "S2"},
   /// labels (order, j1, t1, j2, t2) with -1 where not applicable.
   /// x: (B, H, W) or (H, W) real; cast to the operator's device and dtype (differentiably).
   Coefficients forward(const at::Tensor& x) const;

@@ -9,6 +9,9 @@
 #include <demix/fits.hpp>
 #include <demix/image.hpp>
 #include <demix/io.hpp>
+#include <demix/morlet.hpp>
 #include <demix/npy.hpp>
 #include <demix/preview.hpp>
+#include <demix/scattering_cov.hpp>
 #include <demix/wph.hpp>
+#include <demix/wst.hpp>

@@ -3,6 +3,7 @@
 #include <demix/wph.hpp>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
@@ -210,7 +211,9 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
     all_rows.insert(all_rows.end(), rows.begin(), rows.end());
     groups_.push_back(std::move(g));
   }
-  for (const Scaling& sc : scalings_) all_rows.push_back(sc.row);
+  std::vector<int64_t> sm_rows;
+  for (const Scaling& sc : scalings_) all_rows.push_back(sc.row), sm_rows.push_back(sc.row);
+  sm_rows_ = longs(sm_rows);
   row_order_ = at::argsort(at::tensor(all_rows, at::kLong)).to(dev);
 
   labels_.classes = kWphClasses;
@@ -286,12 +289,11 @@ std::pair<at::Tensor, at::Tensor> normalise(at::Tensor a, at::Tensor b, WphNorm 
 }  // namespace
 
 void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_wph,
-                          const at::Tensor* ref_sm, at::Tensor* out, at::Tensor* stats_wph,
+                          const at::Tensor* ref_sm, const Sink& sink, at::Tensor* stats_wph,
                           at::Tensor* stats_sm) const {
   const int64_t B = f.wt.size(0), h = f.wt.size(-2), w = f.wt.size(-1);
   const double norm_mn = static_cast<double>(height_ * width_);
   const bool periodic = options_.boundary == WphBoundary::Periodic;
-  std::vector<at::Tensor> values;
 
   // Covariances that need only tau = 0 skip the FFTs; the others go through the cross-spectrum.
   const int64_t per_cov_bytes = std::max<int64_t>(1, B * (h + pad_y_) * (w + pad_x_) * 16 * 6);
@@ -332,7 +334,7 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_w
         cov = full.reshape({B, -1}).index_select(1, lin) / norm_mn;
       }
       if (!periodic) cov = cov * g.m_weight.narrow(0, m0, nm);
-      values.push_back(cov);
+      sink(cov, g.m_row.narrow(0, m0, nm));
     }
   }
   if (stats_wph) {  // back to covariance order
@@ -353,11 +355,10 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_w
     std::tie(a, b) = normalise(a, b, norm, ref_sm ? &ref_one : nullptr,
                                stats_sm ? &stat_one : nullptr);
     if (stats_sm) sm_stats.push_back(stat_one);
-    values.push_back((a * b.conj()).mean({-2, -1}));  // (B, 1)
+    sink((a * b.conj()).mean({-2, -1}), sm_rows_.narrow(0, &s - scalings_.data(), 1));  // (B, 1)
   }
   if (stats_sm) *stats_sm = at::cat(sm_stats, 1);
 
-  *out = at::cat(values, 1).index_select(1, row_order_);
 }
 
 Coefficients WphOperator::forward(const at::Tensor& x) const {
@@ -368,16 +369,51 @@ Coefficients WphOperator::forward(const at::Tensor& x) const {
     throw ShapeError("WPH: the reference holds " + std::to_string(ref_wph_.size(0)) +
                      " maps but the batch has " + std::to_string(xc.size(0)));
   Coefficients out = labels_;
+  std::vector<at::Tensor> values;  // chunks arrive in a fixed order: row_order_ sorts them
   compute(f, options_.norm, use_ref ? &ref_wph_ : nullptr, use_ref ? &ref_sm_ : nullptr,
-          &out.values, nullptr, nullptr);
+          [&](const at::Tensor& v, const at::Tensor&) { values.push_back(v); }, nullptr, nullptr);
+  out.values = at::cat(values, 1).index_select(1, row_order_);
   return out;
+}
+
+at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& target,
+                                      const at::Tensor& weights, at::Tensor* grad) const {
+  const bool use_ref = options_.norm == WphNorm::Auto && has_reference();
+  const at::Tensor leaf = x.detach().requires_grad_(grad != nullptr);
+  const Fields f = transform(prepare(leaf));
+  // Chunks backpropagate into detached copies of the shared fields one at a time, so the graph of
+  // only one chunk is alive at once; the fields then backpropagate to x in one go.
+  Fields cut{f.wt.detach().requires_grad_(grad != nullptr),
+             f.wt_mod.detach().requires_grad_(grad != nullptr),
+             f.lowpass.detach().requires_grad_(grad != nullptr)};
+  const at::Tensor t = target.to(f.wt.device(), f.wt.scalar_type());
+  const at::Tensor w = weights.defined() ? weights.to(f.wt.device(), f.wt_mod.scalar_type()) : weights;
+  at::Tensor total = at::zeros({}, f.wt_mod.options());
+  compute(cut, options_.norm, use_ref ? &ref_wph_ : nullptr, use_ref ? &ref_sm_ : nullptr,
+          [&](const at::Tensor& v, const at::Tensor& rows) {
+            at::Tensor d = (v - t.index_select(-1, rows)).abs().square();  // (B, n)
+            if (w.defined()) d = d * w.index_select(-1, rows);
+            const at::Tensor l = d.sum();
+            if (grad) l.backward();
+            total = total + l.detach();
+          },
+          nullptr, nullptr);
+  if (grad) {
+    std::vector<at::Tensor> outs, grads;
+    for (const auto& [o, c] : {std::pair{f.wt, cut.wt}, {f.wt_mod, cut.wt_mod}, {f.lowpass, cut.lowpass}})
+      if (c.grad().defined()) outs.push_back(o), grads.push_back(c.grad());
+    if (!outs.empty()) torch::autograd::backward(outs, grads);
+    *grad = leaf.grad().defined() ? leaf.grad() : at::zeros_like(leaf);
+  }
+  return total;
 }
 
 void WphOperator::set_reference(const at::Tensor& reference) {
   c10::AutoGradMode no_grad(false);
   const Fields f = transform(prepare(reference));
-  at::Tensor values, wph_stats, sm_stats;
-  compute(f, WphNorm::Auto, nullptr, nullptr, &values, &wph_stats, &sm_stats);
+  at::Tensor wph_stats, sm_stats;
+  compute(f, WphNorm::Auto, nullptr, nullptr, [](const at::Tensor&, const at::Tensor&) {},
+          &wph_stats, &sm_stats);
   ref_wph_ = wph_stats;
   ref_sm_ = sm_stats;
 }

@@ -14,6 +14,7 @@
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace demix {
@@ -38,7 +39,7 @@ struct WphOptions {
   WphBoundary boundary = WphBoundary::Periodic;
   double cut_param = 0.5;  ///< NonPeriodic only: border cut, in units of 2^J pixels
   /// Memory for one chunk of covariances (bytes); the work is split into chunks of this size.
-  int64_t chunk_bytes = int64_t{512} << 20;
+  int64_t chunk_bytes = int64_t{256} << 20;
 };
 
 /// Builds the filters and the moment list once; forward() is const and batched.
@@ -50,6 +51,14 @@ class WphOperator {
   /// for class "L" (scaling moments) j1 = j2 = the low-pass scale j (which may be -1), t = n = a = -1.
   /// Complex values. Differentiable with respect to x.
   Coefficients forward(const at::Tensor& x /* (B, H, W) or (H, W), real or complex */) const;
+
+  /// The loss sum_k w_k |phi_k(x) - target_k|^2 (summed over the batch) and, if `grad` is given,
+  /// its gradient with respect to x, computed chunk by chunk so that memory stays at the wavelet
+  /// transform plus one chunk (forward() + backward() keeps every chunk's graph alive).
+  at::Tensor loss_and_grad(const at::Tensor& x /* (B, H, W) or (H, W) */,
+                           const at::Tensor& target /* (K) or (B, K) complex */,
+                           const at::Tensor& weights /* (K) real, or undefined for 1 */,
+                           at::Tensor* grad /* -> like x, or null */) const;  // -> () real
 
   /// Norm Auto: store the means and deviations of `reference` (one map, or B maps matching the
   /// batch later given to forward), reused by every later forward (as pywph's first call does).
@@ -96,10 +105,12 @@ class WphOperator {
 
   at::Tensor prepare(const at::Tensor& x) const;               // (B, H, W) complex on device
   Fields transform(const at::Tensor& xc) const;                 // wavelet and low-pass fields
-  /// Computes every moment into `out` (B, K); with stats_* set, also returns the means and
-  /// deviations used (Auto), for set_reference().
+  /// Receives each chunk of moments: values (B, n) and their output rows (n), in a fixed order.
+  using Sink = std::function<void(const at::Tensor& values, const at::Tensor& rows)>;
+  /// Computes every moment, chunk by chunk, into `sink`; with stats_* set, also returns the means
+  /// and deviations used (Auto), for set_reference().
   void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_wph, const at::Tensor* ref_sm,
-               at::Tensor* out, at::Tensor* stats_wph, at::Tensor* stats_sm) const;
+               const Sink& sink, at::Tensor* stats_wph, at::Tensor* stats_sm) const;
 
   WphOptions options_;
   int64_t height_, width_;
@@ -111,6 +122,7 @@ class WphOperator {
   std::vector<Covariance> covariances_;
   std::vector<Group> groups_;
   at::Tensor row_order_;  // (K) int64: output position of each computed value
+  at::Tensor sm_rows_;    // (n_sm) int64: output rows of the scaling moments
   std::vector<Scaling> scalings_;
   Coefficients labels_;
   at::Tensor ref_wph_;  // (B0, n_cov, 2 sides, 2: mean (complex), std) complex

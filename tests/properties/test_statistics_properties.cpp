@@ -167,3 +167,28 @@ TEST(WphAuto, ReferenceNormalisesItselfToOne) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
+  // Small chunks force several chunked backward passes.
+  demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .chunk_bytes = 1 << 16},
+                        32, 32, cpu64());
+  op.set_reference(test_maps(1, 32, 10));
+  const at::Tensor x = test_maps(2, 32, 11);
+  const at::Tensor target = op.forward(test_maps(1, 32, 12)).values[0];
+  const at::Tensor weights = at::rand({op.size()}, at::kDouble);
+  const at::Tensor xg = x.clone().requires_grad_(true);
+  const at::Tensor loss = ((op.forward(xg).values - target).abs().square() * weights).sum();
+  loss.backward();
+  at::Tensor grad;
+  const at::Tensor chunked = op.loss_and_grad(x, target, weights, &grad);
+  // Same arithmetic, different summation order: float64 rounding only.
+  EXPECT_NEAR(chunked.item<double>(), loss.item<double>(), 1e-12 * loss.item<double>());
+  EXPECT_LT(rel_diff(grad, xg.grad()), 1e-10);
+  EXPECT_EQ(grad.sizes(), x.sizes());
+  const double unweighted = (op.forward(x).values - target).abs().square().sum().item<double>();
+  EXPECT_NEAR(op.loss_and_grad(x, target, {}, nullptr).item<double>(), unweighted, 1e-12 * unweighted);
+}
+
+}  // namespace

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <map>
 #include <set>
+#include <tuple>
 
 namespace demix {
 
@@ -173,41 +175,78 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
         class_ids.push_back(5);
       }
 
-  // Index tables on the device, so forward() launches kernels without host-to-device copies.
+  // Fields: the distinct [x*psi]^p (conjugated for pseudo moments) that covariances pair up. Each is
+  // built and normalised once per call; plain covariances (tau = 0 only) are then a Gram matrix of
+  // fields, the others products of the fields' Fourier transforms.
   const auto dev = context.device();
-  const auto real = context.real_dtype();
   auto longs = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(dev); };
+  std::vector<std::tuple<int, int, int, int>> keys;       // (kind rank, psi, p, conj) per field
+  auto kind_rank = [](int p) { return p == 1 ? 0 : p == 0 ? 1 : 2; };
+  for (const auto& cv : covariances_) {
+    keys.emplace_back(kind_rank(cv.p1), cv.psi1, cv.p1, 0);
+    keys.emplace_back(kind_rank(cv.p2), cv.psi2, cv.p2, cv.pseudo);
+  }
+  std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+    return std::tuple(std::get<3>(a), std::get<0>(a), std::get<1>(a), std::get<2>(a)) <
+           std::tuple(std::get<3>(b), std::get<0>(b), std::get<1>(b), std::get<2>(b));
+  });
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::map<std::tuple<int, int, int>, int64_t> base_of;  // (psi, p, conj) -> field index
+  std::vector<int64_t> psi_p1, psi_p0, psi_ph, conj_src;
+  std::vector<double> exp_ph;
+  for (const auto& [rank, psi, p, conj] : keys) {
+    if (conj) continue;
+    base_of[{psi, p, 0}] = static_cast<int64_t>(base_of.size());
+    (rank == 0 ? psi_p1 : rank == 1 ? psi_p0 : psi_ph).push_back(psi);
+    if (rank == 2) exp_ph.push_back(p);
+  }
+  const int64_t n_base = static_cast<int64_t>(base_of.size());
+  for (const auto& [rank, psi, p, conj] : keys)
+    if (conj) {
+      base_of[{psi, p, 1}] = n_base + static_cast<int64_t>(conj_src.size());
+      conj_src.push_back(base_of.at({psi, p, 0}));  // pseudo moments conjugate an existing field
+    }
+  n_fields_ = n_base + static_cast<int64_t>(conj_src.size());
+  field_psi_p1_ = longs(psi_p1), field_psi_p0_ = longs(psi_p0), field_psi_ph_ = longs(psi_ph);
+  field_exp_ph_ = at::tensor(exp_ph, at::kDouble).to(dev, context.real_dtype()).view({1, -1, 1, 1});
+  field_conj_src_ = longs(conj_src);
+
   std::vector<int64_t> all_rows;
   for (bool shifted : {false, true}) {
     Group g;
     g.shifted = shifted;
-    std::vector<int64_t> psi1, psi2, pseudo, pos, ys, xs, rows;
-    std::vector<double> p1, p2, weights;
+    // Shifted covariances index one union of fields; plain ones index the two sides separately
+    // (their Gram matrix is then sides_a x sides_b, not union x union).
+    std::map<int64_t, int64_t> local, local_a, local_b;
+    std::vector<int64_t> fields, fields_a, fields_b, fa, fb, pos, ys, xs, rows;
+    std::vector<double> weights;
+    auto local_in = [](std::map<int64_t, int64_t>& m, std::vector<int64_t>& list, int64_t field) {
+      auto [it, fresh] = m.emplace(field, static_cast<int64_t>(list.size()));
+      if (fresh) list.push_back(field);
+      return it->second;
+    };
     g.first_moment.push_back(0);
-    for (int64_t c = 0; c < static_cast<int64_t>(covariances_.size()); ++c) {
-      const auto& cv = covariances_[c];
+    for (const auto& cv : covariances_) {
       const bool zero = std::all_of(cv.tx.begin(), cv.tx.end(), [](int64_t v) { return v == 0; }) &&
                         std::all_of(cv.ty.begin(), cv.ty.end(), [](int64_t v) { return v == 0; });
       if (zero == shifted) continue;
-      const int64_t position = static_cast<int64_t>(g.cov.size());
-      g.cov.push_back(c);
-      g.p1.push_back(cv.p1), g.p2.push_back(cv.p2);
-      g.any_pseudo |= cv.pseudo != 0;
-      psi1.push_back(cv.psi1), psi2.push_back(cv.psi2), pseudo.push_back(cv.pseudo);
-      p1.push_back(cv.p1), p2.push_back(cv.p2);
+      const int64_t position = static_cast<int64_t>(fa.size());
+      const int64_t field_a = base_of.at({cv.psi1, cv.p1, 0});
+      const int64_t field_b = base_of.at({cv.psi2, cv.p2, cv.pseudo});
+      fa.push_back(shifted ? local_in(local, fields, field_a) : local_in(local_a, fields_a, field_a));
+      fb.push_back(shifted ? local_in(local, fields, field_b) : local_in(local_b, fields_b, field_b));
       for (std::size_t m = 0; m < cv.moments.size(); ++m) {
         pos.push_back(position), ys.push_back(cv.ty[m]), xs.push_back(cv.tx[m]);
         weights.push_back(cv.weight[m]), rows.push_back(cv.moments[m]);
       }
       g.first_moment.push_back(static_cast<int64_t>(pos.size()));
     }
-    if (g.cov.empty()) continue;
-    g.psi1 = longs(psi1), g.psi2 = longs(psi2), g.cov_ids = longs(g.cov);
-    g.p1f = at::tensor(p1, at::kDouble).to(dev, real).view({1, -1, 1, 1});
-    g.p2f = at::tensor(p2, at::kDouble).to(dev, real).view({1, -1, 1, 1});
-    g.pseudo = (longs(pseudo) == 1).view({1, -1, 1, 1});
+    if (fa.empty()) continue;
+    g.n_cov = static_cast<int64_t>(fa.size());
+    g.fields = longs(fields), g.fields_a = longs(fields_a), g.fields_b = longs(fields_b);
+    g.fa = longs(fa), g.fb = longs(fb);
     g.m_pos = longs(pos), g.m_y = longs(ys), g.m_x = longs(xs), g.m_row = longs(rows);
-    g.m_weight = at::tensor(weights, at::kDouble).to(dev, real);
+    g.m_weight = at::tensor(weights, at::kDouble).to(dev, context.real_dtype());
     all_rows.insert(all_rows.end(), rows.begin(), rows.end());
     groups_.push_back(std::move(g));
   }
@@ -288,58 +327,74 @@ std::pair<at::Tensor, at::Tensor> normalise(at::Tensor a, at::Tensor b, WphNorm 
 
 }  // namespace
 
-void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_wph,
-                          const at::Tensor* ref_sm, const Sink& sink, at::Tensor* stats_wph,
-                          at::Tensor* stats_sm) const {
+at::Tensor WphOperator::build_fields(const Fields& f) const {
+  std::vector<at::Tensor> parts;
+  if (field_psi_p1_.numel()) parts.push_back(f.wt.index_select(1, field_psi_p1_));
+  if (field_psi_p0_.numel()) parts.push_back(f.wt_mod.index_select(1, field_psi_p0_).to(f.wt.scalar_type()));
+  if (field_psi_ph_.numel()) {  // |z| e^{i p arg z}
+    const at::Tensor z = f.wt.index_select(1, field_psi_ph_);
+    parts.push_back(at::polar(f.wt_mod.index_select(1, field_psi_ph_), at::angle(z) * field_exp_ph_));
+  }
+  at::Tensor fields = at::cat(parts, 1);  // (B, n_base, h, w)
+  if (field_conj_src_.numel()) fields = at::cat({fields, fields.index_select(1, field_conj_src_).conj()}, 1);
+  return fields;
+}
+
+void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
+                          const at::Tensor* ref_std, const at::Tensor* ref_sm, const Sink& sink,
+                          at::Tensor* field_stats, at::Tensor* stats_sm) const {
   const int64_t B = f.wt.size(0), h = f.wt.size(-2), w = f.wt.size(-1);
   const double norm_mn = static_cast<double>(height_ * width_);
   const bool periodic = options_.boundary == WphBoundary::Periodic;
+  const int64_t item = f.wt.element_size();
 
-  // Covariances that need only tau = 0 skip the FFTs; the others go through the cross-spectrum.
-  const int64_t per_cov_bytes = std::max<int64_t>(1, B * (h + pad_y_) * (w + pad_x_) * 16 * 6);
-  const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / per_cov_bytes);
-  std::vector<at::Tensor> stat_parts, stat_ids;
+  // Normalised fields: (F - m) / s with m, s the field's own (None: m only, kept in the graph;
+  // Auto: held constant) or the reference's statistics.
+  const at::Tensor fields = build_fields(f);  // (B, n_fields, h, w) complex
+  at::Tensor mean, scale;
+  if (ref_mean) {
+    mean = ref_mean->unsqueeze(-1).unsqueeze(-1);
+    scale = ref_std->unsqueeze(-1).unsqueeze(-1);
+  } else if (norm == WphNorm::None) {
+    mean = fields.mean({-2, -1}, true);
+  } else {
+    const at::Tensor d = fields.detach();
+    mean = d.mean({-2, -1}, true);
+    at::Tensor sd = at::sqrt((d - mean).abs().square().mean({-2, -1}, true));
+    scale = at::where(sd == 0, at::ones_like(sd), sd).to(d.scalar_type());
+  }
+  if (field_stats && scale.defined()) *field_stats = at::stack({mean.squeeze(-1).squeeze(-1), scale.squeeze(-1).squeeze(-1)}, -1);
+  const at::Tensor normed = scale.defined() ? (fields - mean) / scale : fields - mean;
+
   for (const Group& g : groups_) {
-    const int64_t n_cov = static_cast<int64_t>(g.cov.size());
-    for (int64_t start = 0; start < n_cov; start += chunk) {
-      const int64_t stop = std::min(n_cov, start + chunk), P = stop - start;
-      at::Tensor a = harmonic(f.wt.index_select(1, g.psi1.narrow(0, start, P)),
-                              f.wt_mod.index_select(1, g.psi1.narrow(0, start, P)),
-                              {g.p1.begin() + start, g.p1.begin() + stop}, g.p1f.narrow(1, start, P));
-      at::Tensor b = harmonic(f.wt.index_select(1, g.psi2.narrow(0, start, P)),
-                              f.wt_mod.index_select(1, g.psi2.narrow(0, start, P)),
-                              {g.p2.begin() + start, g.p2.begin() + stop}, g.p2f.narrow(1, start, P));
-      if (g.any_pseudo) b = at::where(g.pseudo.narrow(1, start, P), b.conj(), b);
-      at::Tensor ref_chunk, stat_chunk;
-      if (ref_wph) ref_chunk = ref_wph->index_select(1, g.cov_ids.narrow(0, start, P));
-      std::tie(a, b) = normalise(a, b, norm, ref_wph ? &ref_chunk : nullptr,
-                                 stats_wph ? &stat_chunk : nullptr);
-      if (stats_wph) {
-        stat_parts.push_back(stat_chunk);
-        stat_ids.push_back(g.cov_ids.narrow(0, start, P));
-      }
-      const int64_t m0 = g.first_moment[start], nm = g.first_moment[stop] - m0;
-      const at::Tensor pos = g.m_pos.narrow(0, m0, nm) - start;  // covariance within the chunk
-      at::Tensor cov;  // (B, n_moments)
-      if (!g.shifted) {
-        cov = (a * b.conj()).sum({-2, -1}).index_select(1, pos) / norm_mn;
-      } else {
-        if (!periodic) {
-          a = at::constant_pad_nd(a, {0, pad_x_, 0, pad_y_});
-          b = at::constant_pad_nd(b, {0, pad_x_, 0, pad_y_});
-        }
-        const at::Tensor full = at::fft_ifft2(at::fft_fft2(a) * at::fft_fft2(b).conj());
-        const int64_t hh = full.size(-2), ww = full.size(-1);
-        const at::Tensor lin = (pos * hh + g.m_y.narrow(0, m0, nm)) * ww + g.m_x.narrow(0, m0, nm);
-        cov = full.reshape({B, -1}).index_select(1, lin) / norm_mn;
-      }
+    if (!g.shifted) {
+      // tau = 0: every needed sum of a conj(b) is an entry of the Gram matrix of the two sides.
+      const int64_t na = g.fields_a.numel(), nb = g.fields_b.numel();
+      const at::Tensor fa = normed.index_select(1, g.fields_a).reshape({B, na, h * w});
+      const at::Tensor fb = normed.index_select(1, g.fields_b).reshape({B, nb, h * w});
+      const at::Tensor gram = at::matmul(fa, fb.conj().transpose(1, 2));  // (B, na, nb)
+      const at::Tensor lin = g.fa * nb + g.fb;
+      at::Tensor cov = gram.reshape({B, -1}).index_select(1, lin).index_select(1, g.m_pos) / norm_mn;
+      if (!periodic) cov = cov * g.m_weight;
+      sink(cov, g.m_row);
+      continue;
+    }
+    // Shifts: cross-correlations through the fields' Fourier transforms, computed once per field.
+    const at::Tensor gf = normed.index_select(1, g.fields);  // (B, n_group_fields, h, w)
+    const at::Tensor spectra = at::fft_fft2(periodic ? gf : at::constant_pad_nd(gf, {0, pad_x_, 0, pad_y_}));
+    const int64_t hh = spectra.size(-2), ww = spectra.size(-1);
+    const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / std::max<int64_t>(1, 3 * B * hh * ww * item));
+    for (int64_t start = 0; start < g.n_cov; start += chunk) {
+      const int64_t P = std::min(g.n_cov, start + chunk) - start;
+      const at::Tensor cross = at::fft_ifft2(spectra.index_select(1, g.fa.narrow(0, start, P)) *
+                                             spectra.index_select(1, g.fb.narrow(0, start, P)).conj());
+      const int64_t m0 = g.first_moment[start], nm = g.first_moment[start + P] - m0;
+      const at::Tensor lin = ((g.m_pos.narrow(0, m0, nm) - start) * hh + g.m_y.narrow(0, m0, nm)) * ww +
+                             g.m_x.narrow(0, m0, nm);
+      at::Tensor cov = cross.reshape({B, -1}).index_select(1, lin) / norm_mn;
       if (!periodic) cov = cov * g.m_weight.narrow(0, m0, nm);
       sink(cov, g.m_row.narrow(0, m0, nm));
     }
-  }
-  if (stats_wph) {  // back to covariance order
-    const at::Tensor ids = at::cat(stat_ids);
-    *stats_wph = at::cat(stat_parts, 1).index_select(1, at::argsort(ids));
   }
 
   // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region.
@@ -361,65 +416,99 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_w
 
 }
 
-Coefficients WphOperator::forward(const at::Tensor& x) const {
-  const at::Tensor xc = prepare(x);
-  const Fields f = transform(xc);
+int64_t WphOperator::batch_slice(int64_t batch) const {
+  const int64_t h = height_ - 2 * cut_y_ + pad_y_, w = width_ - 2 * cut_x_ + pad_x_;
+  const int64_t per_map = (3 * psi_.size(0) + 3 * n_fields_) * h * w *
+                          static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
+  return std::clamp<int64_t>(options_.chunk_bytes / std::max<int64_t>(1, per_map), 1, batch);
+}
+
+template <typename Body>
+void WphOperator::for_each_slice(const at::Tensor& xc, const Body& body) const {
   const bool use_ref = options_.norm == WphNorm::Auto && has_reference();
-  if (use_ref && ref_wph_.size(0) != 1 && ref_wph_.size(0) != xc.size(0))
-    throw ShapeError("WPH: the reference holds " + std::to_string(ref_wph_.size(0)) +
-                     " maps but the batch has " + std::to_string(xc.size(0)));
+  const int64_t B = xc.size(0), ref_b = use_ref ? ref_field_mean_.size(0) : 1;
+  if (use_ref && ref_b != 1 && ref_b != B)
+    throw ShapeError("WPH: the reference holds " + std::to_string(ref_b) + " maps but the batch has " +
+                     std::to_string(B));
+  const int64_t step = batch_slice(B);
+  for (int64_t b0 = 0; b0 < B; b0 += step) {
+    const int64_t n = std::min(step, B - b0);
+    at::Tensor rm, rs, rsm;
+    if (use_ref) {
+      rm = ref_b == 1 ? ref_field_mean_ : ref_field_mean_.narrow(0, b0, n);
+      rs = ref_b == 1 ? ref_field_std_ : ref_field_std_.narrow(0, b0, n);
+      rsm = ref_b == 1 ? ref_sm_ : ref_sm_.narrow(0, b0, n);
+    }
+    body(xc.narrow(0, b0, n), use_ref ? &rm : nullptr, use_ref ? &rs : nullptr,
+         use_ref ? &rsm : nullptr);
+  }
+}
+
+Coefficients WphOperator::forward(const at::Tensor& x) const {
+  std::vector<at::Tensor> slices;
+  for_each_slice(prepare(x), [&](const at::Tensor& xs, const at::Tensor* rm, const at::Tensor* rs,
+                                 const at::Tensor* rsm) {
+    std::vector<at::Tensor> values;  // chunks arrive in a fixed order: row_order_ sorts them
+    compute(transform(xs), options_.norm, rm, rs, rsm,
+            [&](const at::Tensor& v, const at::Tensor&) { values.push_back(v); }, nullptr, nullptr);
+    slices.push_back(at::cat(values, 1).index_select(1, row_order_));
+  });
   Coefficients out = labels_;
-  std::vector<at::Tensor> values;  // chunks arrive in a fixed order: row_order_ sorts them
-  compute(f, options_.norm, use_ref ? &ref_wph_ : nullptr, use_ref ? &ref_sm_ : nullptr,
-          [&](const at::Tensor& v, const at::Tensor&) { values.push_back(v); }, nullptr, nullptr);
-  out.values = at::cat(values, 1).index_select(1, row_order_);
+  out.values = slices.size() == 1 ? slices[0] : at::cat(slices, 0);
   return out;
 }
 
 at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& target,
                                       const at::Tensor& weights, at::Tensor* grad) const {
-  const bool use_ref = options_.norm == WphNorm::Auto && has_reference();
   const at::Tensor leaf = x.detach().requires_grad_(grad != nullptr);
-  const Fields f = transform(prepare(leaf));
-  // Chunks backpropagate into detached copies of the shared fields one at a time, so the graph of
-  // only one chunk is alive at once; the fields then backpropagate to x in one go.
-  Fields cut{f.wt.detach().requires_grad_(grad != nullptr),
-             f.wt_mod.detach().requires_grad_(grad != nullptr),
-             f.lowpass.detach().requires_grad_(grad != nullptr)};
-  const at::Tensor t = target.to(f.wt.device(), f.wt.scalar_type());
-  const at::Tensor w = weights.defined() ? weights.to(f.wt.device(), f.wt_mod.scalar_type()) : weights;
-  at::Tensor total = at::zeros({}, f.wt_mod.options());
-  compute(cut, options_.norm, use_ref ? &ref_wph_ : nullptr, use_ref ? &ref_sm_ : nullptr,
-          [&](const at::Tensor& v, const at::Tensor& rows) {
-            at::Tensor d = (v - t.index_select(-1, rows)).abs().square();  // (B, n)
-            if (w.defined()) d = d * w.index_select(-1, rows);
-            const at::Tensor l = d.sum();
-            if (grad) l.backward();
-            total = total + l.detach();
-          },
-          nullptr, nullptr);
-  if (grad) {
-    std::vector<at::Tensor> outs, grads;
-    for (const auto& [o, c] : {std::pair{f.wt, cut.wt}, {f.wt_mod, cut.wt_mod}, {f.lowpass, cut.lowpass}})
-      if (c.grad().defined()) outs.push_back(o), grads.push_back(c.grad());
-    if (!outs.empty()) torch::autograd::backward(outs, grads);
-    *grad = leaf.grad().defined() ? leaf.grad() : at::zeros_like(leaf);
-  }
+  const at::Tensor xc = prepare(leaf);
+  const at::Tensor t = target.to(xc.device(), xc.scalar_type());
+  const at::Tensor w = weights.defined() ? weights.to(xc.device(), context_.real_dtype()) : weights;
+  at::Tensor total = at::zeros({}, at::TensorOptions().dtype(context_.real_dtype()).device(xc.device()));
+  int64_t b0 = 0;
+  for_each_slice(xc, [&](const at::Tensor& xs, const at::Tensor* rm, const at::Tensor* rs,
+                         const at::Tensor* rsm) {
+    const Fields f = transform(xs);
+    // Chunks backpropagate into detached copies of the shared fields one at a time, so that the
+    // graph of only one chunk is alive; the fields then backpropagate to x in one go.
+    const bool g = grad != nullptr;
+    const Fields cut{f.wt.detach().requires_grad_(g), f.wt_mod.detach().requires_grad_(g),
+                     f.lowpass.detach().requires_grad_(g)};
+    const at::Tensor ts = t.dim() == 2 && t.size(0) > 1 ? t.narrow(0, b0, xs.size(0)) : t;
+    compute(cut, options_.norm, rm, rs, rsm,
+            [&](const at::Tensor& v, const at::Tensor& rows) {
+              at::Tensor d = (v - ts.index_select(-1, rows)).abs().square();  // (b, n)
+              if (w.defined()) d = d * w.index_select(-1, rows);
+              const at::Tensor l = d.sum();
+              if (g) l.backward(/*gradient=*/{}, /*retain_graph=*/true);
+              total = total + l.detach();
+            },
+            nullptr, nullptr);
+    if (g) {
+      std::vector<at::Tensor> outs, grads;
+      for (const auto& [o, c] : {std::pair{f.wt, cut.wt}, {f.wt_mod, cut.wt_mod}, {f.lowpass, cut.lowpass}})
+        if (c.grad().defined()) outs.push_back(o), grads.push_back(c.grad());
+      if (!outs.empty()) torch::autograd::backward(outs, grads);
+    }
+    b0 += xs.size(0);
+  });
+  if (grad) *grad = leaf.grad().defined() ? leaf.grad() : at::zeros_like(leaf);
   return total;
 }
 
 void WphOperator::set_reference(const at::Tensor& reference) {
   c10::AutoGradMode no_grad(false);
-  const Fields f = transform(prepare(reference));
-  at::Tensor wph_stats, sm_stats;
-  compute(f, WphNorm::Auto, nullptr, nullptr, [](const at::Tensor&, const at::Tensor&) {},
-          &wph_stats, &sm_stats);
-  ref_wph_ = wph_stats;
+  at::Tensor field_stats, sm_stats;
+  compute(transform(prepare(reference)), WphNorm::Auto, nullptr, nullptr, nullptr,
+          [](const at::Tensor&, const at::Tensor&) {}, &field_stats, &sm_stats);
+  ref_field_mean_ = field_stats.select(-1, 0);
+  ref_field_std_ = field_stats.select(-1, 1);
   ref_sm_ = sm_stats;
 }
 
 void WphOperator::clear_reference() {
-  ref_wph_ = at::Tensor();
+  ref_field_mean_ = at::Tensor();
+  ref_field_std_ = at::Tensor();
   ref_sm_ = at::Tensor();
 }
 

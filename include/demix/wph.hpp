@@ -66,7 +66,7 @@ class WphOperator {
   /// gradients (as pywph's stored normalisation is).
   void set_reference(const at::Tensor& reference /* (B0, H, W) or (H, W) */);
   void clear_reference();
-  bool has_reference() const { return ref_wph_.defined(); }
+  bool has_reference() const { return ref_field_mean_.defined(); }
 
   const WphOptions& options() const { return options_; }
   int64_t size() const { return labels_.size(); }
@@ -86,31 +86,33 @@ class WphOperator {
     int64_t row;
   };
   struct Fields;
-  /// Covariances computed the same way (only tau = 0, or through the cross-spectrum), with their
-  /// index tables already on the device so that forward() copies nothing from the host.
+  /// Covariances computed the same way (only tau = 0: a Gram matrix; or with shifts: products of
+  /// Fourier transforms), with their index tables on the device so forward() copies nothing.
   struct Group {
     bool shifted = false;
-    std::vector<int64_t> cov;           // covariance ids, in group order
-    std::vector<int64_t> first_moment;  // per covariance: offset of its moments (size + 1)
-    std::vector<int> p1, p2;            // harmonics, host copy (to pick the cheap paths)
-    bool any_pseudo = false;
-    at::Tensor psi1, psi2;              // (P) int64
-    at::Tensor p1f, p2f;                // (1, P, 1, 1) real: harmonic exponents
-    at::Tensor pseudo;                  // (1, P, 1, 1) bool
-    at::Tensor cov_ids;                 // (P) int64
+    int64_t n_cov = 0;
+    std::vector<int64_t> first_moment;  // per covariance: offset of its moments (size n_cov + 1)
+    at::Tensor fields;                  // shifted: union of the fields of both sides (n) int64
+    at::Tensor fields_a, fields_b;      // plain: fields of each side
+    at::Tensor fa, fb;                  // (n_cov) int64: position of each side's field
     at::Tensor m_pos, m_y, m_x;         // (n_moments) int64: covariance position, shift
-    at::Tensor m_weight;                // (n_moments) real
+    at::Tensor m_weight;                // (n_moments) real: NonPeriodic reweighting
     at::Tensor m_row;                   // (n_moments) int64: output row
   };
-
-  at::Tensor prepare(const at::Tensor& x) const;               // (B, H, W) complex on device
-  Fields transform(const at::Tensor& xc) const;                 // wavelet and low-pass fields
   /// Receives each chunk of moments: values (B, n) and their output rows (n), in a fixed order.
   using Sink = std::function<void(const at::Tensor& values, const at::Tensor& rows)>;
-  /// Computes every moment, chunk by chunk, into `sink`; with stats_* set, also returns the means
-  /// and deviations used (Auto), for set_reference().
-  void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_wph, const at::Tensor* ref_sm,
-               const Sink& sink, at::Tensor* stats_wph, at::Tensor* stats_sm) const;
+
+  at::Tensor prepare(const at::Tensor& x) const;  // (B, H, W) complex on the device
+  Fields transform(const at::Tensor& xc) const;   // wavelet and low-pass fields
+  at::Tensor build_fields(const Fields& f) const; // (B, n_fields, h, w): [x*psi]^p (conj)
+  /// Every moment, chunk by chunk, into `sink`. ref_*: the reference's field statistics (Auto).
+  /// field_stats / stats_sm, if given, receive the statistics used (for set_reference()).
+  void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean, const at::Tensor* ref_std,
+               const at::Tensor* ref_sm, const Sink& sink, at::Tensor* field_stats,
+               at::Tensor* stats_sm) const;
+  int64_t batch_slice(int64_t batch) const;  // maps per slice, from chunk_bytes
+  template <typename Body>
+  void for_each_slice(const at::Tensor& xc, const Body& body) const;
 
   WphOptions options_;
   int64_t height_, width_;
@@ -121,12 +123,17 @@ class WphOperator {
   at::Tensor phi_;  // (n_lowpass, H, W) real, Fourier
   std::vector<Covariance> covariances_;
   std::vector<Group> groups_;
+  int64_t n_fields_ = 0;
+  at::Tensor field_psi_p1_, field_psi_p0_, field_psi_ph_;  // wavelets of the fields, by harmonic
+  at::Tensor field_exp_ph_;                                // (1, n, 1, 1) exponents p >= 2
+  at::Tensor field_conj_src_;                              // fields conjugated for pseudo moments
   at::Tensor row_order_;  // (K) int64: output position of each computed value
   at::Tensor sm_rows_;    // (n_sm) int64: output rows of the scaling moments
   std::vector<Scaling> scalings_;
   Coefficients labels_;
-  at::Tensor ref_wph_;  // (B0, n_cov, 2 sides, 2: mean (complex), std) complex
-  at::Tensor ref_sm_;   // (B0, n_sm, 2, 2) complex
+  at::Tensor ref_field_mean_;  // (B0, n_fields) complex: reference means of the fields
+  at::Tensor ref_field_std_;   // (B0, n_fields) complex (real values): reference deviations
+  at::Tensor ref_sm_;          // (B0, n_sm, 2, 2) complex: scaling-moment statistics
 };
 
 /// One-shot convenience: builds the operator for x's shape and applies it.

@@ -342,7 +342,7 @@ at::Tensor WphOperator::build_fields(const Fields& f) const {
 
 void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
                           const at::Tensor* ref_std, const at::Tensor* ref_sm, const Sink& sink,
-                          at::Tensor* field_stats, at::Tensor* stats_sm) const {
+                          at::Tensor* field_stats, at::Tensor* stats_sm, bool cut_graph) const {
   const int64_t B = f.wt.size(0), h = f.wt.size(-2), w = f.wt.size(-1);
   const double norm_mn = static_cast<double>(height_ * width_);
   const bool periodic = options_.boundary == WphBoundary::Periodic;
@@ -364,7 +364,10 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
     scale = at::where(sd == 0, at::ones_like(sd), sd).to(d.scalar_type());
   }
   if (field_stats && scale.defined()) *field_stats = at::stack({mean.squeeze(-1).squeeze(-1), scale.squeeze(-1).squeeze(-1)}, -1);
-  const at::Tensor normed = scale.defined() ? (fields - mean) / scale : fields - mean;
+  const at::Tensor normed_full = scale.defined() ? (fields - mean) / scale : fields - mean;
+  // cut_graph: sinks backpropagate chunk by chunk into detached copies of the shared tensors,
+  // which then backpropagate once each (instead of once per chunk).
+  const at::Tensor normed = cut_graph ? normed_full.detach().requires_grad_(true) : normed_full;
 
   for (const Group& g : groups_) {
     if (!g.shifted) {
@@ -381,7 +384,9 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
     }
     // Shifts: cross-correlations through the fields' Fourier transforms, computed once per field.
     const at::Tensor gf = normed.index_select(1, g.fields);  // (B, n_group_fields, h, w)
-    const at::Tensor spectra = at::fft_fft2(periodic ? gf : at::constant_pad_nd(gf, {0, pad_x_, 0, pad_y_}));
+    const at::Tensor spectra_full =
+        at::fft_fft2(periodic ? gf : at::constant_pad_nd(gf, {0, pad_x_, 0, pad_y_}));
+    const at::Tensor spectra = cut_graph ? spectra_full.detach().requires_grad_(true) : spectra_full;
     const int64_t hh = spectra.size(-2), ww = spectra.size(-1);
     const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / std::max<int64_t>(1, 3 * B * hh * ww * item));
     for (int64_t start = 0; start < g.n_cov; start += chunk) {
@@ -395,7 +400,9 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
       if (!periodic) cov = cov * g.m_weight.narrow(0, m0, nm);
       sink(cov, g.m_row.narrow(0, m0, nm));
     }
+    if (cut_graph && spectra.grad().defined()) spectra_full.backward(spectra.grad());
   }
+  if (cut_graph && normed.grad().defined()) normed_full.backward(normed.grad());
 
   // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region.
   std::vector<at::Tensor> sm_stats;
@@ -480,10 +487,10 @@ at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& tar
               at::Tensor d = (v - ts.index_select(-1, rows)).abs().square();  // (b, n)
               if (w.defined()) d = d * w.index_select(-1, rows);
               const at::Tensor l = d.sum();
-              if (g) l.backward(/*gradient=*/{}, /*retain_graph=*/true);
+              if (g) l.backward();
               total = total + l.detach();
             },
-            nullptr, nullptr);
+            nullptr, nullptr, /*cut_graph=*/g);
     if (g) {
       std::vector<at::Tensor> outs, grads;
       for (const auto& [o, c] : {std::pair{f.wt, cut.wt}, {f.wt_mod, cut.wt_mod}, {f.lowpass, cut.lowpass}})

@@ -109,7 +109,7 @@ class WphOperator {
   /// field_stats / stats_sm, if given, receive the statistics used (for set_reference()).
   void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean, const at::Tensor* ref_std,
                const at::Tensor* ref_sm, const Sink& sink, at::Tensor* field_stats,
-               at::Tensor* stats_sm) const;
+               at::Tensor* stats_sm, bool cut_graph = false) const;
   int64_t batch_slice(int64_t batch) const;  // maps per slice, from chunk_bytes
   template <typename Body>
   void for_each_slice(const at::Tensor& xc, const Body& body) const;

@@ -47,7 +47,7 @@ struct StatsCliOptions {
   StatKind kind = StatKind::Wph;
   int J = 0;  ///< 0 = per kind: min(cap, floor(log2(min(H, W))) - 2), cap 7 (wph, scov), 5 (wst)
   int L = 0;  ///< 0 = per kind: 4 (wph, scov), 8 (wst)
-  int dn = 0;  ///< wph only: radial steps of the shift grid
+  int dn = 2;  ///< wph only: radial steps of the shift grid (pywph examples use 2)
   StatsNorm norm = StatsNorm::Default;
   StatsBoundary boundary = StatsBoundary::Periodic;
   bool log = false;          ///< take log(x) first (positive maps only)
@@ -345,8 +345,8 @@ void check_comparable(const Coefficients& a, const Coefficients& b, const std::s
 void run_compare(StatsCliOptions o, const Globals& globals) {
   if (!o.output.empty() && format_for_output(o.output) != FileFormat::Png)
     throw ValueError("--compare writes a PNG plot; output '" + o.output + "' does not end in .png");
-  const std::string& na = o.compare.at(0);
-  const std::string& nb = o.compare.at(1);
+  const std::string na = o.compare.at(0);
+  const std::string nb = o.compare.at(1);
   const bool table_a = is_coefficient_file(na), table_b = is_coefficient_file(nb);
   std::optional<Context> ctx;
   std::optional<Image> map_a, map_b;
@@ -384,20 +384,20 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
     if ((map_a || map_b) && o.kind == StatKind::Wph) std::cout << ", dn = " << o.dn;
     std::cout << "\nA = " << na << (table_a ? " (coefficients)" : " (map)") << "\nB = " << nb
               << (table_b ? " (coefficients)" : " (map)") << "\n\n";
-    std::printf("%-10s %8s %14s %14s\n", "class", "n", "mean rel diff", "max rel diff");
   }
+  // The table is the result: printed even with --quiet.
+  std::printf("%-10s %8s %14s %14s\n", "class", "n", "mean rel diff", "max rel diff");
   for (std::size_t k = 0; k < a.classes.size(); ++k) {
     const at::Tensor m = (a.class_id == static_cast<int64_t>(k));
     const int64_t n = m.sum().item<int64_t>();
     const at::Tensor r = rel.index({at::indexing::Slice(), m});
-    if (!globals.quiet)
-      std::printf("%-10s %8lld %14.4g %14.4g\n", a.classes[k].c_str(), static_cast<long long>(n),
-                  n ? r.mean().item<double>() : 0.0, n ? r.max().item<double>() : 0.0);
+    std::printf("%-10s %8lld %14.4g %14.4g\n", a.classes[k].c_str(), static_cast<long long>(n),
+                n ? r.mean().item<double>() : 0.0, n ? r.max().item<double>() : 0.0);
   }
-  if (!globals.quiet && a.size() > 0)
+  if (a.size() > 0)
     std::printf("%-10s %8lld %14.4g %14.4g\n", "all", static_cast<long long>(a.size()),
                 rel.mean().item<double>(), rel.max().item<double>());
-  std::cout.flush();
+  std::fflush(stdout);
 
   if (o.output.empty()) return;
   // Plot of the first map of each batch: coefficients grouped by class, log10 |value|.
@@ -473,7 +473,7 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
       ->default_str("auto");
   cmd->add_option("--dn", o->dn, "wph: radial steps of the shift grid (0 = no shifts; pywph's dn)")
       ->check(CLI::NonNegativeNumber)
-      ->default_str("0");
+      ->default_str("2");
   cmd->add_option("--norm", o->norm,
                   "none or auto: wph auto divides by each map's own standard deviations, scov auto "
                   "is Cheng's P00 normalisation; default none (wph), auto (scov); not for wst")

@@ -21,8 +21,8 @@ constexpr demix::Rgb kWhite{255, 255, 255};
 }  // namespace
 
 TEST(Plot, PointsLandWhereExpected) {
-  // 5 points over 104 x 44 pixels with margin 4: columns 4 + 24 i, rows 4 + (2 - y) * 36 / 2.
-  const int W = 104, H = 44, m = demix::kPlotMargin;
+  // 5 points over 105 x 45 pixels with margin 4: columns 4 + 24 i, rows 4 + (2 - y) * 36 / 2.
+  const int W = 105, H = 45, m = demix::kPlotMargin;
   ASSERT_EQ(m, 4);
   const at::Tensor y = at::tensor({0.0, 1.0, 2.0, 1.0, 0.0}, at::kDouble);
   const demix::Rgb red{200, 0, 0};
@@ -46,7 +46,7 @@ TEST(Plot, PointsLandWhereExpected) {
 }
 
 TEST(Plot, SeparatorsAndSeriesOrder) {
-  const int W = 104, H = 44;
+  const int W = 105, H = 45;
   const at::Tensor a = at::tensor({1.0, 1.0, 1.0, 1.0, 1.0}, at::kDouble);
   const at::Tensor b = at::tensor({1.0, 3.0, 1.0, 3.0, 1.0}, at::kDouble);
   const demix::Rgb ca{31, 119, 180}, cb{255, 127, 14};

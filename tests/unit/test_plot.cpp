@@ -9,7 +9,7 @@
 
 namespace {
 
-demix::Rgb pixel(const at::Tensor& rgb, int64_t row, int64_t col) {
+demix::Rgb pixel(const at::Tensor &rgb, int64_t row, int64_t col) {
   const at::Tensor p = rgb[row][col];
   return {p[0].item<uint8_t>(), p[1].item<uint8_t>(), p[2].item<uint8_t>()};
 }
@@ -18,7 +18,7 @@ bool same(demix::Rgb a, demix::Rgb b) { return a.r == b.r && a.g == b.g && a.b =
 
 constexpr demix::Rgb kWhite{255, 255, 255};
 
-}  // namespace
+} // namespace
 
 TEST(Plot, PointsLandWhereExpected) {
   // 5 points over 105 x 45 pixels with margin 4: columns 4 + 24 i, rows 4 + (2 - y) * 36 / 2.
@@ -35,7 +35,8 @@ TEST(Plot, PointsLandWhereExpected) {
     SCOPED_TRACE("point " + std::to_string(i));
     // The 3 x 3 marker centred on (row, col).
     for (int dr = -1; dr <= 1; ++dr)
-      for (int dc = -1; dc <= 1; ++dc) EXPECT_TRUE(same(pixel(rgb, rows[i] + dr, cols[i] + dc), red));
+      for (int dc = -1; dc <= 1; ++dc)
+        EXPECT_TRUE(same(pixel(rgb, rows[i] + dr, cols[i] + dc), red));
     EXPECT_TRUE(same(pixel(rgb, rows[i] + 2, cols[i]), kWhite));
     EXPECT_TRUE(same(pixel(rgb, rows[i], cols[i] + 2), kWhite));
     coloured += 9;
@@ -58,20 +59,20 @@ TEST(Plot, SeparatorsAndSeriesOrder) {
   EXPECT_TRUE(same(pixel(rgb, 10, 41), kWhite));
   // Range [1, 3]: y = 1 at row 40, y = 3 at row 4. Point 0 of b covers point 0 of a.
   EXPECT_TRUE(same(pixel(rgb, 40, 4), cb));
-  EXPECT_TRUE(same(pixel(rgb, 40, 28), ca));  // a at index 1 (b is at the top there)
+  EXPECT_TRUE(same(pixel(rgb, 40, 28), ca)); // a at index 1 (b is at the top there)
   EXPECT_TRUE(same(pixel(rgb, 4, 28), cb));
 }
 
 TEST(Plot, NonFiniteSkippedAndConstantSeries) {
   const double inf = std::numeric_limits<double>::infinity();
-  const at::Tensor y = at::tensor({2.0, -inf, 2.0}, at::kDouble);  // log10(0) = -inf
+  const at::Tensor y = at::tensor({2.0, -inf, 2.0}, at::kDouble); // log10(0) = -inf
   const demix::Rgb c{0, 0, 0};
   const at::Tensor rgb = demix::plot_series({y}, {c}, {}, 32, 20);
   // Constant finite values: range 1.5 .. 2.5, so y = 2 sits mid-height (row 4 + 5.5 -> 10).
   const int64_t row = 4 + std::llround(0.5 * 11);
   EXPECT_TRUE(same(pixel(rgb, row, 4), c));
   EXPECT_TRUE(same(pixel(rgb, row, 27), c));
-  EXPECT_TRUE(same(pixel(rgb, row, 16), kWhite));  // the -inf point is not drawn
+  EXPECT_TRUE(same(pixel(rgb, row, 16), kWhite)); // the -inf point is not drawn
 }
 
 TEST(Plot, RejectsBadArguments) {

@@ -10,6 +10,7 @@
 #include <fitsio.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -428,6 +429,259 @@ void write_fits_extensions(const std::string& path, const std::vector<FitsHduOut
   for (const auto& h : hdus) write_image_hdu(file.get(), h.data, h.header, h.type, h.name, what);
   file.close(what);
   out.commit();
+}
+
+// ---- Coefficient tables -------------------------------------------------------------------------
+
+namespace {
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+void check_coefficients(const Coefficients& c, const std::string& what) {
+  if (!c.values.defined() || !c.class_id.defined() || !c.labels.defined())
+    throw ValueError(what + ": the coefficients have undefined values, class ids or labels");
+  const int64_t K = c.size();
+  if (c.values.dim() != 2 || c.values.size(1) != K)
+    throw ShapeError(what + ": values must be (B, K) with K = " + std::to_string(K) +
+                     " coefficients, got " + std::to_string(c.values.dim()) + " dimensions" +
+                     (c.values.dim() == 2 ? " (" + std::to_string(c.values.size(0)) + ", " +
+                                                std::to_string(c.values.size(1)) + ")"
+                                          : std::string()));
+  if (c.values.size(0) < 1) throw ShapeError(what + ": the batch is empty (B = 0)");
+  const auto n_labels = static_cast<int64_t>(c.label_names.size());
+  if (c.labels.dim() != 2 || c.labels.size(0) != K || c.labels.size(1) != n_labels)
+    throw ShapeError(what + ": labels must be (K, " + std::to_string(n_labels) + ") = (" +
+                     std::to_string(K) + ", " + std::to_string(n_labels) + ")");
+  if (c.classes.empty() && K > 0) throw ValueError(what + ": the coefficients have no class names");
+  if (K > 0) {
+    const int64_t lo = c.class_id.min().item<int64_t>(), hi = c.class_id.max().item<int64_t>();
+    if (lo < 0 || hi >= static_cast<int64_t>(c.classes.size()))
+      throw ValueError(what + ": class id " + std::to_string(lo < 0 ? lo : hi) +
+                       " outside the " + std::to_string(c.classes.size()) + " class names");
+  }
+  std::set<std::string> columns{"CLASS", "REAL", "IMAG"};
+  for (const auto& n : c.label_names)
+    if (n.empty() || n.size() > 68 || !columns.insert(upper(n)).second)
+      throw ValueError(what + ": label name '" + n +
+                       "' is empty, too long or clashes with another column (CLASS, REAL, IMAG, "
+                       "or a label differing only in case)");
+}
+
+}  // namespace
+
+void write_coefficients_fits(const std::string& path, const Coefficients& c,
+                             const FitsHeader& primary_header) {
+  const std::string what = "cannot write FITS '" + path + "'";
+  check_coefficients(c, what);
+  const int64_t K = c.size(), B = c.values.size(0);
+  const bool complex = c.values.is_complex();
+  // (K, B) float64: FITS stores each row's vector contiguously.
+  const at::Tensor v = c.values.detach().to(at::kCPU);
+  const at::Tensor re =
+      (complex ? at::real(v) : v).to(at::kDouble).transpose(0, 1).contiguous();
+  const at::Tensor im = complex ? at::imag(v).to(at::kDouble).transpose(0, 1).contiguous()
+                                : at::zeros({K, B}, at::kDouble);
+  const at::Tensor ids = c.class_id.to(at::kCPU, at::kLong).contiguous();
+  const at::Tensor labels = c.labels.to(at::kCPU, at::kLong).contiguous();
+
+  std::size_t width = 1;
+  for (const auto& name : c.classes) width = std::max(width, name.size());
+  std::vector<std::string> names{"CLASS"}, forms{std::to_string(width) + "A"};
+  for (const auto& n : c.label_names) {
+    names.push_back(upper(n));
+    forms.push_back("1K");
+  }
+  const std::string vector_form = (B == 1 ? std::string("1") : std::to_string(B)) + "D";
+  names.insert(names.end(), {"REAL", "IMAG"});
+  forms.insert(forms.end(), {vector_form, vector_form});
+  std::vector<char*> ttype, tform;
+  for (auto& n : names) ttype.push_back(n.data());
+  for (auto& f : forms) tform.push_back(f.data());
+
+  detail::AtomicFile out(path);
+  FitsFile file;
+  fits_clear_errmsg();
+  create_file(file, out, what);
+  fitsfile* f = file.get();
+  int status = 0;
+  fits_create_img(f, BYTE_IMG, 0, nullptr, &status);
+  for (const auto& card : primary_header.cards()) fits_write_record(f, card.c_str(), &status);
+  fits_write_date(f, &status);
+  fits_write_chksum(f, &status);
+  if (status) throw_fits(status, what);
+
+  std::string extname = kCoefficientsExtname;
+  fits_create_tbl(f, BINARY_TBL, static_cast<LONGLONG>(K), static_cast<int>(names.size()),
+                  ttype.data(), tform.data(), nullptr, extname.c_str(), &status);
+  long long nmaps = B, ncoeff = K, nclass = static_cast<long long>(c.classes.size());
+  int cplx = complex ? 1 : 0;
+  fits_write_key(f, TLONGLONG, "NMAPS", &nmaps, "number of maps (length of REAL and IMAG)", &status);
+  fits_write_key(f, TLONGLONG, "NCOEFF", &ncoeff, "number of coefficients (rows)", &status);
+  fits_write_key(f, TLOGICAL, "CPLXVAL", &cplx, "T if the values are complex", &status);
+  fits_write_key(f, TLONGLONG, "NCLASS", &nclass, "number of coefficient classes", &status);
+  for (std::size_t i = 0; i < c.classes.size(); ++i) {
+    std::string key = "CLASS" + std::to_string(i + 1), value = c.classes[i];
+    if (key.size() > 8) throw ValueError(what + ": more than 999 coefficient classes");
+    fits_write_key(f, TSTRING, key.c_str(), value.data(), "coefficient class name", &status);
+  }
+  if (status) throw_fits(status, what);
+  if (K > 0) {
+    std::vector<std::string> class_text(K);
+    std::vector<char*> class_ptr(K);
+    const int64_t* id = ids.data_ptr<int64_t>();
+    for (int64_t k = 0; k < K; ++k) {
+      class_text[k] = c.classes[id[k]];
+      class_ptr[k] = class_text[k].data();
+    }
+    fits_write_col(f, TSTRING, 1, 1, 1, K, class_ptr.data(), &status);
+    for (std::size_t l = 0; l < c.label_names.size(); ++l) {
+      std::vector<LONGLONG> column(K);
+      const int64_t* lab = labels.data_ptr<int64_t>();
+      for (int64_t k = 0; k < K; ++k) column[k] = lab[k * labels.size(1) + l];
+      fits_write_col(f, TLONGLONG, static_cast<int>(l + 2), 1, 1, K, column.data(), &status);
+    }
+    const int real_col = static_cast<int>(c.label_names.size()) + 2;
+    fits_write_col(f, TDOUBLE, real_col, 1, 1, K * B, re.data_ptr<double>(), &status);
+    fits_write_col(f, TDOUBLE, real_col + 1, 1, 1, K * B, im.data_ptr<double>(), &status);
+  }
+  fits_write_date(f, &status);
+  fits_write_chksum(f, &status);
+  if (status) throw_fits(status, what);
+  file.close(what);
+  out.commit();
+}
+
+Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary_header) {
+  detail::require_input_file(path, path);
+  const std::string what = "cannot read coefficients from FITS '" + path + "'";
+  FitsFile file;
+  int status = 0;
+  fits_clear_errmsg();
+  if (fits_open_diskfile(file.out(), path.c_str(), READONLY, &status)) throw_fits(status, what);
+  fitsfile* f = file.get();
+  if (primary_header) {
+    int nkeys = 0;
+    fits_get_hdrspace(f, &nkeys, nullptr, &status);
+    for (int i = 1; i <= nkeys && !status; ++i) {
+      char card[FLEN_CARD] = {0};
+      if (!fits_read_record(f, i, card, &status)) primary_header->add_card(card);
+    }
+    if (status) throw_fits(status, what);
+  }
+  std::string extname = kCoefficientsExtname;
+  if (fits_movnam_hdu(f, BINARY_TBL, extname.data(), 0, &status)) {
+    fits_clear_errmsg();
+    throw FormatError(what + ": it has no binary table named " + extname +
+                      " (is it a map rather than a file written by 'demix stats'?)");
+  }
+  long nrows = 0;
+  int ncols = 0;
+  fits_get_num_rows(f, &nrows, &status);
+  fits_get_num_cols(f, &ncols, &status);
+  if (status) throw_fits(status, what);
+  const int64_t K = nrows;
+
+  // Columns: CLASS, labels..., REAL, IMAG (found by name; labels are the other columns, in order).
+  int class_col = 0, real_col = 0, imag_col = 0;
+  std::vector<std::pair<int, std::string>> label_cols;
+  for (int col = 1; col <= ncols; ++col) {
+    char key[FLEN_KEYWORD], name[FLEN_VALUE] = {0};
+    std::snprintf(key, sizeof key, "TTYPE%d", col);
+    if (fits_read_key(f, TSTRING, key, name, nullptr, &status)) throw_fits(status, what);
+    const std::string n = upper(name);
+    if (n == "CLASS") class_col = col;
+    else if (n == "REAL") real_col = col;
+    else if (n == "IMAG") imag_col = col;
+    else label_cols.emplace_back(col, lower(name));
+  }
+  if (!class_col || !real_col || !imag_col)
+    throw FormatError(what + ": the " + extname + " table lacks a CLASS, REAL or IMAG column");
+  int type = 0;
+  long repeat = 0, width = 0, imag_repeat = 0;
+  fits_get_coltype(f, real_col, &type, &repeat, &width, &status);
+  fits_get_coltype(f, imag_col, &type, &imag_repeat, &width, &status);
+  if (status) throw_fits(status, what);
+  if (repeat < 1 || imag_repeat != repeat)
+    throw FormatError(what + ": REAL and IMAG must hold the same number (>= 1) of values per row");
+  const int64_t B = repeat;
+
+  long long nclass = 0;
+  std::vector<std::string> classes;
+  if (fits_read_key(f, TLONGLONG, "NCLASS", &nclass, nullptr, &status) == KEY_NO_EXIST) {
+    status = 0;
+    fits_clear_errmsg();
+  } else {
+    for (long long i = 1; i <= nclass && !status; ++i) {
+      char value[FLEN_VALUE] = {0};
+      const std::string key = "CLASS" + std::to_string(i);
+      fits_read_key(f, TSTRING, key.c_str(), value, nullptr, &status);
+      classes.emplace_back(value);
+    }
+  }
+  int cplx = 1;
+  if (fits_read_key(f, TLOGICAL, "CPLXVAL", &cplx, nullptr, &status) == KEY_NO_EXIST) {
+    status = 0;
+    cplx = 1;
+    fits_clear_errmsg();
+  }
+  if (status) throw_fits(status, what);
+
+  Coefficients c;
+  for (const auto& [col, name] : label_cols) c.label_names.push_back(name);
+  c.class_id = at::empty({K}, at::kLong);
+  c.labels = at::empty({K, static_cast<int64_t>(label_cols.size())}, at::kLong);
+  at::Tensor re = at::empty({K, B}, at::kDouble), im = at::empty({K, B}, at::kDouble);
+  if (K > 0) {
+    fits_get_coltype(f, class_col, &type, &repeat, &width, &status);
+    std::vector<std::string> text(K, std::string(static_cast<std::size_t>(repeat) + 1, '\0'));
+    std::vector<char*> ptr(K);
+    for (int64_t k = 0; k < K; ++k) ptr[k] = text[k].data();
+    int anynul = 0;
+    char nul[] = "";
+    fits_read_col_str(f, class_col, 1, 1, K, nul, ptr.data(), &anynul, &status);
+    if (status) throw_fits(status, what);
+    int64_t* id = c.class_id.data_ptr<int64_t>();
+    for (int64_t k = 0; k < K; ++k) {
+      std::string name = ptr[k];
+      while (!name.empty() && name.back() == ' ') name.pop_back();
+      auto it = std::find(classes.begin(), classes.end(), name);
+      if (it == classes.end()) {
+        if (nclass > 0)
+          throw FormatError(what + ": row " + std::to_string(k + 1) + " has class '" + name +
+                            "', not among the NCLASS class names");
+        classes.push_back(name);
+        it = classes.end() - 1;
+      }
+      id[k] = it - classes.begin();
+    }
+    for (std::size_t l = 0; l < label_cols.size(); ++l) {
+      std::vector<LONGLONG> column(K);
+      LONGLONG lnul = -1;
+      fits_read_col(f, TLONGLONG, label_cols[l].first, 1, 1, K, &lnul, column.data(), &anynul,
+                    &status);
+      int64_t* lab = c.labels.data_ptr<int64_t>();
+      const auto n_labels = static_cast<int64_t>(label_cols.size());
+      for (int64_t k = 0; k < K; ++k) lab[k * n_labels + static_cast<int64_t>(l)] = column[k];
+    }
+    double dnul = std::numeric_limits<double>::quiet_NaN();
+    fits_read_col(f, TDOUBLE, real_col, 1, 1, K * B, &dnul, re.data_ptr<double>(), &anynul, &status);
+    fits_read_col(f, TDOUBLE, imag_col, 1, 1, K * B, &dnul, im.data_ptr<double>(), &anynul, &status);
+    if (status) throw_fits(status, what);
+  }
+  c.classes = std::move(classes);
+  re = re.transpose(0, 1).contiguous();  // (B, K)
+  im = im.transpose(0, 1).contiguous();
+  c.values = cplx ? at::complex(re, im) : re;
+  file.close(what);
+  return c;
 }
 
 }  // namespace demix

@@ -2,6 +2,7 @@
 #include <demix/io.hpp>
 #include <demix/npy.hpp>
 
+#include "detail/atomic_file.hpp"
 #include "detail/files.hpp"
 
 #include <ATen/ATen.h>
@@ -113,6 +114,17 @@ void write_image(const std::string& path, const Image& image, const WriteOptions
     case FileFormat::Png:
       throw ValueError("'" + path + "': PNG is for previews; use write_preview (demix preview)");
   }
+}
+
+void write_text_file(const std::string& path, std::string_view text) {
+  detail::AtomicFile out(path);
+  {
+    std::ofstream file(out.temp_path(), std::ios::binary | std::ios::trunc);
+    file.write(text.data(), static_cast<std::streamsize>(text.size()));
+    file.flush();
+    if (!file) throw IoError("cannot write '" + path + "': write failed (disk full?)");
+  }
+  out.commit();
 }
 
 }  // namespace demix

@@ -11,6 +11,7 @@
 #include <demix/io.hpp>
 #include <demix/morlet.hpp>
 #include <demix/npy.hpp>
+#include <demix/plot.hpp>
 #include <demix/power_spectrum.hpp>
 #include <demix/preview.hpp>
 #include <demix/scattering_cov.hpp>

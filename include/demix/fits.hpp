@@ -5,6 +5,8 @@
 // so a FITS image NAXIS1 x NAXIS2 [x NAXIS3] is the tensor (H = NAXIS2, W = NAXIS1) or
 // (C = NAXIS3, H, W). The flip happens in one place, src/fits.cpp.
 
+#include <demix/coefficients.hpp>
+
 #include <ATen/core/TensorBody.h>
 
 #include <optional>
@@ -103,5 +105,34 @@ std::vector<FitsHduInfo> list_fits_hdus(const std::string& spec);
 bool has_hdu_selector(const std::string& spec);
 /// `spec` without a trailing HDU selector.
 std::string strip_hdu_selector(const std::string& spec);
+
+// ---- Statistics coefficients as a FITS binary table ---------------------------------------------
+//
+// Layout written by write_coefficients_fits (one file per Coefficients, whatever the batch size):
+//   HDU 0          no data; `primary_header` (e.g. the input map's WCS plus STAT, J, L... keywords)
+//   HDU 1 COEFFS   BINTABLE, one row per coefficient (K rows), columns in this order:
+//                    CLASS   string  the coefficient's class name ("S11", "C01", ...)
+//                    <LABEL> int64   one column per label name, upper-cased (J1, T1, P1, ...);
+//                                    -1 = not applicable
+//                    REAL    float64 real part      } scalar when B = 1, else a vector of
+//                    IMAG    float64 imaginary part } length B (one entry per map of the batch)
+//                  keywords: NMAPS (B), NCOEFF (K), CPLXVAL (T if the values were complex),
+//                  NCLASS and CLASS1..CLASSn (the class names in their original order).
+// read_coefficients_fits gives the values back as (B, K) float64 (complex128 when CPLXVAL = T)
+// and the label names lower-cased.
+
+/// The name of the table extension written by write_coefficients_fits.
+inline constexpr const char* kCoefficientsExtname = "COEFFS";
+
+/// Writes `coefficients` (values (B, K) real or complex, any device) as described above,
+/// atomically. ShapeError unless values is (B, K) with K = coefficients.size() and labels is
+/// (K, label_names.size()); ValueError for a class id outside `classes`.
+void write_coefficients_fits(const std::string& path, const Coefficients& coefficients,
+                             const FitsHeader& primary_header = {});
+
+/// Reads a file written by write_coefficients_fits (or any FITS file with a COEFFS table of that
+/// layout). When `primary_header` is given, it receives the keywords of HDU 0. IoError if missing,
+/// FormatError if there is no COEFFS table or its columns are not as above.
+Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary_header = nullptr);
 
 }  // namespace demix

@@ -6,6 +6,7 @@
 #include <demix/image.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace demix {
 
@@ -44,5 +45,9 @@ struct WriteOptions {
 /// Writes `image` to `path` (format from the extension), atomically. FITS outputs carry
 /// image.header; complex data can only go to npy (FITS has no complex image type): ValueError.
 void write_image(const std::string& path, const Image& image, const WriteOptions& options = {});
+
+/// Writes `text` to `path` as is (JSON, CSV, ...), atomically: a failure leaves no file and an
+/// existing one unchanged. IoError if the folder is missing or the write fails.
+void write_text_file(const std::string& path, std::string_view text);
 
 }  // namespace demix

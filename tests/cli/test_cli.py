@@ -58,7 +58,7 @@ class CliTest(unittest.TestCase):
     def test_help_and_version(self):
         rc, out, _ = run("--help")
         self.assertEqual(rc, 0)
-        for cmd in ("version", "info", "convert", "preview"):
+        for cmd in ("version", "info", "convert", "preview", "stats"):
             self.assertIn(cmd, out)
         rc, out, _ = run("convert", "--help")
         self.assertEqual(rc, 0)
@@ -204,6 +204,104 @@ class CliTest(unittest.TestCase):
         rc, out_text, _ = run("version")
         if "no CUDA device" in out_text:
             self.assertFails(["--device", "cuda", "info", self.good], 1, "cuda")
+
+
+    # ---- demix stats ----
+    def small_map(self, name="s.npy", shape=(64, 64), seed=3):
+        x = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+        np.save(self.path(name), np.exp(0.5 * x))  # positive, so that --log applies
+        return self.path(name)
+
+    def test_stats_table_json_and_counts(self):
+        from astropy.io import fits  # Debian's python3-astropy, as in the interop tests
+        import json
+        m = self.small_map()
+        out, js = self.path("w.fits"), self.path("w.json")
+        rc, text, err = run("stats", "--kind", "wph", "-J", "3", "--log", "--standardize", m,
+                            "-o", out, "--json", js)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("wrote", text)
+        with fits.open(out, checksum=True) as h:
+            self.assertEqual(h[1].name, "COEFFS")
+            t, hdr = h["COEFFS"].data, h[0].header
+            self.assertEqual((hdr["STAT"], hdr["J"], hdr["L"], hdr["DN"]), ("wph", 3, 4, 2))
+            self.assertTrue(hdr["LOGMAP"] and hdr["STDMAP"])
+            names = [h["COEFFS"].header[f"CLASS{i + 1}"] for i in range(h["COEFFS"].header["NCLASS"])]
+            self.assertEqual(names, ["S11", "S00", "S01", "C01", "Cphase", "L"])
+            self.assertEqual(set(t["CLASS"]), set(names))
+            self.assertEqual(t.columns.names, ["CLASS", "J1", "T1", "P1", "J2", "T2", "P2", "N", "A",
+                                               "PSEUDO", "REAL", "IMAG"])
+            rows, classes, re = len(t), list(t["CLASS"]), np.array(t["REAL"])
+        with open(js) as f:
+            j = json.load(f)
+        self.assertEqual(j["kind"], "wph")
+        self.assertEqual(j["options"]["J"], 3)
+        self.assertEqual(j["classes"], names)
+        self.assertEqual(len(j["coefficients"]), rows)
+        self.assertEqual([c["class"] for c in j["coefficients"]], classes)
+        np.testing.assert_array_equal([c["re"] for c in j["coefficients"]], re)
+        self.assertIn("j1", j["coefficients"][0])
+        # Coefficient counts with a closed form: WST C = 1 + J L + L^2 J (J - 1) / 2, and the
+        # scattering covariance 2 + 2 J L + L^2 J(J+1)/2 + L^3 C(J+2, 3) + 2 J + L J(J+1)/2 + L^2 C(J+2, 3).
+        scov_count = 2 + 2 * 3 * 4 + 16 * 6 + 64 * 10 + 2 * 3 + 4 * 6 + 16 * 10  # C(5, 3) = 10
+        for kind, extra, count in (("wst", ["-L", "8"], 1 + 3 * 8 + 64 * 3), ("scov", [], scov_count)):
+            o = self.path(kind + ".fits")
+            rc, _, err = run("stats", "--kind", kind, "-J", "3", *extra, m, "-o", o)
+            self.assertEqual(rc, 0, err)
+            with fits.open(o) as h:
+                self.assertEqual(len(h["COEFFS"].data), count, kind)
+                self.assertEqual(h[0].header["STAT"], kind)
+        # A cube is a batch: one vector of B values per row.
+        np.save(self.path("cube.npy"), np.random.default_rng(4).normal(size=(2, 32, 32)))
+        rc, _, err = run("stats", "--kind", "wst", "-J", "2", self.path("cube.npy"), "-o",
+                         self.path("cube.fits"))
+        self.assertEqual(rc, 0, err)
+        with fits.open(self.path("cube.fits")) as h:
+            self.assertEqual(h["COEFFS"].data["REAL"].shape, (1 + 2 * 8 + 64, 2))
+            self.assertEqual(h["COEFFS"].header["NMAPS"], 2)
+
+    def test_stats_usage_and_runtime_errors(self):
+        m = self.small_map()
+        out, js = self.path("o.fits"), self.path("o.json")
+        self.assertFails(["stats", "--kind", "ps2", m, "-o", out], 2, "ps2", output=out)
+        self.assertFails(["stats", m], 2, "output", output=out)
+        self.assertFails(["stats", "--kind", "wst", "--norm", "auto", m, "-o", out], 2, "--norm",
+                         output=out)
+        err = self.assertFails(["stats", "-J", "6", m, "-o", out, "--json", js], 1, "-J 6",
+                               "64 x 64", "J <= 5", output=out)
+        self.assertFalse(os.path.exists(js))
+        self.assertFails(["stats", "--kind", "scov", "-J", "7", m, "-o", out], 1, "-J 7", "J <= 6",
+                         output=out)
+        np.save(self.path("neg.npy"), -np.ones((64, 64)))
+        self.assertFails(["stats", "--log", self.path("neg.npy"), "-o", out], 1, "--log", "4096",
+                         output=out)
+        self.assertFails(["stats", "-J", "3", m, "-o", out, "--json", self.path("no/dir/o.json")], 1,
+                         "no/dir", output=out)
+
+    def test_stats_compare_maps_and_tables(self):
+        a, b = self.small_map("a.npy", seed=5), self.small_map("b.npy", seed=6)
+        png = self.path("cmp.png")
+        rc, out, err = run("stats", "-J", "3", "--compare", a, b, "-o", png, "--width", "300",
+                           "--height", "120")
+        self.assertEqual(rc, 0, err)
+        for cls in ("S11", "S00", "S01", "C01", "Cphase", "L", "all"):
+            self.assertRegex(out, rf"\n{cls} +\d+ +[0-9.e+-]+ +[0-9.e+-]+\n", cls)
+        self.assertIn("legend", out)
+        head = read_bytes(png)[:24]
+        self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n")
+        self.assertEqual(int.from_bytes(head[16:20], "big"), 300)
+        self.assertEqual(int.from_bytes(head[20:24], "big"), 120)
+        # Identical statistics (a coefficient file against its own map) differ by exactly 0.
+        rc, _, err = run("stats", "-J", "3", a, "-o", self.path("a.fits"))
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("stats", "-J", "3", "--compare", self.path("a.fits"), a)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"\nall +518 +0 +0\n")
+        # Different J: not comparable.
+        self.assertFails(["stats", "-J", "2", "--compare", self.path("a.fits"), a, "-o", png], 1,
+                         "cannot compare")
+        self.assertFails(["stats", "--compare", a, b, "-o", self.path("c.fits")], 1, ".png")
+        self.assertFails(["stats", "--compare", a, "-o", png], 2)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,43 @@ class AstropyInterop(unittest.TestCase):
                 np.testing.assert_array_equal(y, x, err_msg=f"{dtype} {order}")
 
 
+    def test_stats_table_read_and_written_by_astropy(self):
+        # demix -> astropy: the COEFFS table, with the map's WCS kept in the primary header.
+        x = np.exp(self.rng.normal(size=(64, 64)) * 0.3).astype(np.float32)
+        fits.PrimaryHDU(x, header=wcs_header()).writeto(self.path("map.fits"))
+        demix("stats", "--kind", "wph", "-J", "3", "--log", self.path("map.fits"), "-o",
+              self.path("c.fits"))
+        with fits.open(self.path("c.fits"), checksum=True) as hdul:  # verifies CHECKSUM/DATASUM
+            self.assertEqual([h.name for h in hdul], ["PRIMARY", "COEFFS"])
+            src = fits.getheader(self.path("map.fits"))
+            for key in ["CTYPE1", "CRVAL2", "CDELT1", "BUNIT", "OBJECT"]:
+                self.assertEqual(hdul[0].header[key], src[key], key)
+            self.assertEqual(hdul[0].header["STAT"], "wph")
+            t = hdul["COEFFS"].data
+            self.assertEqual(t["REAL"].dtype, np.dtype(">f8"))
+            self.assertEqual(t["J1"].dtype, np.dtype(">i8"))
+            self.assertEqual(len(t), hdul["COEFFS"].header["NCOEFF"])
+            # S11 at tau = 0 is <|x * psi|^2> - |<x * psi>|^2: real and positive.
+            s11 = t[(t["CLASS"] == "S11") & (t["N"] == 0)]
+            self.assertEqual(len(s11), 3 * 4)  # J L
+            self.assertTrue((s11["REAL"] > 0).all())
+            np.testing.assert_array_equal(s11["J1"], s11["J2"])
+            # astropy -> demix: a copy with every value doubled differs by |a - 2a| / |2a| = 1/2.
+            t2 = t.copy()
+            t2["REAL"] *= 2
+            t2["IMAG"] *= 2
+            fits.HDUList([fits.PrimaryHDU(header=hdul[0].header),
+                          fits.BinTableHDU(t2, header=hdul["COEFFS"].header, name="COEFFS")]
+                         ).writeto(self.path("c2.fits"))
+        out = demix("stats", "--compare", self.path("c.fits"), self.path("c2.fits"))
+        rows = [l.split() for l in out.splitlines()
+                if l.split()[:1] and l.split()[0] in ("S11", "C01", "L", "all")]
+        self.assertEqual(len(rows), 4, out)
+        for r in rows:
+            self.assertAlmostEqual(float(r[2]), 0.5, places=12, msg=r)
+            self.assertAlmostEqual(float(r[3]), 0.5, places=12, msg=r)
+
+
 if __name__ == "__main__":
     DEMIX = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

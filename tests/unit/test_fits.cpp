@@ -224,3 +224,80 @@ TEST(FitsHeader, CardsReplaceAndAccumulate) {
   h.erase("HISTORY");
   EXPECT_EQ(h.size(), 1u);
 }
+
+// ---- Coefficient tables -------------------------------------------------------------------------
+
+namespace {
+
+demix::Coefficients sample_coefficients(int64_t batch, bool complex) {
+  demix::Coefficients c;
+  c.classes = {"S11", "Empty", "C01"};  // "Empty" has no coefficient: kept through NCLASS
+  c.label_names = {"j1", "t1"};
+  c.class_id = at::tensor({0, 0, 2, 2, 2}, at::kLong);
+  c.labels = at::tensor({0, 0, 1, -1, 0, 1, 1, 2, 2, 3}, at::kLong).reshape({5, 2});
+  const at::Tensor re = at::arange(batch * 5, at::kDouble).reshape({batch, 5}) * 0.1 - 1.0 / 3.0;
+  c.values = complex ? at::complex(re, re * re + 1e-300) : re;
+  return c;
+}
+
+}  // namespace
+
+TEST(FitsCoefficients, RoundTripRealComplexAndBatches) {
+  TempDir dir;
+  for (int64_t batch : {1, 3}) {
+    for (bool complex : {false, true}) {
+      SCOPED_TRACE("batch " + std::to_string(batch) + (complex ? " complex" : " real"));
+      const demix::Coefficients c = sample_coefficients(batch, complex);
+      demix::FitsHeader header;
+      header.set("CTYPE1", std::string_view("RA---TAN"));
+      header.set("STAT", std::string_view("wph"));
+      const std::string path = dir.path("c.fits");
+      demix::write_coefficients_fits(path, c, header);
+      demix::FitsHeader back_header;
+      const demix::Coefficients back = demix::read_coefficients_fits(path, &back_header);
+      EXPECT_EQ(back.classes, c.classes);
+      EXPECT_EQ(back.label_names, c.label_names);
+      EXPECT_TRUE(back.class_id.equal(c.class_id));
+      EXPECT_TRUE(back.labels.equal(c.labels));
+      EXPECT_EQ(back.values.is_complex(), complex);
+      ASSERT_EQ(back.values.sizes(), c.values.sizes());
+      EXPECT_TRUE(back.values.equal(c.values));  // float64 stored: exact
+      EXPECT_EQ(back_header.value("CTYPE1"), "RA---TAN");
+      EXPECT_EQ(back_header.value("STAT"), "wph");
+      // The table is listed as such, after an empty primary HDU.
+      const auto hdus = demix::list_fits_hdus(path);
+      ASSERT_EQ(hdus.size(), 2u);
+      EXPECT_EQ(hdus[1].name, "COEFFS");
+      EXPECT_EQ(hdus[1].kind, "binary table");
+      EXPECT_EQ(hdus[1].naxes, (std::vector<long long>{5, 5}));  // columns, rows
+    }
+  }
+}
+
+TEST(FitsCoefficients, FloatValuesFromAnOperatorSurvive) {
+  TempDir dir;
+  demix::Coefficients c = sample_coefficients(2, true);
+  c.values = c.values.to(at::kComplexFloat);
+  demix::write_coefficients_fits(dir.path("f.fits"), c);
+  const demix::Coefficients back = demix::read_coefficients_fits(dir.path("f.fits"));
+  EXPECT_TRUE(back.values.to(at::kComplexFloat).equal(c.values));  // float32 -> float64 is exact
+}
+
+TEST(FitsCoefficients, ErrorsNameTheProblem) {
+  TempDir dir;
+  demix::Coefficients c = sample_coefficients(1, false);
+  c.values = c.values.reshape({5});
+  EXPECT_NE(error_of([&] { demix::write_coefficients_fits(dir.path("x.fits"), c); })
+                .find("(B, K)"),
+            std::string::npos);
+  EXPECT_FALSE(std::ifstream(dir.path("x.fits")).good());
+  c = sample_coefficients(1, false);
+  c.label_names = {"j1", "REAL"};
+  EXPECT_THROW(demix::write_coefficients_fits(dir.path("x.fits"), c), demix::ValueError);
+  // An image file has no COEFFS table.
+  demix::write_fits(dir.path("img.fits"), at::zeros({4, 4}));
+  const std::string e = error_of([&] { demix::read_coefficients_fits(dir.path("img.fits")); });
+  EXPECT_NE(e.find("COEFFS"), std::string::npos) << e;
+  EXPECT_NE(e.find("img.fits"), std::string::npos) << e;
+  EXPECT_THROW(demix::read_coefficients_fits(dir.path("missing.fits")), demix::IoError);
+}

@@ -1,0 +1,552 @@
+// demix stats: scattering statistics of a map (WPH, WST, scattering covariance) to a FITS table
+// (and JSON), or a comparison of two maps' statistics (--compare A B) with a PNG plot.
+
+#include "common.hpp"
+
+#include <demix/build_info.hpp>
+#include <demix/errors.hpp>
+#include <demix/fits.hpp>
+#include <demix/io.hpp>
+#include <demix/plot.hpp>
+#include <demix/preview.hpp>
+#include <demix/scattering_cov.hpp>
+#include <demix/wph.hpp>
+#include <demix/wst.hpp>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include <unistd.h>
+
+namespace demix::cli {
+
+namespace {
+
+/// Which statistic to compute. Adding one: a case in each switch below (kind_name, max_default_J,
+/// default_L, compute_statistics) and an entry in the --kind table.
+enum class StatKind {
+  Wph,  ///< wavelet phase harmonics (demix/wph.hpp, pywph's default model)
+  Wst,  ///< wavelet scattering transform, spatial means (demix/wst.hpp, kymatio)
+  Scov, ///< scattering covariance (demix/scattering_cov.hpp, Cheng et al.)
+};
+
+/// --norm: "Default" = the kind's own default (wph: none, scov: auto).
+enum class StatsNorm { Default, None, Auto };
+enum class StatsBoundary { Periodic, NonPeriodic };
+
+struct StatsCliOptions {
+  StatKind kind = StatKind::Wph;
+  int J = 0;  ///< 0 = per kind: min(cap, floor(log2(min(H, W))) - 2), cap 7 (wph, scov), 5 (wst)
+  int L = 0;  ///< 0 = per kind: 4 (wph, scov), 8 (wst)
+  int dn = 2; ///< wph only: radial steps of the shift grid (pywph examples use 2)
+  StatsNorm norm = StatsNorm::Default;
+  StatsBoundary boundary = StatsBoundary::Periodic;
+  bool log = false;         ///< take log(x) first (positive maps only)
+  bool standardize = false; ///< then subtract each map's mean and divide by its std
+  NonFinitePolicy non_finite = NonFinitePolicy::Reject;
+  std::string input;
+  std::string output;
+  std::string json;
+  std::vector<std::string> compare; ///< two inputs: maps or coefficient FITS files
+  int width = 1200, height = 400;   ///< --compare plot size in pixels
+};
+
+const char *kind_name(StatKind k) {
+  switch (k) {
+  case StatKind::Wph:
+    return "wph";
+  case StatKind::Wst:
+    return "wst";
+  case StatKind::Scov:
+    return "scov";
+  }
+  return "?";
+}
+
+int max_default_J(StatKind k) {
+  switch (k) {
+  case StatKind::Wph:
+    return 7;
+  case StatKind::Wst:
+    return 5;
+  case StatKind::Scov:
+    return 7;
+  }
+  return 5;
+}
+
+int default_L(StatKind k) {
+  switch (k) {
+  case StatKind::Wph:
+    return 4;
+  case StatKind::Wst:
+    return 8;
+  case StatKind::Scov:
+    return 4;
+  }
+  return 4;
+}
+
+/// floor(log2(n)) for n >= 1.
+int floor_log2(int64_t n) {
+  int j = 0;
+  while ((int64_t{2} << j) <= n)
+    ++j;
+  return j;
+}
+
+/// The options with J and L defaults resolved for maps of at least min_h x min_w pixels, J checked.
+StatsCliOptions resolve(StatsCliOptions o, int64_t min_h, int64_t min_w) {
+  const int64_t side = std::min(min_h, min_w);
+  if (o.J == 0)
+    o.J = std::max(1, std::min(max_default_J(o.kind), floor_log2(side) - 2));
+  if (o.L == 0)
+    o.L = default_L(o.kind);
+  // WPH's largest wavelet must fit strictly inside the map; WST and scov allow 2^J = min(H, W).
+  const int j_max = o.kind == StatKind::Wph ? floor_log2(side) - 1 : floor_log2(side);
+  if (o.J > j_max)
+    throw ValueError("-J " + std::to_string(o.J) + " is too large for a " + std::to_string(min_h) +
+                     " x " + std::to_string(min_w) + " map: " + kind_name(o.kind) + " needs 2^J " +
+                     (o.kind == StatKind::Wph ? "< " : "<= ") +
+                     "min(H, W), so J <= " + std::to_string(j_max));
+  return o;
+}
+
+std::string norm_name(const StatsCliOptions &o) {
+  if (o.kind == StatKind::Wst)
+    return "";
+  const bool automatic =
+      o.norm == StatsNorm::Auto || (o.norm == StatsNorm::Default && o.kind == StatKind::Scov);
+  return automatic ? "auto" : "none";
+}
+
+/// Dispatch: computes statistic `o.kind` of x (B, H, W) on `ctx`. One case per kind.
+Coefficients compute_statistics(const StatsCliOptions &o, const at::Tensor &x, const Context &ctx) {
+  const bool periodic = o.boundary == StatsBoundary::Periodic;
+  const bool automatic = norm_name(o) == "auto";
+  switch (o.kind) {
+  case StatKind::Wph: {
+    WphOptions w{.J = o.J, .L = o.L, .dn = o.dn};
+    w.complex_data = x.is_complex();
+    w.norm = automatic ? WphNorm::Auto : WphNorm::None;
+    w.boundary = periodic ? WphBoundary::Periodic : WphBoundary::NonPeriodic;
+    return WphOperator(w, x.size(-2), x.size(-1), ctx).forward(x);
+  }
+  case StatKind::Wst: {
+    WstOptions w{.J = o.J, .L = o.L};
+    w.boundary = periodic ? WstBoundary::Periodic : WstBoundary::Reflect;
+    return WstOperator(w, x.size(-2), x.size(-1), ctx).forward(x);
+  }
+  case StatKind::Scov: {
+    if (!periodic)
+      throw ValueError("--boundary nonperiodic: the scattering covariance (scov) supports only "
+                       "periodic boundaries");
+    ScatteringCovOptions s{.J = o.J, .L = o.L};
+    s.normalization = automatic ? ScovNormalization::P00 : ScovNormalization::None;
+    return ScatteringCovOperator(s, x.size(-2), x.size(-1), ctx).forward(x);
+  }
+  }
+  throw ValueError("unknown statistic kind");
+}
+
+/// The map as the statistics see it: (B, H, W), optionally log and standardised.
+at::Tensor prepare_map(const Image &image, const StatsCliOptions &o) {
+  at::Tensor x = image.data.dim() == 2 ? image.data.unsqueeze(0) : image.data; // (B, H, W)
+  if (x.is_complex() && (o.kind != StatKind::Wph || o.log))
+    throw ValueError("'" + image.source + "' is complex (" + dtype_name(x.scalar_type()) +
+                     "): only --kind wph without --log takes complex maps");
+  if (o.log) {
+    const int64_t bad = (x <= 0).sum().item<int64_t>();
+    if (bad > 0)
+      throw ValueError("--log needs positive pixels, but " + std::to_string(bad) + " of " +
+                       std::to_string(x.numel()) + " pixels of '" + image.source +
+                       "' are <= 0 (min " + std::to_string(x.min().item<double>()) + ")");
+    x = x.log();
+  }
+  if (o.standardize) {
+    const at::Tensor mean = x.mean({-2, -1}, true);
+    const at::Tensor std = (x - mean).abs().pow(2).mean({-2, -1}, true).sqrt();
+    if ((std == 0).any().item<bool>())
+      throw ValueError("--standardize: a map of '" + image.source +
+                       "' is constant (standard deviation 0)");
+    x = (x - mean) / std;
+  }
+  return x;
+}
+
+std::string json_string(const std::string &s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v))
+    return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+/// The options that define the statistic, as (key, JSON value) pairs and FITS keywords.
+std::vector<std::pair<std::string, std::string>> options_json(const StatsCliOptions &o,
+                                                              const Context &ctx) {
+  std::vector<std::pair<std::string, std::string>> kv{{"J", std::to_string(o.J)},
+                                                      {"L", std::to_string(o.L)}};
+  if (o.kind == StatKind::Wph)
+    kv.emplace_back("dn", std::to_string(o.dn));
+  if (o.kind != StatKind::Wst)
+    kv.emplace_back("norm", json_string(norm_name(o)));
+  kv.emplace_back("boundary",
+                  json_string(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"));
+  kv.emplace_back("log", o.log ? "true" : "false");
+  kv.emplace_back("standardize", o.standardize ? "true" : "false");
+  kv.emplace_back("dtype", json_string(dtype_name(ctx.real_dtype())));
+  return kv;
+}
+
+void add_keywords(FitsHeader &h, const StatsCliOptions &o, const Context &ctx, int64_t batch) {
+  h.set("STAT", std::string_view(kind_name(o.kind)), "statistic: wph, wst or scov (demix stats)");
+  h.set("J", static_cast<long long>(o.J), "number of dyadic scales");
+  h.set("L", static_cast<long long>(o.L), "number of orientations in [0, pi)");
+  if (o.kind == StatKind::Wph)
+    h.set("DN", static_cast<long long>(o.dn), "radial shift steps");
+  if (o.kind != StatKind::Wst)
+    h.set("NORM", norm_name(o), "normalisation: none or auto");
+  h.set("BOUNDARY",
+        std::string_view(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"),
+        "boundary conditions");
+  h.set("LOGMAP", o.log, "T if log(map) was analysed");
+  h.set("STDMAP", o.standardize, "T if each map was standardised");
+  h.set("PRECISN", dtype_name(ctx.real_dtype()), "computing precision");
+  h.set("NMAPS", static_cast<long long>(batch), "number of maps analysed");
+}
+
+std::string coefficients_json(const Coefficients &c, const StatsCliOptions &o, const Context &ctx,
+                              const std::string &input) {
+  std::ostringstream s;
+  s << "{\n  \"kind\": " << json_string(kind_name(o.kind))
+    << ",\n  \"input\": " << json_string(input) << ",\n  \"options\": {";
+  bool first = true;
+  for (const auto &[k, v] : options_json(o, ctx)) {
+    s << (first ? "" : ", ") << json_string(k) << ": " << v;
+    first = false;
+  }
+  s << "},\n  \"maps\": " << c.values.size(0) << ",\n  \"classes\": [";
+  for (std::size_t i = 0; i < c.classes.size(); ++i)
+    s << (i ? ", " : "") << json_string(c.classes[i]);
+  s << "],\n  \"coefficients\": [";
+  const at::Tensor v = c.values.detach().to(at::kCPU).to(at::kComplexDouble).contiguous(); // (B, K)
+  const at::Tensor re = at::real(v).contiguous(), im = at::imag(v).contiguous();
+  const at::Tensor labels = c.labels.to(at::kLong).contiguous();
+  const int64_t B = v.size(0), K = c.size(), nl = labels.size(1);
+  const double *pre = re.data_ptr<double>();
+  const double *pim = im.data_ptr<double>();
+  const int64_t *lab = labels.data_ptr<int64_t>();
+  const int64_t *id = c.class_id.data_ptr<int64_t>();
+  const auto values = [&](const double *p, int64_t k) {
+    if (B == 1)
+      return json_number(p[k]);
+    std::string a = "[";
+    for (int64_t b = 0; b < B; ++b)
+      a += (b ? ", " : "") + json_number(p[b * K + k]);
+    return a + "]";
+  };
+  for (int64_t k = 0; k < K; ++k) {
+    s << (k ? ",\n    " : "\n    ") << "{\"class\": " << json_string(c.classes[id[k]]);
+    for (int64_t l = 0; l < nl; ++l)
+      s << ", " << json_string(c.label_names[l]) << ": " << lab[k * nl + l];
+    s << ", \"re\": " << values(pre, k) << ", \"im\": " << values(pim, k) << "}";
+  }
+  s << "\n  ]\n}\n";
+  return s.str();
+}
+
+/// IoError unless the folder that will hold `path` exists and is writable.
+void require_writable_folder(const std::string &path) {
+  const auto slash = path.find_last_of('/');
+  const std::string folder =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (::access(folder.c_str(), W_OK) != 0)
+    throw IoError("cannot write '" + path + "': the folder '" + folder +
+                  "' does not exist or is not writable");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string fmt(const char *format, double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+void run_stats(StatsCliOptions o, const Globals &globals) {
+  if (format_for_output(o.output) != FileFormat::Fits)
+    throw ValueError("stats writes a FITS table; output '" + o.output +
+                     "' does not end in .fits/.fit/.fts");
+  const Context ctx = make_context(globals);
+  const Image image = read_image(o.input, {.non_finite = o.non_finite});
+  o = resolve(o, image.data.size(-2), image.data.size(-1));
+  const auto t0 = std::chrono::steady_clock::now();
+  const at::Tensor x = ctx.to(prepare_map(image, o));
+  Coefficients c;
+  {
+    at::NoGradGuard no_grad;
+    c = compute_statistics(o, x, ctx);
+  }
+  c.values = c.values.detach().to(at::kCPU);
+  const double elapsed = seconds_since(t0);
+
+  FitsHeader header = image.header;
+  add_keywords(header, o, ctx, x.size(0));
+  header.add_history("demix " + build_info().demix + " stats --kind " + kind_name(o.kind) + " " +
+                     o.input);
+  const std::string json = o.json.empty() ? std::string() : coefficients_json(c, o, ctx, o.input);
+  if (!o.json.empty())
+    require_writable_folder(o.json); // no FITS table without its JSON
+  write_coefficients_fits(o.output, c, header);
+  if (!o.json.empty())
+    write_text_file(o.json, json);
+  if (globals.quiet)
+    return;
+  std::cout << kind_name(o.kind) << " of " << o.input << " (" << shape_text(image.data)
+            << "), J = " << o.J << ", L = " << o.L;
+  if (o.kind == StatKind::Wph)
+    std::cout << ", dn = " << o.dn;
+  std::cout << ": " << c.size() << " coefficients in " << c.classes.size() << " classes ("
+            << fmt("%.2f", elapsed) << " s on " << ctx.describe() << ")\n";
+  std::cout << "wrote " << o.output << (o.json.empty() ? "" : " and " + o.json) << "\n";
+}
+
+// ---- --compare ----------------------------------------------------------------------------------
+
+bool is_coefficient_file(const std::string &spec) {
+  if (detect_input_format(spec) != FileFormat::Fits)
+    return false;
+  const auto hdus = list_fits_hdus(spec);
+  return std::any_of(hdus.begin(), hdus.end(),
+                     [](const FitsHduInfo &h) { return h.name == kCoefficientsExtname; });
+}
+
+/// Same classes, labels and label names, else ValueError naming both inputs.
+void check_comparable(const Coefficients &a, const Coefficients &b, const std::string &na,
+                      const std::string &nb) {
+  const std::string both = "cannot compare '" + na + "' and '" + nb + "': ";
+  if (a.classes != b.classes || a.label_names != b.label_names)
+    throw ValueError(both + "their coefficient classes or labels differ (different statistics?)");
+  if (a.size() != b.size())
+    throw ValueError(both + std::to_string(a.size()) + " vs " + std::to_string(b.size()) +
+                     " coefficients (different J, L or dn?)");
+  if (!a.class_id.equal(b.class_id) || !a.labels.equal(b.labels))
+    throw ValueError(both + "their coefficients have different labels (different options?)");
+  if (a.values.size(0) != b.values.size(0))
+    throw ValueError(both + std::to_string(a.values.size(0)) + " vs " +
+                     std::to_string(b.values.size(0)) + " maps");
+}
+
+void run_compare(StatsCliOptions o, const Globals &globals) {
+  if (!o.output.empty() && format_for_output(o.output) != FileFormat::Png)
+    throw ValueError("--compare writes a PNG plot; output '" + o.output + "' does not end in .png");
+  const std::string na = o.compare.at(0);
+  const std::string nb = o.compare.at(1);
+  const bool table_a = is_coefficient_file(na), table_b = is_coefficient_file(nb);
+  std::optional<Context> ctx;
+  std::optional<Image> map_a, map_b;
+  if (!table_a)
+    map_a = read_image(na, {.non_finite = o.non_finite});
+  if (!table_b)
+    map_b = read_image(nb, {.non_finite = o.non_finite});
+  if (map_a || map_b) {
+    ctx.emplace(make_context(globals));
+    int64_t h = std::numeric_limits<int64_t>::max(), w = h;
+    for (const auto *m : {&map_a, &map_b})
+      if (*m) {
+        h = std::min(h, (*m)->data.size(-2));
+        w = std::min(w, (*m)->data.size(-1));
+      }
+    o = resolve(o, h, w);
+  }
+  const auto load = [&](const std::string &spec, const std::optional<Image> &map) {
+    if (!map)
+      return read_coefficients_fits(spec);
+    at::NoGradGuard no_grad;
+    Coefficients c = compute_statistics(o, ctx->to(prepare_map(*map, o)), *ctx);
+    c.values = c.values.detach().to(at::kCPU);
+    return c;
+  };
+  const Coefficients a = load(na, map_a), b = load(nb, map_b);
+  check_comparable(a, b, na, nb);
+
+  // Relative differences |a - b| / max(|a|, |b|, tiny), over every map of the batch.
+  const at::Tensor va = a.values.to(at::kComplexDouble), vb = b.values.to(at::kComplexDouble);
+  const at::Tensor scale =
+      at::maximum(at::maximum(va.abs(), vb.abs()),
+                  at::full({}, std::numeric_limits<double>::min(), at::kDouble));
+  const at::Tensor rel = (va - vb).abs() / scale; // (B, K) float64
+  if (!globals.quiet) {
+    std::cout << "statistics: " << (map_a || map_b ? std::string(kind_name(o.kind)) : "from files");
+    if (map_a || map_b)
+      std::cout << ", J = " << o.J << ", L = " << o.L;
+    if ((map_a || map_b) && o.kind == StatKind::Wph)
+      std::cout << ", dn = " << o.dn;
+    std::cout << "\nA = " << na << (table_a ? " (coefficients)" : " (map)") << "\nB = " << nb
+              << (table_b ? " (coefficients)" : " (map)") << "\n\n";
+  }
+  // The table is the result: printed even with --quiet.
+  std::printf("%-10s %8s %14s %14s\n", "class", "n", "mean rel diff", "max rel diff");
+  for (std::size_t k = 0; k < a.classes.size(); ++k) {
+    const at::Tensor m = (a.class_id == static_cast<int64_t>(k));
+    const int64_t n = m.sum().item<int64_t>();
+    const at::Tensor r = rel.index({at::indexing::Slice(), m});
+    std::printf("%-10s %8lld %14.4g %14.4g\n", a.classes[k].c_str(), static_cast<long long>(n),
+                n ? r.mean().item<double>() : 0.0, n ? r.max().item<double>() : 0.0);
+  }
+  if (a.size() > 0)
+    std::printf("%-10s %8lld %14.4g %14.4g\n", "all", static_cast<long long>(a.size()),
+                rel.mean().item<double>(), rel.max().item<double>());
+  std::fflush(stdout);
+
+  if (o.output.empty())
+    return;
+  // Plot of the first map of each batch: coefficients grouped by class, log10 |value|.
+  const at::Tensor order = at::argsort(a.class_id.to(at::kDouble) * double(a.size()) +
+                                       at::arange(a.size(), at::kDouble)); // stable by class
+  const at::Tensor ids = a.class_id.index_select(0, order);
+  std::vector<int64_t> separators;
+  for (int64_t i = 1; i < ids.size(0); ++i)
+    if (ids[i].item<int64_t>() != ids[i - 1].item<int64_t>())
+      separators.push_back(i);
+  const auto series = [&](const at::Tensor &v) {
+    return v[0].index_select(0, order).abs().log10();
+  };
+  const Rgb ca = kSeriesColours[0], cb = kSeriesColours[1];
+  write_png(o.output,
+            plot_series({series(va), series(vb)}, {ca, cb}, separators, o.width, o.height));
+  if (globals.quiet)
+    return;
+  const auto rgb = [](Rgb c) {
+    return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) +
+           ")";
+  };
+  std::cout << "\nwrote " << o.output << " (" << o.width << " x " << o.height
+            << "): y = log10 |coefficient| of the first map, x = coefficient index grouped by class"
+            << " (grey lines between classes:";
+  for (const auto &name : a.classes)
+    std::cout << " " << name;
+  std::cout << ")\n  legend: blue " << rgb(ca) << " = A " << na << "\n          orange " << rgb(cb)
+            << " = B " << nb << " (drawn over A)\n";
+}
+
+void run(StatsCliOptions &o, const Globals &globals, const CLI::App &cmd) {
+  if (!o.compare.empty()) {
+    if (!o.input.empty())
+      throw CLI::ValidationError("--compare",
+                                 "takes its two inputs itself; remove '" + o.input + "'");
+    if (!o.json.empty())
+      throw CLI::ValidationError("--json", "is not available with --compare");
+    run_compare(o, globals);
+    return;
+  }
+  if (o.input.empty())
+    throw CLI::RequiredError("MAP (or --compare A B)");
+  if (o.output.empty())
+    throw CLI::RequiredError("-o,--output");
+  if (cmd.count("--width") || cmd.count("--height"))
+    throw CLI::ValidationError("--width/--height", "only apply to --compare plots");
+  run_stats(o, globals);
+}
+
+} // namespace
+
+void add_stats_command(CLI::App &app, const Globals &globals) {
+  auto o = std::make_shared<StatsCliOptions>();
+  auto *cmd = app.add_subcommand(
+      "stats",
+      "Scattering statistics of a map (wph, wst, scov) to a FITS table (HDU 1 'COEFFS': one row "
+      "per\n"
+      "coefficient, columns CLASS, one per label, REAL, IMAG (vectors of length B for a cube of B\n"
+      "maps); HDU 0 keeps the map's keywords (WCS) plus STAT, J, L, ...), or --compare A B");
+  cmd->add_option("map", o->input, "Input map: FITS (file.fits[HDU]) or .npy; a cube is a batch");
+  cmd->add_option("-o,--output", o->output,
+                  "Output .fits (coefficients); with --compare, an optional .png plot");
+  const std::map<std::string, StatKind> kinds{
+      {"wph", StatKind::Wph}, {"wst", StatKind::Wst}, {"scov", StatKind::Scov}};
+  const std::map<std::string, StatsNorm> norms{{"none", StatsNorm::None},
+                                               {"auto", StatsNorm::Auto}};
+  const std::map<std::string, StatsBoundary> boundaries{
+      {"periodic", StatsBoundary::Periodic}, {"nonperiodic", StatsBoundary::NonPeriodic}};
+  cmd->add_option("--kind", o->kind,
+                  "wph (wavelet phase harmonics), wst (scattering transform means), scov "
+                  "(scattering covariance)")
+      ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case))
+      ->default_str("wph");
+  cmd->add_option("-J", o->J,
+                  "Number of dyadic scales; default min(7, log2(min(H, W)) - 2) for wph and scov, "
+                  "min(5, log2(min(H, W)) - 2) for wst (wph needs 2^J < min(H, W), others <=)")
+      ->check(CLI::PositiveNumber)
+      ->default_str("auto");
+  cmd->add_option("-L", o->L, "Number of orientations in [0, pi); default 4 (wph, scov), 8 (wst)")
+      ->check(CLI::PositiveNumber)
+      ->default_str("auto");
+  cmd->add_option("--dn", o->dn, "wph: radial steps of the shift grid (0 = no shifts; pywph's dn)")
+      ->check(CLI::NonNegativeNumber)
+      ->default_str("2");
+  cmd->add_option("--norm", o->norm,
+                  "none or auto: wph auto divides by each map's own standard deviations, scov auto "
+                  "is Cheng's P00 normalisation; default none (wph), auto (scov); not for wst")
+      ->transform(CLI::CheckedTransformer(norms, CLI::ignore_case))
+      ->default_str("kind's default");
+  cmd->add_option("--boundary", o->boundary,
+                  "periodic, or nonperiodic (wph: cut and zero-pad borders; wst: kymatio's "
+                  "reflection padding; scov: periodic only)")
+      ->transform(CLI::CheckedTransformer(boundaries, CLI::ignore_case))
+      ->default_str("periodic");
+  cmd->add_flag("--log", o->log, "Analyse log(map) (all pixels must be > 0)");
+  cmd->add_flag("--standardize", o->standardize,
+                "Analyse (map - mean) / std, per map (after --log)");
+  cmd->add_option("--json", o->json, "Also write the coefficients as JSON");
+  cmd->add_option("--compare", o->compare,
+                  "Compare two maps (statistics computed with the options above) or two "
+                  "coefficient files written by 'demix stats': per-class relative differences, "
+                  "and a plot with -o plot.png")
+      ->expected(2);
+  cmd->add_option("--width", o->width, "--compare plot width in pixels")
+      ->check(CLI::Range(16, 20000))
+      ->default_str("1200");
+  cmd->add_option("--height", o->height, "--compare plot height in pixels")
+      ->check(CLI::Range(16, 20000))
+      ->default_str("400");
+  add_nan_option(*cmd, o->non_finite);
+  cmd->callback([o, &globals, cmd] {
+    if (o->kind == StatKind::Wst && cmd->count("--norm"))
+      throw CLI::ValidationError("--norm", "does not apply to --kind wst");
+    if (o->kind != StatKind::Wph && cmd->count("--dn"))
+      throw CLI::ValidationError("--dn", "applies to --kind wph only");
+    run(*o, globals, *cmd);
+  });
+}
+
+} // namespace demix::cli

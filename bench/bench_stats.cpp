@@ -6,7 +6,9 @@
 
 #include <demix/context.hpp>
 #include <demix/npy.hpp>
+#include <demix/scattering_cov.hpp>
 #include <demix/wph.hpp>
+#include <demix/wst.hpp>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -99,6 +101,41 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
   std::fflush(stdout);
 }
 
+/// Other families, timed as ../shared/tools/peer_bench.py times their peers (kymatio: sum of the
+/// squared maps; Cheng: a sum of squared coefficients), through plain autograd.
+void bench_family(const char* code, const std::string& params, int64_t n, int64_t ncoef,
+                  const std::function<at::Tensor(const at::Tensor&)>& loss, const at::Tensor& x0) {
+  const double stats_s = median_seconds([&] {
+    c10::AutoGradMode no_grad(false);
+    loss(x0);
+  });
+  reset_peak();
+  const double grad_s = median_seconds([&] {
+    const at::Tensor x = x0.clone().requires_grad_(true);
+    loss(x).backward();
+  });
+  std::printf("{\"code\": \"%s\", \"n\": %ld, %s, \"ncoef\": %ld, \"stats_s\": %.6g, "
+              "\"loss_grad_s\": %.6g, \"peak_MiB\": %.1f}\n",
+              code, static_cast<long>(n), params.c_str(), static_cast<long>(ncoef), stats_s, grad_s,
+              peak_mib());
+  std::fflush(stdout);
+}
+
+void bench_wst(const demix::Context& ctx, const std::string& dust, int64_t n, int J) {
+  const demix::WstOperator op({.J = J, .L = 8}, n, n, ctx);
+  bench_family("demix-wst", "\"J\": " + std::to_string(J) + ", \"L\": 8", n, op.channels(),
+               [&](const at::Tensor& x) { return op.forward_maps(x).square().sum(); },
+               field(dust, n, ctx).unsqueeze(0));
+}
+
+void bench_scov(const demix::Context& ctx, const std::string& dust, int64_t n, int J) {
+  const demix::ScatteringCovOperator op({.J = J, .L = 4}, n, n, ctx);
+  const at::Tensor x0 = field(dust, n, ctx).unsqueeze(0);
+  bench_family("demix-scattering_cov", "\"J\": " + std::to_string(J) + ", \"L\": 4", n,
+               op.forward(x0).size(),
+               [&](const at::Tensor& x) { return op.forward(x).values.abs().square().sum(); }, x0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,6 +149,10 @@ int main(int argc, char** argv) {
     bench_wph(ctx, dust, 256, 7, 1);
     if (!(argc > 3 && std::string(argv[3]) == "quick")) bench_wph(ctx, dust, 256, 7, 100);
     bench_wph(ctx, dust, 512, 8, 1);
+    bench_scov(ctx, dust, 256, 7);
+    bench_scov(ctx, dust, 512, 8);
+    bench_wst(ctx, dust, 256, 6);
+    bench_wst(ctx, dust, 512, 7);
   } catch (const std::exception& e) {
     std::cerr << "bench_stats: " << e.what() << "\n";
     return 1;

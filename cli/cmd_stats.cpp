@@ -14,6 +14,7 @@
 #include <demix/wst.hpp>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <chrono>
@@ -314,7 +315,7 @@ void run_stats(StatsCliOptions o, const Globals &globals) {
   const at::Tensor x = ctx.to(prepare_map(image, o));
   Coefficients c;
   {
-    at::NoGradGuard no_grad;
+    c10::AutoGradMode no_grad(false);
     c = compute_statistics(o, x, ctx);
   }
   c.values = c.values.detach().to(at::kCPU);
@@ -392,7 +393,7 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   const auto load = [&](const std::string &spec, const std::optional<Image> &map) {
     if (!map)
       return read_coefficients_fits(spec);
-    at::NoGradGuard no_grad;
+    c10::AutoGradMode no_grad(false);
     Coefficients c = compute_statistics(o, ctx->to(prepare_map(*map, o)), *ctx);
     c.values = c.values.detach().to(at::kCPU);
     return c;

@@ -2,6 +2,7 @@
 // Finite-difference checks of autograd gradients, shared by the statistics operators' tests.
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,7 +19,7 @@ inline double max_directional_gradient_error(const std::function<at::Tensor(cons
   f(xg).backward();
   const at::Tensor grad = xg.grad().detach();
   double worst = 0;
-  at::NoGradGuard no_grad;
+  c10::AutoGradMode no_grad(false);
   for (int i = 0; i <= directions; ++i) {
     at::Tensor v = i == directions ? grad.clone() : at::randn_like(x);
     v /= v.norm();

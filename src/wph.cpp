@@ -430,6 +430,17 @@ int64_t WphOperator::batch_slice(int64_t batch) const {
   return std::clamp<int64_t>(options_.chunk_bytes / std::max<int64_t>(1, per_map), 1, batch);
 }
 
+int64_t WphOperator::shifted_chunks(int64_t batch) const {
+  for (const Group& g : groups_) {
+    if (!g.shifted) continue;
+    const int64_t hh = height_ - 2 * cut_y_ + pad_y_, ww = width_ - 2 * cut_x_ + pad_x_;
+    const int64_t item = static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
+    const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / std::max<int64_t>(1, 3 * batch * hh * ww * item));
+    return (g.n_cov + chunk - 1) / chunk;
+  }
+  return 0;
+}
+
 template <typename Body>
 void WphOperator::for_each_slice(const at::Tensor& xc, const Body& body) const {
   const bool use_ref = options_.norm == WphNorm::Auto && has_reference();
@@ -476,22 +487,33 @@ at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& tar
   for_each_slice(xc, [&](const at::Tensor& xs, const at::Tensor* rm, const at::Tensor* rs,
                          const at::Tensor* rsm) {
     const Fields f = transform(xs);
-    // Chunks backpropagate into detached copies of the shared fields one at a time, so that the
-    // graph of only one chunk is alive; the fields then backpropagate to x in one go.
     const bool g = grad != nullptr;
-    const Fields cut{f.wt.detach().requires_grad_(g), f.wt_mod.detach().requires_grad_(g),
-                     f.lowpass.detach().requires_grad_(g)};
     const at::Tensor ts = t.dim() == 2 && t.size(0) > 1 ? t.narrow(0, b0, xs.size(0)) : t;
-    compute(cut, options_.norm, rm, rs, rsm,
-            [&](const at::Tensor& v, const at::Tensor& rows) {
-              at::Tensor d = (v - ts.index_select(-1, rows)).abs().square();  // (b, n)
-              if (w.defined()) d = d * w.index_select(-1, rows);
-              const at::Tensor l = d.sum();
-              if (g) l.backward();
-              total = total + l.detach();
-            },
-            nullptr, nullptr, /*cut_graph=*/g);
-    if (g) {
+    auto chunk_loss = [&](const at::Tensor& v, const at::Tensor& rows) {
+      at::Tensor d = (v - ts.index_select(-1, rows)).abs().square();  // (b, n)
+      if (w.defined()) d = d * w.index_select(-1, rows);
+      return d.sum();
+    };
+    if (!g || shifted_chunks(xs.size(0)) <= 1) {
+      // Everything fits in one chunk: one graph, one backward pass (fewer, larger kernels).
+      at::Tensor slice_loss = at::zeros({}, total.options());
+      compute(f, options_.norm, rm, rs, rsm,
+              [&](const at::Tensor& v, const at::Tensor& rows) { slice_loss = slice_loss + chunk_loss(v, rows); },
+              nullptr, nullptr);
+      if (g) slice_loss.backward();
+      total = total + slice_loss.detach();
+    } else {
+      // Chunks backpropagate into detached copies of the shared tensors one at a time, so that the
+      // graph of only one chunk is alive; those copies then backpropagate to x once each.
+      const Fields cut{f.wt.detach().requires_grad_(true), f.wt_mod.detach().requires_grad_(true),
+                       f.lowpass.detach().requires_grad_(true)};
+      compute(cut, options_.norm, rm, rs, rsm,
+              [&](const at::Tensor& v, const at::Tensor& rows) {
+                const at::Tensor l = chunk_loss(v, rows);
+                l.backward();
+                total = total + l.detach();
+              },
+              nullptr, nullptr, /*cut_graph=*/true);
       std::vector<at::Tensor> outs, grads;
       for (const auto& [o, c] : {std::pair{f.wt, cut.wt}, {f.wt_mod, cut.wt_mod}, {f.lowpass, cut.lowpass}})
         if (c.grad().defined()) outs.push_back(o), grads.push_back(c.grad());

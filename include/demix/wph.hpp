@@ -110,7 +110,8 @@ class WphOperator {
   void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean, const at::Tensor* ref_std,
                const at::Tensor* ref_sm, const Sink& sink, at::Tensor* field_stats,
                at::Tensor* stats_sm, bool cut_graph = false) const;
-  int64_t batch_slice(int64_t batch) const;  // maps per slice, from chunk_bytes
+  int64_t batch_slice(int64_t batch) const;     // maps per slice, from chunk_bytes
+  int64_t shifted_chunks(int64_t batch) const;  // chunks of shifted covariances for `batch` maps
   template <typename Body>
   void for_each_slice(const at::Tensor& xc, const Body& body) const;
 

@@ -308,6 +308,13 @@ TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
   EXPECT_EQ(grad.sizes(), x.sizes());
   const double unweighted = (op.forward(x).values - target).abs().square().sum().item<double>();
   EXPECT_NEAR(op.loss_and_grad(x, target, {}, nullptr).item<double>(), unweighted, 1e-12 * unweighted);
+  // With the default budget everything fits one chunk: the single-pass path gives the same.
+  demix::WphOperator whole({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, 32, 32, cpu64());
+  whole.set_reference(test_maps(1, 32, 10));
+  at::Tensor grad_whole;
+  EXPECT_NEAR(whole.loss_and_grad(x, target, weights, &grad_whole).item<double>(), loss.item<double>(),
+              1e-12 * loss.item<double>());
+  EXPECT_LT(rel_diff(grad_whole, xg.grad()), 1e-10);
 }
 
 }  // namespace

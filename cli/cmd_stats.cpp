@@ -9,6 +9,7 @@
 #include <demix/io.hpp>
 #include <demix/plot.hpp>
 #include <demix/preview.hpp>
+#include <demix/power_spectrum.hpp>
 #include <demix/scattering_cov.hpp>
 #include <demix/wph.hpp>
 #include <demix/wst.hpp>
@@ -38,7 +39,12 @@ enum class StatKind {
   Wph,  ///< wavelet phase harmonics (demix/wph.hpp, pywph's default model)
   Wst,  ///< wavelet scattering transform, spatial means (demix/wst.hpp, kymatio)
   Scov, ///< scattering covariance (demix/scattering_cov.hpp, Cheng et al.)
+  Ps,   ///< isotropic power spectrum, one bin per integer |k| (demix/power_spectrum.hpp)
 };
+
+/// Kinds that take -J / -L, and kinds that take --norm.
+bool has_scales(StatKind k) { return k != StatKind::Ps; }
+bool has_norm(StatKind k) { return k == StatKind::Wph || k == StatKind::Scov; }
 
 /// --norm: "Default" = the kind's own default (wph: none, scov: auto).
 enum class StatsNorm { Default, None, Auto };
@@ -69,6 +75,8 @@ const char *kind_name(StatKind k) {
     return "wst";
   case StatKind::Scov:
     return "scov";
+  case StatKind::Ps:
+    return "ps";
   }
   return "?";
 }
@@ -81,6 +89,8 @@ int max_default_J(StatKind k) {
     return 5;
   case StatKind::Scov:
     return 7;
+  case StatKind::Ps:
+    return 0;
   }
   return 5;
 }
@@ -93,6 +103,8 @@ int default_L(StatKind k) {
     return 8;
   case StatKind::Scov:
     return 4;
+  case StatKind::Ps:
+    return 0;
   }
   return 4;
 }
@@ -108,6 +120,8 @@ int floor_log2(int64_t n) {
 /// The options with J and L defaults resolved for maps of at least min_h x min_w pixels, J checked.
 StatsCliOptions resolve(StatsCliOptions o, int64_t min_h, int64_t min_w) {
   const int64_t side = std::min(min_h, min_w);
+  if (!has_scales(o.kind))
+    return o;
   if (o.J == 0)
     o.J = std::max(1, std::min(max_default_J(o.kind), floor_log2(side) - 2));
   if (o.L == 0)
@@ -123,7 +137,7 @@ StatsCliOptions resolve(StatsCliOptions o, int64_t min_h, int64_t min_w) {
 }
 
 std::string norm_name(const StatsCliOptions &o) {
-  if (o.kind == StatKind::Wst)
+  if (!has_norm(o.kind))
     return "";
   const bool automatic =
       o.norm == StatsNorm::Auto || (o.norm == StatsNorm::Default && o.kind == StatKind::Scov);
@@ -154,6 +168,12 @@ Coefficients compute_statistics(const StatsCliOptions &o, const at::Tensor &x, c
     ScatteringCovOptions s{.J = o.J, .L = o.L};
     s.normalization = automatic ? ScovNormalization::P00 : ScovNormalization::None;
     return ScatteringCovOperator(s, x.size(-2), x.size(-1), ctx).forward(x);
+  }
+  case StatKind::Ps: {
+    if (!periodic)
+      throw ValueError("--boundary nonperiodic: the power spectrum (ps) supports only periodic "
+                       "boundaries");
+    return PowerSpectrumOperator({}, x.size(-2), x.size(-1), ctx).forward(x);
   }
   }
   throw ValueError("unknown statistic kind");
@@ -213,11 +233,14 @@ std::string json_number(double v) {
 /// The options that define the statistic, as (key, JSON value) pairs and FITS keywords.
 std::vector<std::pair<std::string, std::string>> options_json(const StatsCliOptions &o,
                                                               const Context &ctx) {
-  std::vector<std::pair<std::string, std::string>> kv{{"J", std::to_string(o.J)},
-                                                      {"L", std::to_string(o.L)}};
+  std::vector<std::pair<std::string, std::string>> kv;
+  if (has_scales(o.kind)) {
+    kv.emplace_back("J", std::to_string(o.J));
+    kv.emplace_back("L", std::to_string(o.L));
+  }
   if (o.kind == StatKind::Wph)
     kv.emplace_back("dn", std::to_string(o.dn));
-  if (o.kind != StatKind::Wst)
+  if (has_norm(o.kind))
     kv.emplace_back("norm", json_string(norm_name(o)));
   kv.emplace_back("boundary",
                   json_string(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"));
@@ -228,12 +251,14 @@ std::vector<std::pair<std::string, std::string>> options_json(const StatsCliOpti
 }
 
 void add_keywords(FitsHeader &h, const StatsCliOptions &o, const Context &ctx, int64_t batch) {
-  h.set("STAT", std::string_view(kind_name(o.kind)), "statistic: wph, wst or scov (demix stats)");
-  h.set("J", static_cast<long long>(o.J), "number of dyadic scales");
-  h.set("L", static_cast<long long>(o.L), "number of orientations in [0, pi)");
+  h.set("STAT", std::string_view(kind_name(o.kind)), "statistic: wph, wst, scov or ps");
+  if (has_scales(o.kind)) {
+    h.set("J", static_cast<long long>(o.J), "number of dyadic scales");
+    h.set("L", static_cast<long long>(o.L), "number of orientations in [0, pi)");
+  }
   if (o.kind == StatKind::Wph)
     h.set("DN", static_cast<long long>(o.dn), "radial shift steps");
-  if (o.kind != StatKind::Wst)
+  if (has_norm(o.kind))
     h.set("NORM", norm_name(o), "normalisation: none or auto");
   h.set("BOUNDARY",
         std::string_view(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"),
@@ -494,14 +519,14 @@ void add_stats_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("-o,--output", o->output,
                   "Output .fits (coefficients); with --compare, an optional .png plot");
   const std::map<std::string, StatKind> kinds{
-      {"wph", StatKind::Wph}, {"wst", StatKind::Wst}, {"scov", StatKind::Scov}};
+      {"wph", StatKind::Wph}, {"wst", StatKind::Wst}, {"scov", StatKind::Scov}, {"ps", StatKind::Ps}};
   const std::map<std::string, StatsNorm> norms{{"none", StatsNorm::None},
                                                {"auto", StatsNorm::Auto}};
   const std::map<std::string, StatsBoundary> boundaries{
       {"periodic", StatsBoundary::Periodic}, {"nonperiodic", StatsBoundary::NonPeriodic}};
   cmd->add_option("--kind", o->kind,
                   "wph (wavelet phase harmonics), wst (scattering transform means), scov "
-                  "(scattering covariance)")
+                  "(scattering covariance), ps (isotropic power spectrum)")
       ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case))
       ->default_str("wph");
   cmd->add_option("-J", o->J,
@@ -542,8 +567,10 @@ void add_stats_command(CLI::App &app, const Globals &globals) {
       ->default_str("400");
   add_nan_option(*cmd, o->non_finite);
   cmd->callback([o, &globals, cmd] {
-    if (o->kind == StatKind::Wst && cmd->count("--norm"))
-      throw CLI::ValidationError("--norm", "does not apply to --kind wst");
+    if (!has_norm(o->kind) && cmd->count("--norm"))
+      throw CLI::ValidationError("--norm", std::string("does not apply to --kind ") + kind_name(o->kind));
+    if (!has_scales(o->kind) && (cmd->count("-J") || cmd->count("-L")))
+      throw CLI::ValidationError("-J/-L", "do not apply to --kind ps");
     if (o->kind != StatKind::Wph && cmd->count("--dn"))
       throw CLI::ValidationError("--dn", "applies to --kind wph only");
     run(*o, globals, *cmd);

@@ -251,6 +251,19 @@ class CliTest(unittest.TestCase):
             with fits.open(o) as h:
                 self.assertEqual(len(h["COEFFS"].data), count, kind)
                 self.assertEqual(h[0].header["STAT"], kind)
+        # The power spectrum: one bin per integer |k| up to Nyquist (0 .. 32 for 64 x 64), class P;
+        # scales and normalisation do not apply to it.
+        o = self.path("ps.fits")
+        rc, _, err = run("stats", "--kind", "ps", m, "-o", o)
+        self.assertEqual(rc, 0, err)
+        with fits.open(o) as h:
+            self.assertEqual(len(h["COEFFS"].data), 33)
+            self.assertEqual(set(h["COEFFS"].data["CLASS"]), {"P"})
+            self.assertEqual(h[0].header["STAT"], "ps")
+            self.assertNotIn("J", h[0].header)
+            self.assertLess(abs(h["COEFFS"].data["REAL"][0]), 1e-12)  # mean subtracted: k = 0 empty
+        self.assertFails(["stats", "--kind", "ps", "--norm", "auto", m, "-o", o + "2"], 2, "--norm")
+        self.assertFails(["stats", "--kind", "ps", "-J", "3", m, "-o", o + "2"], 2, "-J")
         # A cube is a batch: one vector of B values per row.
         np.save(self.path("cube.npy"), np.random.default_rng(4).normal(size=(2, 32, 32)))
         rc, _, err = run("stats", "--kind", "wst", "-J", "2", self.path("cube.npy"), "-o",

@@ -15,5 +15,11 @@ cp "$src"/cfitsio_*.orig.tar.gz .device/
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .device/whl astropy pyerfa astropy-iers-data
-mkdir -p .device/shared && cp -r ../shared/data ../shared/reference .device/shared/  # shared/ does not travel
+mkdir -p .device/shared && cp -r ../shared/data ../shared/reference ../shared/tools .device/shared/  # shared/ does not travel
+# Peer codes for bench.sh: pywph and kymatio from PyPI. Cheng et al.'s `scattering` package is not
+# on PyPI: copy its scattering/*.py (and backend/) from a snapshot of SihaoCheng/scattering_transform
+# into .device/peers/scattering by hand. Never commit any of it.
+mkdir -p .device/peers
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  -d .device/peers pywph kymatio appdirs
 du -sh .device

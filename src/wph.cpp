@@ -107,6 +107,10 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
   if (height < 8 || width < 8)
     throw ShapeError("WPH: maps must be at least 8 x 8, got " + std::to_string(height) + " x " +
                      std::to_string(width));
+  if (o.J > 30 || (int64_t{1} << o.J) >= std::min(height, width))
+    throw ValueError("WPH: J = " + std::to_string(o.J) + " is too large for a " +
+                     std::to_string(height) + " x " + std::to_string(width) +
+                     " map; the largest wavelet needs 2^J < min(H, W)");
   const int64_t M = height, N = width;
   int64_t Mc = M, Nc = N;
   if (o.boundary == WphBoundary::NonPeriodic) {

@@ -30,7 +30,7 @@ enum class WphBoundary {
 };
 
 struct WphOptions {
-  int J = 7;            ///< number of dyadic scales, 1 <= J, 2^J <= min(H, W) in practice
+  int J = 7;            ///< number of dyadic scales: 1 <= J and 2^J < min(H, W)
   int L = 4;            ///< number of angles in [0, pi)
   int dn = 0;           ///< radial steps of the shift grid tau (0: no shifts); pywph's dn
   int A = 4;            ///< azimuthal steps in [0, pi) of the shift grid; pywph's A

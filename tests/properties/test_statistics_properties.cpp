@@ -4,6 +4,7 @@
 // statistic gets them all by adding one entry to statistics().
 
 #include <demix/context.hpp>
+#include <demix/errors.hpp>
 #include <demix/power_spectrum.hpp>
 #include <demix/scattering_cov.hpp>
 #include <demix/wph.hpp>
@@ -288,6 +289,12 @@ TEST(WphAuto, ReferenceNormalisesItselfToOne) {
 }  // namespace
 
 namespace {
+
+TEST(WphOptions, RejectsScalesLargerThanTheMap) {
+  EXPECT_THROW(demix::WphOperator({.J = 5}, 32, 32, cpu64()), demix::ValueError);  // 2^5 = 32
+  EXPECT_THROW(demix::WphOperator({.J = 3, .dn = -1}, 32, 32, cpu64()), demix::ValueError);
+  EXPECT_NO_THROW(demix::WphOperator({.J = 4}, 32, 32, cpu64()));
+}
 
 TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
   // Small chunks force several chunked backward passes.

@@ -1,6 +1,8 @@
 #include <demix/errors.hpp>
 #include <demix/power_spectrum.hpp>
 
+#include "detail/map_batch.hpp"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -93,18 +95,10 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
 
 at::Tensor PowerSpectrumOperator::check_input(const at::Tensor& x, const char* name) const {
   const std::string arg = std::string("power spectrum: input ") + name;
-  if (!x.defined()) throw ValueError(arg + " is undefined");
-  if (x.dim() != 2 && x.dim() != 3)
-    throw ShapeError(arg + ": expected (B, H, W) or (H, W), got " + std::to_string(x.dim()) +
-                     " dimensions");
-  if (x.size(-2) != H_ || x.size(-1) != W_)
-    throw ShapeError(arg + ": this operator was built for " + std::to_string(H_) + " x " +
-                     std::to_string(W_) + " maps, got " + std::to_string(x.size(-2)) + " x " +
-                     std::to_string(x.size(-1)));
+  const at::Tensor y = detail::map_batch(x, H_, W_, arg);  // (B, H, W)
   if (!x.is_complex() && !at::isFloatingType(x.scalar_type()))
     throw ValueError(arg + " must be real or complex floating point, got " +
                      c10::toString(x.scalar_type()));
-  const at::Tensor y = x.dim() == 2 ? x.unsqueeze(0) : x;  // (B, H, W)
   const at::ScalarType real = tensor_options_.dtype().toScalarType();
   return y.to(tensor_options_.device(), x.is_complex() ? c10::toComplexType(real) : real);
 }

@@ -2,6 +2,8 @@
 #include <demix/filters.hpp>
 #include <demix/wph.hpp>
 
+#include "detail/map_batch.hpp"
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <c10/core/GradMode.h>
@@ -266,16 +268,9 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
 }
 
 at::Tensor WphOperator::prepare(const at::Tensor& x) const {
-  if (x.dim() != 2 && x.dim() != 3)
-    throw ShapeError("WPH: input must be (H, W) or (B, H, W), got " + std::to_string(x.dim()) +
-                     " dimensions");
-  if (x.size(-2) != height_ || x.size(-1) != width_)
-    throw ShapeError("WPH: operator built for " + std::to_string(height_) + " x " +
-                     std::to_string(width_) + " maps, got " + std::to_string(x.size(-2)) + " x " +
-                     std::to_string(x.size(-1)));
+  const at::Tensor b = detail::map_batch(x, height_, width_, "WPH");
   if (x.is_complex() && !options_.complex_data)
     throw ValueError("WPH: complex input needs options.complex_data = true");
-  const at::Tensor b = x.dim() == 2 ? x.unsqueeze(0) : x;
   return b.to(context_.device(), context_.complex_dtype());
 }
 

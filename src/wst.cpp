@@ -1,6 +1,8 @@
 #include <demix/errors.hpp>
 #include <demix/wst.hpp>
 
+#include "detail/map_batch.hpp"
+
 #include <ATen/ATen.h>
 
 #include <string>
@@ -97,18 +99,10 @@ WstOperator::WstOperator(const WstOptions& options, int64_t height, int64_t widt
 }
 
 at::Tensor WstOperator::check_input(const at::Tensor& x) const {
-  if (!x.defined()) throw ValueError("WST: the input tensor is undefined");
-  if (x.dim() != 2 && x.dim() != 3)
-    throw ShapeError("WST: expected an input (B, H, W) or (H, W), got " +
-                     std::to_string(x.dim()) + " dimensions");
-  if (x.size(-2) != H_ || x.size(-1) != W_)
-    throw ShapeError("WST: this operator was built for " + std::to_string(H_) + " x " +
-                     std::to_string(W_) + " images, got " + std::to_string(x.size(-2)) + " x " +
-                     std::to_string(x.size(-1)));
+  const at::Tensor y = detail::map_batch(x, H_, W_, "WST");
   if (x.is_complex() || !at::isFloatingType(x.scalar_type()))
     throw ValueError(std::string("WST: the input must be real floating point, got ") +
                      c10::toString(x.scalar_type()));
-  const at::Tensor y = x.dim() == 2 ? x.unsqueeze(0) : x;
   return y.to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
 }
 

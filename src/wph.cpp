@@ -292,36 +292,27 @@ WphOperator::Fields WphOperator::transform(const at::Tensor& xc) const {
 
 namespace {
 
-/// Centres (and for Auto, scales) two fields; returns their statistics (B, P, 2 sides, [mean, std]).
-std::pair<at::Tensor, at::Tensor> normalise(at::Tensor a, at::Tensor b, WphNorm norm,
-                                            const at::Tensor* ref /* (B0, P, 2, 2) or null */,
-                                            at::Tensor* stats_out) {
-  if (norm == WphNorm::None) {
-    a = a - a.mean({-2, -1}, true);
-    b = b - b.mean({-2, -1}, true);
-    return {a, b};
+/// (z - m) / s over the last two axes, with m, s the reference's when given, else z's own: None
+/// subtracts the mean only (kept in the graph), Auto also divides by the deviation, both held
+/// constant as pywph's stored normalisation is. Reports the m and s used (s undefined for None).
+at::Tensor standardise(const at::Tensor& z /* (B, P, h, w) */, WphNorm norm,
+                       const at::Tensor& ref_mean /* (B0, P, 1, 1) or undefined */,
+                       const at::Tensor& ref_std, at::Tensor* mean_used, at::Tensor* scale_used) {
+  at::Tensor mean, scale;
+  if (ref_mean.defined()) {
+    mean = ref_mean;
+    scale = ref_std;
+  } else if (norm == WphNorm::None) {
+    mean = z.mean({-2, -1}, true);
+  } else {
+    const at::Tensor d = z.detach();
+    mean = d.mean({-2, -1}, true);
+    const at::Tensor sd = at::sqrt((d - mean).abs().square().mean({-2, -1}, true));
+    scale = at::where(sd == 0, at::ones_like(sd), sd).to(d.scalar_type());
   }
-  at::Tensor m1, m2, s1, s2;
-  if (ref) {
-    m1 = ref->select(2, 0).select(2, 0).unsqueeze(-1).unsqueeze(-1);
-    s1 = ref->select(2, 0).select(2, 1).unsqueeze(-1).unsqueeze(-1);
-    m2 = ref->select(2, 1).select(2, 0).unsqueeze(-1).unsqueeze(-1);
-    s2 = ref->select(2, 1).select(2, 1).unsqueeze(-1).unsqueeze(-1);
-  } else {  // statistics of the map itself, held constant as pywph does
-    auto stats = [](const at::Tensor& z) {
-      const at::Tensor d = z.detach();
-      const at::Tensor m = d.mean({-2, -1}, true);
-      at::Tensor s = at::sqrt((d - m).abs().square().mean({-2, -1}, true));
-      s = at::where(s == 0, at::ones_like(s), s);
-      return std::pair{m, s.to(z.scalar_type())};
-    };
-    std::tie(m1, s1) = stats(a);
-    std::tie(m2, s2) = stats(b);
-  }
-  if (stats_out)
-    *stats_out = at::stack({at::stack({m1, s1}, -1), at::stack({m2, s2}, -1)}, -2)
-                     .reshape({m1.size(0), m1.size(1), 2, 2});  // (B, P, side, [mean, std])
-  return {(a - m1) / s1, (b - m2) / s2};
+  if (mean_used) *mean_used = mean;
+  if (scale_used) *scale_used = scale;
+  return scale.defined() ? (z - mean) / scale : z - mean;
 }
 
 }  // namespace
@@ -351,19 +342,11 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
   // Auto: held constant) or the reference's statistics.
   const at::Tensor fields = build_fields(f);  // (B, n_fields, h, w) complex
   at::Tensor mean, scale;
-  if (ref_mean) {
-    mean = ref_mean->unsqueeze(-1).unsqueeze(-1);
-    scale = ref_std->unsqueeze(-1).unsqueeze(-1);
-  } else if (norm == WphNorm::None) {
-    mean = fields.mean({-2, -1}, true);
-  } else {
-    const at::Tensor d = fields.detach();
-    mean = d.mean({-2, -1}, true);
-    at::Tensor sd = at::sqrt((d - mean).abs().square().mean({-2, -1}, true));
-    scale = at::where(sd == 0, at::ones_like(sd), sd).to(d.scalar_type());
-  }
-  if (field_stats && scale.defined()) *field_stats = at::stack({mean.squeeze(-1).squeeze(-1), scale.squeeze(-1).squeeze(-1)}, -1);
-  const at::Tensor normed_full = scale.defined() ? (fields - mean) / scale : fields - mean;
+  const at::Tensor normed_full =
+      standardise(fields, norm, ref_mean ? ref_mean->unsqueeze(-1).unsqueeze(-1) : at::Tensor(),
+                  ref_std ? ref_std->unsqueeze(-1).unsqueeze(-1) : at::Tensor(), &mean, &scale);
+  if (field_stats && scale.defined())
+    *field_stats = at::stack({mean.squeeze(-1).squeeze(-1), scale.squeeze(-1).squeeze(-1)}, -1);
   // cut_graph: sinks backpropagate chunk by chunk into detached copies of the shared tensors,
   // which then backpropagate once each (instead of once per chunk).
   const at::Tensor normed = cut_graph ? normed_full.detach().requires_grad_(true) : normed_full;
@@ -411,11 +394,18 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
     const auto exponent = [&](int p) { return at::full({1, 1, 1, 1}, static_cast<double>(p), mod.options()); };
     at::Tensor a = harmonic(z, mod, {s.p1}, exponent(s.p1)), b = harmonic(z, mod, {s.p2}, exponent(s.p2));
     if (s.pseudo) b = b.conj();
-    at::Tensor ref_one, stat_one;
-    if (ref_sm) ref_one = ref_sm->narrow(1, &s - scalings_.data(), 1);
-    std::tie(a, b) = normalise(a, b, norm, ref_sm ? &ref_one : nullptr,
-                               stats_sm ? &stat_one : nullptr);
-    if (stats_sm) sm_stats.push_back(stat_one);
+    // Reference statistics of this moment: (B0, 1, side, [mean, std]).
+    auto ref = [&](int side, int what) {
+      return ref_sm ? ref_sm->narrow(1, &s - scalings_.data(), 1).select(2, side).select(2, what)
+                          .unsqueeze(-1).unsqueeze(-1)
+                    : at::Tensor();
+    };
+    at::Tensor m1, s1, m2, s2;
+    a = standardise(a, norm, ref(0, 0), ref(0, 1), &m1, &s1);
+    b = standardise(b, norm, ref(1, 0), ref(1, 1), &m2, &s2);
+    if (stats_sm)
+      sm_stats.push_back(at::stack({at::stack({m1, s1}, -1), at::stack({m2, s2}, -1)}, -2)
+                             .reshape({m1.size(0), 1, 2, 2}));  // (B, 1, side, [mean, std])
     sink((a * b.conj()).mean({-2, -1}), sm_rows_.narrow(0, &s - scalings_.data(), 1));  // (B, 1)
   }
   if (stats_sm) *stats_sm = at::cat(sm_stats, 1);

@@ -1,0 +1,31 @@
+#pragma once
+// What the deblender needs from a generative model of isolated galaxies (MADNESS: a VAE decoder and
+// a normalising flow on its latent space). The deblender is written against this interface only, so
+// that it can be tested with analytic toy priors and later run with other trained models.
+
+#include <ATen/core/TensorBody.h>
+
+#include <cstdint>
+
+namespace demix {
+
+class GalaxyPrior {
+ public:
+  virtual ~GalaxyPrior() = default;
+
+  virtual std::int64_t latent_dim() const = 0;
+  virtual std::int64_t n_bands() const = 0;
+  virtual std::int64_t stamp_size() const = 0;  ///< stamps are square, odd, centred on the galaxy
+
+  /// Initial guess of the latent vector of each stamp (the encoder's mean for a VAE).
+  /// stamps in image units (electrons, see survey.hpp), galaxy at the centre pixel.
+  virtual at::Tensor encode(const at::Tensor& stamps /* (N, n_bands, S, S) */) const = 0;  // -> (N, latent_dim)
+
+  /// Noiseless galaxy stamps in image units, differentiable with respect to `latents`.
+  virtual at::Tensor decode(const at::Tensor& latents /* (N, latent_dim) */) const = 0;  // -> (N, n_bands, S, S)
+
+  /// log p(z) of each latent vector, exact and differentiable with respect to `latents`.
+  virtual at::Tensor log_prob(const at::Tensor& latents /* (N, latent_dim) */) const = 0;  // -> (N)
+};
+
+}  // namespace demix

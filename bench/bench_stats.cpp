@@ -1,6 +1,7 @@
 // Speed and memory of the statistics operators, printed as one JSON line per figure, in the same
 // form as ../shared/tools/peer_bench.py so both can run in one command and be compared:
-//   bench_stats [cpu|cuda|auto] [path/to/I_1.npy] [quick]   (quick: skip the batch of 100)
+//   bench_stats [cpu|cuda|auto] [path/to/I_1.npy] [quick|wph|large]
+//   (quick: skip the batch of 100; wph: WPH only; large: WPH of 1024^2 to 4096^2 maps)
 // Figures: seconds per statistics call and per loss + gradient (median of 5 after 2 warm-ups),
 // batch 1 and batch 100, and the peak memory of the loss + gradient.
 
@@ -146,13 +147,15 @@ int main(int argc, char** argv) {
                                         : device == "cuda" ? demix::DeviceKind::Cuda
                                                            : demix::DeviceKind::Auto});
     on_cuda = ctx.device().is_cuda();
+    const std::string mode = argc > 3 ? argv[3] : "";
+    if (mode == "large") {  // map sizes up to 4096 x 4096: time and peak memory, batch 1
+      for (int64_t n : {1024, 2048, 4096}) bench_wph(ctx, dust, n, 8, 1);
+      return 0;
+    }
     bench_wph(ctx, dust, 256, 7, 1);
-    if (!(argc > 3 && std::string(argv[3]) == "quick")) bench_wph(ctx, dust, 256, 7, 100);
+    if (mode != "quick") bench_wph(ctx, dust, 256, 7, 100);
     bench_wph(ctx, dust, 512, 8, 1);
-    bench_scov(ctx, dust, 256, 7);
-    bench_scov(ctx, dust, 512, 8);
-    bench_wst(ctx, dust, 256, 6);
-    bench_wst(ctx, dust, 512, 7);
+    if (mode == "wph") return 0;
   } catch (const std::exception& e) {
     std::cerr << "bench_stats: " << e.what() << "\n";
     return 1;

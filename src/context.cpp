@@ -5,6 +5,13 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#ifdef DEMIX_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+#endif
+
+#include <unistd.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -60,6 +67,23 @@ std::string Context::describe() const {
   std::string s = device_.str() + (real_dtype_ == c10::kDouble ? " float64" : " float32");
   if (device_.is_cpu()) s += " (" + std::to_string(at::get_num_threads()) + " threads)";
   return s;
+}
+
+}  // namespace demix
+
+namespace demix {
+
+int64_t Context::free_memory_bytes() const {
+#ifdef DEMIX_WITH_CUDA
+  if (device_.is_cuda()) {
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+    const int64_t cached = stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
+    return static_cast<int64_t>(free) + std::max<int64_t>(0, cached);
+  }
+#endif
+  return static_cast<int64_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace demix

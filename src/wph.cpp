@@ -3,6 +3,7 @@
 #include <demix/wph.hpp>
 
 #include "detail/map_batch.hpp"
+#include "detail/wph_spectral.hpp"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -78,22 +79,10 @@ std::vector<Moment> default_moments(int J, int L, int dn, int A, bool cplx) {
 
 int64_t pymod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
 
-/// [z]^p per field: p = 0 modulus, 1 identity, >= 2 |z| e^{i p arg z}. `p` is the host copy of the
-/// exponents (to take the cheap paths), `pv` the same values on the device, shaped (1, P, 1, 1).
-at::Tensor harmonic(const at::Tensor& z /* (B, P, h, w) complex */, const at::Tensor& modulus,
-                    const std::vector<int>& p, const at::Tensor& pv) {
-  const bool all0 = std::all_of(p.begin(), p.end(), [](int v) { return v == 0; });
-  const bool all1 = std::all_of(p.begin(), p.end(), [](int v) { return v == 1; });
-  if (all1) return z;
-  if (all0) return modulus.to(z.scalar_type());
-  const at::Tensor general = at::polar(modulus, at::angle(z) * pv);  // |z| (cos p theta + i sin p theta)
-  const at::Tensor out = at::where(pv == 1, z, general);
-  return at::where(pv == 0, modulus.to(z.scalar_type()), out);
-}
-
 }  // namespace
 
 struct WphOperator::Fields {
+  at::Tensor xhat;    // (B, H, W) complex: Fourier transform of the maps
   at::Tensor wt;      // (B, n_psi, h, w) complex: wavelet transform (cut when NonPeriodic)
   at::Tensor wt_mod;  // (B, n_psi, h, w) real: its modulus
   at::Tensor lowpass; // (B, n_phi, h, w) complex: low-pass transform minus its mean
@@ -105,7 +94,8 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
   if (o.L < 1) throw ValueError("WPH: L must be >= 1, got " + std::to_string(o.L));
   if (o.dn < 0) throw ValueError("WPH: dn must be >= 0, got " + std::to_string(o.dn));
   if (o.A < 1) throw ValueError("WPH: A must be >= 1, got " + std::to_string(o.A));
-  if (o.chunk_bytes <= 0) throw ValueError("WPH: chunk_bytes must be > 0");
+  if (o.memory_bytes < 0)
+    throw ValueError("WPH: memory_bytes must be >= 0 (0 = automatic), got " + std::to_string(o.memory_bytes));
   if (height < 8 || width < 8)
     throw ShapeError("WPH: maps must be at least 8 x 8, got " + std::to_string(height) + " x " +
                      std::to_string(width));
@@ -256,15 +246,136 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
     all_rows.insert(all_rows.end(), rows.begin(), rows.end());
     groups_.push_back(std::move(g));
   }
-  std::vector<int64_t> sm_rows;
-  for (const Scaling& sc : scalings_) all_rows.push_back(sc.row), sm_rows.push_back(sc.row);
-  sm_rows_ = longs(sm_rows);
+  if (o.boundary == WphBoundary::Periodic) {
+    build_spectral_plan(base_of);
+    all_rows.clear();
+    const at::Tensor rows = plan_rows_.cpu();
+    all_rows.assign(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
+  }
+  std::vector<int64_t> sm_rows, sm_a, sm_b;
+  std::vector<uint8_t> sm_pseudo;
+  const int64_t n_phi = static_cast<int64_t>(js.size());
+  for (const Scaling& sc : scalings_) {
+    all_rows.push_back(sc.row), sm_rows.push_back(sc.row);
+    sm_a.push_back(sc.p1 * n_phi + sc.phi), sm_b.push_back(sc.p2 * n_phi + sc.phi);
+    sm_pseudo.push_back(static_cast<uint8_t>(sc.pseudo));
+  }
+  sm_rows_ = longs(sm_rows), sm_a_ = longs(sm_a), sm_b_ = longs(sm_b);
+  sm_pseudo_ = at::tensor(std::vector<int64_t>(sm_pseudo.begin(), sm_pseudo.end()), at::kLong)
+                   .to(dev).ne(0).view({1, -1, 1, 1});
   row_order_ = at::argsort(at::tensor(all_rows, at::kLong)).to(dev);
 
   labels_.classes = kWphClasses;
   labels_.label_names = kWphLabels;
   labels_.class_id = at::tensor(class_ids, at::kLong);
   labels_.labels = at::tensor(label_rows, at::kLong).view({-1, 9});
+}
+
+void WphOperator::build_spectral_plan(const std::map<std::tuple<int, int, int>, int64_t>& field_of) {
+  const int64_t H = height_, W = width_;
+  const auto dev = context_.device();
+  auto longs = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(dev); };
+
+  // Box half-extent of each wavelet's support in signed frequencies; -1 when it spans the axis.
+  const at::Tensor support = psi_.detach().to(at::kCPU, at::kDouble).ne(0);
+  std::vector<std::pair<int64_t, int64_t>> half(support.size(0));
+  for (int64_t q = 0; q < support.size(0); ++q) {
+    const at::Tensor nz = support[q].nonzero();  // (n, 2) rows, columns
+    const auto at = nz.accessor<int64_t, 2>();
+    int64_t ry = 0, rx = 0;
+    for (int64_t i = 0; i < nz.size(0); ++i) {
+      const int64_t ky = at[i][0], kx = at[i][1];
+      ry = std::max(ry, std::min(ky, H - ky));
+      rx = std::max(rx, std::min(kx, W - kx));
+    }
+    half[q] = {2 * ry + 1 >= H ? -1 : ry, 2 * rx + 1 >= W ? -1 : rx};
+  }
+  auto extent = [](int64_t r, int64_t n) { return r < 0 ? n : 2 * r + 1; };
+
+  // The shifts of every moment, as one grid of distinct row and column offsets.
+  std::vector<int64_t> tys, txs;
+  for (const auto& cv : covariances_) {
+    tys.insert(tys.end(), cv.ty.begin(), cv.ty.end());
+    txs.insert(txs.end(), cv.tx.begin(), cv.tx.end());
+  }
+  for (auto* v : {&tys, &txs}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  auto position = [](const std::vector<int64_t>& v, int64_t x) {
+    return static_cast<int64_t>(std::lower_bound(v.begin(), v.end(), x) - v.begin());
+  };
+  auto plan = std::make_shared<detail::SpectralPlan>();
+  plan->n_ty = static_cast<int64_t>(tys.size());
+  plan->n_tx = static_cast<int64_t>(txs.size());
+
+  // Group the covariances by the box of their band-limited side (the smaller one when both are).
+  std::map<std::pair<int64_t, int64_t>, std::vector<const Covariance*>> by_box;
+  for (const auto& cv : covariances_) {
+    std::pair<int64_t, int64_t> box{-1, -1};
+    auto area = [&](std::pair<int64_t, int64_t> b) { return extent(b.first, H) * extent(b.second, W); };
+    if (cv.p1 == 1 && area(half[cv.psi1]) < area(box)) box = half[cv.psi1];
+    if (cv.p2 == 1 && area(half[cv.psi2]) < area(box)) box = half[cv.psi2];
+    by_box[box].push_back(&cv);
+  }
+  std::vector<int64_t> rows, mfa, mfb;
+  const double n2 = static_cast<double>(H * W) * static_cast<double>(H * W);
+  for (const auto& [box, covs] : by_box) {
+    detail::SpectralGroup g;
+    std::vector<int64_t> ky, kx;
+    for (int64_t u = 0; u < extent(box.first, H); ++u) ky.push_back(box.first < 0 ? u : u - box.first);
+    for (int64_t v = 0; v < extent(box.second, W); ++v) kx.push_back(box.second < 0 ? v : v - box.second);
+    g.bh = static_cast<int64_t>(ky.size()), g.bw = static_cast<int64_t>(kx.size());
+    if (box.first >= 0 || box.second >= 0) {
+      std::vector<int64_t> lin;
+      for (int64_t a : ky)
+        for (int64_t b : kx) lin.push_back(pymod(a, H) * W + pymod(b, W));
+      g.box = longs(lin);
+    }
+    // e^{2 pi i k t / n}, with k and t as integers so that the phase is exact modulo 2 pi.
+    auto phases = [&](const std::vector<int64_t>& k, const std::vector<int64_t>& t, int64_t n, double scale) {
+      std::vector<double> re, im;
+      for (int64_t a : k)
+        for (int64_t b : t) {
+          const double phase = 2 * pi * static_cast<double>(pymod(a * b, n)) / static_cast<double>(n);
+          re.push_back(scale * std::cos(phase)), im.push_back(scale * std::sin(phase));
+        }
+      const auto opt = at::TensorOptions().dtype(at::kDouble);
+      return at::complex(at::tensor(re, opt), at::tensor(im, opt)).view({static_cast<int64_t>(k.size()), -1});
+    };
+    g.ey = phases(ky, tys, H, 1.0).transpose(0, 1).contiguous().to(dev, context_.complex_dtype());
+    g.ex = phases(kx, txs, W, 1.0 / n2).to(dev, context_.complex_dtype());
+    std::vector<int64_t> fa, fb, m_lin;
+    g.first_moment.push_back(0);
+    for (const Covariance* cv : covs) {
+      const int64_t c = static_cast<int64_t>(fa.size());
+      fa.push_back(field_of.at({cv->psi1, cv->p1, 0}));
+      fb.push_back(field_of.at({cv->psi2, cv->p2, cv->pseudo}));
+      for (std::size_t m = 0; m < cv->moments.size(); ++m) {
+        m_lin.push_back((c * plan->n_ty + position(tys, cv->ty[m])) * plan->n_tx + position(txs, cv->tx[m]));
+        rows.push_back(cv->moments[m]), mfa.push_back(fa.back()), mfb.push_back(fb.back());
+      }
+      g.first_moment.push_back(static_cast<int64_t>(m_lin.size()));
+    }
+    g.n_cov = static_cast<int64_t>(fa.size());
+    g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
+    plan->groups.push_back(std::move(g));
+  }
+  plan_ = plan;
+  plan_rows_ = longs(rows), plan_fa_ = longs(mfa), plan_fb_ = longs(mfb);
+
+  // Nonlinear fields [x * psi]^p, p != 1, in field order (moduli first, then higher harmonics).
+  std::vector<int64_t> nl_index;
+  std::vector<double> nl_p;
+  const at::Tensor p0 = field_psi_p0_.cpu(), ph = field_psi_ph_.cpu(), exps = field_exp_ph_.flatten().cpu().to(at::kDouble);
+  for (int64_t i = 0; i < p0.numel(); ++i) nl_index.push_back(p0[i].item<int64_t>()), nl_p.push_back(0.0);
+  for (int64_t i = 0; i < ph.numel(); ++i) nl_index.push_back(ph[i].item<int64_t>()), nl_p.push_back(exps[i].item<double>());
+  nl_index_ = longs(nl_index);
+  nl_p_ = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
+  std::vector<int64_t> flip;
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x) flip.push_back(pymod(-y, H) * W + pymod(-x, W));
+  flip_ = longs(flip);
 }
 
 at::Tensor WphOperator::prepare(const at::Tensor& x) const {
@@ -277,6 +388,7 @@ at::Tensor WphOperator::prepare(const at::Tensor& x) const {
 WphOperator::Fields WphOperator::transform(const at::Tensor& xc) const {
   const at::Tensor f = at::fft_fft2(xc).unsqueeze(1);  // (B, 1, H, W)
   Fields out;
+  out.xhat = f.squeeze(1);
   out.wt = at::fft_ifft2(f * psi_.unsqueeze(0));
   at::Tensor low = at::fft_ifft2(f * phi_.unsqueeze(0));
   if (options_.boundary == WphBoundary::NonPeriodic) {
@@ -333,11 +445,55 @@ at::Tensor WphOperator::build_fields(const Fields& f) const {
 void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
                           const at::Tensor* ref_std, const at::Tensor* ref_sm, const Sink& sink,
                           at::Tensor* field_stats, at::Tensor* stats_sm, bool cut_graph) const {
+  if (plan_) {
+    compute_spectral(f, norm, ref_mean, ref_std, sink, field_stats);
+  } else {
+    compute_spatial(f, norm, ref_mean, ref_std, sink, field_stats, cut_graph);
+  }
+  compute_scaling(f, norm, ref_sm, sink, stats_sm);
+}
+
+void WphOperator::compute_spectral(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
+                                   const at::Tensor* ref_std, const Sink& sink,
+                                   at::Tensor* field_stats) const {
+  const int64_t B = f.xhat.size(0), HW = height_ * width_;
+  const double n_pix = static_cast<double>(HW);
+  // Spectra of the fields: plain wavelet fields directly, [x*psi]^p through an FFT, conjugated
+  // fields (pseudo moments) as conj(F^(-k)).
+  std::vector<at::Tensor> parts;
+  if (field_psi_p1_.numel()) parts.push_back(f.xhat.unsqueeze(1) * psi_.index_select(0, field_psi_p1_));
+  if (nl_index_.numel()) parts.push_back(at::fft_fft2(detail::phase_harmonics(f.wt, nl_index_, nl_p_)));
+  at::Tensor sp = at::cat(parts, 1).reshape({B, -1, HW});
+  if (field_conj_src_.numel())
+    sp = at::cat({sp, sp.index_select(1, field_conj_src_).index_select(2, flip_).conj()}, 1);
+
+  // Normalisation: the mean only touches k = 0 (F^(0) = N m); deviations divide the covariances.
+  at::Tensor scale;
+  at::Tensor dc = sp.select(2, 0);  // (B, F): N times each field's mean
+  if (ref_mean) {
+    dc.sub_(*ref_mean * n_pix);
+    scale = *ref_std;
+  } else if (norm == WphNorm::None) {
+    dc.zero_();  // own mean, in the graph: the field's k = 0 term drops out
+  } else {
+    const at::Tensor mean = dc.detach() / n_pix;
+    dc.sub_(dc.detach().clone());  // own mean held constant: value 0, gradient kept
+    const at::Tensor sd = at::sqrt(sp.detach().abs().square().sum(-1)) / n_pix;  // Parseval
+    scale = at::where(sd == 0, at::ones_like(sd), sd).to(sp.scalar_type());
+    if (field_stats) *field_stats = at::stack({mean, scale}, -1);
+  }
+  at::Tensor values = detail::spectral_covariances(sp, plan_, budget());
+  if (scale.defined()) values = values / (scale.index_select(1, plan_fa_) * scale.index_select(1, plan_fb_));
+  sink(values, plan_rows_);
+}
+
+void WphOperator::compute_spatial(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
+                                  const at::Tensor* ref_std, const Sink& sink,
+                                  at::Tensor* field_stats, bool cut_graph) const {
   const int64_t B = f.wt.size(0), h = f.wt.size(-2), w = f.wt.size(-1);
   const double norm_mn = static_cast<double>(height_ * width_);
   const bool periodic = options_.boundary == WphBoundary::Periodic;
   const int64_t item = f.wt.element_size();
-
   // Normalised fields: (F - m) / s with m, s the field's own (None: m only, kept in the graph;
   // Auto: held constant) or the reference's statistics.
   const at::Tensor fields = build_fields(f);  // (B, n_fields, h, w) complex
@@ -370,7 +526,7 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
         at::fft_fft2(periodic ? gf : at::constant_pad_nd(gf, {0, pad_x_, 0, pad_y_}));
     const at::Tensor spectra = cut_graph ? spectra_full.detach().requires_grad_(true) : spectra_full;
     const int64_t hh = spectra.size(-2), ww = spectra.size(-1);
-    const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / std::max<int64_t>(1, 3 * B * hh * ww * item));
+    const int64_t chunk = std::max<int64_t>(1, budget() / std::max<int64_t>(1, 3 * B * hh * ww * item));
     for (int64_t start = 0; start < g.n_cov; start += chunk) {
       const int64_t P = std::min(g.n_cov, start + chunk) - start;
       const at::Tensor cross = at::fft_ifft2(spectra.index_select(1, g.fa.narrow(0, start, P)) *
@@ -386,37 +542,38 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
   }
   if (cut_graph && normed.grad().defined()) normed_full.backward(normed.grad());
 
-  // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region.
-  std::vector<at::Tensor> sm_stats;
-  for (const Scaling& s : scalings_) {
-    const at::Tensor z = f.lowpass.select(1, s.phi).unsqueeze(1);  // (B, 1, h, w)
-    const at::Tensor mod = z.abs();
-    const auto exponent = [&](int p) { return at::full({1, 1, 1, 1}, static_cast<double>(p), mod.options()); };
-    at::Tensor a = harmonic(z, mod, {s.p1}, exponent(s.p1)), b = harmonic(z, mod, {s.p2}, exponent(s.p2));
-    if (s.pseudo) b = b.conj();
-    // Reference statistics of this moment: (B0, 1, side, [mean, std]).
-    auto ref = [&](int side, int what) {
-      return ref_sm ? ref_sm->narrow(1, &s - scalings_.data(), 1).select(2, side).select(2, what)
-                          .unsqueeze(-1).unsqueeze(-1)
-                    : at::Tensor();
-    };
-    at::Tensor m1, s1, m2, s2;
-    a = standardise(a, norm, ref(0, 0), ref(0, 1), &m1, &s1);
-    b = standardise(b, norm, ref(1, 0), ref(1, 1), &m2, &s2);
-    if (stats_sm)
-      sm_stats.push_back(at::stack({at::stack({m1, s1}, -1), at::stack({m2, s2}, -1)}, -2)
-                             .reshape({m1.size(0), 1, 2, 2}));  // (B, 1, side, [mean, std])
-    sink((a * b.conj()).mean({-2, -1}), sm_rows_.narrow(0, &s - scalings_.data(), 1));  // (B, 1)
-  }
-  if (stats_sm) *stats_sm = at::cat(sm_stats, 1);
+}
 
+void WphOperator::compute_scaling(const Fields& f, WphNorm norm, const at::Tensor* ref_sm,
+                                  const Sink& sink, at::Tensor* stats_sm) const {
+  // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region;
+  // each side is |low| or low (p = 0 or 1), side b conjugated for pseudo moments.
+  const at::Tensor sides = at::cat({f.lowpass.abs().to(f.lowpass.scalar_type()), f.lowpass}, 1);
+  at::Tensor a = sides.index_select(1, sm_a_), b = sides.index_select(1, sm_b_);  // (B, n_sm, h, w)
+  b = at::where(sm_pseudo_, b.conj(), b);
+  auto ref = [&](int side, int what) {  // reference statistics (B0, n_sm, 1, 1)
+    return ref_sm ? ref_sm->select(2, side).select(2, what).unsqueeze(-1).unsqueeze(-1) : at::Tensor();
+  };
+  at::Tensor m1, s1, m2, s2;
+  a = standardise(a, norm, ref(0, 0), ref(0, 1), &m1, &s1);
+  b = standardise(b, norm, ref(1, 0), ref(1, 1), &m2, &s2);
+  if (stats_sm)  // (B, n_sm, side, [mean, std])
+    *stats_sm = at::stack({at::stack({m1, s1}, -1), at::stack({m2, s2}, -1)}, -2)
+                    .reshape({m1.size(0), m1.size(1), 2, 2});
+  sink((a * b.conj()).mean({-2, -1}), sm_rows_);
+}
+
+int64_t WphOperator::budget() const {
+  return options_.memory_bytes > 0 ? options_.memory_bytes : context_.free_memory_bytes() / 5 * 2;
 }
 
 int64_t WphOperator::batch_slice(int64_t batch) const {
   const int64_t h = height_ - 2 * cut_y_ + pad_y_, w = width_ - 2 * cut_x_ + pad_x_;
-  const int64_t per_map = (3 * psi_.size(0) + 3 * n_fields_) * h * w *
-                          static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
-  return std::clamp<int64_t>(options_.chunk_bytes / std::max<int64_t>(1, per_map), 1, batch);
+  const int64_t item = static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
+  // What one map keeps alive with its graph: the wavelet transform, the fields or their spectra
+  // and their gradients (spectral path), or the fields and their copies (spatial path).
+  const int64_t per_map = (3 * psi_.size(0) + 3 * n_fields_) * h * w * item;
+  return std::clamp<int64_t>(budget() / std::max<int64_t>(1, per_map), 1, batch);
 }
 
 int64_t WphOperator::shifted_chunks(int64_t batch) const {
@@ -424,7 +581,7 @@ int64_t WphOperator::shifted_chunks(int64_t batch) const {
     if (!g.shifted) continue;
     const int64_t hh = height_ - 2 * cut_y_ + pad_y_, ww = width_ - 2 * cut_x_ + pad_x_;
     const int64_t item = static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
-    const int64_t chunk = std::max<int64_t>(1, options_.chunk_bytes / std::max<int64_t>(1, 3 * batch * hh * ww * item));
+    const int64_t chunk = std::max<int64_t>(1, budget() / std::max<int64_t>(1, 3 * batch * hh * ww * item));
     return (g.n_cov + chunk - 1) / chunk;
   }
   return 0;
@@ -483,7 +640,7 @@ at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& tar
       if (w.defined()) d = d * w.index_select(-1, rows);
       return d.sum();
     };
-    if (!g || shifted_chunks(xs.size(0)) <= 1) {
+    if (!g || plan_ || shifted_chunks(xs.size(0)) <= 1) {  // the spectral path chunks internally
       // Everything fits in one chunk: one graph, one backward pass (fewer, larger kernels).
       at::Tensor slice_loss = at::zeros({}, total.options());
       compute(f, options_.norm, rm, rs, rsm,
@@ -494,8 +651,8 @@ at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& tar
     } else {
       // Chunks backpropagate into detached copies of the shared tensors one at a time, so that the
       // graph of only one chunk is alive; those copies then backpropagate to x once each.
-      const Fields cut{f.wt.detach().requires_grad_(true), f.wt_mod.detach().requires_grad_(true),
-                       f.lowpass.detach().requires_grad_(true)};
+      const Fields cut{f.xhat.detach(), f.wt.detach().requires_grad_(true),
+                       f.wt_mod.detach().requires_grad_(true), f.lowpass.detach().requires_grad_(true)};
       compute(cut, options_.norm, rm, rs, rsm,
               [&](const at::Tensor& v, const at::Tensor& rows) {
                 const at::Tensor l = chunk_loss(v, rows);

@@ -8,6 +8,7 @@
 #include <c10/core/ScalarType.h>
 #include <c10/core/TensorOptions.h>
 
+#include <cstdint>
 #include <string>
 
 namespace demix {
@@ -48,6 +49,9 @@ class Context {
   at::Tensor to(const at::Tensor& t) const;  // any shape; real input -> real_dtype, complex -> complex_dtype
   /// "cpu float32 (2 threads)" or "cuda:0 float64".
   std::string describe() const;
+  /// Bytes that new tensors on this device could take now: free device memory plus what LibTorch's
+  /// CUDA cache holds unused, or the free physical memory for the CPU. Operators size chunks by it.
+  int64_t free_memory_bytes() const;
 
  private:
   c10::Device device_{c10::kCPU};

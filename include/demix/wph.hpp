@@ -15,9 +15,16 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <tuple>
 #include <vector>
 
 namespace demix {
+
+namespace detail {
+struct SpectralPlan;
+}
 
 enum class WphNorm {
   None,  ///< subtract each field's own spatial mean (covariances), no scaling
@@ -38,8 +45,9 @@ struct WphOptions {
   WphNorm norm = WphNorm::None;
   WphBoundary boundary = WphBoundary::Periodic;
   double cut_param = 0.5;  ///< NonPeriodic only: border cut, in units of 2^J pixels
-  /// Memory for one chunk of covariances (bytes); the work is split into chunks of this size.
-  int64_t chunk_bytes = int64_t{256} << 20;
+  /// Memory the intermediate results may take (bytes). Batches are split into slices of maps and
+  /// covariances into chunks to stay within it. 0: 40% of the device's free memory at each call.
+  int64_t memory_bytes = 0;
 };
 
 /// Builds the filters and the moment list once; forward() is const and batched.
@@ -86,6 +94,7 @@ class WphOperator {
     int64_t row;
   };
   struct Fields;
+  void build_spectral_plan(const std::map<std::tuple<int, int, int>, int64_t>& field_of);
   /// Covariances computed the same way (only tau = 0: a Gram matrix; or with shifts: products of
   /// Fourier transforms), with their index tables on the device so forward() copies nothing.
   struct Group {
@@ -110,7 +119,15 @@ class WphOperator {
   void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean, const at::Tensor* ref_std,
                const at::Tensor* ref_sm, const Sink& sink, at::Tensor* field_stats,
                at::Tensor* stats_sm, bool cut_graph = false) const;
-  int64_t batch_slice(int64_t batch) const;     // maps per slice, from chunk_bytes
+  void compute_spectral(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
+                        const at::Tensor* ref_std, const Sink& sink, at::Tensor* field_stats) const;
+  void compute_spatial(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
+                       const at::Tensor* ref_std, const Sink& sink, at::Tensor* field_stats,
+                       bool cut_graph) const;
+  void compute_scaling(const Fields& f, WphNorm norm, const at::Tensor* ref_sm, const Sink& sink,
+                       at::Tensor* stats_sm) const;
+  int64_t budget() const;                       // memory_bytes, or the automatic budget
+  int64_t batch_slice(int64_t batch) const;     // maps per slice, from the budget
   int64_t shifted_chunks(int64_t batch) const;  // chunks of shifted covariances for `batch` maps
   template <typename Body>
   void for_each_slice(const at::Tensor& xc, const Body& body) const;
@@ -130,6 +147,14 @@ class WphOperator {
   at::Tensor field_conj_src_;                              // fields conjugated for pseudo moments
   at::Tensor row_order_;  // (K) int64: output position of each computed value
   at::Tensor sm_rows_;    // (n_sm) int64: output rows of the scaling moments
+  at::Tensor sm_a_, sm_b_;  // (n_sm) int64: each side of a scaling moment in [|low|, low] (2 n_phi)
+  at::Tensor sm_pseudo_;    // (1, n_sm, 1, 1) bool: side b conjugated
+  // Periodic maps: covariances in Fourier space (src/detail/wph_spectral.hpp).
+  std::shared_ptr<const detail::SpectralPlan> plan_;
+  at::Tensor plan_rows_;           // (n_m) int64: output row of each moment, in the plan's order
+  at::Tensor plan_fa_, plan_fb_;   // (n_m) int64: fields of each moment (for their deviations)
+  at::Tensor nl_index_, nl_p_;     // (n_nl): wavelet and exponent of the nonlinear fields [z]^p
+  at::Tensor flip_;                // (H * W) int64: index of -k, for spectra of conjugated fields
   std::vector<Scaling> scalings_;
   Coefficients labels_;
   at::Tensor ref_field_mean_;  // (B0, n_fields) complex: reference means of the fields

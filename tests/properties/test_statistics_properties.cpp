@@ -83,6 +83,19 @@ std::vector<Entry> statistics() {
       return [op](const at::Tensor& x) { return op->forward(x); };
     };
   };
+  // Complex maps (Q + iU) made pointwise from the real test map, so that translations and
+  // gradients carry over: pseudo moments, 2L angles and the conjugated-field spectra are exercised.
+  auto wph_complex = [](demix::WphNorm norm) {
+    return [=](int64_t n, const demix::Context& ctx) -> Stat {
+      auto op = std::make_shared<demix::WphOperator>(
+          demix::WphOptions{.J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = norm}, n, n, ctx);
+      if (norm == demix::WphNorm::Auto) {  // a fixed reference, as for real maps
+        const at::Tensor r = test_maps(1, n, 99).to(ctx.device());
+        op->set_reference(at::complex(r, 0.5 * r.square() - r));
+      }
+      return [op](const at::Tensor& x) { return op->forward(at::complex(x, 0.5 * x.square() - x)); };
+    };
+  };
   auto wst = [](demix::WstBoundary boundary) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
       auto op = std::make_shared<demix::WstOperator>(
@@ -119,6 +132,10 @@ std::vector<Entry> statistics() {
        wph_angles},
       {"wph_auto", wph(demix::WphNorm::Auto, demix::WphBoundary::Periodic, 1), true, 1, {},
        "normalised by a fixed, unrotated reference: angles no longer permute"},
+      {"wph_complex", wph_complex(demix::WphNorm::None), true, 1, {},
+       "complex maps: 2L angles over [0, 2 pi), not covered by the real-map angle mapping"},
+      {"wph_complex_auto", wph_complex(demix::WphNorm::Auto), true, 1, {},
+       "complex maps: 2L angles over [0, 2 pi), not covered by the real-map angle mapping"},
       {"wph_nonperiodic", wph(demix::WphNorm::None, demix::WphBoundary::NonPeriodic, 0), false, 1,
        {},
        "non-periodic boundary"},
@@ -298,7 +315,7 @@ TEST(WphOptions, RejectsScalesLargerThanTheMap) {
 
 TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
   // Small chunks force several chunked backward passes.
-  demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .chunk_bytes = 1 << 16},
+  demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .memory_bytes = 1 << 16},
                         32, 32, cpu64());
   op.set_reference(test_maps(1, 32, 10));
   const at::Tensor x = test_maps(2, 32, 11);

@@ -318,6 +318,23 @@ void WphOperator::build_spectral_plan(const std::map<std::tuple<int, int, int>, 
     if (cv.p2 == 1 && area(half[cv.psi2]) < area(box)) box = half[cv.psi2];
     by_box[box].push_back(&cv);
   }
+  // Small boxes (coarse scales) share one: fewer, larger kernels for a little padding.
+  std::pair<int64_t, int64_t> small{-2, -2};
+  for (const auto& [box, covs] : by_box)
+    if (box.first >= 0 && box.second >= 0 && extent(box.first, H) * extent(box.second, W) * 64 <= H * W)
+      small = {std::max(small.first, box.first), std::max(small.second, box.second)};
+  if (small.first >= 0)
+    for (auto it = by_box.begin(); it != by_box.end();) {
+      const auto box = it->first;
+      if (box != small && box.first >= 0 && box.second >= 0 && box.first <= small.first &&
+          box.second <= small.second) {
+        auto& into = by_box[small];
+        into.insert(into.end(), it->second.begin(), it->second.end());
+        it = by_box.erase(it);
+      } else {
+        ++it;
+      }
+    }
   std::vector<int64_t> rows, mfa, mfb;
   const double n2 = static_cast<double>(H * W) * static_cast<double>(H * W);
   for (const auto& [box, covs] : by_box) {
@@ -462,7 +479,9 @@ void WphOperator::compute_spectral(const Fields& f, WphNorm norm, const at::Tens
   // fields (pseudo moments) as conj(F^(-k)).
   std::vector<at::Tensor> parts;
   if (field_psi_p1_.numel()) parts.push_back(f.xhat.unsqueeze(1) * psi_.index_select(0, field_psi_p1_));
-  if (nl_index_.numel()) parts.push_back(at::fft_fft2(detail::phase_harmonics(f.wt, nl_index_, nl_p_)));
+  // Temporaries are capped well below the budget: larger kernels gain nothing, memory is the limit.
+  const int64_t work = std::min<int64_t>(budget(), int64_t{256} << 20);
+  if (nl_index_.numel()) parts.push_back(at::fft_fft2(detail::phase_harmonics(f.wt, nl_index_, nl_p_, work)));
   at::Tensor sp = at::cat(parts, 1).reshape({B, -1, HW});
   if (field_conj_src_.numel())
     sp = at::cat({sp, sp.index_select(1, field_conj_src_).index_select(2, flip_).conj()}, 1);
@@ -482,7 +501,7 @@ void WphOperator::compute_spectral(const Fields& f, WphNorm norm, const at::Tens
     scale = at::where(sd == 0, at::ones_like(sd), sd).to(sp.scalar_type());
     if (field_stats) *field_stats = at::stack({mean, scale}, -1);
   }
-  at::Tensor values = detail::spectral_covariances(sp, plan_, budget());
+  at::Tensor values = detail::spectral_covariances(sp, plan_, work);
   if (scale.defined()) values = values / (scale.index_select(1, plan_fa_) * scale.index_select(1, plan_fb_));
   sink(values, plan_rows_);
 }

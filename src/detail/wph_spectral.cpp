@@ -16,28 +16,46 @@ at::Tensor harmonic_values(const at::Tensor& z, const at::Tensor& pv /* (1, n, 1
   return at::polar(z.abs(), at::angle(z) * pv);
 }
 
+/// Fields per chunk so that `temporaries` tensors like one field of the batch fit in `budget`.
+int64_t fields_per_chunk(const at::Tensor& wt, int64_t budget, int64_t temporaries) {
+  const int64_t per_field = temporaries * wt.size(0) * wt.size(2) * wt.size(3) * wt.element_size();
+  return std::max<int64_t>(1, budget / std::max<int64_t>(1, per_field));
+}
+
 struct PhaseHarmonicFn : torch::autograd::Function<PhaseHarmonicFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& wt, const at::Tensor& index,
-                            const at::Tensor& p) {
+                            const at::Tensor& p, int64_t budget) {
     ctx->save_for_backward({wt, index, p});
-    return harmonic_values(wt.index_select(1, index), p.view({1, -1, 1, 1}));
+    ctx->saved_data["budget"] = budget;
+    const int64_t n = index.numel(), chunk = fields_per_chunk(wt, budget, 4);
+    at::Tensor out = at::empty({wt.size(0), n, wt.size(2), wt.size(3)}, wt.options());
+    for (int64_t s = 0; s < n; s += chunk) {
+      const int64_t c = std::min(chunk, n - s);
+      out.narrow(1, s, c).copy_(harmonic_values(wt.index_select(1, index.narrow(0, s, c)),
+                                                p.narrow(0, s, c).view({1, -1, 1, 1})));
+    }
+    return out;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &wt = saved[0], &index = saved[1];
-    const at::Tensor pv = saved[2].view({1, -1, 1, 1});
-    const at::Tensor z = wt.index_select(1, index);
-    const at::Tensor f = harmonic_values(z, pv);
-    const at::Tensor& g = grads[0];
-    // f = z^{(1+p)/2} conj(z)^{(1-p)/2}: grad_z = ((1-p) conj(g) f + (1+p) g conj(f)) / (2 conj(z)),
-    // set to 0 where z = 0 (as LibTorch's angle() does).
-    const at::Tensor num = (1 - pv) * g.conj() * f + (1 + pv) * g * f.conj();
-    const at::Tensor zc = z.conj();
-    const at::Tensor safe = at::where(z.abs() == 0, at::ones_like(zc), zc);
-    const at::Tensor gz = at::where(z.abs() == 0, at::zeros_like(num), num / (2 * safe));
+    const at::Tensor &wt = saved[0], &index = saved[1], &p = saved[2];
+    const int64_t n = index.numel(), chunk = fields_per_chunk(wt, ctx->saved_data["budget"].toInt(), 8);
     at::Tensor gwt = at::zeros_like(wt);
-    gwt.index_add_(1, index, gz);
-    return {gwt, at::Tensor(), at::Tensor()};
+    for (int64_t s = 0; s < n; s += chunk) {
+      const int64_t c = std::min(chunk, n - s);
+      const at::Tensor idx = index.narrow(0, s, c), pv = p.narrow(0, s, c).view({1, -1, 1, 1});
+      const at::Tensor z = wt.index_select(1, idx);
+      const at::Tensor f = harmonic_values(z, pv);
+      const at::Tensor g = grads[0].narrow(1, s, c);
+      // f = z^{(1+p)/2} conj(z)^{(1-p)/2}: grad_z = ((1-p) conj(g) f + (1+p) g conj(f)) / (2 conj(z)),
+      // set to 0 where z = 0 (as LibTorch's angle() does).
+      at::Tensor num = (1 - pv) * g.conj() * f;
+      num.add_((1 + pv) * g * f.conj());
+      const at::Tensor zero = z.abs() == 0;
+      num.div_(2 * at::where(zero, at::ones_like(z), z.conj()));
+      gwt.index_add_(1, idx, num.masked_fill_(zero, 0));
+    }
+    return {gwt, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -120,8 +138,9 @@ struct CovariancesFn : torch::autograd::Function<CovariancesFn> {
 
 }  // namespace
 
-at::Tensor phase_harmonics(const at::Tensor& wt, const at::Tensor& index, const at::Tensor& p) {
-  return PhaseHarmonicFn::apply(wt, index, p);
+at::Tensor phase_harmonics(const at::Tensor& wt, const at::Tensor& index, const at::Tensor& p,
+                           int64_t budget) {
+  return PhaseHarmonicFn::apply(wt, index, p, budget);
 }
 
 at::Tensor spectral_covariances(const at::Tensor& spectra,

@@ -34,10 +34,11 @@ struct SpectralPlan {
 };
 
 /// [z]^p = |z| e^{i p arg z} of the selected wavelet fields: (B, n, H, W) complex. Backward uses the
-/// Wirtinger derivatives of |z|^{1-p} z^p from wt alone (no intermediate is kept).
+/// Wirtinger derivatives of |z|^{1-p} z^p from wt alone (no intermediate is kept); both passes
+/// work on chunks of fields whose temporaries fit in `budget` bytes.
 at::Tensor phase_harmonics(const at::Tensor& wt /* (B, n_psi, H, W) complex */,
                            const at::Tensor& index /* (n) int64 */,
-                           const at::Tensor& p /* (n) real */);
+                           const at::Tensor& p /* (n) real */, int64_t budget);
 
 /// Every moment of every group, in group order: (B, n_moments) complex. Covariances are taken in
 /// chunks whose temporaries fit in `budget` bytes (forward and backward).

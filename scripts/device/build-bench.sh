@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine: build the library and the WPH profiler against PyTorch's LibTorch, then profile
-# one loss + gradient and time batches. Usage: bash scripts/device/profile.sh [OUTDIR]
+# On the GPU machine: build the library and the benchmark programs (no tests, no CLI) against
+# PyTorch's LibTorch, quickly. Usage: bash scripts/device/build-bench.sh [OUTDIR]
 set -euo pipefail
 out=${1:-/tmp/demix-device}
 mkdir -p "$out"
@@ -21,12 +21,3 @@ cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_
   -DZLIB_ROOT="$deps/usr" -DDEMIX_SHARED_DIR="$PWD/.device/shared" -DDEMIX_BUILD_TESTS=OFF \
   -DDEMIX_BUILD_CLI=OFF -DDEMIX_BUILD_EXAMPLES=OFF > "$out/configure.log" 2>&1
 cmake --build build-cuda -j "$(nproc)" --target profile_wph bench_stats > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
-map=.device/shared/data/dust/I_1.npy
-for args in "256 7 1" "512 8 1"; do
-  set -- $args
-  CUDA_LAUNCH_BLOCKING=1 build-cuda/bench/profile_wph cuda $map $1 $2 $3 "$out/trace_$1_$3.json"
-  python3 scripts/device/profile_summary.py "$out/trace_$1_$3.json" 30
-done
-for mb in 256 16384; do DEMIX_CHUNK_MB=$mb build-cuda/bench/profile_wph cuda $map 256 7 100 "$out/trace_b100_$mb.json"; done
-build-cuda/bench/profile_wph cuda $map 256 7 1 "$out/t.json"
-build-cuda/bench/profile_wph cuda $map 512 8 1 "$out/t.json"

@@ -50,8 +50,8 @@ at::Tensor label_rows(const std::vector<int64_t>& v) {  // (K, 6) int64 CPU
 
 /// Scatters (B, K) values to the positions given by label columns `columns` (of extents
 /// `extents`) in a NaN-filled (B, extents...) array.
-at::Tensor scatter_by_labels(const at::Tensor& v, const at::Tensor& labels, const std::vector<int>& columns,
-                             const std::vector<int64_t>& extents) {
+at::Tensor scatter_by_labels(const at::Tensor& v, const at::Tensor& labels,
+                             const std::vector<int>& columns, const std::vector<int64_t>& extents) {
   at::Tensor flat = at::zeros({labels.size(0)}, at::kLong);
   int64_t total = 1;
   for (std::size_t i = 0; i < columns.size(); ++i) {
@@ -148,7 +148,8 @@ ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options
             }
         for (int d2 = 0; d2 < L; ++d2)
           for (int d3 = 0; d3 < L; ++d3) {
-            if (j1 != j2 || d2 != 0) iso_nontrivial.push_back(static_cast<int64_t>(labiso11.size() / 6));
+            if (j1 != j2 || d2 != 0)
+              iso_nontrivial.push_back(static_cast<int64_t>(labiso11.size() / 6));
             labiso11.insert(labiso11.end(), {j1, j2, j3, -1, d2, d3});
             for (int l1 = 0; l1 < L; ++l1)
               iso11.push_back(q * L * L * L + l1 * L * L + ((l1 + d2) % L) * L + (l1 + d3) % L);
@@ -193,15 +194,20 @@ at::Tensor ScatteringCovOperator::reference_P11() const {
   return reference_P11_.defined() ? scatter_pairs(reference_P11_) : at::Tensor();
 }
 
-void ScatteringCovOperator::p11(const at::Tensor& I1_hat, at::Tensor* as_c11, at::Tensor* squared) const {
+void ScatteringCovOperator::p11(const at::Tensor& I1_hat, at::Tensor* as_c11,
+                                at::Tensor* squared) const {
   const int J = options_.J, L = options_.L;
   const int64_t B = I1_hat.size(0);
   std::vector<at::Tensor> a, b;
   for (int j = 0; j < J; ++j) {
     const Scale& s = scales_[j];
-    const at::Tensor Ic = I1_hat.narrow(1, 0, (j + 1) * L).index_select(-2, s.rows).index_select(-1, s.cols).flatten(-2);
-    const at::Tensor power = at::real(Ic * at::conj(Ic));               // (B, n, P), smooth at 0
-    const at::Tensor block = at::matmul(power, s.psi2_sq.t()).view({B, -1, 2, L});  // [(j1, l1), which, l2]
+    const at::Tensor Ic = I1_hat.narrow(1, 0, (j + 1) * L)
+                              .index_select(-2, s.rows)
+                              .index_select(-1, s.cols)
+                              .flatten(-2);                  // (B, n, P)
+    const at::Tensor power = at::real(Ic * at::conj(Ic));  // |I1_hat|^2, smooth at 0
+    // [(j1, l1), as C11 / squared, l2]
+    const at::Tensor block = at::matmul(power, s.psi2_sq.t()).view({B, -1, 2, L});
     a.push_back(block.select(2, 0).flatten(1));
     b.push_back(block.select(2, 1).flatten(1));
   }

@@ -1,7 +1,8 @@
 #pragma once
 // The scattering covariance of Cheng, Morel, Allys, Ménard & Mallat (PNAS Nexus 3, pgae103, 2024),
 // as computed by SihaoCheng/scattering_transform (`Scattering2d.scattering_cov`, normalisation
-// 'P00' or 'P11'), with that code's Morlet filters (demix/morlet.hpp, variant Cheng). Periodic boundaries.
+// 'P00' or 'P11'), with that code's Morlet filters (demix/morlet.hpp, variant Cheng). Periodic
+// boundaries.
 //
 // With x_hat = FFT2(x), I1[j,l] = |x * psi_{j,l}| (an M x N map), I1_hat = FFT2(I1), <.> the
 // spatial mean and S(j) the frequency set of scale j (see ScovFrequencySum):
@@ -17,7 +18,8 @@
 // (C01 carries one factor psi_hat, not two: that is what the reference code computes.) The power
 // of the second layer, for j1 <= j2 (the diagonal j1 = j2, l1 = l2 of the C11 sums before
 // normalisation):
-//   P11[j1,j2,l1,l2]       = <|I1[j1,l1] * psi_{j2,l2}|^2> = sum_{k in S(j2)} |I1_hat[j1,l1]|^2 psi_hat[j2,l2]^2 / (MN)^2
+//   P11[j1,j2,l1,l2]       = <|I1[j1,l1] * psi_{j2,l2}|^2>
+//                          = sum_{k in S(j2)} |I1_hat[j1,l1]|^2 psi_hat[j2,l2]^2 / (MN)^2
 // The isotropic reductions average the real part over l1 at fixed angle differences:
 //   P00_iso[j] = mean_l P00[j,l], S1_iso[j] = mean_l S1[j,l],
 //   C01_iso[j1,j2,dl] = mean_l1 Re C01[j1,j2,l1,l1+dl mod L],
@@ -170,7 +172,7 @@ class ScatteringCovOperator {
     at::Tensor rows, cols;  // int64 on device
     at::Tensor psi;         // (L, P) complex: psi_hat[j] on S(j), P = |rows| |cols|
     at::Tensor psi2;        // (L, P) complex: psi_hat[j]^2 on S(j)
-    at::Tensor psi2_sq;     // (2 L, P) real: psi_hat[j]^2 as in psi2, then squared in the working dtype
+    at::Tensor psi2_sq;     // (2 L, P) real: psi_hat[j]^2 as in psi2, then in the real dtype
   };
   std::vector<Scale> scales_;
   // Gather tables (int64 on device) from the per-scale blocks to the canonical orders.
@@ -178,7 +180,7 @@ class ScatteringCovOperator {
   at::Tensor c01_norm_a_, c01_norm_b_;      // (K2,) flat (j, l) indices into P00 (B, J L)
   at::Tensor c11_norm_a_, c11_norm_b_;      // (K3,)
   at::Tensor c01_iso_, c11_iso_;            // (K2i, L), (K3i, L) indices into C01 / C11
-  at::Tensor c11_p11_a_, c11_p11_b_;        // (K3,) (j1, j3, l1, l3), (j2, j3, l2, l3) into P11 (K2)
+  at::Tensor c11_p11_a_, c11_p11_b_;        // (K3,) P11 (K2) entries (j1 j3 l1 l3), (j2 j3 l2 l3)
   at::Tensor c11_nontrivial_;               // C11 entries but j1 = j2 and l1 = l2
   at::Tensor c11_iso_nontrivial_;           // C11_iso entries but j1 = j2 and dl2 = 0
   at::Tensor c01_labels_, c11_labels_, c01_iso_labels_, c11_iso_labels_;  // (K, 6) int64 CPU

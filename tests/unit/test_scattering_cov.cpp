@@ -227,7 +227,8 @@ TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
   const at::Tensor x = at::rand({1, 24, 20}, at::kDouble);
   const auto op = [&](demix::ScovNormalization n) {
     return demix::ScatteringCovOperator(
-        {.J = J, .L = L, .normalization = n, .frequency_sum = demix::ScovFrequencySum::Full}, 24, 20, cpu64());
+        {.J = J, .L = L, .normalization = n, .frequency_sum = demix::ScovFrequencySum::Full}, 24, 20,
+        cpu64());
   };
   const demix::ScatteringCovTensors p11 = op(demix::ScovNormalization::P11).forward_tensors(x);
   const demix::ScatteringCovTensors raw = op(demix::ScovNormalization::None).forward_tensors(x);
@@ -271,7 +272,8 @@ TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
   EXPECT_EQ(c.classes.back(), "P11_iso");
   EXPECT_EQ(c.select("P11").size(), J * (J + 1) / 2 * L * L);
   EXPECT_EQ(op(demix::ScovNormalization::P11).forward_iso(x).classes.back(), "P11_iso");
-  EXPECT_TRUE(at::allclose(at::real(c.select("P11").values[0]), P.masked_select(at::logical_not(at::isnan(P)))));
+  EXPECT_TRUE(at::allclose(at::real(c.select("P11").values[0]),
+                           P.masked_select(at::logical_not(at::isnan(P)))));
 }
 
 TEST(ScatteringCov, P11ReferenceNormalisation) {

@@ -171,6 +171,9 @@ ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options
   c11_labels_ = label_rows(lab11);
   c01_iso_labels_ = label_rows(labiso01);
   c11_iso_labels_ = label_rows(labiso11);
+  c11_nontrivial_labels_ = c11_labels_.index_select(0, at::tensor(nontrivial, at::kLong));
+  c11_iso_nontrivial_labels_ =
+      c11_iso_labels_.index_select(0, at::tensor(iso_nontrivial, at::kLong));
 }
 
 at::Tensor ScatteringCovOperator::check_input(const at::Tensor& x) const {
@@ -407,9 +410,8 @@ Coefficients ScatteringCovOperator::assemble_synthesis(const Compact& c, bool is
     add("log S1", at::log(c.S1.flatten(1)), label_rows(jl));
     add("C01re", at::real(c.C01), c01_labels_);
     add("C01im", at::imag(c.C01), c01_labels_);
-    const at::Tensor keep = by_p11 ? c11_nontrivial_ : at::Tensor();
-    const at::Tensor c11 = by_p11 ? c.C11.index_select(1, keep) : c.C11;
-    const at::Tensor c11_labels = by_p11 ? c11_labels_.index_select(0, keep.cpu()) : c11_labels_;
+    const at::Tensor c11 = by_p11 ? c.C11.index_select(1, c11_nontrivial_) : c.C11;
+    const at::Tensor& c11_labels = by_p11 ? c11_nontrivial_labels_ : c11_labels_;
     add("C11re", at::real(c11), c11_labels);
     add("C11im", at::imag(c11), c11_labels);
     if (by_p11) add("log P11", at::log(c.P11), c01_labels_);
@@ -419,8 +421,7 @@ Coefficients ScatteringCovOperator::assemble_synthesis(const Compact& c, bool is
     add("C01_iso", average(c.C01, c01_iso_), c01_iso_labels_);
     const at::Tensor c11 = average(c.C11, c11_iso_);
     if (by_p11) {
-      add("C11_iso", c11.index_select(1, c11_iso_nontrivial_),
-          c11_iso_labels_.index_select(0, c11_iso_nontrivial_.cpu()));
+      add("C11_iso", c11.index_select(1, c11_iso_nontrivial_), c11_iso_nontrivial_labels_);
       add("log P11_iso", at::log(average(c.P11, c01_iso_)), c01_iso_labels_);
     } else {
       add("C11_iso", c11, c11_iso_labels_);

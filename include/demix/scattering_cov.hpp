@@ -183,6 +183,7 @@ class ScatteringCovOperator {
   at::Tensor c11_p11_a_, c11_p11_b_;        // (K3,) P11 (K2) entries (j1 j3 l1 l3), (j2 j3 l2 l3)
   at::Tensor c11_nontrivial_;               // C11 entries but j1 = j2 and l1 = l2
   at::Tensor c11_iso_nontrivial_;           // C11_iso entries but j1 = j2 and dl2 = 0
+  at::Tensor c11_nontrivial_labels_, c11_iso_nontrivial_labels_;  // their labels (K, 6) CPU
   at::Tensor c01_labels_, c11_labels_, c01_iso_labels_, c11_iso_labels_;  // (K, 6) int64 CPU
   at::Tensor reference_P00_;  // (B_ref, J, L) or undefined
   at::Tensor reference_P11_;  // (B_ref, K2) or undefined (normalisation P11 only)

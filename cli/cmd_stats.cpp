@@ -393,6 +393,29 @@ void check_comparable(const Coefficients &a, const Coefficients &b, const std::s
                      std::to_string(b.values.size(0)) + " maps");
 }
 
+/// Per class and for all classes: the number of coefficients and the mean and max of rel (B', K)
+/// over them and over the B' maps of rel. `map` (a map index, or "all") leads each row of a batch's
+/// table; single maps keep the four-column table.
+void print_comparison_rows(const Coefficients &a, const at::Tensor &rel, const std::string &map) {
+  const auto row = [&](const std::string &cls, int64_t n, const at::Tensor &r) {
+    const double mean = n ? r.mean().item<double>() : 0.0, max = n ? r.max().item<double>() : 0.0;
+    if (map.empty())
+      std::printf("%-10s %8lld %14.4g %14.4g\n", cls.c_str(), static_cast<long long>(n), mean, max);
+    else
+      std::printf("%-5s %-10s %8lld %14.4g %14.4g\n", map.c_str(), cls.c_str(),
+                  static_cast<long long>(n), mean, max);
+  };
+  for (std::size_t k = 0; k < a.classes.size(); ++k) {
+    const at::Tensor m = (a.class_id == static_cast<int64_t>(k));
+    row(a.classes[k], m.sum().item<int64_t>(), rel.index({at::indexing::Slice(), m}));
+  }
+  if (a.size() > 0)
+    row("all", a.size(), rel);
+}
+
+/// Largest --compare plot, in rows: a batch's panels shrink to fit (down to 16 rows each).
+constexpr int64_t kMaxPlotRows = 20000;
+
 void run_compare(StatsCliOptions o, const Globals &globals) {
   if (!o.output.empty() && format_for_output(o.output) != FileFormat::Png)
     throw ValueError("--compare writes a PNG plot; output '" + o.output + "' does not end in .png");
@@ -441,23 +464,28 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
     std::cout << "\nA = " << na << (table_a ? " (coefficients)" : " (map)") << "\nB = " << nb
               << (table_b ? " (coefficients)" : " (map)") << "\n\n";
   }
-  // The table is the result: printed even with --quiet.
-  std::printf("%-10s %8s %14s %14s\n", "class", "n", "mean rel diff", "max rel diff");
-  for (std::size_t k = 0; k < a.classes.size(); ++k) {
-    const at::Tensor m = (a.class_id == static_cast<int64_t>(k));
-    const int64_t n = m.sum().item<int64_t>();
-    const at::Tensor r = rel.index({at::indexing::Slice(), m});
-    std::printf("%-10s %8lld %14.4g %14.4g\n", a.classes[k].c_str(), static_cast<long long>(n),
-                n ? r.mean().item<double>() : 0.0, n ? r.max().item<double>() : 0.0);
+  // The table is the result: printed even with --quiet. A batch gets rows per map, then over all.
+  const int64_t B = rel.size(0);
+  if (B == 1) {
+    std::printf("%-10s %8s %14s %14s\n", "class", "n", "mean rel diff", "max rel diff");
+    print_comparison_rows(a, rel, "");
+  } else {
+    std::printf("%-5s %-10s %8s %14s %14s\n", "map", "class", "n", "mean rel diff", "max rel diff");
+    for (int64_t b = 0; b < B; ++b)
+      print_comparison_rows(a, rel.narrow(0, b, 1), std::to_string(b));
+    print_comparison_rows(a, rel, "all");
   }
-  if (a.size() > 0)
-    std::printf("%-10s %8lld %14.4g %14.4g\n", "all", static_cast<long long>(a.size()),
-                rel.mean().item<double>(), rel.max().item<double>());
   std::fflush(stdout);
 
   if (o.output.empty())
     return;
-  // Plot of the first map of each batch: coefficients grouped by class, log10 |value|.
+  // One panel per map (top to bottom), each: coefficients grouped by class, log10 |value|, A and B.
+  const int64_t panel_height =
+      std::max<int64_t>(16, std::min<int64_t>(o.height, (kMaxPlotRows - (B - 1)) / B));
+  if (B * (panel_height + 1) - 1 > kMaxPlotRows)
+    throw ValueError("--compare -o: " + std::to_string(B) + " maps do not fit one plot (at most " +
+                     std::to_string((kMaxPlotRows + 1) / 17) +
+                     " panels of 16 rows); leave out -o for the table alone");
   const at::Tensor order = at::argsort(a.class_id.to(at::kDouble) * double(a.size()) +
                                        at::arange(a.size(), at::kDouble)); // stable by class
   const at::Tensor ids = a.class_id.index_select(0, order);
@@ -465,20 +493,35 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   for (int64_t i = 1; i < ids.size(0); ++i)
     if (ids[i].item<int64_t>() != ids[i - 1].item<int64_t>())
       separators.push_back(i);
-  const auto series = [&](const at::Tensor &v) {
-    return v[0].index_select(0, order).abs().log10();
+  const auto series = [&](const at::Tensor &v, int64_t b) {
+    return v[b].index_select(0, order).abs().log10();
   };
   const Rgb ca = kSeriesColours[0], cb = kSeriesColours[1];
-  write_png(o.output,
-            plot_series({series(va), series(vb)}, {ca, cb}, separators, o.width, o.height));
+  std::vector<at::Tensor> rows; // panels, with a grey divider row between two panels
+  for (int64_t b = 0; b < B; ++b) {
+    if (b > 0)
+      rows.push_back(
+          at::tensor({kSeparatorColour.r, kSeparatorColour.g, kSeparatorColour.b}, at::kByte)
+              .view({1, 1, 3})
+              .expand({1, o.width, 3}));
+    rows.push_back(plot_series({series(va, b), series(vb, b)}, {ca, cb}, separators, o.width,
+                               static_cast<int>(panel_height)));
+  }
+  const at::Tensor picture = at::cat(rows, 0).contiguous(); // (rows, width, 3)
+  write_png(o.output, picture);
   if (globals.quiet)
     return;
   const auto rgb = [](Rgb c) {
     return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) +
            ")";
   };
-  std::cout << "\nwrote " << o.output << " (" << o.width << " x " << o.height
-            << "): y = log10 |coefficient| of the first map, x = coefficient index grouped by class"
+  std::cout << "\nwrote " << o.output << " (" << o.width << " x " << picture.size(0) << "): ";
+  if (B > 1)
+    std::cout << B << " panels of " << panel_height
+              << " rows, one per map (map 0 at the top, each on its own y range), divided by grey "
+                 "lines; in each ";
+  std::cout << "y = log10 |coefficient|" << (B > 1 ? " of that map" : "")
+            << ", x = coefficient index grouped by class"
             << " (grey lines between classes:";
   for (const auto &name : a.classes)
     std::cout << " " << name;
@@ -557,12 +600,13 @@ void add_stats_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("--compare", o->compare,
                   "Compare two maps (statistics computed with the options above) or two "
                   "coefficient files written by 'demix stats': per-class relative differences, "
-                  "and a plot with -o plot.png")
+                  "per map for a batch, and a plot with -o plot.png (a panel per map)")
       ->expected(2);
   cmd->add_option("--width", o->width, "--compare plot width in pixels")
       ->check(CLI::Range(16, 20000))
       ->default_str("1200");
-  cmd->add_option("--height", o->height, "--compare plot height in pixels")
+  cmd->add_option("--height", o->height,
+                  "--compare plot height in pixels (for a batch: of each map's panel)")
       ->check(CLI::Range(16, 20000))
       ->default_str("400");
   add_nan_option(*cmd, o->non_finite);

@@ -1,7 +1,8 @@
 #pragma once
 // The scattering covariance of Cheng, Morel, Allys, Ménard & Mallat (PNAS Nexus 3, pgae103, 2024),
 // as computed by SihaoCheng/scattering_transform (`Scattering2d.scattering_cov`, normalisation
-// 'P00'), with that code's Morlet filters (demix/morlet.hpp, variant Cheng). Periodic boundaries.
+// 'P00' or 'P11'), with that code's Morlet filters (demix/morlet.hpp, variant Cheng). Periodic
+// boundaries.
 //
 // With x_hat = FFT2(x), I1[j,l] = |x * psi_{j,l}| (an M x N map), I1_hat = FFT2(I1), <.> the
 // spatial mean and S(j) the frequency set of scale j (see ScovFrequencySum):
@@ -14,11 +15,16 @@
 //   C11[j1,j2,j3,l1,l2,l3] = sum_{k in S(j3)} I1_hat[j1,l1] conj(I1_hat[j2,l2]) psi_hat[j3,l3]^2
 //                            / (MN)^2 / sqrt(P00[j1,l1] P00[j2,l2])              for j1 <= j2 <= j3
 //
-// (C01 carries one factor psi_hat, not two: that is what the reference code computes.) The
-// isotropic reductions average the real part over l1 at fixed angle differences:
+// (C01 carries one factor psi_hat, not two: that is what the reference code computes.) The power
+// of the second layer, for j1 <= j2 (the diagonal j1 = j2, l1 = l2 of the C11 sums before
+// normalisation):
+//   P11[j1,j2,l1,l2]       = <|I1[j1,l1] * psi_{j2,l2}|^2>
+//                          = sum_{k in S(j2)} |I1_hat[j1,l1]|^2 psi_hat[j2,l2]^2 / (MN)^2
+// The isotropic reductions average the real part over l1 at fixed angle differences:
 //   P00_iso[j] = mean_l P00[j,l], S1_iso[j] = mean_l S1[j,l],
 //   C01_iso[j1,j2,dl] = mean_l1 Re C01[j1,j2,l1,l1+dl mod L],
-//   C11_iso[j1,j2,j3,dl2,dl3] = mean_l1 Re C11[j1,j2,j3,l1,l1+dl2,l1+dl3 (mod L)].
+//   C11_iso[j1,j2,j3,dl2,dl3] = mean_l1 Re C11[j1,j2,j3,l1,l1+dl2,l1+dl3 (mod L)],
+//   P11_iso[j1,j2,dl] = mean_l1 P11[j1,j2,l1,l1+dl mod L] (C11_pre_norm_iso likewise).
 //
 // Everything is ATen operations: differentiable, the same code on CPU and CUDA, float32/float64.
 
@@ -39,6 +45,11 @@ enum class ScovNormalization {
   P00,
   /// Not divided: C01 and C11 are the raw cross-spectra (C11 is then Cheng's C11_pre_norm).
   None,
+  /// Cheng's 'P11': C01[j1,j2,l1,l2] by sqrt(P00[j2,l2] P11[j1,j2,l1,l2]) and
+  /// C11[j1,j2,j3,l1,l2,l3] by sqrt(P11[j1,j3,l1,l3] P11[j2,j3,l2,l3]) (so C11 = 1 where j1 = j2
+  /// and l1 = l2); P00 and P11 are the reference map's when one is set, else the map's own.
+  /// forward() then also returns P11 and P11_iso, and the synthesis vectors end with log P11.
+  P11,
 };
 
 /// Which frequencies the C01 / C11 sums run over.
@@ -83,6 +94,9 @@ struct ScatteringCovTensors {
   at::Tensor S1_iso;        ///< (B, J) real
   at::Tensor C01_iso;       ///< (B, J, J, L) real: [j1, j2, dl]
   at::Tensor C11_iso;       ///< (B, J, J, J, L, L) real: [j1, j2, j3, dl2, dl3]
+  at::Tensor C11_pre_norm_iso;  ///< (B, J, J, J, L, L) real: C11_pre_norm averaged as C11_iso
+  at::Tensor P11;           ///< (B, J, J, L, L) real: [j1, j2, l1, l2], NaN where j1 > j2
+  at::Tensor P11_iso;       ///< (B, J, J, L) real: [j1, j2, dl], NaN where j1 > j2
 };
 
 class ScatteringCovOperator {
@@ -97,7 +111,8 @@ class ScatteringCovOperator {
   /// order, labels (j1, j2, j3, l1, l2, l3) with -1 where not applicable; the isotropic classes
   /// put the angle differences in l2 (dl2) and l3 (dl3), with l1 = -1 (Cheng's index convention).
   /// Within a class, coefficients are in row-major order of their labels.
-  /// J = 7, L = 4: K = 2 + 28 + 28 + 448 + 5376 + 7 + 7 + 112 + 1344 = 7352.
+  /// J = 7, L = 4: K = 2 + 28 + 28 + 448 + 5376 + 7 + 7 + 112 + 1344 = 7352. Normalisation P11
+  /// appends the classes "P11" (labels j1 j2 -1 l1 l2 -1) and "P11_iso" (j1 j2 -1 -1 dl -1).
   /// x: (B, H, W) or (H, W) real; cast to the operator's device and dtype (differentiably).
   Coefficients forward(const at::Tensor& x) const;
   /// Only "mean", "var" and the isotropic classes (J = 7, L = 4: K = 2 + 7 + 7 + 112 + 1344 = 1472;
@@ -106,14 +121,35 @@ class ScatteringCovOperator {
   /// The same statistics in Cheng's shapes, for comparisons with that code.
   ScatteringCovTensors forward_tensors(const at::Tensor& x) const;
 
-  /// Stores the P00 of `reference` ((B_ref, H, W) or (H, W), detached) to normalise C01 and C11 of
-  /// later calls (Cheng's add_ref + use_ref=True). B_ref must be 1 or the batch size of later
-  /// inputs. Not thread-safe with concurrent forward calls.
+  /// Cheng's 'for_synthesis' vector, the normalised coefficient set that code's syntheses match:
+  /// real values (B, K), classes in this order (class_id = that code's index type 0..7):
+  ///   "mean/std" (<x> / sqrt(var)), "log P00", "log S1", "C01re", "C01im", "C11re", "C11im",
+  ///   and with normalisation P11 "log P11";
+  /// C01 and P11 over j1 <= j2, C11 over j1 <= j2 <= j3 (without the entries equal to 1 by
+  /// construction, j1 = j2 and l1 = l2, under normalisation P11). Labels as forward()'s (the
+  /// rows j1 j2 j3 l1 l2 l3 of that code's index_for_synthesis). J = 5, L = 4: K = 5001 (P00),
+  /// 4761 (P11).
+  Coefficients synthesis_vector(const at::Tensor& x /* (B, H, W) or (H, W) */) const;
+  /// Cheng's 'for_synthesis_iso': "mean/std", "log P00_iso", "log S1_iso", "C01_iso", "C11_iso"
+  /// (without j1 = j2, dl2 = 0 under normalisation P11) and with normalisation P11 "log P11_iso".
+  /// J = 7, L = 4, P00: K = 1471.
+  Coefficients synthesis_vector_iso(const at::Tensor& x /* (B, H, W) or (H, W) */) const;
+
+  /// Stores the P00 (and, under normalisation P11, the P11) of `reference` ((B_ref, H, W) or
+  /// (H, W), detached) to normalise C01 and C11 of later calls (Cheng's add_ref + use_ref=True).
+  /// B_ref must be 1 or the batch size of later inputs. Not thread-safe with concurrent forward
+  /// calls.
   void set_reference(const at::Tensor& reference);
-  void clear_reference() { reference_P00_ = at::Tensor(); }
+  void clear_reference() {
+    reference_P00_ = at::Tensor();
+    reference_P11_ = at::Tensor();
+  }
   bool has_reference() const { return reference_P00_.defined(); }
   /// (B_ref, J, L) real, undefined when no reference is set.
   const at::Tensor& reference_P00() const { return reference_P00_; }
+  /// (B_ref, J, J, L, L) real (NaN where j1 > j2); undefined unless normalisation is P11 and a
+  /// reference is set.
+  at::Tensor reference_P11() const;
 
   const ScatteringCovOptions& options() const { return options_; }
 
@@ -121,7 +157,12 @@ class ScatteringCovOperator {
   struct Compact;  // the statistics as flat vectors, see scattering_cov.cpp
   at::Tensor check_input(const at::Tensor& x) const;
   Compact compute(const at::Tensor& x) const;
+  /// P11 (B, K2) real in the canonical pair order from I1_hat (B, J L, H, W), with the squared
+  /// filters rounded as C11's are (`as_c11`) or squared in the working precision (`squared`).
+  void p11(const at::Tensor& I1_hat, at::Tensor* as_c11, at::Tensor* squared) const;
   Coefficients assemble(const Compact& c, bool anisotropic) const;
+  Coefficients assemble_synthesis(const Compact& c, bool iso) const;
+  at::Tensor scatter_pairs(const at::Tensor& v /* (B, K2) */) const;  // -> (B, J, J, L, L), NaN
 
   ScatteringCovOptions options_;
   int64_t H_ = 0, W_ = 0;
@@ -131,6 +172,7 @@ class ScatteringCovOperator {
     at::Tensor rows, cols;  // int64 on device
     at::Tensor psi;         // (L, P) complex: psi_hat[j] on S(j), P = |rows| |cols|
     at::Tensor psi2;        // (L, P) complex: psi_hat[j]^2 on S(j)
+    at::Tensor psi2_sq;     // (2 L, P) real: psi_hat[j]^2 as in psi2, then in the real dtype
   };
   std::vector<Scale> scales_;
   // Gather tables (int64 on device) from the per-scale blocks to the canonical orders.
@@ -138,8 +180,13 @@ class ScatteringCovOperator {
   at::Tensor c01_norm_a_, c01_norm_b_;      // (K2,) flat (j, l) indices into P00 (B, J L)
   at::Tensor c11_norm_a_, c11_norm_b_;      // (K3,)
   at::Tensor c01_iso_, c11_iso_;            // (K2i, L), (K3i, L) indices into C01 / C11
+  at::Tensor c11_p11_a_, c11_p11_b_;        // (K3,) P11 (K2) entries (j1 j3 l1 l3), (j2 j3 l2 l3)
+  at::Tensor c11_nontrivial_;               // C11 entries but j1 = j2 and l1 = l2
+  at::Tensor c11_iso_nontrivial_;           // C11_iso entries but j1 = j2 and dl2 = 0
+  at::Tensor c11_nontrivial_labels_, c11_iso_nontrivial_labels_;  // their labels (K, 6) CPU
   at::Tensor c01_labels_, c11_labels_, c01_iso_labels_, c11_iso_labels_;  // (K, 6) int64 CPU
   at::Tensor reference_P00_;  // (B_ref, J, L) or undefined
+  at::Tensor reference_P11_;  // (B_ref, K2) or undefined (normalisation P11 only)
 };
 
 }  // namespace demix

@@ -25,6 +25,45 @@ def write_bytes(path, data):
         f.write(data)
 
 
+def read_png_rgb(path):
+    """(H, W, 3) uint8 pixels of an 8-bit RGB, non-interlaced PNG (what demix writes), decoded with
+    zlib alone so that the test needs no imaging library."""
+    import struct
+    import zlib
+    data = read_bytes(path)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert (depth, colour, interlace) == (8, 2, 0), (depth, colour, interlace)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride = zlib.decompress(idat), 3 * width
+    rows, prev = [], bytearray(stride)
+    for r in range(height):
+        f, line = raw[r * (stride + 1)], bytearray(raw[r * (stride + 1) + 1:(r + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 3] if i >= 3 else 0
+            b, c = prev[i], prev[i - 3] if i >= 3 else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(height, width, 3)
+
+
 def run(*args):
     p = subprocess.run([DEMIX, *map(str, args)], capture_output=True, text=True, timeout=120)
     return p.returncode, p.stdout, p.stderr
@@ -315,6 +354,60 @@ class CliTest(unittest.TestCase):
                          "cannot compare")
         self.assertFails(["stats", "--compare", a, b, "-o", self.path("c.fits")], 1, ".png")
         self.assertFails(["stats", "--compare", a, "-o", png], 2)
+
+    def test_stats_compare_batches_map_by_map(self):
+        # Cubes A = [m0, m1], B = [m0, m2]: map 0 is identical in both, map 1 is not.
+        rng = np.random.default_rng(7)
+        m = [np.exp(0.5 * rng.normal(size=(64, 64))) for _ in range(3)]
+        a, b = self.path("ca.npy"), self.path("cb.npy")
+        np.save(a, np.stack([m[0], m[1]]))
+        np.save(b, np.stack([m[0], m[2]]))
+        classes = ("S11", "S00", "S01", "C01", "Cphase", "L", "all")
+        num = r"([0-9.e+-]+)"
+        png = self.path("batch.png")
+        rc, out, err = run("stats", "-J", "3", "--compare", a, b, "-o", png, "--width", "300",
+                           "--height", "100")
+        self.assertEqual(rc, 0, err)
+        rows = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 5 and f[1] in classes and f[0] in ("0", "1", "all"):
+                rows[f[0], f[1]] = (int(f[2]), float(f[3]), float(f[4]))
+        self.assertEqual(len(rows), 3 * len(classes), out)
+        for cls in classes:
+            self.assertEqual(rows["0", cls][1:], (0.0, 0.0), cls)  # the same map in A and B
+            self.assertGreater(rows["1", cls][1], 0, cls)
+            # Over both maps (same count each): the mean of the two means, the larger maximum.
+            self.assertAlmostEqual(rows["all", cls][1], rows["1", cls][1] / 2,
+                                   delta=1e-3 * rows["1", cls][1])
+            self.assertEqual(rows["all", cls][2], rows["1", cls][2])
+        self.assertEqual(rows["0", "all"][0], 518)
+        # The plot: one 100-row panel per map, a grey divider row between them.
+        rgb = read_png_rgb(png)
+        self.assertEqual(rgb.shape, (2 * 100 + 1, 300, 3))
+        self.assertTrue((rgb[100] == (200, 200, 200)).all())
+        blue, orange = np.array([31, 119, 180]), np.array([255, 127, 14])
+        for panel in (rgb[:100], rgb[101:]):
+            self.assertTrue((panel == orange).all(-1).any())  # B drawn over A
+        # Map 0 is identical: A's points are all hidden under B's; map 1 differs: some show.
+        self.assertFalse((rgb[:100] == blue).all(-1).any())
+        self.assertTrue((rgb[101:] == blue).all(-1).any())
+        self.assertIn("2 panels", out)
+        # A cube against itself: zero for every map; a single map keeps the four-column table.
+        rc, out, err = run("stats", "-J", "3", "--compare", a, a)
+        self.assertEqual(rc, 0, err)
+        for map_ in ("0", "1", "all"):
+            self.assertRegex(out, rf"\n{map_} +all +518 +0 +0\n")
+        rc, out, err = run("stats", "-J", "3", "--compare", self.small_map("s1.npy"),
+                           self.small_map("s2.npy", seed=9), "-o", self.path("one.png"),
+                           "--height", "100")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, rf"\nall +518 +{num} +{num}\n")
+        self.assertNotIn("panels", out)
+        self.assertEqual(read_png_rgb(self.path("one.png")).shape, (100, 1200, 3))
+        # Batches of different sizes are not comparable.
+        np.save(self.path("c3.npy"), np.stack(m))
+        self.assertFails(["stats", "-J", "3", "--compare", a, self.path("c3.npy")], 1, "2 vs 3 maps")
 
 
 if __name__ == "__main__":

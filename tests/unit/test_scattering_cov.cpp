@@ -221,6 +221,89 @@ TEST(ScatteringCov, ReferenceNormalisation) {
   EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-14, 0));
 }
 
+TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
+  const int J = 3, L = 2;
+  at::manual_seed(6);
+  const at::Tensor x = at::rand({1, 24, 20}, at::kDouble);
+  const auto op = [&](demix::ScovNormalization n) {
+    return demix::ScatteringCovOperator(
+        {.J = J, .L = L, .normalization = n, .frequency_sum = demix::ScovFrequencySum::Full}, 24, 20,
+        cpu64());
+  };
+  const demix::ScatteringCovTensors p11 = op(demix::ScovNormalization::P11).forward_tensors(x);
+  const demix::ScatteringCovTensors raw = op(demix::ScovNormalization::None).forward_tensors(x);
+  const BruteForce bf(x[0], J, L);
+  // P11[j1, j2, l1, l2] = < |I1[j1, l1] * psi[j2, l2]|^2 > for j1 <= j2, NaN elsewhere.
+  for (int j1 = 0; j1 < J; ++j1)
+    for (int j2 = 0; j2 < J; ++j2)
+      for (int l1 = 0; l1 < L; ++l1)
+        for (int l2 = 0; l2 < L; ++l2) {
+          const double v = p11.P11[0][j1][j2][l1][l2].item<double>();
+          if (j1 > j2) {
+            EXPECT_TRUE(std::isnan(v));
+            continue;
+          }
+          const at::Tensor f = at::fft_ifft2(at::fft_fft2(bf.I1[j1][l1]) * bf.psi[j2][l2]);
+          const double expected = f.abs().square().mean().item<double>();
+          // Parseval: the same sum in Fourier space, float64 rounding only.
+          EXPECT_NEAR(v, expected, 1e-12 * expected) << j1 << j2 << l1 << l2;
+        }
+  // The normalisations, from the unnormalised cross-spectra and the map's P00 and P11:
+  //   C01[j1,j2,l1,l2] / sqrt(P00[j2,l2] P11[j1,j2,l1,l2]),
+  //   C11[j1,j2,j3,l1,l2,l3] / sqrt(P11[j1,j3,l1,l3] P11[j2,j3,l2,l3]).
+  const at::Tensor P = p11.P11[0], P00 = p11.P00[0];  // (J, J, L, L), (J, L)
+  const at::Tensor c01 = raw.C01[0] / at::sqrt(P00.view({1, J, 1, L}) * P);
+  const at::Tensor c11 =
+      raw.C11_pre_norm[0] / at::sqrt(P.view({J, 1, J, L, 1, L}) * P.view({1, J, J, 1, L, L}));
+  const auto close = [](const at::Tensor& a, const at::Tensor& b) {  // NaN where undefined
+    const at::Tensor valid = at::logical_not(at::isnan(at::real(b)));
+    EXPECT_TRUE(at::equal(valid, at::logical_not(at::isnan(at::real(a)))));
+    // The same quotients up to float64 rounding.
+    return at::allclose(a.masked_select(valid), b.masked_select(valid), 1e-12, 0);
+  };
+  EXPECT_TRUE(close(p11.C01[0], c01));
+  EXPECT_TRUE(close(p11.C11[0], c11));
+  for (int j1 = 0; j1 < J; ++j1)  // C11 = 1 where j1 = j2 and l1 = l2 (P11 divided by itself)
+    for (int j3 = j1; j3 < J; ++j3)
+      for (int l = 0; l < L; ++l)
+        EXPECT_NEAR(at::real(p11.C11[0][j1][j1][j3][l][l]).min().item<double>(), 1.0, 1e-13);
+  // forward() appends the map's P11 and P11_iso.
+  const demix::Coefficients c = op(demix::ScovNormalization::P11).forward(x);
+  EXPECT_EQ(c.classes.back(), "P11_iso");
+  EXPECT_EQ(c.select("P11").size(), J * (J + 1) / 2 * L * L);
+  EXPECT_EQ(op(demix::ScovNormalization::P11).forward_iso(x).classes.back(), "P11_iso");
+  EXPECT_TRUE(at::allclose(at::real(c.select("P11").values[0]),
+                           P.masked_select(at::logical_not(at::isnan(P)))));
+}
+
+TEST(ScatteringCov, P11ReferenceNormalisation) {
+  const int J = 3, L = 2;
+  demix::ScatteringCovOperator op({.J = J, .L = L, .normalization = demix::ScovNormalization::P11},
+                                  32, 32, cpu64());
+  const demix::ScatteringCovOperator none(
+      {.J = J, .L = L, .normalization = demix::ScovNormalization::None}, 32, 32, cpu64());
+  const at::Tensor x = at::rand({1, 32, 32}, at::kDouble), r = 3 * at::rand({1, 32, 32}, at::kDouble);
+  const demix::Coefficients own = op.forward(x);
+  op.set_reference(x);
+  EXPECT_EQ(op.reference_P11().sizes(), (std::vector<int64_t>{1, J, J, L, L}));
+  EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-13, 0));  // x is its own reference
+  op.set_reference(r);
+  const demix::ScatteringCovTensors t = op.forward_tensors(x), raw = none.forward_tensors(x);
+  // C01 and C11 divided by the reference's P00 and P11 (as the map's own without a reference).
+  const at::Tensor P = op.reference_P11()[0], P00 = op.reference_P00()[0];
+  const at::Tensor c01 = raw.C01[0] / at::sqrt(P00.view({1, J, 1, L}) * P);
+  const at::Tensor c11 =
+      raw.C11_pre_norm[0] / at::sqrt(P.view({J, 1, J, L, 1, L}) * P.view({1, J, J, 1, L, L}));
+  const at::Tensor v01 = at::logical_not(at::isnan(at::real(c01)));
+  const at::Tensor v11 = at::logical_not(at::isnan(at::real(c11)));
+  EXPECT_TRUE(at::allclose(t.C01[0].masked_select(v01), c01.masked_select(v01), 1e-12, 0));
+  EXPECT_TRUE(at::allclose(t.C11[0].masked_select(v11), c11.masked_select(v11), 1e-12, 0));
+  // The P11 class stays the map's own.
+  EXPECT_TRUE(at::equal(op.forward(x).select("P11").values, own.select("P11").values));
+  op.clear_reference();
+  EXPECT_FALSE(op.reference_P11().defined());
+}
+
 TEST(ScatteringCov, NoNormalisationGivesThePreNormalisedC11) {
   const demix::ScatteringCovOperator p00({.J = 3, .L = 2}, 32, 32, cpu64());
   const demix::ScatteringCovOperator none(
@@ -262,6 +345,14 @@ TEST(ScatteringCov, GradientMatchesFiniteDifferences) {
     return at::real(ref_op.forward_iso(y).values * w_iso).sum();
   };
   EXPECT_LT(demix::test::max_directional_gradient_error(loss_ref, x, 4, 1e-5), 1e-6);
+  // The P11 normalisation is differentiated too (the map's own P00 and P11).
+  const demix::ScatteringCovOperator p11_op(
+      {.J = 3, .L = 4, .normalization = demix::ScovNormalization::P11}, 32, 32, cpu64());
+  const at::Tensor w_p11 = w.narrow(1, 0, p11_op.synthesis_vector_iso(x).size());
+  const auto loss_p11 = [&](const at::Tensor& y) {
+    return (p11_op.synthesis_vector_iso(y).values * at::real(w_p11)).sum();
+  };
+  EXPECT_LT(demix::test::max_directional_gradient_error(loss_p11, x, 4, 1e-5), 1e-6);
 }
 
 TEST(ScatteringCov, Float32AgreesWithFloat64) {

@@ -362,37 +362,58 @@ void WphOperator::build_spectral_plan(const std::map<std::tuple<int, int, int>, 
     };
     g.ey = phases(ky, tys, H, 1.0).transpose(0, 1).contiguous().to(dev, context_.complex_dtype());
     g.ex = phases(kx, txs, W, 1.0 / n2).to(dev, context_.complex_dtype());
-    std::vector<int64_t> fa, fb, m_lin;
+    std::vector<int64_t> fa, fb, m_lin, fields;
+    std::map<int64_t, int64_t> slot_of;  // global field -> slot in this group's boxes
+    auto slot = [&](int64_t field) {
+      auto [it, fresh] = slot_of.emplace(field, static_cast<int64_t>(fields.size()));
+      if (fresh) fields.push_back(field);
+      return it->second;
+    };
     g.first_moment.push_back(0);
     for (const Covariance* cv : covs) {
       const int64_t c = static_cast<int64_t>(fa.size());
-      fa.push_back(field_of.at({cv->psi1, cv->p1, 0}));
-      fb.push_back(field_of.at({cv->psi2, cv->p2, cv->pseudo}));
+      const int64_t field_a = field_of.at({cv->psi1, cv->p1, 0});
+      const int64_t field_b = field_of.at({cv->psi2, cv->p2, cv->pseudo});
+      fa.push_back(slot(field_a)), fb.push_back(slot(field_b));
       for (std::size_t m = 0; m < cv->moments.size(); ++m) {
         m_lin.push_back((c * plan->n_ty + position(tys, cv->ty[m])) * plan->n_tx + position(txs, cv->tx[m]));
-        rows.push_back(cv->moments[m]), mfa.push_back(fa.back()), mfb.push_back(fb.back());
+        rows.push_back(cv->moments[m]), mfa.push_back(field_a), mfb.push_back(field_b);
       }
       g.first_moment.push_back(static_cast<int64_t>(m_lin.size()));
     }
+    const int64_t n_base = n_fields_ - field_conj_src_.numel();
+    const at::Tensor conj_src = field_conj_src_.cpu();
+    for (int64_t field : fields) {
+      const bool conj = field >= n_base;
+      g.slot_source.push_back(conj ? conj_src[field - n_base].item<int64_t>() : field);
+      g.slot_conj.push_back(static_cast<uint8_t>(conj));
+    }
+    std::vector<int64_t> flipped;  // -k of each box frequency (the whole grid when unboxed)
+    for (int64_t a : ky)
+      for (int64_t b : kx) flipped.push_back(pymod(-a, H) * W + pymod(-b, W));
+    g.box_flip = longs(flipped);
     g.n_cov = static_cast<int64_t>(fa.size());
-    g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
+    g.fields = longs(fields), g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
     plan->groups.push_back(std::move(g));
   }
-  plan_ = plan;
   plan_rows_ = longs(rows), plan_fa_ = longs(mfa), plan_fb_ = longs(mfb);
 
-  // Nonlinear fields [x * psi]^p, p != 1, in field order (moduli first, then higher harmonics).
+  // Source fields in field order: plain wavelet fields, moduli, higher harmonics.
   std::vector<int64_t> nl_index;
   std::vector<double> nl_p;
   const at::Tensor p0 = field_psi_p0_.cpu(), ph = field_psi_ph_.cpu(), exps = field_exp_ph_.flatten().cpu().to(at::kDouble);
   for (int64_t i = 0; i < p0.numel(); ++i) nl_index.push_back(p0[i].item<int64_t>()), nl_p.push_back(0.0);
   for (int64_t i = 0; i < ph.numel(); ++i) nl_index.push_back(ph[i].item<int64_t>()), nl_p.push_back(exps[i].item<double>());
-  nl_index_ = longs(nl_index);
-  nl_p_ = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
+  plan->height = H, plan->width = W;
+  plan->psi_plain = psi_.index_select(0, field_psi_p1_);
+  plan->nl_index = longs(nl_index);
+  plan->nl_p = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
+  plan->conj_source = field_conj_src_;
   std::vector<int64_t> flip;
   for (int64_t y = 0; y < H; ++y)
     for (int64_t x = 0; x < W; ++x) flip.push_back(pymod(-y, H) * W + pymod(-x, W));
-  flip_ = longs(flip);
+  plan->flip = longs(flip);
+  plan_ = plan;
 }
 
 at::Tensor WphOperator::prepare(const at::Tensor& x) const {
@@ -473,35 +494,23 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
 void WphOperator::compute_spectral(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
                                    const at::Tensor* ref_std, const Sink& sink,
                                    at::Tensor* field_stats) const {
-  const int64_t B = f.xhat.size(0), HW = height_ * width_;
-  const double n_pix = static_cast<double>(HW);
-  // Spectra of the fields: plain wavelet fields directly, [x*psi]^p through an FFT, conjugated
-  // fields (pseudo moments) as conj(F^(-k)).
-  std::vector<at::Tensor> parts;
-  if (field_psi_p1_.numel()) parts.push_back(f.xhat.unsqueeze(1) * psi_.index_select(0, field_psi_p1_));
   // Temporaries are capped well below the budget: larger kernels gain nothing, memory is the limit.
   const int64_t work = std::min<int64_t>(budget(), int64_t{256} << 20);
-  if (nl_index_.numel()) parts.push_back(at::fft_fft2(detail::phase_harmonics(f.wt, nl_index_, nl_p_, work)));
-  at::Tensor sp = at::cat(parts, 1).reshape({B, -1, HW});
-  if (field_conj_src_.numel())
-    sp = at::cat({sp, sp.index_select(1, field_conj_src_).index_select(2, flip_).conj()}, 1);
-
-  // Normalisation: the mean only touches k = 0 (F^(0) = N m); deviations divide the covariances.
+  const detail::DcMode mode = ref_mean               ? detail::DcMode::Reference
+                              : norm == WphNorm::None ? detail::DcMode::Own
+                                                      : detail::DcMode::OwnConstant;
+  const detail::SpectralResult r =
+      detail::spectral_wph(f.xhat, f.wt, plan_, mode, ref_mean ? *ref_mean : at::Tensor(), work);
+  // Deviations divide the covariances (the reference's, or the field's own held constant).
   at::Tensor scale;
-  at::Tensor dc = sp.select(2, 0);  // (B, F): N times each field's mean
-  if (ref_mean) {
-    dc.sub_(*ref_mean * n_pix);
+  if (ref_std) {
     scale = *ref_std;
-  } else if (norm == WphNorm::None) {
-    dc.zero_();  // own mean, in the graph: the field's k = 0 term drops out
-  } else {
-    const at::Tensor mean = dc.detach() / n_pix;
-    dc.sub_(dc.detach().clone());  // own mean held constant: value 0, gradient kept
-    const at::Tensor sd = at::sqrt(sp.detach().abs().square().sum(-1)) / n_pix;  // Parseval
-    scale = at::where(sd == 0, at::ones_like(sd), sd).to(sp.scalar_type());
-    if (field_stats) *field_stats = at::stack({mean, scale}, -1);
+  } else if (norm == WphNorm::Auto) {
+    const at::Tensor sd = at::sqrt(r.power);
+    scale = at::where(sd == 0, at::ones_like(sd), sd).to(r.mean.scalar_type());
+    if (field_stats) *field_stats = at::stack({r.mean, scale}, -1);
   }
-  at::Tensor values = detail::spectral_covariances(sp, plan_, work);
+  at::Tensor values = r.values;
   if (scale.defined()) values = values / (scale.index_select(1, plan_fa_) * scale.index_select(1, plan_fb_));
   sink(values, plan_rows_);
 }

@@ -153,8 +153,6 @@ class WphOperator {
   std::shared_ptr<const detail::SpectralPlan> plan_;
   at::Tensor plan_rows_;           // (n_m) int64: output row of each moment, in the plan's order
   at::Tensor plan_fa_, plan_fb_;   // (n_m) int64: fields of each moment (for their deviations)
-  at::Tensor nl_index_, nl_p_;     // (n_nl): wavelet and exponent of the nonlinear fields [z]^p
-  at::Tensor flip_;                // (H * W) int64: index of -k, for spectra of conjugated fields
   std::vector<Scaling> scalings_;
   Coefficients labels_;
   at::Tensor ref_field_mean_;  // (B0, n_fields) complex: reference means of the fields

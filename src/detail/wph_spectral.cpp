@@ -12,140 +12,222 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-at::Tensor harmonic_values(const at::Tensor& z, const at::Tensor& pv /* (1, n, 1, 1) */) {
+/// [z]^p = |z| e^{i p arg z}.
+at::Tensor harmonic(const at::Tensor& z, const at::Tensor& pv /* (1, n, 1, 1) */) {
   return at::polar(z.abs(), at::angle(z) * pv);
 }
 
-/// Fields per chunk so that `temporaries` tensors like one field of the batch fit in `budget`.
-int64_t fields_per_chunk(const at::Tensor& wt, int64_t budget, int64_t temporaries) {
-  const int64_t per_field = temporaries * wt.size(0) * wt.size(2) * wt.size(3) * wt.element_size();
-  return std::max<int64_t>(1, budget / std::max<int64_t>(1, per_field));
+/// Gradient of [z]^p with respect to z, given the gradient g of its output. With
+/// f = z^{(1+p)/2} conj(z)^{(1-p)/2} and w = g conj(f): grad_z = (Re w + i p Im w) / conj(z),
+/// set to 0 where z = 0 (as LibTorch's angle() does).
+at::Tensor harmonic_backward(const at::Tensor& z, const at::Tensor& pv, const at::Tensor& g) {
+  const at::Tensor w = g * harmonic(z, pv).conj();
+  const at::Tensor zero = z.abs() == 0;
+  at::Tensor num = at::complex(at::real(w), at::imag(w) * pv);
+  num.div_(at::where(zero, at::ones_like(z), z.conj()));
+  return num.masked_fill_(zero, 0);
 }
 
-struct PhaseHarmonicFn : torch::autograd::Function<PhaseHarmonicFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& wt, const at::Tensor& index,
-                            const at::Tensor& p, int64_t budget) {
-    ctx->save_for_backward({wt, index, p});
-    ctx->saved_data["budget"] = budget;
-    const int64_t n = index.numel(), chunk = fields_per_chunk(wt, budget, 4);
-    at::Tensor out = at::empty({wt.size(0), n, wt.size(2), wt.size(3)}, wt.options());
-    for (int64_t s = 0; s < n; s += chunk) {
-      const int64_t c = std::min(chunk, n - s);
-      out.narrow(1, s, c).copy_(harmonic_values(wt.index_select(1, index.narrow(0, s, c)),
-                                                p.narrow(0, s, c).view({1, -1, 1, 1})));
-    }
-    return out;
+int64_t items_per_chunk(int64_t bytes_per_item, int64_t budget, int64_t total) {
+  return std::clamp<int64_t>(budget / std::max<int64_t>(1, bytes_per_item), 1, std::max<int64_t>(1, total));
+}
+
+/// Spectra of sources [s0, s0 + c) without mean removal: (B, c, H * W).
+at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, const at::Tensor& wt,
+                          int64_t s0, int64_t c) {
+  const int64_t n_plain = plan.n_plain(), B = xhat.size(0);
+  std::vector<at::Tensor> parts;
+  const int64_t plain_end = std::min(s0 + c, n_plain);
+  if (s0 < plain_end) parts.push_back(xhat.unsqueeze(1) * plan.psi_plain.narrow(0, s0, plain_end - s0));
+  const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
+  if (nl1 > nl0) {
+    const at::Tensor idx = plan.nl_index.narrow(0, nl0, nl1 - nl0);
+    const at::Tensor pv = plan.nl_p.narrow(0, nl0, nl1 - nl0).view({1, -1, 1, 1});
+    parts.push_back(at::fft_fft2(harmonic(wt.index_select(1, idx), pv)));
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor &wt = saved[0], &index = saved[1], &p = saved[2];
-    const int64_t n = index.numel(), chunk = fields_per_chunk(wt, ctx->saved_data["budget"].toInt(), 8);
-    at::Tensor gwt = at::zeros_like(wt);
-    for (int64_t s = 0; s < n; s += chunk) {
-      const int64_t c = std::min(chunk, n - s);
-      const at::Tensor idx = index.narrow(0, s, c), pv = p.narrow(0, s, c).view({1, -1, 1, 1});
-      const at::Tensor z = wt.index_select(1, idx);
-      const at::Tensor f = harmonic_values(z, pv);
-      const at::Tensor g = grads[0].narrow(1, s, c);
-      // f = z^{(1+p)/2} conj(z)^{(1-p)/2}: grad_z = ((1-p) conj(g) f + (1+p) g conj(f)) / (2 conj(z)),
-      // set to 0 where z = 0 (as LibTorch's angle() does).
-      at::Tensor num = (1 - pv) * g.conj() * f;
-      num.add_((1 + pv) * g * f.conj());
-      const at::Tensor zero = z.abs() == 0;
-      num.div_(2 * at::where(zero, at::ones_like(z), z.conj()));
-      gwt.index_add_(1, idx, num.masked_fill_(zero, 0));
-    }
-    return {gwt, at::Tensor(), at::Tensor(), at::Tensor()};
-  }
-};
+  const at::Tensor out = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+  return out.reshape({B, c, -1});
+}
+
+/// The slots of group g whose source lies in [s0, s0 + c), plain or conjugated: (slots, sources - s0).
+std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, int64_t c, bool conj,
+                                           const c10::Device& device) {
+  std::vector<int64_t> slots, local;
+  for (std::size_t k = 0; k < g.slot_source.size(); ++k)
+    if (static_cast<bool>(g.slot_conj[k]) == conj && g.slot_source[k] >= s0 && g.slot_source[k] < s0 + c)
+      slots.push_back(static_cast<int64_t>(k)), local.push_back(g.slot_source[k] - s0);
+  if (slots.empty()) return {};
+  return {at::tensor(slots, at::kLong).to(device), at::tensor(local, at::kLong).to(device)};
+}
+
+/// Covariances [s, s + n) of group g from its boxes: (B, moments of those covariances).
+at::Tensor group_chunk(const at::Tensor& boxes /* (B, F_g, bh*bw) */, const SpectralGroup& g,
+                       const SpectralPlan& plan, int64_t s, int64_t n) {
+  const int64_t B = boxes.size(0);
+  const at::Tensor a = boxes.index_select(1, g.fa.narrow(0, s, n));
+  const at::Tensor b = boxes.index_select(1, g.fb.narrow(0, s, n));
+  const at::Tensor r = at::matmul(g.ey, at::matmul((a * b.conj()).view({B, n, g.bh, g.bw}), g.ex));
+  const int64_t m0 = g.first_moment[s], nm = g.first_moment[s + n] - m0;
+  return r.reshape({B, -1}).index_select(1, g.m_lin.narrow(0, m0, nm) - s * plan.n_ty * plan.n_tx);
+}
 
 struct PlanHolder : torch::CustomClassHolder {
   std::shared_ptr<const SpectralPlan> plan;
 };
 
-/// Covariances [start, start + n) of group g, and what backward needs: (B, n_moments_of_chunk).
-at::Tensor group_chunk(const at::Tensor& boxed /* (B, F, bh*bw) */, const SpectralGroup& g,
-                       const SpectralPlan& plan, int64_t start, int64_t n) {
-  const int64_t B = boxed.size(0);
-  const at::Tensor a = boxed.index_select(1, g.fa.narrow(0, start, n));
-  const at::Tensor b = boxed.index_select(1, g.fb.narrow(0, start, n));
-  const at::Tensor prod = (a * b.conj()).view({B, n, g.bh, g.bw});
-  const at::Tensor r = at::matmul(g.ey, at::matmul(prod, g.ex));  // (B, n, n_ty, n_tx)
-  const int64_t m0 = g.first_moment[start], nm = g.first_moment[start + n] - m0;
-  const at::Tensor lin = g.m_lin.narrow(0, m0, nm) - start * plan.n_ty * plan.n_tx;
-  return r.reshape({B, -1}).index_select(1, lin);
-}
+struct SpectralFn : torch::autograd::Function<SpectralFn> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& xhat, const at::Tensor& wt,
+                               const std::shared_ptr<const SpectralPlan>& plan, int64_t mode,
+                               const at::Tensor& ref_mean, int64_t budget) {
+    const SpectralPlan& p = *plan;
+    const int64_t B = xhat.size(0), HW = p.height * p.width, item = xhat.element_size();
+    const double n_pix = static_cast<double>(HW);
+    const auto dev = xhat.device();
+    const auto real = c10::toRealValueType(xhat.scalar_type());
+    at::Tensor mean = at::empty({B, p.n_fields()}, xhat.options());
+    at::Tensor power = at::empty({B, p.n_fields()}, xhat.options().dtype(real));
+    std::vector<at::Tensor> boxes;
+    for (const SpectralGroup& g : p.groups)
+      boxes.push_back(at::empty({B, g.fields.numel(), g.bh * g.bw}, xhat.options()));
 
-int64_t chunk_size(const SpectralGroup& g, int64_t budget, int64_t batch, int64_t item) {
-  const int64_t per_cov = 4 * batch * g.bh * g.bw * item;  // two sides, product, its gradient
-  return std::clamp<int64_t>(budget / std::max<int64_t>(1, per_cov), 1, g.n_cov);
-}
+    const int64_t n_src = p.n_sources();
+    const int64_t chunk = items_per_chunk(8 * B * HW * item, budget, n_src);
+    for (int64_t s0 = 0; s0 < n_src; s0 += chunk) {
+      const int64_t c = std::min(chunk, n_src - s0);
+      at::Tensor spec = source_spectra(p, xhat, wt, s0, c);  // (B, c, HW)
+      at::Tensor dc = spec.select(2, 0);
+      mean.narrow(1, s0, c).copy_(dc / n_pix);
+      if (mode == static_cast<int64_t>(DcMode::Reference))
+        dc.sub_(ref_mean.narrow(1, s0, c) * n_pix);
+      else
+        dc.zero_();
+      power.narrow(1, s0, c).copy_(spec.abs().square().sum(-1) / (n_pix * n_pix));
+      for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
+        const SpectralGroup& g = p.groups[gi];
+        for (bool conj : {false, true}) {
+          const auto [slots, local] = slots_in(g, s0, c, conj, dev);
+          if (!slots.defined()) continue;
+          at::Tensor sel = spec.index_select(1, local);
+          if (conj) {
+            sel = sel.index_select(2, g.box_flip).conj();
+          } else if (g.box.defined()) {
+            sel = sel.index_select(2, g.box);
+          }
+          boxes[gi].index_copy_(1, slots, sel);
+        }
+      }
+    }
+    // Conjugated fields: mean conj(m), same power as their source.
+    if (p.conj_source.numel()) {
+      mean.narrow(1, n_src, p.conj_source.numel()).copy_(mean.index_select(1, p.conj_source).conj());
+      power.narrow(1, n_src, p.conj_source.numel()).copy_(power.index_select(1, p.conj_source));
+    }
 
-struct CovariancesFn : torch::autograd::Function<CovariancesFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& spectra,
-                            const std::shared_ptr<const SpectralPlan>& plan, int64_t budget) {
-    ctx->save_for_backward({spectra});
-    ctx->saved_data["budget"] = budget;
+    std::vector<at::Tensor> out;
+    for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
+      const SpectralGroup& g = p.groups[gi];
+      const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
+      for (int64_t s = 0; s < g.n_cov; s += per) out.push_back(group_chunk(boxes[gi], g, p, s, std::min(per, g.n_cov - s)));
+    }
+    std::vector<at::Tensor> saved{wt};
+    saved.insert(saved.end(), boxes.begin(), boxes.end());
+    ctx->save_for_backward(saved);
     auto holder = c10::make_intrusive<PlanHolder>();
     holder->plan = plan;
     ctx->saved_data["plan"] = at::IValue::make_capsule(holder);
-    std::vector<at::Tensor> out;
-    const int64_t B = spectra.size(0), item = spectra.element_size();
-    for (const SpectralGroup& g : plan->groups) {
-      const at::Tensor boxed = g.box.defined() ? spectra.index_select(2, g.box) : spectra;
-      const int64_t chunk = chunk_size(g, budget, B, item);
-      for (int64_t s = 0; s < g.n_cov; s += chunk)
-        out.push_back(group_chunk(boxed, g, *plan, s, std::min(chunk, g.n_cov - s)));
-    }
-    return at::cat(out, 1);
+    ctx->saved_data["mode"] = mode;
+    ctx->saved_data["budget"] = budget;
+    ctx->mark_non_differentiable({mean, power});
+    return {at::cat(out, 1), mean, power};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const at::Tensor spectra = ctx->get_saved_variables()[0];
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& wt = saved[0];
     const auto holder = ctx->saved_data["plan"].toCapsule();
-    const SpectralPlan& plan = *static_cast<PlanHolder*>(holder.get())->plan;
-    const int64_t budget = ctx->saved_data["budget"].toInt();
+    const SpectralPlan& p = *static_cast<PlanHolder*>(holder.get())->plan;
+    const int64_t mode = ctx->saved_data["mode"].toInt(), budget = ctx->saved_data["budget"].toInt();
     const at::Tensor& grad = grads[0];  // (B, n_moments)
-    const int64_t B = spectra.size(0), item = spectra.element_size();
-    at::Tensor gspec = at::zeros_like(spectra);
+    const int64_t B = wt.size(0), H = p.height, W = p.width, HW = H * W, item = wt.element_size();
+    const auto dev = wt.device();
+
+    // Gradients of the boxes: R = ey P ex at the moments gives grad_P = ey^H grad_R ex^H, and
+    // P = a conj(b) gives grad_a = grad_P b, grad_b = conj(grad_P) a.
+    std::vector<at::Tensor> gboxes;
     int64_t offset = 0;
-    for (const SpectralGroup& g : plan.groups) {
-      const at::Tensor boxed = g.box.defined() ? spectra.index_select(2, g.box) : spectra;
-      at::Tensor gboxed = g.box.defined() ? at::zeros_like(boxed) : gspec;
-      const int64_t chunk = chunk_size(g, budget, B, item);
+    for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
+      const SpectralGroup& g = p.groups[gi];
+      const at::Tensor& boxes = saved[1 + gi];
+      at::Tensor gb = at::zeros_like(boxes);
       const at::Tensor ey_h = g.ey.conj().transpose(0, 1), ex_h = g.ex.conj().transpose(0, 1);
-      for (int64_t s = 0; s < g.n_cov; s += chunk) {
-        const int64_t n = std::min(chunk, g.n_cov - s);
+      const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
+      for (int64_t s = 0; s < g.n_cov; s += per) {
+        const int64_t n = std::min(per, g.n_cov - s);
         const int64_t m0 = g.first_moment[s], nm = g.first_moment[s + n] - m0;
-        // R = ey P ex at the moments' entries: grad_P = ey^H grad_R ex^H.
-        at::Tensor gr = at::zeros({B, n * plan.n_ty * plan.n_tx}, grad.options());
-        gr.index_add_(1, g.m_lin.narrow(0, m0, nm) - s * plan.n_ty * plan.n_tx,
-                       grad.narrow(1, offset, nm));
+        at::Tensor gr = at::zeros({B, n * p.n_ty * p.n_tx}, grad.options());
+        gr.index_add_(1, g.m_lin.narrow(0, m0, nm) - s * p.n_ty * p.n_tx, grad.narrow(1, offset, nm));
         offset += nm;
-        const at::Tensor gp = at::matmul(at::matmul(ey_h, gr.view({B, n, plan.n_ty, plan.n_tx})), ex_h)
+        const at::Tensor gp = at::matmul(at::matmul(ey_h, gr.view({B, n, p.n_ty, p.n_tx})), ex_h)
                                   .reshape({B, n, g.bh * g.bw});
-        // P = a conj(b): grad_a = grad_P b, grad_b = conj(grad_P) a.
         const at::Tensor fa = g.fa.narrow(0, s, n), fb = g.fb.narrow(0, s, n);
-        const at::Tensor a = boxed.index_select(1, fa), b = boxed.index_select(1, fb);
-        gboxed.index_add_(1, fa, gp * b);
-        gboxed.index_add_(1, fb, gp.conj() * a);
+        gb.index_add_(1, fa, gp * boxes.index_select(1, fb));
+        gb.index_add_(1, fb, gp.conj() * boxes.index_select(1, fa));
       }
-      if (g.box.defined()) gspec.index_add_(2, g.box, gboxed);
+      gboxes.push_back(gb);
     }
-    return {gspec, at::Tensor(), at::Tensor()};
+
+    // Back to the sources, chunk by chunk: full-grid spectrum gradients, then x^ (plain fields)
+    // or, through the adjoint of the FFT (N ifft2) and [z]^p, the wavelet transform.
+    at::Tensor gxhat = at::zeros({B, H, W}, wt.options());
+    at::Tensor gwt = at::zeros_like(wt);
+    const int64_t n_src = p.n_sources(), n_plain = p.n_plain();
+    const int64_t chunk = items_per_chunk(10 * B * HW * item, budget, n_src);
+    for (int64_t s0 = 0; s0 < n_src; s0 += chunk) {
+      const int64_t c = std::min(chunk, n_src - s0);
+      at::Tensor gfull = at::zeros({B, c, HW}, wt.options());
+      for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
+        const SpectralGroup& g = p.groups[gi];
+        for (bool conj : {false, true}) {
+          const auto [slots, local] = slots_in(g, s0, c, conj, dev);
+          if (!slots.defined()) continue;
+          at::Tensor t = gboxes[gi].index_select(1, slots);
+          if (conj) t = t.conj();
+          const at::Tensor* where = conj ? &g.box_flip : g.box.defined() ? &g.box : nullptr;
+          if (!where) {
+            gfull.index_add_(1, local, t);
+          } else {
+            at::Tensor tmp = at::zeros({B, c, g.bh * g.bw}, wt.options());
+            tmp.index_add_(1, local, t);
+            gfull.index_add_(2, *where, tmp);
+          }
+        }
+      }
+      if (mode == static_cast<int64_t>(DcMode::Own)) gfull.select(2, 0).zero_();
+      const at::Tensor g4 = gfull.view({B, c, H, W});
+      const int64_t plain_end = std::min(s0 + c, n_plain);
+      if (s0 < plain_end)
+        gxhat.add_((g4.narrow(1, 0, plain_end - s0) * p.psi_plain.narrow(0, s0, plain_end - s0)).sum(1));
+      const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
+      if (nl1 > nl0) {
+        const at::Tensor idx = p.nl_index.narrow(0, nl0, nl1 - nl0);
+        const at::Tensor pv = p.nl_p.narrow(0, nl0, nl1 - nl0).view({1, -1, 1, 1});
+        const at::Tensor gfield = at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0)) * static_cast<double>(HW);
+        gwt.index_add_(1, idx, harmonic_backward(wt.index_select(1, idx), pv, gfield));
+      }
+    }
+    return {gxhat, gwt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor phase_harmonics(const at::Tensor& wt, const at::Tensor& index, const at::Tensor& p,
-                           int64_t budget) {
-  return PhaseHarmonicFn::apply(wt, index, p, budget);
-}
-
-at::Tensor spectral_covariances(const at::Tensor& spectra,
-                                const std::shared_ptr<const SpectralPlan>& plan, int64_t budget) {
-  return CovariancesFn::apply(spectra, plan, budget);
+SpectralResult spectral_wph(const at::Tensor& xhat, const at::Tensor& wt,
+                            const std::shared_ptr<const SpectralPlan>& plan, DcMode mode,
+                            const at::Tensor& ref_mean, int64_t budget) {
+  // LibTorch 1.13 cannot describe an undefined tensor input: an empty one stands for "none".
+  const at::Tensor ref = ref_mean.defined() ? ref_mean : at::empty({0}, xhat.options());
+  const variable_list out = SpectralFn::apply(xhat, wt, plan, static_cast<int64_t>(mode), ref, budget);
+  return {out[0], out[1], out[2]};
 }
 
 }  // namespace demix::detail

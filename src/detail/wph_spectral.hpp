@@ -5,8 +5,11 @@
 // (Parseval). When a or b is a plain wavelet field x * psi, its spectrum vanishes outside the
 // wavelet's compact support, so the sum runs over a small box of frequencies around the origin,
 // and the few shifts tau of the "exp" grid are a separable DFT of that box (two small matmuls).
-// The phase-harmonic fields and this covariance stage are custom autograd functions that save only
-// their inputs and recompute the rest in backward, so a 512 x 512 gradient stays well under 1 GB.
+//
+// One custom autograd function does it all from the Fourier transform of the maps and their
+// wavelet transform: it builds every field's spectrum ([x*psi]^p through an FFT, chunk by chunk),
+// keeps only the boxes each group of covariances needs, and in backward sends the gradients back
+// through the same chunks. It saves the wavelet transform and those boxes, nothing of full size.
 
 #include <ATen/core/TensorBody.h>
 
@@ -20,29 +23,52 @@ namespace demix::detail {
 struct SpectralGroup {
   int64_t bh = 0, bw = 0;  // box extent (rows, columns)
   at::Tensor box;          // (bh * bw) int64 flat frequency indices, undefined for the whole grid
+  at::Tensor box_flip;     // (bh * bw) int64: indices of -k (conjugated fields), or of the grid
   at::Tensor ey;           // (n_ty, bh) complex: e^{2 pi i ky ty / H}
   at::Tensor ex;           // (bw, n_tx) complex: e^{2 pi i kx tx / W} / N^2
-  at::Tensor fa, fb;       // (n_cov) int64: field (spectrum) of each side
+  at::Tensor fields;       // (F_g) int64: the fields (global indices) whose boxes the group keeps
+  std::vector<int64_t> slot_source;  // per slot: source field (0 .. n_sources-1)
+  std::vector<uint8_t> slot_conj;    // per slot: conjugated (pseudo moments)
+  at::Tensor fa, fb;       // (n_cov) int64: slot of each side
   at::Tensor m_lin;        // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
   std::vector<int64_t> first_moment;  // per covariance: offset of its moments (n_cov + 1)
   int64_t n_cov = 0;
 };
 
 struct SpectralPlan {
+  int64_t height = 0, width = 0;
   int64_t n_ty = 0, n_tx = 0;
+  // Source fields: plain wavelet fields x * psi (spectrum x^ psi^), then [x * psi]^p, p != 1.
+  at::Tensor psi_plain;    // (n_plain, H, W) real: Fourier filters of the plain fields
+  at::Tensor nl_index;     // (n_nl) int64: wavelet of each nonlinear field
+  at::Tensor nl_p;         // (n_nl) real: its exponent p
+  // Fields = sources, then conjugated copies conj(F(-x)) of some sources (pseudo moments).
+  at::Tensor conj_source;  // (n_conj) int64
+  at::Tensor flip;         // (H * W) int64: index of -k
   std::vector<SpectralGroup> groups;
+  int64_t n_plain() const { return psi_plain.size(0); }
+  int64_t n_sources() const { return psi_plain.size(0) + nl_index.numel(); }
+  int64_t n_fields() const { return n_sources() + conj_source.numel(); }
 };
 
-/// [z]^p = |z| e^{i p arg z} of the selected wavelet fields: (B, n, H, W) complex. Backward uses the
-/// Wirtinger derivatives of |z|^{1-p} z^p from wt alone (no intermediate is kept); both passes
-/// work on chunks of fields whose temporaries fit in `budget` bytes.
-at::Tensor phase_harmonics(const at::Tensor& wt /* (B, n_psi, H, W) complex */,
-                           const at::Tensor& index /* (n) int64 */,
-                           const at::Tensor& p /* (n) real */, int64_t budget);
+/// How each field's mean (its spectrum at k = 0, divided by N) is removed.
+enum class DcMode {
+  Own,           ///< its own mean, in the graph: the k = 0 term and its gradient vanish
+  OwnConstant,   ///< its own mean held constant: the value vanishes, the gradient passes
+  Reference,     ///< a given mean (the reference map's), held constant
+};
 
-/// Every moment of every group, in group order: (B, n_moments) complex. Covariances are taken in
-/// chunks whose temporaries fit in `budget` bytes (forward and backward).
-at::Tensor spectral_covariances(const at::Tensor& spectra /* (B, n_fields, H * W) complex */,
-                                const std::shared_ptr<const SpectralPlan>& plan, int64_t budget);
+struct SpectralResult {
+  at::Tensor values;  // (B, n_moments) complex, in group order
+  at::Tensor mean;    // (B, n_fields) complex: each field's own mean (not differentiable)
+  at::Tensor power;   // (B, n_fields) real: mean |F - m|^2 after the mean removal (not differentiable)
+};
+
+/// Every moment of every group. Temporaries are chunked to fit in `budget` bytes.
+SpectralResult spectral_wph(const at::Tensor& xhat /* (B, H, W) complex */,
+                            const at::Tensor& wt /* (B, n_psi, H, W) complex */,
+                            const std::shared_ptr<const SpectralPlan>& plan, DcMode mode,
+                            const at::Tensor& ref_mean /* (B0, n_fields) complex, Reference only */,
+                            int64_t budget);
 
 }  // namespace demix::detail

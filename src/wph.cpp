@@ -247,9 +247,10 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
     groups_.push_back(std::move(g));
   }
   if (o.boundary == WphBoundary::Periodic) {
-    build_spectral_plan(base_of);
+    spectral_ = build_spectral_plan(base_of, false);
+    cross_ = build_spectral_plan(base_of, true);
     all_rows.clear();
-    const at::Tensor rows = plan_rows_.cpu();
+    const at::Tensor rows = spectral_.rows.cpu();
     all_rows.assign(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
   }
   std::vector<int64_t> sm_rows, sm_a, sm_b;
@@ -271,8 +272,22 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
   labels_.labels = at::tensor(label_rows, at::kLong).view({-1, 9});
 }
 
-void WphOperator::build_spectral_plan(const std::map<std::tuple<int, int, int>, int64_t>& field_of) {
+WphOperator::SpectralTables WphOperator::build_spectral_plan(
+    const std::map<std::tuple<int, int, int>, int64_t>& field_of, bool cross) const {
   const int64_t H = height_, W = width_;
+  // Cross statistics: sources [plain of x, plain of y, nonlinear of x, nonlinear of y], side a
+  // from x, side b from y; conjugated copies (pseudo moments) of y's sources after them.
+  const int64_t n_plain = field_psi_p1_.numel(), n_conj = field_conj_src_.numel();
+  const int64_t n_src = n_fields_ - n_conj, n_nl = n_src - n_plain;
+  auto on_x = [&](int64_t f) { return cross && f >= n_plain ? n_plain + f : f; };
+  auto on_y = [&](int64_t f) {
+    if (!cross) return f;
+    return f < n_plain ? n_plain + f : f < n_src ? n_plain + n_nl + f : n_src + f;
+  };
+  const at::Tensor conj_src_host = field_conj_src_.cpu();
+  std::vector<int64_t> conj_source;
+  for (int64_t i = 0; i < n_conj; ++i) conj_source.push_back(on_y(conj_src_host[i].item<int64_t>()));
+  const int64_t n_sources_total = cross ? 2 * n_src : n_src;
   const auto dev = context_.device();
   auto longs = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(dev); };
 
@@ -372,8 +387,8 @@ void WphOperator::build_spectral_plan(const std::map<std::tuple<int, int, int>, 
     g.first_moment.push_back(0);
     for (const Covariance* cv : covs) {
       const int64_t c = static_cast<int64_t>(fa.size());
-      const int64_t field_a = field_of.at({cv->psi1, cv->p1, 0});
-      const int64_t field_b = field_of.at({cv->psi2, cv->p2, cv->pseudo});
+      const int64_t field_a = on_x(field_of.at({cv->psi1, cv->p1, 0}));
+      const int64_t field_b = on_y(field_of.at({cv->psi2, cv->p2, cv->pseudo}));
       fa.push_back(slot(field_a)), fb.push_back(slot(field_b));
       for (std::size_t m = 0; m < cv->moments.size(); ++m) {
         m_lin.push_back((c * plan->n_ty + position(tys, cv->ty[m])) * plan->n_tx + position(txs, cv->tx[m]));
@@ -381,39 +396,48 @@ void WphOperator::build_spectral_plan(const std::map<std::tuple<int, int, int>, 
       }
       g.first_moment.push_back(static_cast<int64_t>(m_lin.size()));
     }
-    const int64_t n_base = n_fields_ - field_conj_src_.numel();
-    const at::Tensor conj_src = field_conj_src_.cpu();
     for (int64_t field : fields) {
-      const bool conj = field >= n_base;
-      g.slot_source.push_back(conj ? conj_src[field - n_base].item<int64_t>() : field);
+      const bool conj = field >= n_sources_total;
+      g.slot_source.push_back(conj ? conj_source[field - n_sources_total] : field);
       g.slot_conj.push_back(static_cast<uint8_t>(conj));
     }
     std::vector<int64_t> flipped;  // -k of each box frequency (the whole grid when unboxed)
     for (int64_t a : ky)
       for (int64_t b : kx) flipped.push_back(pymod(-a, H) * W + pymod(-b, W));
     g.box_flip = longs(flipped);
+    for (int conj : {0, 1}) {
+      std::vector<int64_t> slots, sources;
+      for (std::size_t k = 0; k < fields.size(); ++k)
+        if (g.slot_conj[k] == conj) slots.push_back(static_cast<int64_t>(k)), sources.push_back(g.slot_source[k]);
+      if (!slots.empty()) g.all_slots[conj] = longs(slots), g.all_sources[conj] = longs(sources);
+    }
     g.n_cov = static_cast<int64_t>(fa.size());
     g.fields = longs(fields), g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
     plan->groups.push_back(std::move(g));
   }
-  plan_rows_ = longs(rows), plan_fa_ = longs(mfa), plan_fb_ = longs(mfb);
-
-  // Source fields in field order: plain wavelet fields, moduli, higher harmonics.
-  std::vector<int64_t> nl_index;
+  // Sources in field order: plain wavelet fields, moduli, higher harmonics (per map when cross).
+  std::vector<int64_t> nl_index, plain_map;
   std::vector<double> nl_p;
   const at::Tensor p0 = field_psi_p0_.cpu(), ph = field_psi_ph_.cpu(), exps = field_exp_ph_.flatten().cpu().to(at::kDouble);
-  for (int64_t i = 0; i < p0.numel(); ++i) nl_index.push_back(p0[i].item<int64_t>()), nl_p.push_back(0.0);
-  for (int64_t i = 0; i < ph.numel(); ++i) nl_index.push_back(ph[i].item<int64_t>()), nl_p.push_back(exps[i].item<double>());
+  const int64_t n_psi = psi_.size(0);
+  for (int64_t map = 0; map < (cross ? 2 : 1); ++map) {
+    for (int64_t i = 0; i < n_plain; ++i) plain_map.push_back(map);
+    for (int64_t i = 0; i < p0.numel(); ++i) nl_index.push_back(map * n_psi + p0[i].item<int64_t>()), nl_p.push_back(0.0);
+    for (int64_t i = 0; i < ph.numel(); ++i)
+      nl_index.push_back(map * n_psi + ph[i].item<int64_t>()), nl_p.push_back(exps[i].item<double>());
+  }
   plan->height = H, plan->width = W;
-  plan->psi_plain = psi_.index_select(0, field_psi_p1_);
+  const at::Tensor psi_plain = psi_.index_select(0, field_psi_p1_);
+  plan->psi_plain = cross ? at::cat({psi_plain, psi_plain}, 0) : psi_plain;
+  plan->plain_map = longs(plain_map);
   plan->nl_index = longs(nl_index);
   plan->nl_p = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
-  plan->conj_source = field_conj_src_;
+  plan->conj_source = longs(conj_source);
   std::vector<int64_t> flip;
   for (int64_t y = 0; y < H; ++y)
     for (int64_t x = 0; x < W; ++x) flip.push_back(pymod(-y, H) * W + pymod(-x, W));
   plan->flip = longs(flip);
-  plan_ = plan;
+  return {plan, longs(rows), longs(mfa), longs(mfb)};
 }
 
 at::Tensor WphOperator::prepare(const at::Tensor& x) const {
@@ -483,15 +507,16 @@ at::Tensor WphOperator::build_fields(const Fields& f) const {
 void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
                           const at::Tensor* ref_std, const at::Tensor* ref_sm, const Sink& sink,
                           at::Tensor* field_stats, at::Tensor* stats_sm, bool cut_graph) const {
-  if (plan_) {
-    compute_spectral(f, norm, ref_mean, ref_std, sink, field_stats);
+  if (spectral_.plan) {
+    compute_spectral(spectral_, f.xhat.unsqueeze(1), f.wt, norm, ref_mean, ref_std, sink, field_stats);
   } else {
     compute_spatial(f, norm, ref_mean, ref_std, sink, field_stats, cut_graph);
   }
-  compute_scaling(f, norm, ref_sm, sink, stats_sm);
+  compute_scaling(f.lowpass, f.lowpass, norm, ref_sm, sink, stats_sm);
 }
 
-void WphOperator::compute_spectral(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
+void WphOperator::compute_spectral(const SpectralTables& tables, const at::Tensor& xhat,
+                                   const at::Tensor& wt, WphNorm norm, const at::Tensor* ref_mean,
                                    const at::Tensor* ref_std, const Sink& sink,
                                    at::Tensor* field_stats) const {
   // Temporaries are capped well below the budget: larger kernels gain nothing, memory is the limit.
@@ -500,7 +525,7 @@ void WphOperator::compute_spectral(const Fields& f, WphNorm norm, const at::Tens
                               : norm == WphNorm::None ? detail::DcMode::Own
                                                       : detail::DcMode::OwnConstant;
   const detail::SpectralResult r =
-      detail::spectral_wph(f.xhat, f.wt, plan_, mode, ref_mean ? *ref_mean : at::Tensor(), work);
+      detail::spectral_wph(xhat, wt, tables.plan, mode, ref_mean ? *ref_mean : at::Tensor(), work);
   // Deviations divide the covariances (the reference's, or the field's own held constant).
   at::Tensor scale;
   if (ref_std) {
@@ -511,8 +536,8 @@ void WphOperator::compute_spectral(const Fields& f, WphNorm norm, const at::Tens
     if (field_stats) *field_stats = at::stack({r.mean, scale}, -1);
   }
   at::Tensor values = r.values;
-  if (scale.defined()) values = values / (scale.index_select(1, plan_fa_) * scale.index_select(1, plan_fb_));
-  sink(values, plan_rows_);
+  if (scale.defined()) values = values / (scale.index_select(1, tables.fa) * scale.index_select(1, tables.fb));
+  sink(values, tables.rows);
 }
 
 void WphOperator::compute_spatial(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
@@ -572,12 +597,12 @@ void WphOperator::compute_spatial(const Fields& f, WphNorm norm, const at::Tenso
 
 }
 
-void WphOperator::compute_scaling(const Fields& f, WphNorm norm, const at::Tensor* ref_sm,
-                                  const Sink& sink, at::Tensor* stats_sm) const {
+void WphOperator::compute_scaling(const at::Tensor& low_a, const at::Tensor& low_b, WphNorm norm,
+                                  const at::Tensor* ref_sm, const Sink& sink, at::Tensor* stats_sm) const {
   // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region;
   // each side is |low| or low (p = 0 or 1), side b conjugated for pseudo moments.
-  const at::Tensor sides = at::cat({f.lowpass.abs().to(f.lowpass.scalar_type()), f.lowpass}, 1);
-  at::Tensor a = sides.index_select(1, sm_a_), b = sides.index_select(1, sm_b_);  // (B, n_sm, h, w)
+  auto sides = [](const at::Tensor& low) { return at::cat({low.abs().to(low.scalar_type()), low}, 1); };
+  at::Tensor a = sides(low_a).index_select(1, sm_a_), b = sides(low_b).index_select(1, sm_b_);  // (B, n_sm, h, w)
   b = at::where(sm_pseudo_, b.conj(), b);
   auto ref = [&](int side, int what) {  // reference statistics (B0, n_sm, 1, 1)
     return ref_sm ? ref_sm->select(2, side).select(2, what).unsqueeze(-1).unsqueeze(-1) : at::Tensor();
@@ -650,6 +675,33 @@ Coefficients WphOperator::forward(const at::Tensor& x) const {
   return out;
 }
 
+Coefficients WphOperator::forward_cross(const at::Tensor& x, const at::Tensor& y) const {
+  if (!cross_.plan)
+    throw ValueError("WPH: cross statistics are implemented for periodic maps only (boundary Periodic)");
+  if (options_.norm == WphNorm::Auto && has_reference())
+    throw ValueError("WPH: cross statistics normalise each map by its own statistics; call "
+                     "clear_reference() before forward_cross()");
+  const at::Tensor xc = prepare(x), yc = prepare(y);
+  if (xc.size(0) != yc.size(0))
+    throw ShapeError("WPH: cross statistics need as many maps on each side, got " +
+                     std::to_string(xc.size(0)) + " and " + std::to_string(yc.size(0)));
+  const int64_t B = xc.size(0), step = std::max<int64_t>(1, batch_slice(B) / 2);
+  std::vector<at::Tensor> slices;
+  for (int64_t b0 = 0; b0 < B; b0 += step) {
+    const int64_t n = std::min(step, B - b0);
+    const Fields fx = transform(xc.narrow(0, b0, n)), fy = transform(yc.narrow(0, b0, n));
+    std::vector<at::Tensor> values;  // chunks arrive in a fixed order: row_order_ sorts them
+    const Sink sink = [&](const at::Tensor& v, const at::Tensor&) { values.push_back(v); };
+    compute_spectral(cross_, at::stack({fx.xhat, fy.xhat}, 1), at::cat({fx.wt, fy.wt}, 1),
+                     options_.norm, nullptr, nullptr, sink, nullptr);
+    compute_scaling(fx.lowpass, fy.lowpass, options_.norm, nullptr, sink, nullptr);
+    slices.push_back(at::cat(values, 1).index_select(1, row_order_));
+  }
+  Coefficients out = labels_;
+  out.values = slices.size() == 1 ? slices[0] : at::cat(slices, 0);
+  return out;
+}
+
 at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& target,
                                       const at::Tensor& weights, at::Tensor* grad) const {
   const at::Tensor leaf = x.detach().requires_grad_(grad != nullptr);
@@ -668,7 +720,7 @@ at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& tar
       if (w.defined()) d = d * w.index_select(-1, rows);
       return d.sum();
     };
-    if (!g || plan_ || shifted_chunks(xs.size(0)) <= 1) {  // the spectral path chunks internally
+    if (!g || spectral_.plan || shifted_chunks(xs.size(0)) <= 1) {  // the spectral path chunks internally
       // Everything fits in one chunk: one graph, one backward pass (fewer, larger kernels).
       at::Tensor slice_loss = at::zeros({}, total.options());
       compute(f, options_.norm, rm, rs, rsm,

@@ -60,6 +60,13 @@ class WphOperator {
   /// Complex values. Differentiable with respect to x.
   Coefficients forward(const at::Tensor& x /* (B, H, W) or (H, W), real or complex */) const;
 
+  /// Cross-WPH (pywph's cross=True): every moment with its first field [x*psi1]^p1 from x and its
+  /// second field [y*psi2]^p2 from y, scaling moments alike; forward_cross(x, x) == forward(x).
+  /// Periodic maps; norm Auto divides each field by its own map's deviation (held constant), as
+  /// pywph's first call does. Differentiable with respect to x and y.
+  Coefficients forward_cross(const at::Tensor& x /* (B, H, W) or (H, W) */,
+                             const at::Tensor& y /* like x */) const;
+
   /// The loss sum_k w_k |phi_k(x) - target_k|^2 (summed over the batch) and, if `grad` is given,
   /// its gradient with respect to x, computed chunk by chunk so that memory stays at the wavelet
   /// transform plus one chunk (forward() + backward() keeps every chunk's graph alive).
@@ -94,7 +101,13 @@ class WphOperator {
     int64_t row;
   };
   struct Fields;
-  void build_spectral_plan(const std::map<std::tuple<int, int, int>, int64_t>& field_of);
+  struct SpectralTables {  // periodic maps: covariances in Fourier space (src/detail/wph_spectral.hpp)
+    std::shared_ptr<const detail::SpectralPlan> plan;
+    at::Tensor rows;    // (n_m) int64: output row of each moment, in the plan's order
+    at::Tensor fa, fb;  // (n_m) int64: fields of each moment (for their deviations)
+  };
+  SpectralTables build_spectral_plan(const std::map<std::tuple<int, int, int>, int64_t>& field_of,
+                                     bool cross) const;
   /// Covariances computed the same way (only tau = 0: a Gram matrix; or with shifts: products of
   /// Fourier transforms), with their index tables on the device so forward() copies nothing.
   struct Group {
@@ -119,13 +132,15 @@ class WphOperator {
   void compute(const Fields& f, WphNorm norm, const at::Tensor* ref_mean, const at::Tensor* ref_std,
                const at::Tensor* ref_sm, const Sink& sink, at::Tensor* field_stats,
                at::Tensor* stats_sm, bool cut_graph = false) const;
-  void compute_spectral(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
-                        const at::Tensor* ref_std, const Sink& sink, at::Tensor* field_stats) const;
+  void compute_spectral(const SpectralTables& tables, const at::Tensor& xhat /* (B, maps, H, W) */,
+                        const at::Tensor& wt /* (B, maps * n_psi, H, W) */, WphNorm norm,
+                        const at::Tensor* ref_mean, const at::Tensor* ref_std, const Sink& sink,
+                        at::Tensor* field_stats) const;
   void compute_spatial(const Fields& f, WphNorm norm, const at::Tensor* ref_mean,
                        const at::Tensor* ref_std, const Sink& sink, at::Tensor* field_stats,
                        bool cut_graph) const;
-  void compute_scaling(const Fields& f, WphNorm norm, const at::Tensor* ref_sm, const Sink& sink,
-                       at::Tensor* stats_sm) const;
+  void compute_scaling(const at::Tensor& low_a, const at::Tensor& low_b, WphNorm norm,
+                       const at::Tensor* ref_sm, const Sink& sink, at::Tensor* stats_sm) const;
   int64_t budget() const;                       // memory_bytes, or the automatic budget
   int64_t batch_slice(int64_t batch) const;     // maps per slice, from the budget
   int64_t shifted_chunks(int64_t batch) const;  // chunks of shifted covariances for `batch` maps
@@ -149,10 +164,8 @@ class WphOperator {
   at::Tensor sm_rows_;    // (n_sm) int64: output rows of the scaling moments
   at::Tensor sm_a_, sm_b_;  // (n_sm) int64: each side of a scaling moment in [|low|, low] (2 n_phi)
   at::Tensor sm_pseudo_;    // (1, n_sm, 1, 1) bool: side b conjugated
-  // Periodic maps: covariances in Fourier space (src/detail/wph_spectral.hpp).
-  std::shared_ptr<const detail::SpectralPlan> plan_;
-  at::Tensor plan_rows_;           // (n_m) int64: output row of each moment, in the plan's order
-  at::Tensor plan_fa_, plan_fb_;   // (n_m) int64: fields of each moment (for their deviations)
+  SpectralTables spectral_;  // one map (periodic only)
+  SpectralTables cross_;     // side a from one map, side b from another (periodic only)
   std::vector<Scaling> scalings_;
   Coefficients labels_;
   at::Tensor ref_field_mean_;  // (B0, n_fields) complex: reference means of the fields

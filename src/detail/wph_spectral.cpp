@@ -38,7 +38,9 @@ at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, cons
   const int64_t n_plain = plan.n_plain(), B = xhat.size(0);
   std::vector<at::Tensor> parts;
   const int64_t plain_end = std::min(s0 + c, n_plain);
-  if (s0 < plain_end) parts.push_back(xhat.unsqueeze(1) * plan.psi_plain.narrow(0, s0, plain_end - s0));
+  if (s0 < plain_end)
+    parts.push_back(xhat.index_select(1, plan.plain_map.narrow(0, s0, plain_end - s0)) *
+                    plan.psi_plain.narrow(0, s0, plain_end - s0));
   const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
   if (nl1 > nl0) {
     const at::Tensor idx = plan.nl_index.narrow(0, nl0, nl1 - nl0);
@@ -51,7 +53,8 @@ at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, cons
 
 /// The slots of group g whose source lies in [s0, s0 + c), plain or conjugated: (slots, sources - s0).
 std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, int64_t c, bool conj,
-                                           const c10::Device& device) {
+                                           const c10::Device& device, int64_t n_sources) {
+  if (s0 == 0 && c == n_sources) return {g.all_slots[conj], g.all_sources[conj]};  // no copy to the device
   std::vector<int64_t> slots, local;
   for (std::size_t k = 0; k < g.slot_source.size(); ++k)
     if (static_cast<bool>(g.slot_conj[k]) == conj && g.slot_source[k] >= s0 && g.slot_source[k] < s0 + c)
@@ -85,7 +88,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     const auto dev = xhat.device();
     const auto real = c10::toRealValueType(xhat.scalar_type());
     at::Tensor mean = at::empty({B, p.n_fields()}, xhat.options());
-    at::Tensor power = at::empty({B, p.n_fields()}, xhat.options().dtype(real));
+    at::Tensor power = at::zeros({B, p.n_fields()}, xhat.options().dtype(real));
     std::vector<at::Tensor> boxes;
     for (const SpectralGroup& g : p.groups)
       boxes.push_back(at::empty({B, g.fields.numel(), g.bh * g.bw}, xhat.options()));
@@ -101,11 +104,12 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         dc.sub_(ref_mean.narrow(1, s0, c) * n_pix);
       else
         dc.zero_();
-      power.narrow(1, s0, c).copy_(spec.abs().square().sum(-1) / (n_pix * n_pix));
+      if (mode == static_cast<int64_t>(DcMode::OwnConstant))  // only norm Auto uses deviations
+        power.narrow(1, s0, c).copy_(spec.abs().square().sum(-1) / (n_pix * n_pix));
       for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
         const SpectralGroup& g = p.groups[gi];
         for (bool conj : {false, true}) {
-          const auto [slots, local] = slots_in(g, s0, c, conj, dev);
+          const auto [slots, local] = slots_in(g, s0, c, conj, dev, n_src);
           if (!slots.defined()) continue;
           at::Tensor sel = spec.index_select(1, local);
           if (conj) {
@@ -137,6 +141,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     ctx->saved_data["plan"] = at::IValue::make_capsule(holder);
     ctx->saved_data["mode"] = mode;
     ctx->saved_data["budget"] = budget;
+    ctx->saved_data["maps"] = xhat.size(1);
     ctx->mark_non_differentiable({mean, power});
     return {at::cat(out, 1), mean, power};
   }
@@ -178,7 +183,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
 
     // Back to the sources, chunk by chunk: full-grid spectrum gradients, then x^ (plain fields)
     // or, through the adjoint of the FFT (N ifft2) and [z]^p, the wavelet transform.
-    at::Tensor gxhat = at::zeros({B, H, W}, wt.options());
+    at::Tensor gxhat = at::zeros({B, ctx->saved_data["maps"].toInt(), H, W}, wt.options());
     at::Tensor gwt = at::zeros_like(wt);
     const int64_t n_src = p.n_sources(), n_plain = p.n_plain();
     const int64_t chunk = items_per_chunk(10 * B * HW * item, budget, n_src);
@@ -188,7 +193,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
         const SpectralGroup& g = p.groups[gi];
         for (bool conj : {false, true}) {
-          const auto [slots, local] = slots_in(g, s0, c, conj, dev);
+          const auto [slots, local] = slots_in(g, s0, c, conj, dev, n_src);
           if (!slots.defined()) continue;
           at::Tensor t = gboxes[gi].index_select(1, slots);
           if (conj) t = t.conj();
@@ -206,7 +211,8 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       const at::Tensor g4 = gfull.view({B, c, H, W});
       const int64_t plain_end = std::min(s0 + c, n_plain);
       if (s0 < plain_end)
-        gxhat.add_((g4.narrow(1, 0, plain_end - s0) * p.psi_plain.narrow(0, s0, plain_end - s0)).sum(1));
+        gxhat.index_add_(1, p.plain_map.narrow(0, s0, plain_end - s0),
+                         g4.narrow(1, 0, plain_end - s0) * p.psi_plain.narrow(0, s0, plain_end - s0));
       const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
       if (nl1 > nl0) {
         const at::Tensor idx = p.nl_index.narrow(0, nl0, nl1 - nl0);

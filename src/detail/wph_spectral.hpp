@@ -29,6 +29,8 @@ struct SpectralGroup {
   at::Tensor fields;       // (F_g) int64: the fields (global indices) whose boxes the group keeps
   std::vector<int64_t> slot_source;  // per slot: source field (0 .. n_sources-1)
   std::vector<uint8_t> slot_conj;    // per slot: conjugated (pseudo moments)
+  // Slots (and their sources) of the plain and the conjugated uses, for one chunk of all sources.
+  at::Tensor all_slots[2], all_sources[2];
   at::Tensor fa, fb;       // (n_cov) int64: slot of each side
   at::Tensor m_lin;        // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
   std::vector<int64_t> first_moment;  // per covariance: offset of its moments (n_cov + 1)
@@ -40,7 +42,8 @@ struct SpectralPlan {
   int64_t n_ty = 0, n_tx = 0;
   // Source fields: plain wavelet fields x * psi (spectrum x^ psi^), then [x * psi]^p, p != 1.
   at::Tensor psi_plain;    // (n_plain, H, W) real: Fourier filters of the plain fields
-  at::Tensor nl_index;     // (n_nl) int64: wavelet of each nonlinear field
+  at::Tensor plain_map;    // (n_plain) int64: which map's transform each plain field filters
+  at::Tensor nl_index;     // (n_nl) int64: wavelet of each nonlinear field (map * n_psi + wavelet)
   at::Tensor nl_p;         // (n_nl) real: its exponent p
   // Fields = sources, then conjugated copies conj(F(-x)) of some sources (pseudo moments).
   at::Tensor conj_source;  // (n_conj) int64
@@ -61,12 +64,12 @@ enum class DcMode {
 struct SpectralResult {
   at::Tensor values;  // (B, n_moments) complex, in group order
   at::Tensor mean;    // (B, n_fields) complex: each field's own mean (not differentiable)
-  at::Tensor power;   // (B, n_fields) real: mean |F - m|^2 after the mean removal (not differentiable)
+  at::Tensor power;   // (B, n_fields) real: mean |F - m|^2 (not differentiable; OwnConstant only, else 0)
 };
 
 /// Every moment of every group. Temporaries are chunked to fit in `budget` bytes.
-SpectralResult spectral_wph(const at::Tensor& xhat /* (B, H, W) complex */,
-                            const at::Tensor& wt /* (B, n_psi, H, W) complex */,
+SpectralResult spectral_wph(const at::Tensor& xhat /* (B, n_maps, H, W) complex */,
+                            const at::Tensor& wt /* (B, n_maps * n_psi, H, W) complex */,
                             const std::shared_ptr<const SpectralPlan>& plan, DcMode mode,
                             const at::Tensor& ref_mean /* (B0, n_fields) complex, Reference only */,
                             int64_t budget);

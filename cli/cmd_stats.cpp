@@ -64,6 +64,7 @@ struct StatsCliOptions {
   std::string output;
   std::string json;
   std::vector<std::string> compare; ///< two inputs: maps or coefficient FITS files
+  std::string cross;                ///< wph: a second map; cross-WPH of (input, cross)
   int width = 1200, height = 400;   ///< --compare plot size in pixels
 };
 
@@ -144,18 +145,21 @@ std::string norm_name(const StatsCliOptions &o) {
   return automatic ? "auto" : "none";
 }
 
+WphOptions wph_options(const StatsCliOptions &o, const at::Tensor &x) {
+  WphOptions w{.J = o.J, .L = o.L, .dn = o.dn};
+  w.complex_data = x.is_complex();
+  w.norm = norm_name(o) == "auto" ? WphNorm::Auto : WphNorm::None;
+  w.boundary = o.boundary == StatsBoundary::Periodic ? WphBoundary::Periodic : WphBoundary::NonPeriodic;
+  return w;
+}
+
 /// Dispatch: computes statistic `o.kind` of x (B, H, W) on `ctx`. One case per kind.
 Coefficients compute_statistics(const StatsCliOptions &o, const at::Tensor &x, const Context &ctx) {
   const bool periodic = o.boundary == StatsBoundary::Periodic;
   const bool automatic = norm_name(o) == "auto";
   switch (o.kind) {
-  case StatKind::Wph: {
-    WphOptions w{.J = o.J, .L = o.L, .dn = o.dn};
-    w.complex_data = x.is_complex();
-    w.norm = automatic ? WphNorm::Auto : WphNorm::None;
-    w.boundary = periodic ? WphBoundary::Periodic : WphBoundary::NonPeriodic;
-    return WphOperator(w, x.size(-2), x.size(-1), ctx).forward(x);
-  }
+  case StatKind::Wph:
+    return WphOperator(wph_options(o, x), x.size(-2), x.size(-1), ctx).forward(x);
   case StatKind::Wst: {
     WstOptions w{.J = o.J, .L = o.L};
     w.boundary = periodic ? WstBoundary::Periodic : WstBoundary::Reflect;
@@ -341,7 +345,18 @@ void run_stats(StatsCliOptions o, const Globals &globals) {
   Coefficients c;
   {
     c10::AutoGradMode no_grad(false);
-    c = compute_statistics(o, x, ctx);
+    if (o.cross.empty()) {
+      c = compute_statistics(o, x, ctx);
+    } else {  // cross-WPH: first fields from the map, second fields from --cross
+      const Image other = read_image(o.cross, {.non_finite = o.non_finite});
+      const at::Tensor y = ctx.to(prepare_map(other, o));
+      if (y.sizes() != x.sizes())
+        throw ShapeError("--cross: '" + o.cross + "' holds " + shape_text(y) + " but '" + o.input +
+                         "' holds " + shape_text(x) + "; cross statistics need the same shape");
+      WphOptions w = wph_options(o, x);
+      w.complex_data = x.is_complex() || y.is_complex();
+      c = WphOperator(w, x.size(-2), x.size(-1), ctx).forward_cross(x, y);
+    }
   }
   c.values = c.values.detach().to(at::kCPU);
   const double elapsed = seconds_since(t0);
@@ -349,7 +364,9 @@ void run_stats(StatsCliOptions o, const Globals &globals) {
   FitsHeader header = image.header;
   add_keywords(header, o, ctx, x.size(0));
   header.add_history("demix " + build_info().demix + " stats --kind " + kind_name(o.kind) + " " +
-                     o.input);
+                     o.input + (o.cross.empty() ? "" : " --cross " + o.cross));
+  if (!o.cross.empty())
+    header.set("CROSS", std::string_view(o.cross), "second map of the cross statistics");
   const std::string json = o.json.empty() ? std::string() : coefficients_json(c, o, ctx, o.input);
   if (!o.json.empty())
     require_writable_folder(o.json); // no FITS table without its JSON
@@ -597,6 +614,9 @@ void add_stats_command(CLI::App &app, const Globals &globals) {
   cmd->add_flag("--standardize", o->standardize,
                 "Analyse (map - mean) / std, per map (after --log)");
   cmd->add_option("--json", o->json, "Also write the coefficients as JSON");
+  cmd->add_option("--cross", o->cross,
+                  "wph: a second map of the same shape; computes cross-WPH (first field of each "
+                  "moment from the map, second from this one; periodic maps)");
   cmd->add_option("--compare", o->compare,
                   "Compare two maps (statistics computed with the options above) or two "
                   "coefficient files written by 'demix stats': per-class relative differences, "
@@ -617,6 +637,8 @@ void add_stats_command(CLI::App &app, const Globals &globals) {
       throw CLI::ValidationError("-J/-L", "do not apply to --kind ps");
     if (o->kind != StatKind::Wph && cmd->count("--dn"))
       throw CLI::ValidationError("--dn", "applies to --kind wph only");
+    if (o->kind != StatKind::Wph && cmd->count("--cross"))
+      throw CLI::ValidationError("--cross", "applies to --kind wph only");
     run(*o, globals, *cmd);
   });
 }

@@ -312,6 +312,29 @@ class CliTest(unittest.TestCase):
             self.assertEqual(h["COEFFS"].data["REAL"].shape, (1 + 2 * 8 + 64, 2))
             self.assertEqual(h["COEFFS"].header["NMAPS"], 2)
 
+    def test_stats_cross_wph(self):
+        from astropy.io import fits
+        a, b = self.small_map("a.npy", seed=5), self.small_map("b.npy", seed=6)
+        tables = {}
+        for name, extra in (("auto", []), ("self", ["--cross", a]), ("ab", ["--cross", b])):
+            o = self.path(name + ".fits")
+            rc, _, err = run("stats", "--kind", "wph", "-J", "3", a, "-o", o, *extra)
+            self.assertEqual(rc, 0, err)
+            with fits.open(o) as h:
+                tables[name] = np.array(h["COEFFS"].data["REAL"]) + 1j * np.array(h["COEFFS"].data["IMAG"])
+                if extra:
+                    self.assertEqual(h[0].header["CROSS"], extra[1])
+        # cross-WPH of a map with itself is its WPH (float32: rounding of a few ulps of the largest).
+        scale = np.abs(tables["auto"]).max()
+        np.testing.assert_allclose(tables["self"], tables["auto"], rtol=0, atol=1e-5 * scale)
+        self.assertGreater(np.abs(tables["ab"] - tables["auto"]).max(), 1e-2 * scale)
+        out = self.path("x.fits")
+        np.save(self.path("small.npy"), np.ones((32, 32)))
+        self.assertFails(["stats", "-J", "3", a, "--cross", self.path("small.npy"), "-o", out], 1,
+                         "--cross", "same shape", output=out)
+        self.assertFails(["stats", "--kind", "wst", a, "--cross", b, "-o", out], 2, "--cross",
+                         output=out)
+
     def test_stats_usage_and_runtime_errors(self):
         m = self.small_map()
         out, js = self.path("o.fits"), self.path("o.json")

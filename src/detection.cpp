@@ -92,7 +92,7 @@ std::vector<Detections> PeakDetector::detect(const at::Tensor& images,
     if (H > 2 * e && W > 2 * e) inner.narrow(0, e, H - 2 * e).narrow(1, e, W - 2 * e).fill_(true);
     candidate = candidate & inner;
   }
-  const at::Tensor where = candidate.nonzero().cpu();  // (C, 3): image, row, column
+  const at::Tensor where = candidate.nonzero().cpu().contiguous();  // (C, 3): image, row, column
   const at::Tensor flat = (where.select(1, 0) * H + where.select(1, 1)) * W + where.select(1, 2);
   const auto gather = [&](const at::Tensor& map) {
     return map.reshape({-1}).index_select(0, flat.to(map.device())).to(at::kCPU, at::kDouble);

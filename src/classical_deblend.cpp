@@ -1,4 +1,5 @@
 #include <demix/classical_deblend.hpp>
+#include <demix/detection.hpp>
 #include <demix/errors.hpp>
 
 #include <ATen/ATen.h>
@@ -28,16 +29,22 @@ at::Tensor ClassicalResult::stamps(int64_t stamp_size) const {
 }
 
 ClassicalDeblender::ClassicalDeblender(const ClassicalDeblendOptions& o, const Context& context)
-    : options_(o), tensor_options_(context.options()) {
+    : options_(o), tensor_options_(context.options()),
+      footprint_({.smoothing_sigma = o.footprint_smoothing > 0 ? o.footprint_smoothing : 1.0},
+                 context) {
   if (!(o.ridge >= 0))
     throw ValueError("ClassicalDeblendOptions.ridge must be >= 0, got " + std::to_string(o.ridge));
+  if (!(o.footprint_smoothing > 0))
+    throw ValueError("ClassicalDeblendOptions.footprint_smoothing must be > 0, got " +
+                     std::to_string(o.footprint_smoothing));
   if (o.max_blends_per_batch < 1)
     throw ValueError("ClassicalDeblendOptions.max_blends_per_batch must be >= 1, got " +
                      std::to_string(o.max_blends_per_batch));
 }
 
 ClassicalResult ClassicalDeblender::deblend(const at::Tensor& images,
-                                            const BlendGalaxies& galaxies) const {
+                                            const BlendGalaxies& galaxies,
+                                            const at::Tensor& noise_sigmas) const {
   if (images.dim() != 4)
     throw ShapeError("classical deblend: images must be (N, B, H, W), got " + sizes_text(images));
   if (!at::isFloatingType(images.scalar_type()))
@@ -49,12 +56,16 @@ ClassicalResult ClassicalDeblender::deblend(const at::Tensor& images,
     throw ShapeError("classical deblend: the galaxy list is for " +
                      std::to_string(galaxies.num_blends) + " blends, the images hold " +
                      std::to_string(N));
-  if (N <= chunk) return deblend_chunk(images, galaxies);
+  if (noise_sigmas.defined() && (noise_sigmas.dim() != 1 || noise_sigmas.size(0) != images.size(1)))
+    throw ShapeError("classical deblend: noise sigmas must be (" + std::to_string(images.size(1)) +
+                     "), got " + sizes_text(noise_sigmas));
+  if (N <= chunk) return deblend_chunk(images, galaxies, noise_sigmas);
   std::vector<at::Tensor> children, templates, amplitudes;
   for (int64_t start = 0; start < N; start += chunk) {
     const int64_t n = std::min(chunk, N - start);
     const ClassicalResult r = deblend_chunk(
-        images.narrow(0, start, n), galaxies.select_blends(at::arange(start, start + n, at::kLong)));
+        images.narrow(0, start, n), galaxies.select_blends(at::arange(start, start + n, at::kLong)),
+        noise_sigmas);
     children.push_back(r.children), templates.push_back(r.templates);
     amplitudes.push_back(r.amplitudes);
   }
@@ -66,7 +77,8 @@ ClassicalResult ClassicalDeblender::deblend(const at::Tensor& images,
 }
 
 ClassicalResult ClassicalDeblender::deblend_chunk(const at::Tensor& images,
-                                                  const BlendGalaxies& galaxies) const {
+                                                  const BlendGalaxies& galaxies,
+                                                  const at::Tensor& noise_sigmas) const {
   const auto opt = tensor_options_;
   const auto dev = opt.device();
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
@@ -100,6 +112,14 @@ ClassicalResult ClassicalDeblender::deblend_chunk(const at::Tensor& images,
                                   .view({C, M, HW});
   const at::Tensor direct = src.view({C, N, HW}).index_select(1, blend);  // (C, M, HW)
   at::Tensor templates = at::minimum(direct, mirrored).clamp_min(0);     // (C, M, HW)
+  if (noise_sigmas.defined()) {
+    // Footprint: both the pixel and its mirror above the significance threshold.
+    const at::Tensor in = (footprint_.significance(images, noise_sigmas) > options_.footprint_threshold)
+                              .to(opt.dtype()).reshape({1, N * HW});  // (1, N H W)
+    const at::Tensor both = in.view({N, HW}).index_select(0, blend) *
+                            at::cat({in, at::zeros({1, 1}, opt)}, 1).index_select(1, mirror).view({M, HW});
+    templates = templates * both.unsqueeze(0);
+  }
   if (C != B) templates = templates.expand({B, M, HW});
 
   // 2. Amplitudes: per blend and band, least squares of the image on its galaxies' templates,

@@ -8,8 +8,8 @@
 //                    the input's keywords plus DEBLEND, GALID, GALX, GALY, STAMPX0, STAMPY0
 //   residual.fits    (B, H, W) the blend minus all models
 //   catalogue.csv    id, x, y, flux_<band>..., e1, e2, converged
-// Noise per band, in this order: --sigma, the keywords SIGMA1..SIGMAn of the blend, the survey
-// table.
+// Noise per band, in this order: --sigma or --noise-from-image (estimate_noise_sigmas), the
+// keywords SIGMA1..SIGMAn of the blend, the survey table.
 
 #include "common.hpp"
 
@@ -51,6 +51,7 @@ struct DeblendCliOptions {
   DeblendMethod method = DeblendMethod::Madness;
   std::string model;
   std::vector<double> sigma;
+  bool noise_from_image = false;
   bool full_frame = false;
   int64_t stamp = 45;  ///< classical only: stamp side of galaxy_<k>.fits
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
@@ -112,7 +113,8 @@ at::Tensor read_positions_csv(const std::string& path) {
   return at::tensor(xy, at::kDouble).view({-1, 2});
 }
 
-/// Per-band noise: --sigma, else SIGMA1..SIGMAn keywords, else the survey table.
+/// Per-band noise: --sigma or --noise-from-image, else SIGMA1..SIGMAn keywords, else the survey
+/// table.
 at::Tensor noise_sigmas(const DeblendCliOptions& o, const Image& image, int64_t bands,
                         std::string* source) {
   if (!o.sigma.empty()) {
@@ -124,6 +126,10 @@ at::Tensor noise_sigmas(const DeblendCliOptions& o, const Image& image, int64_t 
         throw ValueError("--sigma values must be > 0, got " + std::to_string(s));
     *source = "--sigma";
     return at::tensor(o.sigma, at::kDouble);
+  }
+  if (o.noise_from_image) {
+    *source = "the image's clipped pixel scatter";
+    return estimate_noise_sigmas(image.data.dim() == 2 ? image.data.unsqueeze(0) : image.data);
   }
   std::vector<double> s;
   for (int64_t b = 1; b <= bands; ++b) {
@@ -197,7 +203,7 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
   at::Tensor sigmas;
   // Classical without --detect works without noise levels (then without a footprint).
   const bool need_sigmas = o.method == DeblendMethod::Madness || o.detect;
-  if (need_sigmas || !o.sigma.empty() || image.header.contains("SIGMA1"))
+  if (need_sigmas || !o.sigma.empty() || o.noise_from_image || image.header.contains("SIGMA1"))
     sigmas = noise_sigmas(o, image, B, &sigma_source);
 
   at::Tensor xy;  // (G, 2)
@@ -209,6 +215,11 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
   } else {
     xy = read_positions_csv(o.catalog);
     if (talk) std::cerr << "deblend: " << xy.size(0) << " galaxies from " << o.catalog << "\n";
+  }
+  if (talk && sigmas.defined() && !o.detect) {
+    std::cerr << "deblend: noise from " << sigma_source << ":";
+    for (int64_t b = 0; b < B; ++b) std::cerr << " " << number(sigmas[b].item<double>());
+    std::cerr << "\n";
   }
   const int64_t G = xy.size(0);
   for (int64_t i = 0; i < G; ++i) {
@@ -237,7 +248,7 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
                 number(r.loss[0].item<double>()) + ", " +
                 (r.converged[0].item<bool>() ? "converged" : "not converged");
       if (o.full_frame)
-        frames = StampPlacer(galaxies, H, W, S, at::kCPU).render_each(stamps);
+        frames = StampPlacer(galaxies, B, H, W, S, at::kCPU).render_each(stamps);
     } else {
       const ClassicalResult r =
           ClassicalDeblender({.symmetry = o.symmetry, .sharing = o.sharing}, ctx)
@@ -250,7 +261,7 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
       summary = "classical (symmetric templates; the children add up to the blend)";
     }
   }
-  const at::Tensor models = frames.defined() ? frames.sum(0) : StampPlacer(galaxies, H, W, S, at::kCPU).render(stamps)[0];
+  const at::Tensor models = frames.defined() ? frames.sum(0) : StampPlacer(galaxies, B, H, W, S, at::kCPU).render(stamps)[0];
   const at::Tensor residual = cube.to(at::kDouble) - (G > 0 ? models.to(at::kDouble) : at::zeros_like(cube, at::kDouble));
   if (talk) std::cerr << "deblend: " << summary << " (" << number(seconds_since(t0)) << " s on " << ctx.describe() << ")\n";
 
@@ -317,8 +328,12 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
       ->transform(CLI::CheckedTransformer(methods, CLI::ignore_case))
       ->default_str("madness");
   cmd->add_option("--model", o->model, "Trained MADNESS model (VAE + flow)");
-  cmd->add_option("--sigma", o->sigma, "Noise per band (e-/pixel); default: SIGMA1..n keywords")
-      ->expected(1, -1);
+  auto* sigma = cmd->add_option("--sigma", o->sigma,
+                                "Noise per band (e-/pixel); default: SIGMA1..n keywords")
+                    ->expected(1, -1);
+  cmd->add_flag("--noise-from-image", o->noise_from_image,
+                "Estimate the noise per band from the blend's pixels (clipped MAD)")
+      ->excludes(sigma);
   cmd->add_flag("--full-frame", o->full_frame,
                 "Write each galaxy as a full (B, H, W) image instead of a stamp");
   cmd->add_option("--stamp", o->stamp, "Classical: stamp side of galaxy_<k>.fits (odd)")

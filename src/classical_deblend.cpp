@@ -23,7 +23,7 @@ std::string sizes_text(const at::Tensor& t) {
 at::Tensor ClassicalResult::stamps(int64_t stamp_size) const {
   const int64_t M = galaxies.size();
   const BlendGalaxies own{galaxies.xy, at::arange(M, at::kLong), M};
-  const StampPlacer placer(own, children.size(2), children.size(3), stamp_size,
+  const StampPlacer placer(own, children.size(1), children.size(2), children.size(3), stamp_size,
                            children.device());
   return placer.extract_each(children);
 }
@@ -132,15 +132,18 @@ ClassicalResult ClassicalDeblender::deblend_chunk(const at::Tensor& images,
     const at::Tensor where_in = blend * G + slot;  // (M) row in the padded (N G) layout
     const at::Tensor padded = at::zeros({B, N * G, HW}, opt).index_copy(1, where_in, templates)
                                   .view({B, N, G, HW});
-    at::Tensor A = at::matmul(padded, padded.transpose(2, 3));  // (B, N, G, G)
-    const at::Tensor rhs = at::matmul(padded, y.view({B, N, HW, 1}));  // (B, N, G, 1)
+    // The G x G systems in float64 whatever the precision: the ridge must stay above rounding
+    // (two galaxies on one pixel have identical templates).
+    at::Tensor A = at::matmul(padded, padded.transpose(2, 3)).to(at::kDouble);  // (B, N, G, G)
+    const at::Tensor rhs = at::matmul(padded, y.view({B, N, HW, 1})).to(at::kDouble);  // (B, N, G, 1)
     const at::Tensor diag = A.diagonal(0, 2, 3);                      // (B, N, G)
-    const at::Tensor mean_diag = diag.sum(-1, true) / counts.to(dev).clamp_min(1).view({1, N, 1});
+    const at::Tensor mean_diag =
+        diag.sum(-1, true) / counts.to(dev, at::kDouble).clamp_min(1).view({1, N, 1});
     // Empty rows (padding, templates that are 0 everywhere) get 1 on the diagonal: amplitude 0.
     const at::Tensor add = at::where(diag > 0, options_.ridge * mean_diag, at::ones_like(diag));
     A = A + at::diag_embed(add);
     const at::Tensor sol = at::linalg_solve(A, rhs).view({B, N * G});
-    w = sol.index_select(1, where_in).clamp_min(0);  // (B, M)
+    w = sol.index_select(1, where_in).clamp_min(0).to(opt.dtype());  // (B, M)
   }
   r.amplitudes = w.t().contiguous();
 

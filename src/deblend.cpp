@@ -72,7 +72,7 @@ struct MadnessDeblender::Problem {
     p.weight = weight.size(1) == 1 ? weight : weight.index_select(1, keep);
     if (mask.defined()) p.mask = mask.index_select(1, keep);
     p.blend = p.galaxies.blend.to(y.device());
-    p.placer.emplace(p.galaxies, H, W, placer->stamp_size(), y.device());
+    p.placer.emplace(p.galaxies, B, H, W, placer->stamp_size(), y.device());
     return p;
   }
 };
@@ -159,7 +159,7 @@ MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor& images,
     p.weight = p.weight * p.mask.sqrt();
   }
   p.blend = galaxies.blend.to(dev);
-  p.placer.emplace(galaxies, p.H, p.W, prior_->stamp_size(), dev);
+  p.placer.emplace(galaxies, nb, p.H, p.W, prior_->stamp_size(), dev);
   return p;
 }
 
@@ -540,7 +540,7 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
     out.stamps.index_copy_(0, ids_t, r.stamps.index_select(0, rows_t));
   }
   const BlendGalaxies whole{xy, at::zeros({G}, at::kLong), 1};
-  const StampPlacer placer(whole, H, W, S, tensor_options_.device());
+  const StampPlacer placer(whole, nb, H, W, S, tensor_options_.device());
   out.residual = image.to(tensor_options_) - placer.render(out.stamps)[0];
   return out;
 }

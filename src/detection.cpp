@@ -137,4 +137,33 @@ std::vector<Detections> PeakDetector::detect(const at::Tensor& images,
   return out;
 }
 
+at::Tensor estimate_noise_sigmas(const at::Tensor& images, double clip, int iterations) {
+  const at::Tensor x4 = images.dim() == 3 ? images.unsqueeze(0) : images;
+  if (x4.dim() != 4 || !at::isFloatingType(x4.scalar_type()))
+    throw ShapeError("noise estimate: images must be real (N, B, H, W) or (B, H, W), got " +
+                     sizes_text(images));
+  if (!(clip > 0) || iterations < 1)
+    throw ValueError("noise estimate: clip must be > 0 and iterations >= 1, got " +
+                     std::to_string(clip) + ", " + std::to_string(iterations));
+  const int64_t B = x4.size(1);
+  const at::Tensor bands = x4.transpose(0, 1).reshape({B, -1}).to(at::kCPU, at::kDouble);
+  std::vector<double> sigma(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    at::Tensor v = bands[b];
+    v = v.masked_select(at::isfinite(v));
+    double s = 0;
+    for (int it = 0; it < iterations && v.numel() > 0; ++it) {
+      const at::Tensor med = v.median();
+      s = 1.4826 * (v - med).abs().median().item<double>();
+      if (!(s > 0)) break;
+      v = v.masked_select((v - med).abs() <= clip * s);
+    }
+    if (!(s > 0))
+      throw ValueError("noise estimate: band " + std::to_string(b) +
+                       " has no pixel scatter (constant or empty); give the noise levels");
+    sigma[static_cast<size_t>(b)] = s;
+  }
+  return at::tensor(sigma, at::kDouble);
+}
+
 }  // namespace demix

@@ -108,97 +108,107 @@ void BlendGalaxies::check(const char* what) const {
     throw ValueError(w + ": galaxies must be sorted by blend (each blend's galaxies contiguous)");
 }
 
-StampPlacer::StampPlacer(const BlendGalaxies& galaxies, int64_t height, int64_t width,
-                         int64_t stamp_size, c10::Device device)
-    : N_(galaxies.num_blends), M_(galaxies.size()), H_(height), W_(width), S_(stamp_size) {
+StampPlacer::StampPlacer(const BlendGalaxies& galaxies, int64_t channels, int64_t height,
+                         int64_t width, int64_t stamp_size, c10::Device device)
+    : N_(galaxies.num_blends), M_(galaxies.size()), C_(channels), H_(height), W_(width),
+      S_(stamp_size) {
   galaxies.check("StampPlacer");
   if (stamp_size < 1 || stamp_size % 2 == 0)
     throw ValueError("stamp size must be odd and positive, got " + std::to_string(stamp_size));
-  if (height < 1 || width < 1)
-    throw ValueError("blend images must be at least 1 x 1 pixel, got " + std::to_string(height) +
-                     " x " + std::to_string(width));
+  if (channels < 1 || height < 1 || width < 1)
+    throw ValueError("blend images must have at least 1 channel of 1 x 1 pixel, got " +
+                     std::to_string(channels) + " x " + std::to_string(height) + " x " +
+                     std::to_string(width));
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
   const at::Tensor pix = galaxies.pixel().to(device);         // (M, 2) px, py
   const at::Tensor offsets = at::arange(S_, lopt) - S_ / 2;  // (S)
   cols_ = pix.select(1, 0).unsqueeze(1) + offsets;           // (M, S)
   rows_ = pix.select(1, 1).unsqueeze(1) + offsets;           // (M, S)
   index_ = indices(galaxies.blend.to(device), N_);
-  own_index_ = indices(at::arange(M_, lopt), M_);
 }
 
 at::Tensor StampPlacer::indices(const at::Tensor& frame_of, int64_t frames) const {
   const at::Tensor rows = rows_.unsqueeze(2), cols = cols_.unsqueeze(1);  // (M, S, 1), (M, 1, S)
   const at::Tensor inside = (rows >= 0) & (rows < H_) & (cols >= 0) & (cols < W_);  // (M, S, S)
-  const at::Tensor linear = frame_of.view({-1, 1, 1}) * (H_ * W_) + rows * W_ + cols;  // (M, S, S)
-  return at::where(inside, linear, at::full_like(linear, frames * H_ * W_)).reshape({-1});
+  const at::Tensor pixel = frame_of.view({-1, 1, 1}) * (H_ * W_) + rows * W_ + cols;  // (M, S, S)
+  const int64_t plane = frames * H_ * W_;  // one channel of all frames
+  const at::Tensor channel = at::arange(C_, pixel.options()).view({C_, 1, 1, 1}) * plane;
+  return at::where(inside.unsqueeze(0), pixel.unsqueeze(0) + channel,
+                   at::full({1, 1, 1, 1}, C_ * plane, pixel.options()))
+      .reshape({-1});
 }
 
-void StampPlacer::check_frames(const at::Tensor& frames, int64_t n, int64_t channel_dim,
+void StampPlacer::check_frames(const at::Tensor& frames, int64_t n, bool channels_first,
                                const char* what) const {
-  const bool ok = frames.dim() == 4 && frames.size(1 - channel_dim) == n && frames.size(2) == H_ &&
-                  frames.size(3) == W_;
+  const int64_t c = channels_first ? 0 : 1;
+  const bool ok = frames.dim() == 4 && frames.size(c) == C_ && frames.size(1 - c) == n &&
+                  frames.size(2) == H_ && frames.size(3) == W_;
   if (!ok)
-    throw ShapeError(std::string("StampPlacer::") + what + ": images must be " +
-                     (channel_dim == 0 ? "(C, " : "(") + std::to_string(n) +
-                     (channel_dim == 0 ? ", " : ", C, ") + std::to_string(H_) + ", " +
-                     std::to_string(W_) + "), got " + sizes_text(frames));
+    throw ShapeError(std::string("StampPlacer::") + what + ": images must be (" +
+                     (channels_first ? std::to_string(C_) + ", " + std::to_string(n)
+                                     : std::to_string(n) + ", " + std::to_string(C_)) +
+                     ", " + std::to_string(H_) + ", " + std::to_string(W_) + "), got " +
+                     sizes_text(frames));
 }
 
-void StampPlacer::check_stamps(const at::Tensor& stamps, int64_t channel_dim,
+void StampPlacer::check_stamps(const at::Tensor& stamps, bool channels_first,
                                const char* what) const {
-  const bool ok = stamps.dim() == 4 && stamps.size(1 - channel_dim) == M_ &&
+  const int64_t c = channels_first ? 0 : 1;
+  const bool ok = stamps.dim() == 4 && stamps.size(c) == C_ && stamps.size(1 - c) == M_ &&
                   stamps.size(2) == S_ && stamps.size(3) == S_;
   if (!ok)
-    throw ShapeError(std::string("StampPlacer::") + what + ": stamps must be " +
-                     (channel_dim == 0 ? "(C, " : "(") + std::to_string(M_) +
-                     (channel_dim == 0 ? ", " : ", C, ") + std::to_string(S_) + ", " +
-                     std::to_string(S_) + "), got " + sizes_text(stamps));
+    throw ShapeError(std::string("StampPlacer::") + what + ": stamps must be (" +
+                     (channels_first ? std::to_string(C_) + ", " + std::to_string(M_)
+                                     : std::to_string(M_) + ", " + std::to_string(C_)) +
+                     ", " + std::to_string(S_) + ", " + std::to_string(S_) + "), got " +
+                     sizes_text(stamps));
+}
+
+at::Tensor StampPlacer::gather(const at::Tensor& frames_cf, const at::Tensor& index) const {
+  // One zero past the last pixel: what out-of-image stamp pixels read.
+  const at::Tensor flat = at::cat({frames_cf.reshape({-1}), at::zeros({1}, frames_cf.options())});
+  return flat.index_select(0, index).view({C_, M_, S_, S_});
+}
+
+at::Tensor StampPlacer::scatter(const at::Tensor& stamps_cf, const at::Tensor& index,
+                                int64_t frames) const {
+  const int64_t size = C_ * frames * H_ * W_;
+  // The extra element collects the out-of-image pixels; it is dropped.
+  const at::Tensor sums =
+      at::zeros({size + 1}, stamps_cf.options()).index_add(0, index, stamps_cf.reshape({-1}));
+  return sums.narrow(0, 0, size).view({C_, frames, H_, W_});
 }
 
 at::Tensor StampPlacer::extract_channels_first(const at::Tensor& frames) const {
-  check_frames(frames, N_, 0, "extract");
-  const int64_t C = frames.size(0);
-  // One zero column past the last frame: what out-of-image stamp pixels read.
-  const at::Tensor flat = at::cat({frames.reshape({C, N_ * H_ * W_}), at::zeros({C, 1}, frames.options())}, 1);
-  return flat.index_select(1, index_).view({C, M_, S_, S_});
-}
-
-at::Tensor StampPlacer::scatter(const at::Tensor& pixels, const at::Tensor& index,
-                                int64_t frames) const {
-  const int64_t C = pixels.size(0);
-  // The extra column collects the out-of-image pixels; it is dropped.
-  const at::Tensor sums =
-      at::zeros({C, frames * H_ * W_ + 1}, pixels.options()).index_add(1, index, pixels);
-  return sums.narrow(1, 0, frames * H_ * W_).view({C, frames, H_, W_});
+  check_frames(frames, N_, true, "extract");
+  return gather(frames, index_);
 }
 
 at::Tensor StampPlacer::render_channels_first(const at::Tensor& stamps) const {
-  check_stamps(stamps, 0, "render");
-  return scatter(stamps.reshape({stamps.size(0), M_ * S_ * S_}), index_, N_);
+  check_stamps(stamps, true, "render");
+  return scatter(stamps, index_, N_);
 }
 
 at::Tensor StampPlacer::extract(const at::Tensor& frames) const {
-  check_frames(frames, N_, 1, "extract");
-  return extract_channels_first(frames.transpose(0, 1)).transpose(0, 1).contiguous();
+  check_frames(frames, N_, false, "extract");
+  return gather(frames.transpose(0, 1), index_).transpose(0, 1).contiguous();
 }
 
 at::Tensor StampPlacer::render(const at::Tensor& stamps) const {
-  check_stamps(stamps, 1, "render");
-  return render_channels_first(stamps.transpose(0, 1)).transpose(0, 1).contiguous();
+  check_stamps(stamps, false, "render");
+  return scatter(stamps.transpose(0, 1), index_, N_).transpose(0, 1).contiguous();
 }
 
 at::Tensor StampPlacer::render_each(const at::Tensor& stamps) const {
-  check_stamps(stamps, 1, "render_each");
-  const at::Tensor pixels = stamps.transpose(0, 1).reshape({stamps.size(1), M_ * S_ * S_});
-  return scatter(pixels, own_index_, M_).transpose(0, 1).contiguous();
+  check_stamps(stamps, false, "render_each");
+  const at::Tensor own = indices(at::arange(M_, cols_.options()), M_);
+  return scatter(stamps.transpose(0, 1), own, M_).transpose(0, 1).contiguous();
 }
 
 at::Tensor StampPlacer::extract_each(const at::Tensor& frames) const {
-  check_frames(frames, M_, 1, "extract_each");
-  const int64_t C = frames.size(1);
-  const at::Tensor cf = frames.transpose(0, 1).reshape({C, M_ * H_ * W_});
-  const at::Tensor flat = at::cat({cf, at::zeros({C, 1}, frames.options())}, 1);
-  return flat.index_select(1, own_index_).view({C, M_, S_, S_}).transpose(0, 1).contiguous();
+  check_frames(frames, M_, false, "extract_each");
+  const at::Tensor own = indices(at::arange(M_, cols_.options()), M_);
+  return gather(frames.transpose(0, 1), own).transpose(0, 1).contiguous();
 }
 
 }  // namespace demix

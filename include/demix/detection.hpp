@@ -59,4 +59,12 @@ class PeakDetector {
   at::Tensor kernel_;  // (2 r + 1) on the device
 };
 
+/// Per-band noise of sky-subtracted images estimated from their pixels, as a background rms: the
+/// median absolute deviation from the median (x 1.4826, the normal's ratio) of each band's pixels,
+/// iterated `iterations` times with the pixels beyond `clip` sigma of the median (the galaxies)
+/// left out. images: (N, B, H, W) or (B, H, W), all images of a band pooled. -> (B) float64 CPU.
+/// ValueError for clip <= 0 or iterations < 1.
+at::Tensor estimate_noise_sigmas(const at::Tensor& images /* (N, B, H, W) or (B, H, W) */,
+                                 double clip = 3.0, int iterations = 5);
+
 }  // namespace demix

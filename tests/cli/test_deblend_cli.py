@@ -136,6 +136,12 @@ class DeblendCliTest(unittest.TestCase):
                          "--sigma", *SIGMA)
         self.assertEqual(rc, 0, err)
         self.assertEqual(len(self.read_catalogue(out2)), 2)
+        out4 = self.path("det4")
+        rc, _, err = run("deblend", self.blend_nosigma, "--detect", "--method", "classical", "-o", out4,
+                         "--noise-from-image")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("clipped pixel scatter", err)
+        self.assertEqual(len(self.read_catalogue(out4)), 2)
         out3 = self.path("det3")
         self.assertFails(["deblend", self.blend_nosigma, "--detect", "--method", "classical", "-o", out3],
                          1, "no noise levels", "--sigma", output=out3)

@@ -45,7 +45,7 @@ at::Tensor random_truth(const ToyGalaxyPrior& prior, int64_t n, uint64_t seed) {
 /// Noiseless blends of the prior's galaxies at their nearest pixels, plus N(0, sigma) noise.
 at::Tensor make_blends(const ToyGalaxyPrior& prior, const demix::BlendGalaxies& g,
                        const at::Tensor& truth, int64_t H, int64_t W, double sigma, uint64_t seed) {
-  const demix::StampPlacer placer(g, H, W, kStamp, at::kCPU);
+  const demix::StampPlacer placer(g, kBands, H, W, kStamp, at::kCPU);
   at::Tensor y = placer.render(prior.decode(truth));
   at::manual_seed(seed);
   if (sigma > 0) y = y + sigma * at::randn_like(y);

@@ -71,7 +71,7 @@ TEST(Stamps, NearestPixelRoundsHalvesUp) {
 
 TEST(Stamps, ExtractAndRenderMatchPixelLoops) {
   const demix::BlendGalaxies g = sample_galaxies();
-  const demix::StampPlacer placer(g, kH, kW, kS, at::kCPU);
+  const demix::StampPlacer placer(g, 2, kH, kW, kS, at::kCPU);
   at::manual_seed(3);
   const at::Tensor frames = at::randn({3, 2, kH, kW}, at::kDouble);
   const at::Tensor stamps = at::randn({5, 2, kS, kS}, at::kDouble);
@@ -84,7 +84,7 @@ TEST(Stamps, ExtractAndRenderMatchPixelLoops) {
 
 TEST(Stamps, RenderIsTheAdjointOfExtract) {
   const demix::BlendGalaxies g = sample_galaxies();
-  const demix::StampPlacer placer(g, kH, kW, kS, at::kCPU);
+  const demix::StampPlacer placer(g, 3, kH, kW, kS, at::kCPU);
   at::manual_seed(4);
   const at::Tensor f = at::randn({3, 3, kH, kW}, at::kDouble);
   const at::Tensor s = at::randn({5, 3, kS, kS}, at::kDouble);
@@ -103,7 +103,7 @@ TEST(Stamps, RenderIsTheAdjointOfExtract) {
 
 TEST(Stamps, ChannelsFirstLayoutGivesTheSameStamps) {
   const demix::BlendGalaxies g = sample_galaxies();
-  const demix::StampPlacer placer(g, kH, kW, kS, at::kCPU);
+  const demix::StampPlacer placer(g, 2, kH, kW, kS, at::kCPU);
   const at::Tensor f = at::randn({3, 2, kH, kW}, at::kDouble);
   EXPECT_TRUE(at::equal(placer.extract_channels_first(f.transpose(0, 1).contiguous()).transpose(0, 1),
                         placer.extract(f)));
@@ -126,9 +126,10 @@ TEST(Stamps, GalaxyListsFromPaddedAndSelections) {
   EXPECT_THROW(bad.check("test"), demix::ValueError);  // not sorted by blend
   bad.blend = at::tensor({0, 0, 2}, at::kLong);
   EXPECT_THROW(bad.check("test"), demix::ValueError);  // blend index out of range
-  EXPECT_THROW(demix::StampPlacer(g, 10, 10, 4, at::kCPU), demix::ValueError);  // even stamp
-  const demix::StampPlacer placer(g, 10, 10, 5, at::kCPU);
+  EXPECT_THROW(demix::StampPlacer(g, 1, 10, 10, 4, at::kCPU), demix::ValueError);  // even stamp
+  const demix::StampPlacer placer(g, 1, 10, 10, 5, at::kCPU);
   EXPECT_THROW(placer.extract(at::zeros({3, 1, 10, 10})), demix::ShapeError);  // 3 blends, not 2
+  EXPECT_THROW(placer.extract(at::zeros({2, 2, 10, 10})), demix::ShapeError);  // 2 channels, not 1
 }
 
 }  // namespace

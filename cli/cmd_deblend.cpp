@@ -45,15 +45,15 @@ enum class DeblendMethod { Madness, Classical };
 
 struct DeblendCliOptions {
   std::string input;
-  std::string catalog;  ///< CSV with columns x and y; empty with --detect
+  std::string catalog; ///< CSV with columns x and y; empty with --detect
   bool detect = false;
-  std::string output;   ///< folder
+  std::string output; ///< folder
   DeblendMethod method = DeblendMethod::Madness;
   std::string model;
   std::vector<double> sigma;
   bool noise_from_image = false;
   bool full_frame = false;
-  int64_t stamp = 45;  ///< classical only: stamp side of galaxy_<k>.fits
+  int64_t stamp = 45; ///< classical only: stamp side of galaxy_<k>.fits
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
   MadnessOptions madness;
   DetectionOptions detection;
@@ -61,25 +61,28 @@ struct DeblendCliOptions {
   FluxSharing sharing = FluxSharing::Fitted;
 };
 
-std::string trim(const std::string& s) {
+std::string trim(const std::string &s) {
   const auto a = s.find_first_not_of(" \t\r\"");
   const auto b = s.find_last_not_of(" \t\r\"");
   return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
 
-std::vector<std::string> split_csv(const std::string& line) {
+std::vector<std::string> split_csv(const std::string &line) {
   std::vector<std::string> out;
   std::stringstream ss(line);
   std::string field;
-  while (std::getline(ss, field, ',')) out.push_back(trim(field));
-  if (!line.empty() && line.back() == ',') out.emplace_back();
+  while (std::getline(ss, field, ','))
+    out.push_back(trim(field));
+  if (!line.empty() && line.back() == ',')
+    out.emplace_back();
   return out;
 }
 
 /// Positions (G, 2) from a CSV file whose header names columns x and y (others ignored).
-at::Tensor read_positions_csv(const std::string& path) {
+at::Tensor read_positions_csv(const std::string &path) {
   std::ifstream in(path);
-  if (!in) throw IoError("cannot read '" + path + "': " + std::strerror(errno));
+  if (!in)
+    throw IoError("cannot read '" + path + "': " + std::strerror(errno));
   std::string line;
   if (!std::getline(in, line))
     throw FormatError("'" + path + "' is empty: expected a header line naming columns x and y");
@@ -87,9 +90,12 @@ at::Tensor read_positions_csv(const std::string& path) {
   int ix = -1, iy = -1;
   for (size_t i = 0; i < header.size(); ++i) {
     std::string h = header[i];
-    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (h == "x") ix = static_cast<int>(i);
-    if (h == "y") iy = static_cast<int>(i);
+    for (char &c : h)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (h == "x")
+      ix = static_cast<int>(i);
+    if (h == "y")
+      iy = static_cast<int>(i);
   }
   if (ix < 0 || iy < 0)
     throw FormatError("'" + path + "': the header line '" + line +
@@ -98,11 +104,12 @@ at::Tensor read_positions_csv(const std::string& path) {
   int number = 1;
   while (std::getline(in, line)) {
     ++number;
-    if (trim(line).empty()) continue;
+    if (trim(line).empty())
+      continue;
     const std::vector<std::string> f = split_csv(line);
     for (const int i : {ix, iy}) {
       const std::string v = i < static_cast<int>(f.size()) ? f[i] : std::string();
-      char* end = nullptr;
+      char *end = nullptr;
       const double d = std::strtod(v.c_str(), &end);
       if (v.empty() || *end != '\0' || !std::isfinite(d))
         throw FormatError("'" + path + "' line " + std::to_string(number) + ": '" + v +
@@ -115,8 +122,8 @@ at::Tensor read_positions_csv(const std::string& path) {
 
 /// Per-band noise: --sigma or --noise-from-image, else SIGMA1..SIGMAn keywords, else the survey
 /// table.
-at::Tensor noise_sigmas(const DeblendCliOptions& o, const Image& image, int64_t bands,
-                        std::string* source) {
+at::Tensor noise_sigmas(const DeblendCliOptions &o, const Image &image, int64_t bands,
+                        std::string *source) {
   if (!o.sigma.empty()) {
     if (static_cast<int64_t>(o.sigma.size()) != bands)
       throw ValueError("--sigma gives " + std::to_string(o.sigma.size()) + " values, the blend '" +
@@ -134,7 +141,8 @@ at::Tensor noise_sigmas(const DeblendCliOptions& o, const Image& image, int64_t 
   std::vector<double> s;
   for (int64_t b = 1; b <= bands; ++b) {
     const auto v = image.header.number("SIGMA" + std::to_string(b));
-    if (!v) break;
+    if (!v)
+      break;
     if (!(*v > 0))
       throw ValueError("'" + o.input + "': keyword SIGMA" + std::to_string(b) + " = " +
                        std::to_string(*v) + " is not a positive noise level");
@@ -149,9 +157,11 @@ at::Tensor noise_sigmas(const DeblendCliOptions& o, const Image& image, int64_t 
 }
 
 std::vector<std::string> band_names(int64_t bands) {
-  if (bands == 6) return {"u", "g", "r", "i", "z", "y"};
+  if (bands == 6)
+    return {"u", "g", "r", "i", "z", "y"};
   std::vector<std::string> n;
-  for (int64_t b = 0; b < bands; ++b) n.push_back("b" + std::to_string(b));
+  for (int64_t b = 0; b < bands; ++b)
+    n.push_back("b" + std::to_string(b));
   return n;
 }
 
@@ -161,10 +171,11 @@ std::string number(double v) {
   return buf;
 }
 
-void make_folder(const std::string& path) {
+void make_folder(const std::string &path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) throw IoError("output '" + path + "' exists and is not a folder");
+    if (!S_ISDIR(st.st_mode))
+      throw IoError("output '" + path + "' exists and is not a folder");
     return;
   }
   if (::mkdir(path.c_str(), 0777) != 0)
@@ -175,7 +186,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
+void run_deblend(const DeblendCliOptions &o, const Globals &globals) {
   if (o.catalog.empty() == !o.detect)
     throw CLI::ValidationError("deblend", "give exactly one of --catalog FILE or --detect");
   if (o.method == DeblendMethod::Madness && o.model.empty())
@@ -184,7 +195,7 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
   const Context ctx = make_context(globals);
   const bool talk = !globals.quiet;
   const Image image = read_image(o.input, {.non_finite = o.non_finite});
-  const at::Tensor cube = image.data.dim() == 2 ? image.data.unsqueeze(0) : image.data;  // (B, H, W)
+  const at::Tensor cube = image.data.dim() == 2 ? image.data.unsqueeze(0) : image.data; // (B, H, W)
   if (cube.is_complex())
     throw ValueError("'" + o.input + "' holds complex pixels; a blend must be real");
   const int64_t B = cube.size(0), H = cube.size(1), W = cube.size(2);
@@ -206,7 +217,7 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
   if (need_sigmas || !o.sigma.empty() || o.noise_from_image || image.header.contains("SIGMA1"))
     sigmas = noise_sigmas(o, image, B, &sigma_source);
 
-  at::Tensor xy;  // (G, 2)
+  at::Tensor xy; // (G, 2)
   if (o.detect) {
     xy = PeakDetector(o.detection, ctx).detect(cube, sigmas)[0].xy;
     if (talk)
@@ -214,11 +225,13 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
                 << " sigma (noise from " << sigma_source << ")\n";
   } else {
     xy = read_positions_csv(o.catalog);
-    if (talk) std::cerr << "deblend: " << xy.size(0) << " galaxies from " << o.catalog << "\n";
+    if (talk)
+      std::cerr << "deblend: " << xy.size(0) << " galaxies from " << o.catalog << "\n";
   }
   if (talk && sigmas.defined() && !o.detect) {
     std::cerr << "deblend: noise from " << sigma_source << ":";
-    for (int64_t b = 0; b < B; ++b) std::cerr << " " << number(sigmas[b].item<double>());
+    for (int64_t b = 0; b < B; ++b)
+      std::cerr << " " << number(sigmas[b].item<double>());
     std::cerr << "\n";
   }
   const int64_t G = xy.size(0);
@@ -230,14 +243,15 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
                        " blend '" + o.input + "'");
   }
   const BlendGalaxies galaxies{xy, at::zeros({G}, at::kLong), 1};
-  const at::Tensor images = cube.unsqueeze(0);  // (1, B, H, W)
+  const at::Tensor images = cube.unsqueeze(0); // (1, B, H, W)
 
   const auto t0 = std::chrono::steady_clock::now();
-  at::Tensor stamps, frames, converged;  // (G, B, S, S), (G, B, H, W) or undefined, (G) bool
+  at::Tensor stamps, frames, converged; // (G, B, S, S), (G, B, H, W) or undefined, (G) bool
   int64_t S = o.stamp;
   std::string summary;
   {
-    c10::AutoGradMode no_grad(false);  // the MADNESS optimiser turns gradients on where it needs them
+    c10::AutoGradMode no_grad(
+        false); // the MADNESS optimiser turns gradients on where it needs them
     if (o.method == DeblendMethod::Madness) {
       const MadnessDeblender deb(prior, o.madness, ctx);
       const MadnessResult r = deb.deblend(images, galaxies, sigmas);
@@ -261,21 +275,30 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
       summary = "classical (symmetric templates; the children add up to the blend)";
     }
   }
-  const at::Tensor models = frames.defined() ? frames.sum(0) : StampPlacer(galaxies, B, H, W, S, at::kCPU).render(stamps)[0];
-  const at::Tensor residual = cube.to(at::kDouble) - (G > 0 ? models.to(at::kDouble) : at::zeros_like(cube, at::kDouble));
-  if (talk) std::cerr << "deblend: " << summary << " (" << number(seconds_since(t0)) << " s on " << ctx.describe() << ")\n";
+  const at::Tensor models = frames.defined()
+                                ? frames.sum(0)
+                                : StampPlacer(galaxies, B, H, W, S, at::kCPU).render(stamps)[0];
+  const at::Tensor residual =
+      cube.to(at::kDouble) - (G > 0 ? models.to(at::kDouble) : at::zeros_like(cube, at::kDouble));
+  if (talk)
+    std::cerr << "deblend: " << summary << " (" << number(seconds_since(t0)) << " s on "
+              << ctx.describe() << ")\n";
 
   // Catalogue: each model's total flux per band and the ellipticity of its band sum.
-  const at::Tensor flux = (frames.defined() ? frames : stamps).sum({2, 3}).to(at::kDouble);  // (G, B)
-  const at::Tensor e = G > 0 ? measure_shapes(stamps.sum(1)).ellipticity : at::zeros({0, 2}, at::kDouble);
+  const at::Tensor flux =
+      (frames.defined() ? frames : stamps).sum({2, 3}).to(at::kDouble); // (G, B)
+  const at::Tensor e =
+      G > 0 ? measure_shapes(stamps.sum(1)).ellipticity : at::zeros({0, 2}, at::kDouble);
   const std::vector<std::string> names = band_names(B);
   std::ostringstream csv;
   csv << "id,x,y";
-  for (const auto& n : names) csv << ",flux_" << n;
+  for (const auto &n : names)
+    csv << ",flux_" << n;
   csv << ",e1,e2,converged\n";
   for (int64_t i = 0; i < G; ++i) {
     csv << i << "," << number(xy[i][0].item<double>()) << "," << number(xy[i][1].item<double>());
-    for (int64_t b = 0; b < B; ++b) csv << "," << number(flux[i][b].item<double>());
+    for (int64_t b = 0; b < B; ++b)
+      csv << "," << number(flux[i][b].item<double>());
     csv << "," << number(e[i][0].item<double>()) << "," << number(e[i][1].item<double>()) << ","
         << (converged[i].item<bool>() ? 1 : 0) << "\n";
   }
@@ -298,7 +321,8 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
     }
     h.set("CONVERGD", converged[i].item<bool>(), "the optimisation converged");
     h.add_history("demix " + build_info().demix + " deblend --method " + method + " " + o.input);
-    write_fits(dir + "galaxy_" + std::to_string(i) + ".fits", o.full_frame ? frames[i] : stamps[i], h);
+    write_fits(dir + "galaxy_" + std::to_string(i) + ".fits", o.full_frame ? frames[i] : stamps[i],
+               h);
   }
   FitsHeader rh = image.header;
   rh.set("DEBLEND", method, "deblending method");
@@ -311,15 +335,15 @@ void run_deblend(const DeblendCliOptions& o, const Globals& globals) {
               << o.output << "\n";
 }
 
-}  // namespace
+} // namespace
 
-void add_deblend_command(CLI::App& app, const Globals& globals) {
+void add_deblend_command(CLI::App &app, const Globals &globals) {
   auto o = std::make_shared<DeblendCliOptions>();
-  auto* cmd = app.add_subcommand("deblend", "Separate the galaxies of a multi-band blend");
+  auto *cmd = app.add_subcommand("deblend", "Separate the galaxies of a multi-band blend");
   cmd->add_option("blend", o->input, "Blend image (B, H, W): FITS or .npy")->required();
-  auto* catalog = cmd->add_option("--catalog", o->catalog,
+  auto *catalog = cmd->add_option("--catalog", o->catalog,
                                   "CSV with a header naming columns x and y (0-based pixels)");
-  auto* detect = cmd->add_flag("--detect", o->detect, "Find the galaxies by peak detection");
+  auto *detect = cmd->add_flag("--detect", o->detect, "Find the galaxies by peak detection");
   catalog->excludes(detect);
   cmd->add_option("-o,--output", o->output, "Output folder (created if missing)")->required();
   const std::map<std::string, DeblendMethod> methods{{"madness", DeblendMethod::Madness},
@@ -328,9 +352,9 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
       ->transform(CLI::CheckedTransformer(methods, CLI::ignore_case))
       ->default_str("madness");
   cmd->add_option("--model", o->model, "Trained MADNESS model (VAE + flow)");
-  auto* sigma = cmd->add_option("--sigma", o->sigma,
-                                "Noise per band (e-/pixel); default: SIGMA1..n keywords")
-                    ->expected(1, -1);
+  auto *sigma =
+      cmd->add_option("--sigma", o->sigma, "Noise per band (e-/pixel); default: SIGMA1..n keywords")
+          ->expected(1, -1);
   cmd->add_flag("--noise-from-image", o->noise_from_image,
                 "Estimate the noise per band from the blend's pixels (clipped MAD)")
       ->excludes(sigma);
@@ -387,4 +411,4 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
   });
 }
 
-}  // namespace demix::cli
+} // namespace demix::cli

@@ -10,7 +10,7 @@
 
 namespace demix::cli {
 
-std::shared_ptr<const GalaxyPrior> load_prior(const std::string& path, const Context& /*ctx*/) {
+std::shared_ptr<const GalaxyPrior> load_prior(const std::string &path, const Context & /*ctx*/) {
   throw ValueError("cannot load the MADNESS model '" + path +
                    "': no model support in this build (use --method classical, which needs no "
                    "model)");
@@ -22,4 +22,4 @@ at::Tensor survey_noise_sigmas(int64_t bands) {
                    " keywords in the blend's header (the survey table is not in this build)");
 }
 
-}  // namespace demix::cli
+} // namespace demix::cli

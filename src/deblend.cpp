@@ -18,59 +18,62 @@ namespace demix {
 
 namespace {
 
-std::string sizes_text(const at::Tensor& t) {
+std::string sizes_text(const at::Tensor &t) {
   std::string s = "(";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  for (int64_t d = 0; d < t.dim(); ++d)
+    s += (d ? ", " : "") + std::to_string(t.size(d));
   return s + ")";
 }
 
-void require(bool ok, const std::string& field, double value, const std::string& allowed) {
+void require(bool ok, const std::string &field, double value, const std::string &allowed) {
   if (!ok)
     throw ValueError("MadnessOptions." + field + " = " + std::to_string(value) + ": must be " +
                      allowed);
 }
 
 /// Sum of per-galaxy values (M) over each blend: (K).
-at::Tensor per_blend(const at::Tensor& values /* (M) */, const at::Tensor& blend /* (M) */,
+at::Tensor per_blend(const at::Tensor &values /* (M) */, const at::Tensor &blend /* (M) */,
                      int64_t K) {
   return at::zeros({K}, values.options()).index_add(0, blend, values);
 }
 
 /// Row-wise <a, b> summed over each blend's galaxies: (M, D), (M, D) -> (K).
-at::Tensor blend_dot(const at::Tensor& a, const at::Tensor& b, const at::Tensor& blend, int64_t K) {
+at::Tensor blend_dot(const at::Tensor &a, const at::Tensor &b, const at::Tensor &blend, int64_t K) {
   return per_blend((a * b).sum(1), blend, K);
 }
 
 /// Per-blend scalars (K) broadcast to the galaxies' rows: (M, 1).
-at::Tensor to_rows(const at::Tensor& per_blend_values /* (K) */, const at::Tensor& blend) {
+at::Tensor to_rows(const at::Tensor &per_blend_values /* (K) */, const at::Tensor &blend) {
   return per_blend_values.index_select(0, blend).unsqueeze(1);
 }
 
-}  // namespace
+} // namespace
 
 double MadnessResult::converged_fraction() const {
-  if (!converged.defined() || converged.numel() == 0) return 1.0;
+  if (!converged.defined() || converged.numel() == 0)
+    return 1.0;
   return converged.to(at::kDouble).mean().item<double>();
 }
 
 struct MadnessDeblender::Problem {
   BlendGalaxies galaxies;
   int64_t N = 0, B = 0, H = 0, W = 0, M = 0;
-  at::Tensor y;       // (B, N, H, W) on the device, context dtype
-  at::Tensor weight;  // (B, N or 1, H or 1, W or 1): sqrt(mask) / sigma; chi^2 = |(y - model) w|^2
-  at::Tensor mask;    // (1 or B, N, H, W) or undefined
-  at::Tensor blend;   // (M) int64 on the device
+  at::Tensor y;      // (B, N, H, W) on the device, context dtype
+  at::Tensor weight; // (B, N or 1, H or 1, W or 1): sqrt(mask) / sigma; chi^2 = |(y - model) w|^2
+  at::Tensor mask;   // (1 or B, N, H, W) or undefined
+  at::Tensor blend;  // (M) int64 on the device
   std::optional<StampPlacer> placer;
 
   /// The sub-problem of blends `keep` (K) int64 on the device.
-  Problem select(const at::Tensor& keep) const {
+  Problem select(const at::Tensor &keep) const {
     Problem p;
     p.galaxies = galaxies.select_blends(keep.cpu());
     p.N = keep.numel();
     p.B = B, p.H = H, p.W = W, p.M = p.galaxies.size();
     p.y = y.index_select(1, keep);
     p.weight = weight.size(1) == 1 ? weight : weight.index_select(1, keep);
-    if (mask.defined()) p.mask = mask.index_select(1, keep);
+    if (mask.defined())
+      p.mask = mask.index_select(1, keep);
     p.blend = p.galaxies.blend.to(y.device());
     p.placer.emplace(p.galaxies, B, H, W, placer->stamp_size(), y.device());
     return p;
@@ -78,9 +81,10 @@ struct MadnessDeblender::Problem {
 };
 
 MadnessDeblender::MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior,
-                                   const MadnessOptions& o, const Context& context)
+                                   const MadnessOptions &o, const Context &context)
     : prior_(std::move(prior)), options_(o), tensor_options_(context.options()) {
-  if (!prior_) throw ValueError("MadnessDeblender: no galaxy prior given (null pointer)");
+  if (!prior_)
+    throw ValueError("MadnessDeblender: no galaxy prior given (null pointer)");
   require(o.max_steps >= 0, "max_steps", o.max_steps, ">= 0");
   require(o.learning_rate > 0, "learning_rate", o.learning_rate, "> 0");
   require(o.lr_decay > 0 && o.lr_decay <= 1, "lr_decay", o.lr_decay, "in (0, 1]");
@@ -108,10 +112,10 @@ MadnessDeblender::MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior,
                      std::to_string(S));
 }
 
-MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor& images,
-                                                    const BlendGalaxies& galaxies,
-                                                    const at::Tensor& sigmas,
-                                                    const at::Tensor& mask) const {
+MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor &images,
+                                                    const BlendGalaxies &galaxies,
+                                                    const at::Tensor &sigmas,
+                                                    const at::Tensor &mask) const {
   const int64_t nb = prior_->n_bands();
   if (images.dim() != 4 || images.size(1) != nb)
     throw ShapeError("deblend: images must be (N, " + std::to_string(nb) +
@@ -141,11 +145,12 @@ MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor& images,
     throw ValueError("deblend: the images hold NaN or infinite pixels");
 
   const auto dev = tensor_options_.device();
-  p.y = images.to(tensor_options_).transpose(0, 1).contiguous();  // (B, N, H, W)
+  p.y = images.to(tensor_options_).transpose(0, 1).contiguous(); // (B, N, H, W)
   // (B, 1 or N, 1, 1) variances of the noise.
   at::Tensor var = sigmas.to(tensor_options_).square();
   var = per_blend_sigma ? var.t().reshape({nb, p.N, 1, 1}) : var.view({nb, 1, 1, 1});
-  if (options_.source_variance) var = var + p.y.clamp_min(0);
+  if (options_.source_variance)
+    var = var + p.y.clamp_min(0);
   p.weight = var.rsqrt();
   if (mask.defined() && mask.numel() > 0) {
     if (mask.dim() != 4 || mask.size(0) != p.N || (mask.size(1) != 1 && mask.size(1) != nb) ||
@@ -153,7 +158,7 @@ MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor& images,
       throw ShapeError("deblend: mask must be (" + std::to_string(p.N) + ", 1 or " +
                        std::to_string(nb) + ", " + std::to_string(p.H) + ", " +
                        std::to_string(p.W) + "), got " + sizes_text(mask));
-    p.mask = mask.to(tensor_options_).transpose(0, 1).contiguous();  // (1 or B, N, H, W)
+    p.mask = mask.to(tensor_options_).transpose(0, 1).contiguous(); // (1 or B, N, H, W)
     if ((p.mask < 0).any().item<bool>())
       throw ValueError("deblend: mask values must be >= 0");
     p.weight = p.weight * p.mask.sqrt();
@@ -166,28 +171,30 @@ MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor& images,
 namespace {
 
 /// Checks what a GalaxyPrior returned against what the interface promises.
-void check_prior_output(const at::Tensor& t, std::vector<int64_t> expected, const char* what) {
+void check_prior_output(const at::Tensor &t, std::vector<int64_t> expected, const char *what) {
   bool ok = t.defined() && t.dim() == static_cast<int64_t>(expected.size());
-  for (size_t d = 0; ok && d < expected.size(); ++d) ok = t.size(static_cast<int64_t>(d)) == expected[d];
+  for (size_t d = 0; ok && d < expected.size(); ++d)
+    ok = t.size(static_cast<int64_t>(d)) == expected[d];
   if (!ok) {
     std::string e = "(";
-    for (size_t d = 0; d < expected.size(); ++d) e += (d ? ", " : "") + std::to_string(expected[d]);
+    for (size_t d = 0; d < expected.size(); ++d)
+      e += (d ? ", " : "") + std::to_string(expected[d]);
     throw ShapeError(std::string("galaxy prior: ") + what + " returned " +
                      (t.defined() ? sizes_text(t) : "nothing") + ", expected " + e + ")");
   }
 }
 
-}  // namespace
+} // namespace
 
-at::Tensor MadnessDeblender::encode_init(const Problem& p) const {
+at::Tensor MadnessDeblender::encode_init(const Problem &p) const {
   c10::AutoGradMode no_grad(false);
   const int64_t D = prior_->latent_dim(), S = prior_->stamp_size();
-  const at::Tensor seen = p.mask.defined() ? p.y * p.mask : p.y;  // (B, N, H, W)
+  const at::Tensor seen = p.mask.defined() ? p.y * p.mask : p.y; // (B, N, H, W)
   at::Tensor cutouts = p.placer->extract_channels_first(seen).transpose(0, 1).contiguous();
   at::Tensor z = prior_->encode(cutouts).to(tensor_options_);
   check_prior_output(z, {p.M, D}, "encode");
   if (options_.init_passes == 2 && p.M > 0) {
-    const at::Tensor models = prior_->decode(z).to(tensor_options_);  // (M, B, S, S)
+    const at::Tensor models = prior_->decode(z).to(tensor_options_); // (M, B, S, S)
     check_prior_output(models, {p.M, p.B, S, S}, "decode");
     const at::Tensor models_cf = models.transpose(0, 1);
     const at::Tensor residual = seen - p.placer->render_channels_first(models_cf);
@@ -201,16 +208,18 @@ namespace {
 
 /// L per blend of a problem's blends at latents z (differentiable when z requires grad).
 struct LossFn {
-  const GalaxyPrior& prior;
+  const GalaxyPrior &prior;
   double prior_weight;
 
-  template <class P>
-  at::Tensor operator()(const P& p, const at::Tensor& z) const {
-    const at::Tensor stamps = prior.decode(z);  // (M, B, S, S)
-    check_prior_output(stamps, {p.M, p.B, p.placer->stamp_size(), p.placer->stamp_size()}, "decode");
-    const at::Tensor model = p.placer->render_channels_first(stamps.transpose(0, 1).to(p.y.dtype()));
-    const at::Tensor chi2 = 0.5 * ((p.y - model) * p.weight).square().sum({0, 2, 3});  // (N)
-    if (prior_weight == 0) return chi2;
+  template <class P> at::Tensor operator()(const P &p, const at::Tensor &z) const {
+    const at::Tensor stamps = prior.decode(z); // (M, B, S, S)
+    check_prior_output(stamps, {p.M, p.B, p.placer->stamp_size(), p.placer->stamp_size()},
+                       "decode");
+    const at::Tensor model =
+        p.placer->render_channels_first(stamps.transpose(0, 1).to(p.y.dtype()));
+    const at::Tensor chi2 = 0.5 * ((p.y - model) * p.weight).square().sum({0, 2, 3}); // (N)
+    if (prior_weight == 0)
+      return chi2;
     const at::Tensor log_p = prior.log_prob(z);
     check_prior_output(log_p, {p.M}, "log_prob");
     return chi2 - prior_weight * per_blend(log_p.to(chi2.dtype()), p.blend, p.N);
@@ -218,7 +227,7 @@ struct LossFn {
 
   /// L (K) and its gradient with respect to z (M, D).
   template <class P>
-  std::pair<at::Tensor, at::Tensor> with_grad(const P& p, const at::Tensor& z) const {
+  std::pair<at::Tensor, at::Tensor> with_grad(const P &p, const at::Tensor &z) const {
     c10::AutoGradMode grad_on(true);
     const at::Tensor zl = z.detach().requires_grad_(true);
     const at::Tensor L = (*this)(p, zl);
@@ -226,36 +235,36 @@ struct LossFn {
     return {L.detach(), g.detach()};
   }
 
-  template <class P>
-  at::Tensor value(const P& p, const at::Tensor& z) const {
+  template <class P> at::Tensor value(const P &p, const at::Tensor &z) const {
     c10::AutoGradMode no_grad(false);
     return (*this)(p, z);
   }
 };
 
-}  // namespace
+} // namespace
 
-at::Tensor MadnessDeblender::initial_latents(const at::Tensor& images,
-                                             const BlendGalaxies& galaxies,
-                                             const at::Tensor& mask) const {
+at::Tensor MadnessDeblender::initial_latents(const at::Tensor &images,
+                                             const BlendGalaxies &galaxies,
+                                             const at::Tensor &mask) const {
   const at::Tensor ones = at::ones({prior_->n_bands()}, at::kDouble);
   return encode_init(prepare(images, galaxies, ones, mask));
 }
 
-at::Tensor MadnessDeblender::loss(const at::Tensor& images, const BlendGalaxies& galaxies,
-                                  const at::Tensor& noise_sigmas, const at::Tensor& latents,
-                                  const at::Tensor& mask) const {
+at::Tensor MadnessDeblender::loss(const at::Tensor &images, const BlendGalaxies &galaxies,
+                                  const at::Tensor &noise_sigmas, const at::Tensor &latents,
+                                  const at::Tensor &mask) const {
   const Problem p = prepare(images, galaxies, noise_sigmas, mask);
   check_prior_output(latents, {p.M, prior_->latent_dim()}, "loss: latents (input)");
   return LossFn{*prior_, options_.prior_weight}(p, latents);
 }
 
-MadnessResult MadnessDeblender::deblend(const at::Tensor& images, const BlendGalaxies& galaxies,
-                                        const at::Tensor& noise_sigmas,
-                                        const at::Tensor& mask) const {
+MadnessResult MadnessDeblender::deblend(const at::Tensor &images, const BlendGalaxies &galaxies,
+                                        const at::Tensor &noise_sigmas,
+                                        const at::Tensor &mask) const {
   const int64_t N = images.dim() == 4 ? images.size(0) : 0;
   const int64_t chunk = options_.max_blends_per_batch;
-  if (chunk == 0 || N <= chunk) return run(images, galaxies, noise_sigmas, mask);
+  if (chunk == 0 || N <= chunk)
+    return run(images, galaxies, noise_sigmas, mask);
   galaxies.check("deblend");
   if (galaxies.num_blends != N)
     throw ShapeError("deblend: the galaxy list is for " + std::to_string(galaxies.num_blends) +
@@ -264,14 +273,15 @@ MadnessResult MadnessDeblender::deblend(const at::Tensor& images, const BlendGal
   for (int64_t start = 0; start < N; start += chunk) {
     const int64_t n = std::min(chunk, N - start);
     const at::Tensor keep = at::arange(start, start + n, at::kLong);
-    const at::Tensor sig = noise_sigmas.dim() == 2 ? noise_sigmas.narrow(0, start, n) : noise_sigmas;
+    const at::Tensor sig =
+        noise_sigmas.dim() == 2 ? noise_sigmas.narrow(0, start, n) : noise_sigmas;
     const at::Tensor m = mask.defined() && mask.numel() > 0 ? mask.narrow(0, start, n) : mask;
     parts.push_back(run(images.narrow(0, start, n), galaxies.select_blends(keep), sig, m));
   }
   MadnessResult r;
   r.galaxies = galaxies;
   std::vector<at::Tensor> lat, st, res, lo, ste, conv;
-  for (const auto& q : parts) {
+  for (const auto &q : parts) {
     lat.push_back(q.latents), st.push_back(q.stamps), res.push_back(q.residuals);
     lo.push_back(q.loss), ste.push_back(q.steps), conv.push_back(q.converged);
   }
@@ -280,27 +290,27 @@ MadnessResult MadnessDeblender::deblend(const at::Tensor& images, const BlendGal
   return r;
 }
 
-MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxies& galaxies,
-                                    const at::Tensor& noise_sigmas, const at::Tensor& mask) const {
+MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxies &galaxies,
+                                    const at::Tensor &noise_sigmas, const at::Tensor &mask) const {
   const Problem all = prepare(images, galaxies, noise_sigmas, mask);
   const LossFn loss_fn{*prior_, options_.prior_weight};
   const int64_t D = prior_->latent_dim(), S = prior_->stamp_size();
   const auto dev = tensor_options_.device();
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
   const auto bopt = at::TensorOptions().dtype(at::kBool).device(dev);
-  const MadnessOptions& o = options_;
+  const MadnessOptions &o = options_;
 
-  at::Tensor z_out = encode_init(all);                           // (M, D)
-  at::Tensor steps_out = at::zeros({all.N}, lopt);               // (N)
-  at::Tensor conv_out = at::zeros({all.N}, bopt);                // (N)
-  const at::Tensor counts = all.galaxies.counts().to(dev);       // (N)
-  conv_out.masked_fill_(counts == 0, true);  // nothing to fit: trivially converged
+  at::Tensor z_out = encode_init(all);                     // (M, D)
+  at::Tensor steps_out = at::zeros({all.N}, lopt);         // (N)
+  at::Tensor conv_out = at::zeros({all.N}, bopt);          // (N)
+  const at::Tensor counts = all.galaxies.counts().to(dev); // (N)
+  conv_out.masked_fill_(counts == 0, true);                // nothing to fit: trivially converged
 
   // ---- Adam on a shrinking working set of the blends still running ----
   if (o.max_steps > 0 && all.M > 0) {
-    at::Tensor act = (counts > 0).nonzero().view({-1});  // (K) global blend index
+    at::Tensor act = (counts > 0).nonzero().view({-1}); // (K) global blend index
     Problem work = all.select(act);
-    at::Tensor gal = at::arange(all.M, lopt);  // (M_w) global galaxy index, all galaxies are active
+    at::Tensor gal = at::arange(all.M, lopt); // (M_w) global galaxy index, all galaxies are active
     at::Tensor z = z_out.clone(), m1 = at::zeros_like(z), m2 = at::zeros_like(z);
     at::Tensor z_best = z.clone();
     const auto dopt = tensor_options_;
@@ -310,13 +320,16 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
     const double keep_avg = (o.window - 1.0) / o.window;
     for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
       at::Tensor L, g;
-      std::tie(L, g) = loss_fn.with_grad(work, z);  // (K), (M_w, D)
+      std::tie(L, g) = loss_fn.with_grad(work, z); // (K), (M_w, D)
       const at::Tensor better = L < best;
       best = at::where(better, L, best);
       z_best = at::where(to_rows(better, work.blend), z, z_best);
-      if (t == 1) ema = prev - L;
-      if (t > 1) ema = keep_avg * ema + (prev - L) / o.window;
-      if (t == o.window) ema0 = ema.clone();
+      if (t == 1)
+        ema = prev - L;
+      if (t > 1)
+        ema = keep_avg * ema + (prev - L) / o.window;
+      if (t == o.window)
+        ema0 = ema.clone();
       prev = L;
 
       const bool last = t + 1 == o.max_steps;
@@ -326,7 +339,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
           conv = ema <= at::clamp_min(o.rtol * ema0.clamp_min(0), o.atol);
         const at::Tensor done = last ? at::ones({work.N}, bopt) : conv;
         const at::Tensor done_idx = done.nonzero().view({-1});
-        if (done_idx.numel() > 0) {  // (one host synchronisation per check)
+        if (done_idx.numel() > 0) { // (one host synchronisation per check)
           const at::Tensor done_gal = done.index_select(0, work.blend).nonzero().view({-1});
           const at::Tensor blends = act.index_select(0, done_idx);
           z_out.index_copy_(0, gal.index_select(0, done_gal), z_best.index_select(0, done_gal));
@@ -334,13 +347,15 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
           conv_out.index_copy_(0, blends, conv.index_select(0, done_idx));
           const at::Tensor keep = (~done).nonzero().view({-1});
           const at::Tensor keep_gal = (~done).index_select(0, work.blend).nonzero().view({-1});
-          if (keep.numel() == 0) break;
+          if (keep.numel() == 0)
+            break;
           work = work.select(keep);
           act = act.index_select(0, keep);
           gal = gal.index_select(0, keep_gal);
-          for (at::Tensor* v : {&z, &m1, &m2, &z_best, &g})
+          for (at::Tensor *v : {&z, &m1, &m2, &z_best, &g})
             *v = v->index_select(0, keep_gal);
-          for (at::Tensor* v : {&best, &prev, &ema, &ema0}) *v = v->index_select(0, keep);
+          for (at::Tensor *v : {&best, &prev, &ema, &ema0})
+            *v = v->index_select(0, keep);
         }
       }
       // Adam step, with bias correction and MADNESS's staircase decay of the step size.
@@ -356,15 +371,15 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
   if (o.lbfgs_steps > 0 && all.M > 0) {
     const at::Tensor act = (counts > 0).nonzero().view({-1});
     const Problem p = all.select(act);
-    const at::Tensor& blend = p.blend;
+    const at::Tensor &blend = p.blend;
     const int64_t K = p.N;
-    at::Tensor z = z_out;  // the active blends' galaxies are all the galaxies, in order
+    at::Tensor z = z_out; // the active blends' galaxies are all the galaxies, in order
     at::Tensor f, g;
     std::tie(f, g) = loss_fn.with_grad(p, z);
-    std::deque<at::Tensor> hs, hy, hrho;  // (M, D), (M, D), (K)
+    std::deque<at::Tensor> hs, hy, hrho; // (M, D), (M, D), (K)
     at::Tensor done = at::zeros({K}, bopt);
     // Without curvature pairs, a first step of length learning_rate in each blend's latents.
-    const auto steepest_scale = [&](const at::Tensor& grad) {
+    const auto steepest_scale = [&](const at::Tensor &grad) {
       return o.learning_rate / blend_dot(grad, grad, blend, K).sqrt().clamp_min(1e-30);
     };
     for (int it = 0; it < o.lbfgs_steps; ++it) {
@@ -403,7 +418,8 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
         f_new = at::where(ok, f_try, f_new);
         accepted = accepted | ok;
         alpha = at::where(accepted, alpha, 0.5 * alpha);
-        if (accepted.all().item<bool>()) break;
+        if (accepted.all().item<bool>())
+          break;
       }
       at::Tensor f2, g2;
       std::tie(f2, g2) = loss_fn.with_grad(p, z_new);
@@ -417,7 +433,8 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
       // No acceptable step (a minimum to rounding) or too small a decrease: that blend is done.
       done = done | ~accepted | ((f - f2) <= o.lbfgs_rtol * f2.abs());
       z = z_new, f = f2, g = g2;
-      if (done.all().item<bool>()) break;
+      if (done.all().item<bool>())
+        break;
     }
     z_out = z;
     conv_out.index_copy_(0, act, conv_out.index_select(0, act) | done);
@@ -443,13 +460,13 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
   return r;
 }
 
-FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::Tensor& positions,
-                                            const at::Tensor& noise_sigmas,
-                                            const FieldTiling& tiling) const {
+FieldResult MadnessDeblender::deblend_field(const at::Tensor &image, const at::Tensor &positions,
+                                            const at::Tensor &noise_sigmas,
+                                            const FieldTiling &tiling) const {
   const int64_t nb = prior_->n_bands(), S = prior_->stamp_size();
   if (image.dim() != 3 || image.size(0) != nb)
-    throw ShapeError("deblend_field: the field must be (" + std::to_string(nb) +
-                     ", H, W), got " + sizes_text(image));
+    throw ShapeError("deblend_field: the field must be (" + std::to_string(nb) + ", H, W), got " +
+                     sizes_text(image));
   if (positions.dim() != 2 || positions.size(1) != 2)
     throw ShapeError("deblend_field: positions must be (G, 2) (x, y), got " +
                      sizes_text(positions));
@@ -471,7 +488,10 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
   }
 
   // Galaxies of each tile: those of its core, then the others within its margins (context).
-  struct Entry { int64_t galaxy; bool core; };
+  struct Entry {
+    int64_t galaxy;
+    bool core;
+  };
   std::vector<std::vector<Entry>> members(static_cast<size_t>(ny * nx));
   const auto floor_div = [](int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
   for (int64_t i = 0; i < G; ++i) {
@@ -498,8 +518,9 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
   std::vector<int64_t> used;
   for (int64_t ty = 0; ty < ny; ++ty)
     for (int64_t tx = 0; tx < nx; ++tx) {
-      const auto& list = members[static_cast<size_t>(ty * nx + tx)];
-      if (list.empty() || !list.front().core) continue;
+      const auto &list = members[static_cast<size_t>(ty * nx + tx)];
+      if (list.empty() || !list.front().core)
+        continue;
       used.push_back(ty * nx + tx);
       tiles.push_back(padded.narrow(1, ty * T, R).narrow(2, tx * T, R));
       masks.push_back(inside.narrow(1, ty * T, R).narrow(2, tx * T, R));
@@ -524,7 +545,7 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
     std::vector<int64_t> rows, ids;
     int64_t row = 0;
     for (size_t t = 0; t < used.size(); ++t) {
-      for (const Entry& e : members[static_cast<size_t>(used[t])]) {
+      for (const Entry &e : members[static_cast<size_t>(used[t])]) {
         if (e.core) {
           rows.push_back(row), ids.push_back(e.galaxy);
           out.tile[e.galaxy] = used[t];
@@ -545,4 +566,4 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
   return out;
 }
 
-}  // namespace demix
+} // namespace demix

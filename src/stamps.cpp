@@ -9,18 +9,19 @@ namespace demix {
 
 namespace {
 
-std::string sizes_text(const at::Tensor& t) {
+std::string sizes_text(const at::Tensor &t) {
   std::string s = "(";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  for (int64_t d = 0; d < t.dim(); ++d)
+    s += (d ? ", " : "") + std::to_string(t.size(d));
   return s + ")";
 }
 
-}  // namespace
+} // namespace
 
-BlendGalaxies BlendGalaxies::from_list(const std::vector<at::Tensor>& positions) {
+BlendGalaxies BlendGalaxies::from_list(const std::vector<at::Tensor> &positions) {
   std::vector<at::Tensor> xy, blend;
   for (size_t n = 0; n < positions.size(); ++n) {
-    const at::Tensor& p = positions[n];
+    const at::Tensor &p = positions[n];
     if (p.dim() != 2 || p.size(1) != 2)
       throw ShapeError("galaxy positions of blend " + std::to_string(n) +
                        " must be (G, 2) (x, y), got " + sizes_text(p));
@@ -35,7 +36,7 @@ BlendGalaxies BlendGalaxies::from_list(const std::vector<at::Tensor>& positions)
   return g;
 }
 
-BlendGalaxies BlendGalaxies::from_padded(const at::Tensor& positions, const at::Tensor& counts) {
+BlendGalaxies BlendGalaxies::from_padded(const at::Tensor &positions, const at::Tensor &counts) {
   if (positions.dim() != 3 || positions.size(2) != 2)
     throw ShapeError("padded galaxy positions must be (N, G_max, 2), got " + sizes_text(positions));
   if (counts.dim() != 1 || counts.size(0) != positions.size(0))
@@ -53,7 +54,7 @@ BlendGalaxies BlendGalaxies::from_padded(const at::Tensor& positions, const at::
   return from_list(list);
 }
 
-BlendGalaxies BlendGalaxies::select_blends(const at::Tensor& blends) const {
+BlendGalaxies BlendGalaxies::select_blends(const at::Tensor &blends) const {
   const at::Tensor keep = blends.to(at::kCPU, at::kLong);
   // New number of each kept blend, -1 for the others.
   const at::Tensor renumber = at::full({num_blends}, -1, at::kLong);
@@ -83,7 +84,7 @@ at::Tensor BlendGalaxies::first() const {
 
 at::Tensor BlendGalaxies::pixel() const { return at::floor(xy + 0.5).to(at::kLong); }
 
-void BlendGalaxies::check(const char* what) const {
+void BlendGalaxies::check(const char *what) const {
   const std::string w = what;
   if (!xy.defined() || !blend.defined())
     throw ValueError(w + ": galaxy positions or blend indices missing");
@@ -95,20 +96,24 @@ void BlendGalaxies::check(const char* what) const {
   if (xy.scalar_type() != at::kDouble || blend.scalar_type() != at::kLong ||
       !xy.device().is_cpu() || !blend.device().is_cpu())
     throw ValueError(w + ": positions must be float64 and blend indices int64, both on the CPU");
-  if (num_blends < 0) throw ValueError(w + ": negative number of blends");
-  if (blend.numel() == 0) return;
+  if (num_blends < 0)
+    throw ValueError(w + ": negative number of blends");
+  if (blend.numel() == 0)
+    return;
   if (!at::isfinite(xy).all().item<bool>())
     throw ValueError(w + ": a galaxy position is NaN or infinite");
   const int64_t lo = blend.min().item<int64_t>(), hi = blend.max().item<int64_t>();
   if (lo < 0 || hi >= num_blends)
     throw ValueError(w + ": blend index " + std::to_string(lo < 0 ? lo : hi) + " outside [0, " +
                      std::to_string(num_blends) + ")");
-  if (blend.numel() > 1 && (blend.narrow(0, 1, blend.numel() - 1) <
-                            blend.narrow(0, 0, blend.numel() - 1)).any().item<bool>())
+  if (blend.numel() > 1 &&
+      (blend.narrow(0, 1, blend.numel() - 1) < blend.narrow(0, 0, blend.numel() - 1))
+          .any()
+          .item<bool>())
     throw ValueError(w + ": galaxies must be sorted by blend (each blend's galaxies contiguous)");
 }
 
-StampPlacer::StampPlacer(const BlendGalaxies& galaxies, int64_t channels, int64_t height,
+StampPlacer::StampPlacer(const BlendGalaxies &galaxies, int64_t channels, int64_t height,
                          int64_t width, int64_t stamp_size, c10::Device device)
     : N_(galaxies.num_blends), M_(galaxies.size()), C_(channels), H_(height), W_(width),
       S_(stamp_size) {
@@ -120,26 +125,26 @@ StampPlacer::StampPlacer(const BlendGalaxies& galaxies, int64_t channels, int64_
                      std::to_string(channels) + " x " + std::to_string(height) + " x " +
                      std::to_string(width));
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor pix = galaxies.pixel().to(device);         // (M, 2) px, py
-  const at::Tensor offsets = at::arange(S_, lopt) - S_ / 2;  // (S)
-  cols_ = pix.select(1, 0).unsqueeze(1) + offsets;           // (M, S)
-  rows_ = pix.select(1, 1).unsqueeze(1) + offsets;           // (M, S)
+  const at::Tensor pix = galaxies.pixel().to(device);       // (M, 2) px, py
+  const at::Tensor offsets = at::arange(S_, lopt) - S_ / 2; // (S)
+  cols_ = pix.select(1, 0).unsqueeze(1) + offsets;          // (M, S)
+  rows_ = pix.select(1, 1).unsqueeze(1) + offsets;          // (M, S)
   index_ = indices(galaxies.blend.to(device), N_);
 }
 
-at::Tensor StampPlacer::indices(const at::Tensor& frame_of, int64_t frames) const {
-  const at::Tensor rows = rows_.unsqueeze(2), cols = cols_.unsqueeze(1);  // (M, S, 1), (M, 1, S)
-  const at::Tensor inside = (rows >= 0) & (rows < H_) & (cols >= 0) & (cols < W_);  // (M, S, S)
-  const at::Tensor pixel = frame_of.view({-1, 1, 1}) * (H_ * W_) + rows * W_ + cols;  // (M, S, S)
-  const int64_t plane = frames * H_ * W_;  // one channel of all frames
+at::Tensor StampPlacer::indices(const at::Tensor &frame_of, int64_t frames) const {
+  const at::Tensor rows = rows_.unsqueeze(2), cols = cols_.unsqueeze(1); // (M, S, 1), (M, 1, S)
+  const at::Tensor inside = (rows >= 0) & (rows < H_) & (cols >= 0) & (cols < W_);   // (M, S, S)
+  const at::Tensor pixel = frame_of.view({-1, 1, 1}) * (H_ * W_) + rows * W_ + cols; // (M, S, S)
+  const int64_t plane = frames * H_ * W_; // one channel of all frames
   const at::Tensor channel = at::arange(C_, pixel.options()).view({C_, 1, 1, 1}) * plane;
   return at::where(inside.unsqueeze(0), pixel.unsqueeze(0) + channel,
                    at::full({1, 1, 1, 1}, C_ * plane, pixel.options()))
       .reshape({-1});
 }
 
-void StampPlacer::check_frames(const at::Tensor& frames, int64_t n, bool channels_first,
-                               const char* what) const {
+void StampPlacer::check_frames(const at::Tensor &frames, int64_t n, bool channels_first,
+                               const char *what) const {
   const int64_t c = channels_first ? 0 : 1;
   const bool ok = frames.dim() == 4 && frames.size(c) == C_ && frames.size(1 - c) == n &&
                   frames.size(2) == H_ && frames.size(3) == W_;
@@ -151,8 +156,8 @@ void StampPlacer::check_frames(const at::Tensor& frames, int64_t n, bool channel
                      sizes_text(frames));
 }
 
-void StampPlacer::check_stamps(const at::Tensor& stamps, bool channels_first,
-                               const char* what) const {
+void StampPlacer::check_stamps(const at::Tensor &stamps, bool channels_first,
+                               const char *what) const {
   const int64_t c = channels_first ? 0 : 1;
   const bool ok = stamps.dim() == 4 && stamps.size(c) == C_ && stamps.size(1 - c) == M_ &&
                   stamps.size(2) == S_ && stamps.size(3) == S_;
@@ -164,13 +169,13 @@ void StampPlacer::check_stamps(const at::Tensor& stamps, bool channels_first,
                      sizes_text(stamps));
 }
 
-at::Tensor StampPlacer::gather(const at::Tensor& frames_cf, const at::Tensor& index) const {
+at::Tensor StampPlacer::gather(const at::Tensor &frames_cf, const at::Tensor &index) const {
   // One zero past the last pixel: what out-of-image stamp pixels read.
   const at::Tensor flat = at::cat({frames_cf.reshape({-1}), at::zeros({1}, frames_cf.options())});
   return flat.index_select(0, index).view({C_, M_, S_, S_});
 }
 
-at::Tensor StampPlacer::scatter(const at::Tensor& stamps_cf, const at::Tensor& index,
+at::Tensor StampPlacer::scatter(const at::Tensor &stamps_cf, const at::Tensor &index,
                                 int64_t frames) const {
   const int64_t size = C_ * frames * H_ * W_;
   // The extra element collects the out-of-image pixels; it is dropped.
@@ -179,36 +184,36 @@ at::Tensor StampPlacer::scatter(const at::Tensor& stamps_cf, const at::Tensor& i
   return sums.narrow(0, 0, size).view({C_, frames, H_, W_});
 }
 
-at::Tensor StampPlacer::extract_channels_first(const at::Tensor& frames) const {
+at::Tensor StampPlacer::extract_channels_first(const at::Tensor &frames) const {
   check_frames(frames, N_, true, "extract");
   return gather(frames, index_);
 }
 
-at::Tensor StampPlacer::render_channels_first(const at::Tensor& stamps) const {
+at::Tensor StampPlacer::render_channels_first(const at::Tensor &stamps) const {
   check_stamps(stamps, true, "render");
   return scatter(stamps, index_, N_);
 }
 
-at::Tensor StampPlacer::extract(const at::Tensor& frames) const {
+at::Tensor StampPlacer::extract(const at::Tensor &frames) const {
   check_frames(frames, N_, false, "extract");
   return gather(frames.transpose(0, 1), index_).transpose(0, 1).contiguous();
 }
 
-at::Tensor StampPlacer::render(const at::Tensor& stamps) const {
+at::Tensor StampPlacer::render(const at::Tensor &stamps) const {
   check_stamps(stamps, false, "render");
   return scatter(stamps.transpose(0, 1), index_, N_).transpose(0, 1).contiguous();
 }
 
-at::Tensor StampPlacer::render_each(const at::Tensor& stamps) const {
+at::Tensor StampPlacer::render_each(const at::Tensor &stamps) const {
   check_stamps(stamps, false, "render_each");
   const at::Tensor own = indices(at::arange(M_, cols_.options()), M_);
   return scatter(stamps.transpose(0, 1), own, M_).transpose(0, 1).contiguous();
 }
 
-at::Tensor StampPlacer::extract_each(const at::Tensor& frames) const {
+at::Tensor StampPlacer::extract_each(const at::Tensor &frames) const {
   check_frames(frames, M_, false, "extract_each");
   const at::Tensor own = indices(at::arange(M_, cols_.options()), M_);
   return gather(frames.transpose(0, 1), own).transpose(0, 1).contiguous();
 }
 
-}  // namespace demix
+} // namespace demix

@@ -33,53 +33,53 @@ namespace demix {
 
 /// Which image the symmetric templates are taken from.
 enum class SymmetryImage {
-  PerBand,  ///< each band's own image (SDSS)
-  BandSum,  ///< the sum over bands (one template shape per galaxy; less noisy in faint bands)
+  PerBand, ///< each band's own image (SDSS)
+  BandSum, ///< the sum over bands (one template shape per galaxy; less noisy in faint bands)
 };
 
 /// How the template amplitudes are chosen.
 enum class FluxSharing {
-  Fitted,        ///< least-squares amplitudes per blend and band (SDSS), clipped at 0
-  Proportional,  ///< all amplitudes 1: share in proportion to the templates themselves
+  Fitted,       ///< least-squares amplitudes per blend and band (SDSS), clipped at 0
+  Proportional, ///< all amplitudes 1: share in proportion to the templates themselves
 };
 
 struct ClassicalDeblendOptions {
-  SymmetryImage symmetry = SymmetryImage::PerBand;  ///< see SymmetryImage
-  FluxSharing sharing = FluxSharing::Fitted;        ///< see FluxSharing
-  double ridge = 1e-9;  ///< least-squares regularisation, relative to the mean diagonal; >= 0
-  double footprint_threshold = 2.0;  ///< footprint: nu above this (when noise levels are given)
-  double footprint_smoothing = 1.5;  ///< sigma in pixels of the footprint's Gaussian smoothing; > 0
-  std::int64_t max_blends_per_batch = 64;  ///< blends processed at once (memory); >= 1
+  SymmetryImage symmetry = SymmetryImage::PerBand; ///< see SymmetryImage
+  FluxSharing sharing = FluxSharing::Fitted;       ///< see FluxSharing
+  double ridge = 1e-9; ///< least-squares regularisation, relative to the mean diagonal; >= 0
+  double footprint_threshold = 2.0; ///< footprint: nu above this (when noise levels are given)
+  double footprint_smoothing = 1.5; ///< sigma in pixels of the footprint's Gaussian smoothing; > 0
+  std::int64_t max_blends_per_batch = 64; ///< blends processed at once (memory); >= 1
 };
 
 struct ClassicalResult {
-  BlendGalaxies galaxies;  ///< the input galaxies
-  at::Tensor children;     // (M, B, H, W): each galaxy's share of its blend, full frame
-  at::Tensor templates;    // (M, B, H, W): the symmetric templates (B = 1 copy per band for BandSum)
-  at::Tensor amplitudes;   // (M, B): the fitted w (ones for Proportional)
+  BlendGalaxies galaxies; ///< the input galaxies
+  at::Tensor children;    // (M, B, H, W): each galaxy's share of its blend, full frame
+  at::Tensor templates;   // (M, B, H, W): the symmetric templates (B = 1 copy per band for BandSum)
+  at::Tensor amplitudes;  // (M, B): the fitted w (ones for Proportional)
   /// Each child cut to an S x S stamp centred on its galaxy's nearest pixel: (M, B, S, S).
   at::Tensor stamps(std::int64_t stamp_size) const;
 };
 
 class ClassicalDeblender {
- public:
-  ClassicalDeblender(const ClassicalDeblendOptions& options, const Context& context);
+public:
+  ClassicalDeblender(const ClassicalDeblendOptions &options, const Context &context);
 
   /// images: real (N, B, H, W); galaxies.num_blends = N; noise_sigmas (B) (optional: without
   /// them, no footprint). The children of each blend with at least one galaxy sum to its image.
-  ClassicalResult deblend(const at::Tensor& images /* (N, B, H, W) */,
-                          const BlendGalaxies& galaxies,
-                          const at::Tensor& noise_sigmas = {} /* (B) */) const;
+  ClassicalResult deblend(const at::Tensor &images /* (N, B, H, W) */,
+                          const BlendGalaxies &galaxies,
+                          const at::Tensor &noise_sigmas = {} /* (B) */) const;
 
-  const ClassicalDeblendOptions& options() const { return options_; }
+  const ClassicalDeblendOptions &options() const { return options_; }
 
- private:
-  ClassicalResult deblend_chunk(const at::Tensor& images, const BlendGalaxies& galaxies,
-                                const at::Tensor& noise_sigmas) const;
+private:
+  ClassicalResult deblend_chunk(const at::Tensor &images, const BlendGalaxies &galaxies,
+                                const at::Tensor &noise_sigmas) const;
 
   ClassicalDeblendOptions options_;
   c10::TensorOptions tensor_options_;
-  PeakDetector footprint_;  // its significance map defines the footprint
+  PeakDetector footprint_; // its significance map defines the footprint
 };
 
-}  // namespace demix
+} // namespace demix

@@ -47,20 +47,20 @@ namespace demix {
 
 struct MadnessOptions {
   // ---- Adam (defaults: MADNESS's LSST run) ----
-  int max_steps = 200;          ///< Adam steps at most; >= 0 (0: the encoder's latents are kept)
-  double learning_rate = 0.05;  ///< initial Adam step size, in latent units; > 0
-  double lr_decay = 0.8;        ///< staircase decay factor of the step size; in (0, 1]
-  int lr_decay_steps = 30;      ///< steps between two decays; >= 1
-  double adam_beta1 = 0.9;      ///< first-moment decay; in [0, 1)
-  double adam_beta2 = 0.999;    ///< second-moment decay; in [0, 1)
-  double adam_epsilon = 1e-7;   ///< Adam's denominator guard (Keras's default, as MADNESS); > 0
+  int max_steps = 200;         ///< Adam steps at most; >= 0 (0: the encoder's latents are kept)
+  double learning_rate = 0.05; ///< initial Adam step size, in latent units; > 0
+  double lr_decay = 0.8;       ///< staircase decay factor of the step size; in (0, 1]
+  int lr_decay_steps = 30;     ///< steps between two decays; >= 1
+  double adam_beta1 = 0.9;     ///< first-moment decay; in [0, 1)
+  double adam_beta2 = 0.999;   ///< second-moment decay; in [0, 1)
+  double adam_epsilon = 1e-7;  ///< Adam's denominator guard (Keras's default, as MADNESS); > 0
 
   // ---- Convergence (per blend; defaults as MADNESS's LossNotDecreasing) ----
-  int window = 15;       ///< steps of the moving average of the loss decrease; >= 1
-  int min_steps = 40;    ///< no blend stops before this many steps; >= window
-  double rtol = 0.05;    ///< converged when the average decrease <= rtol x its value at `window`
-  double atol = 0.0;     ///< ... or <= atol (loss units per step); >= 0
-  int check_every = 10;  ///< steps between convergence tests (host synchronisations); >= 1
+  int window = 15;      ///< steps of the moving average of the loss decrease; >= 1
+  int min_steps = 40;   ///< no blend stops before this many steps; >= window
+  double rtol = 0.05;   ///< converged when the average decrease <= rtol x its value at `window`
+  double atol = 0.0;    ///< ... or <= atol (loss units per step); >= 0
+  int check_every = 10; ///< steps between convergence tests (host synchronisations); >= 1
 
   // ---- L-BFGS refinement after Adam (off by default) ----
   int lbfgs_steps = 0;           ///< L-BFGS iterations after Adam; >= 0
@@ -76,82 +76,82 @@ struct MadnessOptions {
   int init_passes = 1;          ///< encoder passes, see the header comment; 1 or 2
 
   // ---- Memory ----
-  std::int64_t max_blends_per_batch = 0;  ///< deblend at most this many blends at once; 0 = all
+  std::int64_t max_blends_per_batch = 0; ///< deblend at most this many blends at once; 0 = all
 };
 
 /// What deblend() returns. Galaxies are in the order of the input list.
 struct MadnessResult {
-  BlendGalaxies galaxies;  ///< the input galaxies
-  at::Tensor latents;      // (M, D) context dtype, context device: the MAP latents
-  at::Tensor stamps;       // (M, B, S, S) model of each galaxy, centred on its nearest pixel
-  at::Tensor residuals;    // (N, B, H, W) images minus all models
-  at::Tensor loss;         // (N) float64 CPU: final L of each blend
-  at::Tensor steps;        // (N) int64 CPU: Adam steps done by each blend
-  at::Tensor converged;    // (N) bool CPU: the convergence test passed (Adam or L-BFGS)
-  double converged_fraction() const;  ///< fraction of the blends that converged (1 if none)
+  BlendGalaxies galaxies; ///< the input galaxies
+  at::Tensor latents;     // (M, D) context dtype, context device: the MAP latents
+  at::Tensor stamps;      // (M, B, S, S) model of each galaxy, centred on its nearest pixel
+  at::Tensor residuals;   // (N, B, H, W) images minus all models
+  at::Tensor loss;        // (N) float64 CPU: final L of each blend
+  at::Tensor steps;       // (N) int64 CPU: Adam steps done by each blend
+  at::Tensor converged;   // (N) bool CPU: the convergence test passed (Adam or L-BFGS)
+  double converged_fraction() const; ///< fraction of the blends that converged (1 if none)
 };
 
 /// Tiles of deblend_field.
 struct FieldTiling {
-  std::int64_t tile = 128;   ///< side of each tile's core, pixels; >= 1
-  std::int64_t margin = 32;  ///< added on each side of the core (context galaxies, light of the
-                             ///< core's galaxies beyond it); >= stamp_size / 2 recommended
+  std::int64_t tile = 128;  ///< side of each tile's core, pixels; >= 1
+  std::int64_t margin = 32; ///< added on each side of the core (context galaxies, light of the
+                            ///< core's galaxies beyond it); >= stamp_size / 2 recommended
 };
 
 struct FieldResult {
-  at::Tensor latents;    // (G, D): each galaxy from the tile whose core holds it
-  at::Tensor stamps;     // (G, B, S, S)
-  at::Tensor residual;   // (B, H, W): the field minus every galaxy's model
-  at::Tensor tile;       // (G) int64 CPU: index of the tile (row-major over the tile grid)
-  at::Tensor converged;  // (G) bool CPU: that tile's optimisation converged
-  std::int64_t tiles_used = 0;  ///< tiles with at least one galaxy in their core (the batch size)
+  at::Tensor latents;          // (G, D): each galaxy from the tile whose core holds it
+  at::Tensor stamps;           // (G, B, S, S)
+  at::Tensor residual;         // (B, H, W): the field minus every galaxy's model
+  at::Tensor tile;             // (G) int64 CPU: index of the tile (row-major over the tile grid)
+  at::Tensor converged;        // (G) bool CPU: that tile's optimisation converged
+  std::int64_t tiles_used = 0; ///< tiles with at least one galaxy in their core (the batch size)
 };
 
 class MadnessDeblender {
- public:
+public:
   /// ValueError for options out of range (the message names the field and value).
-  MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior, const MadnessOptions& options,
-                   const Context& context);
+  MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior, const MadnessOptions &options,
+                   const Context &context);
 
   /// Deblends N blends at once. images: real (N, B, H, W) with B = prior's n_bands;
   /// noise_sigmas: (B) or (N, B), > 0; mask (optional): (N, 1 or B, H, W), 0 where pixels are to
   /// be ignored, 1 elsewhere. galaxies.num_blends must be N. ShapeError / ValueError otherwise.
-  MadnessResult deblend(const at::Tensor& images /* (N, B, H, W) */, const BlendGalaxies& galaxies,
-                        const at::Tensor& noise_sigmas /* (B) or (N, B) */,
-                        const at::Tensor& mask = {} /* (N, 1 or B, H, W) */) const;
+  MadnessResult deblend(const at::Tensor &images /* (N, B, H, W) */, const BlendGalaxies &galaxies,
+                        const at::Tensor &noise_sigmas /* (B) or (N, B) */,
+                        const at::Tensor &mask = {} /* (N, 1 or B, H, W) */) const;
 
   /// The encoder's latents (init_passes passes): (M, D).
-  at::Tensor initial_latents(const at::Tensor& images /* (N, B, H, W) */,
-                             const BlendGalaxies& galaxies,
-                             const at::Tensor& mask = {} /* (N, 1 or B, H, W) */) const;
+  at::Tensor initial_latents(const at::Tensor &images /* (N, B, H, W) */,
+                             const BlendGalaxies &galaxies,
+                             const at::Tensor &mask = {} /* (N, 1 or B, H, W) */) const;
 
   /// L of each blend for given latents (M, D), differentiable with respect to them: (N).
-  at::Tensor loss(const at::Tensor& images /* (N, B, H, W) */, const BlendGalaxies& galaxies,
-                  const at::Tensor& noise_sigmas /* (B) or (N, B) */,
-                  const at::Tensor& latents /* (M, D) */,
-                  const at::Tensor& mask = {} /* (N, 1 or B, H, W) */) const;
+  at::Tensor loss(const at::Tensor &images /* (N, B, H, W) */, const BlendGalaxies &galaxies,
+                  const at::Tensor &noise_sigmas /* (B) or (N, B) */,
+                  const at::Tensor &latents /* (M, D) */,
+                  const at::Tensor &mask = {} /* (N, 1 or B, H, W) */) const;
 
   /// Deblends a large field image (B, H, W) holding galaxies at positions (G, 2) (x, y), tile by
   /// tile (see the header comment), all tiles in one batch (or max_blends_per_batch at a time).
-  FieldResult deblend_field(const at::Tensor& image /* (B, H, W) */,
-                            const at::Tensor& positions /* (G, 2) */,
-                            const at::Tensor& noise_sigmas /* (B) */,
-                            const FieldTiling& tiling = {}) const;
+  FieldResult deblend_field(const at::Tensor &image /* (B, H, W) */,
+                            const at::Tensor &positions /* (G, 2) */,
+                            const at::Tensor &noise_sigmas /* (B) */,
+                            const FieldTiling &tiling = {}) const;
 
-  const MadnessOptions& options() const { return options_; }
-  const GalaxyPrior& prior() const { return *prior_; }
+  const MadnessOptions &options() const { return options_; }
+  const GalaxyPrior &prior() const { return *prior_; }
 
- private:
-  struct Problem;  // images, weights and galaxies of a batch, on the device
-  Problem prepare(const at::Tensor& images, const BlendGalaxies& galaxies,
-                  const at::Tensor& noise_sigmas, const at::Tensor& mask) const;
-  at::Tensor encode_init(const Problem& p) const;  // -> (M, D)
-  MadnessResult run(const at::Tensor& images, const BlendGalaxies& galaxies,
-                    const at::Tensor& noise_sigmas, const at::Tensor& mask) const;
+private:
+  struct Problem; // images, weights and galaxies of a batch, on the device
+  Problem prepare(const at::Tensor &images, const BlendGalaxies &galaxies,
+                  const at::Tensor &noise_sigmas, const at::Tensor &mask) const;
+  at::Tensor encode_init(const Problem &p) const; // -> (M, D)
+  MadnessResult run(const at::Tensor &images, const BlendGalaxies &galaxies,
+                    const at::Tensor &noise_sigmas, const at::Tensor &mask) const;
 
   std::shared_ptr<const GalaxyPrior> prior_;
   MadnessOptions options_;
   c10::TensorOptions tensor_options_;
 };
 
-}  // namespace demix
+} // namespace demix

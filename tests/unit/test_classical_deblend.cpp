@@ -16,9 +16,9 @@
 
 namespace {
 
-const demix::Context& cpu64() {
-  static const demix::Context c({.device = demix::DeviceKind::Cpu,
-                                 .precision = demix::Precision::Float64});
+const demix::Context &cpu64() {
+  static const demix::Context c(
+      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
 }
 
@@ -43,7 +43,8 @@ Sample sample() {
   for (int64_t n = 0; n < 3; ++n) {
     for (size_t k = 0; k < pos[n].size(); k += 2)
       for (int64_t b = 0; b < 2; ++b)
-        img[n][b] += gaussian(H, W, pos[n][k], pos[n][k + 1], 2.0 + k * 0.3, 1.5 + b, 5e3 * (1 + b + k));
+        img[n][b] +=
+            gaussian(H, W, pos[n][k], pos[n][k + 1], 2.0 + k * 0.3, 1.5 + b, 5e3 * (1 + b + k));
     list.push_back(at::tensor(pos[n], at::kDouble).view({-1, 2}));
   }
   at::manual_seed(5);
@@ -57,8 +58,8 @@ TEST(ClassicalDeblend, ChildrenAddUpToTheBlend) {
       const demix::ClassicalDeblender deb({.symmetry = sym, .sharing = share}, cpu64());
       const demix::ClassicalResult r = deb.deblend(s.images, s.galaxies);
       ASSERT_EQ(r.children.sizes(), (std::vector<int64_t>{6, 2, 30, 34}));
-      const at::Tensor sums = at::stack({r.children.narrow(0, 0, 2).sum(0), r.children[2],
-                                         r.children.narrow(0, 3, 3).sum(0)});
+      const at::Tensor sums = at::stack(
+          {r.children.narrow(0, 0, 2).sum(0), r.children[2], r.children.narrow(0, 3, 3).sum(0)});
       // Shares of each pixel sum to 1 up to float64 rounding (a few ulp of ~1e3 e- pixels).
       EXPECT_TRUE(at::allclose(sums, s.images, 0, 1e-10));
     }
@@ -66,7 +67,8 @@ TEST(ClassicalDeblend, ChildrenAddUpToTheBlend) {
 
 TEST(ClassicalDeblend, TemplatesAreTheSymmetricMinimum) {
   const Sample s = sample();
-  const demix::ClassicalResult r = demix::ClassicalDeblender({}, cpu64()).deblend(s.images, s.galaxies);
+  const demix::ClassicalResult r =
+      demix::ClassicalDeblender({}, cpu64()).deblend(s.images, s.galaxies);
   const at::Tensor pix = s.galaxies.pixel();
   const int64_t H = 30, W = 34;
   for (int64_t m = 0; m < 6; ++m) {
@@ -77,15 +79,16 @@ TEST(ClassicalDeblend, TemplatesAreTheSymmetricMinimum) {
       for (int64_t i = 0; i < H; ++i)
         for (int64_t j = 0; j < W; ++j) {
           const int64_t mi = 2 * py - i, mj = 2 * px - j;
-          if (mi < 0 || mi >= H || mj < 0 || mj >= W) continue;
+          if (mi < 0 || mi >= H || mj < 0 || mj >= W)
+            continue;
           t[b][i][j] = std::max(0.0, std::min(s.images[n][b][i][j].item<double>(),
                                               s.images[n][b][mi][mj].item<double>()));
         }
-    EXPECT_TRUE(at::equal(r.templates[m], t)) << "galaxy " << m;  // min and max: exact
+    EXPECT_TRUE(at::equal(r.templates[m], t)) << "galaxy " << m; // min and max: exact
   }
   // Amplitudes: the least-squares solution of each blend and band, solved one by one.
   for (int64_t b = 0; b < 2; ++b) {
-    const at::Tensor T = r.templates.narrow(0, 3, 3).select(1, b).reshape({3, -1}).t();  // (HW, 3)
+    const at::Tensor T = r.templates.narrow(0, 3, 3).select(1, b).reshape({3, -1}).t(); // (HW, 3)
     const at::Tensor y = s.images[2][b].reshape({-1, 1});
     const at::Tensor w = at::linalg_solve(T.t().mm(T), T.t().mm(y)).view({3}).clamp_min(0);
     // The solver's ridge of 1e-9 of the diagonal moves the solution by ~1e-9 relative.
@@ -97,10 +100,11 @@ TEST(ClassicalDeblend, IsolatedSymmetricGalaxiesComeBackUnchanged) {
   // Each galaxy 30 pixels (10 widths) from the edges, so that every pixel holding its light has
   // its mirror inside the image.
   const int64_t H = 96, W = 96;
-  const at::Tensor g1 = gaussian(H, W, 30, 30, 2.0, 3.0, 1e4), g2 = gaussian(H, W, 66, 64, 3.0, 2.0, 2e4);
+  const at::Tensor g1 = gaussian(H, W, 30, 30, 2.0, 3.0, 1e4),
+                   g2 = gaussian(H, W, 66, 64, 3.0, 2.0, 2e4);
   const at::Tensor img = at::stack({g1 + g2, 2 * (g1 + g2)}).unsqueeze(0);
-  const demix::BlendGalaxies g =
-      demix::BlendGalaxies::from_list({at::tensor({30.0, 30.0, 66.0, 64.0}, at::kDouble).view({2, 2})});
+  const demix::BlendGalaxies g = demix::BlendGalaxies::from_list(
+      {at::tensor({30.0, 30.0, 66.0, 64.0}, at::kDouble).view({2, 2})});
   const demix::ClassicalResult r = demix::ClassicalDeblender({}, cpu64()).deblend(img, g);
   // 36 pixels apart with widths <= 3: each galaxy's light at the other's position is < 1e-30 of
   // its peak, so the children are the galaxies to float64 precision relative to the peaks.
@@ -119,18 +123,19 @@ TEST(ClassicalDeblend, FootprintKeepsNoiseOutOfTheTemplates) {
     truth[0][b] = gaussian(H, W, 20, 25, 2.5, 2.5, 2e4 * (1 + 0.2 * b));
     truth[1][b] = gaussian(H, W, 30, 30, 3.0, 3.0, 3e4);
   }
-  const demix::BlendGalaxies g =
-      demix::BlendGalaxies::from_list({at::tensor({20.0, 25.0, 30.0, 30.0}, at::kDouble).view({2, 2})});
+  const demix::BlendGalaxies g = demix::BlendGalaxies::from_list(
+      {at::tensor({20.0, 25.0, 30.0, 30.0}, at::kDouble).view({2, 2})});
   const demix::ClassicalDeblender deb({}, cpu64());
   at::manual_seed(11);
   const int reps = 10;
   at::Tensor bias_with = at::zeros({6}, at::kDouble), bias_without = at::zeros({6}, at::kDouble);
   const at::Tensor true_flux = truth[0].sum({1, 2});
   for (int k = 0; k < reps; ++k) {
-    const at::Tensor img = (truth.sum(0) + sig.view({6, 1, 1}) * at::randn({6, H, W}, at::kDouble)).unsqueeze(0);
+    const at::Tensor img =
+        (truth.sum(0) + sig.view({6, 1, 1}) * at::randn({6, H, W}, at::kDouble)).unsqueeze(0);
     const demix::ClassicalResult with = deb.deblend(img, g, sig);
     const demix::ClassicalResult without = deb.deblend(img, g);
-    EXPECT_TRUE(at::allclose(with.children.sum(0), img[0], 0, 1e-9));  // still adds up
+    EXPECT_TRUE(at::allclose(with.children.sum(0), img[0], 0, 1e-9)); // still adds up
     bias_with += (with.children[0].sum({1, 2}) - true_flux) / true_flux / reps;
     bias_without += (without.children[0].sum({1, 2}) - true_flux) / true_flux / reps;
     if (k == 0) {
@@ -139,12 +144,14 @@ TEST(ClassicalDeblend, FootprintKeepsNoiseOutOfTheTemplates) {
       at::Tensor both = at::zeros({H, W}, at::kBool);
       for (int64_t i = 0; i < H; ++i)
         for (int64_t j = 0; j < W; ++j) {
-          const int64_t mi = 60 - i, mj = 60 - j;  // mirror through galaxy 1 at (30, 30)
+          const int64_t mi = 60 - i, mj = 60 - j; // mirror through galaxy 1 at (30, 30)
           if (mi >= 0 && mi < H && mj >= 0 && mj < W)
             both[i][j] = in[i][j].item<bool>() && in[mi][mj].item<bool>();
         }
-      EXPECT_EQ(with.templates[1].masked_select(~both.expand({6, H, W})).abs().max().item<double>(), 0.0);
-      EXPECT_GT(with.templates[1].masked_select(both.expand({6, H, W})).min().item<double>(), -1e-300);
+      EXPECT_EQ(with.templates[1].masked_select(~both.expand({6, H, W})).abs().max().item<double>(),
+                0.0);
+      EXPECT_GT(with.templates[1].masked_select(both.expand({6, H, W})).min().item<double>(),
+                -1e-300);
     }
   }
   std::cout << "[ measured ] classical flux bias of the fainter galaxy over " << reps
@@ -158,7 +165,8 @@ TEST(ClassicalDeblend, FootprintKeepsNoiseOutOfTheTemplates) {
 
 TEST(ClassicalDeblend, ChunksGiveTheSameChildren) {
   const Sample s = sample();
-  const demix::ClassicalResult a = demix::ClassicalDeblender({}, cpu64()).deblend(s.images, s.galaxies);
+  const demix::ClassicalResult a =
+      demix::ClassicalDeblender({}, cpu64()).deblend(s.images, s.galaxies);
   const demix::ClassicalResult b =
       demix::ClassicalDeblender({.max_blends_per_batch = 1}, cpu64()).deblend(s.images, s.galaxies);
   EXPECT_TRUE(at::allclose(a.children, b.children, 0, 1e-10));
@@ -167,4 +175,4 @@ TEST(ClassicalDeblend, ChunksGiveTheSameChildren) {
                demix::ShapeError);
 }
 
-}  // namespace
+} // namespace

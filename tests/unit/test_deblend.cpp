@@ -21,9 +21,9 @@ namespace {
 
 using demix::test::ToyGalaxyPrior;
 
-const demix::Context& cpu64() {
-  static const demix::Context c({.device = demix::DeviceKind::Cpu,
-                                 .precision = demix::Precision::Float64});
+const demix::Context &cpu64() {
+  static const demix::Context c(
+      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
 }
 
@@ -34,7 +34,7 @@ std::shared_ptr<ToyGalaxyPrior> toy_prior() {
 }
 
 /// Latents of `n` galaxies with fluxes ~2e4 e-, sizes 1.8-3.2 pixels, |e| <= 0.4 (seeded).
-at::Tensor random_truth(const ToyGalaxyPrior& prior, int64_t n, uint64_t seed) {
+at::Tensor random_truth(const ToyGalaxyPrior &prior, int64_t n, uint64_t seed) {
   at::manual_seed(seed);
   const at::Tensor flux = 2e4 * at::exp(0.5 * at::randn({n, kBands}, at::kDouble));
   const at::Tensor size = 1.8 + 1.4 * at::rand({n}, at::kDouble);
@@ -43,18 +43,19 @@ at::Tensor random_truth(const ToyGalaxyPrior& prior, int64_t n, uint64_t seed) {
 }
 
 /// Noiseless blends of the prior's galaxies at their nearest pixels, plus N(0, sigma) noise.
-at::Tensor make_blends(const ToyGalaxyPrior& prior, const demix::BlendGalaxies& g,
-                       const at::Tensor& truth, int64_t H, int64_t W, double sigma, uint64_t seed) {
+at::Tensor make_blends(const ToyGalaxyPrior &prior, const demix::BlendGalaxies &g,
+                       const at::Tensor &truth, int64_t H, int64_t W, double sigma, uint64_t seed) {
   const demix::StampPlacer placer(g, kBands, H, W, kStamp, at::kCPU);
   at::Tensor y = placer.render(prior.decode(truth));
   at::manual_seed(seed);
-  if (sigma > 0) y = y + sigma * at::randn_like(y);
+  if (sigma > 0)
+    y = y + sigma * at::randn_like(y);
   return y;
 }
 
-demix::BlendGalaxies integer_positions(const std::vector<std::vector<double>>& per_blend) {
+demix::BlendGalaxies integer_positions(const std::vector<std::vector<double>> &per_blend) {
   std::vector<at::Tensor> list;
-  for (const auto& xy : per_blend)
+  for (const auto &xy : per_blend)
     list.push_back(at::tensor(xy, at::kDouble).view({-1, 2}));
   return demix::BlendGalaxies::from_list(list);
 }
@@ -81,14 +82,16 @@ TEST(MadnessDeblend, LossIsTheFormulaWrittenOutGalaxyByGalaxy) {
       at::Tensor model = at::zeros({kBands, H + 2 * h, W + 2 * h}, at::kDouble);
       double log_p = 0;
       for (int64_t m = 0; m < 5; ++m) {
-        if (g.blend[m].item<int64_t>() != n) continue;
+        if (g.blend[m].item<int64_t>() != n)
+          continue;
         const int64_t px = g.pixel()[m][0].item<int64_t>(), py = g.pixel()[m][1].item<int64_t>();
         model.narrow(1, py, kStamp).narrow(2, px, kStamp).add_(stamps[m]);
         log_p += prior->log_prob(z.narrow(0, m, 1)).item<double>();
       }
       model = model.narrow(1, h, H).narrow(2, h, W);
       at::Tensor var = sigmas.square().view({kBands, 1, 1}).expand({kBands, H, W});
-      if (source_variance) var = var + images[n].clamp_min(0);
+      if (source_variance)
+        var = var + images[n].clamp_min(0);
       const double chi2 = ((images[n] - model).square() / var * mask[n]).sum().item<double>();
       const double expected = 0.5 * chi2 - 0.7 * log_p;
       EXPECT_NEAR(L[n].item<double>(), expected, 1e-11 * std::abs(expected)) << "blend " << n;
@@ -106,7 +109,7 @@ TEST(MadnessDeblend, GradientMatchesFiniteDifferences) {
   o.source_variance = true;
   const demix::MadnessDeblender deb(prior, o, cpu64());
   const at::Tensor z0 = truth + 0.2 * at::randn_like(truth);
-  const auto f = [&](const at::Tensor& z) { return deb.loss(images, g, sigmas, z).sum(); };
+  const auto f = [&](const at::Tensor &z) { return deb.loss(images, g, sigmas, z).sum(); };
   // Central differences in float64 with h = 1e-5 on a loss of ~1e4: truncation (h^2 f''') and
   // rounding (1e-16 f / h) both ~1e-7 against gradients of ~1e2 to 1e4.
   const double err = demix::test::max_directional_gradient_error(f, z0, 6, 1e-5);
@@ -127,17 +130,19 @@ TEST(MadnessDeblend, RecoversTheTruthOfANoiselessPair) {
   // A likelihood of sigma = 1 e- against 2e4 e- galaxies: the prior moves the MAP by ~1e-7 in
   // latent units (inverse Fisher information times d log p / dz ~ 1).
   const demix::MadnessResult r = deb.deblend(images, g, at::ones({kBands}, at::kDouble));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const at::Tensor init = deb.initial_latents(images, g);
-  std::cout << "[ measured ] noiseless pair: encoder latents off by " << (init - truth).abs().max().item<double>()
-            << ", MAP off by " << (r.latents - truth).abs().max().item<double>() << " after "
-            << r.steps[0].item<int64_t>() << " Adam steps + L-BFGS, loss " << r.loss[0].item<double>()
-            << ", " << seconds << " s\n";
+  std::cout << "[ measured ] noiseless pair: encoder latents off by "
+            << (init - truth).abs().max().item<double>() << ", MAP off by "
+            << (r.latents - truth).abs().max().item<double>() << " after "
+            << r.steps[0].item<int64_t>() << " Adam steps + L-BFGS, loss "
+            << r.loss[0].item<double>() << ", " << seconds << " s\n";
   // The optimiser's own precision (L-BFGS to a relative decrease of 1e-9 of a loss of ~10):
   // well below 1e-4 in every latent (log-fluxes, log-size, ellipticity arctanh).
   EXPECT_LT((r.latents - truth).abs().max().item<double>(), 1e-4);
   EXPECT_TRUE(r.converged[0].item<bool>());
-  EXPECT_LT(r.residuals.abs().max().item<double>(), 0.05);  // e- against peaks of ~500 e-
+  EXPECT_LT(r.residuals.abs().max().item<double>(), 0.05); // e- against peaks of ~500 e-
 }
 
 TEST(MadnessDeblend, BatchedEqualsOneByOneAndBlendsAreIndependent) {
@@ -159,7 +164,8 @@ TEST(MadnessDeblend, BatchedEqualsOneByOneAndBlendsAreIndependent) {
     const demix::MadnessResult r = deb.deblend(images.narrow(0, n, 1), one, sigmas);
     const int64_t first = g.first()[n].item<int64_t>(), count = g.counts()[n].item<int64_t>();
     EXPECT_TRUE(at::allclose(r.latents, all.latents.narrow(0, first, count), 0, 1e-9)) << n;
-    EXPECT_NEAR(r.loss[0].item<double>(), all.loss[n].item<double>(), 1e-9 * std::abs(r.loss[0].item<double>()));
+    EXPECT_NEAR(r.loss[0].item<double>(), all.loss[n].item<double>(),
+                1e-9 * std::abs(r.loss[0].item<double>()));
     EXPECT_EQ(r.steps[0].item<int64_t>(), all.steps[n].item<int64_t>()) << n;
     EXPECT_EQ(r.converged[0].item<bool>(), all.converged[n].item<bool>()) << n;
     EXPECT_TRUE(at::allclose(r.residuals[0], all.residuals[n], 0, 1e-7)) << n;
@@ -170,7 +176,8 @@ TEST(MadnessDeblend, BatchedEqualsOneByOneAndBlendsAreIndependent) {
   // Chunks of two blends give the same results as one batch.
   demix::MadnessOptions oc = o;
   oc.max_blends_per_batch = 2;
-  const demix::MadnessResult chunked = demix::MadnessDeblender(prior, oc, cpu64()).deblend(images, g, sigmas);
+  const demix::MadnessResult chunked =
+      demix::MadnessDeblender(prior, oc, cpu64()).deblend(images, g, sigmas);
   EXPECT_TRUE(at::allclose(chunked.latents, all.latents, 0, 1e-9));
   // Changing one blend's image changes nothing in the others.
   at::Tensor changed = images.clone();
@@ -178,33 +185,39 @@ TEST(MadnessDeblend, BatchedEqualsOneByOneAndBlendsAreIndependent) {
   const demix::MadnessResult c = deb.deblend(changed, g, sigmas);
   for (int64_t n : {0, 1, 4}) {
     const int64_t first = g.first()[n].item<int64_t>(), count = g.counts()[n].item<int64_t>();
-    EXPECT_TRUE(at::allclose(c.latents.narrow(0, first, count), all.latents.narrow(0, first, count), 0, 1e-9));
+    EXPECT_TRUE(at::allclose(c.latents.narrow(0, first, count), all.latents.narrow(0, first, count),
+                             0, 1e-9));
   }
-  EXPECT_FALSE(at::allclose(c.latents.narrow(0, 4, 2), all.latents.narrow(0, 4, 2), 0, 1e-3));  // blend 3
+  EXPECT_FALSE(
+      at::allclose(c.latents.narrow(0, 4, 2), all.latents.narrow(0, 4, 2), 0, 1e-3)); // blend 3
 }
 
 TEST(MadnessDeblend, ConvergenceIsDecidedPerBlend) {
   const auto prior = toy_prior();
-  const demix::BlendGalaxies g = integer_positions({{12, 14}, {10, 10, 16, 13}, {15, 15, 20, 24, 9, 22}});
+  const demix::BlendGalaxies g =
+      integer_positions({{12, 14}, {10, 10, 16, 13}, {15, 15, 20, 24, 9, 22}});
   const at::Tensor truth = random_truth(*prior, 6, 8);
   const at::Tensor images = make_blends(*prior, g, truth, 32, 32, 60.0, 9);
   const at::Tensor sigmas = at::full({kBands}, 60.0, at::kDouble);
   demix::MadnessOptions o;
-  o.max_steps = 30;  // fewer than min_steps = 40: no blend may pass the test
-  const demix::MadnessResult early = demix::MadnessDeblender(prior, o, cpu64()).deblend(images, g, sigmas);
+  o.max_steps = 30; // fewer than min_steps = 40: no blend may pass the test
+  const demix::MadnessResult early =
+      demix::MadnessDeblender(prior, o, cpu64()).deblend(images, g, sigmas);
   EXPECT_EQ(early.converged_fraction(), 0.0);
   EXPECT_TRUE(at::equal(early.steps, at::full({3}, 30, at::kLong)));
   o.max_steps = 1000;
-  const demix::MadnessResult r = demix::MadnessDeblender(prior, o, cpu64()).deblend(images, g, sigmas);
+  const demix::MadnessResult r =
+      demix::MadnessDeblender(prior, o, cpu64()).deblend(images, g, sigmas);
   EXPECT_EQ(r.converged_fraction(), 1.0);
   for (int64_t n = 0; n < 3; ++n) {
     const int64_t s = r.steps[n].item<int64_t>();
     EXPECT_GE(s, o.min_steps);
     EXPECT_LT(s, o.max_steps);
-    EXPECT_EQ(s % o.check_every, 0);  // decided at a check
+    EXPECT_EQ(s % o.check_every, 0); // decided at a check
   }
-  std::cout << "[ measured ] steps to convergence (rtol 0.05, window 15): " << r.steps[0].item<int64_t>()
-            << ", " << r.steps[1].item<int64_t>() << ", " << r.steps[2].item<int64_t>() << "\n";
+  std::cout << "[ measured ] steps to convergence (rtol 0.05, window 15): "
+            << r.steps[0].item<int64_t>() << ", " << r.steps[1].item<int64_t>() << ", "
+            << r.steps[2].item<int64_t>() << "\n";
   // The MAP lowers the loss of every blend below that of the encoder's guess.
   const demix::MadnessDeblender deb(prior, o, cpu64());
   const at::Tensor l0 = deb.loss(images, g, sigmas, deb.initial_latents(images, g));
@@ -218,8 +231,8 @@ TEST(MadnessDeblend, FieldTilesRecoverTheTruth) {
   const auto prior = toy_prior();
   // 120 x 130 field, tiles of 48 with margins of 14: galaxies on and across tile boundaries,
   // including a pair split between two tiles.
-  const std::vector<double> xy = {10, 10, 47, 30, 50, 33, 95, 12, 60, 60, 100, 70,
-                                  20, 100, 49, 96, 110, 110, 80, 47};
+  const std::vector<double> xy = {10,  10, 47, 30,  50, 33, 95,  12,  60, 60,
+                                  100, 70, 20, 100, 49, 96, 110, 110, 80, 47};
   const int64_t G = static_cast<int64_t>(xy.size()) / 2;
   const at::Tensor positions = at::tensor(xy, at::kDouble).view({G, 2});
   const at::Tensor truth = random_truth(*prior, G, 10);
@@ -229,9 +242,9 @@ TEST(MadnessDeblend, FieldTilesRecoverTheTruth) {
   o.max_steps = 300;
   o.lbfgs_steps = 150;
   const demix::MadnessDeblender deb(prior, o, cpu64());
-  const demix::FieldResult r =
-      deb.deblend_field(field, positions, at::ones({kBands}, at::kDouble), {.tile = 48, .margin = 14});
-  EXPECT_EQ(r.tiles_used, 7);  // 3 x 3 tiles, two of them without a galaxy in their core
+  const demix::FieldResult r = deb.deblend_field(field, positions, at::ones({kBands}, at::kDouble),
+                                                 {.tile = 48, .margin = 14});
+  EXPECT_EQ(r.tiles_used, 7); // 3 x 3 tiles, two of them without a galaxy in their core
   EXPECT_TRUE((r.tile >= 0).all().item<bool>());
   std::cout << "[ measured ] field of " << G << " galaxies in " << r.tiles_used
             << " tiles: latents off by " << (r.latents - truth).abs().max().item<double>()
@@ -239,14 +252,14 @@ TEST(MadnessDeblend, FieldTilesRecoverTheTruth) {
   // Every galaxy's neighbours within the margin are fitted with it, so the noiseless truth is the
   // optimum of each tile: as precise as the single pair above.
   EXPECT_LT((r.latents - truth).abs().max().item<double>(), 1e-3);
-  EXPECT_LT(r.residual.abs().max().item<double>(), 0.5);  // e-, against peaks of ~500 e-
+  EXPECT_LT(r.residual.abs().max().item<double>(), 0.5); // e-, against peaks of ~500 e-
 }
 
 /// A prior whose decoder returns stamps of the wrong size.
 class BrokenPrior : public ToyGalaxyPrior {
- public:
+public:
   BrokenPrior() : ToyGalaxyPrior(ToyGalaxyPrior::standard(kBands, kStamp)) {}
-  at::Tensor decode(const at::Tensor& z) const override {
+  at::Tensor decode(const at::Tensor &z) const override {
     return ToyGalaxyPrior::decode(z).narrow(2, 0, kStamp - 2);
   }
 };
@@ -263,7 +276,7 @@ TEST(MadnessDeblend, InputErrorsNameTheProblem) {
   EXPECT_THROW(deb.deblend(images, integer_positions({{1, 1}, {2, 2}}), sigmas), demix::ShapeError);
   EXPECT_THROW(deb.deblend(images, g, sigmas, at::ones({1, 2, 24, 24})), demix::ShapeError);
   demix::MadnessOptions bad;
-  bad.min_steps = 5;  // below window = 15
+  bad.min_steps = 5; // below window = 15
   EXPECT_THROW(demix::MadnessDeblender(prior, bad, cpu64()), demix::ValueError);
   bad = {};
   bad.init_passes = 3;
@@ -271,8 +284,9 @@ TEST(MadnessDeblend, InputErrorsNameTheProblem) {
   EXPECT_THROW(demix::MadnessDeblender(nullptr, {}, cpu64()), demix::ValueError);
   const demix::MadnessDeblender broken(std::make_shared<BrokenPrior>(), {.max_steps = 3}, cpu64());
   EXPECT_THROW(broken.deblend(images, g, sigmas), demix::ShapeError);
-  EXPECT_THROW(deb.deblend_field(images[0], at::tensor({30.0, 3.0}, at::kDouble).view({1, 2}), sigmas),
-               demix::ValueError);  // outside the 24 x 24 field
+  EXPECT_THROW(
+      deb.deblend_field(images[0], at::tensor({30.0, 3.0}, at::kDouble).view({1, 2}), sigmas),
+      demix::ValueError); // outside the 24 x 24 field
 }
 
-}  // namespace
+} // namespace

@@ -21,13 +21,14 @@ constexpr double pi = std::numbers::pi;
 
 TEST(DeblendMetrics, ApertureFluxOfAConstantImageIsTheDiskArea) {
   const at::Tensor ones = at::ones({4, 1, 40, 40}, at::kDouble);
-  const at::Tensor centres = at::tensor({20.0, 20.0, 20.3, 19.6, 10.5, 25.25, 19.0, 21.0},
-                                        at::kDouble).view({4, 2});
+  const at::Tensor centres =
+      at::tensor({20.0, 20.0, 20.3, 19.6, 10.5, 25.25, 19.0, 21.0}, at::kDouble).view({4, 2});
   const at::Tensor radius = at::tensor({3.0, 5.5, 8.0, 12.2}, at::kDouble);
   for (const int64_t s : {5, 25}) {
     const at::Tensor f = demix::aperture_flux(ones, centres, radius, s).view({4});
     const at::Tensor rel = (f / (pi * radius.square()) - 1).abs();
-    std::cout << "[ measured ] aperture area error, subsample " << s << ": " << rel.max().item<double>() << "\n";
+    std::cout << "[ measured ] aperture area error, subsample " << s << ": "
+              << rel.max().item<double>() << "\n";
     // Each pixel crossed by the circle gets its area fraction from s^2 points, wrong by up to
     // ~1/s of the pixel; the errors of the ~2 pi r crossed pixels partly cancel: measured 0.3%
     // (s = 5) and 0.04% (s = 25) at r = 3, less for larger disks.
@@ -45,10 +46,13 @@ TEST(DeblendMetrics, ApertureFluxOfAGaussianIsItsEnclosedFlux) {
   const double sigma = 2.5, F = 1e4;
   const at::Tensor x = at::arange(45, at::kDouble).view({1, 45}) - 22.3;
   const at::Tensor y = at::arange(45, at::kDouble).view({45, 1}) - 21.8;
-  const at::Tensor g = F / (2 * pi * sigma * sigma) * at::exp(-0.5 * (x.square() + y.square()) / (sigma * sigma));
+  const at::Tensor g =
+      F / (2 * pi * sigma * sigma) * at::exp(-0.5 * (x.square() + y.square()) / (sigma * sigma));
   const at::Tensor c = at::tensor({22.3, 21.8}, at::kDouble).view({1, 2});
   for (const double r : {2.5, 5.0, 10.0}) {
-    const double f = demix::aperture_flux(g.view({1, 1, 45, 45}), c, at::tensor({r}, at::kDouble), 25).item<double>();
+    const double f =
+        demix::aperture_flux(g.view({1, 1, 45, 45}), c, at::tensor({r}, at::kDouble), 25)
+            .item<double>();
     // The enclosed flux, plus the pixelisation's second-order term: a pixel's centre value is its
     // mean minus lap(I) / 24, and an edge pixel's share of its mean misses the profile's slope
     // across it by 1/12 of the outward derivative; together + flux_through_edge / 24, with
@@ -64,8 +68,10 @@ TEST(DeblendMetrics, ApertureFluxOfAGaussianIsItsEnclosedFlux) {
 
 TEST(DeblendMetrics, ResidualSummariesOfKnownSamples) {
   std::vector<double> a, b;
-  for (int k = 1; k <= 100; ++k) a.push_back(k / 100.0), b.push_back(-k / 100.0);
-  for (int k = 0; k < 5; ++k) a.push_back(NAN), b.push_back(INFINITY);  // left out
+  for (int k = 1; k <= 100; ++k)
+    a.push_back(k / 100.0), b.push_back(-k / 100.0);
+  for (int k = 0; k < 5; ++k)
+    a.push_back(NAN), b.push_back(INFINITY); // left out
   const at::Tensor r = at::stack({at::tensor(a, at::kDouble), at::tensor(b, at::kDouble)}, 1);
   const demix::ResidualSummary s = demix::summarize_residuals(r);
   EXPECT_TRUE(at::equal(s.count, at::tensor({100, 100}, at::kLong)));
@@ -76,19 +82,21 @@ TEST(DeblendMetrics, ResidualSummariesOfKnownSamples) {
   EXPECT_NEAR(s.median[1].item<double>(), -0.505, 1e-12);
   EXPECT_NEAR(s.spread68[0].item<double>(), (0.8416 - 0.1684) / 2, 1e-12);
   EXPECT_NEAR(s.spread68[1].item<double>(), (0.8416 - 0.1684) / 2, 1e-12);
-  const at::Tensor rel = demix::relative_residual(at::tensor({1.1, 2.0, 3.0}), at::tensor({1.0, 0.0, 4.0}));
+  const at::Tensor rel =
+      demix::relative_residual(at::tensor({1.1, 2.0, 3.0}), at::tensor({1.0, 0.0, 4.0}));
   EXPECT_NEAR(rel[0].item<double>(), 0.1, 1e-6);
   EXPECT_TRUE(std::isnan(rel[1].item<double>()));
   EXPECT_NEAR(rel[2].item<double>(), -0.25, 1e-6);
 }
 
 TEST(DeblendMetrics, ColourErrors) {
-  const at::Tensor truth = at::tensor({100.0, 200.0, 300.0, 50.0, 60.0, 70.0}, at::kDouble).view({2, 3});
-  const at::Tensor same = demix::colour_error(3.0 * truth, truth, 1, 2);  // grey factor: colour kept
+  const at::Tensor truth =
+      at::tensor({100.0, 200.0, 300.0, 50.0, 60.0, 70.0}, at::kDouble).view({2, 3});
+  const at::Tensor same = demix::colour_error(3.0 * truth, truth, 1, 2); // grey factor: colour kept
   EXPECT_LT(same.abs().max().item<double>(), 1e-12);
   at::Tensor m = truth.clone();
-  m[0][1] *= 2;  // g twice brighter: g - r smaller by 2.5 log10 2
-  m[1][2] = -1;  // a negative flux has no magnitude
+  m[0][1] *= 2; // g twice brighter: g - r smaller by 2.5 log10 2
+  m[1][2] = -1; // a negative flux has no magnitude
   const at::Tensor e = demix::colour_error(m, truth, 1, 2);
   EXPECT_NEAR(e[0].item<double>(), -2.5 * std::log10(2.0), 1e-12);
   EXPECT_TRUE(std::isnan(e[1].item<double>()));
@@ -97,15 +105,18 @@ TEST(DeblendMetrics, ColourErrors) {
 
 /// SSIM of two images by the definition, pixel by pixel: Gaussian-weighted local means,
 /// variances and covariance (population), averaged over the centres whose window fits.
-double loop_ssim(const at::Tensor& p_in, const at::Tensor& t_in, bool normalise) {
+double loop_ssim(const at::Tensor &p_in, const at::Tensor &t_in, bool normalise) {
   at::Tensor p = p_in, t = t_in;
   double L = 1;
-  if (normalise) p = p / p.max(), t = t / t.max();
-  else L = 2.5;
+  if (normalise)
+    p = p / p.max(), t = t / t.max();
+  else
+    L = 2.5;
   const int64_t H = p.size(0), W = p.size(1), r = 5;
   std::vector<double> w(11);
   double tot = 0;
-  for (int k = 0; k < 11; ++k) tot += w[k] = std::exp(-0.5 * (k - 5) * (k - 5) / 2.25);
+  for (int k = 0; k < 11; ++k)
+    tot += w[k] = std::exp(-0.5 * (k - 5) * (k - 5) / 2.25);
   auto P = p.accessor<double, 2>();
   auto T = t.accessor<double, 2>();
   const double c1 = std::pow(0.01 * L, 2), c2 = std::pow(0.03 * L, 2);
@@ -143,12 +154,12 @@ TEST(DeblendMetrics, SsimMatchesThePixelLoopDefinition) {
       EXPECT_NEAR(fast_raw[n][b].item<double>(), loop_ssim(p[n][b], t[n][b], false), 1e-12);
     }
   EXPECT_LT((demix::ssim(p, p) - 1).abs().max().item<double>(), 1e-14);
-  EXPECT_LT((demix::ssim(p, 7.0 * p) - 1).abs().max().item<double>(), 1e-14);  // max-normalised
-  EXPECT_TRUE(at::allclose(demix::ssim(t, p), fast, 0, 1e-14));                 // symmetric
+  EXPECT_LT((demix::ssim(p, 7.0 * p) - 1).abs().max().item<double>(), 1e-14); // max-normalised
+  EXPECT_TRUE(at::allclose(demix::ssim(t, p), fast, 0, 1e-14));               // symmetric
   EXPECT_LT(fast.max().item<double>(), 1.0);
   const at::Tensor s0 = demix::ssim(at::zeros_like(p), p);
-  EXPECT_EQ(s0.abs().max().item<double>(), 0.0);  // nothing predicted
-  EXPECT_TRUE(at::isnan(demix::ssim(p, at::zeros_like(p))).all().item<bool>());  // no truth
+  EXPECT_EQ(s0.abs().max().item<double>(), 0.0);                                // nothing predicted
+  EXPECT_TRUE(at::isnan(demix::ssim(p, at::zeros_like(p))).all().item<bool>()); // no truth
   EXPECT_THROW(demix::ssim(p.narrow(2, 0, 9), t.narrow(2, 0, 9)), demix::ShapeError);
 }
 
@@ -156,7 +167,7 @@ TEST(DeblendMetrics, CosineSimilarityOfConstructedImages) {
   at::manual_seed(8);
   const at::Tensor t = at::randn({1, 1, 10, 10}, at::kDouble);
   at::Tensor u = at::randn_like(t);
-  u = u - (u * t).sum() / (t * t).sum() * t;  // orthogonal to t
+  u = u - (u * t).sum() / (t * t).sum() * t; // orthogonal to t
   u = u * (std::sqrt(3.0) * t.norm() / u.norm());
   const at::Tensor p = at::cat({t, -2 * t, u, t + u}, 1);
   const at::Tensor tt = t.expand({1, 4, 10, 10});
@@ -173,14 +184,15 @@ at::Tensor elliptical(int64_t n, double x0, double y0, double s, double e1, doub
   const at::Tensor x = at::arange(n, at::kDouble).view({1, n}) - x0;
   const at::Tensor y = at::arange(n, at::kDouble).view({n, 1}) - y0;
   const double det = s * s * s * s * (1 - e1 * e1 - e2 * e2);
-  const at::Tensor q = (s * s * ((1 - e1) * x.square() - 2 * e2 * x * y + (1 + e1) * y.square())) / det;
+  const at::Tensor q =
+      (s * s * ((1 - e1) * x.square() - 2 * e2 * x * y + (1 + e1) * y.square())) / det;
   return at::exp(-0.5 * q) * 1e3 / (2 * pi * std::sqrt(det));
 }
 
 TEST(DeblendMetrics, EllipticityOfAnalyticEllipticalGaussians) {
-  const at::Tensor imgs = at::stack({elliptical(41, 20.4, 19.7, 3.0, 0.3, -0.2),
-                                     elliptical(41, 20.0, 20.0, 2.0, -0.5, 0.1),
-                                     at::zeros({41, 41}, at::kDouble)});
+  const at::Tensor imgs =
+      at::stack({elliptical(41, 20.4, 19.7, 3.0, 0.3, -0.2),
+                 elliptical(41, 20.0, 20.0, 2.0, -0.5, 0.1), at::zeros({41, 41}, at::kDouble)});
   const demix::Shapes a = demix::measure_shapes(imgs);
   demix::ShapeOptions uo;
   uo.weight = demix::MomentWeight::Unweighted;
@@ -192,7 +204,7 @@ TEST(DeblendMetrics, EllipticityOfAnalyticEllipticalGaussians) {
   EXPECT_TRUE(at::allclose(a.ellipticity.narrow(0, 0, 2), e, 0, 1e-6)) << a.ellipticity;
   EXPECT_TRUE(at::allclose(u.ellipticity.narrow(0, 0, 2), e, 0, 1e-5)) << u.ellipticity;
   EXPECT_TRUE(at::allclose(a.centroid[0], at::tensor({20.4, 19.7}, at::kDouble), 0, 1e-6));
-  EXPECT_NEAR(a.moments[0][0].item<double>(), 9 * 1.3, 1e-5);  // Q_xx = s^2 (1 + e1)
+  EXPECT_NEAR(a.moments[0][0].item<double>(), 9 * 1.3, 1e-5); // Q_xx = s^2 (1 + e1)
   EXPECT_TRUE(a.valid[0].item<bool>() && a.valid[1].item<bool>());
   EXPECT_FALSE(a.valid[2].item<bool>());
   EXPECT_TRUE(std::isnan(a.ellipticity[2][0].item<double>()));
@@ -200,7 +212,8 @@ TEST(DeblendMetrics, EllipticityOfAnalyticEllipticalGaussians) {
 
 TEST(DeblendMetrics, GreedyMatchingOfDetections) {
   const at::Tensor truth = at::tensor({0.0, 0.0, 10.0, 0.0, 20.0, 0.0}, at::kDouble).view({3, 2});
-  const at::Tensor det = at::tensor({0.5, 0.0, 9.0, 0.0, 50.0, 50.0, 10.8, 0.0}, at::kDouble).view({4, 2});
+  const at::Tensor det =
+      at::tensor({0.5, 0.0, 9.0, 0.0, 50.0, 50.0, 10.8, 0.0}, at::kDouble).view({4, 2});
   const demix::Matching m = demix::match_positions(truth, det, 2.0);
   // Pairs within 2: (t0, d0) 0.5, (t1, d3) 0.8, (t1, d1) 1.0 -- the last loses to the closer one.
   EXPECT_TRUE(at::equal(m.truth_to_detection, at::tensor({0, 3, -1}, at::kLong)));
@@ -210,4 +223,4 @@ TEST(DeblendMetrics, GreedyMatchingOfDetections) {
   EXPECT_EQ(m.missed, 1);
 }
 
-}  // namespace
+} // namespace

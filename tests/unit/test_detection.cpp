@@ -15,9 +15,9 @@
 
 namespace {
 
-const demix::Context& cpu64() {
-  static const demix::Context c({.device = demix::DeviceKind::Cpu,
-                                 .precision = demix::Precision::Float64});
+const demix::Context &cpu64() {
+  static const demix::Context c(
+      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
 }
 
@@ -29,7 +29,7 @@ at::Tensor gaussian(int64_t H, int64_t W, double x0, double y0, double sigma, do
          at::exp(-0.5 * (x.square() + y.square()) / (sigma * sigma));
 }
 
-const at::Tensor& sigmas3() {
+const at::Tensor &sigmas3() {
   static const at::Tensor s = at::tensor({80.0, 40.0, 120.0}, at::kDouble);
   return s;
 }
@@ -41,7 +41,7 @@ at::Tensor noise(int64_t N, int64_t H, int64_t W, uint64_t seed) {
 
 TEST(PeakDetection, SignificanceIsUnitNormalOnNoiseEdgesIncluded) {
   const demix::PeakDetector det({}, cpu64());
-  const at::Tensor nu = det.significance(noise(8, 96, 96, 1), sigmas3());  // (8, 96, 96)
+  const at::Tensor nu = det.significance(noise(8, 96, 96, 1), sigmas3()); // (8, 96, 96)
   // ~2600 independent values (73728 pixels, correlation area 4 pi 1.5^2 = 28): standard errors
   // 0.02 on the mean, 0.03 on the variance; bounds at 5 of them.
   EXPECT_LT(std::abs(nu.mean().item<double>()), 0.1);
@@ -49,10 +49,11 @@ TEST(PeakDetection, SignificanceIsUnitNormalOnNoiseEdgesIncluded) {
   // The outer 2-pixel frame: without the edge-corrected noise its variance would be ~0.3-0.6.
   const at::Tensor inner = at::zeros({96, 96}, at::kBool);
   inner.narrow(0, 2, 92).narrow(1, 2, 92).fill_(true);
-  const at::Tensor frame = nu.masked_select(~inner);  // 8 x 760 values, ~1500 independent
+  const at::Tensor frame = nu.masked_select(~inner); // 8 x 760 values, ~1500 independent
   EXPECT_NEAR(frame.var().item<double>(), 1.0, 0.2);
-  std::cout << "[ measured ] significance on noise: mean " << nu.mean().item<double>() << ", variance "
-            << nu.var().item<double>() << " (edge frame " << frame.var().item<double>() << ")\n";
+  std::cout << "[ measured ] significance on noise: mean " << nu.mean().item<double>()
+            << ", variance " << nu.var().item<double>() << " (edge frame "
+            << frame.var().item<double>() << ")\n";
 }
 
 TEST(PeakDetection, FindsIsolatedGalaxiesWhereTheyAre) {
@@ -60,31 +61,35 @@ TEST(PeakDetection, FindsIsolatedGalaxiesWhereTheyAre) {
   const std::vector<std::pair<double, double>> truth = {{15, 12}, {60, 20}, {95, 30},
                                                         {30, 60}, {80, 75}, {50, 90}};
   at::Tensor img = at::zeros({1, 3, H, W}, at::kDouble);
-  for (const auto& [x, y] : truth)
-    for (int64_t b = 0; b < 3; ++b) img[0][b] += gaussian(H, W, x, y, 2.0, 3e4 * (b + 1));
+  for (const auto &[x, y] : truth)
+    for (int64_t b = 0; b < 3; ++b)
+      img[0][b] += gaussian(H, W, x, y, 2.0, 3e4 * (b + 1));
   img = img + noise(1, H, W, 2);
   demix::DetectionOptions o;
   o.subpixel = false;
   const demix::Detections d = demix::PeakDetector(o, cpu64()).detect(img, sigmas3())[0];
   ASSERT_EQ(d.xy.size(0), 6);
-  for (const auto& [x, y] : truth) {
+  for (const auto &[x, y] : truth) {
     // Noise of ~1/100 of the peak cannot move an integer-centred peak to another pixel.
     const at::Tensor dist = (d.xy - at::tensor({x, y}, at::kDouble)).abs().sum(1);
     EXPECT_EQ(dist.min().item<double>(), 0.0) << x << ", " << y;
   }
   EXPECT_TRUE((d.significance > 5).all().item<bool>());
   // Decreasing significance.
-  EXPECT_TRUE((d.significance.narrow(0, 0, 5) >= d.significance.narrow(0, 1, 5)).all().item<bool>());
+  EXPECT_TRUE(
+      (d.significance.narrow(0, 0, 5) >= d.significance.narrow(0, 1, 5)).all().item<bool>());
 
   // Off-centre galaxies: the parabola refines to a fraction of a pixel.
   at::Tensor off = at::zeros({1, 3, H, W}, at::kDouble);
-  for (const auto& [x, y] : truth)
-    for (int64_t b = 0; b < 3; ++b) off[0][b] += gaussian(H, W, x + 0.3, y - 0.2, 2.0, 3e4);
+  for (const auto &[x, y] : truth)
+    for (int64_t b = 0; b < 3; ++b)
+      off[0][b] += gaussian(H, W, x + 0.3, y - 0.2, 2.0, 3e4);
   const demix::Detections s = demix::PeakDetector({}, cpu64()).detect(off, sigmas3())[0];
   ASSERT_EQ(s.xy.size(0), 6);
   double worst = 0;
-  for (const auto& [x, y] : truth) {
-    const at::Tensor err = (s.xy - at::tensor({x + 0.3, y - 0.2}, at::kDouble)).square().sum(1).sqrt();
+  for (const auto &[x, y] : truth) {
+    const at::Tensor err =
+        (s.xy - at::tensor({x + 0.3, y - 0.2}, at::kDouble)).square().sum(1).sqrt();
     worst = std::max(worst, err.min().item<double>());
   }
   // A parabola through a Gaussian of width 2.5 (galaxy and kernel) sampled at -1, 0, 1 pixels
@@ -109,7 +114,8 @@ TEST(PeakDetection, FalseDetectionsOnNoiseFollowTheThreshold) {
     EXPECT_NEAR(frac, q, (k == 2.0 ? 0.15 : 0.3) * q) << "k = " << k;
   }
   int64_t found = 0;
-  for (const auto& d : det.detect(pure, sigmas3())) found += d.xy.size(0);
+  for (const auto &d : det.detect(pure, sigmas3()))
+    found += d.xy.size(0);
   // Expected Euler characteristic of the excursion set above u of a unit Gaussian field with
   // Gaussian correlation exp(-d^2 / (4 s^2)) (white noise smoothed by a Gaussian of s = 1.5):
   // second spectral moment l = 1 / (2 s^2); per unit area l u e^{-u^2/2} / (2 pi)^{3/2}, per unit
@@ -118,15 +124,16 @@ TEST(PeakDetection, FalseDetectionsOnNoiseFollowTheThreshold) {
   const double area = l * u * std::exp(-u * u / 2) / std::pow(2 * std::numbers::pi, 1.5);
   const double edge = std::sqrt(l) * std::exp(-u * u / 2) / (2 * std::numbers::pi);
   const double expected = N * (area * S * S + edge * 4 * S);
-  std::cout << "[ measured ] peaks above 3 sigma on " << N << " noise images of " << S << "^2: "
-            << found << " (continuous Gaussian field: " << expected << ")\n";
+  std::cout << "[ measured ] peaks above 3 sigma on " << N << " noise images of " << S
+            << "^2: " << found << " (continuous Gaussian field: " << expected << ")\n";
   // The pixel grid samples each maximum below its top, so it finds fewer: 85% of the continuous
   // count at u = 3 over 128 images (measured). Poisson scatter on ~110: 10%. Bounds 0.6 - 1.2.
   EXPECT_GT(static_cast<double>(found), 0.6 * expected);
   EXPECT_LT(static_cast<double>(found), 1.2 * expected);
   int64_t five = 0;
-  for (const auto& d : demix::PeakDetector({}, cpu64()).detect(pure, sigmas3())) five += d.xy.size(0);
-  EXPECT_LE(five, 2);  // theory: 0.07 expected above 5 sigma; P(>= 3) ~ 6e-5
+  for (const auto &d : demix::PeakDetector({}, cpu64()).detect(pure, sigmas3()))
+    five += d.xy.size(0);
+  EXPECT_LE(five, 2); // theory: 0.07 expected above 5 sigma; P(>= 3) ~ 6e-5
 }
 
 TEST(PeakDetection, NoiseEstimateFromPixelsIgnoresTheGalaxies) {
@@ -137,9 +144,11 @@ TEST(PeakDetection, NoiseEstimateFromPixelsIgnoresTheGalaxies) {
   at::Tensor busy = pure.clone();
   for (int64_t n = 0; n < 4; ++n)
     for (const double x : {15.0, 40.0})
-      for (int64_t b = 0; b < 3; ++b) busy[n][b] += gaussian(H, W, x, 20 + 8 * n, 3.0, 2e5);
+      for (int64_t b = 0; b < 3; ++b)
+        busy[n][b] += gaussian(H, W, x, 20 + 8 * n, 3.0, 2e5);
   const at::Tensor est = demix::estimate_noise_sigmas(busy);
-  std::cout << "[ measured ] noise from images with galaxies: " << est / sigmas3() << " of the truth\n";
+  std::cout << "[ measured ] noise from images with galaxies: " << est / sigmas3()
+            << " of the truth\n";
   // The galaxies cover ~5% of the pixels; clipping keeps the bias of their faint wings to a few
   // percent (measured 3-4% high).
   EXPECT_TRUE(at::allclose(est, sigmas3(), 0.08, 0));
@@ -156,11 +165,11 @@ TEST(PeakDetection, SeparationAndBorderRules) {
   o.subpixel = false;
   o.min_separation = 3;
   EXPECT_EQ(demix::PeakDetector(o, cpu64()).detect(img, sigmas3())[0].xy.size(0), 3);
-  o.min_separation = 6;  // the fainter of the pair (5 pixels apart) goes
+  o.min_separation = 6; // the fainter of the pair (5 pixels apart) goes
   const demix::Detections d = demix::PeakDetector(o, cpu64()).detect(img, sigmas3())[0];
   ASSERT_EQ(d.xy.size(0), 2);
   EXPECT_FALSE(((d.xy.select(1, 0) == 20) & (d.xy.select(1, 1) == 20)).any().item<bool>());
-  o.border = 2;  // the galaxy at x = 1 goes
+  o.border = 2; // the galaxy at x = 1 goes
   const demix::Detections e = demix::PeakDetector(o, cpu64()).detect(img, sigmas3())[0];
   ASSERT_EQ(e.xy.size(0), 1);
   EXPECT_TRUE(at::equal(e.xy, at::tensor({15.0, 20.0}, at::kDouble).view({1, 2})));
@@ -168,4 +177,4 @@ TEST(PeakDetection, SeparationAndBorderRules) {
   EXPECT_THROW(demix::PeakDetector({}, cpu64()).detect(img, at::ones({2})), demix::ShapeError);
 }
 
-}  // namespace
+} // namespace

@@ -25,7 +25,7 @@ demix::BlendGalaxies sample_galaxies() {
 constexpr int64_t kH = 13, kW = 17, kS = 7;
 
 /// Brute-force stamp of galaxy m of blend n from frames (N, C, H, W).
-at::Tensor loop_extract(const at::Tensor& frames, const demix::BlendGalaxies& g) {
+at::Tensor loop_extract(const at::Tensor &frames, const demix::BlendGalaxies &g) {
   const int64_t M = g.size(), C = frames.size(1), h = kS / 2;
   at::Tensor out = at::zeros({M, C, kS, kS}, frames.options());
   const at::Tensor pix = g.pixel();
@@ -36,13 +36,14 @@ at::Tensor loop_extract(const at::Tensor& frames, const demix::BlendGalaxies& g)
       for (int64_t j = 0; j < kS; ++j) {
         const int64_t r = py - h + i, c = px - h + j;
         if (r >= 0 && r < kH && c >= 0 && c < kW)
-          for (int64_t b = 0; b < C; ++b) out[m][b][i][j] = frames[n][b][r][c];
+          for (int64_t b = 0; b < C; ++b)
+            out[m][b][i][j] = frames[n][b][r][c];
       }
   }
   return out;
 }
 
-at::Tensor loop_render(const at::Tensor& stamps, const demix::BlendGalaxies& g) {
+at::Tensor loop_render(const at::Tensor &stamps, const demix::BlendGalaxies &g) {
   const int64_t M = g.size(), C = stamps.size(1), h = kS / 2;
   at::Tensor out = at::zeros({g.num_blends, C, kH, kW}, stamps.options());
   const at::Tensor pix = g.pixel();
@@ -53,7 +54,8 @@ at::Tensor loop_render(const at::Tensor& stamps, const demix::BlendGalaxies& g) 
       for (int64_t j = 0; j < kS; ++j) {
         const int64_t r = py - h + i, c = px - h + j;
         if (r >= 0 && r < kH && c >= 0 && c < kW)
-          for (int64_t b = 0; b < C; ++b) out[n][b][r][c] += stamps[m][b][i][j];
+          for (int64_t b = 0; b < C; ++b)
+            out[n][b][r][c] += stamps[m][b][i][j];
       }
   }
   return out;
@@ -62,11 +64,13 @@ at::Tensor loop_render(const at::Tensor& stamps, const demix::BlendGalaxies& g) 
 TEST(Stamps, NearestPixelRoundsHalvesUp) {
   const demix::BlendGalaxies g = sample_galaxies();
   // floor(x + 1/2): 6.2 -> 6, 5.5 -> 6, -1.6 -> -2, 14.49 -> 14.
-  const at::Tensor expected = at::tensor({6, 6, -2, 3, 18, 14, 0, 0, 16, 12}, at::kLong).view({5, 2});
+  const at::Tensor expected =
+      at::tensor({6, 6, -2, 3, 18, 14, 0, 0, 16, 12}, at::kLong).view({5, 2});
   EXPECT_TRUE(at::equal(g.pixel(), expected));
   EXPECT_TRUE(at::equal(g.counts(), at::tensor({3, 0, 2}, at::kLong)));
   EXPECT_TRUE(at::equal(g.first(), at::tensor({0, 3, 3}, at::kLong)));
-  EXPECT_TRUE(at::equal(g.positions_of(2), at::tensor({0.0, 0.0, 16.0, 12.0}, at::kDouble).view({2, 2})));
+  EXPECT_TRUE(
+      at::equal(g.positions_of(2), at::tensor({0.0, 0.0, 16.0, 12.0}, at::kDouble).view({2, 2})));
 }
 
 TEST(Stamps, ExtractAndRenderMatchPixelLoops) {
@@ -90,14 +94,14 @@ TEST(Stamps, RenderIsTheAdjointOfExtract) {
   const at::Tensor s = at::randn({5, 3, kS, kS}, at::kDouble);
   const double lhs = (placer.render(s) * f).sum().item<double>();
   const double rhs = (s * placer.extract(f)).sum().item<double>();
-  EXPECT_NEAR(lhs, rhs, 1e-12 * std::abs(lhs));  // float64 sums of ~600 terms
+  EXPECT_NEAR(lhs, rhs, 1e-12 * std::abs(lhs)); // float64 sums of ~600 terms
   const at::Tensor fe = at::randn({5, 3, kH, kW}, at::kDouble);
   EXPECT_NEAR((placer.render_each(s) * fe).sum().item<double>(),
               (s * placer.extract_each(fe)).sum().item<double>(), 1e-10);
   // The galaxies' own frames add up to their blends' frames.
-  const at::Tensor each = placer.render_each(s);  // (5, 3, H, W)
-  const at::Tensor summed = at::stack({each.narrow(0, 0, 3).sum(0), at::zeros_like(each[0]),
-                                       each.narrow(0, 3, 2).sum(0)});
+  const at::Tensor each = placer.render_each(s); // (5, 3, H, W)
+  const at::Tensor summed = at::stack(
+      {each.narrow(0, 0, 3).sum(0), at::zeros_like(each[0]), each.narrow(0, 3, 2).sum(0)});
   EXPECT_TRUE(at::allclose(summed, placer.render(s), 0, 1e-13));
 }
 
@@ -105,13 +109,15 @@ TEST(Stamps, ChannelsFirstLayoutGivesTheSameStamps) {
   const demix::BlendGalaxies g = sample_galaxies();
   const demix::StampPlacer placer(g, 2, kH, kW, kS, at::kCPU);
   const at::Tensor f = at::randn({3, 2, kH, kW}, at::kDouble);
-  EXPECT_TRUE(at::equal(placer.extract_channels_first(f.transpose(0, 1).contiguous()).transpose(0, 1),
-                        placer.extract(f)));
+  EXPECT_TRUE(
+      at::equal(placer.extract_channels_first(f.transpose(0, 1).contiguous()).transpose(0, 1),
+                placer.extract(f)));
 }
 
 TEST(Stamps, GalaxyListsFromPaddedAndSelections) {
-  const at::Tensor padded = at::tensor({1.0, 2.0, 3.0, 4.0, 9.0, 9.0, 5.0, 6.0, 9.0, 9.0, 9.0, 9.0},
-                                       at::kDouble).view({2, 3, 2});
+  const at::Tensor padded =
+      at::tensor({1.0, 2.0, 3.0, 4.0, 9.0, 9.0, 5.0, 6.0, 9.0, 9.0, 9.0, 9.0}, at::kDouble)
+          .view({2, 3, 2});
   const demix::BlendGalaxies g = demix::BlendGalaxies::from_padded(padded, at::tensor({2, 1}));
   EXPECT_EQ(g.size(), 3);
   EXPECT_TRUE(at::equal(g.blend, at::tensor({0, 0, 1}, at::kLong)));
@@ -123,13 +129,13 @@ TEST(Stamps, GalaxyListsFromPaddedAndSelections) {
   EXPECT_THROW(demix::BlendGalaxies::from_padded(padded, at::tensor({4, 1})), demix::ValueError);
   demix::BlendGalaxies bad = g;
   bad.blend = at::tensor({1, 0, 1}, at::kLong);
-  EXPECT_THROW(bad.check("test"), demix::ValueError);  // not sorted by blend
+  EXPECT_THROW(bad.check("test"), demix::ValueError); // not sorted by blend
   bad.blend = at::tensor({0, 0, 2}, at::kLong);
-  EXPECT_THROW(bad.check("test"), demix::ValueError);  // blend index out of range
-  EXPECT_THROW(demix::StampPlacer(g, 1, 10, 10, 4, at::kCPU), demix::ValueError);  // even stamp
+  EXPECT_THROW(bad.check("test"), demix::ValueError); // blend index out of range
+  EXPECT_THROW(demix::StampPlacer(g, 1, 10, 10, 4, at::kCPU), demix::ValueError); // even stamp
   const demix::StampPlacer placer(g, 1, 10, 10, 5, at::kCPU);
-  EXPECT_THROW(placer.extract(at::zeros({3, 1, 10, 10})), demix::ShapeError);  // 3 blends, not 2
-  EXPECT_THROW(placer.extract(at::zeros({2, 2, 10, 10})), demix::ShapeError);  // 2 channels, not 1
+  EXPECT_THROW(placer.extract(at::zeros({3, 1, 10, 10})), demix::ShapeError); // 3 blends, not 2
+  EXPECT_THROW(placer.extract(at::zeros({2, 2, 10, 10})), demix::ShapeError); // 2 channels, not 1
 }
 
-}  // namespace
+} // namespace

@@ -470,10 +470,12 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor &image, const at::T
   if (positions.dim() != 2 || positions.size(1) != 2)
     throw ShapeError("deblend_field: positions must be (G, 2) (x, y), got " +
                      sizes_text(positions));
-  if (tiling.tile < 1 || tiling.margin < 0)
-    throw ValueError("deblend_field: tile must be >= 1 and margin >= 0, got tile " +
-                     std::to_string(tiling.tile) + ", margin " + std::to_string(tiling.margin));
-  const int64_t H = image.size(1), W = image.size(2), T = tiling.tile, m = tiling.margin;
+  if (tiling.tile < 1 || tiling.margin < -1)
+    throw ValueError("deblend_field: tile must be >= 1 and margin >= 0 (or -1: stamp size - 1), "
+                     "got tile " + std::to_string(tiling.tile) + ", margin " +
+                     std::to_string(tiling.margin));
+  const int64_t H = image.size(1), W = image.size(2), T = tiling.tile;
+  const int64_t m = tiling.margin == -1 ? S - 1 : tiling.margin;
   const int64_t R = T + 2 * m, ny = (H + T - 1) / T, nx = (W + T - 1) / T;
   const int64_t G = positions.size(0);
   const at::Tensor xy = positions.to(at::kCPU, at::kDouble).contiguous();

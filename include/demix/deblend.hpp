@@ -93,9 +93,13 @@ struct MadnessResult {
 
 /// Tiles of deblend_field.
 struct FieldTiling {
-  std::int64_t tile = 128;  ///< side of each tile's core, pixels; >= 1
-  std::int64_t margin = 32; ///< added on each side of the core (context galaxies, light of the
-                            ///< core's galaxies beyond it); >= stamp_size / 2 recommended
+  std::int64_t tile = 128; ///< side of each tile's core, pixels; >= 1
+  /// Pixels added on each side of the core; the galaxies there are fitted as context. A galaxy
+  /// beyond the margin is not modelled, but its stamp reaches stamp_size / 2 pixels into the
+  /// tile: margin >= stamp_size / 2 keeps that light off the core, margin >= stamp_size - 1 off
+  /// everything the core galaxies' stamps cover (then every tile's optimum is the whole field's).
+  /// -1: stamp_size - 1. Otherwise >= 0.
+  std::int64_t margin = -1;
 };
 
 struct FieldResult {

@@ -472,8 +472,8 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor &image, const at::T
                      sizes_text(positions));
   if (tiling.tile < 1 || tiling.margin < -1)
     throw ValueError("deblend_field: tile must be >= 1 and margin >= 0 (or -1: stamp size - 1), "
-                     "got tile " + std::to_string(tiling.tile) + ", margin " +
-                     std::to_string(tiling.margin));
+                     "got tile " +
+                     std::to_string(tiling.tile) + ", margin " + std::to_string(tiling.margin));
   const int64_t H = image.size(1), W = image.size(2), T = tiling.tile;
   const int64_t m = tiling.margin == -1 ? S - 1 : tiling.margin;
   const int64_t R = T + 2 * m, ny = (H + T - 1) / T, nx = (W + T - 1) / T;

@@ -2,11 +2,13 @@
 // What every subcommand shares: the global options and the string <-> enum tables.
 
 #include <demix/context.hpp>
+#include <demix/galaxy_prior.hpp>
 #include <demix/image.hpp>
 
 #include <CLI/CLI.hpp>
 
 #include <map>
+#include <memory>
 #include <string>
 
 namespace demix::cli {
@@ -31,6 +33,12 @@ void add_info_command(CLI::App& app, const Globals& globals);
 void add_convert_command(CLI::App& app, const Globals& globals);
 void add_preview_command(CLI::App& app, const Globals& globals);
 void add_stats_command(CLI::App& app, const Globals& globals);
+void add_deblend_command(CLI::App& app, const Globals& globals);
+
+/// The trained MADNESS model (VAE + flow) at `path`, on ctx's device (cli/deblend_model.cpp).
+std::shared_ptr<const GalaxyPrior> load_prior(const std::string& path, const Context& ctx);
+/// Noise sigma of each of `bands` bands from the survey table (cli/deblend_model.cpp): (bands).
+at::Tensor survey_noise_sigmas(int64_t bands);
 
 /// "512 x 512" from a tensor's sizes.
 std::string shape_text(const at::Tensor& t);

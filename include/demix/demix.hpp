@@ -17,3 +17,8 @@
 #include <demix/scattering_cov.hpp>
 #include <demix/wph.hpp>
 #include <demix/wst.hpp>
+#include <demix/stamps.hpp>
+#include <demix/deblend.hpp>
+#include <demix/detection.hpp>
+#include <demix/classical_deblend.hpp>
+#include <demix/deblend_metrics.hpp>

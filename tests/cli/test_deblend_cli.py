@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""`demix deblend` end to end with the classical (SDSS-style) method, which needs no trained model:
+outputs and their headers read back with astropy, children + residual = blend, catalogue columns,
+peak detection, noise levels from the header or --sigma, and the errors (exit 1 runtime, 2 usage)
+with no output left behind.
+
+usage: test_deblend_cli.py PATH/TO/demix
+"""
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+from astropy.io import fits
+
+DEMIX = None
+SIGMA = np.array([50.0, 30.0, 30.0, 40.0, 60.0, 90.0])
+H, W = 60, 64
+TRUE_XY = [(20.0, 25.0), (30.0, 30.0)]
+
+
+def run(*args):
+    p = subprocess.run([DEMIX, *map(str, args)], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def gaussian(x0, y0, s, flux):
+    yy, xx = np.mgrid[0:H, 0:W]
+    return flux / (2 * np.pi * s * s) * np.exp(-0.5 * ((xx - x0) ** 2 + (yy - y0) ** 2) / s ** 2)
+
+
+class DeblendCliTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        rng = np.random.default_rng(1)
+        cube = np.stack([gaussian(20, 25, 2.5, 2e4 * (1 + 0.2 * b)) + gaussian(30, 30, 3.0, 3e4)
+                         for b in range(6)])
+        self.cube = (cube + rng.normal(size=cube.shape) * SIGMA[:, None, None]).astype(np.float32)
+        header = fits.Header()
+        header["BUNIT"] = "electron"
+        header["CRPIX1"] = 12.5
+        self.blend_nosigma = self.path("nosigma.fits")
+        fits.writeto(self.blend_nosigma, self.cube, header)
+        for b in range(6):
+            header[f"SIGMA{b + 1}"] = SIGMA[b]
+        self.blend = self.path("blend.fits")
+        fits.writeto(self.blend, self.cube, header)
+        self.catalog = self.path("pos.csv")
+        with open(self.catalog, "w") as f:
+            f.write("id,mag,x,y\n0,22.1,20,25\n1,21.5,30.2,29.8\n")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def read_catalogue(self, out):
+        with open(os.path.join(out, "catalogue.csv")) as f:
+            return list(csv.DictReader(f))
+
+    def assertFails(self, args, code, *fragments, output=None):
+        rc, out, err = run(*args)
+        self.assertEqual(rc, code, f"{args}: rc={rc}\nstdout={out}\nstderr={err}")
+        for frag in fragments:
+            self.assertIn(frag, err, f"{args}: stderr lacks {frag!r}: {err}")
+        if output is not None:
+            self.assertFalse(os.path.exists(output), f"{args} left {output}")
+        leftovers = [f for _, _, files in os.walk(self.dir) for f in files if ".tmp-" in f]
+        self.assertEqual(leftovers, [], f"{args} left temporaries")
+
+    def test_classical_stamps_catalogue_and_headers(self):
+        out = self.path("out")
+        rc, stdout, err = run("deblend", self.blend, "--catalog", self.catalog, "--method", "classical",
+                              "-o", out)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("2 galaxies", err)  # progress on stderr
+        self.assertEqual(sorted(os.listdir(out)),
+                         ["catalogue.csv", "galaxy_0.fits", "galaxy_1.fits", "residual.fits"])
+        with fits.open(os.path.join(out, "galaxy_1.fits")) as hdul:
+            h = hdul[0].header
+            stamp = hdul[0].data
+            self.assertEqual(stamp.shape, (6, 45, 45))
+            self.assertEqual(h["BUNIT"], "electron")  # the input's keywords are kept
+            self.assertEqual(h["CRPIX1"], 12.5)
+            self.assertEqual(h["DEBLEND"], "classical")
+            self.assertAlmostEqual(h["GALX"], 30.2)
+            self.assertEqual((h["STAMPX0"], h["STAMPY0"]), (30 - 22, 30 - 22))  # nearest pixel - 22
+        rows = self.read_catalogue(out)
+        self.assertEqual(len(rows), 2)
+        self.assertEqual(list(rows[0].keys()),
+                         ["id", "x", "y"] + [f"flux_{b}" for b in "ugrizy"] + ["e1", "e2", "converged"])
+        # The brighter galaxy has ~3e4 e- in every band (noise of its share of the image: a few %).
+        for b in "ugrizy":
+            self.assertAlmostEqual(float(rows[1][f"flux_{b}"]) / 3e4, 1.0, delta=0.15)
+        self.assertEqual(rows[0]["converged"], "1")
+        # Round galaxies: |e| small (noise and the neighbour's light in the stamp).
+        self.assertLess(abs(float(rows[1]["e1"])), 0.1)
+
+    def test_full_frame_children_and_residual_add_up_to_the_blend(self):
+        out = self.path("full")
+        rc, _, err = run("deblend", self.blend, "--catalog", self.catalog, "--method", "classical",
+                         "-o", out, "--full-frame", "-q")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err, "")  # --quiet
+        children = [fits.getdata(os.path.join(out, f"galaxy_{k}.fits")) for k in range(2)]
+        residual = fits.getdata(os.path.join(out, "residual.fits"))
+        self.assertEqual(children[0].shape, (6, H, W))
+        # float32 outputs of ~1e3 e- pixels: rounding ~1e-4 e-.
+        np.testing.assert_allclose(children[0] + children[1] + residual, self.cube, atol=2e-2)
+        # Stamps are cut from these children.
+        stamps = self.path("stamps")
+        run("deblend", self.blend, "--catalog", self.catalog, "--method", "classical", "-o", stamps, "-q")
+        s0 = fits.getdata(os.path.join(stamps, "galaxy_0.fits"))
+        # Stamp of galaxy 0 at (20, 25): rows 3..47, columns -2..42 of the blend (2 columns outside: 0).
+        np.testing.assert_allclose(s0[:, :, 2:], children[0][:, 3:48, 0:43], atol=1e-3)
+        self.assertEqual(np.abs(s0[:, :, :2]).max(), 0.0)
+
+    def test_detection_finds_the_two_galaxies(self):
+        out = self.path("det")
+        rc, _, err = run("deblend", self.blend, "--detect", "--method", "classical", "-o", out)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("2 peaks", err)
+        self.assertIn("SIGMA1..SIGMA6", err)
+        rows = self.read_catalogue(out)
+        found = sorted((float(r["x"]), float(r["y"])) for r in rows)
+        for (x, y), (tx, ty) in zip(found, TRUE_XY):
+            self.assertLess(np.hypot(x - tx, y - ty), 0.5)
+        # Without SIGMA keywords, --sigma gives the noise; without either, a clear error.
+        out2 = self.path("det2")
+        rc, _, err = run("deblend", self.blend_nosigma, "--detect", "--method", "classical", "-o", out2,
+                         "--sigma", *SIGMA)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(self.read_catalogue(out2)), 2)
+        out4 = self.path("det4")
+        rc, _, err = run("deblend", self.blend_nosigma, "--detect", "--method", "classical", "-o", out4,
+                         "--noise-from-image")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("clipped pixel scatter", err)
+        self.assertEqual(len(self.read_catalogue(out4)), 2)
+        out3 = self.path("det3")
+        self.assertFails(["deblend", self.blend_nosigma, "--detect", "--method", "classical", "-o", out3],
+                         1, "no noise levels", "--sigma", output=out3)
+        self.assertFails(["deblend", self.blend, "--detect", "--method", "classical", "-o", out3,
+                          "--sigma", "1", "2"], 1, "--sigma gives 2 values", output=out3)
+
+    def test_madness_without_model_support_is_a_clear_error(self):
+        out = self.path("m")
+        self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "--model",
+                          self.path("model.pt"), "-o", out], 1, "no model support", "--method classical",
+                         output=out)
+
+    def test_usage_errors_exit_2(self):
+        out = self.path("u")
+        self.assertFails(["deblend", self.blend, "--method", "classical", "-o", out], 2,
+                         "--catalog", output=out)
+        self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "--detect", "--method",
+                          "classical", "-o", out], 2, output=out)
+        self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "-o", out], 2, "--model",
+                         output=out)
+        self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "--method", "classical",
+                          "--stamp", "44", "-o", out], 2, "odd", output=out)
+        self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "--method", "scarlet",
+                          "-o", out], 2, "scarlet", output=out)
+
+    def test_bad_catalogues(self):
+        out = self.path("c")
+        bad = self.path("bad.csv")
+        with open(bad, "w") as f:
+            f.write("ra,dec\n1,2\n")
+        self.assertFails(["deblend", self.blend, "--catalog", bad, "--method", "classical", "-o", out],
+                         1, "bad.csv", "x and y", output=out)
+        with open(bad, "w") as f:
+            f.write("x,y\n1,2\n3,oops\n")
+        self.assertFails(["deblend", self.blend, "--catalog", bad, "--method", "classical", "-o", out],
+                         1, "line 3", "'oops'", output=out)
+        with open(bad, "w") as f:
+            f.write("x,y\n10,10\n70,5\n")
+        self.assertFails(["deblend", self.blend, "--catalog", bad, "--method", "classical", "-o", out],
+                         1, "galaxy 1", "outside", output=out)
+        self.assertFails(["deblend", self.blend, "--catalog", self.path("none.csv"), "--method",
+                          "classical", "-o", out], 1, "none.csv", output=out)
+
+
+if __name__ == "__main__":
+    DEMIX = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)

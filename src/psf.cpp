@@ -143,11 +143,11 @@ at::Tensor psf_pixel_kernel(const PsfSpec& psf, double pixel_scale_arcsec, const
 }
 
 at::Tensor shift_phase(const RfftGrid& grid, const at::Tensor& x, const at::Tensor& y) {
+  // exp(-2 pi i (kx x + ky y)) = exp(-2 pi i kx x) exp(-2 pi i ky y): two small tables.
   const int64_t n = x.size(0);
-  const at::Tensor angle = -2 * std::numbers::pi *
-                           (grid.kx.unsqueeze(0) * x.view({n, 1, 1}) +
-                            grid.ky.unsqueeze(0) * y.view({n, 1, 1}));
-  return at::polar(at::ones_like(angle), angle);
+  const at::Tensor ax = -2 * std::numbers::pi * grid.kx.unsqueeze(0) * x.view({n, 1, 1});
+  const at::Tensor ay = -2 * std::numbers::pi * grid.ky.unsqueeze(0) * y.view({n, 1, 1});
+  return at::polar(at::ones_like(ax), ax) * at::polar(at::ones_like(ay), ay);
 }
 
 }  // namespace detail

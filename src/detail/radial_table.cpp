@@ -32,6 +32,29 @@ RadialTable::RadialTable(const std::function<double(double)>& f, double kappa_mi
   if (log_f_.size() < 4)
     throw ValueError("RadialTable: the function falls below 1e-14 within 4 grid points");
   f_min_ = std::exp(log_f_[0]);
+  // The fine grid, filled by the cubic interpolation itself.
+  constexpr int kRefine = 16;
+  const auto n_fine = static_cast<int64_t>((log_f_.size() - 1) * kRefine + 1);
+  const at::Tensor u = at::arange(n_fine, at::kDouble) / kRefine;
+  const at::Tensor f_fine = (*this)((log_kappa_min_ + u * step_).exp()).clamp_min(1e-300);
+  const at::Tensor lf = f_fine.log().contiguous();
+  fine_log_f_.assign(lf.data_ptr<double>(), lf.data_ptr<double>() + n_fine);
+  if (stops_at_zero_) fine_log_f_.push_back(-700.0);  // one step past the end: f ~ 0
+}
+
+at::Tensor RadialTable::from_log_kappa(const at::Tensor& log_kappa) const {
+  const auto n = static_cast<int64_t>(fine_log_f_.size());
+  const double fine_step = step_ / 16;
+  const at::Tensor table =
+      at::tensor(at::ArrayRef<double>(fine_log_f_.data(), fine_log_f_.size()), at::kDouble)
+          .to(log_kappa.options());
+  const at::Tensor u =
+      ((log_kappa - log_kappa_min_) / fine_step).clamp(0, static_cast<double>(n - 1));
+  const at::Tensor i0 = u.floor().clamp_max(static_cast<double>(n - 2));
+  const at::Tensor w = u - i0;
+  const at::Tensor i = i0.to(at::kLong);
+  const at::Tensor v0 = at::take(table, i), v1 = at::take(table, i + 1);
+  return (v0 + w * (v1 - v0)).exp();
 }
 
 at::Tensor RadialTable::operator()(const at::Tensor& kappa) const {

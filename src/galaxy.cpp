@@ -51,7 +51,7 @@ namespace {
 /// The de Vaucouleurs transform in cycles per r_e, tabulated once per process (~0.1 s).
 const detail::RadialTable& de_vaucouleurs_table() {
   static const detail::RadialTable table(
-      [](double kappa) { return sersic_transform(4, kappa); }, 1e-4, 1e4, 32);
+      [](double kappa) { return sersic_transform(4, kappa); }, 1e-4, 1e4, 48);
   return table;
 }
 

@@ -40,7 +40,7 @@ const detail::RadialTable& moffat_table(double beta) {
   auto& t = tables[beta];
   if (!t)
     t = std::make_unique<detail::RadialTable>(
-        [beta](double k) { return detail::moffat_unit_transform(beta, k); }, 1e-4, 1e3, 32);
+        [beta](double k) { return detail::moffat_unit_transform(beta, k); }, 1e-4, 1e3, 48);
   return *t;
 }
 
@@ -50,10 +50,22 @@ double kolmogorov_half_radius() {
   static const double x = [] {
     // The transform of exp(-u^(1/n)) with n = 3/5 is the radial profile, normalised to 1 at 0.
     auto f = [](double r) { return detail::sersic_unit_transform(0.6, r) - 0.5; };
-    double lo = 0.01, hi = 2.0;  // f(lo) > 0 > f(hi)
-    for (int i = 0; i < 60; ++i) {
-      const double mid = 0.5 * (lo + hi);
-      (f(mid) > 0 ? lo : hi) = mid;
+    // Illinois (modified regula falsi) on [0.01, 2], where f(lo) > 0 > f(hi): ~10 evaluations.
+    double lo = 0.01, hi = 2.0, flo = f(lo), fhi = f(hi);
+    int side = 0;
+    for (int i = 0; i < 100 && hi - lo > 1e-13; ++i) {
+      const double x = (lo * fhi - hi * flo) / (fhi - flo), fx = f(x);
+      if (fx == 0) return x;
+      if ((fx > 0) == (flo > 0)) {
+        lo = x, flo = fx;
+        if (side == -1) fhi *= 0.5;
+        side = -1;
+      } else {
+        hi = x, fhi = fx;
+        if (side == 1) flo *= 0.5;
+        side = 1;
+      }
+      if (std::abs(fx) < 1e-15) return x;
     }
     return 0.5 * (lo + hi);
   }();

@@ -1,7 +1,7 @@
 #pragma once
 // A positive, decreasing radial function f(kappa), f(0) = 1 (the Fourier transform of a unit-flux
 // galaxy or PSF profile), tabulated once on a logarithmic grid and evaluated on tensors of any
-// shape and device by cubic (Catmull-Rom) interpolation of log f against log kappa.
+// shape and device by cubic (4-point Lagrange) interpolation of log f against log kappa.
 
 #include <ATen/core/TensorBody.h>
 

@@ -46,11 +46,14 @@ double regularized_gamma_p(double a, double x) {
 
 std::complex<double> log_gamma(std::complex<double> z) {
   // Shift to Re w >= 15 where Stirling's series with 7 terms is accurate to ~1e-17.
-  std::complex<double> shift = 0;
+  // log Gamma(z) = log Gamma(z + m) - log(z (z + 1) ... (z + m - 1)): one log of the product
+  // (|product| < 1e40 for the arguments used here; its branch only shifts the result by 2 pi i).
+  std::complex<double> product = 1.0;
   while (z.real() < 15) {
-    shift += std::log(z);
+    product *= z;
     z += 1.0;
   }
+  const std::complex<double> shift = std::log(product);
   // Bernoulli numbers B_2k / (2k (2k - 1)), k = 1..7.
   static constexpr double c[] = {1.0 / 12,       -1.0 / 360,         1.0 / 1260,   -1.0 / 1680,
                                  1.0 / 1188,     -691.0 / 360360,    1.0 / 156};

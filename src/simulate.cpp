@@ -342,18 +342,15 @@ BlendChunk BlendSimulator::render(int64_t first, int64_t count) const {
   out.stamps = s.renderer.render(g);  // (m, B, S, S)
   const auto opts = out.stamps.options();
   out.noiseless = at::zeros({count, B, H, H}, opts);
-  if (g1 > g0) {
-    // Every stamp pixel's flat index in (count, B, H, H), then one index_add_.
-    const auto lopts = opts.dtype(at::kLong);
-    const at::Tensor x0 = ((g.x + 0.5).floor() - S / 2).to(lopts);
-    const at::Tensor y0 = ((g.y + 0.5).floor() - S / 2).to(lopts);
-    const at::Tensor k = (s.blend_index.index_select(0, index) - first).to(lopts);
-    const at::Tensor r = at::arange(S, lopts);
-    const at::Tensor b = at::arange(B, lopts);
-    const at::Tensor flat = ((k.view({-1, 1, 1, 1}) * B + b.view({1, B, 1, 1})) * H +
-                             y0.view({-1, 1, 1, 1}) + r.view({1, 1, S, 1})) * H +
-                            x0.view({-1, 1, 1, 1}) + r.view({1, 1, 1, S});
-    out.noiseless.view({-1}).index_add_(0, flat.reshape({-1}), out.stamps.reshape({-1}));
+  // Each stamp added to its blend in catalogue order: one small slice addition per galaxy, so the
+  // sums are the same whatever the chunk (a scattered index_add_ may reorder them).
+  const auto* x = g.x.data_ptr<double>();
+  const auto* y = g.y.data_ptr<double>();
+  const auto* blend = s.blend_index.data_ptr<int64_t>() + g0;
+  for (int64_t i = 0; i < g1 - g0; ++i) {
+    const auto x0 = static_cast<int64_t>(std::floor(x[i] + 0.5)) - S / 2;
+    const auto y0 = static_cast<int64_t>(std::floor(y[i] + 0.5)) - S / 2;
+    out.noiseless[blend[i] - first].slice(1, y0, y0 + S).slice(2, x0, x0 + S).add_(out.stamps[i]);
   }
   out.images = s.options.noise ? add_noise(out.noiseless, s.survey, s.options.seed, first,
                                            s.options.source_noise)

@@ -29,7 +29,7 @@ struct PopulationOptions {
 };
 
 /// Galaxies per arcmin^2 brighter than `mag` in i (LSST Science Book eq. 3.7):
-/// 46 x 10^(0.31 (mag - 25)); 56.9 at the gold-sample limit 25.3.
+/// 46 x 10^(0.31 (mag - 25)); 57.0 at the gold-sample limit 25.3.
 double galaxy_number_density(double mag);
 
 /// Draws `count` galaxies (positions x = y = 0; the caller places them). ValueError for bad

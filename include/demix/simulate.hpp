@@ -1,8 +1,11 @@
 #pragma once
 // Simulated LSST-like datasets: isolated galaxy stamps (to train a generative model of galaxies)
 // and blends of several galaxies with their truth (to evaluate deblenders). `demix simulate`
-// writes them; everything is reproducible from the seed (same seed, same catalogue and noise on
-// every platform and device; pixel values agree to float rounding between CPU and CUDA FFTs).
+// writes them; everything is reproducible from the seed: the catalogue and the noise are drawn on
+// the CPU with demix's own generators (detail/random.hpp), identical on every platform and device,
+// and the noise of each stamp or blend has its own stream, so any chunking gives the same noise.
+// Noiseless pixels are identical for identical options on one machine; other chunk sizes (FFT
+// batches) or devices (CPU vs CUDA FFTs) change them by float rounding only (~1e-7 of the peak).
 //
 // Units: electrons over the full survey exposure, sky subtracted (survey.hpp). Pixel (row, col)
 // has its centre at (y, x) = (row, col): x is the column, 0-based.

@@ -30,12 +30,7 @@ at::Tensor render_rgb(const at::Tensor& image, const RgbOptions& o) {
     stretch = *o.stretch;
   } else {
     const at::Tensor values = intensity.masked_select(finite);
-    if (values.numel() > 0) {
-      const at::Tensor sorted = std::get<0>(values.sort());
-      const int64_t k = std::min<int64_t>(values.numel() - 1,
-                                          static_cast<int64_t>(std::floor(0.995 * (values.numel() - 1))));
-      stretch = sorted[k].item<double>();
-    }
+    if (values.numel() > 0) stretch = values.max().item<double>();
     if (!(stretch > 0)) stretch = 1.0;  // blank or negative image: anything works
   }
   // f(I) / I, with its limit Q / (stretch asinh Q) at I -> 0.

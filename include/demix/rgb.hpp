@@ -14,8 +14,8 @@ namespace demix {
 
 struct RgbOptions {
   double q = 8.0;                  ///< softening: linear for I << stretch / Q, log beyond; > 0
-  std::optional<double> stretch;   ///< intensity mapped to full brightness (asinh(Q)/Q of it);
-                                   ///< default: the 99.5th percentile of I over the image
+  std::optional<double> stretch;   ///< intensity I shown at full brightness; default: the
+                                   ///< largest I of the image (no pixel saturates in intensity)
   double minimum = 0.0;            ///< value shown black (images are sky-subtracted: 0)
   std::vector<double> scales;      ///< per-channel multipliers (R, G, B), default 1, 1, 1
   bool origin_lower = true;        ///< row 0 at the bottom (as ds9 and previews)

@@ -74,14 +74,14 @@ TEST(Rgb, DefaultStretchAndPngFile) {
   EXPECT_EQ(std::string(reinterpret_cast<char*>(head) + 1, 3), "PNG");
   EXPECT_EQ((head[16] << 24) | (head[17] << 16) | (head[18] << 8) | head[19], 30);  // width
   EXPECT_EQ((head[20] << 24) | (head[21] << 16) | (head[22] << 8) | head[23], 20);  // height
-  // The default stretch is the 99.5th percentile of I: for a grey image the brightest 0.5% of the
-  // 2000 pixels are white, plus those within ~1.5% below it (asinh is flat there: they round to
-  // 255), about 1% more of a uniform image.
+  // The default stretch is the largest intensity: for a grey image its pixel is white, and so are
+  // those within ~1.5% below it (asinh is flat there: they round to 255), ~1.5% of a uniform image.
   const at::Tensor grey = at::rand({1, 40, 50}, at::kDouble).repeat({3, 1, 1});
-  const at::Tensor rgb = demix::render_rgb(grey);
+  const at::Tensor rgb = demix::render_rgb(grey, {.origin_lower = false});
+  const int64_t brightest = grey[0].argmax().item<int64_t>();
+  EXPECT_EQ(channel(rgb, brightest / 50, brightest % 50, 0), 255);
   const double saturated = (std::get<0>(rgb.max(2)) == 255).to(at::kDouble).mean().item<double>();
-  EXPECT_GE(saturated, 0.005);
-  EXPECT_LT(saturated, 0.025);
+  EXPECT_LT(saturated, 0.03);
   EXPECT_THROW(demix::render_rgb(at::zeros({4, 3, 3})), demix::ShapeError);
   EXPECT_THROW(demix::render_rgb(img, {.q = 0}), demix::ValueError);
   EXPECT_THROW(demix::render_rgb(img, {.scales = {1, 2}}), demix::ValueError);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -143,6 +144,22 @@ void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
   }
 }
 
+/// A CLI11 check "a number >= lo" whose message names the value received.
+CLI::Validator at_least(double lo) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", lo);
+  const std::string bound = text;
+  return CLI::Validator(
+      [lo, bound](std::string& value) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || !(v >= lo))
+          return "must be a number >= " + bound + ", got '" + value + "'";
+        return {};
+      },
+      ">= " + bound);
+}
+
 void add_common_options(CLI::App* cmd, SimulateCliOptions& o) {
   const std::map<std::string, PsfModel> psfs{
       {"moffat", PsfModel::Moffat}, {"kolmogorov", PsfModel::Kolmogorov}, {"none", PsfModel::None}};
@@ -167,7 +184,7 @@ void add_common_options(CLI::App* cmd, SimulateCliOptions& o) {
   cmd->add_option("--mag-band", o.population.limit_band, "Band of the magnitude limit")
       ->default_str("i");
   cmd->add_option("--chunk", o.chunk, "Items rendered at a time (memory)")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->default_str("256");
 }
 
@@ -181,7 +198,7 @@ void add_simulate_command(CLI::App& app, const Globals& globals) {
   auto* isolated =
       cmd->add_subcommand("isolated", "Isolated galaxies, one per stamp (training sets)");
   isolated->add_option("-n,--count", iso->count, "Number of stamps")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->default_str("1000");
   isolated->add_option("--max-offset", iso->max_offset,
                        "Centres uniform within +-this many pixels of the centre pixel, [0, 0.5)")
@@ -196,21 +213,21 @@ void add_simulate_command(CLI::App& app, const Globals& globals) {
   auto bl = std::make_shared<SimulateCliOptions>();
   auto* blends = cmd->add_subcommand("blends", "Blends of several galaxies with their truth");
   blends->add_option("-n,--count", bl->count, "Number of blends")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->default_str("100");
   blends->add_option("--min-galaxies", bl->min_galaxies, "Fewest galaxies per blend")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->default_str("1");
   blends->add_option("--max-galaxies", bl->max_galaxies, "Most galaxies per blend")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->default_str("6");
   blends->add_option("--size", bl->field_size, "Side of the blend images, pixels")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(5))
       ->default_str("120");
   blends->add_option("--density", bl->density,
                      "Galaxies per arcmin^2 over the square their centres are drawn in "
                      "(0: the largest square that keeps every stamp inside the image)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->default_str("0");
   add_common_options(blends, *bl);
   blends->callback([bl, &globals] {

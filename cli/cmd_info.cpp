@@ -2,6 +2,7 @@
 
 #include "common.hpp"
 
+#include <demix/fits.hpp>
 #include <demix/io.hpp>
 
 #include <ATen/ATen.h>
@@ -34,13 +35,25 @@ std::string g(double v) {
 }
 
 void print_info(const std::string& spec, const InfoOptions& o, const Context& ctx) {
-  const Image image = read_image(spec, {.non_finite = NonFinitePolicy::Keep});
+  // FITS through read_fits, which also reads 4D (N, C, H, W) batches (simulated datasets).
+  Image image;
+  if (detect_input_format(spec) == FileFormat::Fits) {
+    FitsImage f = read_fits(spec);
+    image.data = std::move(f.data);
+    image.header = std::move(f.header);
+    image.format = "FITS HDU " + std::to_string(f.hdu_index) +
+                   (f.name.empty() ? "" : " (" + f.name + ")") + ", BITPIX " +
+                   std::to_string(f.bitpix) + (f.scaled ? ", scaled by BSCALE/BZERO" : "");
+  } else {
+    image = read_image(spec, {.non_finite = NonFinitePolicy::Keep});
+  }
   const PixelSummary s = summarize(image.data.to(ctx.device()));
   const auto& d = image.data;
   std::cout << spec << "\n"
             << "  format   : " << image.format << "\n"
             << "  shape    : " << shape_text(d)
-            << (d.dim() == 3 ? " (C x H x W)" : " (H x W)") << "\n"
+            << (d.dim() == 4 ? " (N x C x H x W)" : d.dim() == 3 ? " (C x H x W)" : " (H x W)")
+            << "\n"
             << "  dtype    : " << dtype_name(d.scalar_type()) << "\n"
             << "  pixels   : " << s.count << " (" << s.nan << " NaN, " << s.inf << " Inf)\n"
             << "  " << (d.is_complex() ? "|z| " : "") << "min/max  : " << g(s.min) << " / "

@@ -1,13 +1,16 @@
-// demix preview IN OUT.png: a coloured picture of a map (one plane of a cube).
+// demix preview IN OUT.png: a coloured picture of a map (one plane of a cube), or with --rgb a
+// colour composite of three bands of a multi-band image (asinh stretch of Lupton et al. 2004).
 
 #include "common.hpp"
 
 #include <demix/errors.hpp>
 #include <demix/io.hpp>
 #include <demix/preview.hpp>
+#include <demix/rgb.hpp>
 
 #include <ATen/ATen.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -26,7 +29,68 @@ struct PreviewCliOptions {
   int plane = 0;
   ComplexPart part = ComplexPart::Abs;
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
+  std::string rgb;  ///< "i,r,g" (band names from BAND1..n keywords) or "3,2,1" (plane indices)
+  int64_t index = 0;  ///< item of a 4D (N, C, H, W) input
+  double q = 8.0;     ///< asinh softening of --rgb
 };
+
+/// The plane of `bands` (C) called `name` (a BANDn keyword value) or numbered `name`.
+int64_t plane_of(const std::string& name, const FitsHeader& header, int64_t planes,
+                 const std::string& input) {
+  for (int64_t c = 0; c < planes; ++c)
+    if (header.value("BAND" + std::to_string(c + 1)) == name) return c;
+  char* end = nullptr;
+  const long v = std::strtol(name.c_str(), &end, 10);
+  if (!name.empty() && *end == '\0' && v >= 0 && v < planes) return v;
+  std::string known;
+  for (int64_t c = 0; c < planes; ++c)
+    if (const auto b = header.value("BAND" + std::to_string(c + 1)))
+      known += (known.empty() ? "" : ", ") + *b;
+  throw ValueError("--rgb: '" + input + "' has no band '" + name + "' (" +
+                   (known.empty() ? std::string("no BANDn keywords") : "bands " + known) +
+                   "; plane numbers 0 to " + std::to_string(planes - 1) + " also work)");
+}
+
+void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App& cmd) {
+  at::Tensor data;
+  FitsHeader header;
+  if (detect_input_format(o.input) == FileFormat::Fits) {
+    FitsImage f = read_fits(o.input);  // 2D to 4D: datasets hold (N, C, H, W)
+    data = f.data;
+    header = f.header;
+  } else {
+    data = read_image(o.input, {.non_finite = NonFinitePolicy::Keep}).data;
+  }
+  if (data.dim() == 4) {
+    if (o.index < 0 || o.index >= data.size(0))
+      throw ValueError("--index " + std::to_string(o.index) + " out of range: '" + o.input +
+                       "' holds " + std::to_string(data.size(0)) + " images");
+    data = data[o.index];
+  }
+  if (data.dim() != 3 || data.is_complex())
+    throw ShapeError("--rgb needs a real multi-band image (C, H, W) or (N, C, H, W); '" + o.input +
+                     "' has " + std::to_string(data.dim()) + " dimension(s)");
+  std::vector<std::string> names;
+  for (std::size_t start = 0;;) {
+    const auto comma = o.rgb.find(',', start);
+    names.push_back(o.rgb.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (names.size() != 3)
+    throw ValueError("--rgb needs three bands (red, green, blue), e.g. i,r,g; got '" + o.rgb + "'");
+  std::vector<at::Tensor> planes;
+  for (const auto& n : names) planes.push_back(data[plane_of(n, header, data.size(0), o.input)]);
+  RgbOptions rgb;
+  rgb.q = o.q;
+  rgb.origin_lower = o.preview.origin == Origin::Lower;
+  if (cmd.count("--vmin")) rgb.minimum = o.vmin;
+  if (cmd.count("--vmax")) rgb.stretch = o.vmax - rgb.minimum;
+  write_rgb_png(o.output, at::stack(planes), rgb);
+  if (!globals.quiet)
+    std::cout << "wrote " << o.output << " (" << data.size(2) << " x " << data.size(1)
+              << " pixels, " << o.rgb << " as red, green, blue)\n";
+}
 
 at::Tensor select_part(const at::Tensor& z, ComplexPart part) {
   if (!z.is_complex()) return z;
@@ -42,6 +106,7 @@ at::Tensor select_part(const at::Tensor& z, ComplexPart part) {
 void run_preview(PreviewCliOptions o, const Globals& globals, const CLI::App& cmd) {
   if (format_for_output(o.output) != FileFormat::Png)
     throw ValueError("preview writes PNG files; output '" + o.output + "' does not end in .png");
+  if (!o.rgb.empty()) return run_rgb(o, globals, cmd);
   const Image image = read_image(o.input, {.non_finite = o.non_finite});
   at::Tensor map = image.data;
   if (map.dim() == 3) {
@@ -100,6 +165,14 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
       ->transform(CLI::CheckedTransformer(parts, CLI::ignore_case))
       ->default_str("abs");
   add_nan_option(*cmd, o->non_finite);
+  cmd->add_option("--rgb", o->rgb,
+                  "Colour composite of three bands (red,green,blue), by name (BANDn keywords, "
+                  "e.g. i,r,g) or plane number (e.g. 3,2,1); --vmin is black, --vmax full brightness");
+  cmd->add_option("--index", o->index, "With --rgb: the image of a 4D (N, C, H, W) input")
+      ->default_str("0");
+  cmd->add_option("--q", o->q, "With --rgb: asinh softening Q (linear below vmax / Q)")
+      ->check(CLI::PositiveNumber)
+      ->default_str("8");
   cmd->callback([o, &globals, cmd] { run_preview(*o, globals, *cmd); });
 }
 

@@ -4,6 +4,8 @@
 
 #include "common.hpp"
 
+#include <demix/survey.hpp>
+
 #include <demix/errors.hpp>
 
 #include <ATen/ATen.h>
@@ -17,9 +19,12 @@ std::shared_ptr<const GalaxyPrior> load_prior(const std::string &path, const Con
 }
 
 at::Tensor survey_noise_sigmas(int64_t bands) {
-  throw ValueError("no noise levels for the " + std::to_string(bands) +
-                   " bands: give --sigma s1 ... or SIGMA1..SIGMA" + std::to_string(bands) +
-                   " keywords in the blend's header (the survey table is not in this build)");
+  const Survey survey = Survey::lsst();
+  if (bands != survey.n_bands())
+    throw ValueError("no noise levels for the " + std::to_string(bands) + " bands: the survey table (" +
+                     survey.name + ") has " + std::to_string(survey.n_bands()) +
+                     "; give --sigma s1 ... or SIGMA1..SIGMA" + std::to_string(bands) + " keywords");
+  return survey.noise_sigmas(at::TensorOptions().dtype(at::kDouble));
 }
 
 } // namespace demix::cli

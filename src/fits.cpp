@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <set>
 
@@ -136,9 +137,9 @@ void write_image_hdu(fitsfile* f, const at::Tensor& data, const FitsHeader& head
     throw ValueError(what + ": FITS has no complex image type (got " +
                      std::string(c10::toString(data.scalar_type())) +
                      "); write .npy, or split real and imaginary parts");
-  if (data.dim() != 2 && data.dim() != 3)
-    throw ShapeError(what + ": FITS images are written from (H, W) or (C, H, W) tensors, got " +
-                     std::to_string(data.dim()) + " dimensions");
+  if (data.dim() < 2 || data.dim() > 4)
+    throw ShapeError(what + ": FITS images are written from (H, W), (C, H, W) or (N, C, H, W) "
+                     "tensors, got " + std::to_string(data.dim()) + " dimensions");
   if (data.numel() == 0) throw ShapeError(what + ": the image has no pixels");
   const bool f64 = type == FitsPixelType::Float64;
   const at::Tensor pixels = data.detach().to(at::kCPU, f64 ? at::kDouble : at::kFloat).contiguous();
@@ -310,12 +311,12 @@ FitsImage read_fits(const std::string& spec) {
   if (naxis > 16) throw ShapeError(where + " has NAXIS = " + std::to_string(naxis));
   std::vector<long> axes(naxes, naxes + naxis);
   while (axes.size() > 2 && axes.back() == 1) axes.pop_back();  // degenerate Stokes/frequency axes
-  if (axes.size() < 2 || axes.size() > 3) {
+  if (axes.size() < 2 || axes.size() > 4) {
     std::string dims;
     for (long a : std::vector<long>(naxes, naxes + naxis))
       dims += (dims.empty() ? "" : " x ") + std::to_string(a);
     throw ShapeError(where + " has NAXIS = " + std::to_string(naxis) + " (" + dims +
-                     "); demix reads 2D images and 3D cubes");
+                     "); demix reads 2D images, 3D cubes and 4D batches of cubes");
   }
   for (long a : axes)
     if (a <= 0) throw ShapeError(where + " has an empty axis (length " + std::to_string(a) + ")");
@@ -682,6 +683,328 @@ Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary
   c.values = cplx ? at::complex(re, im) : re;
   file.close(what);
   return c;
+}
+
+
+// ---- Tables -------------------------------------------------------------------------------------
+
+namespace {
+
+bool is_column_keyword(const std::string& key) {
+  static const char* const prefixes[] = {"TTYPE", "TFORM", "TUNIT", "TCOMM", "TDISP", "TNULL",
+                                         "TSCAL", "TZERO", "TDIM",  "TBCOL", "TLMIN", "TLMAX",
+                                         "TDMIN", "TDMAX"};
+  for (const char* p : prefixes) {
+    const std::size_t n = std::strlen(p);
+    if (key.size() > n && key.compare(0, n, p) == 0 &&
+        std::all_of(key.begin() + static_cast<std::ptrdiff_t>(n), key.end(),
+                    [](unsigned char c) { return std::isdigit(c); }))
+      return true;
+  }
+  return false;
+}
+
+/// Appends a binary-table HDU holding `table` at the current position of `f`.
+void write_table_hdu(fitsfile* f, const Table& table, const std::string& extname,
+                     const FitsHeader& header, const std::string& what) {
+  if (extname.empty()) throw ValueError(what + ": a table extension needs a name (EXTNAME)");
+  const auto ncols = table.columns.size();
+  if (ncols == 0) throw ValueError(what + ": table '" + extname + "' has no columns");
+  if (ncols > 999) throw ValueError(what + ": FITS tables hold at most 999 columns");
+  const int64_t rows = table.rows();
+  std::vector<std::string> names, forms, units;
+  std::set<std::string> seen;
+  for (const auto& c : table.columns) {
+    if (c.name.empty() || c.name.size() > 68 || !seen.insert(upper(c.name)).second)
+      throw ValueError(what + ": column name '" + c.name +
+                       "' is empty, longer than 68 characters or differs from another only in case");
+    if (c.rows() != rows)
+      throw ShapeError(what + ": column '" + c.name + "' has " + std::to_string(c.rows()) +
+                       " rows, the table " + std::to_string(rows));
+    names.push_back(c.name);
+    units.push_back(c.unit);
+    if (c.is_text()) {
+      std::size_t width = 1;
+      for (const auto& t : c.text) width = std::max(width, t.size());
+      forms.push_back(std::to_string(width) + "A");
+    } else {
+      const int64_t repeat = c.values.dim() == 2 ? c.values.size(1) : 1;
+      if (repeat < 1) throw ShapeError(what + ": column '" + c.name + "' has vectors of length 0");
+      forms.push_back(std::to_string(repeat) +
+                      (c.values.scalar_type() == at::kLong ? "K" : "D"));
+    }
+  }
+  std::vector<char*> ttype, tform, tunit;
+  for (auto& n : names) ttype.push_back(n.data());
+  for (auto& x : forms) tform.push_back(x.data());
+  for (auto& u : units) tunit.push_back(u.data());
+  int status = 0;
+  std::string name = extname;
+  fits_create_tbl(f, BINARY_TBL, static_cast<LONGLONG>(rows), static_cast<int>(ncols),
+                  ttype.data(), tform.data(), tunit.data(), name.c_str(), &status);
+  for (std::size_t j = 0; j < ncols; ++j) {
+    const auto& c = table.columns[j];
+    if (c.description.empty()) continue;
+    const std::string key = "TCOMM" + std::to_string(j + 1);
+    std::string text = c.description.substr(0, 68);
+    fits_write_key_str(f, key.c_str(), text.c_str(), nullptr, &status);
+  }
+  for (const auto& card : header.cards()) fits_write_record(f, card.c_str(), &status);
+  fits_write_date(f, &status);
+  if (status) throw_fits(status, what);
+  if (rows > 0) {
+    for (std::size_t j = 0; j < ncols; ++j) {
+      const auto& c = table.columns[j];
+      const int col = static_cast<int>(j + 1);
+      if (c.is_text()) {
+        std::vector<std::string> text = c.text;
+        std::vector<char*> ptr;
+        for (auto& t : text) ptr.push_back(t.data());
+        fits_write_col(f, TSTRING, col, 1, 1, rows, ptr.data(), &status);
+      } else {
+        const at::Tensor v = c.values.contiguous();
+        if (v.scalar_type() == at::kLong)
+          fits_write_col(f, TLONGLONG, col, 1, 1, v.numel(), v.data_ptr<int64_t>(), &status);
+        else
+          fits_write_col(f, TDOUBLE, col, 1, 1, v.numel(), v.data_ptr<double>(), &status);
+      }
+    }
+  }
+  fits_write_chksum(f, &status);
+  if (status) throw_fits(status, what);
+}
+
+}  // namespace
+
+void write_fits_table(const std::string& path, const Table& table, const std::string& extname,
+                      const FitsHeader& primary_header, const FitsHeader& table_header) {
+  FitsWriter writer(path);
+  writer.add_empty_primary(primary_header);
+  writer.add_table(extname, table, table_header);
+  writer.commit();
+}
+
+Table read_fits_table(const std::string& spec, FitsHeader* header) {
+  check_exists(spec);
+  const std::string what = "cannot read a table from FITS '" + spec + "'";
+  FitsFile file;
+  int status = 0;
+  fits_clear_errmsg();
+  if (fits_open_table(file.out(), spec.c_str(), READONLY, &status)) {
+    if (status == NOT_TABLE) {
+      fits_clear_errmsg();
+      throw FormatError(what + ": the HDU is not a table");
+    }
+    throw_fits(status, what);
+  }
+  fitsfile* f = file.get();
+  int ncols = 0;
+  LONGLONG nrows = 0;
+  fits_get_num_cols(f, &ncols, &status);
+  fits_get_num_rowsll(f, &nrows, &status);
+  if (status) throw_fits(status, what);
+  Table table;
+  for (int col = 1; col <= ncols; ++col) {
+    char key[FLEN_KEYWORD], name[FLEN_VALUE] = {0}, unit[FLEN_VALUE] = {0},
+                            comment[FLEN_VALUE] = {0};
+    std::snprintf(key, sizeof key, "TTYPE%d", col);
+    if (fits_read_key(f, TSTRING, key, name, nullptr, &status)) throw_fits(status, what);
+    std::snprintf(key, sizeof key, "TUNIT%d", col);
+    if (fits_read_key(f, TSTRING, key, unit, nullptr, &status) == KEY_NO_EXIST) status = 0;
+    std::snprintf(key, sizeof key, "TCOMM%d", col);
+    if (fits_read_key(f, TSTRING, key, comment, nullptr, &status) == KEY_NO_EXIST) status = 0;
+    fits_clear_errmsg();
+    int type = 0;
+    LONGLONG repeat = 0, width = 0;
+    fits_get_eqcoltypell(f, col, &type, &repeat, &width, &status);
+    if (status) throw_fits(status, what);
+    const std::string cname = name;
+    int anynul = 0;
+    if (type == TSTRING) {
+      std::vector<std::string> buf(static_cast<std::size_t>(nrows),
+                                   std::string(static_cast<std::size_t>(width) + 1, '\0'));
+      std::vector<char*> ptr;
+      for (auto& b : buf) ptr.push_back(b.data());
+      char nul[] = "";
+      if (nrows > 0) fits_read_col_str(f, col, 1, 1, nrows, nul, ptr.data(), &anynul, &status);
+      if (status) throw_fits(status, what);
+      std::vector<std::string> text;
+      for (auto* p : ptr) {
+        std::string t = p;
+        while (!t.empty() && t.back() == ' ') t.pop_back();
+        text.push_back(std::move(t));
+      }
+      table.add_text(cname, std::move(text), comment);
+      continue;
+    }
+    if (type < 0 || type == TBIT || type == TCOMPLEX || type == TDBLCOMPLEX)
+      throw FormatError(what + ": column '" + cname +
+                        "' has an unsupported type (variable-length, bit or complex)");
+    const std::vector<int64_t> shape =
+        repeat == 1 ? std::vector<int64_t>{nrows} : std::vector<int64_t>{nrows, repeat};
+    const LONGLONG n = nrows * repeat;
+    at::Tensor values;
+    if (type == TLOGICAL) {
+      std::vector<char> flags(static_cast<std::size_t>(n));
+      char nul = 0;
+      if (n > 0) fits_read_col(f, TLOGICAL, col, 1, 1, n, &nul, flags.data(), &anynul, &status);
+      values = at::empty(shape, at::kLong);
+      for (LONGLONG i = 0; i < n; ++i) values.data_ptr<int64_t>()[i] = flags[i] ? 1 : 0;
+    } else if (type == TFLOAT || type == TDOUBLE) {
+      values = at::empty(shape, at::kDouble);
+      double nul = std::numeric_limits<double>::quiet_NaN();
+      if (n > 0)
+        fits_read_col(f, TDOUBLE, col, 1, 1, n, &nul, values.data_ptr<double>(), &anynul, &status);
+    } else {
+      values = at::empty(shape, at::kLong);
+      LONGLONG nul = 0;
+      if (n > 0)
+        fits_read_col(f, TLONGLONG, col, 1, 1, n, &nul, values.data_ptr<int64_t>(), &anynul,
+                      &status);
+    }
+    if (status) throw_fits(status, what);
+    table.add(cname, values, unit, comment);
+  }
+  if (header) {
+    int nkeys = 0;
+    fits_get_hdrspace(f, &nkeys, nullptr, &status);
+    for (int i = 1; i <= nkeys && !status; ++i) {
+      char card[FLEN_CARD] = {0};
+      if (fits_read_record(f, i, card, &status)) break;
+      if (!is_column_keyword(card_keyword(card))) header->add_card(card);
+    }
+    if (status) throw_fits(status, what);
+  }
+  file.close(what);
+  return table;
+}
+
+// ---- FitsWriter ---------------------------------------------------------------------------------
+
+struct FitsWriter::Impl {
+  std::string path, what;
+  detail::AtomicFile out;
+  FitsFile file;
+  struct Hdu {
+    bool image = false;
+    std::vector<int64_t> shape;  // C order, images only
+    FitsPixelType type = FitsPixelType::Float32;
+  };
+  std::vector<Hdu> hdus;
+  bool committed = false;
+
+  explicit Impl(const std::string& p) : path(p), what("cannot write FITS '" + p + "'"), out(p) {
+    fits_clear_errmsg();
+    create_file(file, out, what);
+  }
+  void move_to(int hdu) {
+    int status = 0, type = 0;
+    if (fits_movabs_hdu(file.get(), hdu + 1, &type, &status)) throw_fits(status, what);
+  }
+};
+
+FitsWriter::FitsWriter(const std::string& path) : impl_(std::make_unique<Impl>(path)) {}
+
+FitsWriter::~FitsWriter() = default;
+
+void FitsWriter::add_empty_primary(const FitsHeader& header) {
+  if (!impl_->hdus.empty())
+    throw ValueError(impl_->what + ": the empty primary HDU must be the first HDU");
+  fitsfile* f = impl_->file.get();
+  int status = 0;
+  fits_create_img(f, BYTE_IMG, 0, nullptr, &status);
+  for (const auto& card : header.cards()) fits_write_record(f, card.c_str(), &status);
+  fits_write_date(f, &status);
+  fits_write_chksum(f, &status);
+  if (status) throw_fits(status, impl_->what);
+  impl_->hdus.push_back({});
+}
+
+int FitsWriter::add_image(const std::string& name, const at::Tensor& data, const FitsHeader& header,
+                          FitsPixelType type) {
+  if (!impl_->hdus.empty() && name.empty())
+    throw ValueError(impl_->what + ": every extension needs a name (EXTNAME)");
+  if (impl_->hdus.size() > 0) impl_->move_to(static_cast<int>(impl_->hdus.size()) - 1);
+  write_image_hdu(impl_->file.get(), data, header, type, name, impl_->what);
+  impl_->hdus.push_back({true, std::vector<int64_t>(data.sizes().begin(), data.sizes().end()), type});
+  return static_cast<int>(impl_->hdus.size()) - 1;
+}
+
+int FitsWriter::add_image_shape(const std::string& name, const std::vector<int64_t>& shape,
+                                const FitsHeader& header, FitsPixelType type) {
+  if (!impl_->hdus.empty() && name.empty())
+    throw ValueError(impl_->what + ": every extension needs a name (EXTNAME)");
+  if (shape.size() < 2 || shape.size() > 4)
+    throw ShapeError(impl_->what + ": images have 2 to 4 axes, got " +
+                     std::to_string(shape.size()));
+  for (auto s : shape)
+    if (s < 1) throw ShapeError(impl_->what + ": image axes must be >= 1, got " + std::to_string(s));
+  if (impl_->hdus.size() > 0) impl_->move_to(static_cast<int>(impl_->hdus.size()) - 1);
+  fitsfile* f = impl_->file.get();
+  const bool f64 = type == FitsPixelType::Float64;
+  std::vector<LONGLONG> naxes(shape.rbegin(), shape.rend());
+  int status = 0;
+  fits_create_imgll(f, f64 ? DOUBLE_IMG : FLOAT_IMG, static_cast<int>(naxes.size()), naxes.data(),
+                    &status);
+  for (const auto& card : header.cards()) fits_write_record(f, card.c_str(), &status);
+  if (!name.empty()) {
+    std::string n = name;
+    fits_update_key_str(f, "EXTNAME", n.data(), "name of this HDU", &status);
+  }
+  fits_write_date(f, &status);
+  // Placeholders, updated in place by commit() once the data are written (no header growth).
+  fits_write_key_str(f, "CHECKSUM", "0000000000000000", "HDU checksum (written at the end)",
+                     &status);
+  fits_write_key_str(f, "DATASUM", "0", "data unit checksum (written at the end)", &status);
+  if (status) throw_fits(status, impl_->what);
+  impl_->hdus.push_back({true, shape, type});
+  return static_cast<int>(impl_->hdus.size()) - 1;
+}
+
+void FitsWriter::write_rows(int hdu, int64_t first, const at::Tensor& rows) {
+  if (hdu < 0 || hdu >= static_cast<int>(impl_->hdus.size()) || !impl_->hdus[hdu].image)
+    throw ValueError(impl_->what + ": HDU " + std::to_string(hdu) + " is not an image of this file");
+  const auto& h = impl_->hdus[hdu];
+  const std::vector<int64_t> trailing(h.shape.begin() + 1, h.shape.end());
+  if (rows.dim() != static_cast<int64_t>(h.shape.size()) ||
+      std::vector<int64_t>(rows.sizes().begin() + 1, rows.sizes().end()) != trailing)
+    throw ShapeError(impl_->what + ": rows of shape " + std::to_string(rows.dim()) +
+                     "D do not match HDU " + std::to_string(hdu) + "'s shape");
+  if (first < 0 || first + rows.size(0) > h.shape[0])
+    throw ShapeError(impl_->what + ": rows " + std::to_string(first) + " to " +
+                     std::to_string(first + rows.size(0)) + " overflow the " +
+                     std::to_string(h.shape[0]) + " of HDU " + std::to_string(hdu));
+  if (rows.numel() == 0) return;
+  const bool f64 = h.type == FitsPixelType::Float64;
+  const at::Tensor pixels = rows.detach().to(at::kCPU, f64 ? at::kDouble : at::kFloat).contiguous();
+  impl_->move_to(hdu);
+  const LONGLONG per_row = pixels.numel() / rows.size(0);
+  int status = 0;
+  fits_write_img(impl_->file.get(), f64 ? TDOUBLE : TFLOAT, first * per_row + 1,
+                 static_cast<LONGLONG>(pixels.numel()), const_cast<void*>(pixels.data_ptr()),
+                 &status);
+  if (status) throw_fits(status, impl_->what);
+}
+
+int FitsWriter::add_table(const std::string& extname, const Table& table, const FitsHeader& header) {
+  if (impl_->hdus.empty()) add_empty_primary({});
+  impl_->move_to(static_cast<int>(impl_->hdus.size()) - 1);
+  write_table_hdu(impl_->file.get(), table, extname, header, impl_->what);
+  impl_->hdus.push_back({});
+  return static_cast<int>(impl_->hdus.size()) - 1;
+}
+
+void FitsWriter::commit() {
+  if (impl_->hdus.empty()) add_empty_primary({});
+  for (int i = 0; i < static_cast<int>(impl_->hdus.size()); ++i) {
+    impl_->move_to(i);
+    int status = 0;
+    fits_write_chksum(impl_->file.get(), &status);
+    if (status) throw_fits(status, impl_->what);
+  }
+  impl_->file.close(impl_->what);
+  impl_->out.commit();
+  impl_->committed = true;
 }
 
 }  // namespace demix

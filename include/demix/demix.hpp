@@ -17,3 +17,8 @@
 #include <demix/scattering_cov.hpp>
 #include <demix/wph.hpp>
 #include <demix/wst.hpp>
+#include <demix/flow.hpp>
+#include <demix/madness_model.hpp>
+#include <demix/named_tensors.hpp>
+#include <demix/training.hpp>
+#include <demix/vae.hpp>

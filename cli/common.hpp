@@ -31,6 +31,8 @@ void add_info_command(CLI::App& app, const Globals& globals);
 void add_convert_command(CLI::App& app, const Globals& globals);
 void add_preview_command(CLI::App& app, const Globals& globals);
 void add_stats_command(CLI::App& app, const Globals& globals);
+void add_train_vae_command(CLI::App& app, const Globals& globals);
+void add_train_flow_command(CLI::App& app, const Globals& globals);
 
 /// "512 x 512" from a tensor's sizes.
 std::string shape_text(const at::Tensor& t);

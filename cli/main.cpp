@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   demix::cli::add_convert_command(app, globals);
   demix::cli::add_preview_command(app, globals);
   demix::cli::add_stats_command(app, globals);
+  demix::cli::add_train_vae_command(app, globals);
+  demix::cli::add_train_flow_command(app, globals);
 
   try {
     app.parse(argc, argv);

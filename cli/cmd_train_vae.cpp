@@ -247,7 +247,7 @@ void add_train_vae_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("--decoder-channels", a.decoder_channels,
                   "Decoder channels: after the dense layers, then after each 2x upsampling")
       ->delimiter(',')
-      ->default_str("64,32,16,16");
+      ->default_str("64,32,16,8");
   cmd->add_option("--dense-units", a.dense_units, "Width of the dense layers")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

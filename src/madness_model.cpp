@@ -109,6 +109,10 @@ MadnessModel MadnessModel::load(const std::string &path, c10::Device device) {
   return detail::model_from_archive(detail::TensorArchive::load(path), device);
 }
 
+bool MadnessModel::is_model_file(const std::string &path) {
+  return detail::TensorArchive::is_archive(path);
+}
+
 namespace detail {
 
 TensorArchive model_to_archive(const MadnessModel &model, bool keep_dtype) {

@@ -49,6 +49,25 @@ std::string format_number(double v) {
 
 } // namespace
 
+at::Tensor stretched_chi2(const at::Tensor &prediction, const at::Tensor &target,
+                          const at::Tensor &sigmas, double eps) {
+  if (!prediction.defined() || !target.defined() || prediction.dim() != 4 ||
+      prediction.sizes() != target.sizes() || !sigmas.defined() || sigmas.dim() != 1 ||
+      sigmas.size(0) != prediction.size(1))
+    throw ShapeError("stretched_chi2: expected prediction and target (N, B, S, S) and sigmas (B)");
+  if (!(eps >= 0) || !std::isfinite(eps))
+    throw ValueError("stretched_chi2: eps must be >= 0, got " + std::to_string(eps));
+  const at::Tensor inv_sigma = (1.0 / sigmas).view({1, -1, 1, 1});
+  if (eps == 0)
+    return ((target - prediction) * inv_sigma).square().sum({1, 2, 3});
+  // Locally the variance is sigma_b^2 + (eps x)^2; unlike that weighted chi^2, gradients stay
+  // bounded for pixels predicted far too bright or far too faint.
+  return (at::asinh(eps * target * inv_sigma) - at::asinh(eps * prediction * inv_sigma))
+             .square()
+             .sum({1, 2, 3}) /
+         (eps * eps);
+}
+
 TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const at::Tensor &targets,
                           const VaeTrainingOptions &options, const EpochCallback &progress) {
   check_stamps(stamps, model, "training stamps");
@@ -74,28 +93,22 @@ TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const a
   const at::Tensor x = stamps.detach().to(device, dtype);
   const at::Tensor target = targets.defined() ? targets.detach().to(device, dtype) : x;
   const int64_t B = model.n_bands(), S = model.stamp_size(), D = model.latent_dim();
-  const at::Tensor inv_sigma =
-      (1.0 / at::tensor(model.metadata().noise_sigmas, at::kDouble)).to(opts).view({1, B, 1, 1});
+  const at::Tensor sigma = at::tensor(model.metadata().noise_sigmas, at::kDouble).to(opts);
+  const at::Tensor inv_sigma = (1.0 / sigma).view({1, B, 1, 1});
   const double pixels = static_cast<double>(B * S * S);
   const double beta = options.beta;
   const double model_error = options.model_error;
 
-  // Per stamp: 0.5 sum r^2 / (1 + (eps xhat / sigma)^2) + w KL with r = (target - xhat) / sigma,
-  // i.e. the per-pixel variance sigma^2 + (eps xhat)^2. The weights use the prediction without
-  // its gradient (iteratively reweighted least squares): the optimum stays at xhat = E[target]
-  // and a pixel predicted far too faint is pulled up with the full 1 / sigma^2 weight.
-  // Metric sums: loss, plain chi^2 per pixel (sky noise only), KL.
+  // Per stamp: 0.5 stretched_chi2 + w KL. Metric sums: loss, plain chi^2 per pixel, KL.
   const auto objective = [&](const at::Tensor &index, const VaeEncoding &q, const at::Tensor &z,
                              double kl_weight) {
     const at::Tensor xhat = vae.decode(z);
-    const at::Tensor r2 = ((target.index_select(0, index) - xhat) * inv_sigma).square();
-    const at::Tensor chi2 = r2.sum({1, 2, 3});
-    const at::Tensor weighted =
-        model_error > 0
-            ? (r2 / (1 + (model_error * xhat.detach() * inv_sigma).square())).sum({1, 2, 3})
-            : chi2;
+    const at::Tensor t = target.index_select(0, index);
+    const at::Tensor chi2 = ((t - xhat) * inv_sigma).square().sum({1, 2, 3});
+    const at::Tensor stretched =
+        model_error > 0 ? stretched_chi2(xhat, t, sigma, model_error) : chi2;
     const at::Tensor kl = GalaxyVae::kl_divergence(q);
-    const at::Tensor per_stamp = 0.5 * weighted + kl_weight * kl;
+    const at::Tensor per_stamp = 0.5 * stretched + kl_weight * kl;
     const at::Tensor sums = at::stack({per_stamp.sum(), chi2.sum() / pixels, kl.sum()}).detach();
     return std::make_pair(per_stamp.mean(), sums);
   };

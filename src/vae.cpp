@@ -121,9 +121,12 @@ GalaxyVae::GalaxyVae(const VaeOptions &options, std::uint64_t seed) : options_(o
   add_zero("decoder.expand.bias", {dc[0] * bottom_ * bottom_});
   for (int64_t i = 0; i < ups; ++i) {
     const std::string n = "decoder.up" + std::to_string(i);
-    // A 4x4 kernel at stride 2 reaches each output pixel through 2 x 2 taps per input channel.
-    add(n + ".weight", {dc[i], dc[i + 1], 4, 4}, lecun(dc[i] * 4.0));
-    add_zero(n + ".bias", {dc[i + 1]});
+    // Sub-pixel upsampling: a 3x3 convolution to 4 c_i+1 channels, then pixel_shuffle(2). ICNR
+    // initialisation (the 4 sub-pixel phases of a channel start equal, i.e. as nearest-neighbour
+    // upsampling of one convolution) avoids checkerboard patterns at the start of training.
+    const at::Tensor w = detail::uniform({dc[i + 1], dc[i], 3, 3}, lecun(dc[i] * 9.0), gen);
+    params_.push_back({n + ".weight", w.repeat_interleave(4, 0)});
+    add_zero(n + ".bias", {4 * dc[i + 1]});
   }
   add("decoder.out.weight", {B, dc.back(), 3, 3}, lecun(dc.back() * 9.0));
   // Start near the empty sky (exp(-2) s_b = 0.14 sigma) rather than at 1 sigma everywhere.
@@ -157,7 +160,7 @@ at::Tensor GalaxyVae::decode(const at::Tensor &latents) const {
   h = h.view({latents.size(0), dc[0], bottom_, bottom_});
   k += 4;
   for (std::size_t i = 0; i + 1 < dc.size(); ++i) {
-    h = at::silu(at::conv_transpose2d(h, weight(k), weight(k + 1), 2, 1));
+    h = at::silu(at::pixel_shuffle(at::conv2d(h, weight(k), weight(k + 1), 1, 1), 2));
     k += 2;
   }
   const int64_t offset = (h.size(2) - S) / 2;

@@ -67,6 +67,8 @@ public:
   /// Reads a model (or a training checkpoint) onto `device` in float32. IoError (missing file),
   /// FormatError (not a demix model, corrupt, truncated, written by a newer demix).
   static MadnessModel load(const std::string &path, c10::Device device = c10::kCPU);
+  /// True when `path` starts like a demix model or checkpoint file (false if missing).
+  static bool is_model_file(const std::string &path);
 
 private:
   GalaxyVae vae_;

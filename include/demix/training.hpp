@@ -1,14 +1,15 @@
 #pragma once
 // Training MADNESS's two networks, as the paper does it, in two steps:
 //   1. train_vae: the VAE on isolated galaxy stamps, loss per stamp
-//        0.5 sum_{b,p} (target - xhat)^2 / (sigma_b^2 + (eps xhat)^2)  +  beta KL(q(z|x) || N(0,
-//        I))
-//      with xhat = decode(z): a Gaussian likelihood with the per-band sky noise sigma_b plus a
-//      fractional model error eps (model_error; eps = 0 is the plain noise-weighted chi^2; the
-//      variance uses xhat without its gradient), and a KL weight beta as in MADNESS (small, so
-//      that the decoder reproduces galaxies to the noise level).
-//      The first `autoencoder_epochs` train a deterministic autoencoder (z = mean, no KL), then the
-//      beta-VAE takes over.
+//        0.5 sum_{b,p} (A_b(target) - A_b(xhat))^2  +  beta KL(q(z|x) || N(0, I)),
+//        A_b(x) = asinh(eps x / sigma_b) / eps,     xhat = decode(z)
+//      A_b is x / sigma_b for pixels fainter than sigma_b / eps: the noise-weighted chi^2 of a
+//      Gaussian likelihood with the per-band sky noise sigma_b (eps = 0 is exactly that chi^2);
+//      brighter pixels are compared in log space, to a relative precision eps (locally, the
+//      variance is sigma_b^2 + (eps x)^2: a fractional model error). Without it the few galaxies
+//      at 10^3-10^4 sigma dominate every batch with huge gradients and the network learns little
+//      else. beta weights the KL term as in MADNESS (small: the decoder reproduces galaxies to
+//      the noise level).
 //   2. train_flow: the flow on the encoder means of the same stamps, loss -log p(z).
 // Both use Adam on shuffled minibatches, a learning rate lr exp(-epoch / lr_decay_epochs), a
 // validation split drawn once from the seed, and keep the weights of the epoch with the lowest
@@ -36,10 +37,8 @@ struct VaeTrainingOptions {
   double learning_rate = 1e-3;   ///< Adam step size at epoch 0
   double lr_decay_epochs = 30;   ///< the rate falls by e every this many epochs; 0 = constant
   double beta = 0.01;            ///< weight of the KL term (MADNESS: 0.01)
-  /// Fractional model error eps: the per-pixel variance of the loss is sigma_b^2 + (eps xhat)^2,
-  /// so pixels brighter than sigma_b / eps are fitted to a relative precision eps. Without it
-  /// (eps = 0: the pure sky-noise chi^2) the few brightest galaxies (10^4 sigma) dominate every
-  /// batch and the network learns little else.
+  /// eps of the loss stretch A_b (see above): pixels brighter than sigma_b / eps are fitted to a
+  /// relative precision eps; 0 = the plain noise-weighted chi^2.
   double model_error = 0.05;
   int autoencoder_epochs = 5;  ///< first epochs without KL and with z = mean
   double val_fraction = 0.1;   ///< share of stamps held out for validation, in [0, 0.5]
@@ -86,6 +85,12 @@ struct TrainingHistory {
 
 /// Called after every epoch (and its checkpoint) with the history so far.
 using EpochCallback = std::function<void(const TrainingHistory &)>;
+
+/// The VAE's reconstruction term per stamp: sum_{b,p} (A_b(target) - A_b(prediction))^2 with
+/// A_b(x) = asinh(eps x / sigma_b) / eps; eps = 0 gives the plain chi^2 sum ((t - p) / sigma_b)^2.
+at::Tensor stretched_chi2(const at::Tensor &prediction /* (N, B, S, S) */,
+                          const at::Tensor &target /* (N, B, S, S) */,
+                          const at::Tensor &sigmas /* (B) */, double eps); // -> (N)
 
 /// Trains model.vae() in place (on its device and dtype; the data are copied there once).
 /// stamps: the encoder's input (noisy stamps); targets: what the decoder must reproduce (the

@@ -20,8 +20,12 @@
 //            -> SiLU (S -> ceil(S/2)); flatten -> linear(dense_units) -> SiLU -> linear(2 D)
 //            = (mean, log variance)
 //   decoder: linear(dense_units) -> SiLU -> linear(c_0 m^2) -> SiLU -> (c_0, m, m); per
-//            upsampling i: transposed conv 4x4 stride 2 (c_i -> c_i+1) -> SiLU; centre crop to S;
-//            conv 3x3 (c_L -> bands) -> s_b exp(min(u, 30))
+//            upsampling i: conv 3x3 (c_i -> 4 c_i+1) -> pixel_shuffle(2) -> SiLU (sub-pixel
+//            convolution: as expressive as a 4x4 transposed convolution, and it runs on the fast
+//            convolution kernels of every backend); centre crop to S; conv 3x3 (c_L -> bands)
+//            -> s_b exp(min(u, 30))
+// Defaults (45 x 45 x 6 stamps, D = 16): decoder 397k weights and 9.1 M multiply-adds per stamp
+// (the deblender's inner loop), encoder 372k weights, 3.2 MB as a float32 model file with its flow.
 // SiLU rather than MADNESS's PReLU: a smooth decoder gives the MAP fit smooth gradients. No batch
 // normalisation: each stamp's encoding and decoding depends on that stamp alone.
 
@@ -44,7 +48,7 @@ struct VaeOptions {
   std::vector<std::int64_t> encoder_channels = {16, 32, 64};
   /// Channels of the decoder: the first after the dense layers, then one per 2x upsampling
   /// (3 upsamplings by default: 6 -> 12 -> 24 -> 48, cropped to 45); at least two entries.
-  std::vector<std::int64_t> decoder_channels = {64, 32, 16, 16};
+  std::vector<std::int64_t> decoder_channels = {64, 32, 16, 8};
   std::int64_t dense_units = 128; ///< width of the dense layer in the encoder and the decoder
   /// Per-band scale s_b in e- (B positive values): the training data's noise sigma per band.
   std::vector<double> band_scales;

@@ -141,6 +141,12 @@ class TrainTest(unittest.TestCase):
         self.assertIn("demix train-vae", lines[0])
         self.assertIn("demix train-flow", lines[1])
         self.assertEqual(a["flow.option.hidden"].tolist(), [8, 8])
+        rc, out, err = run("info", model)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("demix MADNESS model", out)
+        self.assertIn("2 bands x 15 x 15 (band1 band2)", out)
+        self.assertIn("2 MADE blocks", out)
+        self.assertEqual(out.count("made by  : demix train-"), 2)
 
         # Resume the VAE run to 3 epochs: the history continues, the model is rewritten.
         rc, out, err = run("train-vae", self.stamps, "--noiseless", self.clean, "-o",

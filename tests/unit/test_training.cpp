@@ -225,3 +225,37 @@ TEST(Training, ReadsNpyStampsAndRejectsBadData) {
   EXPECT_THROW(demix::train_flow(model, at::zeros({4, 8}), {.epochs = 1}),
                demix::ValueError); // no flow
 }
+
+TEST(Training, StretchedChi2MatchesItsDefinition) {
+  const at::Tensor sigmas = at::tensor({2.0, 5.0}, at::kDouble);
+  const at::Tensor target = at::randn({3, 2, 4, 4}, at::kDouble).abs() * 1e4;
+  const at::Tensor prediction = target * (1 + 0.1 * at::randn({3, 2, 4, 4}, at::kDouble)) + 3;
+  for (double eps : {0.0, 0.05, 0.5}) {
+    const at::Tensor got = demix::stretched_chi2(prediction, target, sigmas, eps);
+    auto t = target.accessor<double, 4>();
+    auto p = prediction.accessor<double, 4>();
+    for (int64_t n = 0; n < 3; ++n) {
+      double brute = 0;
+      for (int64_t b = 0; b < 2; ++b)
+        for (int64_t i = 0; i < 4; ++i)
+          for (int64_t j = 0; j < 4; ++j) {
+            const double s = sigmas[b].item<double>();
+            const double d = eps == 0 ? (t[n][b][i][j] - p[n][b][i][j]) / s
+                                      : (std::asinh(eps * t[n][b][i][j] / s) -
+                                         std::asinh(eps * p[n][b][i][j] / s)) / eps;
+            brute += d * d;
+          }
+      // float64 sums of 32 terms: relative rounding ~1e-15.
+      EXPECT_NEAR(got[n].item<double>(), brute, 1e-12 * brute) << eps;
+    }
+  }
+  // eps -> 0 is continuous: the stretch is x / sigma to first order (relative change ~eps^2 x^2).
+  const at::Tensor faint = target / 1e4;
+  const at::Tensor a = demix::stretched_chi2(faint * 1.2, faint, sigmas, 1e-4);
+  const at::Tensor b = demix::stretched_chi2(faint * 1.2, faint, sigmas, 0);
+  EXPECT_LT(((a - b) / b).abs().max().item<double>(), 1e-6);
+  // Bright pixels are compared to a relative precision eps: 10 % off at 10^4 sigma costs about
+  // (ln 1.1 / eps)^2 per pixel, not (0.1 x 10^4)^2.
+  EXPECT_LT(demix::stretched_chi2(target * 1.1, target, sigmas, 0.05).max().item<double>(),
+            32 * std::pow(std::log(1.1) / 0.05, 2) * 1.01);
+}

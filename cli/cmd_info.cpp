@@ -4,6 +4,7 @@
 
 #include <demix/fits.hpp>
 #include <demix/io.hpp>
+#include <demix/madness_model.hpp>
 
 #include <ATen/ATen.h>
 
@@ -34,7 +35,35 @@ std::string g(double v) {
   return text;
 }
 
+/// A MADNESS model (or training checkpoint): parts, sizes, bands and how it was made.
+void print_model_info(const std::string& path) {
+  const MadnessModel m = MadnessModel::load(path);
+  const VaeOptions& v = m.vae().options();
+  std::string bands, sigmas;
+  for (std::size_t b = 0; b < m.metadata().band_names.size(); ++b) {
+    if (b) {
+      bands += ' ';
+      sigmas += ' ';
+    }
+    bands += m.metadata().band_names[b];
+    sigmas += g(m.metadata().noise_sigmas[b]);
+  }
+  std::cout << path << "\n"
+            << "  format   : demix MADNESS model\n"
+            << "  stamps   : " << v.bands << " bands x " << v.stamp_size << " x " << v.stamp_size
+            << " (" << bands << "), noise sigmas " << sigmas << " e-\n"
+            << "  VAE      : latent dim " << v.latent_dim << ", " << m.vae().parameter_count()
+            << " parameters\n"
+            << "  flow     : "
+            << (m.has_flow() ? std::to_string(m.flow().options().blocks) + " MADE blocks, " +
+                                   std::to_string(m.flow().parameter_count()) + " parameters"
+                             : std::string("none (run demix train-flow)"))
+            << "\n";
+  for (const auto& line : m.metadata().provenance) std::cout << "  made by  : " << line << "\n";
+}
+
 void print_info(const std::string& spec, const InfoOptions& o, const Context& ctx) {
+  if (MadnessModel::is_model_file(spec)) return print_model_info(spec);
   // FITS through read_fits, which also reads 4D (N, C, H, W) batches (simulated datasets).
   Image image;
   if (detect_input_format(spec) == FileFormat::Fits) {

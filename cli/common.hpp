@@ -40,6 +40,8 @@ std::shared_ptr<const GalaxyPrior> load_prior(const std::string& path, const Con
 /// Noise sigma of each of `bands` bands from the survey table (cli/deblend_model.cpp): (bands).
 at::Tensor survey_noise_sigmas(int64_t bands);
 void add_simulate_command(CLI::App& app, const Globals& globals);
+void add_train_vae_command(CLI::App& app, const Globals& globals);
+void add_train_flow_command(CLI::App& app, const Globals& globals);
 
 /// "512 x 512" from a tensor's sizes.
 std::string shape_text(const at::Tensor& t);

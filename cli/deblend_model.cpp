@@ -1,9 +1,9 @@
-// What `demix deblend` needs from parts of demix that this build does not have yet: the trained
-// MADNESS model and the survey's noise table. Each is one function, so that wiring them is a
-// one-line change each (MadnessModel::load in madness_model.hpp, Survey::lsst() in survey.hpp).
+// What `demix deblend` takes from other parts of demix: the trained MADNESS model
+// (madness_model.hpp) and the survey's noise table (survey.hpp).
 
 #include "common.hpp"
 
+#include <demix/madness_model.hpp>
 #include <demix/survey.hpp>
 
 #include <demix/errors.hpp>
@@ -12,10 +12,8 @@
 
 namespace demix::cli {
 
-std::shared_ptr<const GalaxyPrior> load_prior(const std::string &path, const Context & /*ctx*/) {
-  throw ValueError("cannot load the MADNESS model '" + path +
-                   "': no model support in this build (use --method classical, which needs no "
-                   "model)");
+std::shared_ptr<const GalaxyPrior> load_prior(const std::string &path, const Context &ctx) {
+  return std::make_shared<MadnessModel>(MadnessModel::load(path, ctx.device()));
 }
 
 at::Tensor survey_noise_sigmas(int64_t bands) {

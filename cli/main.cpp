@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   demix::cli::add_stats_command(app, globals);
   demix::cli::add_deblend_command(app, globals);
   demix::cli::add_simulate_command(app, globals);
+  demix::cli::add_train_vae_command(app, globals);
+  demix::cli::add_train_flow_command(app, globals);
 
   try {
     app.parse(argc, argv);

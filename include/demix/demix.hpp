@@ -22,3 +22,8 @@
 #include <demix/detection.hpp>
 #include <demix/classical_deblend.hpp>
 #include <demix/deblend_metrics.hpp>
+#include <demix/flow.hpp>
+#include <demix/madness_model.hpp>
+#include <demix/named_tensors.hpp>
+#include <demix/training.hpp>
+#include <demix/vae.hpp>

@@ -1,0 +1,19 @@
+#pragma once
+// The trainable tensors of a network, by name ("decoder.up0.weight"), in a fixed order: what the
+// optimiser updates, what model files and checkpoints store.
+
+#include <ATen/core/TensorBody.h>
+
+#include <string>
+#include <vector>
+
+namespace demix {
+
+struct NamedTensor {
+  std::string name;
+  at::Tensor tensor;
+};
+
+using NamedTensors = std::vector<NamedTensor>;
+
+} // namespace demix

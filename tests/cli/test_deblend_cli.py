@@ -148,11 +148,14 @@ class DeblendCliTest(unittest.TestCase):
         self.assertFails(["deblend", self.blend, "--detect", "--method", "classical", "-o", out3,
                           "--sigma", "1", "2"], 1, "--sigma gives 2 values", output=out3)
 
-    def test_madness_without_model_support_is_a_clear_error(self):
+    def test_madness_with_a_missing_or_corrupt_model_is_a_clear_error(self):
         out = self.path("m")
         self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "--model",
-                          self.path("model.pt"), "-o", out], 1, "no model support", "--method classical",
-                         output=out)
+                          self.path("model.dmx"), "-o", out], 1, "model.dmx", output=out)
+        with open(self.path("bad.dmx"), "wb") as f:
+            f.write(b"not a model")
+        self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "--model",
+                          self.path("bad.dmx"), "-o", out], 1, "bad.dmx", output=out)
 
     def test_usage_errors_exit_2(self):
         out = self.path("u")

@@ -17,6 +17,7 @@
 #include <demix/context.hpp>
 #include <demix/deblend.hpp>
 #include <demix/deblend_metrics.hpp>
+#include <demix/errors.hpp>
 #include <demix/fits.hpp>
 #include <demix/madness_model.hpp>
 #include <demix/simulate.hpp>
@@ -52,7 +53,7 @@ std::string list(const at::Tensor& v /* (B) */) {
   return s + "]";
 }
 
-double nanmean(const at::Tensor& v) {
+double finite_mean(const at::Tensor& v) {
   const at::Tensor f = v.to(at::kDouble).flatten();
   const at::Tensor ok = at::isfinite(f);
   return ok.any().item<bool>() ? f.masked_select(ok).mean().item<double>() : NAN;
@@ -85,7 +86,7 @@ void report(const std::string& method, const at::Tensor& model /* (G, B, S, S) *
       n_blends / seconds, converged, device.c_str(), list(r.mean_abs).c_str(),
       list(r.median).c_str(), list(r.spread68).c_str(), c.mean_abs.item<double>(),
       c.median.item<double>(), c.spread68.item<double>(),
-      list(at::nanmean(ssim, 0)).c_str(), list(at::nanmean(cosine, 0)).c_str(), nanmean(de),
+      list(at::nanmean(ssim, 0)).c_str(), list(at::nanmean(cosine, 0)).c_str(), finite_mean(de),
       de.masked_select(at::isfinite(de)).numel() ? de.masked_select(at::isfinite(de)).median().item<double>() : NAN);
   std::fflush(stdout);
 }

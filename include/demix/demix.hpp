@@ -17,3 +17,10 @@
 #include <demix/scattering_cov.hpp>
 #include <demix/wph.hpp>
 #include <demix/wst.hpp>
+#include <demix/galaxy.hpp>
+#include <demix/population.hpp>
+#include <demix/psf.hpp>
+#include <demix/rgb.hpp>
+#include <demix/simulate.hpp>
+#include <demix/survey.hpp>
+#include <demix/table.hpp>

@@ -173,7 +173,8 @@ IsolatedSimulator::IsolatedSimulator(const Survey &survey, const IsolatedOptions
   check_stamp_size(o.stamp_size);
   if (!(o.max_offset >= 0 && o.max_offset < 0.5))
     throw ValueError("max offset must be in [0, 0.5) pixels, got " + std::to_string(o.max_offset));
-  GalaxyRenderer renderer(survey, {.stamp_size = o.stamp_size, .psf = o.psf}, context);
+  GalaxyRenderer renderer(
+      survey, {.stamp_size = o.stamp_size, .psf = o.psf, .batch_size = o.render_batch}, context);
   Galaxies g = sample_galaxies(survey, o.count, stream_seed(o.seed, kPopulationSalt), o.population);
   detail::Rng rng(stream_seed(o.seed, kPlacementSalt));
   const double c = static_cast<double>(o.stamp_size / 2);
@@ -295,7 +296,8 @@ BlendSimulator::BlendSimulator(const Survey &survey, const BlendOptions &o,
                        std::to_string(static_cast<int64_t>(std::ceil(needed)) + o.stamp_size - 1) +
                        " pixels or a higher density");
   }
-  GalaxyRenderer renderer(survey, {.stamp_size = o.stamp_size, .psf = o.psf}, context);
+  GalaxyRenderer renderer(
+      survey, {.stamp_size = o.stamp_size, .psf = o.psf, .batch_size = o.render_batch}, context);
 
   // Blend sizes and centre squares, then positions.
   detail::Rng rng(stream_seed(o.seed, kPlacementSalt));

@@ -84,6 +84,8 @@ struct IsolatedOptions {
   bool source_noise = false; ///< add the galaxies' own Poisson noise too (Gaussian, variance I)
   PsfModel psf = PsfModel::Moffat;
   PopulationOptions population;
+  int64_t render_batch = 48;  ///< galaxies per FFT batch (RenderOptions::batch_size); CPU: ~48,
+                              ///< GPUs prefer ~512
 };
 
 struct BlendOptions {
@@ -103,6 +105,7 @@ struct BlendOptions {
   bool source_noise = false;
   PsfModel psf = PsfModel::Moffat;
   PopulationOptions population;
+  int64_t render_batch = 48;  ///< galaxies per FFT batch, as IsolatedOptions::render_batch
 };
 
 /// Rendered stamps [first, first + n) of an isolated set.

@@ -27,3 +27,10 @@
 #include <demix/named_tensors.hpp>
 #include <demix/training.hpp>
 #include <demix/vae.hpp>
+#include <demix/galaxy.hpp>
+#include <demix/population.hpp>
+#include <demix/psf.hpp>
+#include <demix/rgb.hpp>
+#include <demix/simulate.hpp>
+#include <demix/survey.hpp>
+#include <demix/table.hpp>

@@ -10,14 +10,14 @@
 //
 // Rendering happens in Fourier space, as GalSim does for PSF-convolved profiles: the exact
 // transform of each profile (exponential: closed form; de Vaucouleurs: a table built once from its
-// Mellin-Barnes integral, interpolated to < 1e-6), times the PSF's OTF and the pixel's sinc, then one
-// inverse FFT per band. The pixel integration is thus exact, cusp included, with no oversampling;
-// the only approximations are (1) aliasing of frequencies beyond the pixel Nyquist limit, where
-// the LSST PSFs' OTFs are below ~2e-4, and (2) the periodic image: each stamp is computed on an
-// odd L >= 2 S + 1 grid (L = 105 for S = 45), so light from more than L - S pixels away wraps
-// into the stamp. Only the long de Vaucouleurs wings matter: for a bulge of hlr 1" (among the
-// largest of the default population) the wrapped light is <= 2e-6 of its flux per pixel and 0.3%
-// of it over the stamp (tested). Light falling outside a galaxy's S x S stamp is not drawn
+// Mellin-Barnes integral, interpolated to < 1e-6), times the PSF's OTF and the pixel's sinc, then
+// one inverse FFT per band. The pixel integration is thus exact, cusp included, with no
+// oversampling; the only approximations are (1) aliasing of frequencies beyond the pixel Nyquist
+// limit, where the LSST PSFs' OTFs are below ~2e-4, and (2) the periodic image: each stamp is
+// computed on an odd L >= 2 S + 1 grid (L = 105 for S = 45), so light from more than L - S pixels
+// away wraps into the stamp. Only the long de Vaucouleurs wings matter: for a bulge of hlr 1"
+// (among the largest of the default population) the wrapped light is <= 2e-6 of its flux per pixel
+// and 0.3% of it over the stamp (tested). Light falling outside a galaxy's S x S stamp is not drawn
 // anywhere: a stamp is the truth for that galaxy, and a blend is the sum of its galaxies' stamps
 // (the catalogue gives both the model's total flux and the flux inside the stamp).
 
@@ -47,19 +47,19 @@ double sersic_transform(double n, double kappa);
 
 /// Galaxies, one entry per galaxy (a structure of arrays, float64 on the CPU).
 struct Galaxies {
-  at::Tensor x;               ///< (N) centre column, pixels (0-based; pixel centres at integers)
-  at::Tensor y;               ///< (N) centre row, pixels
-  at::Tensor flux;            ///< (N, B) total flux per band, electrons (Survey::flux of the mag)
-  at::Tensor bulge_fraction;  ///< (N, B) share of each band's flux in the bulge, in [0, 1]
-  at::Tensor disk_hlr;        ///< (N) disk half-light radius, arcsec, > 0
-  at::Tensor bulge_hlr;       ///< (N) bulge half-light radius, arcsec, > 0
-  at::Tensor e1, e2;          ///< (N) ellipticity (shear convention, see above), |e| < 1
+  at::Tensor x;              ///< (N) centre column, pixels (0-based; pixel centres at integers)
+  at::Tensor y;              ///< (N) centre row, pixels
+  at::Tensor flux;           ///< (N, B) total flux per band, electrons (Survey::flux of the mag)
+  at::Tensor bulge_fraction; ///< (N, B) share of each band's flux in the bulge, in [0, 1]
+  at::Tensor disk_hlr;       ///< (N) disk half-light radius, arcsec, > 0
+  at::Tensor bulge_hlr;      ///< (N) bulge half-light radius, arcsec, > 0
+  at::Tensor e1, e2;         ///< (N) ellipticity (shear convention, see above), |e| < 1
 
   int64_t size() const { return x.defined() ? x.size(0) : 0; }
   /// The galaxies at `index` (int64 (M), CPU), in that order.
-  Galaxies select(const at::Tensor& index) const;
+  Galaxies select(const at::Tensor &index) const;
   /// All of `a`, then all of `b`.
-  static Galaxies concat(const Galaxies& a, const Galaxies& b);
+  static Galaxies concat(const Galaxies &a, const Galaxies &b);
   /// ShapeError / ValueError unless every field is defined with the shapes above (B = n_bands),
   /// finite, and within its range.
   void check(int n_bands) const;
@@ -68,38 +68,38 @@ struct Galaxies {
 /// Half-light radius (arcsec) of each galaxy's bulge + disk light in band `band`, treating both
 /// components as circular (exact for round galaxies): the radius where
 /// f P(8, b_4 (r / r_b)^(1/4)) + (1 - f) P(2, b_1 r / r_d) = 1/2.
-at::Tensor half_light_radius(const Galaxies& galaxies, int band);  // -> (N) float64, CPU
+at::Tensor half_light_radius(const Galaxies &galaxies, int band); // -> (N) float64, CPU
 
 struct RenderOptions {
-  int64_t stamp_size = 45;          ///< S, odd (the galaxy's pixel is the centre one), >= 5
-  PsfModel psf = PsfModel::Moffat;  ///< PSF model of every band (FWHMs from the survey)
-  int64_t batch_size = 48;          ///< galaxies per FFT batch: memory ~ batch B L^2 16 bytes
+  int64_t stamp_size = 45;         ///< S, odd (the galaxy's pixel is the centre one), >= 5
+  PsfModel psf = PsfModel::Moffat; ///< PSF model of every band (FWHMs from the survey)
+  int64_t batch_size = 48;         ///< galaxies per FFT batch: memory ~ batch B L^2 16 bytes
 };
 
 /// Draws galaxies into their own S x S stamps, all bands at once, on a Context's device. Built
 /// once (PSF transforms, frequency grid), then render() is const and may be called repeatedly.
 class GalaxyRenderer {
- public:
+public:
   /// ValueError for a bad stamp size or batch size, or a PSF the survey cannot describe.
-  GalaxyRenderer(const Survey& survey, const RenderOptions& options, const Context& context);
+  GalaxyRenderer(const Survey &survey, const RenderOptions &options, const Context &context);
   ~GalaxyRenderer();
-  GalaxyRenderer(GalaxyRenderer&&) noexcept;
-  GalaxyRenderer& operator=(GalaxyRenderer&&) noexcept;
+  GalaxyRenderer(GalaxyRenderer &&) noexcept;
+  GalaxyRenderer &operator=(GalaxyRenderer &&) noexcept;
 
   /// Noiseless images of each galaxy in electrons, on a stamp centred on the pixel nearest to
   /// its centre, (floor(x + 0.5), floor(y + 0.5)); the galaxy sits at
   /// (S / 2 + x - floor(x + 0.5), S / 2 + y - floor(y + 0.5)) in stamp pixels.
-  at::Tensor render(const Galaxies& galaxies) const;  // -> (N, B, S, S), context dtype
+  at::Tensor render(const Galaxies &galaxies) const; // -> (N, B, S, S), context dtype
 
   /// The band PSFs as seen in the images (psf.hpp's psf_image, S x S).
-  at::Tensor psf_images() const;  // -> (B, S, S)
+  at::Tensor psf_images() const; // -> (B, S, S)
 
-  const Survey& survey() const;
-  const RenderOptions& options() const;
+  const Survey &survey() const;
+  const RenderOptions &options() const;
 
- private:
+private:
   struct State;
   std::unique_ptr<State> state_;
 };
 
-}  // namespace demix
+} // namespace demix

@@ -19,12 +19,12 @@
 namespace demix {
 
 struct PopulationOptions {
-  std::string limit_band = "i";  ///< band of the magnitude limit and of the number counts
-  double mag_limit = 25.3;       ///< faintest total magnitude: the LSST "gold sample" i < 25.3
-  double mag_bright = 20.0;      ///< brightest magnitude drawn (< mag_limit)
-  double ellipticity_sigma = 0.25;  ///< rms of each ellipticity component before truncation
-  double ellipticity_max = 0.7;     ///< |e| cut (axis ratio >= 0.18)
-  double hlr_min = 0.05;            ///< half-light radii are clipped to [hlr_min, hlr_max] arcsec
+  std::string limit_band = "i";    ///< band of the magnitude limit and of the number counts
+  double mag_limit = 25.3;         ///< faintest total magnitude: the LSST "gold sample" i < 25.3
+  double mag_bright = 20.0;        ///< brightest magnitude drawn (< mag_limit)
+  double ellipticity_sigma = 0.25; ///< rms of each ellipticity component before truncation
+  double ellipticity_max = 0.7;    ///< |e| cut (axis ratio >= 0.18)
+  double hlr_min = 0.05;           ///< half-light radii are clipped to [hlr_min, hlr_max] arcsec
   double hlr_max = 2.0;
 };
 
@@ -34,7 +34,7 @@ double galaxy_number_density(double mag);
 
 /// Draws `count` galaxies (positions x = y = 0; the caller places them). ValueError for bad
 /// options (limit band unknown to the survey, mag_bright >= mag_limit, ranges out of order).
-Galaxies sample_galaxies(const Survey& survey, int64_t count, uint64_t seed,
-                         const PopulationOptions& options = {});
+Galaxies sample_galaxies(const Survey &survey, int64_t count, uint64_t seed,
+                         const PopulationOptions &options = {});
 
-}  // namespace demix
+} // namespace demix

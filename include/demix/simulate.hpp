@@ -10,7 +10,8 @@
 // Units: electrons over the full survey exposure, sky subtracted (survey.hpp). Pixel (row, col)
 // has its centre at (y, x) = (row, col): x is the column, 0-based.
 //
-// ---- File layout (one multi-extension FITS file per dataset) -------------------------------------
+// ---- File layout (one multi-extension FITS file per dataset)
+// -------------------------------------
 //
 // Isolated stamps, N > 1:
 //   HDU 0            no data; keywords below
@@ -74,119 +75,122 @@
 namespace demix {
 
 struct IsolatedOptions {
-  int64_t count = 1000;       ///< number of stamps N, >= 1
-  uint64_t seed = 0;          ///< everything (catalogue, offsets, noise) follows from it
-  int64_t stamp_size = 45;    ///< S, odd
-  double max_offset = 0.0;    ///< centres uniform within +-max_offset pixels of the centre pixel,
-                              ///< in [0, 0.5) (0: exactly on pixel (S / 2, S / 2), as MADNESS)
-  bool noise = true;          ///< add the sky's Gaussian noise, sigma = Survey::noise_sigma
-  bool source_noise = false;  ///< add the galaxies' own Poisson noise too (Gaussian, variance I)
+  int64_t count = 1000;      ///< number of stamps N, >= 1
+  uint64_t seed = 0;         ///< everything (catalogue, offsets, noise) follows from it
+  int64_t stamp_size = 45;   ///< S, odd
+  double max_offset = 0.0;   ///< centres uniform within +-max_offset pixels of the centre pixel,
+                             ///< in [0, 0.5) (0: exactly on pixel (S / 2, S / 2), as MADNESS)
+  bool noise = true;         ///< add the sky's Gaussian noise, sigma = Survey::noise_sigma
+  bool source_noise = false; ///< add the galaxies' own Poisson noise too (Gaussian, variance I)
   PsfModel psf = PsfModel::Moffat;
   PopulationOptions population;
+  int64_t render_batch = 48;  ///< galaxies per FFT batch (RenderOptions::batch_size); CPU: ~48,
+                              ///< GPUs prefer ~512
 };
 
 struct BlendOptions {
-  int64_t count = 100;         ///< number of blends N, >= 1
+  int64_t count = 100; ///< number of blends N, >= 1
   uint64_t seed = 0;
-  int64_t min_galaxies = 1;    ///< galaxies per blend: uniform integer in [min, max], >= 1
+  int64_t min_galaxies = 1; ///< galaxies per blend: uniform integer in [min, max], >= 1
   int64_t max_galaxies = 6;
-  int64_t field_size = 120;    ///< blend images are field_size x field_size pixels
+  int64_t field_size = 120; ///< blend images are field_size x field_size pixels
   /// Centres are uniform over a square centred in the field. 0: the largest square keeping every
   /// galaxy's stamp inside the field, side field_size - S + 1 (with the defaults 76 pixels =
   /// 15.2": 3 to 5 galaxies give 47 to 78 per arcmin^2, MADNESS's 48 to 80). > 0: a square of
   /// area n / density for n galaxies, so every blend has this density; ValueError if the square
   /// for max_galaxies does not fit.
   double density = 0;
-  int64_t stamp_size = 45;     ///< S of the per-galaxy stamps, odd
+  int64_t stamp_size = 45; ///< S of the per-galaxy stamps, odd
   bool noise = true;
   bool source_noise = false;
   PsfModel psf = PsfModel::Moffat;
   PopulationOptions population;
+  int64_t render_batch = 48;  ///< galaxies per FFT batch, as IsolatedOptions::render_batch
 };
 
 /// Rendered stamps [first, first + n) of an isolated set.
 struct IsolatedChunk {
-  at::Tensor images;     // (n, B, S, S) noisy (noiseless when options.noise is false)
-  at::Tensor noiseless;  // (n, B, S, S)
+  at::Tensor images;    // (n, B, S, S) noisy (noiseless when options.noise is false)
+  at::Tensor noiseless; // (n, B, S, S)
 };
 
 /// Rendered blends [first, first + n) and their galaxies [first_galaxy, first_galaxy + g).
 struct BlendChunk {
-  at::Tensor images;         // (n, B, H, W) noisy (noiseless when options.noise is false)
-  at::Tensor noiseless;      // (n, B, H, W), the sum of the galaxies' stamps
-  at::Tensor stamps;         // (g, B, S, S) each galaxy alone, noiseless
-  int64_t first_galaxy = 0;  // index of stamps[0] among all galaxies
+  at::Tensor images;        // (n, B, H, W) noisy (noiseless when options.noise is false)
+  at::Tensor noiseless;     // (n, B, H, W), the sum of the galaxies' stamps
+  at::Tensor stamps;        // (g, B, S, S) each galaxy alone, noiseless
+  int64_t first_galaxy = 0; // index of stamps[0] among all galaxies
 };
 
 /// An isolated-stamp dataset: the catalogue is drawn by the constructor; render() draws any
 /// range of stamps (same pixels whatever the ranges).
 class IsolatedSimulator {
- public:
+public:
   /// ValueError for options out of range (count < 1, offsets, stamp size, population).
-  IsolatedSimulator(const Survey& survey, const IsolatedOptions& options, const Context& context);
+  IsolatedSimulator(const Survey &survey, const IsolatedOptions &options, const Context &context);
   ~IsolatedSimulator();
   int64_t size() const;
-  const Galaxies& galaxies() const;  // x, y in stamp pixels
+  const Galaxies &galaxies() const; // x, y in stamp pixels
   IsolatedChunk render(int64_t first, int64_t count) const;
-  at::Tensor psf_images() const;  // (B, S, S)
-  const Survey& survey() const;
-  const IsolatedOptions& options() const;
+  at::Tensor psf_images() const; // (B, S, S)
+  const Survey &survey() const;
+  const IsolatedOptions &options() const;
 
- private:
+private:
   struct State;
   std::unique_ptr<State> state_;
 };
 
 /// A blend dataset: blend sizes, positions and galaxies are drawn by the constructor.
 class BlendSimulator {
- public:
-  BlendSimulator(const Survey& survey, const BlendOptions& options, const Context& context);
+public:
+  BlendSimulator(const Survey &survey, const BlendOptions &options, const Context &context);
   ~BlendSimulator();
-  int64_t size() const;          // N blends
-  int64_t galaxy_count() const;  // G galaxies in all
-  const Galaxies& galaxies() const;     // x, y in blend-image pixels, grouped by blend
-  const at::Tensor& blend_index() const;  // (G) int64: the blend of each galaxy
-  const at::Tensor& offsets() const;      // (N + 1) int64: blend k holds [offsets[k], offsets[k+1])
-  const at::Tensor& region_side() const;  // (N) float64: side of the centres' square, pixels
+  int64_t size() const;                  // N blends
+  int64_t galaxy_count() const;          // G galaxies in all
+  const Galaxies &galaxies() const;      // x, y in blend-image pixels, grouped by blend
+  const at::Tensor &blend_index() const; // (G) int64: the blend of each galaxy
+  const at::Tensor &offsets() const;     // (N + 1) int64: blend k holds [offsets[k], offsets[k+1])
+  const at::Tensor &region_side() const; // (N) float64: side of the centres' square, pixels
   BlendChunk render(int64_t first, int64_t count) const;
-  at::Tensor psf_images() const;  // (B, S, S)
-  const Survey& survey() const;
-  const BlendOptions& options() const;
+  at::Tensor psf_images() const; // (B, S, S)
+  const Survey &survey() const;
+  const BlendOptions &options() const;
 
- private:
+private:
   struct State;
   std::unique_ptr<State> state_;
 };
 
 struct DatasetWriteOptions {
-  std::string csv_path;  ///< also write TRUTH as CSV here (atomically), unless empty
-  int64_t chunk = 256;   ///< items rendered and written at a time (memory ~ chunk x item size)
+  std::string csv_path; ///< also write TRUTH as CSV here (atomically), unless empty
+  int64_t chunk = 256;  ///< items rendered and written at a time (memory ~ chunk x item size)
   /// Called after each chunk with (items done, items in all); for progress reports.
   std::function<void(int64_t, int64_t)> progress;
 };
 
 /// Renders the whole dataset chunk by chunk into `path` (layout above), atomically (a failure
 /// leaves neither the FITS nor the CSV file).
-void write_isolated_dataset(const std::string& path, const IsolatedSimulator& simulator,
-                            const DatasetWriteOptions& options = {});
-void write_blend_dataset(const std::string& path, const BlendSimulator& simulator,
-                         const DatasetWriteOptions& options = {});
+void write_isolated_dataset(const std::string &path, const IsolatedSimulator &simulator,
+                            const DatasetWriteOptions &options = {});
+void write_blend_dataset(const std::string &path, const BlendSimulator &simulator,
+                         const DatasetWriteOptions &options = {});
 
 /// A dataset read back into memory (CPU).
 struct SimulatedDataset {
-  std::string kind;                // "isolated" or "blends"
-  at::Tensor images;               // (N, B, H, W): STAMPS (isolated) or BLENDS, as stored
-  at::Tensor noiseless;            // (N, B, H, W); undefined when written without noise
-  at::Tensor stamps;               // (G, B, S, S) per-galaxy truth (blends only)
-  at::Tensor psf;                  // (B, S, S)
-  at::Tensor sigma;                // (B) noise sigma per band, e-
-  std::vector<std::string> bands;  // band names
+  std::string kind;               // "isolated" or "blends"
+  at::Tensor images;              // (N, B, H, W): STAMPS (isolated) or BLENDS, as stored
+  at::Tensor noiseless;           // (N, B, H, W); undefined when written without noise
+  at::Tensor stamps;              // (G, B, S, S) per-galaxy truth (blends only)
+  at::Tensor psf;                 // (B, S, S)
+  at::Tensor sigma;               // (B) noise sigma per band, e-
+  std::vector<std::string> bands; // band names
   Table truth;
-  FitsHeader header;               // keywords of HDU 0
+  FitsHeader header; // keywords of HDU 0
 };
 
 /// Reads a file written by write_isolated_dataset / write_blend_dataset (N = 1 files included,
 /// their images given a leading axis of 1). FormatError if it is not such a file.
-SimulatedDataset read_dataset(const std::string& path);
+SimulatedDataset read_dataset(const std::string &path);
 
-}  // namespace demix
+} // namespace demix

@@ -14,7 +14,7 @@ namespace demix::detail {
 std::uint64_t mix64(std::uint64_t x);
 
 class Rng {
- public:
+public:
   explicit Rng(std::uint64_t seed) : engine_(mix64(seed)) {}
   /// Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
@@ -25,7 +25,7 @@ class Rng {
   /// Uniform integer in [lo, hi] (rejection sampling, no modulo bias).
   std::int64_t integer(std::int64_t lo, std::int64_t hi);
 
- private:
+private:
   std::mt19937_64 engine_;
   double spare_ = 0;
   bool has_spare_ = false;
@@ -34,7 +34,7 @@ class Rng {
 /// Standard normal noise of `shape` (first axis = items), float32 on the CPU. Item i's values come
 /// from its own stream seeded by (seed, first + i), so any split of a dataset into chunks, and
 /// any thread count, gives the same numbers. Filled in parallel over items.
-at::Tensor normal_noise(const std::vector<std::int64_t>& shape, std::uint64_t seed,
+at::Tensor normal_noise(const std::vector<std::int64_t> &shape, std::uint64_t seed,
                         std::int64_t first);
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -13,8 +13,9 @@ double regularized_gamma_p(double a, double x) {
   if (!(a > 0) || !(x >= 0))
     throw ValueError("regularized_gamma_p needs a > 0 and x >= 0, got a = " + std::to_string(a) +
                      ", x = " + std::to_string(x));
-  if (x == 0) return 0.0;
-  const double log_prefactor = a * std::log(x) - x - std::lgamma(a);  // log(x^a e^-x / Gamma(a))
+  if (x == 0)
+    return 0.0;
+  const double log_prefactor = a * std::log(x) - x - std::lgamma(a); // log(x^a e^-x / Gamma(a))
   constexpr double eps = 1e-16;
   if (x < a + 1) {
     // P = x^a e^-x / Gamma(a + 1) * sum_k x^k / ((a + 1) ... (a + k))
@@ -22,7 +23,8 @@ double regularized_gamma_p(double a, double x) {
     for (int k = 1; k < 100000; ++k) {
       term *= x / (a + k);
       sum += term;
-      if (std::abs(term) < std::abs(sum) * eps) break;
+      if (std::abs(term) < std::abs(sum) * eps)
+        break;
     }
     return std::min(1.0, sum * std::exp(log_prefactor));
   }
@@ -33,13 +35,16 @@ double regularized_gamma_p(double a, double x) {
     const double an = -i * (i - a);
     b += 2;
     d = an * d + b;
-    if (std::abs(d) < tiny) d = tiny;
+    if (std::abs(d) < tiny)
+      d = tiny;
     c = b + an / c;
-    if (std::abs(c) < tiny) c = tiny;
+    if (std::abs(c) < tiny)
+      c = tiny;
     d = 1 / d;
     const double delta = d * c;
     h *= delta;
-    if (std::abs(delta - 1) < eps) break;
+    if (std::abs(delta - 1) < eps)
+      break;
   }
   return std::max(0.0, 1.0 - std::exp(log_prefactor) * h);
 }
@@ -55,8 +60,8 @@ std::complex<double> log_gamma(std::complex<double> z) {
   }
   const std::complex<double> shift = std::log(product);
   // Bernoulli numbers B_2k / (2k (2k - 1)), k = 1..7.
-  static constexpr double c[] = {1.0 / 12,       -1.0 / 360,         1.0 / 1260,   -1.0 / 1680,
-                                 1.0 / 1188,     -691.0 / 360360,    1.0 / 156};
+  static constexpr double c[] = {1.0 / 12,   -1.0 / 360,      1.0 / 1260, -1.0 / 1680,
+                                 1.0 / 1188, -691.0 / 360360, 1.0 / 156};
   const std::complex<double> w2 = 1.0 / (z * z);
   std::complex<double> series = 0, p = 1.0 / z;
   for (double ck : c) {
@@ -72,8 +77,9 @@ namespace {
 /// (see special.hpp). `log_mellin(s)` = log of Mellin[r g(r)](s), analytic for -1 < Re s < 1.
 /// The integrand at -y is the conjugate of that at +y (g is real).
 template <class LogMellin>
-double mellin_barnes_transform(const LogMellin& log_mellin, double kappa) {
-  if (kappa == 0) return 1.0;
+double mellin_barnes_transform(const LogMellin &log_mellin, double kappa) {
+  if (kappa == 0)
+    return 1.0;
   if (!(kappa > 0) || !std::isfinite(kappa))
     throw ValueError("radial Fourier transform at kappa = " + std::to_string(kappa));
   const double log_a = std::log(2 * std::numbers::pi * kappa);
@@ -97,12 +103,13 @@ double mellin_barnes_transform(const LogMellin& log_mellin, double kappa) {
     sum += t.real();
     const double m = std::abs(t);
     biggest = std::max(biggest, m);
-    if (j * h > 2 && m < 1e-18 * biggest) break;
+    if (j * h > 2 && m < 1e-18 * biggest)
+      break;
   }
   return 2 * h * sum;
 }
 
-}  // namespace
+} // namespace
 
 double sersic_unit_transform(double n, double kappa) {
   if (!(n >= 0.3 && n <= 10))
@@ -126,4 +133,4 @@ double moffat_unit_transform(double beta, double kappa) {
       kappa);
 }
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -26,4 +26,4 @@ double sersic_unit_transform(double n, double kappa);
 /// Same for the unit-flux Moffat profile (beta - 1) / pi (1 + r^2)^-beta (alpha = 1), beta > 1.
 double moffat_unit_transform(double beta, double kappa);
 
-}  // namespace demix::detail
+} // namespace demix::detail

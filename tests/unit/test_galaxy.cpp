@@ -49,7 +49,7 @@ at::Tensor radius2(int64_t size, double cx, double cy) {
   return (i.view({1, size}) - cx).square() + (i.view({size, 1}) - cy).square();
 }
 
-}  // namespace
+} // namespace
 
 TEST(Sersic, BnSatisfiesTheHalfLightDefinition) {
   // Independent check: Simpson's rule on t^(2n-1) e^-t over [0, b_n] (smooth for n >= 1/2;
@@ -58,9 +58,12 @@ TEST(Sersic, BnSatisfiesTheHalfLightDefinition) {
     const double b = demix::sersic_b(n), a = 2 * n;
     const int m = 20000;
     const double h = b / m;
-    auto f = [&](double t) { return t == 0 ? (a == 1 ? 1.0 : 0.0) : std::pow(t, a - 1) * std::exp(-t); };
+    auto f = [&](double t) {
+      return t == 0 ? (a == 1 ? 1.0 : 0.0) : std::pow(t, a - 1) * std::exp(-t);
+    };
     double sum = f(0) + f(b);
-    for (int i = 1; i < m; ++i) sum += (i % 2 ? 4 : 2) * f(i * h);
+    for (int i = 1; i < m; ++i)
+      sum += (i % 2 ? 4 : 2) * f(i * h);
     EXPECT_NEAR(sum * h / 3 / std::tgamma(a), 0.5, 1e-10) << "n = " << n;
   }
   // Literature values (Ciotti & Bertin 1999): b_1 = 1.67835, b_4 = 7.66925.
@@ -88,7 +91,8 @@ TEST(Sersic, TransformMatchesClosedFormAndDirectQuadrature) {
              std::cyl_bessel_j(0.0, 2 * std::numbers::pi * kappa * std::pow(t / b4, 4));
     };
     double sum = f(0) + f(m * h);
-    for (int i = 1; i < m; ++i) sum += (i % 2 ? 4 : 2) * f(i * h);
+    for (int i = 1; i < m; ++i)
+      sum += (i % 2 ? 4 : 2) * f(i * h);
     const double direct = sum * h / 3 / 5040.0;
     EXPECT_NEAR(demix::sersic_transform(4, kappa) / direct, 1.0, 1e-8) << kappa;
   }
@@ -99,8 +103,8 @@ TEST(Sersic, HalfLightRadiusOfBulgePlusDisk) {
   g = demix::Galaxies::concat(g, galaxy(0, 0, 0.6, 0.2, 1.0));
   g = demix::Galaxies::concat(g, galaxy(0, 0, 0.6, 0.2, 0.4));
   const at::Tensor r = demix::half_light_radius(g, 0);
-  EXPECT_NEAR(r[0].item<double>(), 0.6, 1e-9);  // pure disk
-  EXPECT_NEAR(r[1].item<double>(), 0.2, 1e-9);  // pure bulge
+  EXPECT_NEAR(r[0].item<double>(), 0.6, 1e-9); // pure disk
+  EXPECT_NEAR(r[1].item<double>(), 0.2, 1e-9); // pure bulge
   const double rm = r[2].item<double>();
   EXPECT_GT(rm, 0.2);
   EXPECT_LT(rm, 0.6);
@@ -120,7 +124,8 @@ TEST(GalaxyRender, EnclosedFluxAndHalfLightRadiusWithoutPsf) {
   for (double n : {1.0, 4.0}) {
     SCOPED_TRACE("n = " + std::to_string(n));
     const at::Tensor img = r.render(galaxy(150, 150, 0.2, 0.2, n == 4 ? 1.0 : 0.0))[0][0];
-    if (n == 1) EXPECT_NEAR(img.sum().item<double>(), 1.0, 1e-4);
+    if (n == 1)
+      EXPECT_NEAR(img.sum().item<double>(), 1.0, 1e-4);
     for (double R : {1.0, 2.0, 4.0}) {
       const double inside = img.masked_select(r2 <= std::pow(20 * R, 2)).sum().item<double>();
       EXPECT_NEAR(inside, demix::sersic_enclosed_fraction(n, R), 1e-3) << "R = " << R << " r_e";
@@ -131,7 +136,7 @@ TEST(GalaxyRender, EnclosedFluxAndHalfLightRadiusWithoutPsf) {
     const at::Tensor cum = img.flatten().index_select(0, std::get<1>(sorted)).cumsum(0);
     const int64_t k = (cum < 0.5).sum().item<int64_t>();
     const double rk = std::sqrt(std::get<0>(sorted)[k].item<double>());
-    EXPECT_NEAR(rk / 20, 1.0, 5e-3);  // pixel-centre radii are spaced by < 0.1 pixel here
+    EXPECT_NEAR(rk / 20, 1.0, 5e-3); // pixel-centre radii are spaced by < 0.1 pixel here
   }
 }
 
@@ -145,9 +150,9 @@ TEST(GalaxyRender, PsfConvolutionConservesFlux) {
   const demix::GalaxyRenderer none(s, {.stamp_size = 201, .psf = demix::PsfModel::None}, cpu64());
   const demix::Galaxies bulgy = galaxy(100.3, 99.6, 0.1, 0.05, 0.3, 0.2, 0.1, 1, 1e4);
   const double reference = none.render(bulgy).sum().item<double>();
-  for (auto [psf, tolerance] : {std::pair{demix::PsfModel::None, 1e-5},
-                                std::pair{demix::PsfModel::Moffat, 1e-5},
-                                std::pair{demix::PsfModel::Kolmogorov, 4e-4}}) {
+  for (auto [psf, tolerance] :
+       {std::pair{demix::PsfModel::None, 1e-5}, std::pair{demix::PsfModel::Moffat, 1e-5},
+        std::pair{demix::PsfModel::Kolmogorov, 4e-4}}) {
     const demix::GalaxyRenderer r(s, {.stamp_size = 201, .psf = psf}, cpu64());
     const at::Tensor disk = r.render(galaxy(100.3, 99.6, 0.1, 0.05, 0.0, 0.2, 0.1, 1, 1e4));
     EXPECT_NEAR(disk.sum().item<double>() / 1e4, 1.0, tolerance) << static_cast<int>(psf);
@@ -166,7 +171,8 @@ TEST(GalaxyRender, EllipticityFromSecondMoments) {
   for (auto [e1, e2] : {std::pair{0.3, -0.2}, std::pair{-0.1, 0.45}, std::pair{0.0, 0.0}}) {
     const at::Tensor img = r.render(galaxy(100, 100, 0.08, 0.05, 0.0, e1, e2))[0][0];
     const at::Tensor i = at::arange(201, kF64);
-    const at::Tensor X = i.view({1, 201}).expand({201, 201}), Y = i.view({201, 1}).expand({201, 201});
+    const at::Tensor X = i.view({1, 201}).expand({201, 201}),
+                     Y = i.view({201, 1}).expand({201, 201});
     const double f = img.sum().item<double>();
     const double mx = (img * X).sum().item<double>() / f, my = (img * Y).sum().item<double>() / f;
     EXPECT_NEAR(mx, 100, 1e-6);
@@ -207,8 +213,8 @@ TEST(GalaxyRender, PeriodicWrapIsBelowItsDocumentedBound) {
   const demix::GalaxyRenderer small(s, {.stamp_size = 45}, cpu64());
   const demix::GalaxyRenderer large(s, {.stamp_size = 135}, cpu64());
   const at::Tensor a = small.render(galaxy(22, 22, 1.0, 1.0, 1.0, 0, 0, 6))[0];
-  const at::Tensor b = large.render(galaxy(67, 67, 1.0, 1.0, 1.0, 0, 0, 6))[0]
-                           .slice(1, 45, 90).slice(2, 45, 90);
+  const at::Tensor b =
+      large.render(galaxy(67, 67, 1.0, 1.0, 1.0, 0, 0, 6))[0].slice(1, 45, 90).slice(2, 45, 90);
   EXPECT_LT((a - b).abs().max().item<double>(), 3e-6);
   EXPECT_LT((a - b).sum({1, 2}).abs().max().item<double>(), 5e-3);
 }
@@ -221,7 +227,7 @@ TEST(GalaxyRender, Float32AgreesWithFloat64AndBatchesDoNotMatter) {
                                           0.05 * i, 0.1, 6, 1e4 * (i + 1)));
   const at::Tensor ref = demix::GalaxyRenderer(s, {.batch_size = 5}, cpu64()).render(g);
   const at::Tensor batched = demix::GalaxyRenderer(s, {.batch_size = 2}, cpu64()).render(g);
-  EXPECT_LT((ref - batched).abs().max().item<double>(), 1e-9);  // same arithmetic, reordered
+  EXPECT_LT((ref - batched).abs().max().item<double>(), 1e-9); // same arithmetic, reordered
   const demix::Context f32({.device = demix::DeviceKind::Cpu});
   const at::Tensor single = demix::GalaxyRenderer(s, {}, f32).render(g);
   EXPECT_EQ(single.scalar_type(), at::kFloat);
@@ -233,13 +239,13 @@ TEST(GalaxyRender, Float32AgreesWithFloat64AndBatchesDoNotMatter) {
 TEST(GalaxyRender, RefusesBadGalaxies) {
   const demix::Survey s = demix::Survey::lsst();
   const demix::GalaxyRenderer r(s, {}, cpu64());
-  EXPECT_THROW(r.render(galaxy(22, 22, 0.5, 0.2, 0.3, 0.8, 0.8, 6)), demix::ValueError);  // |e| >= 1
-  EXPECT_THROW(r.render(galaxy(22, 22, 0.0, 0.2, 0.3, 0, 0, 6)), demix::ValueError);      // hlr 0
-  EXPECT_THROW(r.render(galaxy(22, 22, 0.5, 0.2, 1.3, 0, 0, 6)), demix::ValueError);      // B/T > 1
-  EXPECT_THROW(r.render(galaxy(22, 22, 0.5, 0.2, 0.3, 0, 0, 5)), demix::ShapeError);      // 5 bands
+  EXPECT_THROW(r.render(galaxy(22, 22, 0.5, 0.2, 0.3, 0.8, 0.8, 6)), demix::ValueError); // |e| >= 1
+  EXPECT_THROW(r.render(galaxy(22, 22, 0.0, 0.2, 0.3, 0, 0, 6)), demix::ValueError);     // hlr 0
+  EXPECT_THROW(r.render(galaxy(22, 22, 0.5, 0.2, 1.3, 0, 0, 6)), demix::ValueError);     // B/T > 1
+  EXPECT_THROW(r.render(galaxy(22, 22, 0.5, 0.2, 0.3, 0, 0, 5)), demix::ShapeError);     // 5 bands
   EXPECT_THROW(demix::GalaxyRenderer(s, {.stamp_size = 44}, cpu64()), demix::ValueError);
-  EXPECT_EQ(r.render(demix::Galaxies::concat({}, galaxy(1, 1, 0.3, 0.1, 0.5, 0, 0, 6)).select(
-                         at::zeros({0}, at::kLong)))
+  EXPECT_EQ(r.render(demix::Galaxies::concat({}, galaxy(1, 1, 0.3, 0.1, 0.5, 0, 0, 6))
+                         .select(at::zeros({0}, at::kLong)))
                 .sizes(),
             (std::vector<int64_t>{0, 6, 45, 45}));
 }

@@ -16,11 +16,11 @@ using demix::test::TempDir;
 
 namespace {
 
-int channel(const at::Tensor& rgb, int64_t row, int64_t col, int c) {
+int channel(const at::Tensor &rgb, int64_t row, int64_t col, int c) {
   return rgb[row][col][c].item<uint8_t>();
 }
 
-}  // namespace
+} // namespace
 
 TEST(Rgb, GreyStaysGreyAndBrightnessIsMonotonic) {
   // Equal channels: a horizontal ramp from 0 to 10 (stretch 5: half the ramp saturates).
@@ -58,7 +58,7 @@ TEST(Rgb, SaturatedPixelsKeepTheirHue) {
   img[0][1][1] = -5.0;
   img[1][1][0] = NAN;
   const at::Tensor flipped = demix::render_rgb(img, {.stretch = 1.0});
-  EXPECT_EQ(channel(flipped, 1, 0, 0), 255);  // row 0 drawn at the bottom
+  EXPECT_EQ(channel(flipped, 1, 0, 0), 255); // row 0 drawn at the bottom
   EXPECT_EQ(channel(flipped, 0, 1, 0), 0);
   EXPECT_EQ(channel(flipped, 0, 0, 1), 128);
   EXPECT_EQ(channel(flipped, 0, 0, 0), 128);
@@ -70,10 +70,10 @@ TEST(Rgb, DefaultStretchAndPngFile) {
   demix::write_rgb_png(dir.path("c.png"), img);
   std::ifstream in(dir.path("c.png"), std::ios::binary);
   unsigned char head[24];
-  in.read(reinterpret_cast<char*>(head), 24);
-  EXPECT_EQ(std::string(reinterpret_cast<char*>(head) + 1, 3), "PNG");
-  EXPECT_EQ((head[16] << 24) | (head[17] << 16) | (head[18] << 8) | head[19], 30);  // width
-  EXPECT_EQ((head[20] << 24) | (head[21] << 16) | (head[22] << 8) | head[23], 20);  // height
+  in.read(reinterpret_cast<char *>(head), 24);
+  EXPECT_EQ(std::string(reinterpret_cast<char *>(head) + 1, 3), "PNG");
+  EXPECT_EQ((head[16] << 24) | (head[17] << 16) | (head[18] << 8) | head[19], 30); // width
+  EXPECT_EQ((head[20] << 24) | (head[21] << 16) | (head[22] << 8) | head[23], 20); // height
   // The default stretch is the largest intensity: for a grey image its pixel is white, and so are
   // those within ~1.5% below it (asinh is flat there: they round to 255), ~1.5% of a uniform image.
   const at::Tensor grey = at::rand({1, 40, 50}, at::kDouble).repeat({3, 1, 1});

@@ -17,12 +17,12 @@ using demix::test::TempDir;
 
 namespace {
 
-const demix::Context& cpu() {
+const demix::Context &cpu() {
   static const demix::Context c({.device = demix::DeviceKind::Cpu});
   return c;
 }
 
-}  // namespace
+} // namespace
 
 TEST(SimulateIsolated, NoiseSeedsAndChunks) {
   const demix::Survey s = demix::Survey::lsst();
@@ -39,7 +39,10 @@ TEST(SimulateIsolated, NoiseSeedsAndChunks) {
             1e-6 * peak);
   EXPECT_LT(((all.images - all.noiseless) -
              at::cat({first.images - first.noiseless, rest.images - rest.noiseless}))
-                .abs().max().item<double>(), 1e-6 * peak);
+                .abs()
+                .max()
+                .item<double>(),
+            1e-6 * peak);
   const demix::IsolatedSimulator c(s, {.count = 8, .seed = 12, .max_offset = 0.3}, cpu());
   EXPECT_FALSE(at::equal(all.images, c.render(0, 8).images));
   // Centres within 0.3 pixel of the centre pixel.
@@ -59,9 +62,12 @@ TEST(SimulateIsolated, SourceNoiseAddsThePoissonVariance) {
   // With the galaxies' own noise, (image - noiseless) / sqrt(sigma^2 + I) is standard normal; on
   // pixels where I > sigma^2 the source term dominates, so a wrong variance would show.
   const demix::Survey s = demix::Survey::lsst();
-  const demix::IsolatedSimulator sim(
-      s, {.count = 40, .seed = 5, .source_noise = true, .population = {.mag_limit = 21, .mag_bright = 18}},
-      cpu());
+  const demix::IsolatedSimulator sim(s,
+                                     {.count = 40,
+                                      .seed = 5,
+                                      .source_noise = true,
+                                      .population = {.mag_limit = 21, .mag_bright = 18}},
+                                     cpu());
   const demix::IsolatedChunk c = sim.render(0, 40);
   const at::Tensor nl = c.noiseless.to(at::kDouble);
   const at::Tensor sigma2 = s.noise_sigmas(at::kDouble).square().view({1, 6, 1, 1});
@@ -81,7 +87,7 @@ TEST(SimulateBlends, BlendIsTheSumOfItsStampsAndStampsFitTheField) {
   const demix::BlendChunk c = sim.render(0, 12);
   ASSERT_EQ(c.images.sizes(), (std::vector<int64_t>{12, 6, 96, 96}));
   ASSERT_EQ(c.stamps.size(0), sim.galaxy_count());
-  const demix::Galaxies& g = sim.galaxies();
+  const demix::Galaxies &g = sim.galaxies();
   at::Tensor sum = at::zeros_like(c.noiseless);
   for (int64_t i = 0; i < sim.galaxy_count(); ++i) {
     const int64_t x0 = static_cast<int64_t>(std::floor(g.x[i].item<double>() + 0.5)) - 22;
@@ -105,14 +111,17 @@ TEST(SimulateBlends, BlendIsTheSumOfItsStampsAndStampsFitTheField) {
   EXPECT_LT((late.noiseless - c.noiseless.slice(0, 5, 9)).abs().max().item<double>(), 1e-6 * peak);
   EXPECT_LT((late.stamps - c.stamps.slice(0, g0, g1)).abs().max().item<double>(), 1e-6 * peak);
   EXPECT_LT(((late.images - late.noiseless) - (c.images - c.noiseless).slice(0, 5, 9))
-                .abs().max().item<double>(), 1e-6 * peak);
+                .abs()
+                .max()
+                .item<double>(),
+            1e-6 * peak);
 }
 
 TEST(SimulateBlends, GalaxyCountsAndDensities) {
   const demix::Survey s = demix::Survey::lsst();
   // Sizes uniform in [2, 4]: each value has probability 1/3; 3000 blends: binomial sd 25.8.
-  const demix::BlendSimulator sim(s, {.count = 3000, .seed = 9, .min_galaxies = 2, .max_galaxies = 4},
-                                  cpu());
+  const demix::BlendSimulator sim(
+      s, {.count = 3000, .seed = 9, .min_galaxies = 2, .max_galaxies = 4}, cpu());
   const at::Tensor n = sim.offsets().slice(0, 1) - sim.offsets().slice(0, 0, 3000);
   for (int64_t k = 2; k <= 4; ++k)
     EXPECT_NEAR((n == k).sum().item<int64_t>(), 1000, 4 * 25.8) << k << " galaxies";
@@ -121,25 +130,30 @@ TEST(SimulateBlends, GalaxyCountsAndDensities) {
   // Without a density: one square of side field - S + 1 = 76 pixels for every blend, centred on
   // (59.5, 59.5); the centres stay inside it.
   EXPECT_TRUE((sim.region_side() == 76).all().item<bool>());
-  const auto& g = sim.galaxies();
+  const auto &g = sim.galaxies();
   EXPECT_LE((g.x - 59.5).abs().max().item<double>(), 38.0);
   EXPECT_LE((g.y - 59.5).abs().max().item<double>(), 38.0);
   // Centres are uniform: their mean is the square's centre (sd 76 / sqrt(12 N) ~ 0.24 pixel).
   EXPECT_NEAR(g.x.mean().item<double>(), 59.5, 1.0);
   // With a density: n galaxies over a square of area n / density, n / side^2 = density exactly.
-  const demix::BlendSimulator dense(
-      s, {.count = 50, .seed = 1, .min_galaxies = 2, .max_galaxies = 5, .field_size = 128,
-          .density = 64},
-      cpu());
-  const at::Tensor nd = (dense.offsets().slice(0, 1) - dense.offsets().slice(0, 0, 50)).to(at::kDouble);
-  const at::Tensor area = dense.region_side().square() * std::pow(0.2 / 60, 2);  // arcmin^2
+  const demix::BlendSimulator dense(s,
+                                    {.count = 50,
+                                     .seed = 1,
+                                     .min_galaxies = 2,
+                                     .max_galaxies = 5,
+                                     .field_size = 128,
+                                     .density = 64},
+                                    cpu());
+  const at::Tensor nd =
+      (dense.offsets().slice(0, 1) - dense.offsets().slice(0, 0, 50)).to(at::kDouble);
+  const at::Tensor area = dense.region_side().square() * std::pow(0.2 / 60, 2); // arcmin^2
   EXPECT_LT((nd / area - 64).abs().max().item<double>(), 1e-9);
   // 6 galaxies at 48 per arcmin^2 need a 107-pixel square: a 120-pixel field (76 usable) is too
   // small, and the message says how large a field would do.
   try {
     demix::BlendSimulator(s, {.count = 2, .density = 48}, cpu());
     FAIL() << "no error";
-  } catch (const demix::ValueError& e) {
+  } catch (const demix::ValueError &e) {
     EXPECT_NE(std::string(e.what()).find("at least 151 pixels"), std::string::npos) << e.what();
   }
   EXPECT_THROW(demix::BlendSimulator(s, {.count = 2, .min_galaxies = 3, .max_galaxies = 2}, cpu()),
@@ -154,13 +168,13 @@ TEST(SimulateFiles, BlendDatasetRoundTripAndTruthMatchesImages) {
   const demix::BlendSimulator sim(
       s, {.count = 5, .seed = 21, .min_galaxies = 1, .max_galaxies = 3, .field_size = 64}, cpu());
   int64_t calls = 0;
-  demix::write_blend_dataset(dir.path("b.fits"), sim,
-                             {.csv_path = dir.path("b.csv"), .chunk = 2,
-                              .progress = [&](int64_t done, int64_t total) {
-                                ++calls;
-                                EXPECT_EQ(total, 5);
-                                EXPECT_LE(done, 5);
-                              }});
+  demix::write_blend_dataset(
+      dir.path("b.fits"), sim,
+      {.csv_path = dir.path("b.csv"), .chunk = 2, .progress = [&](int64_t done, int64_t total) {
+         ++calls;
+         EXPECT_EQ(total, 5);
+         EXPECT_LE(done, 5);
+       }});
   EXPECT_EQ(calls, 3);
   const demix::SimulatedDataset d = demix::read_dataset(dir.path("b.fits"));
   const demix::BlendChunk c = sim.render(0, 5);
@@ -172,12 +186,13 @@ TEST(SimulateFiles, BlendDatasetRoundTripAndTruthMatchesImages) {
   EXPECT_LT((d.stamps - c.stamps).abs().max().item<double>(), 1e-6 * peak);
   EXPECT_EQ(d.psf.sizes(), (std::vector<int64_t>{6, 45, 45}));
   EXPECT_EQ(d.bands, (std::vector<std::string>{"u", "g", "r", "i", "z", "y"}));
-  for (int b = 0; b < 6; ++b) EXPECT_DOUBLE_EQ(d.sigma[b].item<double>(), s.noise_sigma(b));
+  for (int b = 0; b < 6; ++b)
+    EXPECT_DOUBLE_EQ(d.sigma[b].item<double>(), s.noise_sigma(b));
   EXPECT_EQ(d.header.number("SEED"), 21.0);
   EXPECT_EQ(d.header.number("FIELDSZ"), 64.0);
   EXPECT_EQ(d.header.value("PSFMODEL"), "moffat");
   // Truth: one row per galaxy, positions, stamp corners and fluxes consistent with the images.
-  const demix::Table& t = d.truth;
+  const demix::Table &t = d.truth;
   ASSERT_EQ(t.rows(), sim.galaxy_count());
   EXPECT_TRUE(at::equal(t.column("x").values, sim.galaxies().x));
   EXPECT_TRUE(at::equal(t.column("blend_id").values, sim.blend_index()));
@@ -187,11 +202,14 @@ TEST(SimulateFiles, BlendDatasetRoundTripAndTruthMatchesImages) {
     const std::string name = s.bands[b].name;
     // stamp_flux = sum of the stamp (float32 images summed in float64, rounding: 1e-6).
     const at::Tensor stamp_sum = c.stamps.select(1, b).to(at::kDouble).sum({1, 2});
-    EXPECT_LT(((t.column("stamp_flux_" + name).values - stamp_sum).abs() / stamp_sum).max().item<double>(),
+    EXPECT_LT(((t.column("stamp_flux_" + name).values - stamp_sum).abs() / stamp_sum)
+                  .max()
+                  .item<double>(),
               1e-6);
     // mag = zero point - 2.5 log10(flux / exposure).
-    const at::Tensor mag = s.bands[b].zero_point_mag -
-                           2.5 * (t.column("flux_" + name).values / s.bands[b].exposure_time_s).log10();
+    const at::Tensor mag =
+        s.bands[b].zero_point_mag -
+        2.5 * (t.column("flux_" + name).values / s.bands[b].exposure_time_s).log10();
     EXPECT_LT((mag - t.column("mag_" + name).values).abs().max().item<double>(), 1e-9);
   }
   // The CSV holds the same table (shortest round-trip decimal forms: exact).
@@ -199,10 +217,11 @@ TEST(SimulateFiles, BlendDatasetRoundTripAndTruthMatchesImages) {
   ASSERT_EQ(csv.columns.size(), t.columns.size());
   for (std::size_t j = 0; j < t.columns.size(); ++j) {
     EXPECT_EQ(csv.columns[j].name, t.columns[j].name);
-    EXPECT_TRUE(at::equal(csv.columns[j].values.to(at::kDouble), t.columns[j].values.to(at::kDouble)))
+    EXPECT_TRUE(
+        at::equal(csv.columns[j].values.to(at::kDouble), t.columns[j].values.to(at::kDouble)))
         << t.columns[j].name;
   }
-  EXPECT_EQ(dir.files().size(), 2u);  // no temporaries left
+  EXPECT_EQ(dir.files().size(), 2u); // no temporaries left
 }
 
 TEST(SimulateFiles, IsolatedCatalogueFluxMatchesApertureFlux) {
@@ -212,12 +231,13 @@ TEST(SimulateFiles, IsolatedCatalogueFluxMatchesApertureFlux) {
   TempDir dir;
   const demix::Survey s = demix::Survey::lsst();
   const demix::IsolatedSimulator sim(
-      s, {.count = 150, .seed = 2, .noise = false, .population = {.mag_limit = 22, .mag_bright = 19}},
+      s,
+      {.count = 150, .seed = 2, .noise = false, .population = {.mag_limit = 22, .mag_bright = 19}},
       cpu());
   demix::write_isolated_dataset(dir.path("i.fits"), sim);
   const demix::SimulatedDataset d = demix::read_dataset(dir.path("i.fits"));
   EXPECT_EQ(d.kind, "isolated");
-  EXPECT_FALSE(d.noiseless.defined());  // NOISE = F: the stamps are the noiseless images
+  EXPECT_FALSE(d.noiseless.defined()); // NOISE = F: the stamps are the noiseless images
   EXPECT_EQ(d.header.value("NOISE"), "F");
   const int i = s.band_index("i");
   const at::Tensor flux = d.truth.column("flux_i").values;
@@ -227,7 +247,7 @@ TEST(SimulateFiles, IsolatedCatalogueFluxMatchesApertureFlux) {
   ASSERT_GT(compact.sum().item<int64_t>(), 5);
   const at::Tensor ratio = (aperture / flux).masked_select(compact);
   EXPECT_LT((ratio - 1).abs().max().item<double>(), 2e-3);
-  EXPECT_LE(ratio.max().item<double>(), 1.0 + 1e-6);  // a stamp never holds more than the model
+  EXPECT_LE(ratio.max().item<double>(), 1.0 + 1e-6); // a stamp never holds more than the model
   // The brightest pixel is the centre one for centred galaxies.
   const at::Tensor peak = d.images.select(1, i).flatten(1).argmax(1);
   EXPECT_TRUE((peak == 22 * 45 + 22).all().item<bool>());

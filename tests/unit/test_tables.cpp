@@ -26,11 +26,11 @@ demix::Table sample_table() {
   return t;
 }
 
-void write(const std::string& path, const std::string& text) {
+void write(const std::string &path, const std::string &text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
-}  // namespace
+} // namespace
 
 TEST(Tables, CsvRoundTripIsExact) {
   TempDir dir;
@@ -38,12 +38,14 @@ TEST(Tables, CsvRoundTripIsExact) {
   const demix::Table back = demix::read_csv(dir.path("t.csv"));
   // Vector columns become name_0, name_1, ...
   std::vector<std::string> names;
-  for (const auto& c : back.columns) names.push_back(c.name);
+  for (const auto &c : back.columns)
+    names.push_back(c.name);
   EXPECT_EQ(names, (std::vector<std::string>{"id", "x", "flux_0", "flux_1", "flux_2", "name"}));
   EXPECT_EQ(back.column("id").values.scalar_type(), at::kLong);
   EXPECT_TRUE(at::equal(back.column("id").values, at::arange(4, at::kLong)));
   EXPECT_TRUE(at::equal(back.column("x").values, sample_table().column("x").values));
-  EXPECT_TRUE(at::equal(back.column("flux_2").values, sample_table().column("flux").values.select(1, 2)));
+  EXPECT_TRUE(
+      at::equal(back.column("flux_2").values, sample_table().column("flux").values.select(1, 2)));
   EXPECT_EQ(back.column("name").text,
             (std::vector<std::string>{"a", "b, with comma", "c \"quoted\"", ""}));
   EXPECT_EQ(back.rows(), 4);
@@ -56,7 +58,7 @@ TEST(Tables, CsvErrorsNameTheLine) {
   try {
     demix::read_csv(dir.path("bad.csv"));
     FAIL() << "no error";
-  } catch (const demix::FormatError& e) {
+  } catch (const demix::FormatError &e) {
     EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
   }
   write(dir.path("empty.csv"), "\n\n");
@@ -85,16 +87,18 @@ TEST(Tables, FitsBinaryTableRoundTrip) {
   const demix::Table ref = sample_table();
   ASSERT_EQ(back.columns.size(), ref.columns.size());
   for (std::size_t j = 0; j < ref.columns.size(); ++j) {
-    const auto& a = ref.columns[j];
-    const auto& b = back.columns[j];
+    const auto &a = ref.columns[j];
+    const auto &b = back.columns[j];
     EXPECT_EQ(a.name, b.name);
     EXPECT_EQ(a.unit, b.unit);
     EXPECT_EQ(a.description, b.description);
-    if (a.is_text()) EXPECT_EQ(a.text, b.text);
-    else EXPECT_TRUE(at::equal(a.values, b.values)) << a.name;  // int64 'K' and float64 'D'
+    if (a.is_text())
+      EXPECT_EQ(a.text, b.text);
+    else
+      EXPECT_TRUE(at::equal(a.values, b.values)) << a.name; // int64 'K' and float64 'D'
   }
   EXPECT_EQ(header.number("NITEMS"), 4.0);
-  EXPECT_FALSE(header.contains("TTYPE1"));  // column keywords are not user keywords
+  EXPECT_FALSE(header.contains("TTYPE1")); // column keywords are not user keywords
   // Without a selector: the first table HDU.
   EXPECT_EQ(demix::read_fits_table(dir.path("t.fits")).rows(), 4);
   // An image HDU is not a table.
@@ -115,11 +119,13 @@ TEST(Tables, FourDimensionalImagesRoundTrip) {
   const demix::FitsImage img = demix::read_fits(dir.path("a.fits"));
   EXPECT_TRUE(at::equal(img.data, cube));
   const auto hdus = demix::list_fits_hdus(dir.path("a.fits"));
-  EXPECT_EQ(hdus[0].naxes, (std::vector<long long>{5, 4, 3, 2}));  // FITS order: fastest first
-  demix::write_fits_extensions(dir.path("b.fits"), {{.name = "STAMPS", .data = cube.to(at::kDouble),
-                                                     .type = demix::FitsPixelType::Float64}});
+  EXPECT_EQ(hdus[0].naxes, (std::vector<long long>{5, 4, 3, 2})); // FITS order: fastest first
+  demix::write_fits_extensions(
+      dir.path("b.fits"),
+      {{.name = "STAMPS", .data = cube.to(at::kDouble), .type = demix::FitsPixelType::Float64}});
   EXPECT_TRUE(at::equal(demix::read_fits(dir.path("b.fits[STAMPS]")).data, cube.to(at::kDouble)));
-  EXPECT_THROW(demix::write_fits(dir.path("c.fits"), at::zeros({1, 2, 2, 2, 2})), demix::ShapeError);
+  EXPECT_THROW(demix::write_fits(dir.path("c.fits"), at::zeros({1, 2, 2, 2, 2})),
+               demix::ShapeError);
 }
 
 TEST(Tables, FitsWriterStreamsRowsAndCommitsAtomically) {
@@ -137,11 +143,11 @@ TEST(Tables, FitsWriterStreamsRowsAndCommitsAtomically) {
     w.write_rows(b, 0, data.slice(0, 0, 3));
     w.write_rows(a, 0, data.slice(0, 0, 4));
     w.write_rows(b, 3, data.slice(0, 3, 7));
-    EXPECT_THROW(w.write_rows(a, 5, data.slice(0, 0, 3)), demix::ShapeError);  // overflow
-    EXPECT_THROW(w.write_rows(a, 0, data.slice(1, 0, 1)), demix::ShapeError);  // wrong shape
+    EXPECT_THROW(w.write_rows(a, 5, data.slice(0, 0, 3)), demix::ShapeError); // overflow
+    EXPECT_THROW(w.write_rows(a, 0, data.slice(1, 0, 1)), demix::ShapeError); // wrong shape
     w.add_image("PSF", data[0][0]);
     w.add_table("T", sample_table());
-    EXPECT_EQ(dir.files().size(), 1u);  // only the temporary so far
+    EXPECT_EQ(dir.files().size(), 1u); // only the temporary so far
     w.commit();
   }
   EXPECT_TRUE(at::equal(demix::read_fits(dir.path("s.fits[A]")).data, data));

@@ -28,6 +28,7 @@
 #include <demix/training.hpp>
 #include <demix/vae.hpp>
 #include <demix/galaxy.hpp>
+#include <demix/galaxy_prior.hpp>
 #include <demix/population.hpp>
 #include <demix/psf.hpp>
 #include <demix/rgb.hpp>

@@ -10,6 +10,7 @@
 #include <demix/madness_model.hpp>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 

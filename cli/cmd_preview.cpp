@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -80,7 +81,19 @@ void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App&
   if (names.size() != 3)
     throw ValueError("--rgb needs three bands (red, green, blue), e.g. i,r,g; got '" + o.rgb + "'");
   std::vector<at::Tensor> planes;
-  for (const auto& n : names) planes.push_back(data[plane_of(n, header, data.size(0), o.input)]);
+  std::vector<int64_t> index;
+  for (const auto& n : names) index.push_back(plane_of(n, header, data.size(0), o.input));
+  // Calibrated files (ZPn and EXPTIMEn keywords, as demix simulate writes): each plane divided
+  // by its electrons per unit AB flux, so that a flat-spectrum source is grey.
+  std::vector<double> per_flux;
+  for (int64_t c : index) {
+    const auto zp = header.number("ZP" + std::to_string(c + 1));
+    const auto t = header.number("EXPTIME" + std::to_string(c + 1));
+    if (zp && t && *t > 0) per_flux.push_back(*t * std::pow(10.0, 0.4 * *zp));
+  }
+  for (std::size_t j = 0; j < index.size(); ++j)
+    planes.push_back(per_flux.size() == 3 ? data[index[j]] * (per_flux[0] / per_flux[j])
+                                          : data[index[j]]);
   RgbOptions rgb;
   rgb.q = o.q;
   rgb.origin_lower = o.preview.origin == Origin::Lower;
@@ -167,7 +180,8 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
   add_nan_option(*cmd, o->non_finite);
   cmd->add_option("--rgb", o->rgb,
                   "Colour composite of three bands (red,green,blue), by name (BANDn keywords, "
-                  "e.g. i,r,g) or plane number (e.g. 3,2,1); --vmin is black, --vmax full brightness");
+                  "e.g. i,r,g) or plane number (e.g. 3,2,1); --vmin is black, --vmax full brightness; "
+                  "planes calibrated to AB flux when ZPn and EXPTIMEn keywords are present");
   cmd->add_option("--index", o->index, "With --rgb: the image of a 4D (N, C, H, W) input")
       ->default_str("0");
   cmd->add_option("--q", o->q, "With --rgb: asinh softening Q (linear below vmax / Q)")

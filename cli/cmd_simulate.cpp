@@ -39,22 +39,36 @@ struct SimulateCliOptions {
   std::string rgb_bands = "i,r,g";
 };
 
-/// Planes of `image` (B, H, W) named in "i,r,g" order (R, G, B), using the survey's band names.
+/// Planes of `image` (B, H, W) named in "i,r,g" order (R, G, B), using the survey's band names,
+/// each divided by its band's electrons per unit AB flux (relative to the red one), so that a
+/// source with a flat AB spectrum is grey.
 at::Tensor pick_rgb(const at::Tensor &image, const Survey &survey, const std::string &names) {
   std::vector<at::Tensor> planes;
+  std::vector<int> bands;
   std::size_t start = 0;
   while (start <= names.size()) {
     const auto comma = names.find(',', start);
     const std::string name =
         names.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    planes.push_back(image[survey.band_index(name)]);
+    bands.push_back(survey.band_index(name));
     if (comma == std::string::npos)
       break;
     start = comma + 1;
   }
-  if (planes.size() != 3)
+  if (bands.size() != 3)
     throw ValueError("--rgb needs three band names, e.g. i,r,g; got '" + names + "'");
+  for (int b : bands)
+    planes.push_back(image[b] * (survey.flux(bands[0], 0) / survey.flux(b, 0)));
   return at::stack(planes);
+}
+
+/// Black level of the --png picture: the mean calibrated noise sigma of the three bands, so that
+/// the sky is dark and galaxies stand out (0 without noise).
+double black_level(const Survey &survey, const std::string &names, bool noise) {
+  if (!noise)
+    return 0.0;
+  const at::Tensor sigma = survey.noise_sigmas(at::kDouble).view({-1, 1, 1});
+  return pick_rgb(sigma, survey, names).mean().item<double>();
 }
 
 class Progress {
@@ -138,8 +152,11 @@ void run_simulate(const SimulateCliOptions &o, const Globals &globals) {
     shape = std::to_string(survey.n_bands()) + " x " + std::to_string(o.field_size) + " x " +
             std::to_string(o.field_size);
   }
-  if (!o.png.empty())
-    write_rgb_png(o.png, first_image);
+  if (!o.png.empty()) {
+    RgbOptions rgb;
+    rgb.minimum = black_level(survey, o.rgb_bands, !o.no_noise);
+    write_rgb_png(o.png, first_image, rgb);
+  }
   if (!globals.quiet) {
     const double t = progress.seconds();
     std::cout << "wrote " << o.output << ": " << items << (isolated ? " stamps" : " blends")

@@ -186,12 +186,22 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void run_deblend(const DeblendCliOptions &o, const Globals &globals) {
+void run_deblend(DeblendCliOptions o, const Globals &globals) {
   if (o.catalog.empty() == !o.detect)
     throw CLI::ValidationError("deblend", "give exactly one of --catalog FILE or --detect");
-  if (o.method == DeblendMethod::Madness && o.model.empty())
-    throw CLI::ValidationError("--model", "--method madness needs --model MODEL.pt "
-                                          "(or use --method classical, which needs no model)");
+  if (o.method == DeblendMethod::Madness && o.model.empty()) {
+    // The model shipped in the repository (models/README.md), installed beside the data files.
+    for (const char *candidate : {DEMIX_INSTALLED_MODEL, DEMIX_SOURCE_MODEL})
+      if (std::FILE *f = std::fopen(candidate, "rb")) {
+        std::fclose(f);
+        o.model = candidate;
+        break;
+      }
+    if (o.model.empty())
+      throw ValueError(std::string("--method madness: no --model given and the shipped model is "
+                                   "missing (looked for ") + DEMIX_INSTALLED_MODEL + " and " +
+                       DEMIX_SOURCE_MODEL + "); give --model MODEL.dmx or use --method classical");
+  }
   const Context ctx = make_context(globals);
   const bool talk = !globals.quiet;
   const Image image = read_image(o.input, {.non_finite = o.non_finite});
@@ -351,7 +361,8 @@ void add_deblend_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("--method", o->method, "madness (needs --model) or classical (SDSS templates)")
       ->transform(CLI::CheckedTransformer(methods, CLI::ignore_case))
       ->default_str("madness");
-  cmd->add_option("--model", o->model, "Trained MADNESS model (VAE + flow)");
+  cmd->add_option("--model", o->model,
+                  "Trained MADNESS model (VAE + flow); default: the shipped models/madness-lsst.dmx");
   auto *sigma =
       cmd->add_option("--sigma", o->sigma, "Noise per band (e-/pixel); default: SIGMA1..n keywords")
           ->expected(1, -1);

@@ -108,7 +108,10 @@ GalaxyVae::GalaxyVae(const VaeOptions &options, std::uint64_t seed) : options_(o
   add("encoder.dense.weight", {H, flat}, lecun(static_cast<double>(flat)));
   add_zero("encoder.dense.bias", {H});
   add("encoder.head.weight", {2 * D, H}, lecun(static_cast<double>(H)));
-  add_zero("encoder.head.bias", {2 * D});
+  // Log-variances start at -6 (posterior sigma 0.05): when training switches from the
+  // deterministic autoencoder to sampling z, the noise must not wipe out what was learnt.
+  params_.push_back({"encoder.head.bias",
+                     at::cat({at::zeros({D}, at::kFloat), at::full({D}, -6.0, at::kFloat)})});
 
   const auto &dc = options_.decoder_channels;
   const int64_t ups = static_cast<int64_t>(dc.size()) - 1;

@@ -11,7 +11,8 @@
 //      else. beta weights the KL term as in MADNESS (small: the decoder reproduces galaxies to
 //      the noise level).
 //   2. train_flow: the flow on the encoder means of the same stamps, loss -log p(z).
-// Both use Adam on shuffled minibatches, a learning rate lr exp(-epoch / lr_decay_epochs), a
+// Both use Adam on shuffled minibatches, a learning rate lr exp(-epoch / lr_decay_epochs) (raised
+// linearly from lr / steps to lr over the steps of the first epoch), a
 // validation split drawn once from the seed, and keep the weights of the epoch with the lowest
 // validation loss (optionally stopping early). After every epoch a checkpoint (weights, optimiser
 // state, history, best weights) can be written; resuming from it continues exactly as if never

@@ -224,7 +224,12 @@ TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progr
         make_cpu_generator(mix_seed(spec.seed, static_cast<std::uint64_t>(epoch) + 1));
     const at::Tensor order = train_index.index_select(0, at::randperm(n_train, gen, at::kLong));
     at::Tensor sums = at::zeros({M}, at::TensorOptions().dtype(at::kDouble).device(device));
+    const int64_t n_batches = (n_train + spec.batch_size - 1) / spec.batch_size;
     for (int64_t start = 0; start < n_train; start += spec.batch_size) {
+      // Linear warm-up over the first epoch: Adam's first steps, taken before its second-moment
+      // estimates settle, would otherwise throw an exponential decoder output far off.
+      const double step_lr =
+          epoch == 0 ? lr * static_cast<double>(start / spec.batch_size + 1) / n_batches : lr;
       const at::Tensor index = order.narrow(0, start, std::min(spec.batch_size, n_train - start));
       auto [loss, metric_sums] = spec.train_batch(index, epoch, gen);
       std::vector<at::Tensor> grads =
@@ -234,7 +239,7 @@ TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progr
         if (!grads[i].defined())
           grads[i] = at::zeros_like(leaves[i]);
       clip_grad_norm(grads, spec.max_grad_norm);
-      adam.step(leaves, grads, lr);
+      adam.step(leaves, grads, step_lr);
       sums += metric_sums.detach().to(at::kDouble);
     }
     EpochRecord record;

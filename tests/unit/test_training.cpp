@@ -9,6 +9,7 @@
 #include <demix/training.hpp>
 
 #include "detail/adam.hpp"
+#include "support/raw_fits.hpp"
 #include "support/temp_dir.hpp"
 #include "support/toy_galaxies.hpp"
 
@@ -240,9 +241,11 @@ TEST(Training, StretchedChi2MatchesItsDefinition) {
         for (int64_t i = 0; i < 4; ++i)
           for (int64_t j = 0; j < 4; ++j) {
             const double s = sigmas[b].item<double>();
-            const double d = eps == 0 ? (t[n][b][i][j] - p[n][b][i][j]) / s
-                                      : (std::asinh(eps * t[n][b][i][j] / s) -
-                                         std::asinh(eps * p[n][b][i][j] / s)) / eps;
+            const double d =
+                eps == 0
+                    ? (t[n][b][i][j] - p[n][b][i][j]) / s
+                    : (std::asinh(eps * t[n][b][i][j] / s) - std::asinh(eps * p[n][b][i][j] / s)) /
+                          eps;
             brute += d * d;
           }
       // float64 sums of 32 terms: relative rounding ~1e-15.
@@ -258,4 +261,39 @@ TEST(Training, StretchedChi2MatchesItsDefinition) {
   // (ln 1.1 / eps)^2 per pixel, not (0.1 x 10^4)^2.
   EXPECT_LT(demix::stretched_chi2(target * 1.1, target, sigmas, 0.05).max().item<double>(),
             32 * std::pow(std::log(1.1) / 0.05, 2) * 1.01);
+}
+
+TEST(Training, ReadsFitsStampsWithBandsSigmasAndNoiseless) {
+  // STAMPS (N=2, B=2, S=3) with BANDn / SIGMAn and a NOISELESS extension, written byte by byte.
+  TempDir dir;
+  std::vector<double> stamps(2 * 2 * 3 * 3), clean(stamps.size());
+  for (std::size_t i = 0; i < stamps.size(); ++i) {
+    stamps[i] = 0.5 * static_cast<double>(i);
+    clean[i] = static_cast<double>(i);
+  }
+  const std::vector<std::string> cards{"EXTNAME = 'STAMPS'", "BAND1   = 'g'", "BAND2   = 'r'",
+                                       "SIGMA1  = 12.5", "SIGMA2  = 30.0"};
+  demix::test::write_raw_fits(
+      dir.path("s.fits"),
+      {{.naxes = {}},
+       {.naxes = {3, 3, 2, 2}, .values = stamps, .cards = cards},
+       {.naxes = {3, 3, 2, 2}, .values = clean, .cards = {"EXTNAME = 'NOISELESS'"}}});
+  try {
+    const demix::GalaxyStampSet set = demix::read_galaxy_stamps(dir.path("s.fits"));
+    EXPECT_EQ(set.stamps.sizes(), (std::vector<int64_t>{2, 2, 3, 3}));
+    EXPECT_EQ(set.stamps[1][0][2][1].item<float>(), 0.5f * (9 * 2 + 7)); // C order (N, B, H, W)
+    EXPECT_TRUE(at::equal(set.noiseless, 2 * set.stamps));
+    EXPECT_EQ(set.band_names, (std::vector<std::string>{"g", "r"}));
+    EXPECT_EQ(set.noise_sigmas, (std::vector<double>{12.5, 30.0}));
+  } catch (const demix::ShapeError &e) {
+    // A demix whose FITS reader stops at 3 axes must say so and point to .npy.
+    EXPECT_NE(std::string(e.what()).find(".npy"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("s.fits"), std::string::npos) << e.what();
+  }
+  // A 3-D STAMPS extension is not a set of multi-band stamps.
+  demix::test::write_raw_fits(dir.path("cube.fits"), {{.naxes = {}},
+                                                      {.naxes = {3, 3, 2},
+                                                       .values = std::vector<double>(18, 1.0),
+                                                       .cards = {"EXTNAME = 'STAMPS'"}}});
+  EXPECT_THROW(demix::read_galaxy_stamps(dir.path("cube.fits")), demix::ShapeError);
 }

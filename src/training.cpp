@@ -68,6 +68,25 @@ at::Tensor stretched_chi2(const at::Tensor &prediction, const at::Tensor &target
          (eps * eps);
 }
 
+namespace {
+
+/// The options both trainings share (their structs name them alike), copied into the trainer.
+template <typename Options>
+void copy_schedule(detail::TrainerSpec &spec, const Options &options) {
+  spec.epochs = options.epochs;
+  spec.batch_size = options.batch_size;
+  spec.learning_rate = options.learning_rate;
+  spec.lr_decay_epochs = options.lr_decay_epochs;
+  spec.val_fraction = options.val_fraction;
+  spec.patience = options.patience;
+  spec.max_grad_norm = options.max_grad_norm;
+  spec.seed = options.seed;
+  spec.checkpoint_path = options.checkpoint_path;
+  spec.resume_from = options.resume_from;
+}
+
+} // namespace
+
 TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const at::Tensor &targets,
                           const VaeTrainingOptions &options, const EpochCallback &progress) {
   check_stamps(stamps, model, "training stamps");
@@ -119,16 +138,7 @@ TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const a
   spec.archive_prefix = detail::kVaePrefix;
   spec.n_samples = stamps.size(0);
   spec.metric_names = {"loss", "chi2_per_pixel", "kl"};
-  spec.epochs = options.epochs;
-  spec.batch_size = options.batch_size;
-  spec.learning_rate = options.learning_rate;
-  spec.lr_decay_epochs = options.lr_decay_epochs;
-  spec.val_fraction = options.val_fraction;
-  spec.patience = options.patience;
-  spec.max_grad_norm = options.max_grad_norm;
-  spec.seed = options.seed;
-  spec.checkpoint_path = options.checkpoint_path;
-  spec.resume_from = options.resume_from;
+  copy_schedule(spec, options);
   spec.train_batch = [&](const at::Tensor &index_cpu, int epoch, at::Generator &gen) {
     const at::Tensor index = index_cpu.to(device);
     const VaeEncoding q = vae.encode(x.index_select(0, index));
@@ -164,16 +174,7 @@ TrainingHistory train_flow(MadnessModel &model, const at::Tensor &latents,
   spec.archive_prefix = detail::kFlowPrefix;
   spec.n_samples = latents.size(0);
   spec.metric_names = {"nll"};
-  spec.epochs = options.epochs;
-  spec.batch_size = options.batch_size;
-  spec.learning_rate = options.learning_rate;
-  spec.lr_decay_epochs = options.lr_decay_epochs;
-  spec.val_fraction = options.val_fraction;
-  spec.patience = options.patience;
-  spec.max_grad_norm = options.max_grad_norm;
-  spec.seed = options.seed;
-  spec.checkpoint_path = options.checkpoint_path;
-  spec.resume_from = options.resume_from;
+  copy_schedule(spec, options);
   spec.train_batch = [&](const at::Tensor &index, int, at::Generator &) {
     const at::Tensor nll = -flow.log_prob(z.index_select(0, index.to(device)));
     return std::make_pair(nll.mean(), nll.sum().detach().view({1}));

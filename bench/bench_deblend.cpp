@@ -25,10 +25,12 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/cuda.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -144,6 +146,13 @@ int main(int argc, char** argv) {
     const demix::MadnessResult mr = madness.deblend(images, galaxies, sigmas);
     const double madness_s = now_after_sync() - t0;
     report("demix-madness", mr.stamps, t, N, madness_s, mr.converged_fraction(), where);
+    // DEMIX_PROFILE=trace.json: one more MADNESS run under LibTorch's legacy profiler (run with
+    // CUDA_LAUNCH_BLOCKING=1 so that each op's span covers its kernels; see profile_summary.py).
+    if (const char* trace = std::getenv("DEMIX_PROFILE")) {
+      torch::autograd::profiler::RecordProfile guard(trace);
+      madness.deblend(images, galaxies, sigmas);
+      now_after_sync();
+    }
 
     // Classical (SDSS-style symmetric templates).
     const demix::ClassicalDeblender classical({}, ctx);

@@ -1,6 +1,7 @@
 // Where the time of one WPH loss + gradient goes: runs it under LibTorch's legacy profiler and writes
 // a Chrome trace (chrome://tracing). Run with CUDA_LAUNCH_BLOCKING=1 on a GPU so that each op's CPU
-// span covers its kernels; scripts/device/profile_summary.py sums the spans by op name.
+// span covers its kernels; scripts/device/profile_summary.py sums the spans by op name. The
+// statistics alone (no gradient) go to trace.json.forward.json.
 //   profile_wph cpu|cuda I_1.npy N J batch trace.json
 
 #include <demix/context.hpp>
@@ -49,6 +50,12 @@ int main(int argc, char** argv) {
     const double lg = seconds([&] { op.loss_and_grad(xb, target[0], {}, &grad); });
     std::cout << "n=" << n << " J=" << J << " batch=" << batch << " forward " << fwd * 1e3
               << " ms, loss+grad " << lg * 1e3 << " ms\n";
+    {
+      torch::autograd::profiler::RecordProfile guard(std::string(argv[6]) + ".forward.json");
+      c10::AutoGradMode no_grad(false);
+      grad = op.forward(xb).values;
+      if (ctx.device().is_cuda()) grad.cpu();
+    }
     {
       torch::autograd::profiler::RecordProfile guard(argv[6]);
       op.loss_and_grad(xb, target[0], {}, &grad);

@@ -396,20 +396,28 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
       }
       g.first_moment.push_back(static_cast<int64_t>(m_lin.size()));
     }
+    std::vector<int64_t> slot_source;  // per slot: its source field
+    std::vector<int> slot_conj;
     for (int64_t field : fields) {
       const bool conj = field >= n_sources_total;
-      g.slot_source.push_back(conj ? conj_source[field - n_sources_total] : field);
-      g.slot_conj.push_back(static_cast<uint8_t>(conj));
+      slot_source.push_back(conj ? conj_source[field - n_sources_total] : field);
+      slot_conj.push_back(conj);
     }
     std::vector<int64_t> flipped;  // -k of each box frequency (the whole grid when unboxed)
     for (int64_t a : ky)
       for (int64_t b : kx) flipped.push_back(pymod(-a, H) * W + pymod(-b, W));
     g.box_flip = longs(flipped);
     for (int conj : {0, 1}) {
-      std::vector<int64_t> slots, sources;
+      std::vector<int64_t> order;
       for (std::size_t k = 0; k < fields.size(); ++k)
-        if (g.slot_conj[k] == conj) slots.push_back(static_cast<int64_t>(k)), sources.push_back(g.slot_source[k]);
-      if (!slots.empty()) g.all_slots[conj] = longs(slots), g.all_sources[conj] = longs(sources);
+        if (slot_conj[k] == conj) order.push_back(static_cast<int64_t>(k));
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return slot_source[a] < slot_source[b]; });
+      std::vector<int64_t> sources;
+      auto& offset = g.source_offset[conj];
+      offset.assign(static_cast<std::size_t>(n_sources_total) + 1, 0);
+      for (int64_t k : order) sources.push_back(slot_source[k]), ++offset[slot_source[k] + 1];
+      for (std::size_t i = 1; i < offset.size(); ++i) offset[i] += offset[i - 1];
+      g.slots_by_source[conj] = longs(order), g.source_of_slot[conj] = longs(sources);
     }
     g.n_cov = static_cast<int64_t>(fa.size());
     g.fields = longs(fields), g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);

@@ -51,16 +51,13 @@ at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, cons
   return out.reshape({B, c, -1});
 }
 
-/// The slots of group g whose source lies in [s0, s0 + c), plain or conjugated: (slots, sources - s0).
-std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, int64_t c, bool conj,
-                                           const c10::Device& device, int64_t n_sources) {
-  if (s0 == 0 && c == n_sources) return {g.all_slots[conj], g.all_sources[conj]};  // no copy to the device
-  std::vector<int64_t> slots, local;
-  for (std::size_t k = 0; k < g.slot_source.size(); ++k)
-    if (static_cast<bool>(g.slot_conj[k]) == conj && g.slot_source[k] >= s0 && g.slot_source[k] < s0 + c)
-      slots.push_back(static_cast<int64_t>(k)), local.push_back(g.slot_source[k] - s0);
-  if (slots.empty()) return {};
-  return {at::tensor(slots, at::kLong).to(device), at::tensor(local, at::kLong).to(device)};
+/// The slots of group g whose source lies in [s0, s0 + c), plain or conjugated: (slots, sources - s0),
+/// or undefined tensors when there are none.
+std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, int64_t c, bool conj) {
+  const auto& offset = g.source_offset[conj];
+  const int64_t e0 = offset[s0], n = offset[s0 + c] - e0;
+  if (n == 0) return {};
+  return {g.slots_by_source[conj].narrow(0, e0, n), g.source_of_slot[conj].narrow(0, e0, n) - s0};
 }
 
 /// Covariances [s, s + n) of group g from its boxes: (B, moments of those covariances).
@@ -85,7 +82,6 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     const SpectralPlan& p = *plan;
     const int64_t B = xhat.size(0), HW = p.height * p.width, item = xhat.element_size();
     const double n_pix = static_cast<double>(HW);
-    const auto dev = xhat.device();
     const auto real = c10::toRealValueType(xhat.scalar_type());
     at::Tensor mean = at::empty({B, p.n_fields()}, xhat.options());
     at::Tensor power = at::zeros({B, p.n_fields()}, xhat.options().dtype(real));
@@ -109,15 +105,16 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
         const SpectralGroup& g = p.groups[gi];
         for (bool conj : {false, true}) {
-          const auto [slots, local] = slots_in(g, s0, c, conj, dev, n_src);
+          const auto [slots, local] = slots_in(g, s0, c, conj);
           if (!slots.defined()) continue;
-          at::Tensor sel = spec.index_select(1, local);
-          if (conj) {
-            sel = sel.index_select(2, g.box_flip).conj();
-          } else if (g.box.defined()) {
-            sel = sel.index_select(2, g.box);
+          at::Tensor sel;
+          if (g.box.defined()) {  // the box first: a (B, c, box) copy rather than full spectra
+            sel = spec.index_select(2, conj ? g.box_flip : g.box).index_select(1, local);
+          } else {
+            sel = spec.index_select(1, local);
+            if (conj) sel = sel.index_select(2, g.box_flip);
           }
-          boxes[gi].index_copy_(1, slots, sel);
+          boxes[gi].index_copy_(1, slots, conj ? sel.conj() : sel);
         }
       }
     }
@@ -154,7 +151,6 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     const int64_t mode = ctx->saved_data["mode"].toInt(), budget = ctx->saved_data["budget"].toInt();
     const at::Tensor& grad = grads[0];  // (B, n_moments)
     const int64_t B = wt.size(0), H = p.height, W = p.width, HW = H * W, item = wt.element_size();
-    const auto dev = wt.device();
 
     // Gradients of the boxes: R = ey P ex at the moments gives grad_P = ey^H grad_R ex^H, and
     // P = a conj(b) gives grad_a = grad_P b, grad_b = conj(grad_P) a.
@@ -193,7 +189,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
         const SpectralGroup& g = p.groups[gi];
         for (bool conj : {false, true}) {
-          const auto [slots, local] = slots_in(g, s0, c, conj, dev, n_src);
+          const auto [slots, local] = slots_in(g, s0, c, conj);
           if (!slots.defined()) continue;
           at::Tensor t = gboxes[gi].index_select(1, slots);
           if (conj) t = t.conj();

@@ -27,10 +27,12 @@ struct SpectralGroup {
   at::Tensor ey;           // (n_ty, bh) complex: e^{2 pi i ky ty / H}
   at::Tensor ex;           // (bw, n_tx) complex: e^{2 pi i kx tx / W} / N^2
   at::Tensor fields;       // (F_g) int64: the fields (global indices) whose boxes the group keeps
-  std::vector<int64_t> slot_source;  // per slot: source field (0 .. n_sources-1)
-  std::vector<uint8_t> slot_conj;    // per slot: conjugated (pseudo moments)
-  // Slots (and their sources) of the plain and the conjugated uses, for one chunk of all sources.
-  at::Tensor all_slots[2], all_sources[2];
+  // The slots of the plain [0] and conjugated [1] uses, sorted by source: the slots whose source
+  // lies in [s0, s0 + c) are entries [source_offset[s0], source_offset[s0 + c]), so a chunk of
+  // sources finds its slots by narrowing device tensors, with no host-to-device copy.
+  at::Tensor slots_by_source[2];        // (n_uses) int64
+  at::Tensor source_of_slot[2];         // (n_uses) int64: their sources
+  std::vector<int64_t> source_offset[2];  // (n_sources + 1)
   at::Tensor fa, fb;       // (n_cov) int64: slot of each side
   at::Tensor m_lin;        // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
   std::vector<int64_t> first_moment;  // per covariance: offset of its moments (n_cov + 1)

@@ -1,5 +1,7 @@
 #include "wph_spectral.hpp"
 
+#include "phase_harmonic.hpp"
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -11,22 +13,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-/// [z]^p = |z| e^{i p arg z}.
-at::Tensor harmonic(const at::Tensor& z, const at::Tensor& pv /* (1, n, 1, 1) */) {
-  return at::polar(z.abs(), at::angle(z) * pv);
-}
-
-/// Gradient of [z]^p with respect to z, given the gradient g of its output. With
-/// f = z^{(1+p)/2} conj(z)^{(1-p)/2} and w = g conj(f): grad_z = (Re w + i p Im w) / conj(z),
-/// set to 0 where z = 0 (as LibTorch's angle() does).
-at::Tensor harmonic_backward(const at::Tensor& z, const at::Tensor& pv, const at::Tensor& g) {
-  const at::Tensor w = g * harmonic(z, pv).conj();
-  const at::Tensor zero = z.abs() == 0;
-  at::Tensor num = at::complex(at::real(w), at::imag(w) * pv);
-  num.div_(at::where(zero, at::ones_like(z), z.conj()));
-  return num.masked_fill_(zero, 0);
-}
 
 int64_t items_per_chunk(int64_t bytes_per_item, int64_t budget, int64_t total) {
   return std::clamp<int64_t>(budget / std::max<int64_t>(1, bytes_per_item), 1, std::max<int64_t>(1, total));
@@ -44,8 +30,7 @@ at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, cons
   const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
   if (nl1 > nl0) {
     const at::Tensor idx = plan.nl_index.narrow(0, nl0, nl1 - nl0);
-    const at::Tensor pv = plan.nl_p.narrow(0, nl0, nl1 - nl0).view({1, -1, 1, 1});
-    parts.push_back(at::fft_fft2(harmonic(wt.index_select(1, idx), pv)));
+    parts.push_back(at::fft_fft2(gather_harmonics(wt, idx, plan.nl_p.narrow(0, nl0, nl1 - nl0))));
   }
   const at::Tensor out = parts.size() == 1 ? parts[0] : at::cat(parts, 1);
   return out.reshape({B, c, -1});
@@ -180,7 +165,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     // Back to the sources, chunk by chunk: full-grid spectrum gradients, then x^ (plain fields)
     // or, through the adjoint of the FFT (N ifft2) and [z]^p, the wavelet transform.
     at::Tensor gxhat = at::zeros({B, ctx->saved_data["maps"].toInt(), H, W}, wt.options());
-    at::Tensor gwt = at::zeros_like(wt);
+    at::Tensor gwt = at::zeros_like(wt, at::MemoryFormat::Contiguous);
     const int64_t n_src = p.n_sources(), n_plain = p.n_plain();
     const int64_t chunk = items_per_chunk(10 * B * HW * item, budget, n_src);
     for (int64_t s0 = 0; s0 < n_src; s0 += chunk) {
@@ -212,9 +197,9 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
       if (nl1 > nl0) {
         const at::Tensor idx = p.nl_index.narrow(0, nl0, nl1 - nl0);
-        const at::Tensor pv = p.nl_p.narrow(0, nl0, nl1 - nl0).view({1, -1, 1, 1});
-        const at::Tensor gfield = at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0)) * static_cast<double>(HW);
-        gwt.index_add_(1, idx, harmonic_backward(wt.index_select(1, idx), pv, gfield));
+        // The adjoint of the FFT is N ifft2: the factor N rides along in the harmonics' backward.
+        add_harmonics_backward(gwt, wt, idx, p.nl_p.narrow(0, nl0, nl1 - nl0),
+                               at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0)), static_cast<double>(HW));
       }
     }
     return {gxhat, gwt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};

@@ -424,12 +424,11 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
     plan->groups.push_back(std::move(g));
   }
   // Sources in field order: plain wavelet fields, moduli, higher harmonics (per map when cross).
-  std::vector<int64_t> nl_index, plain_map;
+  std::vector<int64_t> nl_index;
   std::vector<double> nl_p;
   const at::Tensor p0 = field_psi_p0_.cpu(), ph = field_psi_ph_.cpu(), exps = field_exp_ph_.flatten().cpu().to(at::kDouble);
   const int64_t n_psi = psi_.size(0);
   for (int64_t map = 0; map < (cross ? 2 : 1); ++map) {
-    for (int64_t i = 0; i < n_plain; ++i) plain_map.push_back(map);
     for (int64_t i = 0; i < p0.numel(); ++i) nl_index.push_back(map * n_psi + p0[i].item<int64_t>()), nl_p.push_back(0.0);
     for (int64_t i = 0; i < ph.numel(); ++i)
       nl_index.push_back(map * n_psi + ph[i].item<int64_t>()), nl_p.push_back(exps[i].item<double>());
@@ -437,7 +436,7 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   plan->height = H, plan->width = W;
   const at::Tensor psi_plain = psi_.index_select(0, field_psi_p1_);
   plan->psi_plain = cross ? at::cat({psi_plain, psi_plain}, 0) : psi_plain;
-  plan->plain_map = longs(plain_map);
+  plan->plain_per_map = n_plain;
   plan->nl_index = longs(nl_index);
   plan->nl_p = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
   plan->conj_source = longs(conj_source);

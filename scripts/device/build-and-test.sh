@@ -23,6 +23,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .
 export PYTHONPATH=/tmp/site
 
 torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+[ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ] && export CUDACXX=/usr/local/cuda/bin/nvcc  # our kernels
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix;$deps/usr" \
   -DZLIB_ROOT="$deps/usr" -DDEMIX_SHARED_DIR="$PWD/.device/shared" -DDEMIX_TEST_PYTHON="$(command -v python3)" 2>&1 | tee "$out/configure.log" | grep -A8 "configuration"
 cmake --build build-cuda -j "$jobs" > "$out/build.log" 2>&1 || fail "$out/build.log"

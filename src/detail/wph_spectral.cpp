@@ -18,15 +18,24 @@ int64_t items_per_chunk(int64_t bytes_per_item, int64_t budget, int64_t total) {
   return std::clamp<int64_t>(budget / std::max<int64_t>(1, bytes_per_item), 1, std::max<int64_t>(1, total));
 }
 
+/// Calls fn(map, first, count) for the plain sources [s0, s1), in runs that filter one map each.
+template <class Fn> void for_map_runs(const SpectralPlan& plan, int64_t s0, int64_t s1, Fn&& fn) {
+  for (int64_t s = s0; s < s1;) {
+    const int64_t map = s / plan.plain_per_map, end = std::min(s1, (map + 1) * plan.plain_per_map);
+    fn(map, s, end - s);
+    s = end;
+  }
+}
+
 /// Spectra of sources [s0, s0 + c) without mean removal: (B, c, H * W).
 at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, const at::Tensor& wt,
                           int64_t s0, int64_t c) {
   const int64_t n_plain = plan.n_plain(), B = xhat.size(0);
   std::vector<at::Tensor> parts;
   const int64_t plain_end = std::min(s0 + c, n_plain);
-  if (s0 < plain_end)
-    parts.push_back(xhat.index_select(1, plan.plain_map.narrow(0, s0, plain_end - s0)) *
-                    plan.psi_plain.narrow(0, s0, plain_end - s0));
+  for_map_runs(plan, s0, plain_end, [&](int64_t map, int64_t s, int64_t n) {
+    parts.push_back(xhat.narrow(1, map, 1) * plan.psi_plain.narrow(0, s, n));
+  });
   const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
   if (nl1 > nl0) {
     const at::Tensor idx = plan.nl_index.narrow(0, nl0, nl1 - nl0);
@@ -86,7 +95,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       else
         dc.zero_();
       if (mode == static_cast<int64_t>(DcMode::OwnConstant))  // only norm Auto uses deviations
-        power.narrow(1, s0, c).copy_(spec.abs().square().sum(-1) / (n_pix * n_pix));
+        power.narrow(1, s0, c).copy_(at::linalg_vector_norm(spec, 2, {-1}).square() / (n_pix * n_pix));
       for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
         const SpectralGroup& g = p.groups[gi];
         for (bool conj : {false, true}) {
@@ -191,9 +200,9 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       if (mode == static_cast<int64_t>(DcMode::Own)) gfull.select(2, 0).zero_();
       const at::Tensor g4 = gfull.view({B, c, H, W});
       const int64_t plain_end = std::min(s0 + c, n_plain);
-      if (s0 < plain_end)
-        gxhat.index_add_(1, p.plain_map.narrow(0, s0, plain_end - s0),
-                         g4.narrow(1, 0, plain_end - s0) * p.psi_plain.narrow(0, s0, plain_end - s0));
+      for_map_runs(p, s0, plain_end, [&](int64_t map, int64_t s, int64_t n) {
+        gxhat.narrow(1, map, 1).add_((g4.narrow(1, s - s0, n) * p.psi_plain.narrow(0, s, n)).sum(1, true));
+      });
       const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
       if (nl1 > nl0) {
         const at::Tensor idx = p.nl_index.narrow(0, nl0, nl1 - nl0);

@@ -44,7 +44,7 @@ struct SpectralPlan {
   int64_t n_ty = 0, n_tx = 0;
   // Source fields: plain wavelet fields x * psi (spectrum x^ psi^), then [x * psi]^p, p != 1.
   at::Tensor psi_plain;    // (n_plain, H, W) real: Fourier filters of the plain fields
-  at::Tensor plain_map;    // (n_plain) int64: which map's transform each plain field filters
+  int64_t plain_per_map = 0;  // plain fields come map by map (two maps for cross-WPH), this many each
   at::Tensor nl_index;     // (n_nl) int64: wavelet of each nonlinear field (map * n_psi + wavelet)
   at::Tensor nl_p;         // (n_nl) real: its exponent p
   // Fields = sources, then conjugated copies conj(F(-x)) of some sources (pseudo moments).

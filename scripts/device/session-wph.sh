@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: build the benchmarks only, then WPH speed/memory side by side with pywph, map
-# sizes up to 4096^2, and a profile of one loss + gradient; first the WPH unit, regression and
-# property tests on CUDA. Usage: bash scripts/device/session-wph.sh
+# sizes up to 4096^2 (LARGE=1), and a profile of one loss + gradient; first the WPH unit, regression and
+# property tests on CUDA. Usage: [LARGE=1] bash scripts/device/session-wph.sh  (LARGE: up to 4096^2)
 set -u
 TESTS=ON TARGETS="demix_unit_tests profile_wph bench_stats" bash scripts/device/build-bench.sh /tmp/o > /tmp/o_prof.log 2>&1 || { tail -30 /tmp/o_prof.log; exit 1; }
 grep -m1 "CUDA:" /tmp/o/configure.log
@@ -10,7 +10,7 @@ build-cuda/tests/demix_unit_tests --gtest_filter='PhaseHarmonic*:Wph*:*wph*' 2>&
 map=.device/shared/data/dust/I_1.npy
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 build-cuda/bench/bench_stats cuda $map wph
-build-cuda/bench/bench_stats cuda $map large 2>&1 | grep -v "^frame" | head -20
+[ -n "${LARGE:-}" ] && build-cuda/bench/bench_stats cuda $map large 2>&1 | grep -v "^frame" | head -20
 rm -rf /tmp/peers && mkdir -p /tmp/peers
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peers .device/peers/*.whl
 cp -r .device/peers/scattering /tmp/peers/

@@ -58,9 +58,8 @@ std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, i
 at::Tensor group_chunk(const at::Tensor& boxes /* (B, F_g, bh*bw) */, const SpectralGroup& g,
                        const SpectralPlan& plan, int64_t s, int64_t n) {
   const int64_t B = boxes.size(0);
-  const at::Tensor a = boxes.index_select(1, g.fa.narrow(0, s, n));
-  const at::Tensor b = boxes.index_select(1, g.fb.narrow(0, s, n));
-  const at::Tensor r = at::matmul(g.ey, at::matmul((a * b.conj()).view({B, n, g.bh, g.bw}), g.ex));
+  const at::Tensor prod = pair_products(boxes, g.pairs.fa.narrow(0, s, n), g.pairs.fb.narrow(0, s, n));
+  const at::Tensor r = at::matmul(g.ey, at::matmul(prod.view({B, n, g.bh, g.bw}), g.ex));
   const int64_t m0 = g.first_moment[s], nm = g.first_moment[s + n] - m0;
   return r.reshape({B, -1}).index_select(1, g.m_lin.narrow(0, m0, nm) - s * plan.n_ty * plan.n_tx);
 }
@@ -153,7 +152,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
       const SpectralGroup& g = p.groups[gi];
       const at::Tensor& boxes = saved[1 + gi];
-      at::Tensor gb = at::zeros_like(boxes);
+      at::Tensor gb = at::zeros_like(boxes, at::MemoryFormat::Contiguous);
       const at::Tensor ey_h = g.ey.conj().transpose(0, 1), ex_h = g.ex.conj().transpose(0, 1);
       const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
       for (int64_t s = 0; s < g.n_cov; s += per) {
@@ -164,9 +163,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         offset += nm;
         const at::Tensor gp = at::matmul(at::matmul(ey_h, gr.view({B, n, p.n_ty, p.n_tx})), ex_h)
                                   .reshape({B, n, g.bh * g.bw});
-        const at::Tensor fa = g.fa.narrow(0, s, n), fb = g.fb.narrow(0, s, n);
-        gb.index_add_(1, fa, gp * boxes.index_select(1, fb));
-        gb.index_add_(1, fb, gp.conj() * boxes.index_select(1, fa));
+        add_pair_products_backward(gb, boxes, g.pairs, s, gp);
       }
       gboxes.push_back(gb);
     }

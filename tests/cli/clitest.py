@@ -1,6 +1,6 @@
 """What the command-line test scripts share: running the `demix` binary named on their command
 line, and a TestCase with a scratch folder whose assertFails checks that a failing command exits
-with the expected code, says why, and leaves neither its output nor a temporary behind.
+with the expected code, says why, and leaves neither its outputs nor a temporary behind.
 
 CTest runs each script by its path, so this folder is on sys.path and `import clitest` works from
 any build directory. A script ends with `clitest.main()`, which takes the binary from argv[1].
@@ -32,14 +32,17 @@ class CliTestCase(unittest.TestCase):
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def assertFails(self, args, code, *fragments, output=None):
+    def assertFails(self, args, code, *fragments, output=None, outputs=()):
+        """`demix ARGS` exits with `code`, its stderr holds every fragment, the file `output` and
+        the files `outputs` do not exist, and no temporary is left anywhere in the scratch folder.
+        Returns stderr."""
         rc, out, err = run(*args)
         self.assertEqual(rc, code, f"{args}: rc={rc}\nstdout={out}\nstderr={err}")
         for f in fragments:
             self.assertIn(f, err, f"{args}: stderr lacks {f!r}: {err}")
-        if output is not None:
-            self.assertFalse(os.path.exists(output), f"{args} left {output}")
-        leftovers = [f for f in os.listdir(self.dir) if ".tmp-" in f]
+        for o in ([output] if output is not None else []) + list(outputs):
+            self.assertFalse(os.path.exists(o), f"{args} left {o}")
+        leftovers = [f for _, _, files in os.walk(self.dir) for f in files if ".tmp-" in f]
         self.assertEqual(leftovers, [], f"{args} left temporaries")
         return err
 

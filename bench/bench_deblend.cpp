@@ -24,10 +24,8 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <torch/cuda.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,14 +33,9 @@
 #include <string>
 #include <vector>
 
+#include "timing.hpp"
+
 namespace {
-
-bool on_cuda = false;
-
-double now_after_sync() {
-  if (on_cuda) torch::cuda::synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string list(const at::Tensor& v /* (B) */) {
   std::string s = "[";
@@ -105,7 +98,7 @@ int main(int argc, char** argv) {
     const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
                                         : device == "cuda" ? demix::DeviceKind::Cuda
                                                            : demix::DeviceKind::Auto});
-    on_cuda = ctx.device().is_cuda();
+    bench::on_cuda = ctx.device().is_cuda();
     const demix::SimulatedDataset d = demix::read_dataset(argv[1]);
     if (d.kind != "blends") throw demix::ValueError(std::string(argv[1]) + " is not a blend dataset");
     const int64_t N = d.images.size(0), B = d.images.size(1), S = d.stamps.size(-1);
@@ -142,24 +135,24 @@ int main(int argc, char** argv) {
     const demix::MadnessDeblender madness(prior, {}, ctx);
     const at::Tensor warm = at::arange(std::min<int64_t>(8, N), at::kLong);
     madness.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm), sigmas);
-    double t0 = now_after_sync();
+    double t0 = bench::now_after_sync();
     const demix::MadnessResult mr = madness.deblend(images, galaxies, sigmas);
-    const double madness_s = now_after_sync() - t0;
+    const double madness_s = bench::now_after_sync() - t0;
     report("demix-madness", mr.stamps, t, N, madness_s, mr.converged_fraction(), where);
     // DEMIX_PROFILE=trace.json: one more MADNESS run under LibTorch's legacy profiler (run with
     // CUDA_LAUNCH_BLOCKING=1 so that each op's span covers its kernels; see profile_summary.py).
     if (const char* trace = std::getenv("DEMIX_PROFILE")) {
       torch::autograd::profiler::RecordProfile guard(trace);
       madness.deblend(images, galaxies, sigmas);
-      now_after_sync();
+      bench::now_after_sync();
     }
 
     // Classical (SDSS-style symmetric templates).
     const demix::ClassicalDeblender classical({}, ctx);
     classical.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm), sigmas);
-    t0 = now_after_sync();
+    t0 = bench::now_after_sync();
     const demix::ClassicalResult cr = classical.deblend(images, galaxies, sigmas);
-    const double classical_s = now_after_sync() - t0;
+    const double classical_s = bench::now_after_sync() - t0;
     report("demix-classical", cr.stamps(S), t, N, classical_s, 1.0, where);
 
     // scarlet2, from its runner's file (scored on the blends it deblended).

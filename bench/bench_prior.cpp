@@ -11,40 +11,18 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "timing.hpp"
+
 namespace {
-
-bool on_cuda = false;
-
-void sync() {
-  if (on_cuda) torch::cuda::synchronize();
-}
-
-double median_seconds(const std::function<void()>& fn, int reps = 5, int warm = 2) {
-  for (int i = 0; i < warm; ++i) fn();
-  sync();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    sync();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 std::int64_t count(const demix::NamedTensors& params, const std::string& prefix) {
   std::int64_t n = 0;
@@ -65,7 +43,7 @@ int main(int argc, char** argv) {
   const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
                                       : device == "cuda" ? demix::DeviceKind::Cuda
                                                          : demix::DeviceKind::Auto});
-  on_cuda = ctx.device().is_cuda();
+  bench::on_cuda = ctx.device().is_cuda();
   const std::vector<double> sigmas{100, 150, 200, 300, 400, 500};
   demix::MadnessModel model =
       path.empty() ? demix::MadnessModel(demix::GalaxyVae({.band_scales = sigmas}),
@@ -92,15 +70,15 @@ int main(int argc, char** argv) {
   for (std::int64_t n : batches) {
     const at::Tensor z0 = at::randn({n, model.latent_dim()}, ctx.options());
     at::Tensor keep;
-    const double fwd = median_seconds([&] {
+    const double fwd = bench::median_seconds([&] {
       c10::AutoGradMode no_grad(false);
       keep = model.decode(z0).sum() + model.log_prob(z0).sum();
     });
-    const double decode_grad = median_seconds([&] {
+    const double decode_grad = bench::median_seconds([&] {
       const at::Tensor z = z0.detach().requires_grad_(true);
       keep = torch::autograd::grad({model.decode(z).square().sum()}, {z})[0];
     });
-    const double step = median_seconds([&] {
+    const double step = bench::median_seconds([&] {
       const at::Tensor z = z0.detach().requires_grad_(true);
       const at::Tensor loss = model.decode(z).square().sum() - model.log_prob(z).sum();
       keep = torch::autograd::grad({loss}, {z})[0];

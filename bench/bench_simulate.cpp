@@ -10,32 +10,17 @@
 #include <demix/simulate.hpp>
 
 #include <ATen/ATen.h>
-#include <torch/cuda.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <string>
-#include <vector>
+
+#include "timing.hpp"
 
 namespace {
 
-bool on_cuda = false;
-
-double median_seconds(const std::function<void()>& fn, int reps = 3) {
-  fn();
-  if (on_cuda) torch::cuda::synchronize();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    if (on_cuda) torch::cuda::synchronize();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+// Median of 3 timed runs after 1 warm-up: each run renders thousands of stamps.
+constexpr int kReps = 3;
+constexpr int kWarm = 1;
 
 }  // namespace
 
@@ -48,7 +33,7 @@ int main(int argc, char** argv) {
                                       : device == "cuda" ? demix::DeviceKind::Cuda
                                                          : demix::DeviceKind::Auto,
                             .threads = threads});
-  on_cuda = ctx.device().is_cuda();
+  bench::on_cuda = ctx.device().is_cuda();
   const demix::Survey survey = demix::Survey::lsst();
   const demix::Galaxies g = demix::sample_galaxies(survey, stamps, 1);
   demix::Galaxies centred = g;
@@ -56,7 +41,7 @@ int main(int argc, char** argv) {
   centred.y = at::full({stamps}, 22.0, at::kDouble);
   for (int64_t batch : {48, 128, 256}) {
     const demix::GalaxyRenderer renderer(survey, {.batch_size = batch}, ctx);
-    const double t = median_seconds([&] { (void)renderer.render(centred); });
+    const double t = bench::median_seconds([&] { (void)renderer.render(centred); }, kReps, kWarm);
     std::printf("{\"figure\": \"render_stamps\", \"device\": \"%s\", \"stamps\": %lld, "
                 "\"batch\": %lld, \"seconds\": %.4f, \"per_second\": %.1f}\n",
                 ctx.describe().c_str(), static_cast<long long>(stamps),
@@ -64,7 +49,7 @@ int main(int argc, char** argv) {
   }
   const demix::BlendSimulator sim(
       survey, {.count = blends, .seed = 1, .min_galaxies = 3, .max_galaxies = 5}, ctx);
-  const double t = median_seconds([&] { (void)sim.render(0, blends); });
+  const double t = bench::median_seconds([&] { (void)sim.render(0, blends); }, kReps, kWarm);
   std::printf("{\"figure\": \"render_blends\", \"device\": \"%s\", \"blends\": %lld, "
               "\"galaxies\": %lld, \"seconds\": %.4f, \"per_second\": %.1f}\n",
               ctx.describe().c_str(), static_cast<long long>(blends),

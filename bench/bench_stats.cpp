@@ -13,54 +13,32 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <torch/cuda.h>
 
 #include <sys/resource.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <string>
-#include <vector>
 
 #ifdef DEMIX_BENCH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include "timing.hpp"
+
 namespace {
-
-bool on_cuda = false;
-
-void sync() {
-  if (on_cuda) torch::cuda::synchronize();
-}
-
-double median_seconds(const std::function<void()>& fn, int reps = 5, int warm = 2) {
-  for (int i = 0; i < warm; ++i) fn();
-  sync();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    sync();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 void reset_peak() {
 #ifdef DEMIX_BENCH_CUDA
-  if (on_cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+  if (bench::on_cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
 #endif
 }
 
 /// Peak device memory (CUDA) or peak resident memory of the process (CPU), in MiB.
 double peak_mib() {
 #ifdef DEMIX_BENCH_CUDA
-  if (on_cuda) {
+  if (bench::on_cuda) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
     return static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 20);
   }
@@ -86,13 +64,13 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
   // A batch of noisy versions, as component separation evaluates them.
   const at::Tensor xb = batch == 1 ? x0.unsqueeze(0)
                                    : x0.unsqueeze(0) + at::randn({batch, n, n}, x0.options());
-  const double stats_s = median_seconds([&] {
+  const double stats_s = bench::median_seconds([&] {
     c10::AutoGradMode no_grad(false);
     op.forward(xb);
   });
   reset_peak();
   at::Tensor grad;
-  const double grad_s = median_seconds([&] { op.loss_and_grad(xb, target[0], {}, &grad); });
+  const double grad_s = bench::median_seconds([&] { op.loss_and_grad(xb, target[0], {}, &grad); });
   std::printf(
       "{\"code\": \"demix-wph\", \"n\": %ld, \"J\": %d, \"L\": 4, \"dn\": 2, \"batch\": %d, "
       "\"ncoef\": %ld, \"stats_s\": %.6g, \"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, "
@@ -106,12 +84,12 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
 /// squared maps; Cheng: a sum of squared coefficients), through plain autograd.
 void bench_family(const char* code, const std::string& params, int64_t n, int64_t ncoef,
                   const std::function<at::Tensor(const at::Tensor&)>& loss, const at::Tensor& x0) {
-  const double stats_s = median_seconds([&] {
+  const double stats_s = bench::median_seconds([&] {
     c10::AutoGradMode no_grad(false);
     loss(x0);
   });
   reset_peak();
-  const double grad_s = median_seconds([&] {
+  const double grad_s = bench::median_seconds([&] {
     const at::Tensor x = x0.clone().requires_grad_(true);
     loss(x).backward();
   });
@@ -146,7 +124,7 @@ int main(int argc, char** argv) {
     const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
                                         : device == "cuda" ? demix::DeviceKind::Cuda
                                                            : demix::DeviceKind::Auto});
-    on_cuda = ctx.device().is_cuda();
+    bench::on_cuda = ctx.device().is_cuda();
     const std::string mode = argc > 3 ? argv[3] : "";
     if (mode == "large") {  // map sizes up to 4096 x 4096: time and peak memory, batch 1
       for (int64_t n : {1024, 2048, 4096}) bench_wph(ctx, dust, n, 8, 1);

@@ -29,12 +29,6 @@ struct TrainFlowCliOptions {
   FlowTrainingOptions training;
 };
 
-std::string number_text(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.10g", v);
-  return buf;
-}
-
 std::string command_text(const TrainFlowCliOptions &o, bool resumed) {
   const FlowTrainingOptions &t = o.training;
   std::string hidden;
@@ -45,13 +39,8 @@ std::string command_text(const TrainFlowCliOptions &o, bool resumed) {
   }
   std::string c = "demix train-flow " + shell_word(o.input) +
                   (resumed ? std::string() : " --model " + shell_word(o.model)) + " -o " +
-                  shell_word(o.output) + " --epochs " + std::to_string(t.epochs) +
-                  " --batch-size " + std::to_string(t.batch_size) + " --lr " +
-                  number_text(t.learning_rate) + " --lr-decay-epochs " +
-                  number_text(t.lr_decay_epochs) + " --val-fraction " +
-                  number_text(t.val_fraction) + " --patience " + std::to_string(t.patience) +
-                  " --clip " + number_text(t.max_grad_norm) + " --seed " + std::to_string(t.seed) +
-                  " --blocks " + std::to_string(o.architecture.blocks) + " --hidden " + hidden +
+                  shell_word(o.output) + optimiser_words(t) + stopping_words(t) + " --blocks " +
+                  std::to_string(o.architecture.blocks) + " --hidden " + hidden +
                   " --max-log-scale " + number_text(o.architecture.max_log_scale);
   if (resumed)
     c += " --resume " + shell_word(t.resume_from);
@@ -135,31 +124,9 @@ void add_train_flow_command(CLI::App &app, const Globals &globals) {
       ->required();
   auto &t = o->training;
   auto &a = o->architecture;
-  cmd->add_option("--epochs", t.epochs, "Total number of epochs")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--batch-size", t.batch_size, "Latent vectors per optimiser step")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--lr", t.learning_rate, "Adam learning rate at epoch 0")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--lr-decay-epochs", t.lr_decay_epochs,
-                  "The learning rate falls by e every this many epochs (0: constant)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--val-fraction", t.val_fraction, "Share of vectors held out for validation")
-      ->check(CLI::Range(0.0, 0.5))
-      ->capture_default_str();
-  cmd->add_option("--patience", t.patience,
-                  "Stop after this many epochs without a better validation loss (0: never)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--clip", t.max_grad_norm, "Clip the gradient norm to this (0: no clipping)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--seed", t.seed, "Seed of the weights, the split and shuffling")
-      ->capture_default_str();
+  add_optimiser_options(*cmd, t, "Latent vectors per optimiser step");
+  add_stopping_options(*cmd, t, "Share of vectors held out for validation",
+                       "Seed of the weights, the split and shuffling");
   cmd->add_option("--blocks", a.blocks, "Number of MADE blocks")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -69,27 +69,17 @@ template <typename T> std::string list_text(const std::vector<T> &v) {
   return s;
 }
 
-std::string number_text(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.10g", v);
-  return buf;
-}
-
 /// The command that reproduces this run, every option spelled out (stored in the model).
 std::string command_text(const TrainVaeCliOptions &o, bool resumed) {
   const VaeTrainingOptions &t = o.training;
   const VaeOptions &a = o.architecture;
   std::string c =
-      "demix train-vae " + shell_word(o.input) + " -o " + shell_word(o.output) + " --epochs " +
-      std::to_string(t.epochs) + " --batch-size " + std::to_string(t.batch_size) + " --lr " +
-      number_text(t.learning_rate) + " --lr-decay-epochs " + number_text(t.lr_decay_epochs) +
-      " --beta " + number_text(t.beta) + " --model-error " + number_text(t.model_error) +
-      " --ae-epochs " + std::to_string(t.autoencoder_epochs) + " --val-fraction " +
-      number_text(t.val_fraction) + " --patience " + std::to_string(t.patience) + " --clip " +
-      number_text(t.max_grad_norm) + " --seed " + std::to_string(t.seed) + " --latent-dim " +
-      std::to_string(a.latent_dim) + " --encoder-channels " + list_text(a.encoder_channels) +
-      " --decoder-channels " + list_text(a.decoder_channels) + " --dense-units " +
-      std::to_string(a.dense_units) + " --target " + target_name(o.target);
+      "demix train-vae " + shell_word(o.input) + " -o " + shell_word(o.output) +
+      optimiser_words(t) + " --beta " + number_text(t.beta) + " --model-error " +
+      number_text(t.model_error) + " --ae-epochs " + std::to_string(t.autoencoder_epochs) +
+      stopping_words(t) + " --latent-dim " + std::to_string(a.latent_dim) + " --encoder-channels " +
+      list_text(a.encoder_channels) + " --decoder-channels " + list_text(a.decoder_channels) +
+      " --dense-units " + std::to_string(a.dense_units) + " --target " + target_name(o.target);
   if (!o.sigmas.empty())
     c += " --sigmas " + list_text(o.sigmas);
   if (!o.bands.empty())
@@ -200,19 +190,7 @@ void add_train_vae_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("-o,--output", o->output, "Model file to write (e.g. madness.dmx)")->required();
   auto &t = o->training;
   auto &a = o->architecture;
-  cmd->add_option("--epochs", t.epochs, "Total number of epochs")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--batch-size", t.batch_size, "Stamps per optimiser step")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--lr", t.learning_rate, "Adam learning rate at epoch 0")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--lr-decay-epochs", t.lr_decay_epochs,
-                  "The learning rate falls by e every this many epochs (0: constant)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  add_optimiser_options(*cmd, t, "Stamps per optimiser step");
   cmd->add_option("--beta", t.beta, "Weight of the KL term")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -225,18 +203,8 @@ void add_train_vae_command(CLI::App &app, const Globals &globals) {
                   "First epochs as a deterministic autoencoder (z = mean, no KL)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--val-fraction", t.val_fraction, "Share of stamps held out for validation")
-      ->check(CLI::Range(0.0, 0.5))
-      ->capture_default_str();
-  cmd->add_option("--patience", t.patience,
-                  "Stop after this many epochs without a better validation loss (0: never)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--clip", t.max_grad_norm, "Clip the gradient norm to this (0: no clipping)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--seed", t.seed, "Seed of the weights, the split, shuffling and sampling")
-      ->capture_default_str();
+  add_stopping_options(*cmd, t, "Share of stamps held out for validation",
+                       "Seed of the weights, the split, shuffling and sampling");
   cmd->add_option("--latent-dim", a.latent_dim, "Latent dimension")
       ->check(CLI::Range(2, 1024))
       ->capture_default_str();

@@ -104,6 +104,12 @@ std::string provenance_line(const std::string &command, const Context &ctx,
          ctx.describe() + ", " + date + " | " + summary;
 }
 
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.10g", v);
+  return buf;
+}
+
 std::string shell_word(const std::string &word) {
   if (!word.empty() && word.find_first_of(" \t\"'\\$`;&|<>()*?[]{}!#~") == std::string::npos)
     return word;

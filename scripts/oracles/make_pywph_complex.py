@@ -24,32 +24,20 @@ These files were made with Debian's python3-torch 1.13 and pywph 1.1.3 from PyPI
       --dust ../shared/data/dust --out tests/data/pywph_complex
 """
 
-import argparse
 import os
 
 import numpy as np
 import pywph
 import torch
 
-M, J, L, DN = 128, 5, 4, 2
-
-
-def standardise(a):
-    a = np.asarray(a, dtype=np.float64)
-    return (a - a.mean()) / a.std()
+from oracle_maps import DN, J, L, M, dust_maps, parse_args, save_moments
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dust", required=True, help="folder holding I_1.npy and I_2.npy")
-    parser.add_argument("--out", required=True, help="output folder")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(__doc__.splitlines()[0])
 
-    i1 = np.load(os.path.join(args.dust, "I_1.npy"))
-    i2 = np.load(os.path.join(args.dust, "I_2.npy"))
-    step = i1.shape[0] // M
-    z = standardise(i1[::step, ::step]) + 1j * standardise(i2[::step, ::step])
+    i1, i2 = dust_maps(args.dust)
+    z = i1 + 1j * i2
     assert z.shape == (M, M)
     np.save(os.path.join(args.out, "input.npy"), z.astype(np.complex128))
 
@@ -66,9 +54,7 @@ def main():
             assert np.array_equal(wph_idx, w.wph_coeffs_indices)
             assert np.array_equal(sm_idx, w.sm_coeffs_indices)
             name = f"norm-{'auto' if norm else 'none'}_pbc-{int(pbc)}"
-            np.save(os.path.join(args.out, name + "_wph.npy"), w.wph_coeffs.astype(np.complex128))
-            np.save(os.path.join(args.out, name + "_sm.npy"), w.sm_coeffs.astype(np.complex128))
-            print(f"{name}: {w.wph_coeffs.shape[-1]} WPH + {w.sm_coeffs.shape[-1]} scaling moments")
+            save_moments(args.out, name, w)
 
 
 if __name__ == "__main__":

@@ -17,32 +17,18 @@ Regenerate as scripts/oracles/make_pywph_complex.py says (same virtual environme
       --dust ../shared/data/dust --out tests/data/pywph_cross
 """
 
-import argparse
 import os
 
 import numpy as np
 import pywph
 import torch
 
-M, J, L, DN = 128, 5, 4, 2
-
-
-def standardise(a):
-    a = np.asarray(a, dtype=np.float64)
-    return (a - a.mean()) / a.std()
+from oracle_maps import DN, J, L, M, dust_maps, parse_args, save_moments
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dust", required=True, help="folder holding I_1.npy and I_2.npy")
-    parser.add_argument("--out", required=True, help="output folder")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    maps = []
-    for name in ("I_1", "I_2"):
-        a = np.load(os.path.join(args.dust, name + ".npy"))
-        step = a.shape[0] // M
-        maps.append(standardise(a[::step, ::step]))
+    args = parse_args(__doc__.splitlines()[0])
+    maps = dust_maps(args.dust)
     np.save(os.path.join(args.out, "x.npy"), maps[0])
     np.save(os.path.join(args.out, "y.npy"), maps[1])
 
@@ -54,9 +40,7 @@ def main():
         np.save(os.path.join(args.out, "wph_indices.npy"), w.wph_coeffs_indices.astype(np.int64))
         np.save(os.path.join(args.out, "sm_indices.npy"), w.sm_coeffs_indices.astype(np.int64))
         name = f"norm-{'auto' if norm else 'none'}"
-        np.save(os.path.join(args.out, name + "_wph.npy"), w.wph_coeffs.astype(np.complex128))
-        np.save(os.path.join(args.out, name + "_sm.npy"), w.sm_coeffs.astype(np.complex128))
-        print(f"{name}: {w.wph_coeffs.shape[-1]} WPH + {w.sm_coeffs.shape[-1]} scaling moments")
+        save_moments(args.out, name, w)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,11 @@ name the file and the problem, and no output file (nor temporary) left behind by
 usage: test_cli.py PATH/TO/demix
 """
 import os
-import subprocess
-import sys
-import tempfile
-import unittest
 
 import numpy as np
 
-DEMIX = None
+import clitest
+from clitest import run
 
 
 def read_bytes(path):
@@ -64,34 +61,11 @@ def read_png_rgb(path):
     return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(height, width, 3)
 
 
-def run(*args):
-    p = subprocess.run([DEMIX, *map(str, args)], capture_output=True, text=True, timeout=120)
-    return p.returncode, p.stdout, p.stderr
-
-
-class CliTest(unittest.TestCase):
+class CliTest(clitest.CliTestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
+        super().setUp()
         self.good = self.path("good.npy")
         np.save(self.good, np.random.default_rng(1).normal(size=(16, 24)).astype(np.float32))
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def assertFails(self, args, code, *fragments, output=None):
-        rc, out, err = run(*args)
-        self.assertEqual(rc, code, f"{args}: rc={rc}\nstdout={out}\nstderr={err}")
-        for f in fragments:
-            self.assertIn(f, err, f"{args}: stderr lacks {f!r}: {err}")
-        if output is not None:
-            self.assertFalse(os.path.exists(output), f"{args} left {output}")
-        leftovers = [f for f in os.listdir(self.dir) if ".tmp-" in f]
-        self.assertEqual(leftovers, [], f"{args} left temporaries")
-        return err
 
     # ---- success paths ----
     def test_help_and_version(self):
@@ -434,5 +408,4 @@ class CliTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    DEMIX = os.path.abspath(sys.argv.pop(1))
-    unittest.main(verbosity=2)
+    clitest.main()

@@ -8,23 +8,16 @@ usage: test_deblend_cli.py PATH/TO/demix
 """
 import csv
 import os
-import subprocess
-import sys
-import tempfile
-import unittest
 
 import numpy as np
 from astropy.io import fits
 
-DEMIX = None
+import clitest
+from clitest import run
+
 SIGMA = np.array([50.0, 30.0, 30.0, 40.0, 60.0, 90.0])
 H, W = 60, 64
 TRUE_XY = [(20.0, 25.0), (30.0, 30.0)]
-
-
-def run(*args):
-    p = subprocess.run([DEMIX, *map(str, args)], capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
 
 
 def gaussian(x0, y0, s, flux):
@@ -32,10 +25,9 @@ def gaussian(x0, y0, s, flux):
     return flux / (2 * np.pi * s * s) * np.exp(-0.5 * ((xx - x0) ** 2 + (yy - y0) ** 2) / s ** 2)
 
 
-class DeblendCliTest(unittest.TestCase):
+class DeblendCliTest(clitest.CliTestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
+        super().setUp()
         rng = np.random.default_rng(1)
         cube = np.stack([gaussian(20, 25, 2.5, 2e4 * (1 + 0.2 * b)) + gaussian(30, 30, 3.0, 3e4)
                          for b in range(6)])
@@ -53,25 +45,9 @@ class DeblendCliTest(unittest.TestCase):
         with open(self.catalog, "w") as f:
             f.write("id,mag,x,y\n0,22.1,20,25\n1,21.5,30.2,29.8\n")
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
     def read_catalogue(self, out):
         with open(os.path.join(out, "catalogue.csv")) as f:
             return list(csv.DictReader(f))
-
-    def assertFails(self, args, code, *fragments, output=None):
-        rc, out, err = run(*args)
-        self.assertEqual(rc, code, f"{args}: rc={rc}\nstdout={out}\nstderr={err}")
-        for frag in fragments:
-            self.assertIn(frag, err, f"{args}: stderr lacks {frag!r}: {err}")
-        if output is not None:
-            self.assertFalse(os.path.exists(output), f"{args} left {output}")
-        leftovers = [f for _, _, files in os.walk(self.dir) for f in files if ".tmp-" in f]
-        self.assertEqual(leftovers, [], f"{args} left temporaries")
 
     def test_classical_stamps_catalogue_and_headers(self):
         out = self.path("out")
@@ -221,5 +197,4 @@ class DeblendCliTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    DEMIX = os.path.abspath(sys.argv.pop(1))
-    unittest.main(verbosity=2)
+    clitest.main(timeout=300)

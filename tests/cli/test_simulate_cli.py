@@ -6,23 +6,15 @@ the seed, and usage (exit 2) or runtime (exit 1) errors that leave no output beh
 
 usage: test_simulate_cli.py PATH/TO/demix
 """
-import os
-import subprocess
-import sys
-import tempfile
-import unittest
 import warnings
 
 import numpy as np
 from astropy.io import fits
 
-DEMIX = None
+import clitest
+from clitest import run
+
 BANDS = ["u", "g", "r", "i", "z", "y"]
-
-
-def run(*args):
-    p = subprocess.run([DEMIX, *map(str, args)], capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
 
 
 def open_checked(path):
@@ -38,26 +30,7 @@ def read_csv(path):
     return header, np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
 
 
-class SimulateCliTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def assertFails(self, args, code, *fragments, outputs=()):
-        rc, out, err = run(*args)
-        self.assertEqual(rc, code, f"{args}: rc={rc}\nstdout={out}\nstderr={err}")
-        for f in fragments:
-            self.assertIn(f, err, f"{args}: stderr lacks {f!r}: {err}")
-        for o in outputs:
-            self.assertFalse(os.path.exists(o), f"{args} left {o}")
-        self.assertEqual([f for f in os.listdir(self.dir) if ".tmp-" in f], [])
-
+class SimulateCliTest(clitest.CliTestCase):
     def test_isolated_layout_keywords_and_truth(self):
         out, csv, png = self.path("iso.fits"), self.path("iso.csv"), self.path("iso.png")
         rc, text, err = run("simulate", "isolated", "-n", 6, "--seed", 5, "--max-offset", 0.25,
@@ -210,5 +183,4 @@ class SimulateCliTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    DEMIX = os.path.abspath(sys.argv.pop(1))
-    unittest.main(verbosity=2)
+    clitest.main(timeout=300)

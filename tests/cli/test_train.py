@@ -7,21 +7,14 @@ usage: test_train.py PATH/TO/demix
 """
 import os
 import struct
-import subprocess
-import sys
-import tempfile
-import unittest
 
 import numpy as np
 
-DEMIX = None
+import clitest
+from clitest import run
+
 SMALL = ["--encoder-channels", "4,8", "--decoder-channels", "8,4,4", "--dense-units", "16",
          "--latent-dim", "4", "--batch-size", "16", "--ae-epochs", "1", "--threads", "2"]
-
-
-def run(*args):
-    p = subprocess.run([DEMIX, *map(str, args)], capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
 
 
 def read_archive(path):
@@ -58,10 +51,9 @@ def read_archive(path):
     return entries
 
 
-class TrainTest(unittest.TestCase):
+class TrainTest(clitest.CliTestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
+        super().setUp()
         rng = np.random.default_rng(3)
         n, b, s = 48, 2, 15
         yy, xx = np.mgrid[:s, :s] - s // 2
@@ -76,23 +68,6 @@ class TrainTest(unittest.TestCase):
         self.clean = self.path("clean.npy")
         np.save(self.stamps, noisy.astype(np.float32))
         np.save(self.clean, clean.astype(np.float32))
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def assertFails(self, args, code, *fragments, output=None):
-        rc, out, err = run(*args)
-        self.assertEqual(rc, code, f"{args}: rc={rc}\nstdout={out}\nstderr={err}")
-        for f in fragments:
-            self.assertIn(f, err, f"{args}: stderr lacks {f!r}: {err}")
-        if output is not None:
-            self.assertFalse(os.path.exists(output), f"{args} left {output}")
-        leftovers = [f for f in os.listdir(self.dir) if ".tmp-" in f]
-        self.assertEqual(leftovers, [], f"{args} left temporaries")
-        return err
 
     def train_vae(self, model, *extra):
         rc, out, err = run("train-vae", self.stamps, "--noiseless", self.clean, "-o", model,
@@ -207,5 +182,4 @@ class TrainTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    DEMIX = os.path.abspath(sys.argv.pop(1))
-    unittest.main()
+    clitest.main(timeout=300, verbosity=1)

@@ -1,0 +1,44 @@
+#pragma once
+// Wall-clock timing shared by the benchmarks. CUDA calls return before their kernels finish, so
+// every reading waits for the device first when the timed work runs on a GPU.
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <vector>
+
+namespace bench {
+
+/// Whether the timed work runs on CUDA; main sets it once from the context's device.
+inline bool on_cuda = false;
+
+/// Waits for the work queued on the GPU (nothing on the CPU).
+inline void sync() {
+  if (on_cuda) torch::cuda::synchronize();
+}
+
+/// Seconds on a steady clock, read after the queued work has finished.
+inline double now_after_sync() {
+  sync();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// Median seconds of `reps` timed calls of `fn`, after `warm` untimed ones (first-call costs:
+/// allocations, kernel selection, caches).
+inline double median_seconds(const std::function<void()>& fn, int reps = 5, int warm = 2) {
+  for (int i = 0; i < warm; ++i) fn();
+  sync();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    sync();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace bench

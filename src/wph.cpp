@@ -420,8 +420,7 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
       g.slots_by_source[conj] = longs(order), g.source_of_slot[conj] = longs(sources);
     }
     g.n_cov = static_cast<int64_t>(fa.size());
-    g.fields = longs(fields), g.m_lin = longs(m_lin);
-    g.pairs = detail::PairIndex::build(fa, fb, static_cast<int64_t>(fields.size()), dev);
+    g.fields = longs(fields), g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
     plan->groups.push_back(std::move(g));
   }
   // Sources in field order: plain wavelet fields, moduli, higher harmonics (per map when cross).

@@ -38,22 +38,6 @@ void check(const at::Tensor& x, const at::Tensor& g, const char* what) {
 
 }  // namespace
 
-PairIndex PairIndex::build(const std::vector<int64_t>& fa, const std::vector<int64_t>& fb, int64_t n_fields,
-                           c10::Device device) {
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> by_field(static_cast<std::size_t>(n_fields));
-  for (std::size_t c = 0; c < fa.size(); ++c) {
-    by_field.at(fa[c]).push_back({2 * static_cast<int64_t>(c), fb[c]});
-    by_field.at(fb[c]).push_back({2 * static_cast<int64_t>(c) + 1, fa[c]});
-  }
-  std::vector<int64_t> ptr{0}, code, other;
-  for (const auto& list : by_field) {
-    for (const auto& [c, o] : list) code.push_back(c), other.push_back(o);
-    ptr.push_back(static_cast<int64_t>(code.size()));
-  }
-  auto longs = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
-  return {longs(fa), longs(fb), longs(ptr), longs(code), longs(other)};
-}
-
 at::Tensor pair_products_composite(const at::Tensor& x, const at::Tensor& fa, const at::Tensor& fb) {
   return x.index_select(1, fa) * x.index_select(1, fb).conj();
 }
@@ -101,40 +85,37 @@ at::Tensor pair_products(const at::Tensor& x_in, const at::Tensor& fa_in, const 
   return out;
 }
 
-void add_pair_products_backward(at::Tensor& gx, const at::Tensor& x_in, const PairIndex& index, int64_t c0,
-                                const at::Tensor& g_in) {
+void add_pair_products_backward(at::Tensor& gx, const at::Tensor& x_in, const at::Tensor& fa_in,
+                                const at::Tensor& fb_in, const at::Tensor& g_in) {
   check(x_in, g_in, "add_pair_products_backward");
   if (!gx.sizes().equals(x_in.sizes()) || !gx.is_contiguous() || gx.scalar_type() != x_in.scalar_type() ||
-      index.ptr.numel() != x_in.size(1) + 1)
-    throw ShapeError("add_pair_products_backward: gx must be a contiguous tensor like x, and the index for its fields");
+      fa_in.numel() != g_in.size(1) || fb_in.numel() != g_in.size(1))
+    throw ShapeError("add_pair_products_backward: gx must be a contiguous tensor like x, and fa, fb one per product");
+  if (!have_kernel(x_in)) return add_pair_products_backward_composite(gx, x_in, fa_in, fb_in, g_in);
   const int64_t B = x_in.size(0), F = x_in.size(1), K = x_in.size(2), n = g_in.size(1);
-  if (!have_kernel(x_in))
-    return add_pair_products_backward_composite(gx, x_in, index.fa.narrow(0, c0, n), index.fb.narrow(0, c0, n), g_in);
-  const at::Tensor x = x_in.contiguous(), g = g_in.contiguous();
+  const at::Tensor x = x_in.contiguous(), g = g_in.contiguous(), fa = fa_in.contiguous(), fb = fb_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(x.scalar_type()), "add_pair_products_backward", [&] {
 #ifdef DEMIX_CUDA_KERNELS
     if (x.is_cuda()) {
       const c10::cuda::CUDAGuard guard(x.device());
       const char* err = cuda::add_pair_products_backward<scalar_t>(
-          as_real<scalar_t>(gx), as_real<scalar_t>(x), index.ptr.data_ptr<int64_t>(), index.code.data_ptr<int64_t>(),
-          index.other.data_ptr<int64_t>(), c0, as_real<scalar_t>(g), B, F, n, K,
-          c10::cuda::getCurrentCUDAStream().stream());
+          as_real<scalar_t>(gx), as_real<scalar_t>(x), fa.data_ptr<int64_t>(), fb.data_ptr<int64_t>(),
+          as_real<scalar_t>(g), B, F, n, K, c10::cuda::getCurrentCUDAStream().stream());
       if (err) throw DeviceError(std::string("add_pair_products_backward: CUDA kernel failed: ") + err);
       return;
     }
 #endif
     scalar_t* out = as_real<scalar_t>(gx);
     const scalar_t *xs = as_real<scalar_t>(x), *gs = as_real<scalar_t>(g);
-    const int64_t *ptr = index.ptr.data_ptr<int64_t>(), *code = index.code.data_ptr<int64_t>(),
-                  *other = index.other.data_ptr<int64_t>();
-    at::parallel_for(0, B * F, 1, [&](int64_t begin, int64_t end) {
+    const int64_t *ia = fa.data_ptr<int64_t>(), *ib = fb.data_ptr<int64_t>();
+    // Parallel over (map, block of frequencies), products in sequence: repeated fields never race.
+    constexpr int64_t kBlock = 256;
+    const int64_t blocks = (K + kBlock - 1) / kBlock;
+    at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
-        const int64_t s = t % F, b = t / F;
-        for (int64_t k = 0; k < K; ++k) {
-          scalar_t re = 0, im = 0;
-          pair::field_backward(xs + b * F * K * 2, gs + b * n * K * 2, code, other, ptr[s], ptr[s + 1], c0, n, K, k, re, im);
-          out[(t * K + k) * 2] += re, out[(t * K + k) * 2 + 1] += im;
-        }
+        const int64_t b = t / blocks, k0 = (t % blocks) * kBlock, k1 = std::min(K, k0 + kBlock);
+        for (int64_t k = k0; k < k1; ++k)
+          pair::backward_at(out + b * F * K * 2, xs + b * F * K * 2, ia, ib, gs + b * n * K * 2, n, K, k);
       }
     });
   });

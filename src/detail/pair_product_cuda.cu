@@ -27,16 +27,14 @@ __global__ void forward_kernel(const T* x, const int64_t* fa, const int64_t* fb,
   }
 }
 
-// One thread per (map, field, frequency), looping over that field's products: no atomics.
+// One thread per (map, frequency), looping over the products: no atomics.
 template <class T>
-__global__ void backward_kernel(T* gx, const T* x, const int64_t* ptr, const int64_t* code, const int64_t* other,
-                                int64_t c0, const T* g, int64_t B, int64_t F, int64_t n, int64_t K) {
-  const int64_t total = B * F * K;
+__global__ void backward_kernel(T* gx, const T* x, const int64_t* fa, const int64_t* fb, const T* g, int64_t B,
+                                int64_t F, int64_t n, int64_t K) {
+  const int64_t total = B * K;
   for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total; e += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t k = e % K, t = e / K, s = t % F, b = t / F;
-    T re = 0, im = 0;
-    pair::field_backward(x + b * F * K * 2, g + b * n * K * 2, code, other, ptr[s], ptr[s + 1], c0, n, K, k, re, im);
-    gx[2 * e] += re, gx[2 * e + 1] += im;
+    const int64_t k = e % K, b = e / K;
+    pair::backward_at(gx + b * F * K * 2, x + b * F * K * 2, fa, fb, g + b * n * K * 2, n, K, k);
   }
 }
 
@@ -56,11 +54,10 @@ const char* pair_products(const T* x, const int64_t* fa, const int64_t* fb, T* o
 }
 
 template <class T>
-const char* add_pair_products_backward(T* gx, const T* x, const int64_t* ptr, const int64_t* code,
-                                       const int64_t* other, int64_t c0, const T* g, int64_t B, int64_t F,
-                                       int64_t n, int64_t K, void* stream) {
-  if (B * F * K == 0 || n == 0) return nullptr;
-  backward_kernel<T><<<blocks_for(B * F * K), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gx, x, ptr, code, other, c0, g, B, F, n, K);
+const char* add_pair_products_backward(T* gx, const T* x, const int64_t* fa, const int64_t* fb, const T* g,
+                                       int64_t B, int64_t F, int64_t n, int64_t K, void* stream) {
+  if (B * K == 0 || n == 0) return nullptr;
+  backward_kernel<T><<<blocks_for(B * K), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gx, x, fa, fb, g, B, F, n, K);
   return status();
 }
 
@@ -69,10 +66,8 @@ template const char* pair_products<float>(const float*, const int64_t*, const in
 template const char* pair_products<double>(const double*, const int64_t*, const int64_t*, double*, int64_t,
                                            int64_t, int64_t, int64_t, void*);
 template const char* add_pair_products_backward<float>(float*, const float*, const int64_t*, const int64_t*,
-                                                       const int64_t*, int64_t, const float*, int64_t, int64_t,
-                                                       int64_t, int64_t, void*);
+                                                       const float*, int64_t, int64_t, int64_t, int64_t, void*);
 template const char* add_pair_products_backward<double>(double*, const double*, const int64_t*, const int64_t*,
-                                                        const int64_t*, int64_t, const double*, int64_t, int64_t,
-                                                        int64_t, int64_t, void*);
+                                                        const double*, int64_t, int64_t, int64_t, int64_t, void*);
 
 }  // namespace demix::detail::cuda

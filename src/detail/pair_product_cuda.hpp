@@ -11,8 +11,7 @@ const char* pair_products(const T* x, const int64_t* fa, const int64_t* fb, T* o
                           int64_t n, int64_t K, void* stream);
 
 template <class T>
-const char* add_pair_products_backward(T* gx, const T* x, const int64_t* ptr, const int64_t* code,
-                                       const int64_t* other, int64_t c0, const T* g, int64_t B, int64_t F,
-                                       int64_t n, int64_t K, void* stream);
+const char* add_pair_products_backward(T* gx, const T* x, const int64_t* fa, const int64_t* fb, const T* g,
+                                       int64_t B, int64_t F, int64_t n, int64_t K, void* stream);
 
 }  // namespace demix::detail::cuda

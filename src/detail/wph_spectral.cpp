@@ -1,5 +1,6 @@
 #include "wph_spectral.hpp"
 
+#include "pair_product.hpp"
 #include "phase_harmonic.hpp"
 
 #include <ATen/ATen.h>
@@ -58,7 +59,7 @@ std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, i
 at::Tensor group_chunk(const at::Tensor& boxes /* (B, F_g, bh*bw) */, const SpectralGroup& g,
                        const SpectralPlan& plan, int64_t s, int64_t n) {
   const int64_t B = boxes.size(0);
-  const at::Tensor prod = pair_products(boxes, g.pairs.fa.narrow(0, s, n), g.pairs.fb.narrow(0, s, n));
+  const at::Tensor prod = pair_products(boxes, g.fa.narrow(0, s, n), g.fb.narrow(0, s, n));
   const at::Tensor r = at::matmul(g.ey, at::matmul(prod.view({B, n, g.bh, g.bw}), g.ex));
   const int64_t m0 = g.first_moment[s], nm = g.first_moment[s + n] - m0;
   return r.reshape({B, -1}).index_select(1, g.m_lin.narrow(0, m0, nm) - s * plan.n_ty * plan.n_tx);
@@ -163,7 +164,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         offset += nm;
         const at::Tensor gp = at::matmul(at::matmul(ey_h, gr.view({B, n, p.n_ty, p.n_tx})), ex_h)
                                   .reshape({B, n, g.bh * g.bw});
-        add_pair_products_backward(gb, boxes, g.pairs, s, gp);
+        add_pair_products_backward(gb, boxes, g.fa.narrow(0, s, n), g.fb.narrow(0, s, n), gp);
       }
       gboxes.push_back(gb);
     }

@@ -11,8 +11,6 @@
 // keeps only the boxes each group of covariances needs, and in backward sends the gradients back
 // through the same chunks. It saves the wavelet transform and those boxes, nothing of full size.
 
-#include "pair_product.hpp"
-
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
@@ -35,7 +33,7 @@ struct SpectralGroup {
   at::Tensor slots_by_source[2];        // (n_uses) int64
   at::Tensor source_of_slot[2];         // (n_uses) int64: their sources
   std::vector<int64_t> source_offset[2];  // (n_sources + 1)
-  PairIndex pairs;         // slots of each covariance's sides (pairs.fa, pairs.fb: (n_cov) int64)
+  at::Tensor fa, fb;       // (n_cov) int64: slot of each side
   at::Tensor m_lin;        // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
   std::vector<int64_t> first_moment;  // per covariance: offset of its moments (n_cov + 1)
   int64_t n_cov = 0;

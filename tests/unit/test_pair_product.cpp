@@ -15,13 +15,12 @@ double rel_diff(const at::Tensor& a, const at::Tensor& b) {
 }
 
 // Fields used by several products, on either side, and products of a field with itself; the
-// backward of a sub-range of products (c0 > 0) as the chunked WPH backward calls it.
+// backward of a sub-range of products as the chunked WPH backward calls it.
 void expect_match(at::ScalarType type, c10::Device device, double tol) {
   at::manual_seed(5);
   const auto opt = at::TensorOptions().dtype(at::kDouble);
   const at::Tensor x = at::complex(at::randn({3, 4, 10}, opt), at::randn({3, 4, 10}, opt)).to(device, type);
   const std::vector<int64_t> fa{0, 1, 2, 1, 3, 0}, fb{1, 1, 0, 3, 3, 2};
-  const demix::detail::PairIndex index = demix::detail::PairIndex::build(fa, fb, 4, device);
   const at::Tensor ta = at::tensor(fa, at::kLong).to(device), tb = at::tensor(fb, at::kLong).to(device);
   EXPECT_LT(rel_diff(demix::detail::pair_products(x, ta, tb).cpu(),
                      demix::detail::pair_products_composite(x.cpu(), ta.cpu(), tb.cpu())), tol);
@@ -32,7 +31,7 @@ void expect_match(at::ScalarType type, c10::Device device, double tol) {
   demix::detail::add_pair_products_backward_composite(ref, x.cpu(), ta.narrow(0, c0, n).cpu(),
                                                       tb.narrow(0, c0, n).cpu(), g.cpu());
   at::Tensor got = at::ones_like(x);
-  demix::detail::add_pair_products_backward(got, x, index, c0, g);
+  demix::detail::add_pair_products_backward(got, x, ta.narrow(0, c0, n), tb.narrow(0, c0, n), g);
   EXPECT_LT(rel_diff(got.cpu(), ref), tol);
 }
 
@@ -46,14 +45,6 @@ TEST(PairProduct, CudaKernelsMatchTheCompositeForms) {
   if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   expect_match(at::kComplexDouble, at::kCUDA, 1e-14);
   expect_match(at::kComplexFloat, at::kCUDA, 1e-6);
-}
-
-TEST(PairProduct, IndexListsEachProductUnderBothItsFields) {
-  const auto index = demix::detail::PairIndex::build({0, 2}, {2, 2}, 3, at::kCPU);
-  // field 0: product 0 side a; field 1: none; field 2: product 0 side b, product 1 sides a and b.
-  EXPECT_TRUE(at::equal(index.ptr, at::tensor({0, 1, 1, 4}, at::kLong)));
-  EXPECT_TRUE(at::equal(index.code, at::tensor({0, 1, 2, 3}, at::kLong)));
-  EXPECT_TRUE(at::equal(index.other, at::tensor({2, 0, 2, 2}, at::kLong)));
 }
 
 }  // namespace

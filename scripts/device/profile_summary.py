@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sums the op spans of a LibTorch Chrome trace by name and prints the top entries, by self time
 (a span minus the spans nested in it on the same thread) and the total (nested ops included).
-Usage: profile_summary.py trace.json [top]"""
+Usage: profile_summary.py trace.json [top] [op ...]: the ops named after top are also broken
+down by the three ops that enclose them (which call makes the copies, say)."""
 import collections
 import json
 import sys
@@ -9,6 +10,8 @@ import sys
 events = json.load(open(sys.argv[1]))
 events = events["traceEvents"] if isinstance(events, dict) else events
 top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+watched = set(sys.argv[3:])
+by_parent = collections.Counter()
 spans = []  # (tid, start, end, name)
 starts = {}
 for e in events:
@@ -40,8 +43,12 @@ for t, start, end, name in spans:
     close(start)
     total[name] += end - start
     count[name] += 1
+    if name in watched:
+        by_parent[(name, " < ".join(s[1] for s in reversed(stack[-3:])))] += end - start
     stack.append([end, name, start, 0])
 close(float("inf"))
 print(f"{'self ms':>9} {'total ms':>9} {'calls':>6}  op")
 for name, us in self_time.most_common(top):
     print(f"{us / 1000:9.3f} {total[name] / 1000:9.3f} {count[name]:6d}  {name}")
+for (name, parents), us in by_parent.most_common(top):
+    print(f"{us / 1000:9.3f} ms  {name} < {parents}")

@@ -17,5 +17,5 @@ cp -r .device/peers/scattering /tmp/peers/
 PEERS_DIR=/tmp/peers DUST_DIR=.device/shared/data/dust PYTHONUNBUFFERED=1 timeout 200 python3 .device/shared/tools/peer_bench.py pywph 2>&1 | grep "^{"
 for b in 1 100; do
   build-cuda/bench/profile_wph cuda $map 256 7 $b /tmp/x.json
-  CUDA_LAUNCH_BLOCKING=1 build-cuda/bench/profile_wph cuda $map 256 7 $b /tmp/t$b.json > /dev/null && python3 scripts/device/profile_summary.py /tmp/t$b.json 22
+  CUDA_LAUNCH_BLOCKING=1 build-cuda/bench/profile_wph cuda $map 256 7 $b /tmp/t$b.json > /dev/null && python3 scripts/device/profile_summary.py /tmp/t$b.json 22 aten::copy_ aten::index_select aten::index_add_ aten::fill_
 done

@@ -15,6 +15,12 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+/// z * r for complex z and real r (broadcast): a real product on z's (re, im) pairs, which spares
+/// the promotion of r to complex (a full copy on the CPU).
+at::Tensor times_real(const at::Tensor& z, const at::Tensor& r) {
+  return at::view_as_complex(at::view_as_real(z) * r.unsqueeze(-1));
+}
+
 int64_t items_per_chunk(int64_t bytes_per_item, int64_t budget, int64_t total) {
   return std::clamp<int64_t>(budget / std::max<int64_t>(1, bytes_per_item), 1, std::max<int64_t>(1, total));
 }
@@ -35,7 +41,7 @@ at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, cons
   std::vector<at::Tensor> parts;
   const int64_t plain_end = std::min(s0 + c, n_plain);
   for_map_runs(plan, s0, plain_end, [&](int64_t map, int64_t s, int64_t n) {
-    parts.push_back(xhat.narrow(1, map, 1) * plan.psi_plain.narrow(0, s, n));
+    parts.push_back(times_real(xhat.narrow(1, map, 1), plan.psi_plain.narrow(0, s, n)));
   });
   const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
   if (nl1 > nl0) {
@@ -52,7 +58,12 @@ std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, i
   const auto& offset = g.source_offset[conj];
   const int64_t e0 = offset[s0], n = offset[s0 + c] - e0;
   if (n == 0) return {};
-  return {g.slots_by_source[conj].narrow(0, e0, n), g.source_of_slot[conj].narrow(0, e0, n) - s0};
+  const at::Tensor slots = g.slots_by_source[conj].narrow(0, e0, n);
+  if (s0 == 0) return {slots, g.source_of_slot[conj].narrow(0, e0, n)};
+  std::lock_guard<std::mutex> lock(g.local_sources->mutex);
+  at::Tensor& local = g.local_sources->by_chunk[{s0, c, conj}];
+  if (!local.defined()) local = g.source_of_slot[conj].narrow(0, e0, n) - s0;
+  return {slots, local};
 }
 
 /// Covariances [s, s + n) of group g from its boxes: (B, moments of those covariances).
@@ -199,7 +210,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       const at::Tensor g4 = gfull.view({B, c, H, W});
       const int64_t plain_end = std::min(s0 + c, n_plain);
       for_map_runs(p, s0, plain_end, [&](int64_t map, int64_t s, int64_t n) {
-        gxhat.narrow(1, map, 1).add_((g4.narrow(1, s - s0, n) * p.psi_plain.narrow(0, s, n)).sum(1, true));
+        gxhat.narrow(1, map, 1).add_(times_real(g4.narrow(1, s - s0, n), p.psi_plain.narrow(0, s, n)).sum(1, true));
       });
       const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
       if (nl1 > nl0) {

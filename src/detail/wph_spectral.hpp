@@ -14,7 +14,10 @@
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 namespace demix::detail {
@@ -33,6 +36,13 @@ struct SpectralGroup {
   at::Tensor slots_by_source[2];        // (n_uses) int64
   at::Tensor source_of_slot[2];         // (n_uses) int64: their sources
   std::vector<int64_t> source_offset[2];  // (n_sources + 1)
+  // Their sources relative to a chunk's first, made on a chunk's first use and kept:
+  // (first source, count, conj) -> (n) int64. The chunks repeat from call to call.
+  struct LocalSources {
+    std::mutex mutex;
+    std::map<std::tuple<int64_t, int64_t, int>, at::Tensor> by_chunk;
+  };
+  std::shared_ptr<LocalSources> local_sources = std::make_shared<LocalSources>();
   at::Tensor fa, fb;       // (n_cov) int64: slot of each side
   at::Tensor m_lin;        // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
   std::vector<int64_t> first_moment;  // per covariance: offset of its moments (n_cov + 1)

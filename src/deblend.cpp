@@ -317,17 +317,17 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
     at::Tensor best = at::full({work.N}, std::numeric_limits<double>::infinity(), dopt);
     at::Tensor prev = at::zeros({work.N}, dopt), ema = at::zeros({work.N}, dopt);
     at::Tensor ema0 = at::zeros({work.N}, dopt);
-    const double keep_avg = (o.window - 1.0) / o.window;
     for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
       at::Tensor L, g;
       std::tie(L, g) = loss_fn.with_grad(work, z); // (K), (M_w, D)
+      // In place where a buffer is ours: on a GPU, late steps of few blends cost their launches.
       const at::Tensor better = L < best;
-      best = at::where(better, L, best);
-      z_best = at::where(to_rows(better, work.blend), z, z_best);
+      at::where_out(best, better, L, best);
+      at::where_out(z_best, to_rows(better, work.blend), z, z_best);
       if (t == 1)
         ema = prev - L;
-      if (t > 1)
-        ema = keep_avg * ema + (prev - L) / o.window;
+      if (t > 1) // ema <- (window - 1) / window ema + (prev - L) / window
+        ema.lerp_(prev - L, 1.0 / o.window);
       if (t == o.window)
         ema0 = ema.clone();
       prev = L;
@@ -358,12 +358,15 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
             *v = v->index_select(0, keep);
         }
       }
-      // Adam step, with bias correction and MADNESS's staircase decay of the step size.
+      // Adam step, with bias correction and MADNESS's staircase decay of the step size:
+      // z -= lr (m1 / c1) / (sqrt(m2 / c2) + eps), written as
+      // z -= (lr sqrt(c2) / c1) m1 / (sqrt(m2) + eps sqrt(c2)).
       const double lr = o.learning_rate * std::pow(o.lr_decay, t / o.lr_decay_steps);
-      m1 = o.adam_beta1 * m1 + (1 - o.adam_beta1) * g;
-      m2 = o.adam_beta2 * m2 + (1 - o.adam_beta2) * g.square();
-      const double c1 = 1 - std::pow(o.adam_beta1, t + 1), c2 = 1 - std::pow(o.adam_beta2, t + 1);
-      z = z - lr * (m1 / c1) / ((m2 / c2).sqrt() + o.adam_epsilon);
+      m1.lerp_(g, 1 - o.adam_beta1); // beta1 m1 + (1 - beta1) g
+      m2.mul_(o.adam_beta2).addcmul_(g, g, 1 - o.adam_beta2);
+      const double c1 = 1 - std::pow(o.adam_beta1, t + 1);
+      const double sqrt_c2 = std::sqrt(1 - std::pow(o.adam_beta2, t + 1));
+      z.addcdiv_(m1, m2.sqrt().add_(o.adam_epsilon * sqrt_c2), -lr * sqrt_c2 / c1);
     }
   }
 

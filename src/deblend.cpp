@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
@@ -206,6 +207,31 @@ at::Tensor MadnessDeblender::encode_init(const Problem &p) const {
 
 namespace {
 
+/// chi^2 / 2 of each blend, 0.5 sum_{b, pixels} ((y - model) w)^2, with a gradient for the model
+/// only (y and w are data): one saved tensor and two kernels in backward, where autograd takes
+/// five. First derivatives only.
+struct HalfChi2 : torch::autograd::Function<HalfChi2> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext *ctx,
+                                                const at::Tensor &model /* (B, N, H, W) */,
+                                                const at::Tensor &y /* (B, N, H, W) */,
+                                                const at::Tensor &w /* broadcast to y */) {
+    at::Tensor r = at::sub(model, y).mul_(w); // minus the weighted residual: the same square
+    ctx->save_for_backward({r, w});
+    return {at::mul(r, r).sum({0, 2, 3}).mul_(0.5)}; // (N)
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    if (c10::GradMode::is_enabled())
+      throw ValueError("the deblending loss has first derivatives only (create_graph was asked "
+                       "for)");
+    const auto saved = ctx->get_saved_variables();
+    // d/dmodel = (model - y) w^2 = r w, per blend times its output gradient.
+    at::Tensor grad = at::mul(saved[0], saved[1]).mul_(grads[0].view({1, -1, 1, 1}));
+    return {grad, at::Tensor(), at::Tensor()};
+  }
+};
+
 /// L per blend of a problem's blends at latents z (differentiable when z requires grad).
 struct LossFn {
   const GalaxyPrior &prior;
@@ -217,12 +243,15 @@ struct LossFn {
                        "decode");
     const at::Tensor model =
         p.placer->render_channels_first(stamps.transpose(0, 1).to(p.y.dtype()));
-    const at::Tensor chi2 = 0.5 * ((p.y - model) * p.weight).square().sum({0, 2, 3}); // (N)
+    const at::Tensor chi2 = p.y.requires_grad() || p.weight.requires_grad() // (N)
+                                ? 0.5 * ((p.y - model) * p.weight).square().sum({0, 2, 3})
+                                : HalfChi2::apply(model, p.y, p.weight)[0];
     if (prior_weight == 0)
       return chi2;
     const at::Tensor log_p = prior.log_prob(z);
     check_prior_output(log_p, {p.M}, "log_prob");
-    return chi2 - prior_weight * per_blend(log_p.to(chi2.dtype()), p.blend, p.N);
+    // chi2 - prior_weight per_blend(log_p), in one kernel (chi2 is ours: nothing saved it).
+    return chi2.index_add_(0, p.blend, log_p.to(chi2.dtype()), -prior_weight);
   }
 
   /// L (K) and its gradient with respect to z (M, D).
@@ -231,7 +260,7 @@ struct LossFn {
     c10::AutoGradMode grad_on(true);
     const at::Tensor zl = z.detach().requires_grad_(true);
     const at::Tensor L = (*this)(p, zl);
-    const at::Tensor g = torch::autograd::grad({L.sum()}, {zl})[0];
+    const at::Tensor g = torch::autograd::grad({L}, {zl}, {at::ones_like(L)})[0];
     return {L.detach(), g.detach()};
   }
 

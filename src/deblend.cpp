@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
@@ -206,6 +207,31 @@ at::Tensor MadnessDeblender::encode_init(const Problem &p) const {
 
 namespace {
 
+/// chi^2 / 2 of each blend, 0.5 sum_{b, pixels} ((y - model) w)^2, with a gradient for the model
+/// only (y and w are data): one saved tensor and two kernels in backward, where autograd takes
+/// five. First derivatives only.
+struct HalfChi2 : torch::autograd::Function<HalfChi2> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext *ctx,
+                                                const at::Tensor &model /* (B, N, H, W) */,
+                                                const at::Tensor &y /* (B, N, H, W) */,
+                                                const at::Tensor &w /* broadcast to y */) {
+    at::Tensor r = at::sub(model, y).mul_(w); // minus the weighted residual: the same square
+    ctx->save_for_backward({r, w});
+    return {at::mul(r, r).sum({0, 2, 3}).mul_(0.5)}; // (N)
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grads) {
+    if (c10::GradMode::is_enabled())
+      throw ValueError("the deblending loss has first derivatives only (create_graph was asked "
+                       "for)");
+    const auto saved = ctx->get_saved_variables();
+    // d/dmodel = (model - y) w^2 = r w, per blend times its output gradient.
+    at::Tensor grad = at::mul(saved[0], saved[1]).mul_(grads[0].view({1, -1, 1, 1}));
+    return {grad, at::Tensor(), at::Tensor()};
+  }
+};
+
 /// L per blend of a problem's blends at latents z (differentiable when z requires grad).
 struct LossFn {
   const GalaxyPrior &prior;
@@ -217,12 +243,15 @@ struct LossFn {
                        "decode");
     const at::Tensor model =
         p.placer->render_channels_first(stamps.transpose(0, 1).to(p.y.dtype()));
-    const at::Tensor chi2 = 0.5 * ((p.y - model) * p.weight).square().sum({0, 2, 3}); // (N)
+    const at::Tensor chi2 = p.y.requires_grad() || p.weight.requires_grad() // (N)
+                                ? 0.5 * ((p.y - model) * p.weight).square().sum({0, 2, 3})
+                                : HalfChi2::apply(model, p.y, p.weight)[0];
     if (prior_weight == 0)
       return chi2;
     const at::Tensor log_p = prior.log_prob(z);
     check_prior_output(log_p, {p.M}, "log_prob");
-    return chi2 - prior_weight * per_blend(log_p.to(chi2.dtype()), p.blend, p.N);
+    // chi2 - prior_weight per_blend(log_p), in one kernel (chi2 is ours: nothing saved it).
+    return chi2.index_add_(0, p.blend, log_p.to(chi2.dtype()), -prior_weight);
   }
 
   /// L (K) and its gradient with respect to z (M, D).
@@ -231,7 +260,7 @@ struct LossFn {
     c10::AutoGradMode grad_on(true);
     const at::Tensor zl = z.detach().requires_grad_(true);
     const at::Tensor L = (*this)(p, zl);
-    const at::Tensor g = torch::autograd::grad({L.sum()}, {zl})[0];
+    const at::Tensor g = torch::autograd::grad({L}, {zl}, {at::ones_like(L)})[0];
     return {L.detach(), g.detach()};
   }
 
@@ -317,17 +346,17 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
     at::Tensor best = at::full({work.N}, std::numeric_limits<double>::infinity(), dopt);
     at::Tensor prev = at::zeros({work.N}, dopt), ema = at::zeros({work.N}, dopt);
     at::Tensor ema0 = at::zeros({work.N}, dopt);
-    const double keep_avg = (o.window - 1.0) / o.window;
     for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
       at::Tensor L, g;
       std::tie(L, g) = loss_fn.with_grad(work, z); // (K), (M_w, D)
+      // In place where a buffer is ours: on a GPU, late steps of few blends cost their launches.
       const at::Tensor better = L < best;
-      best = at::where(better, L, best);
-      z_best = at::where(to_rows(better, work.blend), z, z_best);
+      at::where_out(best, better, L, best);
+      at::where_out(z_best, to_rows(better, work.blend), z, z_best);
       if (t == 1)
         ema = prev - L;
-      if (t > 1)
-        ema = keep_avg * ema + (prev - L) / o.window;
+      if (t > 1) // ema <- (window - 1) / window ema + (prev - L) / window
+        ema.lerp_(prev - L, 1.0 / o.window);
       if (t == o.window)
         ema0 = ema.clone();
       prev = L;
@@ -358,12 +387,15 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
             *v = v->index_select(0, keep);
         }
       }
-      // Adam step, with bias correction and MADNESS's staircase decay of the step size.
+      // Adam step, with bias correction and MADNESS's staircase decay of the step size:
+      // z -= lr (m1 / c1) / (sqrt(m2 / c2) + eps), written as
+      // z -= (lr sqrt(c2) / c1) m1 / (sqrt(m2) + eps sqrt(c2)).
       const double lr = o.learning_rate * std::pow(o.lr_decay, t / o.lr_decay_steps);
-      m1 = o.adam_beta1 * m1 + (1 - o.adam_beta1) * g;
-      m2 = o.adam_beta2 * m2 + (1 - o.adam_beta2) * g.square();
-      const double c1 = 1 - std::pow(o.adam_beta1, t + 1), c2 = 1 - std::pow(o.adam_beta2, t + 1);
-      z = z - lr * (m1 / c1) / ((m2 / c2).sqrt() + o.adam_epsilon);
+      m1.lerp_(g, 1 - o.adam_beta1); // beta1 m1 + (1 - beta1) g
+      m2.mul_(o.adam_beta2).addcmul_(g, g, 1 - o.adam_beta2);
+      const double c1 = 1 - std::pow(o.adam_beta1, t + 1);
+      const double sqrt_c2 = std::sqrt(1 - std::pow(o.adam_beta2, t + 1));
+      z.addcdiv_(m1, m2.sqrt().add_(o.adam_epsilon * sqrt_c2), -lr * sqrt_c2 / c1);
     }
   }
 

@@ -1,11 +1,14 @@
 #include <demix/errors.hpp>
 #include <demix/flow.hpp>
 
+#include "detail/flow_frozen.hpp"
 #include "detail/nn.hpp"
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
 
 namespace demix {
 
@@ -60,7 +63,48 @@ std::vector<at::Tensor> made_masks(const FlowOptions &o) {
 
 } // namespace
 
-LatentFlow::LatentFlow(const FlowOptions &options, std::uint64_t seed) : options_(options) {
+/// The FrozenFlow of the weights (and masks) it was built from, each identified by its tensor and
+/// version counter: replaced tensors (to(), restore, set_standardisation) and in-place updates
+/// (an optimiser step) both invalidate it.
+struct LatentFlow::FrozenCache {
+  std::mutex mutex;
+  std::vector<at::Tensor> sources;
+  std::vector<int64_t> versions;
+  std::shared_ptr<const detail::FrozenFlow> flow;
+
+  std::shared_ptr<const detail::FrozenFlow> get(const NamedTensors &params,
+                                                const std::vector<at::Tensor> &masks,
+                                                const FlowOptions &options) {
+    std::vector<at::Tensor> now;
+    for (const auto &p : params)
+      now.push_back(p.tensor);
+    now.insert(now.end(), masks.begin(), masks.end());
+    std::lock_guard<std::mutex> lock(mutex);
+    bool valid = flow && sources.size() == now.size();
+    for (std::size_t i = 0; valid && i < now.size(); ++i)
+      valid = sources[i].is_same(now[i]) && versions[i] == now[i]._version();
+    if (!valid) {
+      std::vector<std::vector<std::pair<at::Tensor, at::Tensor>>> layers;
+      for (int64_t k = 0; k < options.blocks; ++k) {
+        layers.emplace_back();
+        for (std::size_t l = 0; l < masks.size(); ++l) {
+          const std::size_t w = kFirstBlock + 2 * (masks.size() * static_cast<std::size_t>(k) + l);
+          layers.back().emplace_back(params[w].tensor, params[w + 1].tensor);
+        }
+      }
+      flow = detail::freeze_flow(params[kShift].tensor, params[kLogScale].tensor, layers, masks,
+                                 options.max_log_scale);
+      sources = now;
+      versions.clear();
+      for (const auto &t : now)
+        versions.push_back(t._version());
+    }
+    return flow;
+  }
+};
+
+LatentFlow::LatentFlow(const FlowOptions &options, std::uint64_t seed)
+    : options_(options), frozen_(std::make_shared<FrozenCache>()) {
   check_options(options_);
   at::Generator gen = detail::make_cpu_generator(seed);
   const int64_t D = options_.dim;
@@ -138,6 +182,11 @@ at::Tensor LatentFlow::inverse(const at::Tensor &u) const {
 }
 
 at::Tensor LatentFlow::log_prob(const at::Tensor &z) const {
+  if (std::none_of(params_.begin(), params_.end(),
+                   [](const NamedTensor &p) { return p.tensor.requires_grad(); })) {
+    check(z, "latents");
+    return detail::frozen_flow_log_prob(frozen_->get(params_, masks_, options_), z);
+  }
   const auto [u, log_det] = forward(z);
   const double log_norm = 0.5 * static_cast<double>(options_.dim) * std::log(2 * M_PI);
   return -0.5 * u.square().sum(1) - log_norm + log_det;
@@ -175,6 +224,7 @@ void LatentFlow::to(c10::Device device, c10::ScalarType dtype) {
   detail::move_to(params_, device, dtype);
   for (auto &m : masks_)
     m = m.to(device, dtype);
+  frozen_ = std::make_shared<FrozenCache>(); // (the old one would keep the old weights alive)
 }
 
 c10::Device LatentFlow::device() const { return detail::device_of(params_); }
@@ -182,6 +232,7 @@ c10::ScalarType LatentFlow::dtype() const { return detail::dtype_of(params_); }
 
 LatentFlow LatentFlow::clone() const {
   LatentFlow copy = *this;
+  copy.frozen_ = std::make_shared<FrozenCache>();
   for (auto &p : copy.params_)
     p.tensor = p.tensor.detach().clone().requires_grad_(p.tensor.requires_grad());
   return copy;

@@ -180,7 +180,7 @@ at::Tensor StampPlacer::scatter(const at::Tensor &stamps_cf, const at::Tensor &i
   const int64_t size = C_ * frames * H_ * W_;
   // The extra element collects the out-of-image pixels; it is dropped.
   const at::Tensor sums =
-      at::zeros({size + 1}, stamps_cf.options()).index_add(0, index, stamps_cf.reshape({-1}));
+      at::zeros({size + 1}, stamps_cf.options()).index_add_(0, index, stamps_cf.reshape({-1}));
   return sums.narrow(0, 0, size).view({C_, frames, H_, W_});
 }
 

@@ -129,7 +129,8 @@ public:
                              const BlendGalaxies &galaxies,
                              const at::Tensor &mask = {} /* (N, 1 or B, H, W) */) const;
 
-  /// L of each blend for given latents (M, D), differentiable with respect to them: (N).
+  /// L of each blend for given latents (M, D), differentiable with respect to them (first
+  /// derivatives): (N).
   at::Tensor loss(const at::Tensor &images /* (N, B, H, W) */, const BlendGalaxies &galaxies,
                   const at::Tensor &noise_sigmas /* (B) or (N, B) */,
                   const at::Tensor &latents /* (M, D) */,

@@ -4,6 +4,7 @@
 // the same file). Every method is given the true positions and scored by the same code against
 // the noiseless truth stamps. One JSON line per method:
 //   bench_deblend blends.fits model.pt [cpu|cuda] [scarlet2_models.fits]
+// plus a line of Adam-step quantiles; DEMIX_STEPS_CURVE=1 adds MADNESS capped at fewer steps.
 // Metrics per galaxy, on S x S stamps centred on its nearest pixel (the dataset's STAMPS):
 //   flux: circular aperture of radius 2 sqrt(hlr^2 + (FWHM_b / 2)^2) (the MADNESS paper's
 //         elliptical aperture, circularised) on the model and on the truth; relative residual per
@@ -139,6 +140,24 @@ int main(int argc, char** argv) {
     const demix::MadnessResult mr = madness.deblend(images, galaxies, sigmas);
     const double madness_s = bench::now_after_sync() - t0;
     report("demix-madness", mr.stamps, t, N, madness_s, mr.converged_fraction(), where);
+    {  // Adam steps per blend: the slowest blends set the length of the batched run.
+      const at::Tensor st = mr.steps.to(at::kDouble);
+      auto q = [&](double p) { return at::quantile(st, p).item<double>(); };
+      std::printf("{\"figure\": \"madness_steps\", \"mean\": %.4g, \"p50\": %.4g, \"p90\": %.4g, "
+                  "\"p99\": %.4g, \"max\": %.4g}\n", st.mean().item<double>(), q(0.5), q(0.9), q(0.99), q(1.0));
+    }
+    // DEMIX_STEPS_CURVE=1: time and quality when Adam stops at fewer steps (MADNESS's is 200).
+    if (std::getenv("DEMIX_STEPS_CURVE")) {
+      for (int k : {40, 60, 80, 120, 160}) {
+        demix::MadnessOptions o;
+        o.max_steps = k;
+        const demix::MadnessDeblender capped(prior, o, ctx);
+        const double t1 = bench::now_after_sync();
+        const demix::MadnessResult cr = capped.deblend(images, galaxies, sigmas);
+        report("demix-madness-max" + std::to_string(k), cr.stamps, t, N, bench::now_after_sync() - t1,
+               cr.converged_fraction(), where);
+      }
+    }
     // DEMIX_PROFILE=trace.json: one more MADNESS run under LibTorch's legacy profiler (run with
     // CUDA_LAUNCH_BLOCKING=1 so that each op's span covers its kernels; see profile_summary.py).
     if (const char* trace = std::getenv("DEMIX_PROFILE")) {

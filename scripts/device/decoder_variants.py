@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Times the MADNESS decoder's architecture (demix's GalaxyVae, random weights) forward + backward
 with respect to the latents, as the deblender runs it, under cuDNN settings and memory layouts, to
-choose what the C++ decoder should use. Usage: python3 decoder_variants.py [batch ...]"""
+choose what the C++ decoder should use, and the cost of a batch size never seen before (cuDNN's
+setup of a new shape). Usage: python3 decoder_variants.py [batch ... | new-shapes]"""
 import sys
 import time
 
@@ -54,6 +55,24 @@ def bench(n, dtype, cl, benchmark, tf32):
     torch.cuda.synchronize()
     return (time.perf_counter() - t) / 10
 
+
+def new_shapes(first, count=5):
+    """Mean time of a forward + backward at batch sizes never seen before (setup included)."""
+    torch.backends.cudnn.benchmark = False
+    w = weights(torch.float32)
+    t = time.perf_counter()
+    for n in range(first, first + count):
+        z = torch.randn(n, D, device=dev, requires_grad=True)
+        torch.autograd.grad(decode(z, w, False).square().sum(), z)
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) / count
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "new-shapes":
+    for first in (37, 301, 1201):
+        print(f"batch ~{first}: new shape each call: {new_shapes(first) * 1e3:7.3f} ms; "
+              f"same shape: {bench(first, torch.float32, False, False, True) * 1e3:7.3f} ms")
+    sys.exit()
 
 for n in [int(a) for a in sys.argv[1:]] or [3500, 500]:
     for dtype in (torch.float32, torch.bfloat16, torch.float16):

@@ -233,34 +233,12 @@ struct HalfChi2 : torch::autograd::Function<HalfChi2> {
 };
 
 /// L per blend of a problem's blends at latents z (differentiable when z requires grad).
-/// Batch sizes the decoder runs at while the working set shrinks: 2^k or 3 2^(k-1), at least 16,
-/// at most `limit` (the full set's size). Convolution libraries set up each new input shape
-/// (cuDNN builds execution plans, oneDNN primitives), which costs more than a small batch's
-/// decoding; a few sizes, each set up once and then reused, bound that cost.
-int64_t decoder_batch(int64_t m, int64_t limit) {
-  if (m >= limit)
-    return m;
-  int64_t b = 16;
-  while (b < m)
-    b = (b & (b - 1)) == 0 ? b / 2 * 3 : b / 3 * 4; // 16, 24, 32, 48, 64, ...
-  return std::min(b, limit);
-}
-
 struct LossFn {
   const GalaxyPrior &prior;
   double prior_weight;
-  int64_t full_batch = 0; ///< working sets smaller than this decode padded (decoder_batch)
-
-  /// The decoder's stamps for latents z: (M, B, S, S). Padding rows are zeros, their stamps dropped.
-  at::Tensor decode(const at::Tensor &z) const {
-    const int64_t m = z.size(0), padded = decoder_batch(m, full_batch);
-    if (padded == m)
-      return prior.decode(z);
-    return prior.decode(at::cat({z, at::zeros({padded - m, z.size(1)}, z.options())})).narrow(0, 0, m);
-  }
 
   template <class P> at::Tensor operator()(const P &p, const at::Tensor &z) const {
-    const at::Tensor stamps = decode(z); // (M, B, S, S)
+    const at::Tensor stamps = prior.decode(z); // (M, B, S, S)
     check_prior_output(stamps, {p.M, p.B, p.placer->stamp_size(), p.placer->stamp_size()},
                        "decode");
     const at::Tensor model =
@@ -344,7 +322,7 @@ MadnessResult MadnessDeblender::deblend(const at::Tensor &images, const BlendGal
 MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxies &galaxies,
                                     const at::Tensor &noise_sigmas, const at::Tensor &mask) const {
   const Problem all = prepare(images, galaxies, noise_sigmas, mask);
-  const LossFn loss_fn{*prior_, options_.prior_weight, all.M};
+  const LossFn loss_fn{*prior_, options_.prior_weight};
   const int64_t D = prior_->latent_dim(), S = prior_->stamp_size();
   const auto dev = tensor_options_.device();
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);

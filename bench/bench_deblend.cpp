@@ -49,6 +49,13 @@ std::string list(const at::Tensor& v /* (B) */) {
   return s + "]";
 }
 
+/// A JSON number, or null when it is not finite (scarlet2 has no convergence flag, say).
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return std::isfinite(v) ? buf : "null";
+}
+
 double finite_mean(const at::Tensor& v) {
   const at::Tensor f = v.to(at::kDouble).flatten();
   const at::Tensor ok = at::isfinite(f);
@@ -74,16 +81,17 @@ void report(const std::string& method, const at::Tensor& model /* (G, B, S, S) *
   const at::Tensor de = (shapes.ellipticity - t.e).norm(2, 1);
   std::printf(
       "{\"method\": \"%s\", \"blends\": %ld, \"galaxies\": %ld, \"seconds\": %.4g, "
-      "\"blends_per_s\": %.4g, \"converged\": %.4g, \"device\": \"%s\", "
+      "\"blends_per_s\": %.4g, \"converged\": %s, \"device\": \"%s\", "
       "\"flux_mean_abs\": %s, \"flux_median\": %s, \"flux_spread68\": %s, "
       "\"gr_mean_abs\": %.4g, \"gr_median\": %.4g, \"gr_spread68\": %.4g, "
-      "\"ssim\": %s, \"cosine\": %s, \"e_error_mean\": %.4g, \"e_error_median\": %.4g}\n",
+      "\"ssim\": %s, \"cosine\": %s, \"e_error_mean\": %s, \"e_error_median\": %s}\n",
       method.c_str(), static_cast<long>(n_blends), static_cast<long>(m.size(0)), seconds,
-      n_blends / seconds, converged, device.c_str(), list(r.mean_abs).c_str(),
+      n_blends / seconds, number(converged).c_str(), device.c_str(), list(r.mean_abs).c_str(),
       list(r.median).c_str(), list(r.spread68).c_str(), c.mean_abs.item<double>(),
       c.median.item<double>(), c.spread68.item<double>(),
-      list(at::nanmean(ssim, 0)).c_str(), list(at::nanmean(cosine, 0)).c_str(), finite_mean(de),
-      de.masked_select(at::isfinite(de)).numel() ? de.masked_select(at::isfinite(de)).median().item<double>() : NAN);
+      list(at::nanmean(ssim, 0)).c_str(), list(at::nanmean(cosine, 0)).c_str(), number(finite_mean(de)).c_str(),
+      number(de.masked_select(at::isfinite(de)).numel() ? de.masked_select(at::isfinite(de)).median().item<double>()
+                                                        : NAN).c_str());
   std::fflush(stdout);
 }
 

@@ -20,6 +20,6 @@ torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 # nvcc builds demix's own CUDA kernels (CMake finds it through CUDACXX when it is not on PATH).
 [ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ] && export CUDACXX=/usr/local/cuda/bin/nvcc
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix;$deps/usr" \
-  -DZLIB_ROOT="$deps/usr" -DDEMIX_SHARED_DIR="$PWD/.device/shared" -DDEMIX_BUILD_TESTS=${TESTS:-OFF} -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DZLIB_ROOT="$deps/usr" -DDEMIX_SHARED_DIR="$PWD/.device/shared" -DDEMIX_BUILD_TESTS=${TESTS:-OFF} -DDEMIX_CUDA_ARCHITECTURES=90 \
   -DDEMIX_BUILD_EXAMPLES=OFF > "$out/configure.log" 2>&1
 cmake --build build-cuda -j "$(nproc)" --target ${TARGETS:-profile_wph bench_stats} > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }

@@ -2,6 +2,8 @@
 
 #include "pair_product_math.hpp"
 
+#include "own_kernels.hpp"
+
 #include <demix/errors.hpp>
 
 #include <ATen/ATen.h>
@@ -19,16 +21,6 @@
 namespace demix::detail {
 
 namespace {
-
-bool have_kernel(const at::Tensor& x) {
-#ifdef DEMIX_CUDA_KERNELS
-  if (x.is_cuda()) return true;
-#endif
-  return x.is_cpu();
-}
-
-template <class T> T* as_real(at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
-template <class T> const T* as_real(const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); }
 
 void check(const at::Tensor& x, const at::Tensor& g, const char* what) {
   if (!x.is_complex() || x.dim() != 3 || !g.is_complex() || g.dim() != 3 || g.size(0) != x.size(0) ||
@@ -51,7 +43,7 @@ void add_pair_products_backward_composite(at::Tensor& gx, const at::Tensor& x, c
 at::Tensor pair_products(const at::Tensor& x_in, const at::Tensor& fa_in, const at::Tensor& fb_in) {
   if (!x_in.is_complex() || x_in.dim() != 3 || fa_in.numel() != fb_in.numel() || fa_in.device() != x_in.device())
     throw ShapeError("pair_products: expected x (B, F, K) complex and two index lists of one length on its device");
-  if (!have_kernel(x_in)) return pair_products_composite(x_in, fa_in, fb_in);
+  if (!have_own_kernel(x_in)) return pair_products_composite(x_in, fa_in, fb_in);
   const at::Tensor x = x_in.contiguous(), fa = fa_in.contiguous(), fb = fb_in.contiguous();
   const int64_t B = x.size(0), F = x.size(1), K = x.size(2), n = fa.numel();
   at::Tensor out = at::empty({B, n, K}, x.options());
@@ -91,7 +83,7 @@ void add_pair_products_backward(at::Tensor& gx, const at::Tensor& x_in, const at
   if (!gx.sizes().equals(x_in.sizes()) || !gx.is_contiguous() || gx.scalar_type() != x_in.scalar_type() ||
       fa_in.numel() != g_in.size(1) || fb_in.numel() != g_in.size(1))
     throw ShapeError("add_pair_products_backward: gx must be a contiguous tensor like x, and fa, fb one per product");
-  if (!have_kernel(x_in)) return add_pair_products_backward_composite(gx, x_in, fa_in, fb_in, g_in);
+  if (!have_own_kernel(x_in)) return add_pair_products_backward_composite(gx, x_in, fa_in, fb_in, g_in);
   const int64_t B = x_in.size(0), F = x_in.size(1), K = x_in.size(2), n = g_in.size(1);
   const at::Tensor x = x_in.contiguous(), g = g_in.contiguous(), fa = fa_in.contiguous(), fb = fb_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(x.scalar_type()), "add_pair_products_backward", [&] {

@@ -1,19 +1,11 @@
 #include "pair_product_cuda.hpp"
 #include "pair_product_math.hpp"
 
-#include <cuda_runtime.h>
-
-#include <algorithm>
+#include "cuda_launch.cuh"
 
 namespace demix::detail::cuda {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t n) {
-  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t{1} << 20));
-}
 
 template <class T>
 __global__ void forward_kernel(const T* x, const int64_t* fa, const int64_t* fb, T* out, int64_t B, int64_t F,
@@ -38,11 +30,6 @@ __global__ void backward_kernel(T* gx, const T* x, const int64_t* fa, const int6
   }
 }
 
-const char* status() {
-  const cudaError_t err = cudaGetLastError();
-  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
-}
-
 }  // namespace
 
 template <class T>
@@ -50,7 +37,7 @@ const char* pair_products(const T* x, const int64_t* fa, const int64_t* fb, T* o
                           int64_t n, int64_t K, void* stream) {
   if (B * n * K == 0) return nullptr;
   forward_kernel<T><<<blocks_for(B * n * K), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, fa, fb, out, B, F, n, K);
-  return status();
+  return launch_status();
 }
 
 template <class T>
@@ -58,7 +45,7 @@ const char* add_pair_products_backward(T* gx, const T* x, const int64_t* fa, con
                                        int64_t B, int64_t F, int64_t n, int64_t K, void* stream) {
   if (B * K == 0 || n == 0) return nullptr;
   backward_kernel<T><<<blocks_for(B * K), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gx, x, fa, fb, g, B, F, n, K);
-  return status();
+  return launch_status();
 }
 
 template const char* pair_products<float>(const float*, const int64_t*, const int64_t*, float*, int64_t, int64_t,

@@ -2,6 +2,8 @@
 
 #include "phase_harmonic_math.hpp"
 
+#include "own_kernels.hpp"
+
 #include <demix/errors.hpp>
 
 #include <ATen/ATen.h>
@@ -29,17 +31,6 @@ void check(const at::Tensor& wt, const at::Tensor& idx, const at::Tensor& p, con
                      ", p of " + std::to_string(p.numel()));
 }
 
-/// Both operations run our kernels on the CPU and, when compiled in, on CUDA; else the composites.
-bool have_kernel(const at::Tensor& wt) {
-#ifdef DEMIX_CUDA_KERNELS
-  if (wt.is_cuda()) return true;
-#endif
-  return wt.is_cpu();
-}
-
-template <class T> T* as_real(at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
-template <class T> const T* as_real(const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); }
-
 }  // namespace
 
 at::Tensor gather_harmonics_composite(const at::Tensor& wt, const at::Tensor& idx, const at::Tensor& p) {
@@ -61,7 +52,7 @@ void add_harmonics_backward_composite(at::Tensor& gwt, const at::Tensor& wt, con
 
 at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx, const at::Tensor& p_in) {
   check(wt_in, idx, p_in, "gather_harmonics");
-  if (!have_kernel(wt_in)) return gather_harmonics_composite(wt_in, idx, p_in);
+  if (!have_own_kernel(wt_in)) return gather_harmonics_composite(wt_in, idx, p_in);
   const at::Tensor wt = wt_in.contiguous();
   const int64_t B = wt.size(0), F = wt.size(1), n = idx.numel(), HW = wt.size(2) * wt.size(3);
   at::Tensor out = at::empty({B, n, wt.size(2), wt.size(3)}, wt.options());
@@ -101,7 +92,7 @@ void add_harmonics_backward(at::Tensor& gwt, const at::Tensor& wt_in, const at::
   if (!gwt.sizes().equals(wt_in.sizes()) || !gwt.is_contiguous() || gwt.scalar_type() != wt_in.scalar_type() ||
       !grad_in.sizes().equals({B, n, wt_in.size(2), wt_in.size(3)}) || grad_in.scalar_type() != wt_in.scalar_type())
     throw ShapeError("add_harmonics_backward: gwt must be a contiguous tensor like wt and grad (B, n, H, W)");
-  if (!have_kernel(wt_in)) return add_harmonics_backward_composite(gwt, wt_in, idx, p_in, grad_in, scale);
+  if (!have_own_kernel(wt_in)) return add_harmonics_backward_composite(gwt, wt_in, idx, p_in, grad_in, scale);
   const at::Tensor wt = wt_in.contiguous(), grad = grad_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(wt.scalar_type()), "add_harmonics_backward", [&] {
     const at::Tensor p = p_in.to(c10::CppTypeToScalarType<scalar_t>::value).contiguous();

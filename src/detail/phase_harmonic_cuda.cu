@@ -1,19 +1,11 @@
 #include "phase_harmonic_cuda.hpp"
 #include "phase_harmonic_math.hpp"
 
-#include <cuda_runtime.h>
-
-#include <algorithm>
+#include "cuda_launch.cuh"
 
 namespace demix::detail::cuda {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t n) {
-  return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t{1} << 20));
-}
 
 template <class T>
 __global__ void gather_kernel(const T* wt, const int64_t* idx, const T* p, T* out, int64_t B, int64_t F,
@@ -42,11 +34,6 @@ __global__ void backward_kernel(T* gwt, const T* wt, const int64_t* idx, const T
   }
 }
 
-const char* status() {
-  const cudaError_t err = cudaGetLastError();
-  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
-}
-
 }  // namespace
 
 template <class T>
@@ -54,7 +41,7 @@ const char* gather_harmonics(const T* wt, const int64_t* idx, const T* p, T* out
                              int64_t n, int64_t HW, void* stream) {
   if (B * n * HW == 0) return nullptr;
   gather_kernel<T><<<blocks_for(B * n * HW), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(wt, idx, p, out, B, F, n, HW);
-  return status();
+  return launch_status();
 }
 
 template <class T>
@@ -62,7 +49,7 @@ const char* add_harmonics_backward(T* gwt, const T* wt, const int64_t* idx, cons
                                    T scale, int64_t B, int64_t F, int64_t n, int64_t HW, void* stream) {
   if (B * n * HW == 0) return nullptr;
   backward_kernel<T><<<blocks_for(B * HW), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gwt, wt, idx, p, grad, scale, B, F, n, HW);
-  return status();
+  return launch_status();
 }
 
 template const char* gather_harmonics<float>(const float*, const int64_t*, const float*, float*, int64_t, int64_t,

@@ -81,10 +81,11 @@ struct PlanHolder : torch::CustomClassHolder {
 };
 
 struct SpectralFn : torch::autograd::Function<SpectralFn> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& xhat, const at::Tensor& wt,
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& xhat, const at::Tensor& wt_in,
                                const std::shared_ptr<const SpectralPlan>& plan, int64_t mode,
                                const at::Tensor& ref_mean, int64_t budget) {
     const SpectralPlan& p = *plan;
+    const at::Tensor wt = wt_in.contiguous();  // the harmonics' kernels read it as laid out
     const int64_t B = xhat.size(0), HW = p.height * p.width, item = xhat.element_size();
     const double n_pix = static_cast<double>(HW);
     const auto real = c10::toRealValueType(xhat.scalar_type());
@@ -112,12 +113,13 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         for (bool conj : {false, true}) {
           const auto [slots, local] = slots_in(g, s0, c, conj);
           if (!slots.defined()) continue;
+          // Select the box or the sources first, whichever copies less: (B, c, box) or (B, n, H W).
           at::Tensor sel;
-          if (g.box.defined()) {  // the box first: a (B, c, box) copy rather than full spectra
+          if (g.box.defined() && c * g.bh * g.bw <= local.numel() * HW) {
             sel = spec.index_select(2, conj ? g.box_flip : g.box).index_select(1, local);
           } else {
             sel = spec.index_select(1, local);
-            if (conj) sel = sel.index_select(2, g.box_flip);
+            if (conj || g.box.defined()) sel = sel.index_select(2, conj ? g.box_flip : g.box);
           }
           boxes[gi].index_copy_(1, slots, conj ? sel.conj() : sel);
         }
@@ -150,7 +152,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor& wt = saved[0];
+    const at::Tensor& wt = saved[0];  // contiguous (forward saved it so)
     const auto holder = ctx->saved_data["plan"].toCapsule();
     const SpectralPlan& p = *static_cast<PlanHolder*>(holder.get())->plan;
     const int64_t mode = ctx->saved_data["mode"].toInt(), budget = ctx->saved_data["budget"].toInt();

@@ -526,8 +526,11 @@ void WphOperator::compute_spectral(const SpectralTables& tables, const at::Tenso
                                    const at::Tensor& wt, WphNorm norm, const at::Tensor* ref_mean,
                                    const at::Tensor* ref_std, const Sink& sink,
                                    at::Tensor* field_stats) const {
-  // Temporaries are capped well below the budget: larger kernels gain nothing, memory is the limit.
-  const int64_t work = std::min<int64_t>(budget(), int64_t{256} << 20);
+  // Temporaries are capped well below the budget: larger kernels gain little, memory is the limit.
+  // But a call whose temporaries fit one chunk of at most 768 MB (the backward's estimate: ten
+  // spectra per source) runs as one chunk: at small sizes the time is the number of launches.
+  const int64_t one_chunk = 10 * wt.size(0) * wt.size(-2) * wt.size(-1) * wt.element_size() * tables.plan->n_sources();
+  const int64_t work = std::min<int64_t>(budget(), one_chunk <= (int64_t{768} << 20) ? one_chunk : int64_t{256} << 20);
   const detail::DcMode mode = ref_mean               ? detail::DcMode::Reference
                               : norm == WphNorm::None ? detail::DcMode::Own
                                                       : detail::DcMode::OwnConstant;

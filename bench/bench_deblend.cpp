@@ -38,22 +38,18 @@
 
 namespace {
 
+/// A JSON number, or null when it is not finite (scarlet2 has no convergence flag, say).
+std::string number(double v, const char* format = "%.4g") {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, format, v);
+  return std::isfinite(v) ? buf : "null";
+}
+
 std::string list(const at::Tensor& v /* (B) */) {
   std::string s = "[";
   const at::Tensor c = v.to(at::kCPU, at::kDouble).contiguous();
-  for (int64_t i = 0; i < c.numel(); ++i) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%s%.5g", i ? ", " : "", c[i].item<double>());
-    s += std::isfinite(c[i].item<double>()) ? buf : (i ? ", null" : "null");
-  }
+  for (int64_t i = 0; i < c.numel(); ++i) s += (i ? ", " : "") + number(c[i].item<double>(), "%.5g");
   return s + "]";
-}
-
-/// A JSON number, or null when it is not finite (scarlet2 has no convergence flag, say).
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g", v);
-  return std::isfinite(v) ? buf : "null";
 }
 
 double finite_mean(const at::Tensor& v) {

@@ -67,12 +67,7 @@ void print_info(const std::string& spec, const InfoOptions& o, const Context& ct
   // FITS through read_fits, which also reads 4D (N, C, H, W) batches (simulated datasets).
   Image image;
   if (detect_input_format(spec) == FileFormat::Fits) {
-    FitsImage f = read_fits(spec);
-    image.data = std::move(f.data);
-    image.header = std::move(f.header);
-    image.format = "FITS HDU " + std::to_string(f.hdu_index) +
-                   (f.name.empty() ? "" : " (" + f.name + ")") + ", BITPIX " +
-                   std::to_string(f.bitpix) + (f.scaled ? ", scaled by BSCALE/BZERO" : "");
+    image = image_from_fits(read_fits(spec), spec);
   } else {
     image = read_image(spec, {.non_finite = NonFinitePolicy::Keep});
   }

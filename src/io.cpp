@@ -69,6 +69,17 @@ FileFormat detect_input_format(const std::string& spec) {
                     "': neither a FITS file (no 'SIMPLE  =' card) nor a NumPy .npy file");
 }
 
+Image image_from_fits(FitsImage fits, const std::string& source) {
+  Image image;
+  image.source = source;
+  image.data = std::move(fits.data);
+  image.header = std::move(fits.header);
+  image.format = "FITS HDU " + std::to_string(fits.hdu_index) +
+                 (fits.name.empty() ? "" : " (" + fits.name + ")") + ", BITPIX " +
+                 std::to_string(fits.bitpix) + (fits.scaled ? ", scaled by BSCALE/BZERO" : "");
+  return image;
+}
+
 Image read_image(const std::string& spec, const ReadOptions& options) {
   Image image;
   image.source = spec;
@@ -81,12 +92,7 @@ Image read_image(const std::string& spec, const ReadOptions& options) {
     image.format = std::string("npy ") + (image.data.is_complex() ? (f64 ? "complex128" : "complex64")
                                                                    : (f64 ? "float64" : "float32"));
   } else {
-    FitsImage fits = read_fits(spec);
-    image.data = std::move(fits.data);
-    image.header = std::move(fits.header);
-    image.format = "FITS HDU " + std::to_string(fits.hdu_index) +
-                   (fits.name.empty() ? "" : " (" + fits.name + ")") + ", BITPIX " +
-                   std::to_string(fits.bitpix) + (fits.scaled ? ", scaled by BSCALE/BZERO" : "");
+    image = image_from_fits(read_fits(spec), spec);
   }
   const auto d = image.data.dim();
   if (d != 2 && d != 3) {

@@ -27,6 +27,10 @@ struct ReadOptions {
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;  ///< see NonFinitePolicy
 };
 
+/// A read FITS HDU as an Image (data, header, a description of the HDU as `format`), of any
+/// dimension: read_image checks the shape, `demix info` also shows 4D batches.
+Image image_from_fits(FitsImage fits, const std::string& source);
+
 /// Reads a 2D image or 3D cube from FITS (optionally "file.fits[HDU]") or npy. ShapeError unless the
 /// data has 2 or 3 dimensions, each at least 1 pixel.
 Image read_image(const std::string& spec, const ReadOptions& options = {});

@@ -4,7 +4,8 @@
 // the same file). Every method is given the true positions and scored by the same code against
 // the noiseless truth stamps. One JSON line per method:
 //   bench_deblend blends.fits model.pt [cpu|cuda] [scarlet2_models.fits]
-// plus a line of Adam-step quantiles; DEMIX_STEPS_CURVE=1 adds MADNESS capped at fewer steps.
+// plus a line of Adam-step quantiles; DEMIX_STEPS_CURVE=1 adds MADNESS capped at fewer steps,
+// DEMIX_NO_GRAPH=1 MADNESS without CUDA graphs (MadnessOptions::cuda_graphs).
 // Metrics per galaxy, on S x S stamps centred on its nearest pixel (the dataset's STAMPS):
 //   flux: circular aperture of radius 2 sqrt(hlr^2 + (FWHM_b / 2)^2) (the MADNESS paper's
 //         elliptical aperture, circularised) on the model and on the truth; relative residual per
@@ -12,7 +13,8 @@
 //   SSIM and pixel cosine similarity per band; ellipticity (adaptive moments) of the r-band model
 //   against that of the truth, |delta e|.
 // Speed: wall time of the whole dataset in one call (after a warm-up call on 8 blends), in blends
-// per second; scarlet2's from its file (JAX compilation included).
+// per second, for the first call at this size ("demix-madness") and for the same call repeated
+// ("demix-madness-repeat"); scarlet2's from its file (JAX compilation included).
 
 #include <demix/classical_deblend.hpp>
 #include <demix/context.hpp>
@@ -144,6 +146,25 @@ int main(int argc, char** argv) {
     const demix::MadnessResult mr = madness.deblend(images, galaxies, sigmas);
     const double madness_s = bench::now_after_sync() - t0;
     report("demix-madness", mr.stamps, t, N, madness_s, mr.converged_fraction(), where);
+    {  // The same call again: what a pipeline deblending batch after batch of this size sees, once
+       // LibTorch and cuDNN have set up the shapes of the shrinking working set (first call: above).
+      const double t1 = bench::now_after_sync();
+      const demix::MadnessResult again = madness.deblend(images, galaxies, sigmas);
+      report("demix-madness-repeat", again.stamps, t, N, bench::now_after_sync() - t1,
+             again.converged_fraction(), where);
+    }
+    // DEMIX_NO_GRAPH=1: the same, first call and repeat, with eager Adam steps (no CUDA graphs).
+    if (std::getenv("DEMIX_NO_GRAPH")) {
+      demix::MadnessOptions o;
+      o.cuda_graphs = false;
+      const demix::MadnessDeblender eager(prior, o, ctx);
+      for (const char* call : {"", "-repeat"}) {
+        const double t1 = bench::now_after_sync();
+        const demix::MadnessResult er = eager.deblend(images, galaxies, sigmas);
+        report(std::string("demix-madness-no-graph") + call, er.stamps, t, N, bench::now_after_sync() - t1,
+               er.converged_fraction(), where);
+      }
+    }
     {  // Adam steps per blend: the slowest blends set the length of the batched run.
       const at::Tensor st = mr.steps.to(at::kDouble);
       auto q = [&](double p) { return at::quantile(st, p).item<double>(); };

@@ -55,8 +55,10 @@ at::Tensor field(const std::string& dust, int64_t n, const demix::Context& ctx) 
   return ctx.to(x.contiguous());
 }
 
-void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, int J, int batch) {
-  const demix::WphOptions o{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto};
+void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, int J, int batch,
+               bool graphs = true) {
+  demix::WphOptions o{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto};
+  o.cuda_graphs = graphs;
   demix::WphOperator op(o, n, n, ctx);
   const at::Tensor x0 = field(dust, n, ctx);
   op.set_reference(x0);
@@ -72,10 +74,11 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
   at::Tensor grad;
   const double grad_s = bench::median_seconds([&] { op.loss_and_grad(xb, target[0], {}, &grad); });
   std::printf(
-      "{\"code\": \"demix-wph\", \"n\": %ld, \"J\": %d, \"L\": 4, \"dn\": 2, \"batch\": %d, "
+      "{\"code\": \"%s\", \"n\": %ld, \"J\": %d, \"L\": 4, \"dn\": 2, \"batch\": %d, "
       "\"ncoef\": %ld, \"stats_s\": %.6g, \"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, "
       "\"device\": \"%s\"}\n",
-      static_cast<long>(n), J, batch, static_cast<long>(op.size()), stats_s, grad_s, peak_mib(),
+      graphs ? "demix-wph" : "demix-wph-no-graph", static_cast<long>(n), J, batch,
+      static_cast<long>(op.size()), stats_s, grad_s, peak_mib(),
       ctx.describe().c_str());
   std::fflush(stdout);
 }
@@ -133,7 +136,11 @@ int main(int argc, char** argv) {
     bench_wph(ctx, dust, 256, 7, 1);
     if (mode != "quick") bench_wph(ctx, dust, 256, 7, 100);
     bench_wph(ctx, dust, 512, 8, 1);
-    if (mode == "wph") return 0;
+    if (mode == "wph") {  // loss + gradient without CUDA graphs (WphOptions::cuda_graphs), for comparison
+      bench_wph(ctx, dust, 256, 7, 1, false);
+      bench_wph(ctx, dust, 512, 8, 1, false);
+      return 0;
+    }
   } catch (const std::exception& e) {
     std::cerr << "bench_stats: " << e.what() << "\n";
     return 1;

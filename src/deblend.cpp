@@ -1,6 +1,8 @@
 #include <demix/deblend.hpp>
 #include <demix/errors.hpp>
 
+#include "detail/step_graph.hpp"
+
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -346,7 +348,13 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
     at::Tensor best = at::full({work.N}, std::numeric_limits<double>::infinity(), dopt);
     at::Tensor prev = at::zeros({work.N}, dopt), ema = at::zeros({work.N}, dopt);
     at::Tensor ema0 = at::zeros({work.N}, dopt);
-    for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
+    // Adam's step count on the device: its bias corrections and the decayed step size change at
+    // every step, and a recorded step must read them from a tensor.
+    const at::Tensor t_dev = at::zeros({}, dopt.dtype(at::kDouble));
+
+    // One step at step count t (t only selects the moving average's start: from t = window + 1 on
+    // every step is the same ops on the same tensors, updated in place, so it can be replayed).
+    const auto adam_step = [&](int t) {
       at::Tensor L, g;
       std::tie(L, g) = loss_fn.with_grad(work, z); // (K), (M_w, D)
       // In place where a buffer is ours: on a GPU, late steps of few blends cost their launches.
@@ -354,13 +362,37 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
       at::where_out(best, better, L, best);
       at::where_out(z_best, to_rows(better, work.blend), z, z_best);
       if (t == 1)
-        ema = prev - L;
+        ema.copy_(prev - L);
       if (t > 1) // ema <- (window - 1) / window ema + (prev - L) / window
         ema.lerp_(prev - L, 1.0 / o.window);
       if (t == o.window)
-        ema0 = ema.clone();
-      prev = L;
+        ema0.copy_(ema);
+      prev.copy_(L);
+      // Adam step, with bias correction and MADNESS's staircase decay of the step size:
+      // z -= lr (m1 / c1) / (sqrt(m2 / c2) + eps), written as
+      // z -= (lr sqrt(c2) / c1) m1 / (sqrt(m2) + eps sqrt(c2)).
+      const at::Tensor lr = at::pow(o.lr_decay, at::floor(t_dev / o.lr_decay_steps)).mul_(o.learning_rate);
+      const at::Tensor c1 = 1 - at::pow(o.adam_beta1, t_dev + 1);
+      const at::Tensor sqrt_c2 = (1 - at::pow(o.adam_beta2, t_dev + 1)).sqrt_();
+      m1.lerp_(g, 1 - o.adam_beta1); // beta1 m1 + (1 - beta1) g
+      m2.mul_(o.adam_beta2).addcmul_(g, g, 1 - o.adam_beta2);
+      z.addcdiv_(m1 * (-lr * sqrt_c2 / c1), m2.sqrt().add_(o.adam_epsilon * sqrt_c2));
+      t_dev.add_(1);
+    };
+    // The recording of the uniform step for the present working set (dropped when it shrinks).
+    const bool replay = o.cuda_graphs && prior_->replayable();
+    std::optional<detail::StepGraph> recorded;
 
+    for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
+      if (replay && t > o.window) {
+        if (!recorded)
+          recorded.emplace([&adam_step, &o] { adam_step(o.window + 1); }, dev);
+        (*recorded)();
+      } else {
+        adam_step(t);
+      }
+      // Convergence, on the loss bookkeeping of the step just taken (its z_best predates the
+      // update, which done blends drop).
       const bool last = t + 1 == o.max_steps;
       if ((t + 1) % o.check_every == 0 || last) {
         at::Tensor conv = at::zeros({work.N}, bopt);
@@ -378,24 +410,16 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
           const at::Tensor keep_gal = (~done).index_select(0, work.blend).nonzero().view({-1});
           if (keep.numel() == 0)
             break;
+          recorded.reset(); // it reads the tensors replaced below
           work = work.select(keep);
           act = act.index_select(0, keep);
           gal = gal.index_select(0, keep_gal);
-          for (at::Tensor *v : {&z, &m1, &m2, &z_best, &g})
+          for (at::Tensor *v : {&z, &m1, &m2, &z_best})
             *v = v->index_select(0, keep_gal);
           for (at::Tensor *v : {&best, &prev, &ema, &ema0})
             *v = v->index_select(0, keep);
         }
       }
-      // Adam step, with bias correction and MADNESS's staircase decay of the step size:
-      // z -= lr (m1 / c1) / (sqrt(m2 / c2) + eps), written as
-      // z -= (lr sqrt(c2) / c1) m1 / (sqrt(m2) + eps sqrt(c2)).
-      const double lr = o.learning_rate * std::pow(o.lr_decay, t / o.lr_decay_steps);
-      m1.lerp_(g, 1 - o.adam_beta1); // beta1 m1 + (1 - beta1) g
-      m2.mul_(o.adam_beta2).addcmul_(g, g, 1 - o.adam_beta2);
-      const double c1 = 1 - std::pow(o.adam_beta1, t + 1);
-      const double sqrt_c2 = std::sqrt(1 - std::pow(o.adam_beta2, t + 1));
-      z.addcdiv_(m1, m2.sqrt().add_(o.adam_epsilon * sqrt_c2), -lr * sqrt_c2 / c1);
     }
   }
 

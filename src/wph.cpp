@@ -3,6 +3,7 @@
 #include <demix/wph.hpp>
 
 #include "detail/map_batch.hpp"
+#include "detail/step_graph.hpp"
 #include "detail/wph_spectral.hpp"
 
 #include <ATen/ATen.h>
@@ -12,7 +13,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <list>
 #include <map>
+#include <mutex>
 #include <set>
 #include <tuple>
 
@@ -712,8 +715,86 @@ Coefficients WphOperator::forward_cross(const at::Tensor& x, const at::Tensor& y
   return out;
 }
 
+namespace {
+
+/// Intermediates of a call that loss_and_grad may record as a CUDA graph: the recording keeps them.
+constexpr int64_t kGraphMemoryLimit = int64_t{1} << 30;
+constexpr std::size_t kGraphsKept = 2;
+
+}  // namespace
+
+/// Recorded loss_and_grad calls, most recently used first: each reads its inputs from its own
+/// tensors, which a call fills before the replay.
+struct WphOperator::GraphCache {
+  struct Entry {
+    std::vector<int64_t> key;
+    at::Tensor x, target, weights;  // inputs, at fixed addresses
+    at::Tensor loss, grad;          // outputs, the recording's own
+    detail::StepGraph step;
+  };
+  std::mutex mutex;  // one call at a time uses an entry's tensors
+  std::list<Entry> entries;
+};
+
+WphOperator::GraphCacheHandle::GraphCacheHandle() : cache(std::make_unique<GraphCache>()) {}
+WphOperator::GraphCacheHandle::GraphCacheHandle(const GraphCacheHandle&) : GraphCacheHandle() {}
+WphOperator::GraphCacheHandle& WphOperator::GraphCacheHandle::operator=(const GraphCacheHandle&) {
+  cache = std::make_unique<GraphCache>();
+  return *this;
+}
+WphOperator::GraphCacheHandle::~GraphCacheHandle() = default;
+
+bool WphOperator::graph_eligible(const at::Tensor& x) const {
+  if (!options_.cuda_graphs || !context_.device().is_cuda() || x.device() != context_.device()) return false;
+  const int64_t B = x.dim() == 3 ? x.size(0) : 1;
+  const int64_t h = height_ - 2 * cut_y_ + pad_y_, w = width_ - 2 * cut_x_ + pad_x_;
+  const int64_t item = static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
+  const int64_t per_map = (3 * psi_.size(0) + 3 * n_fields_) * h * w * item;  // as batch_slice's
+  // Periodic maps only: their spectral path is known to record (it makes no host synchronisation).
+  return spectral_.plan && B * per_map <= kGraphMemoryLimit && batch_slice(B) >= B;
+}
+
 at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& target,
                                       const at::Tensor& weights, at::Tensor* grad) const {
+  detail::map_batch(x, height_, width_, "WPH");  // shape errors before anything is recorded
+  if (!graph_eligible(x) || !target.defined()) return loss_and_grad_eager(x, target, weights, grad);
+  std::vector<int64_t> key(x.sizes().begin(), x.sizes().end());
+  key.push_back(-1);
+  key.insert(key.end(), target.sizes().begin(), target.sizes().end());
+  key.insert(key.end(), {-1, static_cast<int64_t>(x.scalar_type()), static_cast<int64_t>(target.scalar_type()),
+                         weights.defined() ? weights.numel() : -1, grad != nullptr});
+  GraphCache& cache = *graphs_.cache;
+  const std::lock_guard<std::mutex> lock(cache.mutex);
+  auto& entries = cache.entries;
+  auto it = std::find_if(entries.begin(), entries.end(), [&](const GraphCache::Entry& e) { return e.key == key; });
+  if (it == entries.end()) {
+    const auto dev = context_.device();
+    entries.push_front(GraphCache::Entry{key, at::empty_like(x, x.options().device(dev)),
+                                         at::empty(target.sizes(), target.options().device(dev)),
+                                         weights.defined() ? at::empty(weights.sizes(), weights.options().device(dev))
+                                                           : at::Tensor(),
+                                         {}, {}, detail::StepGraph([] {}, dev)});
+    GraphCache::Entry& e = entries.front();
+    const bool want_grad = grad != nullptr;
+    e.step = detail::StepGraph([this, &e, want_grad] {
+      e.loss = loss_and_grad_eager(e.x, e.target, e.weights, want_grad ? &e.grad : nullptr);
+    }, dev);
+    if (entries.size() > kGraphsKept) entries.pop_back();
+    it = entries.begin();
+  } else {
+    entries.splice(entries.begin(), entries, it);  // most recently used first (list nodes stay put)
+  }
+  GraphCache::Entry& e = *it;
+  e.x.copy_(x);
+  e.target.copy_(target);
+  if (weights.defined()) e.weights.copy_(weights);
+  e.step();
+  if (grad) *grad = e.grad.clone();
+  return e.loss.clone();
+}
+
+at::Tensor WphOperator::loss_and_grad_eager(const at::Tensor& x, const at::Tensor& target,
+                                            const at::Tensor& weights, at::Tensor* grad) const {
   const at::Tensor leaf = x.detach().requires_grad_(grad != nullptr);
   const at::Tensor xc = prepare(leaf);
   const at::Tensor t = target.to(xc.device(), xc.scalar_type());
@@ -769,12 +850,14 @@ void WphOperator::set_reference(const at::Tensor& reference) {
   ref_field_mean_ = field_stats.select(-1, 0);
   ref_field_std_ = field_stats.select(-1, 1);
   ref_sm_ = sm_stats;
+  graphs_.cache = std::make_unique<GraphCache>();  // recordings read the old reference's tensors
 }
 
 void WphOperator::clear_reference() {
   ref_field_mean_ = at::Tensor();
   ref_field_std_ = at::Tensor();
   ref_sm_ = at::Tensor();
+  graphs_.cache = std::make_unique<GraphCache>();
 }
 
 Coefficients wph(const at::Tensor& x, const WphOptions& options, const Context& context) {

@@ -75,8 +75,13 @@ struct MadnessOptions {
                                 ///< to sigma_b^2, pixel by pixel, as MADNESS does
   int init_passes = 1;          ///< encoder passes, see the header comment; 1 or 2
 
-  // ---- Memory ----
+  // ---- Memory and speed ----
   std::int64_t max_blends_per_batch = 0; ///< deblend at most this many blends at once; 0 = all
+  /// On CUDA, with a replayable() prior, the Adam steps after the first `window` are recorded as a
+  /// CUDA graph, once per working set (it shrinks as blends converge), and replayed: the host's
+  /// dispatch of a step's ~200 ops no longer sets the pace of small working sets. Same results; a
+  /// recording keeps one step's temporaries while its working set lasts. false: eager steps.
+  bool cuda_graphs = true;
 };
 
 /// What deblend() returns. Galaxies are in the order of the input list.

@@ -26,6 +26,11 @@ class GalaxyPrior {
 
   /// log p(z) of each latent vector, exact and differentiable with respect to `latents`.
   virtual at::Tensor log_prob(const at::Tensor& latents /* (N, latent_dim) */) const = 0;  // -> (N)
+
+  /// Whether decode and log_prob may be recorded once as a CUDA graph and replayed on new latents
+  /// in place: they read only their argument and tensors that stay where they are, draw no random
+  /// numbers, keep no host-side state and make no host synchronisation.
+  virtual bool replayable() const { return false; }
 };
 
 }  // namespace demix

@@ -44,6 +44,7 @@ public:
   at::Tensor decode(const at::Tensor &latents /* (N, D) */) const override;      // -> (N, B, S, S)
   /// The flow's log density; ValueError when the model has no flow (run train-flow).
   at::Tensor log_prob(const at::Tensor &latents /* (N, D) */) const override; // -> (N)
+  bool replayable() const override { return true; }                            // ops on weights only
 
   // ---- parts ----
   const GalaxyVae &vae() const { return vae_; }

@@ -48,6 +48,11 @@ struct WphOptions {
   /// Memory the intermediate results may take (bytes). Batches are split into slices of maps and
   /// covariances into chunks to stay within it. 0: 40% of the device's free memory at each call.
   int64_t memory_bytes = 0;
+  /// On CUDA, loss_and_grad() records a call on periodic maps as a CUDA graph and replays it for
+  /// later calls of the same shapes, when the call's intermediates fit one slice of at most 1 GiB (then the host's
+  /// dispatch of its few hundred ops, not the GPU, sets its time). The recording keeps that memory
+  /// reserved while the operator lives (two shapes at most). false: every call dispatches its ops.
+  bool cuda_graphs = true;
 };
 
 /// Builds the filters and the moment list once; forward() is const and batched.
@@ -146,6 +151,18 @@ class WphOperator {
   int64_t shifted_chunks(int64_t batch) const;  // chunks of shifted covariances for `batch` maps
   template <typename Body>
   void for_each_slice(const at::Tensor& xc, const Body& body) const;
+  at::Tensor loss_and_grad_eager(const at::Tensor& x, const at::Tensor& target, const at::Tensor& weights,
+                                 at::Tensor* grad) const;
+  bool graph_eligible(const at::Tensor& x) const;  // loss_and_grad may replay a recording for x
+  struct GraphCache;  // recorded loss_and_grad calls (src/wph.cpp)
+  /// Owns the recordings, which call this operator: a copied or moved operator starts with none.
+  struct GraphCacheHandle {
+    std::unique_ptr<GraphCache> cache;
+    GraphCacheHandle();
+    GraphCacheHandle(const GraphCacheHandle&);
+    GraphCacheHandle& operator=(const GraphCacheHandle&);
+    ~GraphCacheHandle();
+  };
 
   WphOptions options_;
   int64_t height_, width_;
@@ -171,6 +188,7 @@ class WphOperator {
   at::Tensor ref_field_mean_;  // (B0, n_fields) complex: reference means of the fields
   at::Tensor ref_field_std_;   // (B0, n_fields) complex (real values): reference deviations
   at::Tensor ref_sm_;          // (B0, n_sm, 2, 2) complex: scaling-moment statistics
+  GraphCacheHandle graphs_;  // emptied when the reference changes
 };
 
 /// One-shot convenience: builds the operator for x's shape and applies it.

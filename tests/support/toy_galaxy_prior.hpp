@@ -41,6 +41,15 @@ public:
     return ToyGalaxyPrior(bands, stamp, mean, sd);
   }
 
+  /// This prior with its tables on `device` (float64), declared replayable: then decode and
+  /// log_prob copy nothing from the host and may be recorded as a CUDA graph.
+  ToyGalaxyPrior replayable_on(c10::Device device) const {
+    ToyGalaxyPrior p(B_, S_, mean_.to(device), std_.to(device));
+    p.replayable_ = true;
+    return p;
+  }
+  bool replayable() const override { return replayable_; }
+
   int64_t latent_dim() const override { return B_ + 3; }
   int64_t n_bands() const override { return B_; }
   int64_t stamp_size() const override { return S_; }
@@ -98,6 +107,7 @@ public:
 private:
   int64_t B_, S_;
   at::Tensor mean_, std_; // (B + 3) float64
+  bool replayable_ = false;
 };
 
 } // namespace demix::test

@@ -307,6 +307,42 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
   EXPECT_LT(*stops.begin(), o.max_steps);
 }
 
+// On CUDA, Adam steps recorded as CUDA graphs (MadnessOptions::cuda_graphs) give the steps of the
+// eager loop: blends of 1 to 4 galaxies that stop at different checks, so that
+// the working set shrinks and is recorded anew several times.
+TEST(MadnessDeblend, RecordedAdamStepsEqualEagerOnCuda) {
+  if (demix::cuda_device_count() == 0)
+    GTEST_SKIP() << "no CUDA device";
+  const demix::Context cuda64({.device = demix::DeviceKind::Cuda,
+                               .precision = demix::Precision::Float64});
+  const auto prior =
+      std::make_shared<ToyGalaxyPrior>(toy_prior()->replayable_on(cuda64.device()));
+  const std::vector<std::vector<double>> pos = {
+      {12, 14}, {10, 10, 16, 13, 24, 25}, {20, 18, 26, 20}, {5, 30, 14, 26, 22, 20, 30, 8}};
+  const demix::BlendGalaxies g = integer_positions(pos);
+  const auto cpu_prior = toy_prior();
+  const at::Tensor images =
+      make_blends(*cpu_prior, g, random_truth(*cpu_prior, 10, 11), 36, 36, 40.0, 12);
+  const at::Tensor sigmas = at::full({kBands}, 40.0, at::kDouble);
+  demix::MadnessOptions o;
+  o.max_steps = 90;
+  const demix::MadnessResult replayed =
+      demix::MadnessDeblender(prior, o, cuda64).deblend(images, g, sigmas);
+  o.cuda_graphs = false;
+  const demix::MadnessResult eager =
+      demix::MadnessDeblender(prior, o, cuda64).deblend(images, g, sigmas);
+  EXPECT_TRUE(at::equal(replayed.steps, eager.steps)) << replayed.steps << eager.steps;
+  EXPECT_TRUE(at::equal(replayed.converged, eager.converged));
+  // float64; the same kernels, up to the order of atomic additions (index_add_ on CUDA): as in
+  // AdamEqualsAPlainLoopBlendByBlend, 1e-9 in latents of O(1-10).
+  EXPECT_TRUE(at::allclose(replayed.latents, eager.latents, 0, 1e-9))
+      << (replayed.latents - eager.latents).abs().max();
+  EXPECT_GE(std::set<int64_t>(replayed.steps.data_ptr<int64_t>(),
+                              replayed.steps.data_ptr<int64_t>() + 4)
+                .size(),
+            2u); // the working set shrank
+}
+
 TEST(MadnessDeblend, FieldTilesRecoverTheTruth) {
   const auto prior = toy_prior();
   // 120 x 130 field, tiles of 48 with the default margin (stamp size - 1 = 24): galaxies on and

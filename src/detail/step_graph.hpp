@@ -1,0 +1,43 @@
+#pragma once
+// One step of an iterative computation (a loss, its gradient, an optimiser update: the same
+// LibTorch ops on the same shapes, step after step) replayed as one CUDA graph. At small sizes the
+// host's dispatch of a few hundred ops costs more than their kernels; a graph launches them all at
+// once. Elsewhere (CPU, or a LibTorch without CUDA) a step is the plain call: same results.
+//
+// On CUDA the first call runs the step eagerly (LibTorch, cuBLAS, cuDNN and cuFFT set up their
+// handles and plans), the second records it and replays the recording, later calls replay it. So
+// the step must
+//  - read its inputs from tensors at fixed addresses (the caller updates them in place), and hand
+//    its outputs out through variables it assigns (after the recording they hold the graph's own
+//    tensors, which every replay overwrites);
+//  - take every value that changes between steps from a tensor, never from a host number (host
+//    numbers are frozen into the recording);
+//  - make no host synchronisation (.item(), nonzero, a device-to-host copy).
+
+#include <c10/core/Device.h>
+
+#include <functional>
+#include <memory>
+
+namespace demix::detail {
+
+class StepGraph {
+ public:
+  /// enabled = false, or a device other than CUDA: every call runs `step` as it is.
+  StepGraph(std::function<void()> step, c10::Device device, bool enabled = true);
+  ~StepGraph();
+  StepGraph(StepGraph&&) noexcept;
+  StepGraph& operator=(StepGraph&&) noexcept;
+
+  /// One step (asynchronous on CUDA, like any LibTorch op).
+  void operator()();
+
+  /// Whether calls replay a recording (after the first two on CUDA).
+  bool recorded() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace demix::detail

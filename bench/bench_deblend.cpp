@@ -7,9 +7,13 @@
 // plus a line of Adam-step quantiles; DEMIX_STEPS_CURVE=1 adds MADNESS capped at fewer steps,
 // DEMIX_NO_GRAPH=1 MADNESS without CUDA graphs (MadnessOptions::cuda_graphs).
 // Metrics per galaxy, on S x S stamps centred on its nearest pixel (the dataset's STAMPS):
-//   flux: circular aperture of radius 2 sqrt(hlr^2 + (FWHM_b / 2)^2) (the MADNESS paper's
-//         elliptical aperture, circularised) on the model and on the truth; relative residual per
-//         band summarised by mean |r|, median and 68% half-width; g - r colour error;
+//   flux: elliptical aperture (as the MADNESS paper's sep.sum_ellipse) on the model and on the
+//         truth, from the truth catalogue: axis ratio q = (1 - |e|) / (1 + |e|) of the shear-
+//         convention (e1, e2), major axis at theta = atan2(e2, e1) / 2 from +x towards +y, and
+//         semi-axes 2 sqrt(h^2 + (FWHM_b / 2)^2) per band for h = hlr / sqrt(q) and hlr sqrt(q):
+//         the half-light ellipse (area preserving, sqrt(h_a h_b) = hlr), each axis widened in
+//         quadrature by the PSF's half FWHM, doubled; relative residual per band summarised by
+//         mean |r|, median and 68% half-width; g - r colour error;
 //   SSIM and pixel cosine similarity per band; ellipticity (adaptive moments) of the r-band model
 //   against that of the truth, |delta e|.
 // Speed: wall time of the whole dataset in one call (after a warm-up call on 8 blends), in blends
@@ -63,7 +67,7 @@ double finite_mean(const at::Tensor& v) {
 struct Truth {
   at::Tensor stamps;   // (G, B, S, S)
   at::Tensor centres;  // (G, 2) x, y in stamp pixels
-  at::Tensor radius;   // (G, B) aperture radius, pixels
+  demix::EllipticalAperture aperture;  // a, b (G, B) semi-axes, pixels; theta (G)
   at::Tensor flux;     // (G, B) aperture flux of the truth
   at::Tensor e;        // (G, 2) r-band ellipticity of the truth
 };
@@ -71,7 +75,7 @@ struct Truth {
 void report(const std::string& method, const at::Tensor& model /* (G, B, S, S) */, const Truth& t,
             int64_t n_blends, double seconds, double converged, const std::string& device) {
   const at::Tensor m = model.to(at::kCPU, at::kDouble);
-  const at::Tensor flux = demix::aperture_flux(m, t.centres, t.radius);
+  const at::Tensor flux = demix::aperture_flux(m, t.centres, t.aperture);
   const demix::ResidualSummary r = demix::summarize_residuals(demix::relative_residual(flux, t.flux));
   const demix::ResidualSummary c = demix::summarize_residuals(demix::colour_error(flux, t.flux, 1, 2));
   const at::Tensor ssim = demix::ssim(m, t.stamps), cosine = demix::cosine_similarity(m, t.stamps);
@@ -119,7 +123,7 @@ int main(int argc, char** argv) {
     }
     const demix::BlendGalaxies galaxies = demix::BlendGalaxies::from_list(positions);
 
-    // Truth: stamps, aperture radii (hlr and PSF FWHM, circularised) and fluxes, r-band shapes.
+    // Truth: stamps, elliptical apertures (hlr, e1, e2 and PSF FWHM) and fluxes, r-band shapes.
     Truth t;
     t.stamps = d.stamps.to(at::kDouble);
     const double pixscale = d.header.number("PIXSCALE").value_or(0.2);
@@ -129,8 +133,14 @@ int main(int argc, char** argv) {
     std::vector<double> fwhm;
     for (int64_t b = 0; b < B; ++b) fwhm.push_back(d.header.number("FWHM" + std::to_string(b + 1)).value_or(0.7));
     const at::Tensor half_fwhm = at::tensor(fwhm, at::kDouble) / 2;
-    t.radius = 2 * at::sqrt(hlr.unsqueeze(1).square() + half_fwhm.square().unsqueeze(0)) / pixscale;
-    t.flux = demix::aperture_flux(t.stamps, t.centres, t.radius);
+    const at::Tensor e1 = d.truth.column("e1").values.to(at::kDouble);
+    const at::Tensor e2 = d.truth.column("e2").values.to(at::kDouble);
+    const at::Tensor e = at::sqrt(e1.square() + e2.square()), q = (1 - e) / (1 + e);
+    const auto axis = [&](const at::Tensor& h /* (G) arcsec */) {  // -> (G, B) pixels
+      return 2 * at::sqrt(h.unsqueeze(1).square() + half_fwhm.square().unsqueeze(0)) / pixscale;
+    };
+    t.aperture = {axis(hlr / q.sqrt()), axis(hlr * q.sqrt()), 0.5 * at::atan2(e2, e1)};
+    t.flux = demix::aperture_flux(t.stamps, t.centres, t.aperture);
     t.e = demix::measure_shapes(t.stamps.select(1, 2)).ellipticity;
 
     const at::Tensor images = ctx.to(d.images);
@@ -204,7 +214,9 @@ int main(int argc, char** argv) {
       const demix::FitsImage s2 = demix::read_fits(std::string(argv[4]) + "[MODELS]");
       const int64_t n2 = static_cast<int64_t>(s2.header.number("NBLENDS").value_or(N));
       const int64_t g2 = (blend < n2).sum().item<int64_t>();
-      Truth sub{t.stamps.narrow(0, 0, g2), t.centres.narrow(0, 0, g2), t.radius.narrow(0, 0, g2),
+      const demix::EllipticalAperture& a = t.aperture;
+      Truth sub{t.stamps.narrow(0, 0, g2), t.centres.narrow(0, 0, g2),
+                {a.a.narrow(0, 0, g2), a.b.narrow(0, 0, g2), a.theta.narrow(0, 0, g2)},
                 t.flux.narrow(0, 0, g2), t.e.narrow(0, 0, g2)};
       report("scarlet2", s2.data.narrow(0, 0, g2), sub, n2, s2.header.number("SECONDS").value_or(NAN),
              NAN, "cpu (jax, " + s2.header.value("JAX").value_or("?") + ")");

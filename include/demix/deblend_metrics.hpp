@@ -1,9 +1,9 @@
 #pragma once
 // Quality metrics of deblended galaxies against their noiseless truth, as in the MADNESS paper
-// (Biswas et al. 2025, section 5): aperture photometry and its relative flux residual per band
-// (mean |r|, median, 68% spread), the g - r colour error, the structural similarity (SSIM) and the
-// pixel cosine similarity per band, and an ellipticity error; plus the matching of detected
-// positions to true ones.
+// (Biswas et al. 2025, section 5): circular or elliptical aperture photometry and its relative
+// flux residual per band (mean |r|, median, 68% spread), the g - r colour error, the structural
+// similarity (SSIM) and the pixel cosine similarity per band, and an ellipticity error; plus the
+// matching of detected positions to true ones.
 //
 // Batches: galaxies are rows, (N, B, S, S) stamps (or any (N, B, H, W) images), one result row
 // per galaxy. Everything is ATen tensor operations (any device) except match_positions.
@@ -23,6 +23,22 @@ namespace demix {
 at::Tensor aperture_flux(const at::Tensor &images /* (N, B, H, W) */,
                          const at::Tensor &centres /* (N, 2) */,
                          const at::Tensor &radius /* (1), (N) or (N, B) */,
+                         std::int64_t subsample = 5);
+
+/// An elliptical aperture, as sep's sum_ellipse draws it (with r = 1). Each field is (1), (N) or
+/// (N, B): one value, one per galaxy, or one per galaxy and band; the fields broadcast together.
+struct EllipticalAperture {
+  at::Tensor a;     ///< semi-axis along theta (usually the major one), pixels, > 0
+  at::Tensor b;     ///< semi-axis across theta, pixels, > 0
+  at::Tensor theta; ///< angle of a's axis from +x towards +y (sep: counter-clockwise), radians
+};
+
+/// Flux inside ellipses: as the circular aperture_flux, with the point (x, y) inside when, for
+/// u = (x - x0) cos theta + (y - y0) sin theta and v = -(x - x0) sin theta + (y - y0) cos theta,
+/// u^2 / a^2 + v^2 / b^2 <= 1. Where a == b the result is exactly the circular aperture_flux's of
+/// radius a, whatever theta. ValueError unless every a and b is finite and > 0. -> (N, B).
+at::Tensor aperture_flux(const at::Tensor &images /* (N, B, H, W) */,
+                         const at::Tensor &centres /* (N, 2) */, const EllipticalAperture &aperture,
                          std::int64_t subsample = 5);
 
 /// (measured - truth) / truth, elementwise; NaN where truth is 0. Any matching shapes.

@@ -9,6 +9,7 @@
 #endif
 
 #ifdef DEMIX_STEP_GRAPHS
+#include <ATen/ATen.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -116,6 +117,14 @@ void StepGraph::operator()() {
           }
         }
         (void)cudaGetLastError();  // the refused call's error must not surface at the next launch
+        // LibTorch's CUDA random generator enters its recording state at capture_begin and leaves
+        // it only in a successful capture_end: one trivial recording puts it back.
+        {
+          at::cuda::CUDAGraph reset_generator;
+          reset_generator.capture_begin();
+          at::zeros({1}, at::TensorOptions().device(s.device));
+          reset_generator.capture_end();
+        }
         s.use_graph = false;
       }
     }

@@ -73,6 +73,10 @@ TEST(StepGraph, StepThatSynchronisesRunsEagerly) {
     EXPECT_EQ(seen, 8.0 * t);  // each call ran exactly once, the failed recording included
   }
   EXPECT_FALSE(step.recorded());
+  // The failed recording left LibTorch usable: random numbers (its generator records too) and a
+  // recorded step afterwards.
+  EXPECT_NO_THROW(at::randn({16}, opt).sum().item<double>());
+  expect_steps_match(opt.device(), true);
 }
 
 // loss_and_grad with recordings against loss_and_grad without, for new maps and targets at each

@@ -49,9 +49,10 @@ struct WphOptions {
   /// covariances into chunks to stay within it. 0: 40% of the device's free memory at each call.
   int64_t memory_bytes = 0;
   /// On CUDA, loss_and_grad() records a call on periodic maps as a CUDA graph and replays it for
-  /// later calls of the same shapes, when the call's intermediates fit one slice of at most 1 GiB (then the host's
-  /// dispatch of its few hundred ops, not the GPU, sets its time). The recording keeps that memory
-  /// reserved while the operator lives (two shapes at most). false: every call dispatches its ops.
+  /// later calls of the same shapes, when the call's intermediates fit one slice of at most 1 GiB
+  /// (then the host's dispatch of its few hundred ops, not the GPU, sets its time). A recording
+  /// keeps that memory reserved while the operator lives (two shapes at most, the latest used).
+  /// false: every call dispatches its ops.
   bool cuda_graphs = true;
 };
 

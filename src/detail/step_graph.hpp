@@ -2,7 +2,8 @@
 // One step of an iterative computation (a loss, its gradient, an optimiser update: the same
 // LibTorch ops on the same shapes, step after step) replayed as one CUDA graph. At small sizes the
 // host's dispatch of a few hundred ops costs more than their kernels; a graph launches them all at
-// once. Elsewhere (CPU, or a LibTorch without CUDA) a step is the plain call: same results.
+// once. Elsewhere (CPU, a LibTorch without CUDA or older than 2.1) a step is the plain call: same
+// results.
 //
 // On CUDA the first call runs the step eagerly (LibTorch, cuBLAS, cuDNN and cuFFT set up their
 // handles and plans), the second records it and replays the recording, later calls replay it. So
@@ -12,7 +13,8 @@
 //    tensors, which every replay overwrites);
 //  - take every value that changes between steps from a tensor, never from a host number (host
 //    numbers are frozen into the recording);
-//  - make no host synchronisation (.item(), nonzero, a device-to-host copy).
+//  - make no host synchronisation (.item(), nonzero, a device-to-host copy). A step that does cannot
+//    be recorded: the recording is dropped and the step runs eagerly from then on.
 
 #include <c10/core/Device.h>
 

@@ -87,7 +87,7 @@ int64_t pymod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
 struct WphOperator::Fields {
   at::Tensor xhat;    // (B, H, W) complex: Fourier transform of the maps
   at::Tensor wt;      // (B, n_psi, h, w) complex: wavelet transform (cut when NonPeriodic)
-  at::Tensor wt_mod;  // (B, n_psi, h, w) real: its modulus
+  at::Tensor wt_mod;  // (B, n_psi, h, w) real: its modulus (spatial path only, else undefined)
   at::Tensor lowpass; // (B, n_phi, h, w) complex: low-pass transform minus its mean
 };
 
@@ -469,7 +469,7 @@ WphOperator::Fields WphOperator::transform(const at::Tensor& xc) const {
     out.wt = out.wt.index({"...", ys, xs});
     low = low.index({"...", ys, xs});
   }
-  out.wt_mod = out.wt.abs();
+  if (!spectral_.plan) out.wt_mod = out.wt.abs();  // the spatial path's fields; spectral: from wt
   out.lowpass = low - low.mean({-2, -1}, true);
   return out;
 }

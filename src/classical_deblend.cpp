@@ -2,6 +2,8 @@
 #include <demix/detection.hpp>
 #include <demix/errors.hpp>
 
+#include "detail/sizes_text.hpp"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -10,16 +12,7 @@
 
 namespace demix {
 
-namespace {
-
-std::string sizes_text(const at::Tensor &t) {
-  std::string s = "(";
-  for (int64_t d = 0; d < t.dim(); ++d)
-    s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + ")";
-}
-
-} // namespace
+using detail::sizes_text;
 
 at::Tensor ClassicalResult::stamps(int64_t stamp_size) const {
   const int64_t M = galaxies.size();

@@ -1,6 +1,7 @@
 #include <demix/deblend.hpp>
 #include <demix/errors.hpp>
 
+#include "detail/sizes_text.hpp"
 #include "detail/step_graph.hpp"
 
 #include <ATen/ATen.h>
@@ -19,14 +20,9 @@
 
 namespace demix {
 
-namespace {
+using detail::sizes_text;
 
-std::string sizes_text(const at::Tensor &t) {
-  std::string s = "(";
-  for (int64_t d = 0; d < t.dim(); ++d)
-    s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + ")";
-}
+namespace {
 
 void require(bool ok, const std::string &field, double value, const std::string &allowed) {
   if (!ok)

@@ -1,6 +1,8 @@
 #include <demix/deblend_metrics.hpp>
 #include <demix/errors.hpp>
 
+#include "detail/sizes_text.hpp"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -12,14 +14,9 @@
 
 namespace demix {
 
-namespace {
+using detail::sizes_text;
 
-std::string sizes_text(const at::Tensor &t) {
-  std::string s = "(";
-  for (int64_t d = 0; d < t.dim(); ++d)
-    s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + ")";
-}
+namespace {
 
 void require_images(const at::Tensor &t, const char *what) {
   if (t.dim() != 4)

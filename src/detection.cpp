@@ -1,6 +1,8 @@
 #include <demix/detection.hpp>
 #include <demix/errors.hpp>
 
+#include "detail/sizes_text.hpp"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -11,14 +13,9 @@
 
 namespace demix {
 
-namespace {
+using detail::sizes_text;
 
-std::string sizes_text(const at::Tensor &t) {
-  std::string s = "(";
-  for (int64_t d = 0; d < t.dim(); ++d)
-    s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + ")";
-}
+namespace {
 
 /// Separable 2-D convolution of (N, 1, H, W) by k (x) k, zero padding, same size.
 at::Tensor separable(const at::Tensor &x, const at::Tensor &k) {

@@ -1,22 +1,15 @@
 #include <demix/errors.hpp>
 #include <demix/stamps.hpp>
 
+#include "detail/sizes_text.hpp"
+
 #include <ATen/ATen.h>
 
 #include <string>
 
 namespace demix {
 
-namespace {
-
-std::string sizes_text(const at::Tensor &t) {
-  std::string s = "(";
-  for (int64_t d = 0; d < t.dim(); ++d)
-    s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + ")";
-}
-
-} // namespace
+using detail::sizes_text;
 
 BlendGalaxies BlendGalaxies::from_list(const std::vector<at::Tensor> &positions) {
   std::vector<at::Tensor> xy, blend;

@@ -152,28 +152,23 @@ int main(int argc, char** argv) {
     const demix::MadnessDeblender madness(prior, {}, ctx);
     const at::Tensor warm = at::arange(std::min<int64_t>(8, N), at::kLong);
     madness.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm), sigmas);
-    double t0 = bench::now_after_sync();
-    const demix::MadnessResult mr = madness.deblend(images, galaxies, sigmas);
-    const double madness_s = bench::now_after_sync() - t0;
-    report("demix-madness", mr.stamps, t, N, madness_s, mr.converged_fraction(), where);
-    {  // The same call again: what a pipeline deblending batch after batch of this size sees, once
-       // LibTorch and cuDNN have set up the shapes of the shrinking working set (first call: above).
+    // One timed call on the whole dataset, scored and reported as `name`.
+    const auto timed = [&](const demix::MadnessDeblender& deb, const std::string& name) {
       const double t1 = bench::now_after_sync();
-      const demix::MadnessResult again = madness.deblend(images, galaxies, sigmas);
-      report("demix-madness-repeat", again.stamps, t, N, bench::now_after_sync() - t1,
-             again.converged_fraction(), where);
-    }
+      demix::MadnessResult r = deb.deblend(images, galaxies, sigmas);
+      report(name, r.stamps, t, N, bench::now_after_sync() - t1, r.converged_fraction(), where);
+      return r;
+    };
+    const demix::MadnessResult mr = timed(madness, "demix-madness");
+    // The same call again: what a pipeline deblending batch after batch of this size sees, once
+    // LibTorch and cuDNN have set up the shapes of the shrinking working set (first call: above).
+    timed(madness, "demix-madness-repeat");
     // DEMIX_NO_GRAPH=1: the same, first call and repeat, with eager Adam steps (no CUDA graphs).
     if (std::getenv("DEMIX_NO_GRAPH")) {
       demix::MadnessOptions o;
       o.cuda_graphs = false;
       const demix::MadnessDeblender eager(prior, o, ctx);
-      for (const char* call : {"", "-repeat"}) {
-        const double t1 = bench::now_after_sync();
-        const demix::MadnessResult er = eager.deblend(images, galaxies, sigmas);
-        report(std::string("demix-madness-no-graph") + call, er.stamps, t, N, bench::now_after_sync() - t1,
-               er.converged_fraction(), where);
-      }
+      for (const char* call : {"", "-repeat"}) timed(eager, std::string("demix-madness-no-graph") + call);
     }
     {  // Adam steps per blend: the slowest blends set the length of the batched run.
       const at::Tensor st = mr.steps.to(at::kDouble);
@@ -186,11 +181,7 @@ int main(int argc, char** argv) {
       for (int k : {40, 60, 80, 120, 160}) {
         demix::MadnessOptions o;
         o.max_steps = k;
-        const demix::MadnessDeblender capped(prior, o, ctx);
-        const double t1 = bench::now_after_sync();
-        const demix::MadnessResult cr = capped.deblend(images, galaxies, sigmas);
-        report("demix-madness-max" + std::to_string(k), cr.stamps, t, N, bench::now_after_sync() - t1,
-               cr.converged_fraction(), where);
+        timed(demix::MadnessDeblender(prior, o, ctx), "demix-madness-max" + std::to_string(k));
       }
     }
     // DEMIX_PROFILE=trace.json: one more MADNESS run under LibTorch's legacy profiler (run with
@@ -204,7 +195,7 @@ int main(int argc, char** argv) {
     // Classical (SDSS-style symmetric templates).
     const demix::ClassicalDeblender classical({}, ctx);
     classical.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm), sigmas);
-    t0 = bench::now_after_sync();
+    const double t0 = bench::now_after_sync();
     const demix::ClassicalResult cr = classical.deblend(images, galaxies, sigmas);
     const double classical_s = bench::now_after_sync() - t0;
     report("demix-classical", cr.stamps(S), t, N, classical_s, 1.0, where);

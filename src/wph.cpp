@@ -532,8 +532,12 @@ void WphOperator::compute_spectral(const SpectralTables& tables, const at::Tenso
   // Temporaries are capped well below the budget: larger kernels gain little, memory is the limit.
   // But a call whose temporaries fit one chunk of at most 768 MB (the backward's estimate: ten
   // spectra per source) runs as one chunk: at small sizes the time is the number of launches.
-  const int64_t one_chunk = 10 * wt.size(0) * wt.size(-2) * wt.size(-1) * wt.element_size() * tables.plan->n_sources();
-  const int64_t work = std::min<int64_t>(budget(), one_chunk <= (int64_t{768} << 20) ? one_chunk : int64_t{256} << 20);
+  // Batches of many maps take up to 8 sources a chunk (at most 4 GiB): one source at a time, a
+  // batch of 100 256^2 maps launched ~4000 ops for its statistics.
+  const int64_t per_source = 10 * wt.size(0) * wt.size(-2) * wt.size(-1) * wt.element_size();
+  const int64_t one_chunk = per_source * tables.plan->n_sources();
+  const int64_t cap = std::max<int64_t>(int64_t{256} << 20, std::min<int64_t>(8 * per_source, int64_t{4} << 30));
+  const int64_t work = std::min<int64_t>(budget(), one_chunk <= (int64_t{768} << 20) ? one_chunk : cap);
   const detail::DcMode mode = ref_mean               ? detail::DcMode::Reference
                               : norm == WphNorm::None ? detail::DcMode::Own
                                                       : detail::DcMode::OwnConstant;
@@ -757,17 +761,24 @@ bool WphOperator::graph_eligible(const at::Tensor& x) const {
 at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& target,
                                       const at::Tensor& weights, at::Tensor* grad) const {
   detail::map_batch(x, height_, width_, "WPH");  // shape errors before anything is recorded
-  if (!graph_eligible(x) || !target.defined()) return loss_and_grad_eager(x, target, weights, grad);
+  if (!options_.cuda_graphs || !context_.device().is_cuda() || x.device() != context_.device() ||
+      !target.defined())
+    return loss_and_grad_eager(x, target, weights, grad);
   std::vector<int64_t> key(x.sizes().begin(), x.sizes().end());
   key.push_back(-1);
   key.insert(key.end(), target.sizes().begin(), target.sizes().end());
   key.insert(key.end(), {-1, static_cast<int64_t>(x.scalar_type()), static_cast<int64_t>(target.scalar_type()),
                          weights.defined() ? weights.numel() : -1, grad != nullptr});
   GraphCache& cache = *graphs_.cache;
-  const std::lock_guard<std::mutex> lock(cache.mutex);
+  std::unique_lock<std::mutex> lock(cache.mutex);
   auto& entries = cache.entries;
   auto it = std::find_if(entries.begin(), entries.end(), [&](const GraphCache::Entry& e) { return e.key == key; });
   if (it == entries.end()) {
+    // A new shape: eligibility (which asks the device for its free memory) is checked once, here.
+    if (!graph_eligible(x)) {
+      lock.unlock();
+      return loss_and_grad_eager(x, target, weights, grad);
+    }
     const auto dev = context_.device();
     entries.push_front(GraphCache::Entry{key, at::empty_like(x, x.options().device(dev)),
                                          at::empty(target.sizes(), target.options().device(dev)),

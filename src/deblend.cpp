@@ -97,6 +97,8 @@ MadnessDeblender::MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior,
   require(o.rtol >= 0, "rtol", o.rtol, ">= 0");
   require(o.atol >= 0, "atol", o.atol, ">= 0");
   require(o.check_every >= 1, "check_every", o.check_every, ">= 1");
+  require(o.shrink_fraction >= 0 && o.shrink_fraction <= 1, "shrink_fraction", o.shrink_fraction,
+          "in [0, 1]");
   require(o.lbfgs_steps >= 0, "lbfgs_steps", o.lbfgs_steps, ">= 0");
   require(o.lbfgs_history >= 1, "lbfgs_history", o.lbfgs_history, ">= 1");
   require(o.lbfgs_max_backtracks >= 1, "lbfgs_max_backtracks", o.lbfgs_max_backtracks, ">= 1");
@@ -347,6 +349,9 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
     // Adam's step count on the device: its bias corrections and the decayed step size change at
     // every step, and a recorded step must read them from a tensor.
     const at::Tensor t_dev = at::zeros({}, dopt.dtype(at::kDouble));
+    // Blends of the working set already stored (shrink_fraction keeps them until enough are).
+    at::Tensor finished = at::zeros({work.N}, bopt);
+    int64_t n_finished = 0;
 
     // One step at step count t (t only selects the moving average's start: from t = window + 1 on
     // every step is the same ops on the same tensors, updated in place, so it can be replayed).
@@ -394,27 +399,38 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
         at::Tensor conv = at::zeros({work.N}, bopt);
         if (t + 1 >= o.min_steps)
           conv = ema <= at::clamp_min(o.rtol * ema0.clamp_min(0), o.atol);
-        const at::Tensor done = last ? at::ones({work.N}, bopt) : conv;
-        const at::Tensor done_idx = done.nonzero().view({-1});
-        if (done_idx.numel() > 0) { // (one host synchronisation per check)
+        // Blends finished at this test; those finished earlier (still in the set) are stored.
+        const at::Tensor done = (last ? at::ones({work.N}, bopt) : conv) & ~finished;
+        const at::Tensor done_idx = done.nonzero().view({-1}); // (a host synchronisation)
+        bool all_done = false;
+        if (done_idx.numel() > 0) {
           const at::Tensor done_gal = done.index_select(0, work.blend).nonzero().view({-1});
           const at::Tensor blends = act.index_select(0, done_idx);
           z_out.index_copy_(0, gal.index_select(0, done_gal), z_best.index_select(0, done_gal));
           steps_out.index_fill_(0, blends, t + 1);
           conv_out.index_copy_(0, blends, conv.index_select(0, done_idx));
-          const at::Tensor keep = (~done).nonzero().view({-1});
-          const at::Tensor keep_gal = (~done).index_select(0, work.blend).nonzero().view({-1});
-          if (keep.numel() == 0)
-            break;
-          recorded.reset(); // it reads the tensors replaced below
-          work = work.select(keep);
-          act = act.index_select(0, keep);
-          gal = gal.index_select(0, keep_gal);
-          for (at::Tensor *v : {&z, &m1, &m2, &z_best})
-            *v = v->index_select(0, keep_gal);
-          for (at::Tensor *v : {&best, &prev, &ema, &ema0})
-            *v = v->index_select(0, keep);
+          finished.logical_or_(done);
+          n_finished += done_idx.numel();
+          all_done = n_finished == work.N;
+          if (!all_done &&
+              static_cast<double>(n_finished) >= o.shrink_fraction * static_cast<double>(work.N)) {
+            const at::Tensor keep = (~finished).nonzero().view({-1});
+            const at::Tensor keep_gal = (~finished).index_select(0, work.blend).nonzero().view({-1});
+            recorded.reset(); // it reads the tensors replaced below
+            work = work.select(keep);
+            act = act.index_select(0, keep);
+            gal = gal.index_select(0, keep_gal);
+            for (at::Tensor *v : {&z, &m1, &m2, &z_best})
+              *v = v->index_select(0, keep_gal);
+            for (at::Tensor *v : {&best, &prev, &ema, &ema0, &finished})
+              *v = v->index_select(0, keep);
+            n_finished = 0;
+          }
         }
+        if (o.progress)
+          o.progress({t + 1, work.N - n_finished, work.M, all.N});
+        if (all_done)
+          break;
       }
     }
   }

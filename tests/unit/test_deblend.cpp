@@ -2,7 +2,8 @@
 // its formula written out galaxy by galaxy, its gradient against finite differences, recovery of
 // the true parameters of noiseless blends (a pair, and a field cut into tiles), batched equals
 // one-by-one, per-blend convergence, the batched Adam loop against a plain one-blend Adam written
-// out from the documented schedule, and input errors.
+// out from the documented schedule (for every shrink fraction of the working set, with its
+// progress reports), and input errors.
 
 #include "support/gradient_check.hpp"
 #include "support/toy_galaxy_prior.hpp"
@@ -286,25 +287,52 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
   const at::Tensor sigmas = at::full({kBands}, 40.0, at::kDouble);
   demix::MadnessOptions o;
   o.max_steps = 90;
-  const demix::MadnessDeblender deb(prior, o, cpu64());
-  const demix::MadnessResult all = deb.deblend(images, g, sigmas);
-  std::set<int64_t> stops;
-  for (int64_t n = 0; n < 4; ++n) {
-    const demix::BlendGalaxies one = integer_positions({pos[n]});
-    const ReferenceAdam ref = reference_adam(deb, o, images.narrow(0, n, 1), one, sigmas);
-    const int64_t first = g.first()[n].item<int64_t>(), count = g.counts()[n].item<int64_t>();
-    EXPECT_EQ(all.steps[n].item<int64_t>(), ref.steps) << n;
-    EXPECT_EQ(all.converged[n].item<bool>(), ref.converged) << n;
-    // float64; the batched loss equals the one-blend loss to ~1e-13 (rounding of batched
-    // kernels), which the Adam steps (normalised by sqrt of the second moment) carry along:
-    // 1e-9 in latents of O(1-10), as in BatchedEqualsOneByOneAndBlendsAreIndependent.
-    EXPECT_TRUE(at::allclose(all.latents.narrow(0, first, count), ref.latents, 0, 1e-9))
-        << n << ": " << (all.latents.narrow(0, first, count) - ref.latents).abs().max();
-    stops.insert(ref.steps);
+  std::vector<ReferenceAdam> refs;
+  // Finished blends leave the working set at once (0), once they are 30% of it (the default), or
+  // only when all are done (1): the same results, and progress reports that say so.
+  for (double shrink : {0.0, 0.3, 1.0}) {
+    o.shrink_fraction = shrink;
+    std::vector<demix::MadnessProgress> reports;
+    o.progress = [&reports](const demix::MadnessProgress &p) { reports.push_back(p); };
+    const demix::MadnessDeblender deb(prior, o, cpu64());
+    const demix::MadnessResult all = deb.deblend(images, g, sigmas);
+    std::set<int64_t> stops;
+    for (int64_t n = 0; n < 4; ++n) {
+      const demix::BlendGalaxies one = integer_positions({pos[n]});
+      if (refs.size() < 4)
+        refs.push_back(reference_adam(deb, o, images.narrow(0, n, 1), one, sigmas));
+      const ReferenceAdam &ref = refs[n];
+      const int64_t first = g.first()[n].item<int64_t>(), count = g.counts()[n].item<int64_t>();
+      EXPECT_EQ(all.steps[n].item<int64_t>(), ref.steps) << n << " shrink " << shrink;
+      EXPECT_EQ(all.converged[n].item<bool>(), ref.converged) << n << " shrink " << shrink;
+      // float64; the batched loss equals the one-blend loss to ~1e-13 (rounding of batched
+      // kernels), which the Adam steps (normalised by sqrt of the second moment) carry along:
+      // 1e-9 in latents of O(1-10), as in BatchedEqualsOneByOneAndBlendsAreIndependent.
+      EXPECT_TRUE(at::allclose(all.latents.narrow(0, first, count), ref.latents, 0, 1e-9))
+          << n << " shrink " << shrink << ": "
+          << (all.latents.narrow(0, first, count) - ref.latents).abs().max();
+      stops.insert(ref.steps);
+    }
+    // Not vacuous: blends leave the batch at different checks, and some before max_steps.
+    EXPECT_GE(stops.size(), 2u);
+    EXPECT_LT(*stops.begin(), o.max_steps);
+    // One report per check up to the last blend's stop; running blends as the steps say.
+    ASSERT_EQ(static_cast<int64_t>(reports.size()), *stops.rbegin() / o.check_every);
+    for (const demix::MadnessProgress &p : reports) {
+      EXPECT_EQ(p.running_blends, (all.steps > p.step).sum().item<int64_t>()) << p.step;
+      EXPECT_EQ(p.total_blends, 4);
+      // Galaxies decoded per step: all 10 until the set shrinks; never fewer than those running.
+      int64_t running_galaxies = 0;
+      for (int64_t n = 0; n < 4; ++n)
+        running_galaxies += all.steps[n].item<int64_t>() > p.step ? g.counts()[n].item<int64_t>() : 0;
+      EXPECT_GE(p.working_galaxies, running_galaxies) << p.step;
+      if (p.step < *stops.begin() || (shrink == 1.0 && p.running_blends > 0))
+        EXPECT_EQ(p.working_galaxies, 10) << p.step;
+      if (shrink == 0.0 && p.running_blends > 0)
+        EXPECT_EQ(p.working_galaxies, running_galaxies) << p.step;
+    }
+    EXPECT_EQ(reports.back().running_blends, 0);
   }
-  // Not vacuous: blends leave the batch at different checks, and some before max_steps.
-  EXPECT_GE(stops.size(), 2u);
-  EXPECT_LT(*stops.begin(), o.max_steps);
 }
 
 // On CUDA, Adam steps recorded as CUDA graphs (MadnessOptions::cuda_graphs) give the steps of the
@@ -398,6 +426,9 @@ TEST(MadnessDeblend, InputErrorsNameTheProblem) {
   EXPECT_THROW(demix::MadnessDeblender(prior, bad, cpu64()), demix::ValueError);
   bad = {};
   bad.init_passes = 3;
+  EXPECT_THROW(demix::MadnessDeblender(prior, bad, cpu64()), demix::ValueError);
+  bad = {};
+  bad.shrink_fraction = 1.5;
   EXPECT_THROW(demix::MadnessDeblender(prior, bad, cpu64()), demix::ValueError);
   EXPECT_THROW(demix::MadnessDeblender(nullptr, {}, cpu64()), demix::ValueError);
   const demix::MadnessDeblender broken(std::make_shared<BrokenPrior>(), {.max_steps = 3}, cpu64());

@@ -50,6 +50,7 @@ struct DeblendCliOptions {
   std::string output; ///< folder
   DeblendMethod method = DeblendMethod::Madness;
   std::string model;
+  bool float32_decoder = false; ///< MADNESS: no reduced-precision decoder on CUDA
   std::vector<double> sigma;
   bool noise_from_image = false;
   bool full_frame = false;
@@ -215,7 +216,7 @@ void run_deblend(DeblendCliOptions o, const Globals &globals) {
   // The model first: its errors (missing file, wrong bands) come before any long computation.
   std::shared_ptr<const GalaxyPrior> prior;
   if (o.method == DeblendMethod::Madness) {
-    prior = load_prior(o.model, ctx);
+    prior = load_prior(o.model, ctx, o.float32_decoder);
     if (prior->n_bands() != B)
       throw ValueError("the model '" + o.model + "' has " + std::to_string(prior->n_bands()) +
                        " bands, the blend '" + o.input + "' has " + std::to_string(B));
@@ -393,6 +394,8 @@ void add_deblend_command(CLI::App &app, const Globals &globals) {
       ->default_str("1");
   cmd->add_flag("--source-variance", o->madness.source_variance,
                 "MADNESS: add the sources' Poisson variance to the noise");
+  cmd->add_flag("--float32-decoder", o->float32_decoder,
+                "MADNESS: the whole decoder in float32 (default on CUDA: float16 upsampling)");
   // Detection.
   cmd->add_option("--threshold", o->detection.threshold, "--detect: peaks above this many sigma")
       ->default_str("5");

@@ -36,7 +36,10 @@ void add_stats_command(CLI::App& app, const Globals& globals);
 void add_deblend_command(CLI::App& app, const Globals& globals);
 
 /// The trained MADNESS model (VAE + flow) at `path`, on ctx's device (cli/deblend_model.cpp).
-std::shared_ptr<const GalaxyPrior> load_prior(const std::string& path, const Context& ctx);
+/// The MADNESS model at `path` on the context's device, its decoder set up for fitting
+/// (DecoderCompute::for_fitting) unless float32_decoder.
+std::shared_ptr<const GalaxyPrior> load_prior(const std::string& path, const Context& ctx,
+                                              bool float32_decoder = false);
 /// Noise sigma of each of `bands` bands from the survey table (cli/deblend_model.cpp): (bands).
 at::Tensor survey_noise_sigmas(int64_t bands);
 void add_simulate_command(CLI::App& app, const Globals& globals);

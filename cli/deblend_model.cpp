@@ -12,8 +12,12 @@
 
 namespace demix::cli {
 
-std::shared_ptr<const GalaxyPrior> load_prior(const std::string &path, const Context &ctx) {
-  return std::make_shared<MadnessModel>(MadnessModel::load(path, ctx.device()));
+std::shared_ptr<const GalaxyPrior> load_prior(const std::string &path, const Context &ctx,
+                                              bool float32_decoder) {
+  auto model = std::make_shared<MadnessModel>(MadnessModel::load(path, ctx.device()));
+  if (!float32_decoder)
+    model->vae().set_decoder_compute(DecoderCompute::for_fitting(ctx.device()));
+  return model;
 }
 
 at::Tensor survey_noise_sigmas(int64_t bands) {

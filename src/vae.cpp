@@ -162,14 +162,39 @@ at::Tensor GalaxyVae::decode(const at::Tensor &latents) const {
   h = at::silu(at::linear(h, weight(k + 2), weight(k + 3)));
   h = h.view({latents.size(0), dc[0], bottom_, bottom_});
   k += 4;
+  const bool copies = !conv_weights_.empty();
+  if (copies)
+    h = h.to(conv_weights_[0].scalar_type());
+  if (compute_.channels_last)
+    h = h.contiguous(at::MemoryFormat::ChannelsLast);
   for (std::size_t i = 0; i + 1 < dc.size(); ++i) {
-    h = at::silu(at::pixel_shuffle(at::conv2d(h, weight(k), weight(k + 1), 1, 1), 2));
+    const at::Tensor &w = copies ? conv_weights_[2 * i] : weight(k);
+    const at::Tensor &b = copies ? conv_weights_[2 * i + 1] : weight(k + 1);
+    h = at::silu(at::pixel_shuffle(at::conv2d(h, w, b, 1, 1), 2));
     k += 2;
   }
   const int64_t offset = (h.size(2) - S) / 2;
-  h = h.narrow(2, offset, S).narrow(3, offset, S);
+  h = h.narrow(2, offset, S).narrow(3, offset, S).to(dtype());
   const at::Tensor u = at::conv2d(h, weight(k), weight(k + 1), 1, 1);
-  return at::exp(u.clamp_max(kMaxLogOutput)) * scales_;
+  const at::Tensor out = at::exp(u.clamp_max(kMaxLogOutput)) * scales_;
+  return compute_.channels_last ? out.contiguous() : out;
+}
+
+void GalaxyVae::set_decoder_compute(const DecoderCompute &compute) {
+  const c10::ScalarType t = compute.conv_dtype;
+  if (t != c10::ScalarType::Undefined && !c10::isFloatingType(t))
+    throw ValueError(std::string("GalaxyVae::set_decoder_compute: conv_dtype must be floating, got ") +
+                     c10::toString(t));
+  compute_ = compute;
+  conv_weights_.clear();
+  if (t == c10::ScalarType::Undefined || t == dtype())
+    return;
+  const auto format = compute.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  std::size_t k = 4 * options_.encoder_channels.size() + 8; // first upsampling weight
+  for (std::size_t i = 0; i + 1 < options_.decoder_channels.size(); ++i, k += 2) {
+    conv_weights_.push_back(weight(k).detach().to(t).contiguous(format));
+    conv_weights_.push_back(weight(k + 1).detach().to(t));
+  }
 }
 
 at::Tensor GalaxyVae::kl_divergence(const VaeEncoding &q) {
@@ -186,6 +211,7 @@ void GalaxyVae::to(c10::Device device, c10::ScalarType dtype) {
                      c10::toString(dtype));
   detail::move_to(params_, device, dtype);
   scales_ = scales_.to(device, dtype);
+  set_decoder_compute(compute_);
 }
 
 c10::Device GalaxyVae::device() const { return detail::device_of(params_); }
@@ -196,6 +222,7 @@ GalaxyVae GalaxyVae::clone() const {
   for (auto &p : copy.params_)
     p.tensor = p.tensor.detach().clone().requires_grad_(p.tensor.requires_grad());
   copy.scales_ = scales_.clone();
+  copy.set_decoder_compute(compute_);
   return copy;
 }
 

@@ -5,7 +5,9 @@
 // the noiseless truth stamps. One JSON line per method:
 //   bench_deblend blends.fits model.pt [cpu|cuda] [scarlet2_models.fits]
 // plus a line of Adam-step quantiles; DEMIX_STEPS_CURVE=1 adds MADNESS capped at fewer steps,
-// DEMIX_NO_GRAPH=1 MADNESS without CUDA graphs (MadnessOptions::cuda_graphs).
+// DEMIX_NO_GRAPH=1 MADNESS without CUDA graphs (MadnessOptions::cuda_graphs), DEMIX_VARIANTS and
+// DEMIX_SHRINK other decoder computes and shrink fractions (with per-check timings), and
+// DEMIX_WARM_DATASET=other.fits times MADNESS after it has deblended another batch (see below).
 // Metrics per galaxy, on S x S stamps centred on its nearest pixel (the dataset's STAMPS):
 //   flux: elliptical aperture (as the MADNESS paper's sep.sum_ellipse) on the model and on the
 //         truth, from the truth catalogue: axis ratio q = (1 - |e|) / (1 + |e|) of the shear-
@@ -18,7 +20,10 @@
 //   against that of the truth, |delta e|.
 // Speed: wall time of the whole dataset in one call (after a warm-up call on 8 blends), in blends
 // per second, for the first call at this size ("demix-madness") and for the same call repeated
-// ("demix-madness-repeat"); scarlet2's from its file (JAX compilation included).
+// ("demix-madness-repeat"); with DEMIX_WARM_DATASET, the first call comes after a call on the
+// other dataset ("-after-other-batch": a pipeline's steady state, whose working sets differ from
+// this one's); scarlet2's from its file (JAX compilation included). MADNESS runs its decoder as
+// `demix deblend` does (DecoderCompute::for_fitting: float16 upsampling on CUDA).
 
 #include <demix/classical_deblend.hpp>
 #include <demix/context.hpp>
@@ -33,6 +38,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -97,6 +103,19 @@ void report(const std::string& method, const at::Tensor& model /* (G, B, S, S) *
   std::fflush(stdout);
 }
 
+/// The true galaxy positions of a blend dataset, blend by blend.
+demix::BlendGalaxies true_positions(const demix::SimulatedDataset& d) {
+  const at::Tensor x = d.truth.column("x").values.to(at::kDouble);
+  const at::Tensor y = d.truth.column("y").values.to(at::kDouble);
+  const at::Tensor blend = d.truth.column("blend_id").values.to(at::kLong);
+  std::vector<at::Tensor> positions(d.images.size(0));
+  for (int64_t n = 0; n < d.images.size(0); ++n) {
+    const at::Tensor sel = (blend == n).nonzero().flatten();
+    positions[n] = at::stack({x.index_select(0, sel), y.index_select(0, sel)}, 1);
+  }
+  return demix::BlendGalaxies::from_list(positions);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,13 +134,7 @@ int main(int argc, char** argv) {
     const int64_t N = d.images.size(0), B = d.images.size(1), S = d.stamps.size(-1);
     const at::Tensor x = d.truth.column("x").values.to(at::kDouble);
     const at::Tensor y = d.truth.column("y").values.to(at::kDouble);
-    const at::Tensor blend = d.truth.column("blend_id").values.to(at::kLong);
-    std::vector<at::Tensor> positions(N);
-    for (int64_t n = 0; n < N; ++n) {
-      const at::Tensor sel = (blend == n).nonzero().flatten();
-      positions[n] = at::stack({x.index_select(0, sel), y.index_select(0, sel)}, 1);
-    }
-    const demix::BlendGalaxies galaxies = demix::BlendGalaxies::from_list(positions);
+    const demix::BlendGalaxies galaxies = true_positions(d);
 
     // Truth: stamps, elliptical apertures (hlr, e1, e2 and PSF FWHM) and fluxes, r-band shapes.
     Truth t;
@@ -148,10 +161,21 @@ int main(int argc, char** argv) {
     const std::string where = ctx.describe();
 
     // MADNESS.
+    // The decoder as `demix deblend` runs it (DecoderCompute::for_fitting: float16 on CUDA).
     auto prior = std::make_shared<demix::MadnessModel>(demix::MadnessModel::load(argv[2], ctx.device()));
+    const demix::DecoderCompute fitting = demix::DecoderCompute::for_fitting(ctx.device());
+    prior->vae().set_decoder_compute(fitting);
+    std::string suffix;
     const demix::MadnessDeblender madness(prior, {}, ctx);
     const at::Tensor warm = at::arange(std::min<int64_t>(8, N), at::kLong);
     madness.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm), sigmas);
+    // DEMIX_WARM_DATASET=other.fits: first deblend another batch of blends (untimed), as a
+    // pipeline would have, so that "first call" is this batch's call in a warm process.
+    if (const char* other = std::getenv("DEMIX_WARM_DATASET")) {
+      const demix::SimulatedDataset o = demix::read_dataset(other);
+      madness.deblend(ctx.to(o.images), true_positions(o), o.sigma.to(ctx.device(), ctx.real_dtype()));
+      suffix += "-after-other-batch";
+    }
     // One timed call on the whole dataset, scored and reported as `name`.
     const auto timed = [&](const demix::MadnessDeblender& deb, const std::string& name) {
       const double t1 = bench::now_after_sync();
@@ -159,10 +183,10 @@ int main(int argc, char** argv) {
       report(name, r.stamps, t, N, bench::now_after_sync() - t1, r.converged_fraction(), where);
       return r;
     };
-    const demix::MadnessResult mr = timed(madness, "demix-madness");
+    const demix::MadnessResult mr = timed(madness, "demix-madness" + suffix);
     // The same call again: what a pipeline deblending batch after batch of this size sees, once
     // LibTorch and cuDNN have set up the shapes of the shrinking working set (first call: above).
-    timed(madness, "demix-madness-repeat");
+    timed(madness, "demix-madness" + suffix + "-repeat");
     // DEMIX_NO_GRAPH=1: the same, first call and repeat, with eager Adam steps (no CUDA graphs).
     if (std::getenv("DEMIX_NO_GRAPH")) {
       demix::MadnessOptions o;
@@ -184,11 +208,64 @@ int main(int argc, char** argv) {
         timed(demix::MadnessDeblender(prior, o, ctx), "demix-madness-max" + std::to_string(k));
       }
     }
-    // DEMIX_PROFILE=trace.json: one more MADNESS run under LibTorch's legacy profiler (run with
-    // CUDA_LAUNCH_BLOCKING=1 so that each op's span covers its kernels; see profile_summary.py).
+    // DEMIX_VARIANTS="float,cl,half-cl,..." with DEMIX_SHRINK="0,0.5,...": MADNESS's speed and
+    // quality per decoder compute (GalaxyVae::set_decoder_compute: float = as trained, cl =
+    // channels-last, half / bf16 = tensor-core precision of the upsampling convolutions) and
+    // shrink fraction (MadnessOptions::shrink_fraction), first call and repeat, each followed by
+    // the call's segments: at each convergence test, [step, blends running, galaxies decoded per
+    // step, milliseconds since the call began].
+    if (const char* variants = std::getenv("DEMIX_VARIANTS")) {
+      const auto split = [](std::string text) {
+        std::vector<std::string> parts;
+        for (size_t at = 0; at <= text.size();) {
+          const size_t end = std::min(text.find(',', at), text.size());
+          if (end > at) parts.push_back(text.substr(at, end - at));
+          at = end + 1;
+        }
+        return parts;
+      };
+      const char* shrinks = std::getenv("DEMIX_SHRINK");
+      for (const std::string& v : split(variants)) {
+        demix::DecoderCompute c;
+        c.channels_last = v.find("cl") != std::string::npos;
+        if (v.rfind("half", 0) == 0) c.conv_dtype = at::kHalf;
+        if (v.rfind("bf16", 0) == 0) c.conv_dtype = at::kBFloat16;
+        prior->vae().set_decoder_compute(c);
+        for (const std::string& f : split(shrinks ? shrinks : "0")) {
+          std::vector<std::array<double, 4>> segments;
+          double start = 0;
+          demix::MadnessOptions o;
+          o.shrink_fraction = std::stod(f);
+          o.progress = [&](const demix::MadnessProgress& p) {
+            segments.push_back({double(p.step), double(p.running_blends), double(p.working_galaxies),
+                                1e3 * (bench::now_after_sync() - start)});
+          };
+          const demix::MadnessDeblender deb(prior, o, ctx);
+          for (const char* call : {"", "-repeat"}) {
+            segments.clear();
+            start = bench::now_after_sync();
+            timed(deb, "demix-madness-" + v + "-shrink" + f + call);
+            std::printf("{\"figure\": \"madness_segments\", \"variant\": \"%s-shrink%s%s\", \"segments\": [",
+                        v.c_str(), f.c_str(), call);
+            for (size_t i = 0; i < segments.size(); ++i)
+              std::printf("%s[%g, %g, %g, %.1f]", i ? ", " : "", segments[i][0], segments[i][1],
+                          segments[i][2], segments[i][3]);
+            std::printf("]}\n");
+          }
+        }
+      }
+      prior->vae().set_decoder_compute(fitting);
+    }
+    // DEMIX_PROFILE=trace.json: one more MADNESS run, eager (a replayed step is one opaque op),
+    // under LibTorch's legacy profiler (run with CUDA_LAUNCH_BLOCKING=1 so that each op's span
+    // covers its kernels; see profile_summary.py).
     if (const char* trace = std::getenv("DEMIX_PROFILE")) {
+      demix::MadnessOptions o;
+      o.cuda_graphs = false;
+      const demix::MadnessDeblender eager(prior, o, ctx);
+      eager.deblend(images, galaxies, sigmas);
       torch::autograd::profiler::RecordProfile guard(trace);
-      madness.deblend(images, galaxies, sigmas);
+      eager.deblend(images, galaxies, sigmas);
       bench::now_after_sync();
     }
 
@@ -204,7 +281,7 @@ int main(int argc, char** argv) {
     if (argc > 4) {
       const demix::FitsImage s2 = demix::read_fits(std::string(argv[4]) + "[MODELS]");
       const int64_t n2 = static_cast<int64_t>(s2.header.number("NBLENDS").value_or(N));
-      const int64_t g2 = (blend < n2).sum().item<int64_t>();
+      const int64_t g2 = (d.truth.column("blend_id").values < n2).sum().item<int64_t>();
       const demix::EllipticalAperture& a = t.aperture;
       Truth sub{t.stamps.narrow(0, 0, g2), t.centres.narrow(0, 0, g2),
                 {a.a.narrow(0, 0, g2), a.b.narrow(0, 0, g2), a.theta.narrow(0, 0, g2)},

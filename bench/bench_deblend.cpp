@@ -217,10 +217,10 @@ int main(int argc, char** argv) {
     if (const char* variants = std::getenv("DEMIX_VARIANTS")) {
       const auto split = [](std::string text) {
         std::vector<std::string> parts;
-        for (size_t at = 0; at <= text.size();) {
-          const size_t end = std::min(text.find(',', at), text.size());
-          if (end > at) parts.push_back(text.substr(at, end - at));
-          at = end + 1;
+        for (size_t pos = 0; pos <= text.size();) {
+          const size_t end = std::min(text.find(',', pos), text.size());
+          if (end > pos) parts.push_back(text.substr(pos, end - pos));
+          pos = end + 1;
         }
         return parts;
       };

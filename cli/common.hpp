@@ -35,9 +35,8 @@ void add_preview_command(CLI::App& app, const Globals& globals);
 void add_stats_command(CLI::App& app, const Globals& globals);
 void add_deblend_command(CLI::App& app, const Globals& globals);
 
-/// The trained MADNESS model (VAE + flow) at `path`, on ctx's device (cli/deblend_model.cpp).
-/// The MADNESS model at `path` on the context's device, its decoder set up for fitting
-/// (DecoderCompute::for_fitting) unless float32_decoder.
+/// The trained MADNESS model (VAE + flow) at `path`, on ctx's device, its decoder set up for
+/// fitting (DecoderCompute::for_fitting) unless float32_decoder (cli/deblend_model.cpp).
 std::shared_ptr<const GalaxyPrior> load_prior(const std::string& path, const Context& ctx,
                                               bool float32_decoder = false);
 /// Noise sigma of each of `bands` bands from the survey table (cli/deblend_model.cpp): (bands).

@@ -415,7 +415,8 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
           if (!all_done &&
               static_cast<double>(n_finished) >= o.shrink_fraction * static_cast<double>(work.N)) {
             const at::Tensor keep = (~finished).nonzero().view({-1});
-            const at::Tensor keep_gal = (~finished).index_select(0, work.blend).nonzero().view({-1});
+            const at::Tensor keep_gal =
+                (~finished).index_select(0, work.blend).nonzero().view({-1});
             recorded.reset(); // it reads the tensors replaced below
             work = work.select(keep);
             act = act.index_select(0, keep);

@@ -183,13 +183,15 @@ at::Tensor GalaxyVae::decode(const at::Tensor &latents) const {
 void GalaxyVae::set_decoder_compute(const DecoderCompute &compute) {
   const c10::ScalarType t = compute.conv_dtype;
   if (t != c10::ScalarType::Undefined && !c10::isFloatingType(t))
-    throw ValueError(std::string("GalaxyVae::set_decoder_compute: conv_dtype must be floating, got ") +
-                     c10::toString(t));
+    throw ValueError(
+        std::string("GalaxyVae::set_decoder_compute: conv_dtype must be floating, got ") +
+        c10::toString(t));
   compute_ = compute;
   conv_weights_.clear();
   if (t == c10::ScalarType::Undefined || t == dtype())
     return;
-  const auto format = compute.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const auto format =
+      compute.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   std::size_t k = 4 * options_.encoder_channels.size() + 8; // first upsampling weight
   for (std::size_t i = 0; i + 1 < options_.decoder_channels.size(); ++i, k += 2) {
     conv_weights_.push_back(weight(k).detach().to(t).contiguous(format));

@@ -49,10 +49,10 @@ namespace demix {
 
 /// Where an Adam run stands, reported at each convergence test (MadnessOptions::progress).
 struct MadnessProgress {
-  int step = 0;                     ///< Adam steps taken
+  int step = 0;                      ///< Adam steps taken
   std::int64_t running_blends = 0;   ///< blends of the call not yet finished
   std::int64_t working_galaxies = 0; ///< galaxies each step decodes (finished ones not yet dropped)
-  std::int64_t total_blends = 0;    ///< blends of the call (of this batch, with max_blends_per_batch)
+  std::int64_t total_blends = 0;     ///< blends of the call (of its batch: max_blends_per_batch)
 };
 
 struct MadnessOptions {

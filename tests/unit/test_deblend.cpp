@@ -324,7 +324,8 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
       // Galaxies decoded per step: all 10 until the set shrinks; never fewer than those running.
       int64_t running_galaxies = 0;
       for (int64_t n = 0; n < 4; ++n)
-        running_galaxies += all.steps[n].item<int64_t>() > p.step ? g.counts()[n].item<int64_t>() : 0;
+        running_galaxies +=
+            all.steps[n].item<int64_t>() > p.step ? g.counts()[n].item<int64_t>() : 0;
       EXPECT_GE(p.working_galaxies, running_galaxies) << p.step;
       if (p.step < *stops.begin() || (shrink == 1.0 && p.running_blends > 0))
         EXPECT_EQ(p.working_galaxies, 10) << p.step;

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     x = ctx.to(((x - x.mean()) / x.std()).contiguous());
     demix::WphOptions o{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto};
     if (const char* chunk = std::getenv("DEMIX_CHUNK_MB")) o.memory_bytes = std::stoll(chunk) << 20;
+    o.cuda_graphs = false;  // a replayed recording would be one opaque op in the profile
     demix::WphOperator op(o, n, n, ctx);
     op.set_reference(x);
     const at::Tensor target = op.forward(x).values;

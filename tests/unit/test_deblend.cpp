@@ -65,6 +65,27 @@ demix::BlendGalaxies integer_positions(const std::vector<std::vector<double>> &p
   return demix::BlendGalaxies::from_list(list);
 }
 
+/// Noisy 36 x 36 blends of random toy galaxies (seeded) at the given positions, noise sigma 40 e-
+/// in every band, with the galaxy list and the sigmas.
+struct NoisyBlends {
+  demix::BlendGalaxies galaxies;
+  at::Tensor images; // (N, kBands, 36, 36)
+  at::Tensor sigmas; // (kBands)
+};
+
+NoisyBlends noisy_blends(const std::vector<std::vector<double>> &per_blend, uint64_t truth_seed,
+                         uint64_t noise_seed) {
+  const auto prior = toy_prior();
+  const demix::BlendGalaxies g = integer_positions(per_blend);
+  const at::Tensor truth = random_truth(*prior, g.size(), truth_seed);
+  return {g, make_blends(*prior, g, truth, 36, 36, 40.0, noise_seed),
+          at::full({kBands}, 40.0, at::kDouble)};
+}
+
+/// Four blends of 1 to 4 galaxies that stop at different convergence checks.
+const std::vector<std::vector<double>> kFourBlends = {
+    {12, 14}, {10, 10, 16, 13, 24, 25}, {20, 18, 26, 20}, {5, 30, 14, 26, 22, 20, 30, 8}};
+
 TEST(MadnessDeblend, LossIsTheFormulaWrittenOutGalaxyByGalaxy) {
   const auto prior = toy_prior();
   const demix::BlendGalaxies g = integer_positions({{10, 12, 30, 20}, {3, 38, 20, 20, 25, 5}});
@@ -154,10 +175,7 @@ TEST(MadnessDeblend, BatchedEqualsOneByOneAndBlendsAreIndependent) {
   const auto prior = toy_prior();
   const std::vector<std::vector<double>> pos = {
       {12, 14}, {10, 10, 16, 13, 24, 25}, {}, {20, 18, 26, 20}, {5, 30, 14, 26, 22, 20, 30, 8}};
-  const demix::BlendGalaxies g = integer_positions(pos);
-  const at::Tensor truth = random_truth(*prior, 10, 6);
-  const at::Tensor images = make_blends(*prior, g, truth, 36, 36, 40.0, 7);
-  const at::Tensor sigmas = at::full({kBands}, 40.0, at::kDouble);
+  const auto [g, images, sigmas] = noisy_blends(pos, 6, 7);
   demix::MadnessOptions o;
   o.max_steps = 120;
   o.lbfgs_steps = 5;
@@ -279,12 +297,7 @@ ReferenceAdam reference_adam(const demix::MadnessDeblender &deb, const demix::Ma
 
 TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
   const auto prior = toy_prior();
-  const std::vector<std::vector<double>> pos = {
-      {12, 14}, {10, 10, 16, 13, 24, 25}, {20, 18, 26, 20}, {5, 30, 14, 26, 22, 20, 30, 8}};
-  const demix::BlendGalaxies g = integer_positions(pos);
-  const at::Tensor truth = random_truth(*prior, 10, 11);
-  const at::Tensor images = make_blends(*prior, g, truth, 36, 36, 40.0, 12);
-  const at::Tensor sigmas = at::full({kBands}, 40.0, at::kDouble);
+  const auto [g, images, sigmas] = noisy_blends(kFourBlends, 11, 12);
   demix::MadnessOptions o;
   o.max_steps = 90;
   std::vector<ReferenceAdam> refs;
@@ -298,7 +311,7 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
     const demix::MadnessResult all = deb.deblend(images, g, sigmas);
     std::set<int64_t> stops;
     for (int64_t n = 0; n < 4; ++n) {
-      const demix::BlendGalaxies one = integer_positions({pos[n]});
+      const demix::BlendGalaxies one = integer_positions({kFourBlends[n]});
       if (refs.size() < 4)
         refs.push_back(reference_adam(deb, o, images.narrow(0, n, 1), one, sigmas));
       const ReferenceAdam &ref = refs[n];
@@ -346,13 +359,7 @@ TEST(MadnessDeblend, RecordedAdamStepsEqualEagerOnCuda) {
                                .precision = demix::Precision::Float64});
   const auto prior =
       std::make_shared<ToyGalaxyPrior>(toy_prior()->replayable_on(cuda64.device()));
-  const std::vector<std::vector<double>> pos = {
-      {12, 14}, {10, 10, 16, 13, 24, 25}, {20, 18, 26, 20}, {5, 30, 14, 26, 22, 20, 30, 8}};
-  const demix::BlendGalaxies g = integer_positions(pos);
-  const auto cpu_prior = toy_prior();
-  const at::Tensor images =
-      make_blends(*cpu_prior, g, random_truth(*cpu_prior, 10, 11), 36, 36, 40.0, 12);
-  const at::Tensor sigmas = at::full({kBands}, 40.0, at::kDouble);
+  const auto [g, images, sigmas] = noisy_blends(kFourBlends, 11, 12);
   demix::MadnessOptions o;
   o.max_steps = 90;
   const demix::MadnessResult replayed =

@@ -203,15 +203,28 @@ TEST(LatentFlow, FrozenLogProbEqualsTheAutogradPath) {
     demix::LatentFlow flow = random_flow(options, seed++);
     demix::LatentFlow autograd_flow = flow.clone();
     use_autograd(autograd_flow, true);
+    demix::LatentFlow float_flow = autograd_flow.clone();
+    float_flow.to(at::kCPU, at::kFloat);
     for (double spread : {1.0, 30.0}) {
       const at::Tensor z = at::randn({9, options.dim}, at::kDouble) * spread;
       const auto [lp, grad] = log_prob_and_grad(flow, z);
       const auto [lp_ref, grad_ref] = log_prob_and_grad(autograd_flow, z);
       EXPECT_GT(grad_ref.abs().max().item<double>(), 0.1); // a non-trivial gradient
-      // float64; both paths are the same ~100 operations in a different order (scalings folded
-      // into the weights): rounding, seen up to 1e-13 relative with the far latents.
-      EXPECT_LT(max_row_relative_error(lp, lp_ref), 1e-12) << "D " << options.dim << " x" << spread;
-      EXPECT_LT(max_row_relative_error(grad, grad_ref), 1e-12)
+      // Both float64 paths are the same ~100 operations in a different order (scalings folded
+      // into the weights), so they differ by rounding, amplified by this input's conditioning
+      // (saturated tanh, cancelling y - mu). The float32 autograd path measures that conditioning:
+      // its error scaled by 2^-29 (the float64 / float32 epsilon ratio) is what float64 rounding
+      // can reach. Over 2000 draws per case the float64 difference stayed below 40x that estimate
+      // (up to 4e-11 for D = 16, x30) and below 1e-12 near the data; the bound allows 200x.
+      const auto [lp32, grad32] = log_prob_and_grad(float_flow, z.to(at::kFloat));
+      const double scale = std::ldexp(1.0, -29);
+      const double lp_tol =
+          1e-12 + 200 * scale * max_row_relative_error(lp32.to(at::kDouble), lp_ref);
+      const double grad_tol =
+          1e-12 + 200 * scale * max_row_relative_error(grad32.to(at::kDouble), grad_ref);
+      EXPECT_LT(max_row_relative_error(lp, lp_ref), lp_tol)
+          << "D " << options.dim << " x" << spread;
+      EXPECT_LT(max_row_relative_error(grad, grad_ref), grad_tol)
           << "D " << options.dim << " x" << spread;
     }
   }

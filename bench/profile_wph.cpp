@@ -1,7 +1,9 @@
 // Where the time of one WPH loss + gradient goes: runs it under LibTorch's legacy profiler and writes
 // a Chrome trace (chrome://tracing). Run with CUDA_LAUNCH_BLOCKING=1 on a GPU so that each op's CPU
 // span covers its kernels; scripts/device/profile_summary.py sums the spans by op name. The
-// statistics alone (no gradient) go to trace.json.forward.json.
+// statistics alone (no gradient) go to trace.json.forward.json. With DEMIX_KINETO=1 the loss +
+// gradient is traced by Kineto instead, whose trace holds each GPU kernel's own time (no blocking
+// needed); scripts/device/kernel_summary.py sums them.
 //   profile_wph cpu|cuda I_1.npy N J batch trace.json
 
 #include <demix/context.hpp>
@@ -10,11 +12,13 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -57,7 +61,17 @@ int main(int argc, char** argv) {
       grad = op.forward(xb).values;
       if (ctx.device().is_cuda()) grad.cpu();
     }
-    {
+    if (std::getenv("DEMIX_KINETO")) {
+      namespace prof = torch::autograd::profiler;
+      using torch::profiler::impl::ActivityType;
+      const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+      const std::set<ActivityType> activities{ActivityType::CPU, ActivityType::CUDA};
+      prof::prepareProfiler(config, activities);
+      prof::enableProfiler(config, activities);
+      op.loss_and_grad(xb, target[0], {}, &grad);
+      if (ctx.device().is_cuda()) grad.cpu();
+      prof::disableProfiler()->save(argv[6]);
+    } else {
       torch::autograd::profiler::RecordProfile guard(argv[6]);
       op.loss_and_grad(xb, target[0], {}, &grad);
       if (ctx.device().is_cuda()) grad.cpu();

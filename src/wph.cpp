@@ -354,6 +354,13 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
       }
     }
   std::vector<int64_t> rows, mfa, mfb;
+  std::vector<int64_t> box_indices;  // the groups' box frequencies (and those of -k)
+  int64_t buffer_per_map = 0;
+  struct Copy {
+    int64_t source, group, group_stride, slot, table, length;
+    bool conj;
+  };
+  std::vector<Copy> copies;  // one per slot of every group
   const double n2 = static_cast<double>(H * W) * static_cast<double>(H * W);
   for (const auto& [box, covs] : by_box) {
     detail::SpectralGroup g;
@@ -361,12 +368,6 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
     for (int64_t u = 0; u < extent(box.first, H); ++u) ky.push_back(box.first < 0 ? u : u - box.first);
     for (int64_t v = 0; v < extent(box.second, W); ++v) kx.push_back(box.second < 0 ? v : v - box.second);
     g.bh = static_cast<int64_t>(ky.size()), g.bw = static_cast<int64_t>(kx.size());
-    if (box.first >= 0 || box.second >= 0) {
-      std::vector<int64_t> lin;
-      for (int64_t a : ky)
-        for (int64_t b : kx) lin.push_back(pymod(a, H) * W + pymod(b, W));
-      g.box = longs(lin);
-    }
     // e^{2 pi i k t / n}, with k and t as integers so that the phase is exact modulo 2 pi.
     auto phases = [&](const std::vector<int64_t>& k, const std::vector<int64_t>& t, int64_t n, double scale) {
       std::vector<double> re, im;
@@ -399,31 +400,30 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
       }
       g.first_moment.push_back(static_cast<int64_t>(m_lin.size()));
     }
-    std::vector<int64_t> slot_source;  // per slot: its source field
-    std::vector<int> slot_conj;
-    for (int64_t field : fields) {
-      const bool conj = field >= n_sources_total;
-      slot_source.push_back(conj ? conj_source[field - n_sources_total] : field);
-      slot_conj.push_back(conj);
+    // Frequency indices of the box (-1: the grid in order), and of -k for conjugated fields.
+    const int64_t box_size = g.bh * g.bw;
+    int64_t box_table = -1, flip_table = -1;
+    if (box.first >= 0 || box.second >= 0) {
+      box_table = static_cast<int64_t>(box_indices.size());
+      for (int64_t a : ky)
+        for (int64_t b : kx) box_indices.push_back(pymod(a, H) * W + pymod(b, W));
     }
-    std::vector<int64_t> flipped;  // -k of each box frequency (the whole grid when unboxed)
-    for (int64_t a : ky)
-      for (int64_t b : kx) flipped.push_back(pymod(-a, H) * W + pymod(-b, W));
-    g.box_flip = longs(flipped);
-    for (int conj : {0, 1}) {
-      std::vector<int64_t> order;
-      for (std::size_t k = 0; k < fields.size(); ++k)
-        if (slot_conj[k] == conj) order.push_back(static_cast<int64_t>(k));
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return slot_source[a] < slot_source[b]; });
-      std::vector<int64_t> sources;
-      auto& offset = g.source_offset[conj];
-      offset.assign(static_cast<std::size_t>(n_sources_total) + 1, 0);
-      for (int64_t k : order) sources.push_back(slot_source[k]), ++offset[slot_source[k] + 1];
-      for (std::size_t i = 1; i < offset.size(); ++i) offset[i] += offset[i - 1];
-      g.slots_by_source[conj] = longs(order), g.source_of_slot[conj] = longs(sources);
+    if (std::any_of(fields.begin(), fields.end(), [&](int64_t f) { return f >= n_sources_total; })) {
+      flip_table = static_cast<int64_t>(box_indices.size());
+      for (int64_t a : ky)
+        for (int64_t b : kx) box_indices.push_back(pymod(-a, H) * W + pymod(-b, W));
+    }
+    g.n_slots = static_cast<int64_t>(fields.size());
+    g.offset = buffer_per_map;
+    buffer_per_map += g.n_slots * box_size;
+    for (int64_t k = 0; k < g.n_slots; ++k) {
+      const int64_t field = fields[static_cast<std::size_t>(k)];
+      const bool conj = field >= n_sources_total;
+      copies.push_back({conj ? conj_source[field - n_sources_total] : field, g.offset, g.n_slots * box_size,
+                        k * box_size, conj ? flip_table : box_table, box_size, conj});
     }
     g.n_cov = static_cast<int64_t>(fa.size());
-    g.fields = longs(fields), g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
+    g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
     plan->groups.push_back(std::move(g));
   }
   // Sources in field order: plain wavelet fields, moduli, higher harmonics (per map when cross).
@@ -443,10 +443,22 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   plan->nl_index = longs(nl_index);
   plan->nl_p = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
   plan->conj_source = longs(conj_source);
-  std::vector<int64_t> flip;
-  for (int64_t y = 0; y < H; ++y)
-    for (int64_t x = 0; x < W; ++x) flip.push_back(pymod(-y, H) * W + pymod(-x, W));
-  plan->flip = longs(flip);
+  // The copies by source (stable: group order within a source), as one table.
+  std::stable_sort(copies.begin(), copies.end(), [](const Copy& a, const Copy& b) { return a.source < b.source; });
+  detail::BoxTasks& tasks = plan->box_tasks;
+  std::vector<int64_t> table;
+  tasks.first_task.assign(static_cast<std::size_t>(n_sources_total) + 1, 0);
+  tasks.start.assign(1, 0);
+  for (const Copy& cp : copies) {
+    table.insert(table.end(), {cp.group, cp.group_stride, cp.slot, cp.source, cp.table, cp.length,
+                               int64_t{cp.conj}, tasks.start.back()});
+    tasks.start.push_back(tasks.start.back() + cp.length);
+    ++tasks.first_task[static_cast<std::size_t>(cp.source) + 1];
+  }
+  for (std::size_t i = 1; i < tasks.first_task.size(); ++i) tasks.first_task[i] += tasks.first_task[i - 1];
+  tasks.table = longs(table).view({-1, detail::kTaskFields});
+  tasks.indices = longs(box_indices);
+  tasks.per_map = buffer_per_map;
   return {plan, longs(rows), longs(mfa), longs(mfb)};
 }
 

@@ -1,5 +1,6 @@
 #include "wph_spectral.hpp"
 
+#include "box_gather.hpp"
 #include "pair_product.hpp"
 #include "phase_harmonic.hpp"
 
@@ -52,18 +53,10 @@ at::Tensor source_spectra(const SpectralPlan& plan, const at::Tensor& xhat, cons
   return out.reshape({B, c, -1});
 }
 
-/// The slots of group g whose source lies in [s0, s0 + c), plain or conjugated: (slots, sources - s0),
-/// or undefined tensors when there are none.
-std::pair<at::Tensor, at::Tensor> slots_in(const SpectralGroup& g, int64_t s0, int64_t c, bool conj) {
-  const auto& offset = g.source_offset[conj];
-  const int64_t e0 = offset[s0], n = offset[s0 + c] - e0;
-  if (n == 0) return {};
-  const at::Tensor slots = g.slots_by_source[conj].narrow(0, e0, n);
-  if (s0 == 0) return {slots, g.source_of_slot[conj].narrow(0, e0, n)};
-  std::lock_guard<std::mutex> lock(g.local_sources->mutex);
-  at::Tensor& local = g.local_sources->by_chunk[{s0, c, conj}];
-  if (!local.defined()) local = g.source_of_slot[conj].narrow(0, e0, n) - s0;
-  return {slots, local};
+/// Group g's boxes in the plan's flat box buffer: (B, slots, bh * bw), contiguous.
+at::Tensor group_boxes(const at::Tensor& buffer, const SpectralGroup& g, int64_t B) {
+  const int64_t per_map = g.n_slots * g.bh * g.bw;
+  return buffer.narrow(0, B * g.offset, B * per_map).view({B, g.n_slots, g.bh * g.bw});
 }
 
 /// Covariances [s, s + n) of group g from its boxes: (B, moments of those covariances).
@@ -91,9 +84,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     const auto real = c10::toRealValueType(xhat.scalar_type());
     at::Tensor mean = at::empty({B, p.n_fields()}, xhat.options());
     at::Tensor power = at::zeros({B, p.n_fields()}, xhat.options().dtype(real));
-    std::vector<at::Tensor> boxes;
-    for (const SpectralGroup& g : p.groups)
-      boxes.push_back(at::empty({B, g.fields.numel(), g.bh * g.bw}, xhat.options()));
+    at::Tensor buffer = at::empty({B * p.box_tasks.per_map}, xhat.options());  // every group's boxes
 
     const int64_t n_src = p.n_sources();
     const int64_t chunk = items_per_chunk(8 * B * HW * item, budget, n_src);
@@ -108,22 +99,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         dc.zero_();
       if (mode == static_cast<int64_t>(DcMode::OwnConstant))  // only norm Auto uses deviations
         power.narrow(1, s0, c).copy_(at::linalg_vector_norm(spec, 2, {-1}).square() / (n_pix * n_pix));
-      for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
-        const SpectralGroup& g = p.groups[gi];
-        for (bool conj : {false, true}) {
-          const auto [slots, local] = slots_in(g, s0, c, conj);
-          if (!slots.defined()) continue;
-          // Select the box or the sources first, whichever copies less: (B, c, box) or (B, n, H W).
-          at::Tensor sel;
-          if (g.box.defined() && c * g.bh * g.bw <= local.numel() * HW) {
-            sel = spec.index_select(2, conj ? g.box_flip : g.box).index_select(1, local);
-          } else {
-            sel = spec.index_select(1, local);
-            if (conj || g.box.defined()) sel = sel.index_select(2, conj ? g.box_flip : g.box);
-          }
-          boxes[gi].index_copy_(1, slots, conj ? sel.conj() : sel);
-        }
-      }
+      gather_boxes(buffer, spec, p.box_tasks, s0);
     }
     // Conjugated fields: mean conj(m), same power as their source.
     if (p.conj_source.numel()) {
@@ -135,11 +111,10 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
       const SpectralGroup& g = p.groups[gi];
       const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
-      for (int64_t s = 0; s < g.n_cov; s += per) out.push_back(group_chunk(boxes[gi], g, p, s, std::min(per, g.n_cov - s)));
+      const at::Tensor boxes = group_boxes(buffer, g, B);
+      for (int64_t s = 0; s < g.n_cov; s += per) out.push_back(group_chunk(boxes, g, p, s, std::min(per, g.n_cov - s)));
     }
-    std::vector<at::Tensor> saved{wt};
-    saved.insert(saved.end(), boxes.begin(), boxes.end());
-    ctx->save_for_backward(saved);
+    ctx->save_for_backward({wt, buffer});
     auto holder = c10::make_intrusive<PlanHolder>();
     holder->plan = plan;
     ctx->saved_data["plan"] = at::IValue::make_capsule(holder);
@@ -161,12 +136,12 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
 
     // Gradients of the boxes: R = ey P ex at the moments gives grad_P = ey^H grad_R ex^H, and
     // P = a conj(b) gives grad_a = grad_P b, grad_b = conj(grad_P) a.
-    std::vector<at::Tensor> gboxes;
+    const at::Tensor& buffer = saved[1];
+    at::Tensor gbuffer = at::zeros_like(buffer);
     int64_t offset = 0;
-    for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
-      const SpectralGroup& g = p.groups[gi];
-      const at::Tensor& boxes = saved[1 + gi];
-      at::Tensor gb = at::zeros_like(boxes, at::MemoryFormat::Contiguous);
+    for (const SpectralGroup& g : p.groups) {
+      const at::Tensor boxes = group_boxes(buffer, g, B);
+      at::Tensor gb = group_boxes(gbuffer, g, B);
       const at::Tensor ey_h = g.ey.conj().transpose(0, 1), ex_h = g.ex.conj().transpose(0, 1);
       const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
       for (int64_t s = 0; s < g.n_cov; s += per) {
@@ -179,7 +154,6 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
                                   .reshape({B, n, g.bh * g.bw});
         add_pair_products_backward(gb, boxes, g.fa.narrow(0, s, n), g.fb.narrow(0, s, n), gp);
       }
-      gboxes.push_back(gb);
     }
 
     // Back to the sources, chunk by chunk: full-grid spectrum gradients, then x^ (plain fields)
@@ -191,23 +165,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     for (int64_t s0 = 0; s0 < n_src; s0 += chunk) {
       const int64_t c = std::min(chunk, n_src - s0);
       at::Tensor gfull = at::zeros({B, c, HW}, wt.options());
-      for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
-        const SpectralGroup& g = p.groups[gi];
-        for (bool conj : {false, true}) {
-          const auto [slots, local] = slots_in(g, s0, c, conj);
-          if (!slots.defined()) continue;
-          at::Tensor t = gboxes[gi].index_select(1, slots);
-          if (conj) t = t.conj();
-          const at::Tensor* where = conj ? &g.box_flip : g.box.defined() ? &g.box : nullptr;
-          if (!where) {
-            gfull.index_add_(1, local, t);
-          } else {
-            at::Tensor tmp = at::zeros({B, c, g.bh * g.bw}, wt.options());
-            tmp.index_add_(1, local, t);
-            gfull.index_add_(2, *where, tmp);
-          }
-        }
-      }
+      add_boxes_backward(gfull, gbuffer, p.box_tasks, s0);
       if (mode == static_cast<int64_t>(DcMode::Own)) gfull.select(2, 0).zero_();
       const at::Tensor g4 = gfull.view({B, c, H, W});
       const int64_t plain_end = std::min(s0 + c, n_plain);

@@ -11,13 +11,12 @@
 // keeps only the boxes each group of covariances needs, and in backward sends the gradients back
 // through the same chunks. It saves the wavelet transform and those boxes, nothing of full size.
 
+#include "box_gather.hpp"
+
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <tuple>
 #include <vector>
 
 namespace demix::detail {
@@ -25,24 +24,10 @@ namespace demix::detail {
 /// Covariances sharing one frequency box (the support of their band-limited side).
 struct SpectralGroup {
   int64_t bh = 0, bw = 0;  // box extent (rows, columns)
-  at::Tensor box;          // (bh * bw) int64 flat frequency indices, undefined for the whole grid
-  at::Tensor box_flip;     // (bh * bw) int64: indices of -k (conjugated fields), or of the grid
+  int64_t n_slots = 0;     // fields whose boxes the group keeps
+  int64_t offset = 0;      // its boxes' offset in the plan's box buffer, per map
   at::Tensor ey;           // (n_ty, bh) complex: e^{2 pi i ky ty / H}
   at::Tensor ex;           // (bw, n_tx) complex: e^{2 pi i kx tx / W} / N^2
-  at::Tensor fields;       // (F_g) int64: the fields (global indices) whose boxes the group keeps
-  // The slots of the plain [0] and conjugated [1] uses, sorted by source: the slots whose source
-  // lies in [s0, s0 + c) are entries [source_offset[s0], source_offset[s0 + c]), so a chunk of
-  // sources finds its slots by narrowing device tensors, with no host-to-device copy.
-  at::Tensor slots_by_source[2];        // (n_uses) int64
-  at::Tensor source_of_slot[2];         // (n_uses) int64: their sources
-  std::vector<int64_t> source_offset[2];  // (n_sources + 1)
-  // Their sources relative to a chunk's first, made on a chunk's first use and kept:
-  // (first source, count, conj) -> (n) int64. The chunks repeat from call to call.
-  struct LocalSources {
-    std::mutex mutex;
-    std::map<std::tuple<int64_t, int64_t, int>, at::Tensor> by_chunk;
-  };
-  std::shared_ptr<LocalSources> local_sources = std::make_shared<LocalSources>();
   at::Tensor fa, fb;       // (n_cov) int64: slot of each side
   at::Tensor m_lin;        // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
   std::vector<int64_t> first_moment;  // per covariance: offset of its moments (n_cov + 1)
@@ -59,8 +44,10 @@ struct SpectralPlan {
   at::Tensor nl_p;         // (n_nl) real: its exponent p
   // Fields = sources, then conjugated copies conj(F(-x)) of some sources (pseudo moments).
   at::Tensor conj_source;  // (n_conj) int64
-  at::Tensor flip;         // (H * W) int64: index of -k
   std::vector<SpectralGroup> groups;
+  // The copies of the sources' spectra into the groups' boxes: a field's box holds its source's
+  // spectrum at the box frequencies, or conj(F(-k)) for a conjugated field.
+  BoxTasks box_tasks;
   int64_t n_plain() const { return psi_plain.size(0); }
   int64_t n_sources() const { return psi_plain.size(0) + nl_index.numel(); }
   int64_t n_fields() const { return n_sources() + conj_source.numel(); }

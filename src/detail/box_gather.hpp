@@ -22,27 +22,30 @@ namespace demix::detail {
 
 /// Every copy of a plan, sorted by source; made once when the plan is built.
 struct BoxTasks {
-  at::Tensor table;                // (n_tasks, kTaskFields) int64, on the plan's device
-  at::Tensor indices;              // (n_index) int64: the boxes' flat frequency indices
-  std::vector<int64_t> first_task; // (n_sources + 1): the tasks of source s, in [first_task[s], first_task[s + 1])
-  std::vector<int64_t> start;      // (n_tasks + 1): each task's kTaskStart, then the total length
-  int64_t per_map = 0;             // elements of the buffer per map
+  at::Tensor table;   // (n_tasks, kTaskFields) int64, on the plan's device
+  at::Tensor indices; // (n_index) int64: the boxes' flat frequency indices
+  std::vector<int64_t>
+      first_task; // (n_sources + 1): the tasks of source s, in [first_task[s], first_task[s + 1])
+  std::vector<int64_t> start; // (n_tasks + 1): each task's kTaskStart, then the total length
+  int64_t per_map = 0;        // elements of the buffer per map
 };
 
 /// Fills the boxes of sources [s0, s0 + c) from their spectra.
-void gather_boxes(at::Tensor& boxes /* (B * per_map) complex, contiguous */,
-                  const at::Tensor& spec /* (B, c, H * W) complex */, const BoxTasks& tasks, int64_t s0);
+void gather_boxes(at::Tensor &boxes /* (B * per_map) complex, contiguous */,
+                  const at::Tensor &spec /* (B, c, H * W) complex */, const BoxTasks &tasks,
+                  int64_t s0);
 
 /// Backward of gather_boxes: gspec[b, source - s0, index[k]] += conj?(gboxes[...]), for the
 /// sources [s0, s0 + c) of gspec.
-void add_boxes_backward(at::Tensor& gspec /* (B, c, H * W) complex, contiguous */,
-                        const at::Tensor& gboxes /* (B * per_map) complex */, const BoxTasks& tasks,
+void add_boxes_backward(at::Tensor &gspec /* (B, c, H * W) complex, contiguous */,
+                        const at::Tensor &gboxes /* (B * per_map) complex */, const BoxTasks &tasks,
                         int64_t s0);
 
 /// The same with ATen index ops (each task's flat indices spelled out): the tests' oracle, and the
 /// path on devices without our kernels.
-void gather_boxes_composite(at::Tensor& boxes, const at::Tensor& spec, const BoxTasks& tasks, int64_t s0);
-void add_boxes_backward_composite(at::Tensor& gspec, const at::Tensor& gboxes, const BoxTasks& tasks,
-                                  int64_t s0);
+void gather_boxes_composite(at::Tensor &boxes, const at::Tensor &spec, const BoxTasks &tasks,
+                            int64_t s0);
+void add_boxes_backward_composite(at::Tensor &gspec, const at::Tensor &gboxes,
+                                  const BoxTasks &tasks, int64_t s0);
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -8,13 +8,14 @@
 namespace demix::detail::cuda {
 
 template <class T>
-const char* gather_boxes(T* boxes, const T* spec, const int64_t* table, const int64_t* indices, int64_t n_tasks,
-                         int64_t first, int64_t length, int64_t B, int64_t c, int64_t hw, int64_t s0,
-                         void* stream);
+const char *gather_boxes(T *boxes, const T *spec, const int64_t *table, const int64_t *indices,
+                         int64_t n_tasks, int64_t first, int64_t length, int64_t B, int64_t c,
+                         int64_t hw, int64_t s0, void *stream);
 
 template <class T>
-const char* add_boxes_backward(T* gspec, const T* gboxes, const int64_t* table, const int64_t* indices,
-                               int64_t n_tasks, int64_t first, int64_t length, int64_t B, int64_t c,
-                               int64_t hw, int64_t s0, void* stream);
+const char *add_boxes_backward(T *gspec, const T *gboxes, const int64_t *table,
+                               const int64_t *indices, int64_t n_tasks, int64_t first,
+                               int64_t length, int64_t B, int64_t c, int64_t hw, int64_t s0,
+                               void *stream);
 
-}  // namespace demix::detail::cuda
+} // namespace demix::detail::cuda

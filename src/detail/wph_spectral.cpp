@@ -112,7 +112,8 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       const SpectralGroup& g = p.groups[gi];
       const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
       const at::Tensor boxes = group_boxes(buffer, g, B);
-      for (int64_t s = 0; s < g.n_cov; s += per) out.push_back(group_chunk(boxes, g, p, s, std::min(per, g.n_cov - s)));
+      for (int64_t s = 0; s < g.n_cov; s += per)
+        out.push_back(group_chunk(boxes, g, p, s, std::min(per, g.n_cov - s)));
     }
     ctx->save_for_backward({wt, buffer});
     auto holder = c10::make_intrusive<PlanHolder>();

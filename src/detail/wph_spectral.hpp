@@ -8,8 +8,9 @@
 //
 // One custom autograd function does it all from the Fourier transform of the maps and their
 // wavelet transform: it builds every field's spectrum ([x*psi]^p through an FFT, chunk by chunk),
-// keeps only the boxes each group of covariances needs, and in backward sends the gradients back
-// through the same chunks. It saves the wavelet transform and those boxes, nothing of full size.
+// keeps only the boxes each group of covariances needs (all of a chunk's boxes copied by one
+// kernel, box_gather.hpp), and in backward sends the gradients back through the same chunks. It
+// saves the wavelet transform and those boxes, nothing of full size.
 
 #include "box_gather.hpp"
 

@@ -22,26 +22,30 @@ struct Task {
   bool conj;
 };
 
-// Two groups as a WPH plan makes them: an unboxed one (the grid in order, 3 slots) and a 4-frequency
-// box (4 slots, one of them a conjugated field read at -k). Sources 2 feeds both groups and twice
-// the second (plain and conjugated); source 0 only the first.
+// Two groups as a WPH plan makes them: an unboxed one (the grid in order, 3 slots) and a
+// 4-frequency box (4 slots, one of them a conjugated field read at -k). Sources 2 feeds both groups
+// and twice the second (plain and conjugated); source 0 only the first.
 BoxTasks make_tasks(c10::Device device) {
   const std::vector<int64_t> indices{5, 6, 9, 10, /* -k: */ 7, 6, 3, 2};
-  std::vector<Task> tasks{{0, 0, 3 * kHW, 0, -1, kHW, false},      {2, 0, 3 * kHW, kHW, -1, kHW, false},
-                          {3, 0, 3 * kHW, 2 * kHW, -1, kHW, false}, {1, 3 * kHW, 16, 0, 0, 4, false},
-                          {2, 3 * kHW, 16, 4, 0, 4, false},         {2, 3 * kHW, 16, 8, 4, 4, true},
-                          {4, 3 * kHW, 16, 12, 0, 4, false}};
-  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.source < b.source; });
+  std::vector<Task> tasks{
+      {0, 0, 3 * kHW, 0, -1, kHW, false},       {2, 0, 3 * kHW, kHW, -1, kHW, false},
+      {3, 0, 3 * kHW, 2 * kHW, -1, kHW, false}, {1, 3 * kHW, 16, 0, 0, 4, false},
+      {2, 3 * kHW, 16, 4, 0, 4, false},         {2, 3 * kHW, 16, 8, 4, 4, true},
+      {4, 3 * kHW, 16, 12, 0, 4, false}};
+  std::stable_sort(tasks.begin(), tasks.end(),
+                   [](const Task &a, const Task &b) { return a.source < b.source; });
   BoxTasks out;
   std::vector<int64_t> table;
   out.first_task.assign(kSources + 1, 0);
   out.start = {0};
-  for (const Task& t : tasks) {
-    table.insert(table.end(), {t.group, t.stride, t.slot, t.source, t.table, t.length, t.conj, out.start.back()});
+  for (const Task &t : tasks) {
+    table.insert(table.end(), {t.group, t.stride, t.slot, t.source, t.table, t.length, t.conj,
+                               out.start.back()});
     out.start.push_back(out.start.back() + t.length);
     ++out.first_task[t.source + 1];
   }
-  for (std::size_t i = 1; i < out.first_task.size(); ++i) out.first_task[i] += out.first_task[i - 1];
+  for (std::size_t i = 1; i < out.first_task.size(); ++i)
+    out.first_task[i] += out.first_task[i - 1];
   out.table = at::tensor(table, at::kLong).view({-1, demix::detail::kTaskFields}).to(device);
   out.indices = at::tensor(indices, at::kLong).to(device);
   out.per_map = 3 * kHW + 16;
@@ -53,21 +57,22 @@ at::Tensor random_complex(std::vector<int64_t> shape, at::ScalarType type, c10::
   return at::complex(at::randn(shape, opt), at::randn(shape, opt)).to(device, type);
 }
 
-double rel_diff(const at::Tensor& a, const at::Tensor& b) {
+double rel_diff(const at::Tensor &a, const at::Tensor &b) {
   return ((a.cpu() - b.cpu()).abs().max() / b.cpu().abs().max().clamp_min(1e-300)).item<double>();
 }
 
 void expect_kernels_right(at::ScalarType type, c10::Device device, double tol) {
   at::manual_seed(11);
   const BoxTasks tasks = make_tasks(device);
-  const int64_t B = 2, s0 = 1, c = 3;  // the chunk of sources 1, 2, 3
+  const int64_t B = 2, s0 = 1, c = 3; // the chunk of sources 1, 2, 3
   const at::Tensor spec = random_complex({B, c, kHW}, type, device);
   at::Tensor boxes = at::zeros({B * tasks.per_map}, spec.options());
   demix::detail::gather_boxes(boxes, spec, tasks, s0);
 
   // Every copy of the chunk, spelled out; everything else left as it was (zero).
   const at::Tensor cpu = spec.cpu(), got = boxes.cpu();
-  const at::Tensor box = tasks.indices.cpu().narrow(0, 0, 4), flip = tasks.indices.cpu().narrow(0, 4, 4);
+  const at::Tensor box = tasks.indices.cpu().narrow(0, 0, 4),
+                   flip = tasks.indices.cpu().narrow(0, 4, 4);
   at::Tensor want = at::zeros_like(got);
   for (int64_t b = 0; b < B; ++b) {
     const auto grid = [&](int64_t source) { return cpu[b][source - s0]; };
@@ -108,7 +113,8 @@ TEST(BoxGather, CpuKernelsCopyEveryBoxAndAddBackTheAdjoint) {
 }
 
 TEST(BoxGather, CudaKernelsCopyEveryBoxAndAddBackTheAdjoint) {
-  if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  if (demix::cuda_device_count() == 0)
+    GTEST_SKIP() << "no CUDA device";
   expect_kernels_right(at::kComplexDouble, at::kCUDA, 1e-14);
   expect_kernels_right(at::kComplexFloat, at::kCUDA, 1e-6);
 }
@@ -116,10 +122,11 @@ TEST(BoxGather, CudaKernelsCopyEveryBoxAndAddBackTheAdjoint) {
 TEST(BoxGather, RejectsAMismatchedBuffer) {
   const BoxTasks tasks = make_tasks(at::kCPU);
   const at::Tensor spec = random_complex({2, 3, kHW}, at::kComplexFloat, at::kCPU);
-  at::Tensor small = at::zeros({tasks.per_map}, spec.options());  // one map's worth for two maps
+  at::Tensor small = at::zeros({tasks.per_map}, spec.options()); // one map's worth for two maps
   EXPECT_THROW(demix::detail::gather_boxes(small, spec, tasks, 1), demix::ShapeError);
   at::Tensor beyond = at::zeros({2 * tasks.per_map}, spec.options());
-  EXPECT_THROW(demix::detail::gather_boxes(beyond, spec, tasks, 3), demix::ShapeError);  // sources 3..5
+  EXPECT_THROW(demix::detail::gather_boxes(beyond, spec, tasks, 3),
+               demix::ShapeError); // sources 3..5
 }
 
-}  // namespace
+} // namespace

@@ -473,8 +473,11 @@ WphOperator::Fields WphOperator::transform(const at::Tensor& xc) const {
   const at::Tensor f = at::fft_fft2(xc).unsqueeze(1);  // (B, 1, H, W)
   Fields out;
   out.xhat = f.squeeze(1);
-  out.wt = at::fft_ifft2(f * psi_.unsqueeze(0));
-  at::Tensor low = at::fft_ifft2(f * phi_.unsqueeze(0));
+  // ifft2 = (1/N) x the unnormalised inverse: 1/N applied to x^ once, not to every filtered copy
+  // (and again in their backward).
+  const at::Tensor f_n = f * (1.0 / static_cast<double>(height_ * width_));
+  out.wt = at::fft_ifft2(f_n * psi_.unsqueeze(0), c10::nullopt, {-2, -1}, "forward");
+  at::Tensor low = at::fft_ifft2(f_n * phi_.unsqueeze(0), c10::nullopt, {-2, -1}, "forward");
   if (options_.boundary == WphBoundary::NonPeriodic) {
     using at::indexing::Slice;
     const auto ys = Slice(cut_y_, height_ - cut_y_), xs = Slice(cut_x_, width_ - cut_x_);

@@ -3,13 +3,24 @@
 # against the build before it, in one command. .device/old holds that build's bench_stats and
 # libdemix (copied from .device/prebuilt before restaging). Runs the WPH and kernel tests on CUDA,
 # then bench_stats wph old, new, pywph, new, old; a Kineto profile of the new 512^2 loss + gradient
-# (GPU kernel times) and, with LARGE=1, the new build's map sizes up to 4096^2. Results under $OUT.
+# (GPU kernel times) and, with LARGE=1, the new build's map sizes up to 4096^2. FULL=1 runs the
+# whole unit-test binary (4 shards at once) and the CLI tests instead of the WPH tests only.
+# Results under $OUT.
 set -u
 . scripts/device/use-prebuilt.sh
 B=$BUILD; O=${OUT:-/tmp/out}; mkdir -p $O
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-$B/tests/demix_unit_tests --gtest_filter='BoxGather*:PairProduct*:PhaseHarmonic*:Wph*:Statistics/*:StepGraph.Wph*' > $O/tests.log 2>&1
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran" $O/tests.log; grep -B3 -A12 "Failure" $O/tests.log | head -40
+if [ -n "${FULL:-}" ]; then
+  for i in 0 1 2 3; do GTEST_TOTAL_SHARDS=4 GTEST_SHARD_INDEX=$i $B/tests/demix_unit_tests > $O/tests$i.log 2>&1 & done; wait
+  cat $O/tests?.log > $O/tests.log && rm $O/tests?.log
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .device/whl/*.whl
+  for t in cli/test_cli.py cli/test_deblend_cli.py cli/test_simulate_cli.py interop/test_astropy.py; do
+    PYTHONPATH=/tmp/site timeout 300 python3 tests/$t $B/demix > /tmp/cli.log 2>&1 && echo "$t: passed" ||
+      { echo "$t: FAILED"; tail -20 /tmp/cli.log; }; done
+else
+  $B/tests/demix_unit_tests --gtest_filter='BoxGather*:PairProduct*:PhaseHarmonic*:Wph*:Statistics/*:StepGraph.Wph*' > $O/tests.log 2>&1
+fi
+grep -E "^\[  (PASSED|FAILED|SKIPPED) " $O/tests.log; grep -E "^\[  FAILED  \] [A-Z]" $O/tests.log; grep -B3 -A12 "Failure" $O/tests.log | head -40
 map=.device/shared/data/dust/I_1.npy
 old() { LD_LIBRARY_PATH=$PWD/.device/old:$LD_LIBRARY_PATH .device/old/bench_stats "$@" | sed 's/^{/{"build":"old",/'; }
 new() { $B/bench/bench_stats "$@" | sed 's/^{/{"build":"new",/'; }

@@ -88,19 +88,24 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
 
     const int64_t n_src = p.n_sources();
     const int64_t chunk = items_per_chunk(8 * B * HW * item, budget, n_src);
+    // Per chunk only what needs its spectra (k = 0 terms, norms); the scalings once at the end.
+    const bool reference = mode == static_cast<int64_t>(DcMode::Reference);
+    const bool deviations = mode == static_cast<int64_t>(DcMode::OwnConstant);  // norm Auto only
+    const at::Tensor ref_dc = reference ? ref_mean * n_pix : at::Tensor();
     for (int64_t s0 = 0; s0 < n_src; s0 += chunk) {
       const int64_t c = std::min(chunk, n_src - s0);
       at::Tensor spec = source_spectra(p, xhat, wt, s0, c);  // (B, c, HW)
       at::Tensor dc = spec.select(2, 0);
-      mean.narrow(1, s0, c).copy_(dc / n_pix);
-      if (mode == static_cast<int64_t>(DcMode::Reference))
-        dc.sub_(ref_mean.narrow(1, s0, c) * n_pix);
+      mean.narrow(1, s0, c).copy_(dc);
+      if (reference)
+        dc.sub_(ref_dc.narrow(1, s0, c));
       else
         dc.zero_();
-      if (mode == static_cast<int64_t>(DcMode::OwnConstant))  // only norm Auto uses deviations
-        power.narrow(1, s0, c).copy_(at::linalg_vector_norm(spec, 2, {-1}).square() / (n_pix * n_pix));
+      if (deviations) power.narrow(1, s0, c).copy_(at::linalg_vector_norm(spec, 2, {-1}));
       gather_boxes(buffer, spec, p.box_tasks, s0);
     }
+    mean.narrow(1, 0, n_src).div_(n_pix);
+    if (deviations) power.narrow(1, 0, n_src).square_().div_(n_pix * n_pix);
     // Conjugated fields: mean conj(m), same power as their source.
     if (p.conj_source.numel()) {
       mean.narrow(1, n_src, p.conj_source.numel()).copy_(mean.index_select(1, p.conj_source).conj());
@@ -176,9 +181,11 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
       if (nl1 > nl0) {
         const at::Tensor idx = p.nl_index.narrow(0, nl0, nl1 - nl0);
-        // The adjoint of the FFT is N ifft2: the factor N rides along in the harmonics' backward.
+        // The adjoint of the FFT is N ifft2, the unnormalised inverse ("forward" norm).
         add_harmonics_backward(gwt, wt, idx, p.nl_p.narrow(0, nl0, nl1 - nl0),
-                               at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0)), static_cast<double>(HW));
+                               at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0), c10::nullopt, {-2, -1},
+                                             "forward"),
+                               1.0);
       }
     }
     return {gxhat, gwt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};

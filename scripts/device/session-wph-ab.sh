@@ -16,11 +16,11 @@ if [ -n "${FULL:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .device/whl/*.whl
   for t in cli/test_cli.py cli/test_deblend_cli.py cli/test_simulate_cli.py interop/test_astropy.py; do
     PYTHONPATH=/tmp/site timeout 300 python3 tests/$t $B/demix > /tmp/cli.log 2>&1 && echo "$t: passed" ||
-      { echo "$t: FAILED"; tail -20 /tmp/cli.log; }; done
+      { echo "$t: FAILED"; tail -20 /tmp/cli.log; }; done | tee $O/cli.txt
 else
   $B/tests/demix_unit_tests --gtest_filter='BoxGather*:PairProduct*:PhaseHarmonic*:Wph*:Statistics/*:StepGraph.Wph*' > $O/tests.log 2>&1
 fi
-grep -E "^\[  (PASSED|FAILED|SKIPPED) " $O/tests.log; grep -E "^\[  FAILED  \] [A-Z]" $O/tests.log; grep -B3 -A12 "Failure" $O/tests.log | head -40
+grep -E "^\[  (PASSED|FAILED|SKIPPED) " $O/tests.log; grep -E "^\[  FAILED  \] [A-Z]" $O/tests.log; grep -B3 -A12 ": Failure$" $O/tests.log | head -40
 map=.device/shared/data/dust/I_1.npy
 old() { LD_LIBRARY_PATH=$PWD/.device/old:$LD_LIBRARY_PATH .device/old/bench_stats "$@" | sed 's/^{/{"build":"old",/'; }
 new() { $B/bench/bench_stats "$@" | sed 's/^{/{"build":"new",/'; }

@@ -313,6 +313,30 @@ TEST(WphOptions, RejectsScalesLargerThanTheMap) {
   EXPECT_NO_THROW(demix::WphOperator({.J = 4}, 32, 32, cpu64()));
 }
 
+TEST(WphLossAndGrad, ChunkedComplexMapsMatchOneChunk) {
+  // Complex maps have conjugated fields, whose boxes are read at -k from their source's spectrum;
+  // 64 KB chunks split the sources into many, so plain and conjugated copies of one source and the
+  // reference's k = 0 terms (norm Auto) cross chunk boundaries.
+  const demix::WphOptions base{.J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = demix::WphNorm::Auto};
+  demix::WphOptions small = base;
+  small.memory_bytes = 1 << 16;
+  demix::WphOperator chunked(small, 32, 32, cpu64()), whole(base, 32, 32, cpu64());
+  const auto complex_map = [](const at::Tensor& r) { return at::complex(r, 0.5 * r.square() - r); };
+  const at::Tensor ref = complex_map(test_maps(1, 32, 20));
+  chunked.set_reference(ref);
+  whole.set_reference(ref);
+  const at::Tensor x = complex_map(test_maps(2, 32, 21));
+  const at::Tensor target = whole.forward(complex_map(test_maps(1, 32, 22))).values[0];
+  // Same arithmetic in other groupings: float64 rounding only.
+  EXPECT_LT(rel_diff(chunked.forward(x).values, whole.forward(x).values), 1e-12);
+  at::Tensor g_chunked, g_whole;
+  const double l_chunked = chunked.loss_and_grad(x, target, {}, &g_chunked).item<double>();
+  const double l_whole = whole.loss_and_grad(x, target, {}, &g_whole).item<double>();
+  EXPECT_NEAR(l_chunked, l_whole, 1e-12 * l_whole);
+  EXPECT_GT(l_whole, 0.0);
+  EXPECT_LT(rel_diff(g_chunked, g_whole), 1e-10);
+}
+
 TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
   // Small chunks force several chunked backward passes.
   demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .memory_bytes = 1 << 16},

@@ -141,6 +141,10 @@ int main(int argc, char** argv) {
       bench_wph(ctx, dust, 512, 8, 1, false);
       return 0;
     }
+    bench_scov(ctx, dust, 256, 7);
+    bench_scov(ctx, dust, 512, 8);
+    bench_wst(ctx, dust, 256, 6);
+    bench_wst(ctx, dust, 512, 7);
   } catch (const std::exception& e) {
     std::cerr << "bench_stats: " << e.what() << "\n";
     return 1;

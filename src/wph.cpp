@@ -356,11 +356,7 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   std::vector<int64_t> rows, mfa, mfb;
   std::vector<int64_t> box_indices;  // the groups' box frequencies (and those of -k)
   int64_t buffer_per_map = 0;
-  struct Copy {
-    int64_t source, group, group_stride, slot, table, length;
-    bool conj;
-  };
-  std::vector<Copy> copies;  // one per slot of every group
+  std::vector<detail::BoxCopy> copies;  // one per slot of every group
   const double n2 = static_cast<double>(H * W) * static_cast<double>(H * W);
   for (const auto& [box, covs] : by_box) {
     detail::SpectralGroup g;
@@ -443,22 +439,7 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   plan->nl_index = longs(nl_index);
   plan->nl_p = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
   plan->conj_source = longs(conj_source);
-  // The copies by source (stable: group order within a source), as one table.
-  std::stable_sort(copies.begin(), copies.end(), [](const Copy& a, const Copy& b) { return a.source < b.source; });
-  detail::BoxTasks& tasks = plan->box_tasks;
-  std::vector<int64_t> table;
-  tasks.first_task.assign(static_cast<std::size_t>(n_sources_total) + 1, 0);
-  tasks.start.assign(1, 0);
-  for (const Copy& cp : copies) {
-    table.insert(table.end(), {cp.group, cp.group_stride, cp.slot, cp.source, cp.table, cp.length,
-                               int64_t{cp.conj}, tasks.start.back()});
-    tasks.start.push_back(tasks.start.back() + cp.length);
-    ++tasks.first_task[static_cast<std::size_t>(cp.source) + 1];
-  }
-  for (std::size_t i = 1; i < tasks.first_task.size(); ++i) tasks.first_task[i] += tasks.first_task[i - 1];
-  tasks.table = longs(table).view({-1, detail::kTaskFields});
-  tasks.indices = longs(box_indices);
-  tasks.per_map = buffer_per_map;
+  plan->box_tasks = detail::make_box_tasks(std::move(copies), box_indices, buffer_per_map, n_sources_total, dev);
   return {plan, longs(rows), longs(mfa), longs(mfb)};
 }
 

@@ -14,6 +14,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <algorithm>
 #include <string>
 
 namespace demix::detail {
@@ -60,6 +61,31 @@ spelled_out(const BoxTasks &tasks, Chunk ch, int64_t B, int64_t c, int64_t hw, i
 }
 
 } // namespace
+
+BoxTasks make_box_tasks(std::vector<BoxCopy> copies, const std::vector<int64_t> &indices,
+                        int64_t per_map, int64_t n_sources, c10::Device device) {
+  std::stable_sort(copies.begin(), copies.end(),
+                   [](const BoxCopy &a, const BoxCopy &b) { return a.source < b.source; });
+  BoxTasks tasks;
+  std::vector<int64_t> table;
+  tasks.first_task.assign(static_cast<std::size_t>(n_sources) + 1, 0);
+  tasks.start.assign(1, 0);
+  for (const BoxCopy &cp : copies) {
+    if (cp.source < 0 || cp.source >= n_sources)
+      throw ValueError("make_box_tasks: source " + std::to_string(cp.source) + " outside [0, " +
+                       std::to_string(n_sources) + ")");
+    table.insert(table.end(), {cp.group, cp.group_stride, cp.slot, cp.source, cp.table, cp.length,
+                               int64_t{cp.conj}, tasks.start.back()});
+    tasks.start.push_back(tasks.start.back() + cp.length);
+    ++tasks.first_task[static_cast<std::size_t>(cp.source) + 1];
+  }
+  for (std::size_t i = 1; i < tasks.first_task.size(); ++i)
+    tasks.first_task[i] += tasks.first_task[i - 1];
+  tasks.table = at::tensor(table, at::kLong).view({-1, kTaskFields}).to(device);
+  tasks.indices = at::tensor(indices, at::kLong).to(device);
+  tasks.per_map = per_map;
+  return tasks;
+}
 
 void gather_boxes_composite(at::Tensor &boxes, const at::Tensor &spec, const BoxTasks &tasks,
                             int64_t s0) {

@@ -30,6 +30,17 @@ struct BoxTasks {
   int64_t per_map = 0;        // elements of the buffer per map
 };
 
+/// One copy of a plan (a row of BoxTasks::table before sorting); fields as in BoxTaskField.
+struct BoxCopy {
+  int64_t source, group, group_stride, slot, table, length;
+  bool conj;
+};
+
+/// The table of the copies, sorted by source (stable: their order within a source is kept), with
+/// each task's start and each source's first task; on `device`.
+BoxTasks make_box_tasks(std::vector<BoxCopy> copies, const std::vector<int64_t> &indices,
+                        int64_t per_map, int64_t n_sources, c10::Device device);
+
 /// Fills the boxes of sources [s0, s0 + c) from their spectra.
 void gather_boxes(at::Tensor &boxes /* (B * per_map) complex, contiguous */,
                   const at::Tensor &spec /* (B, c, H * W) complex */, const BoxTasks &tasks,

@@ -17,39 +17,17 @@ using demix::detail::BoxTasks;
 
 constexpr int64_t kSources = 5, kHW = 12;
 
-struct Task {
-  int64_t source, group, stride, slot, table, length;
-  bool conj;
-};
-
 // Two groups as a WPH plan makes them: an unboxed one (the grid in order, 3 slots) and a
 // 4-frequency box (4 slots, one of them a conjugated field read at -k). Sources 2 feeds both groups
 // and twice the second (plain and conjugated); source 0 only the first.
 BoxTasks make_tasks(c10::Device device) {
   const std::vector<int64_t> indices{5, 6, 9, 10, /* -k: */ 7, 6, 3, 2};
-  std::vector<Task> tasks{
+  const std::vector<demix::detail::BoxCopy> copies{
       {0, 0, 3 * kHW, 0, -1, kHW, false},       {2, 0, 3 * kHW, kHW, -1, kHW, false},
       {3, 0, 3 * kHW, 2 * kHW, -1, kHW, false}, {1, 3 * kHW, 16, 0, 0, 4, false},
       {2, 3 * kHW, 16, 4, 0, 4, false},         {2, 3 * kHW, 16, 8, 4, 4, true},
       {4, 3 * kHW, 16, 12, 0, 4, false}};
-  std::stable_sort(tasks.begin(), tasks.end(),
-                   [](const Task &a, const Task &b) { return a.source < b.source; });
-  BoxTasks out;
-  std::vector<int64_t> table;
-  out.first_task.assign(kSources + 1, 0);
-  out.start = {0};
-  for (const Task &t : tasks) {
-    table.insert(table.end(), {t.group, t.stride, t.slot, t.source, t.table, t.length, t.conj,
-                               out.start.back()});
-    out.start.push_back(out.start.back() + t.length);
-    ++out.first_task[t.source + 1];
-  }
-  for (std::size_t i = 1; i < out.first_task.size(); ++i)
-    out.first_task[i] += out.first_task[i - 1];
-  out.table = at::tensor(table, at::kLong).view({-1, demix::detail::kTaskFields}).to(device);
-  out.indices = at::tensor(indices, at::kLong).to(device);
-  out.per_map = 3 * kHW + 16;
-  return out;
+  return demix::detail::make_box_tasks(copies, indices, 3 * kHW + 16, kSources, device);
 }
 
 at::Tensor random_complex(std::vector<int64_t> shape, at::ScalarType type, c10::Device device) {
@@ -127,6 +105,20 @@ TEST(BoxGather, RejectsAMismatchedBuffer) {
   at::Tensor beyond = at::zeros({2 * tasks.per_map}, spec.options());
   EXPECT_THROW(demix::detail::gather_boxes(beyond, spec, tasks, 3),
                demix::ShapeError); // sources 3..5
+}
+
+TEST(BoxGather, TasksAreSortedBySourceAndRejectOneOutsideThePlan) {
+  const BoxTasks tasks = make_tasks(at::kCPU);
+  EXPECT_EQ(tasks.first_task, (std::vector<int64_t>{0, 1, 2, 5, 6, 7}));
+  EXPECT_EQ(tasks.start.back(), 3 * kHW + 4 * 4);
+  const at::Tensor sources = tasks.table.select(1, demix::detail::kTaskSource);
+  EXPECT_TRUE(at::equal(sources, at::tensor(std::vector<int64_t>{0, 1, 2, 2, 2, 3, 4})));
+  // Source 2's three copies keep their given order: grid slot, box slot, conjugated box slot.
+  EXPECT_EQ(tasks.table[2][demix::detail::kTaskSlot].item<int64_t>(), kHW);
+  EXPECT_EQ(tasks.table[4][demix::detail::kTaskConj].item<int64_t>(), 1);
+  EXPECT_THROW(demix::detail::make_box_tasks({{kSources, 0, 4, 0, 0, 4, false}}, {0, 1, 2, 3}, 4,
+                                             kSources, at::kCPU),
+               demix::ValueError);
 }
 
 } // namespace

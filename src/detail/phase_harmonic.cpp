@@ -40,14 +40,14 @@ at::Tensor gather_harmonics_composite(const at::Tensor& wt, const at::Tensor& id
 }
 
 void add_harmonics_backward_composite(at::Tensor& gwt, const at::Tensor& wt, const at::Tensor& idx,
-                                      const at::Tensor& p, const at::Tensor& grad, double scale) {
+                                      const at::Tensor& p, const at::Tensor& grad) {
   const at::Tensor z = wt.index_select(1, idx);
   const at::Tensor pv = p.to(z.abs().scalar_type()).view({1, -1, 1, 1});
   const at::Tensor w = grad * at::polar(z.abs(), at::angle(z) * pv).conj();
   const at::Tensor zero = z.abs() == 0;
   at::Tensor num = at::complex(at::real(w), at::imag(w) * pv);
   num.div_(at::where(zero, at::ones_like(z), z.conj()));
-  gwt.index_add_(1, idx, num.masked_fill_(zero, 0) * scale);
+  gwt.index_add_(1, idx, num.masked_fill_(zero, 0));
 }
 
 at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx, const at::Tensor& p_in) {
@@ -86,24 +86,23 @@ at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx, cons
 }
 
 void add_harmonics_backward(at::Tensor& gwt, const at::Tensor& wt_in, const at::Tensor& idx,
-                            const at::Tensor& p_in, const at::Tensor& grad_in, double scale) {
+                            const at::Tensor& p_in, const at::Tensor& grad_in) {
   check(wt_in, idx, p_in, "add_harmonics_backward");
   const int64_t B = wt_in.size(0), F = wt_in.size(1), n = idx.numel(), HW = wt_in.size(2) * wt_in.size(3);
   if (!gwt.sizes().equals(wt_in.sizes()) || !gwt.is_contiguous() || gwt.scalar_type() != wt_in.scalar_type() ||
       !grad_in.sizes().equals({B, n, wt_in.size(2), wt_in.size(3)}) || grad_in.scalar_type() != wt_in.scalar_type())
     throw ShapeError("add_harmonics_backward: gwt must be a contiguous tensor like wt and grad (B, n, H, W)");
-  if (!have_own_kernel(wt_in)) return add_harmonics_backward_composite(gwt, wt_in, idx, p_in, grad_in, scale);
+  if (!have_own_kernel(wt_in)) return add_harmonics_backward_composite(gwt, wt_in, idx, p_in, grad_in);
   const at::Tensor wt = wt_in.contiguous(), grad = grad_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(wt.scalar_type()), "add_harmonics_backward", [&] {
     const at::Tensor p = p_in.to(c10::CppTypeToScalarType<scalar_t>::value).contiguous();
     const at::Tensor ix = idx.contiguous();
-    const auto s = static_cast<scalar_t>(scale);
 #ifdef DEMIX_CUDA_KERNELS
     if (wt.is_cuda()) {
       const c10::cuda::CUDAGuard guard(wt.device());
       const char* err = cuda::add_harmonics_backward<scalar_t>(
           as_real<scalar_t>(gwt), as_real<scalar_t>(wt), ix.data_ptr<int64_t>(), p.data_ptr<scalar_t>(),
-          as_real<scalar_t>(grad), s, B, F, n, HW, c10::cuda::getCurrentCUDAStream().stream());
+          as_real<scalar_t>(grad), B, F, n, HW, c10::cuda::getCurrentCUDAStream().stream());
       if (err) throw DeviceError(std::string("add_harmonics_backward: CUDA kernel failed: ") + err);
       return;
     }
@@ -124,7 +123,7 @@ void add_harmonics_backward(at::Tensor& gwt, const at::Tensor& wt_in, const at::
           for (int64_t k = k0; k < k1; ++k) {
             scalar_t re, im;
             ph::harmonic_backward(z[at + 2 * k], z[at + 2 * k + 1], pp[i], g[gi + 2 * k], g[gi + 2 * k + 1], re, im);
-            dst[at + 2 * k] += s * re, dst[at + 2 * k + 1] += s * im;
+            dst[at + 2 * k] += re, dst[at + 2 * k + 1] += im;
           }
         }
       }

@@ -20,7 +20,7 @@ __global__ void gather_kernel(const T* wt, const int64_t* idx, const T* p, T* ou
 
 // One thread per (map, pixel), looping over the fields: repeated indices accumulate without atomics.
 template <class T>
-__global__ void backward_kernel(T* gwt, const T* wt, const int64_t* idx, const T* p, const T* grad, T scale,
+__global__ void backward_kernel(T* gwt, const T* wt, const int64_t* idx, const T* p, const T* grad,
                                 int64_t B, int64_t F, int64_t n, int64_t HW) {
   const int64_t total = B * HW;
   for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total; e += int64_t{gridDim.x} * blockDim.x) {
@@ -29,7 +29,7 @@ __global__ void backward_kernel(T* gwt, const T* wt, const int64_t* idx, const T
       const int64_t at = ((b * F + idx[i]) * HW + k) * 2, g = ((b * n + i) * HW + k) * 2;
       T re, im;
       ph::harmonic_backward(wt[at], wt[at + 1], p[i], grad[g], grad[g + 1], re, im);
-      gwt[at] += scale * re, gwt[at + 1] += scale * im;
+      gwt[at] += re, gwt[at + 1] += im;
     }
   }
 }
@@ -46,9 +46,9 @@ const char* gather_harmonics(const T* wt, const int64_t* idx, const T* p, T* out
 
 template <class T>
 const char* add_harmonics_backward(T* gwt, const T* wt, const int64_t* idx, const T* p, const T* grad,
-                                   T scale, int64_t B, int64_t F, int64_t n, int64_t HW, void* stream) {
+                                   int64_t B, int64_t F, int64_t n, int64_t HW, void* stream) {
   if (B * n * HW == 0) return nullptr;
-  backward_kernel<T><<<blocks_for(B * HW), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gwt, wt, idx, p, grad, scale, B, F, n, HW);
+  backward_kernel<T><<<blocks_for(B * HW), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gwt, wt, idx, p, grad, B, F, n, HW);
   return launch_status();
 }
 
@@ -57,8 +57,8 @@ template const char* gather_harmonics<float>(const float*, const int64_t*, const
 template const char* gather_harmonics<double>(const double*, const int64_t*, const double*, double*, int64_t,
                                               int64_t, int64_t, int64_t, void*);
 template const char* add_harmonics_backward<float>(float*, const float*, const int64_t*, const float*, const float*,
-                                                   float, int64_t, int64_t, int64_t, int64_t, void*);
+                                                   int64_t, int64_t, int64_t, int64_t, void*);
 template const char* add_harmonics_backward<double>(double*, const double*, const int64_t*, const double*,
-                                                    const double*, double, int64_t, int64_t, int64_t, int64_t, void*);
+                                                    const double*, int64_t, int64_t, int64_t, int64_t, void*);
 
 }  // namespace demix::detail::cuda

@@ -13,6 +13,6 @@ const char* gather_harmonics(const T* wt, const int64_t* idx, const T* p, T* out
 
 template <class T>
 const char* add_harmonics_backward(T* gwt, const T* wt, const int64_t* idx, const T* p, const T* grad,
-                                   T scale, int64_t B, int64_t F, int64_t n, int64_t HW, void* stream);
+                                   int64_t B, int64_t F, int64_t n, int64_t HW, void* stream);
 
 }  // namespace demix::detail::cuda

@@ -184,8 +184,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         // The adjoint of the FFT is N ifft2, the unnormalised inverse ("forward" norm).
         add_harmonics_backward(gwt, wt, idx, p.nl_p.narrow(0, nl0, nl1 - nl0),
                                at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0), c10::nullopt, {-2, -1},
-                                             "forward"),
-                               1.0);
+                                             "forward"));
       }
     }
     return {gxhat, gwt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};

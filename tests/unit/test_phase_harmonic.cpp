@@ -38,9 +38,9 @@ void expect_match(at::ScalarType complex_type, c10::Device device, double tol) {
   EXPECT_LT(rel_diff(demix::detail::gather_harmonics(c.wt, c.idx, c.p).cpu(), ref_cpu), tol);
 
   at::Tensor g_ref = at::ones_like(c.wt.cpu());  // a non-zero start: the op adds
-  demix::detail::add_harmonics_backward_composite(g_ref, c.wt.cpu(), c.idx.cpu(), c.p.cpu(), c.grad.cpu(), 3.0);
+  demix::detail::add_harmonics_backward_composite(g_ref, c.wt.cpu(), c.idx.cpu(), c.p.cpu(), c.grad.cpu());
   at::Tensor g = at::ones_like(c.wt);
-  demix::detail::add_harmonics_backward(g, c.wt, c.idx, c.p, c.grad, 3.0);
+  demix::detail::add_harmonics_backward(g, c.wt, c.idx, c.p, c.grad);
   EXPECT_LT(rel_diff(g.cpu(), g_ref), tol);
 }
 

@@ -25,14 +25,14 @@
 // this one's); scarlet2's from its file (JAX compilation included). MADNESS runs its decoder as
 // `demix deblend` does (DecoderCompute::for_fitting: float16 upsampling on CUDA).
 
-#include <demix/classical_deblend.hpp>
-#include <demix/context.hpp>
-#include <demix/deblend.hpp>
-#include <demix/deblend_metrics.hpp>
-#include <demix/errors.hpp>
-#include <demix/fits.hpp>
-#include <demix/madness_model.hpp>
-#include <demix/simulate.hpp>
+#include <demix/deblend/classical.hpp>
+#include <demix/core/context.hpp>
+#include <demix/deblend/madness.hpp>
+#include <demix/deblend/metrics.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/io/fits.hpp>
+#include <demix/models/madness_model.hpp>
+#include <demix/sim/simulate.hpp>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

@@ -6,8 +6,8 @@
 // Figures: seconds per forward and per forward + backward (median of 5 after 2 warm-ups),
 // latent vectors per second, parameter counts and the size of the model file.
 
-#include <demix/context.hpp>
-#include <demix/madness_model.hpp>
+#include <demix/core/context.hpp>
+#include <demix/models/madness_model.hpp>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

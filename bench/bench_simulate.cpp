@@ -4,10 +4,10 @@
 // after 1 warm-up) and blends per second of BlendSimulator::render (3 to 5 galaxies, noisy), on
 // the chosen device in float32.
 
-#include <demix/context.hpp>
-#include <demix/galaxy.hpp>
-#include <demix/population.hpp>
-#include <demix/simulate.hpp>
+#include <demix/core/context.hpp>
+#include <demix/sim/galaxy.hpp>
+#include <demix/sim/population.hpp>
+#include <demix/sim/simulate.hpp>
 
 #include <ATen/ATen.h>
 

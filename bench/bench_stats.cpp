@@ -5,11 +5,11 @@
 // Figures: seconds per statistics call and per loss + gradient (median of 5 after 2 warm-ups),
 // batch 1 and batch 100, and the peak memory of the loss + gradient.
 
-#include <demix/context.hpp>
-#include <demix/npy.hpp>
-#include <demix/scattering_cov.hpp>
-#include <demix/wph.hpp>
-#include <demix/wst.hpp>
+#include <demix/core/context.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/stats/scattering_cov.hpp>
+#include <demix/stats/wph.hpp>
+#include <demix/stats/wst.hpp>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

@@ -2,8 +2,8 @@
 
 #include "common.hpp"
 
-#include <demix/build_info.hpp>
-#include <demix/io.hpp>
+#include <demix/core/build_info.hpp>
+#include <demix/io/image_io.hpp>
 
 #include <ATen/ATen.h>
 

@@ -13,14 +13,14 @@
 
 #include "common.hpp"
 
-#include <demix/build_info.hpp>
-#include <demix/classical_deblend.hpp>
-#include <demix/deblend.hpp>
-#include <demix/deblend_metrics.hpp>
-#include <demix/detection.hpp>
-#include <demix/errors.hpp>
-#include <demix/fits.hpp>
-#include <demix/io.hpp>
+#include <demix/core/build_info.hpp>
+#include <demix/deblend/classical.hpp>
+#include <demix/deblend/madness.hpp>
+#include <demix/deblend/metrics.hpp>
+#include <demix/deblend/detection.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/io/fits.hpp>
+#include <demix/io/image_io.hpp>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

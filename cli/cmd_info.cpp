@@ -2,9 +2,9 @@
 
 #include "common.hpp"
 
-#include <demix/fits.hpp>
-#include <demix/io.hpp>
-#include <demix/madness_model.hpp>
+#include <demix/io/fits.hpp>
+#include <demix/io/image_io.hpp>
+#include <demix/models/madness_model.hpp>
 
 #include <ATen/ATen.h>
 

@@ -3,10 +3,10 @@
 
 #include "common.hpp"
 
-#include <demix/errors.hpp>
-#include <demix/io.hpp>
-#include <demix/preview.hpp>
-#include <demix/rgb.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/io/image_io.hpp>
+#include <demix/viz/preview.hpp>
+#include <demix/viz/rgb.hpp>
 
 #include <ATen/ATen.h>
 

@@ -1,11 +1,11 @@
-// demix simulate isolated|blends: LSST-like galaxy datasets (layout in include/demix/simulate.hpp).
+// demix simulate isolated|blends: LSST-like galaxy datasets (layout in include/demix/sim/simulate.hpp).
 
 #include "common.hpp"
 
-#include <demix/errors.hpp>
-#include <demix/io.hpp>
-#include <demix/rgb.hpp>
-#include <demix/simulate.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/io/image_io.hpp>
+#include <demix/viz/rgb.hpp>
+#include <demix/sim/simulate.hpp>
 
 #include <ATen/ATen.h>
 

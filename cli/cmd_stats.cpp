@@ -3,16 +3,16 @@
 
 #include "common.hpp"
 
-#include <demix/build_info.hpp>
-#include <demix/errors.hpp>
-#include <demix/fits.hpp>
-#include <demix/io.hpp>
-#include <demix/plot.hpp>
-#include <demix/preview.hpp>
-#include <demix/power_spectrum.hpp>
-#include <demix/scattering_cov.hpp>
-#include <demix/wph.hpp>
-#include <demix/wst.hpp>
+#include <demix/core/build_info.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/io/fits.hpp>
+#include <demix/io/image_io.hpp>
+#include <demix/viz/plot.hpp>
+#include <demix/viz/preview.hpp>
+#include <demix/stats/power_spectrum.hpp>
+#include <demix/stats/scattering_cov.hpp>
+#include <demix/stats/wph.hpp>
+#include <demix/stats/wst.hpp>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -36,10 +36,10 @@ namespace {
 /// Which statistic to compute. Adding one: a case in each switch below (kind_name, max_default_J,
 /// default_L, compute_statistics) and an entry in the --kind table.
 enum class StatKind {
-  Wph,  ///< wavelet phase harmonics (demix/wph.hpp, pywph's default model)
-  Wst,  ///< wavelet scattering transform, spatial means (demix/wst.hpp, kymatio)
-  Scov, ///< scattering covariance (demix/scattering_cov.hpp, Cheng et al.)
-  Ps,   ///< isotropic power spectrum, one bin per integer |k| (demix/power_spectrum.hpp)
+  Wph,  ///< wavelet phase harmonics (demix/stats/wph.hpp, pywph's default model)
+  Wst,  ///< wavelet scattering transform, spatial means (demix/stats/wst.hpp, kymatio)
+  Scov, ///< scattering covariance (demix/stats/scattering_cov.hpp, Cheng et al.)
+  Ps,   ///< isotropic power spectrum, one bin per integer |k| (demix/stats/power_spectrum.hpp)
 };
 
 /// Kinds that take -J / -L, and kinds that take --norm.

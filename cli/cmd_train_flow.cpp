@@ -5,9 +5,9 @@
 #include "common.hpp"
 #include "train_common.hpp"
 
-#include <demix/errors.hpp>
-#include <demix/madness_model.hpp>
-#include <demix/training.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/models/madness_model.hpp>
+#include <demix/models/training.hpp>
 
 #include <ATen/ATen.h>
 

@@ -5,10 +5,10 @@
 #include "common.hpp"
 #include "train_common.hpp"
 
-#include <demix/errors.hpp>
-#include <demix/madness_model.hpp>
-#include <demix/npy.hpp>
-#include <demix/training.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/models/madness_model.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/models/training.hpp>
 
 #include <ATen/ATen.h>
 

@@ -2,7 +2,7 @@
 
 #include "common.hpp"
 
-#include <demix/build_info.hpp>
+#include <demix/core/build_info.hpp>
 
 #include <ATen/Parallel.h>
 

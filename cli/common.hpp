@@ -1,9 +1,9 @@
 #pragma once
 // What every subcommand shares: the global options and the string <-> enum tables.
 
-#include <demix/context.hpp>
-#include <demix/galaxy_prior.hpp>
-#include <demix/image.hpp>
+#include <demix/core/context.hpp>
+#include <demix/models/galaxy_prior.hpp>
+#include <demix/io/image.hpp>
 
 #include <CLI/CLI.hpp>
 

@@ -3,10 +3,10 @@
 
 #include "common.hpp"
 
-#include <demix/madness_model.hpp>
-#include <demix/survey.hpp>
+#include <demix/models/madness_model.hpp>
+#include <demix/sim/survey.hpp>
 
-#include <demix/errors.hpp>
+#include <demix/core/errors.hpp>
 
 #include <ATen/ATen.h>
 

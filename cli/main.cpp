@@ -3,7 +3,7 @@
 
 #include "common.hpp"
 
-#include <demix/errors.hpp>
+#include <demix/core/errors.hpp>
 
 #include <c10/util/Exception.h>
 

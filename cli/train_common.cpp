@@ -1,9 +1,9 @@
 #include "train_common.hpp"
 
-#include <demix/build_info.hpp>
-#include <demix/errors.hpp>
-#include <demix/io.hpp>
-#include <demix/preview.hpp>
+#include <demix/core/build_info.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/io/image_io.hpp>
+#include <demix/viz/preview.hpp>
 
 #include <sys/stat.h>
 

@@ -6,7 +6,7 @@
 
 #include "common.hpp"
 
-#include <demix/training.hpp>
+#include <demix/models/training.hpp>
 
 #include <string>
 #include <vector>

@@ -18,7 +18,7 @@ SMALL = ["--encoder-channels", "4,8", "--decoder-channels", "8,4,4", "--dense-un
 
 
 def read_archive(path):
-    """Entries of a demix archive (src/detail/tensor_archive.hpp), parsed from the bytes."""
+    """Entries of a demix archive (src/io/detail/tensor_archive.hpp), parsed from the bytes."""
     with open(path, "rb") as f:
         data = f.read()
     assert data[:8] == b"DMXARCH1", data[:8]

@@ -3,12 +3,12 @@
 // float64, CPU vs CUDA, and the gradient of a loss against central finite differences. A new
 // statistic gets them all by adding one entry to statistics().
 
-#include <demix/context.hpp>
-#include <demix/errors.hpp>
-#include <demix/power_spectrum.hpp>
-#include <demix/scattering_cov.hpp>
-#include <demix/wph.hpp>
-#include <demix/wst.hpp>
+#include <demix/core/context.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/stats/power_spectrum.hpp>
+#include <demix/stats/scattering_cov.hpp>
+#include <demix/stats/wph.hpp>
+#include <demix/stats/wst.hpp>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

@@ -4,8 +4,8 @@
 // its Morlet filters in float64 and stores them in float32, then computes in float64 with those
 // rounded values; ScovFilterRounding::Float32 does the same, so the comparison can be tight.
 
-#include <demix/npy.hpp>
-#include <demix/scattering_cov.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/stats/scattering_cov.hpp>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -4,8 +4,8 @@
 // Oracle: tests/data/cheng_scov/, made by scripts/oracles/make_cheng_scov.py (2 maps of 64 x 64, J
 // = 5, L = 4, that code's single-precision filters, float64 input).
 
-#include <demix/npy.hpp>
-#include <demix/scattering_cov.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/stats/scattering_cov.hpp>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

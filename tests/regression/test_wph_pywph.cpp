@@ -2,9 +2,9 @@
 // moment of both configurations, all four norm/pbc combinations, to 1e-8. Provenance of the files:
 // ../shared/reference/peers/README.md. Moments are matched by their labels, not by position.
 
-#include <demix/filters.hpp>
-#include <demix/npy.hpp>
-#include <demix/wph.hpp>
+#include <demix/stats/filters.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/stats/wph.hpp>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -3,8 +3,8 @@
 // dn = 2, for norm None/Auto and periodic/non-periodic boundaries. The oracle files and the command
 // that made them: scripts/oracles/make_pywph_complex.py. Moments are matched by their labels.
 
-#include <demix/npy.hpp>
-#include <demix/wph.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/stats/wph.hpp>
 
 #include "support/pywph_match.hpp"
 

@@ -3,9 +3,9 @@
 // and the command that made them: scripts/oracles/make_pywph_cross.py. Plus the identities and
 // errors of forward_cross that need no oracle.
 
-#include <demix/npy.hpp>
-#include <demix/wph.hpp>
-#include <demix/errors.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/stats/wph.hpp>
+#include <demix/core/errors.hpp>
 
 #include "support/gradient_check.hpp"
 #include "support/pywph_match.hpp"

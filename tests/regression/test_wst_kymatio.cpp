@@ -4,8 +4,8 @@
 // relative to the largest values of the maps; the comparison is therefore per order, relative to
 // the largest |coefficient| of that order, as the reference README advises.
 
-#include <demix/npy.hpp>
-#include <demix/wst.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/stats/wst.hpp>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 #pragma once
 // Matching demix's WPH coefficients to pywph's stored ones by label, for the pywph regression tests.
 
-#include <demix/coefficients.hpp>
+#include <demix/stats/coefficients.hpp>
 
 #include <ATen/ATen.h>
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 // POSIX rather than std::filesystem: PyTorch's pip LibTorch exports std::filesystem symbols of its
-// own and remove_all crashed through them (see src/detail/files.hpp).
+// own and remove_all crashed through them (see src/io/detail/files.hpp).
 
 namespace demix::test {
 

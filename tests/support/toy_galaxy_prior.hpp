@@ -13,7 +13,7 @@
 // are C, whose distortion (C11 - C22, 2 C12) / (C11 + C22) is (e1, e2). log p(z): independent
 // normals of means `mean` and standard deviations `std`.
 
-#include <demix/galaxy_prior.hpp>
+#include <demix/models/galaxy_prior.hpp>
 
 #include <ATen/ATen.h>
 

@@ -25,14 +25,16 @@
 // this one's); scarlet2's from its file (JAX compilation included). MADNESS runs its decoder as
 // `demix deblend` does (DecoderCompute::for_fitting: float16 upsampling on CUDA).
 
-#include <demix/deblend/classical.hpp>
 #include <demix/core/context.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/deblend/classical.hpp>
 #include <demix/deblend/madness.hpp>
 #include <demix/deblend/metrics.hpp>
-#include <demix/core/errors.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/models/madness_model.hpp>
 #include <demix/sim/simulate.hpp>
+
+#include "timing.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -46,8 +48,6 @@
 #include <string>
 #include <vector>
 
-#include "timing.hpp"
-
 namespace {
 
 /// A JSON number, or null when it is not finite (scarlet2 has no convergence flag, say).
@@ -60,7 +60,8 @@ std::string number(double v, const char* format = "%.4g") {
 std::string list(const at::Tensor& v /* (B) */) {
   std::string s = "[";
   const at::Tensor c = v.to(at::kCPU, at::kDouble).contiguous();
-  for (int64_t i = 0; i < c.numel(); ++i) s += (i ? ", " : "") + number(c[i].item<double>(), "%.5g");
+  for (int64_t i = 0; i < c.numel(); ++i)
+    s += (i ? ", " : "") + number(c[i].item<double>(), "%.5g");
   return s + "]";
 }
 
@@ -71,35 +72,39 @@ double finite_mean(const at::Tensor& v) {
 }
 
 struct Truth {
-  at::Tensor stamps;   // (G, B, S, S)
-  at::Tensor centres;  // (G, 2) x, y in stamp pixels
-  demix::EllipticalAperture aperture;  // a, b (G, B) semi-axes, pixels; theta (G)
-  at::Tensor flux;     // (G, B) aperture flux of the truth
-  at::Tensor e;        // (G, 2) r-band ellipticity of the truth
+  at::Tensor stamps;                  // (G, B, S, S)
+  at::Tensor centres;                 // (G, 2) x, y in stamp pixels
+  demix::EllipticalAperture aperture; // a, b (G, B) semi-axes, pixels; theta (G)
+  at::Tensor flux;                    // (G, B) aperture flux of the truth
+  at::Tensor e;                       // (G, 2) r-band ellipticity of the truth
 };
 
 void report(const std::string& method, const at::Tensor& model /* (G, B, S, S) */, const Truth& t,
             int64_t n_blends, double seconds, double converged, const std::string& device) {
   const at::Tensor m = model.to(at::kCPU, at::kDouble);
   const at::Tensor flux = demix::aperture_flux(m, t.centres, t.aperture);
-  const demix::ResidualSummary r = demix::summarize_residuals(demix::relative_residual(flux, t.flux));
-  const demix::ResidualSummary c = demix::summarize_residuals(demix::colour_error(flux, t.flux, 1, 2));
+  const demix::ResidualSummary r =
+      demix::summarize_residuals(demix::relative_residual(flux, t.flux));
+  const demix::ResidualSummary c =
+      demix::summarize_residuals(demix::colour_error(flux, t.flux, 1, 2));
   const at::Tensor ssim = demix::ssim(m, t.stamps), cosine = demix::cosine_similarity(m, t.stamps);
   const demix::Shapes shapes = demix::measure_shapes(m.select(1, 2));
   const at::Tensor de = (shapes.ellipticity - t.e).norm(2, 1);
-  std::printf(
-      "{\"method\": \"%s\", \"blends\": %ld, \"galaxies\": %ld, \"seconds\": %.4g, "
-      "\"blends_per_s\": %.4g, \"converged\": %s, \"device\": \"%s\", "
-      "\"flux_mean_abs\": %s, \"flux_median\": %s, \"flux_spread68\": %s, "
-      "\"gr_mean_abs\": %.4g, \"gr_median\": %.4g, \"gr_spread68\": %.4g, "
-      "\"ssim\": %s, \"cosine\": %s, \"e_error_mean\": %s, \"e_error_median\": %s}\n",
-      method.c_str(), static_cast<long>(n_blends), static_cast<long>(m.size(0)), seconds,
-      n_blends / seconds, number(converged).c_str(), device.c_str(), list(r.mean_abs).c_str(),
-      list(r.median).c_str(), list(r.spread68).c_str(), c.mean_abs.item<double>(),
-      c.median.item<double>(), c.spread68.item<double>(),
-      list(at::nanmean(ssim, 0)).c_str(), list(at::nanmean(cosine, 0)).c_str(), number(finite_mean(de)).c_str(),
-      number(de.masked_select(at::isfinite(de)).numel() ? de.masked_select(at::isfinite(de)).median().item<double>()
-                                                        : NAN).c_str());
+  std::printf("{\"method\": \"%s\", \"blends\": %ld, \"galaxies\": %ld, \"seconds\": %.4g, "
+              "\"blends_per_s\": %.4g, \"converged\": %s, \"device\": \"%s\", "
+              "\"flux_mean_abs\": %s, \"flux_median\": %s, \"flux_spread68\": %s, "
+              "\"gr_mean_abs\": %.4g, \"gr_median\": %.4g, \"gr_spread68\": %.4g, "
+              "\"ssim\": %s, \"cosine\": %s, \"e_error_mean\": %s, \"e_error_median\": %s}\n",
+              method.c_str(), static_cast<long>(n_blends), static_cast<long>(m.size(0)), seconds,
+              n_blends / seconds, number(converged).c_str(), device.c_str(),
+              list(r.mean_abs).c_str(), list(r.median).c_str(), list(r.spread68).c_str(),
+              c.mean_abs.item<double>(), c.median.item<double>(), c.spread68.item<double>(),
+              list(at::nanmean(ssim, 0)).c_str(), list(at::nanmean(cosine, 0)).c_str(),
+              number(finite_mean(de)).c_str(),
+              number(de.masked_select(at::isfinite(de)).numel()
+                         ? de.masked_select(at::isfinite(de)).median().item<double>()
+                         : NAN)
+                  .c_str());
   std::fflush(stdout);
 }
 
@@ -116,7 +121,7 @@ demix::BlendGalaxies true_positions(const demix::SimulatedDataset& d) {
   return demix::BlendGalaxies::from_list(positions);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -130,7 +135,8 @@ int main(int argc, char** argv) {
                                                            : demix::DeviceKind::Auto});
     bench::on_cuda = ctx.device().is_cuda();
     const demix::SimulatedDataset d = demix::read_dataset(argv[1]);
-    if (d.kind != "blends") throw demix::ValueError(std::string(argv[1]) + " is not a blend dataset");
+    if (d.kind != "blends")
+      throw demix::ValueError(std::string(argv[1]) + " is not a blend dataset");
     const int64_t N = d.images.size(0), B = d.images.size(1), S = d.stamps.size(-1);
     const at::Tensor x = d.truth.column("x").values.to(at::kDouble);
     const at::Tensor y = d.truth.column("y").values.to(at::kDouble);
@@ -141,15 +147,17 @@ int main(int argc, char** argv) {
     t.stamps = d.stamps.to(at::kDouble);
     const double pixscale = d.header.number("PIXSCALE").value_or(0.2);
     t.centres = at::stack({x - d.truth.column("stamp_x0").values.to(at::kDouble),
-                           y - d.truth.column("stamp_y0").values.to(at::kDouble)}, 1);
-    const at::Tensor hlr = d.truth.column("hlr").values.to(at::kDouble);  // arcsec
+                           y - d.truth.column("stamp_y0").values.to(at::kDouble)},
+                          1);
+    const at::Tensor hlr = d.truth.column("hlr").values.to(at::kDouble); // arcsec
     std::vector<double> fwhm;
-    for (int64_t b = 0; b < B; ++b) fwhm.push_back(d.header.number("FWHM" + std::to_string(b + 1)).value_or(0.7));
+    for (int64_t b = 0; b < B; ++b)
+      fwhm.push_back(d.header.number("FWHM" + std::to_string(b + 1)).value_or(0.7));
     const at::Tensor half_fwhm = at::tensor(fwhm, at::kDouble) / 2;
     const at::Tensor e1 = d.truth.column("e1").values.to(at::kDouble);
     const at::Tensor e2 = d.truth.column("e2").values.to(at::kDouble);
     const at::Tensor e = at::sqrt(e1.square() + e2.square()), q = (1 - e) / (1 + e);
-    const auto axis = [&](const at::Tensor& h /* (G) arcsec */) {  // -> (G, B) pixels
+    const auto axis = [&](const at::Tensor& h /* (G) arcsec */) { // -> (G, B) pixels
       return 2 * at::sqrt(h.unsqueeze(1).square() + half_fwhm.square().unsqueeze(0)) / pixscale;
     };
     t.aperture = {axis(hlr / q.sqrt()), axis(hlr * q.sqrt()), 0.5 * at::atan2(e2, e1)};
@@ -162,18 +170,21 @@ int main(int argc, char** argv) {
 
     // MADNESS.
     // The decoder as `demix deblend` runs it (DecoderCompute::for_fitting: float16 on CUDA).
-    auto prior = std::make_shared<demix::MadnessModel>(demix::MadnessModel::load(argv[2], ctx.device()));
+    auto prior =
+        std::make_shared<demix::MadnessModel>(demix::MadnessModel::load(argv[2], ctx.device()));
     const demix::DecoderCompute fitting = demix::DecoderCompute::for_fitting(ctx.device());
     prior->vae().set_decoder_compute(fitting);
     std::string suffix;
     const demix::MadnessDeblender madness(prior, {}, ctx);
     const at::Tensor warm = at::arange(std::min<int64_t>(8, N), at::kLong);
-    madness.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm), sigmas);
+    madness.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm),
+                    sigmas);
     // DEMIX_WARM_DATASET=other.fits: first deblend another batch of blends (untimed), as a
     // pipeline would have, so that "first call" is this batch's call in a warm process.
     if (const char* other = std::getenv("DEMIX_WARM_DATASET")) {
       const demix::SimulatedDataset o = demix::read_dataset(other);
-      madness.deblend(ctx.to(o.images), true_positions(o), o.sigma.to(ctx.device(), ctx.real_dtype()));
+      madness.deblend(ctx.to(o.images), true_positions(o),
+                      o.sigma.to(ctx.device(), ctx.real_dtype()));
       suffix += "-after-other-batch";
     }
     // One timed call on the whole dataset, scored and reported as `name`.
@@ -192,13 +203,15 @@ int main(int argc, char** argv) {
       demix::MadnessOptions o;
       o.cuda_graphs = false;
       const demix::MadnessDeblender eager(prior, o, ctx);
-      for (const char* call : {"", "-repeat"}) timed(eager, std::string("demix-madness-no-graph") + call);
+      for (const char* call : {"", "-repeat"})
+        timed(eager, std::string("demix-madness-no-graph") + call);
     }
-    {  // Adam steps per blend: the slowest blends set the length of the batched run.
+    { // Adam steps per blend: the slowest blends set the length of the batched run.
       const at::Tensor st = mr.steps.to(at::kDouble);
       auto q = [&](double p) { return at::quantile(st, p).item<double>(); };
       std::printf("{\"figure\": \"madness_steps\", \"mean\": %.4g, \"p50\": %.4g, \"p90\": %.4g, "
-                  "\"p99\": %.4g, \"max\": %.4g}\n", st.mean().item<double>(), q(0.5), q(0.9), q(0.99), q(1.0));
+                  "\"p99\": %.4g, \"max\": %.4g}\n",
+                  st.mean().item<double>(), q(0.5), q(0.9), q(0.99), q(1.0));
     }
     // DEMIX_STEPS_CURVE=1: time and quality when Adam stops at fewer steps (MADNESS's is 200).
     if (std::getenv("DEMIX_STEPS_CURVE")) {
@@ -237,7 +250,8 @@ int main(int argc, char** argv) {
           demix::MadnessOptions o;
           o.shrink_fraction = std::stod(f);
           o.progress = [&](const demix::MadnessProgress& p) {
-            segments.push_back({double(p.step), double(p.running_blends), double(p.working_galaxies),
+            segments.push_back({double(p.step), double(p.running_blends),
+                                double(p.working_galaxies),
                                 1e3 * (bench::now_after_sync() - start)});
           };
           const demix::MadnessDeblender deb(prior, o, ctx);
@@ -245,7 +259,8 @@ int main(int argc, char** argv) {
             segments.clear();
             start = bench::now_after_sync();
             timed(deb, "demix-madness-" + v + "-shrink" + f + call);
-            std::printf("{\"figure\": \"madness_segments\", \"variant\": \"%s-shrink%s%s\", \"segments\": [",
+            std::printf("{\"figure\": \"madness_segments\", \"variant\": \"%s-shrink%s%s\", "
+                        "\"segments\": [",
                         v.c_str(), f.c_str(), call);
             for (size_t i = 0; i < segments.size(); ++i)
               std::printf("%s[%g, %g, %g, %.1f]", i ? ", " : "", segments[i][0], segments[i][1],
@@ -271,7 +286,8 @@ int main(int argc, char** argv) {
 
     // Classical (SDSS-style symmetric templates).
     const demix::ClassicalDeblender classical({}, ctx);
-    classical.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm), sigmas);
+    classical.deblend(images.index_select(0, warm.to(ctx.device())), galaxies.select_blends(warm),
+                      sigmas);
     const double t0 = bench::now_after_sync();
     const demix::ClassicalResult cr = classical.deblend(images, galaxies, sigmas);
     const double classical_s = bench::now_after_sync() - t0;
@@ -283,11 +299,14 @@ int main(int argc, char** argv) {
       const int64_t n2 = static_cast<int64_t>(s2.header.number("NBLENDS").value_or(N));
       const int64_t g2 = (d.truth.column("blend_id").values < n2).sum().item<int64_t>();
       const demix::EllipticalAperture& a = t.aperture;
-      Truth sub{t.stamps.narrow(0, 0, g2), t.centres.narrow(0, 0, g2),
+      Truth sub{t.stamps.narrow(0, 0, g2),
+                t.centres.narrow(0, 0, g2),
                 {a.a.narrow(0, 0, g2), a.b.narrow(0, 0, g2), a.theta.narrow(0, 0, g2)},
-                t.flux.narrow(0, 0, g2), t.e.narrow(0, 0, g2)};
-      report("scarlet2", s2.data.narrow(0, 0, g2), sub, n2, s2.header.number("SECONDS").value_or(NAN),
-             NAN, "cpu (jax, " + s2.header.value("JAX").value_or("?") + ")");
+                t.flux.narrow(0, 0, g2),
+                t.e.narrow(0, 0, g2)};
+      report("scarlet2", s2.data.narrow(0, 0, g2), sub, n2,
+             s2.header.number("SECONDS").value_or(NAN), NAN,
+             "cpu (jax, " + s2.header.value("JAX").value_or("?") + ")");
     }
   } catch (const std::exception& e) {
     std::cerr << "bench_deblend: " << e.what() << "\n";

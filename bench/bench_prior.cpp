@@ -9,6 +9,8 @@
 #include <demix/core/context.hpp>
 #include <demix/models/madness_model.hpp>
 
+#include "timing.hpp"
+
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -20,8 +22,6 @@
 #include <string>
 #include <vector>
 
-#include "timing.hpp"
-
 namespace {
 
 std::int64_t count(const demix::NamedTensors& params, const std::string& prefix) {
@@ -31,7 +31,7 @@ std::int64_t count(const demix::NamedTensors& params, const std::string& prefix)
   return n;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
   const std::string device = argc > 1 ? argv[1] : "auto";
@@ -46,9 +46,9 @@ int main(int argc, char** argv) {
   bench::on_cuda = ctx.device().is_cuda();
   const std::vector<double> sigmas{100, 150, 200, 300, 400, 500};
   demix::MadnessModel model =
-      path.empty() ? demix::MadnessModel(demix::GalaxyVae({.band_scales = sigmas}),
-                                         {.band_names = {"u", "g", "r", "i", "z", "y"},
-                                          .noise_sigmas = sigmas})
+      path.empty() ? demix::MadnessModel(
+                         demix::GalaxyVae({.band_scales = sigmas}),
+                         {.band_names = {"u", "g", "r", "i", "z", "y"}, .noise_sigmas = sigmas})
                    : demix::MadnessModel::load(path);
   if (!model.has_flow()) model.set_flow(demix::LatentFlow({.dim = model.latent_dim()}));
   model.to(ctx.device());

@@ -9,12 +9,12 @@
 #include <demix/sim/population.hpp>
 #include <demix/sim/simulate.hpp>
 
+#include "timing.hpp"
+
 #include <ATen/ATen.h>
 
 #include <cstdio>
 #include <string>
-
-#include "timing.hpp"
 
 namespace {
 
@@ -22,7 +22,7 @@ namespace {
 constexpr int kReps = 3;
 constexpr int kWarm = 1;
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
   const std::string device = argc > 1 ? argv[1] : "auto";

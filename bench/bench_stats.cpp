@@ -14,12 +14,11 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include <sys/resource.h>
-
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <string>
+#include <sys/resource.h>
 
 #ifdef DEMIX_BENCH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -64,8 +63,8 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
   op.set_reference(x0);
   const at::Tensor target = op.forward(x0).values;
   // A batch of noisy versions, as component separation evaluates them.
-  const at::Tensor xb = batch == 1 ? x0.unsqueeze(0)
-                                   : x0.unsqueeze(0) + at::randn({batch, n, n}, x0.options());
+  const at::Tensor xb =
+      batch == 1 ? x0.unsqueeze(0) : x0.unsqueeze(0) + at::randn({batch, n, n}, x0.options());
   const double stats_s = bench::median_seconds([&] {
     c10::AutoGradMode no_grad(false);
     op.forward(xb);
@@ -73,13 +72,11 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
   reset_peak();
   at::Tensor grad;
   const double grad_s = bench::median_seconds([&] { op.loss_and_grad(xb, target[0], {}, &grad); });
-  std::printf(
-      "{\"code\": \"%s\", \"n\": %ld, \"J\": %d, \"L\": 4, \"dn\": 2, \"batch\": %d, "
-      "\"ncoef\": %ld, \"stats_s\": %.6g, \"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, "
-      "\"device\": \"%s\"}\n",
-      graphs ? "demix-wph" : "demix-wph-no-graph", static_cast<long>(n), J, batch,
-      static_cast<long>(op.size()), stats_s, grad_s, peak_mib(),
-      ctx.describe().c_str());
+  std::printf("{\"code\": \"%s\", \"n\": %ld, \"J\": %d, \"L\": 4, \"dn\": 2, \"batch\": %d, "
+              "\"ncoef\": %ld, \"stats_s\": %.6g, \"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, "
+              "\"device\": \"%s\"}\n",
+              graphs ? "demix-wph" : "demix-wph-no-graph", static_cast<long>(n), J, batch,
+              static_cast<long>(op.size()), stats_s, grad_s, peak_mib(), ctx.describe().c_str());
   std::fflush(stdout);
 }
 
@@ -105,20 +102,22 @@ void bench_family(const char* code, const std::string& params, int64_t n, int64_
 
 void bench_wst(const demix::Context& ctx, const std::string& dust, int64_t n, int J) {
   const demix::WstOperator op({.J = J, .L = 8}, n, n, ctx);
-  bench_family("demix-wst", "\"J\": " + std::to_string(J) + ", \"L\": 8", n, op.channels(),
-               [&](const at::Tensor& x) { return op.forward_maps(x).square().sum(); },
-               field(dust, n, ctx).unsqueeze(0));
+  bench_family(
+      "demix-wst", "\"J\": " + std::to_string(J) + ", \"L\": 8", n, op.channels(),
+      [&](const at::Tensor& x) { return op.forward_maps(x).square().sum(); },
+      field(dust, n, ctx).unsqueeze(0));
 }
 
 void bench_scov(const demix::Context& ctx, const std::string& dust, int64_t n, int J) {
   const demix::ScatteringCovOperator op({.J = J, .L = 4}, n, n, ctx);
   const at::Tensor x0 = field(dust, n, ctx).unsqueeze(0);
-  bench_family("demix-scattering_cov", "\"J\": " + std::to_string(J) + ", \"L\": 4", n,
-               op.forward(x0).size(),
-               [&](const at::Tensor& x) { return op.forward(x).values.abs().square().sum(); }, x0);
+  bench_family(
+      "demix-scattering_cov", "\"J\": " + std::to_string(J) + ", \"L\": 4", n,
+      op.forward(x0).size(),
+      [&](const at::Tensor& x) { return op.forward(x).values.abs().square().sum(); }, x0);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
   const std::string device = argc > 1 ? argv[1] : "auto";
@@ -129,14 +128,15 @@ int main(int argc, char** argv) {
                                                            : demix::DeviceKind::Auto});
     bench::on_cuda = ctx.device().is_cuda();
     const std::string mode = argc > 3 ? argv[3] : "";
-    if (mode == "large") {  // map sizes up to 4096 x 4096: time and peak memory, batch 1
+    if (mode == "large") { // map sizes up to 4096 x 4096: time and peak memory, batch 1
       for (int64_t n : {1024, 2048, 4096}) bench_wph(ctx, dust, n, 8, 1);
       return 0;
     }
     bench_wph(ctx, dust, 256, 7, 1);
     if (mode != "quick") bench_wph(ctx, dust, 256, 7, 100);
     bench_wph(ctx, dust, 512, 8, 1);
-    if (mode == "wph") {  // loss + gradient without CUDA graphs (WphOptions::cuda_graphs), for comparison
+    if (mode ==
+        "wph") { // loss + gradient without CUDA graphs (WphOptions::cuda_graphs), for comparison
       bench_wph(ctx, dust, 256, 7, 1, false);
       bench_wph(ctx, dust, 512, 8, 1, false);
       return 0;

@@ -41,4 +41,4 @@ inline double median_seconds(const std::function<void()>& fn, int reps = 5, int 
   return t[t.size() / 2];
 }
 
-}  // namespace bench
+} // namespace bench

@@ -11,16 +11,16 @@
 // Noise per band, in this order: --sigma or --noise-from-image (estimate_noise_sigmas), the
 // keywords SIGMA1..SIGMAn of the blend, the survey table.
 
-#include "common.hpp"
-
 #include <demix/core/build_info.hpp>
+#include <demix/core/errors.hpp>
 #include <demix/deblend/classical.hpp>
+#include <demix/deblend/detection.hpp>
 #include <demix/deblend/madness.hpp>
 #include <demix/deblend/metrics.hpp>
-#include <demix/deblend/detection.hpp>
-#include <demix/core/errors.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
+
+#include "common.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -34,7 +34,6 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
-
 #include <sys/stat.h>
 
 namespace demix::cli {
@@ -62,28 +61,25 @@ struct DeblendCliOptions {
   FluxSharing sharing = FluxSharing::Fitted;
 };
 
-std::string trim(const std::string &s) {
+std::string trim(const std::string& s) {
   const auto a = s.find_first_not_of(" \t\r\"");
   const auto b = s.find_last_not_of(" \t\r\"");
   return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
 
-std::vector<std::string> split_csv(const std::string &line) {
+std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> out;
   std::stringstream ss(line);
   std::string field;
-  while (std::getline(ss, field, ','))
-    out.push_back(trim(field));
-  if (!line.empty() && line.back() == ',')
-    out.emplace_back();
+  while (std::getline(ss, field, ',')) out.push_back(trim(field));
+  if (!line.empty() && line.back() == ',') out.emplace_back();
   return out;
 }
 
 /// Positions (G, 2) from a CSV file whose header names columns x and y (others ignored).
-at::Tensor read_positions_csv(const std::string &path) {
+at::Tensor read_positions_csv(const std::string& path) {
   std::ifstream in(path);
-  if (!in)
-    throw IoError("cannot read '" + path + "': " + std::strerror(errno));
+  if (!in) throw IoError("cannot read '" + path + "': " + std::strerror(errno));
   std::string line;
   if (!std::getline(in, line))
     throw FormatError("'" + path + "' is empty: expected a header line naming columns x and y");
@@ -91,12 +87,9 @@ at::Tensor read_positions_csv(const std::string &path) {
   int ix = -1, iy = -1;
   for (size_t i = 0; i < header.size(); ++i) {
     std::string h = header[i];
-    for (char &c : h)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (h == "x")
-      ix = static_cast<int>(i);
-    if (h == "y")
-      iy = static_cast<int>(i);
+    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (h == "x") ix = static_cast<int>(i);
+    if (h == "y") iy = static_cast<int>(i);
   }
   if (ix < 0 || iy < 0)
     throw FormatError("'" + path + "': the header line '" + line +
@@ -105,12 +98,11 @@ at::Tensor read_positions_csv(const std::string &path) {
   int number = 1;
   while (std::getline(in, line)) {
     ++number;
-    if (trim(line).empty())
-      continue;
+    if (trim(line).empty()) continue;
     const std::vector<std::string> f = split_csv(line);
     for (const int i : {ix, iy}) {
       const std::string v = i < static_cast<int>(f.size()) ? f[i] : std::string();
-      char *end = nullptr;
+      char* end = nullptr;
       const double d = std::strtod(v.c_str(), &end);
       if (v.empty() || *end != '\0' || !std::isfinite(d))
         throw FormatError("'" + path + "' line " + std::to_string(number) + ": '" + v +
@@ -123,8 +115,8 @@ at::Tensor read_positions_csv(const std::string &path) {
 
 /// Per-band noise: --sigma or --noise-from-image, else SIGMA1..SIGMAn keywords, else the survey
 /// table.
-at::Tensor noise_sigmas(const DeblendCliOptions &o, const Image &image, int64_t bands,
-                        std::string *source) {
+at::Tensor noise_sigmas(const DeblendCliOptions& o, const Image& image, int64_t bands,
+                        std::string* source) {
   if (!o.sigma.empty()) {
     if (static_cast<int64_t>(o.sigma.size()) != bands)
       throw ValueError("--sigma gives " + std::to_string(o.sigma.size()) + " values, the blend '" +
@@ -142,8 +134,7 @@ at::Tensor noise_sigmas(const DeblendCliOptions &o, const Image &image, int64_t 
   std::vector<double> s;
   for (int64_t b = 1; b <= bands; ++b) {
     const auto v = image.header.number("SIGMA" + std::to_string(b));
-    if (!v)
-      break;
+    if (!v) break;
     if (!(*v > 0))
       throw ValueError("'" + o.input + "': keyword SIGMA" + std::to_string(b) + " = " +
                        std::to_string(*v) + " is not a positive noise level");
@@ -158,11 +149,9 @@ at::Tensor noise_sigmas(const DeblendCliOptions &o, const Image &image, int64_t 
 }
 
 std::vector<std::string> band_names(int64_t bands) {
-  if (bands == 6)
-    return {"u", "g", "r", "i", "z", "y"};
+  if (bands == 6) return {"u", "g", "r", "i", "z", "y"};
   std::vector<std::string> n;
-  for (int64_t b = 0; b < bands; ++b)
-    n.push_back("b" + std::to_string(b));
+  for (int64_t b = 0; b < bands; ++b) n.push_back("b" + std::to_string(b));
   return n;
 }
 
@@ -172,11 +161,10 @@ std::string number(double v) {
   return buf;
 }
 
-void make_folder(const std::string &path) {
+void make_folder(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode))
-      throw IoError("output '" + path + "' exists and is not a folder");
+    if (!S_ISDIR(st.st_mode)) throw IoError("output '" + path + "' exists and is not a folder");
     return;
   }
   if (::mkdir(path.c_str(), 0777) != 0)
@@ -187,21 +175,22 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void run_deblend(DeblendCliOptions o, const Globals &globals) {
+void run_deblend(DeblendCliOptions o, const Globals& globals) {
   if (o.catalog.empty() == !o.detect)
     throw CLI::ValidationError("deblend", "give exactly one of --catalog FILE or --detect");
   if (o.method == DeblendMethod::Madness && o.model.empty()) {
     // The model shipped in the repository (models/README.md), installed beside the data files.
-    for (const char *candidate : {DEMIX_INSTALLED_MODEL, DEMIX_SOURCE_MODEL})
-      if (std::FILE *f = std::fopen(candidate, "rb")) {
+    for (const char* candidate : {DEMIX_INSTALLED_MODEL, DEMIX_SOURCE_MODEL})
+      if (std::FILE* f = std::fopen(candidate, "rb")) {
         std::fclose(f);
         o.model = candidate;
         break;
       }
     if (o.model.empty())
       throw ValueError(std::string("--method madness: no --model given and the shipped model is "
-                                   "missing (looked for ") + DEMIX_INSTALLED_MODEL + " and " +
-                       DEMIX_SOURCE_MODEL + "); give --model MODEL.dmx or use --method classical");
+                                   "missing (looked for ") +
+                       DEMIX_INSTALLED_MODEL + " and " + DEMIX_SOURCE_MODEL +
+                       "); give --model MODEL.dmx or use --method classical");
   }
   const Context ctx = make_context(globals);
   const bool talk = !globals.quiet;
@@ -236,13 +225,11 @@ void run_deblend(DeblendCliOptions o, const Globals &globals) {
                 << " sigma (noise from " << sigma_source << ")\n";
   } else {
     xy = read_positions_csv(o.catalog);
-    if (talk)
-      std::cerr << "deblend: " << xy.size(0) << " galaxies from " << o.catalog << "\n";
+    if (talk) std::cerr << "deblend: " << xy.size(0) << " galaxies from " << o.catalog << "\n";
   }
   if (talk && sigmas.defined() && !o.detect) {
     std::cerr << "deblend: noise from " << sigma_source << ":";
-    for (int64_t b = 0; b < B; ++b)
-      std::cerr << " " << number(sigmas[b].item<double>());
+    for (int64_t b = 0; b < B; ++b) std::cerr << " " << number(sigmas[b].item<double>());
     std::cerr << "\n";
   }
   const int64_t G = xy.size(0);
@@ -272,8 +259,7 @@ void run_deblend(DeblendCliOptions o, const Globals &globals) {
       summary = "MADNESS: " + std::to_string(r.steps[0].item<int64_t>()) + " Adam steps, loss " +
                 number(r.loss[0].item<double>()) + ", " +
                 (r.converged[0].item<bool>() ? "converged" : "not converged");
-      if (o.full_frame)
-        frames = StampPlacer(galaxies, B, H, W, S, at::kCPU).render_each(stamps);
+      if (o.full_frame) frames = StampPlacer(galaxies, B, H, W, S, at::kCPU).render_each(stamps);
     } else {
       const ClassicalResult r =
           ClassicalDeblender({.symmetry = o.symmetry, .sharing = o.sharing}, ctx)
@@ -303,13 +289,11 @@ void run_deblend(DeblendCliOptions o, const Globals &globals) {
   const std::vector<std::string> names = band_names(B);
   std::ostringstream csv;
   csv << "id,x,y";
-  for (const auto &n : names)
-    csv << ",flux_" << n;
+  for (const auto& n : names) csv << ",flux_" << n;
   csv << ",e1,e2,converged\n";
   for (int64_t i = 0; i < G; ++i) {
     csv << i << "," << number(xy[i][0].item<double>()) << "," << number(xy[i][1].item<double>());
-    for (int64_t b = 0; b < B; ++b)
-      csv << "," << number(flux[i][b].item<double>());
+    for (int64_t b = 0; b < B; ++b) csv << "," << number(flux[i][b].item<double>());
     csv << "," << number(e[i][0].item<double>()) << "," << number(e[i][1].item<double>()) << ","
         << (converged[i].item<bool>() ? 1 : 0) << "\n";
   }
@@ -348,13 +332,13 @@ void run_deblend(DeblendCliOptions o, const Globals &globals) {
 
 } // namespace
 
-void add_deblend_command(CLI::App &app, const Globals &globals) {
+void add_deblend_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<DeblendCliOptions>();
-  auto *cmd = app.add_subcommand("deblend", "Separate the galaxies of a multi-band blend");
+  auto* cmd = app.add_subcommand("deblend", "Separate the galaxies of a multi-band blend");
   cmd->add_option("blend", o->input, "Blend image (B, H, W): FITS or .npy")->required();
-  auto *catalog = cmd->add_option("--catalog", o->catalog,
+  auto* catalog = cmd->add_option("--catalog", o->catalog,
                                   "CSV with a header naming columns x and y (0-based pixels)");
-  auto *detect = cmd->add_flag("--detect", o->detect, "Find the galaxies by peak detection");
+  auto* detect = cmd->add_flag("--detect", o->detect, "Find the galaxies by peak detection");
   catalog->excludes(detect);
   cmd->add_option("-o,--output", o->output, "Output folder (created if missing)")->required();
   const std::map<std::string, DeblendMethod> methods{{"madness", DeblendMethod::Madness},
@@ -362,9 +346,10 @@ void add_deblend_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("--method", o->method, "madness (needs --model) or classical (SDSS templates)")
       ->transform(CLI::CheckedTransformer(methods, CLI::ignore_case))
       ->default_str("madness");
-  cmd->add_option("--model", o->model,
-                  "Trained MADNESS model (VAE + flow); default: the shipped models/madness-lsst.dmx");
-  auto *sigma =
+  cmd->add_option(
+      "--model", o->model,
+      "Trained MADNESS model (VAE + flow); default: the shipped models/madness-lsst.dmx");
+  auto* sigma =
       cmd->add_option("--sigma", o->sigma, "Noise per band (e-/pixel); default: SIGMA1..n keywords")
           ->expected(1, -1);
   cmd->add_flag("--noise-from-image", o->noise_from_image,

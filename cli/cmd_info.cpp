@@ -1,10 +1,10 @@
 // demix info FILE...: shape, type, pixel statistics, NaN count, HDUs and main header keywords.
 
-#include "common.hpp"
-
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
 #include <demix/models/madness_model.hpp>
+
+#include "common.hpp"
 
 #include <ATen/ATen.h>
 
@@ -24,10 +24,10 @@ struct InfoOptions {
 
 // Keywords a person looks for first: what, where (WCS), in which units.
 const char* const kMainKeywords[] = {
-    "OBJECT", "TELESCOP", "INSTRUME", "FILTER", "BUNIT",  "DATE-OBS", "EXPTIME", "EQUINOX",
-    "RADESYS", "CTYPE1", "CTYPE2",  "CRVAL1", "CRVAL2", "CRPIX1",   "CRPIX2",  "CDELT1",
-    "CDELT2",  "CD1_1",  "CD1_2",   "CD2_1",  "CD2_2",  "PC1_1",    "PC1_2",   "PC2_1",
-    "PC2_2",   "CUNIT1", "CUNIT2"};
+    "OBJECT",  "TELESCOP", "INSTRUME", "FILTER", "BUNIT",  "DATE-OBS", "EXPTIME",
+    "EQUINOX", "RADESYS",  "CTYPE1",   "CTYPE2", "CRVAL1", "CRVAL2",   "CRPIX1",
+    "CRPIX2",  "CDELT1",   "CDELT2",   "CD1_1",  "CD1_2",  "CD2_1",    "CD2_2",
+    "PC1_1",   "PC1_2",    "PC2_1",    "PC2_2",  "CUNIT1", "CUNIT2"};
 
 std::string g(double v) {
   char text[32];
@@ -76,7 +76,9 @@ void print_info(const std::string& spec, const InfoOptions& o, const Context& ct
   std::cout << spec << "\n"
             << "  format   : " << image.format << "\n"
             << "  shape    : " << shape_text(d)
-            << (d.dim() == 4 ? " (N x C x H x W)" : d.dim() == 3 ? " (C x H x W)" : " (H x W)")
+            << (d.dim() == 4   ? " (N x C x H x W)"
+                : d.dim() == 3 ? " (C x H x W)"
+                               : " (H x W)")
             << "\n"
             << "  dtype    : " << dtype_name(d.scalar_type()) << "\n"
             << "  pixels   : " << s.count << " (" << s.nan << " NaN, " << s.inf << " Inf)\n"
@@ -113,7 +115,7 @@ void print_info(const std::string& spec, const InfoOptions& o, const Context& ct
   std::cout << "  (" << image.header.size() << " non-structural keywords; --header lists them)\n";
 }
 
-}  // namespace
+} // namespace
 
 void add_info_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<InfoOptions>();
@@ -127,4 +129,4 @@ void add_info_command(CLI::App& app, const Globals& globals) {
   });
 }
 
-}  // namespace demix::cli
+} // namespace demix::cli

@@ -1,12 +1,12 @@
 // demix preview IN OUT.png: a coloured picture of a map (one plane of a cube), or with --rgb a
 // colour composite of three bands of a multi-band image (asinh stretch of Lupton et al. 2004).
 
-#include "common.hpp"
-
 #include <demix/core/errors.hpp>
 #include <demix/io/image_io.hpp>
 #include <demix/viz/preview.hpp>
 #include <demix/viz/rgb.hpp>
+
+#include "common.hpp"
 
 #include <ATen/ATen.h>
 
@@ -30,9 +30,9 @@ struct PreviewCliOptions {
   int plane = 0;
   ComplexPart part = ComplexPart::Abs;
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
-  std::string rgb;  ///< "i,r,g" (band names from BAND1..n keywords) or "3,2,1" (plane indices)
-  int64_t index = 0;  ///< item of a 4D (N, C, H, W) input
-  double q = 8.0;     ///< asinh softening of --rgb
+  std::string rgb;   ///< "i,r,g" (band names from BAND1..n keywords) or "3,2,1" (plane indices)
+  int64_t index = 0; ///< item of a 4D (N, C, H, W) input
+  double q = 8.0;    ///< asinh softening of --rgb
 };
 
 /// The plane of `bands` (C) called `name` (a BANDn keyword value) or numbered `name`.
@@ -56,7 +56,7 @@ void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App&
   at::Tensor data;
   FitsHeader header;
   if (detect_input_format(o.input) == FileFormat::Fits) {
-    FitsImage f = read_fits(o.input);  // 2D to 4D: datasets hold (N, C, H, W)
+    FitsImage f = read_fits(o.input); // 2D to 4D: datasets hold (N, C, H, W)
     data = f.data;
     header = f.header;
   } else {
@@ -74,7 +74,8 @@ void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App&
   std::vector<std::string> names;
   for (std::size_t start = 0;;) {
     const auto comma = o.rgb.find(',', start);
-    names.push_back(o.rgb.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    names.push_back(
+        o.rgb.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -108,10 +109,14 @@ void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App&
 at::Tensor select_part(const at::Tensor& z, ComplexPart part) {
   if (!z.is_complex()) return z;
   switch (part) {
-    case ComplexPart::Abs: return z.abs();
-    case ComplexPart::Real: return at::real(z);
-    case ComplexPart::Imag: return at::imag(z);
-    case ComplexPart::Phase: return z.angle();
+  case ComplexPart::Abs:
+    return z.abs();
+  case ComplexPart::Real:
+    return at::real(z);
+  case ComplexPart::Imag:
+    return at::imag(z);
+  case ComplexPart::Phase:
+    return z.angle();
   }
   return z;
 }
@@ -137,10 +142,11 @@ void run_preview(PreviewCliOptions o, const Globals& globals, const CLI::App& cm
   if (cmd.count("--vmax")) o.preview.vmax = o.vmax;
   write_preview(o.output, select_part(map, o.part), o.preview);
   if (!globals.quiet)
-    std::cout << "wrote " << o.output << " (" << map.size(1) << " x " << map.size(0) << " pixels)\n";
+    std::cout << "wrote " << o.output << " (" << map.size(1) << " x " << map.size(0)
+              << " pixels)\n";
 }
 
-}  // namespace
+} // namespace
 
 void add_preview_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<PreviewCliOptions>();
@@ -178,10 +184,11 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
       ->transform(CLI::CheckedTransformer(parts, CLI::ignore_case))
       ->default_str("abs");
   add_nan_option(*cmd, o->non_finite);
-  cmd->add_option("--rgb", o->rgb,
-                  "Colour composite of three bands (red,green,blue), by name (BANDn keywords, "
-                  "e.g. i,r,g) or plane number (e.g. 3,2,1); --vmin is black, --vmax full brightness; "
-                  "planes calibrated to AB flux when ZPn and EXPTIMEn keywords are present");
+  cmd->add_option(
+      "--rgb", o->rgb,
+      "Colour composite of three bands (red,green,blue), by name (BANDn keywords, "
+      "e.g. i,r,g) or plane number (e.g. 3,2,1); --vmin is black, --vmax full brightness; "
+      "planes calibrated to AB flux when ZPn and EXPTIMEn keywords are present");
   cmd->add_option("--index", o->index, "With --rgb: the image of a 4D (N, C, H, W) input")
       ->default_str("0");
   cmd->add_option("--q", o->q, "With --rgb: asinh softening Q (linear below vmax / Q)")
@@ -190,4 +197,4 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
   cmd->callback([o, &globals, cmd] { run_preview(*o, globals, *cmd); });
 }
 
-}  // namespace demix::cli
+} // namespace demix::cli

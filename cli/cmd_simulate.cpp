@@ -1,11 +1,12 @@
-// demix simulate isolated|blends: LSST-like galaxy datasets (layout in include/demix/sim/simulate.hpp).
-
-#include "common.hpp"
+// demix simulate isolated|blends: LSST-like galaxy datasets (layout in
+// include/demix/sim/simulate.hpp).
 
 #include <demix/core/errors.hpp>
 #include <demix/io/image_io.hpp>
-#include <demix/viz/rgb.hpp>
 #include <demix/sim/simulate.hpp>
+#include <demix/viz/rgb.hpp>
+
+#include "common.hpp"
 
 #include <ATen/ATen.h>
 
@@ -42,7 +43,7 @@ struct SimulateCliOptions {
 /// Planes of `image` (B, H, W) named in "i,r,g" order (R, G, B), using the survey's band names,
 /// each divided by its band's electrons per unit AB flux (relative to the red one), so that a
 /// source with a flat AB spectrum is grey.
-at::Tensor pick_rgb(const at::Tensor &image, const Survey &survey, const std::string &names) {
+at::Tensor pick_rgb(const at::Tensor& image, const Survey& survey, const std::string& names) {
   std::vector<at::Tensor> planes;
   std::vector<int> bands;
   std::size_t start = 0;
@@ -51,35 +52,30 @@ at::Tensor pick_rgb(const at::Tensor &image, const Survey &survey, const std::st
     const std::string name =
         names.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     bands.push_back(survey.band_index(name));
-    if (comma == std::string::npos)
-      break;
+    if (comma == std::string::npos) break;
     start = comma + 1;
   }
   if (bands.size() != 3)
     throw ValueError("--rgb needs three band names, e.g. i,r,g; got '" + names + "'");
-  for (int b : bands)
-    planes.push_back(image[b] * (survey.flux(bands[0], 0) / survey.flux(b, 0)));
+  for (int b : bands) planes.push_back(image[b] * (survey.flux(bands[0], 0) / survey.flux(b, 0)));
   return at::stack(planes);
 }
 
 /// Black level of the --png picture: the mean calibrated noise sigma of the three bands, so that
 /// the sky is dark and galaxies stand out (0 without noise).
-double black_level(const Survey &survey, const std::string &names, bool noise) {
-  if (!noise)
-    return 0.0;
+double black_level(const Survey& survey, const std::string& names, bool noise) {
+  if (!noise) return 0.0;
   const at::Tensor sigma = survey.noise_sigmas(at::kDouble).view({-1, 1, 1});
   return pick_rgb(sigma, survey, names).mean().item<double>();
 }
 
 class Progress {
 public:
-  Progress(bool quiet, const char *unit) : quiet_(quiet), unit_(unit) {}
+  Progress(bool quiet, const char* unit) : quiet_(quiet), unit_(unit) {}
   void operator()(int64_t done, int64_t total) {
-    if (quiet_)
-      return;
+    if (quiet_) return;
     const double t = seconds();
-    if (done < total && t - last_ < 5.0)
-      return; // a line every 5 s, and the last one
+    if (done < total && t - last_ < 5.0) return; // a line every 5 s, and the last one
     last_ = t;
     std::fprintf(stderr, "demix simulate: %lld / %lld %s (%.0f%%), %.1f s, %.0f %s/s\n",
                  static_cast<long long>(done), static_cast<long long>(total), unit_,
@@ -92,12 +88,12 @@ public:
 
 private:
   bool quiet_;
-  const char *unit_;
+  const char* unit_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   double last_ = 0;
 };
 
-void run_simulate(const SimulateCliOptions &o, const Globals &globals) {
+void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
   if (format_for_output(o.output) != FileFormat::Fits)
     throw ValueError("simulate writes FITS files; output '" + o.output + "' does not end in .fits");
   if (!o.png.empty() && format_for_output(o.png) != FileFormat::Png)
@@ -124,8 +120,7 @@ void run_simulate(const SimulateCliOptions &o, const Globals &globals) {
                                .render_batch = o.render_batch};
     const IsolatedSimulator sim(survey, opts, ctx);
     // The picture first, so that a bad --rgb fails before the long run.
-    if (!o.png.empty())
-      first_image = pick_rgb(sim.render(0, 1).images[0], survey, o.rgb_bands);
+    if (!o.png.empty()) first_image = pick_rgb(sim.render(0, 1).images[0], survey, o.rgb_bands);
     write_isolated_dataset(o.output, sim, w);
     items = galaxies = sim.size();
     shape = std::to_string(survey.n_bands()) + " x " + std::to_string(o.stamp_size) + " x " +
@@ -144,8 +139,7 @@ void run_simulate(const SimulateCliOptions &o, const Globals &globals) {
                             .population = o.population,
                             .render_batch = o.render_batch};
     const BlendSimulator sim(survey, opts, ctx);
-    if (!o.png.empty())
-      first_image = pick_rgb(sim.render(0, 1).images[0], survey, o.rgb_bands);
+    if (!o.png.empty()) first_image = pick_rgb(sim.render(0, 1).images[0], survey, o.rgb_bands);
     write_blend_dataset(o.output, sim, w);
     items = sim.size();
     galaxies = sim.galaxy_count();
@@ -161,12 +155,10 @@ void run_simulate(const SimulateCliOptions &o, const Globals &globals) {
     const double t = progress.seconds();
     std::cout << "wrote " << o.output << ": " << items << (isolated ? " stamps" : " blends")
               << " of " << shape << " pixels";
-    if (!isolated)
-      std::cout << ", " << galaxies << " galaxies";
+    if (!isolated) std::cout << ", " << galaxies << " galaxies";
     std::cout << " (seed " << o.seed << ", " << ctx.describe() << ", "
               << static_cast<int64_t>(t * 10) / 10.0 << " s)\n";
-    if (!o.csv.empty())
-      std::cout << "wrote " << o.csv << " (truth catalogue)\n";
+    if (!o.csv.empty()) std::cout << "wrote " << o.csv << " (truth catalogue)\n";
     if (!o.png.empty())
       std::cout << "wrote " << o.png << " (" << o.rgb_bands << " of the first "
                 << (isolated ? "stamp" : "blend") << ")\n";
@@ -179,8 +171,8 @@ CLI::Validator at_least(double lo) {
   std::snprintf(text, sizeof text, "%g", lo);
   const std::string bound = text;
   return CLI::Validator(
-      [lo, bound](std::string &value) -> std::string {
-        char *end = nullptr;
+      [lo, bound](std::string& value) -> std::string {
+        char* end = nullptr;
         const double v = std::strtod(value.c_str(), &end);
         if (value.empty() || *end != '\0' || !(v >= lo))
           return "must be a number >= " + bound + ", got '" + value + "'";
@@ -189,7 +181,7 @@ CLI::Validator at_least(double lo) {
       ">= " + bound);
 }
 
-void add_common_options(CLI::App *cmd, SimulateCliOptions &o) {
+void add_common_options(CLI::App* cmd, SimulateCliOptions& o) {
   const std::map<std::string, PsfModel> psfs{
       {"moffat", PsfModel::Moffat}, {"kolmogorov", PsfModel::Kolmogorov}, {"none", PsfModel::None}};
   cmd->add_option("-o,--output", o.output, "Output FITS file")->required();
@@ -223,12 +215,12 @@ void add_common_options(CLI::App *cmd, SimulateCliOptions &o) {
 
 } // namespace
 
-void add_simulate_command(CLI::App &app, const Globals &globals) {
-  auto *cmd = app.add_subcommand("simulate", "Simulate LSST-like galaxy stamps or blends");
+void add_simulate_command(CLI::App& app, const Globals& globals) {
+  auto* cmd = app.add_subcommand("simulate", "Simulate LSST-like galaxy stamps or blends");
   cmd->require_subcommand(1);
 
   auto iso = std::make_shared<SimulateCliOptions>();
-  auto *isolated =
+  auto* isolated =
       cmd->add_subcommand("isolated", "Isolated galaxies, one per stamp (training sets)");
   isolated->add_option("-n,--count", iso->count, "Number of stamps")
       ->check(at_least(1))
@@ -245,7 +237,7 @@ void add_simulate_command(CLI::App &app, const Globals &globals) {
   });
 
   auto bl = std::make_shared<SimulateCliOptions>();
-  auto *blends = cmd->add_subcommand("blends", "Blends of several galaxies with their truth");
+  auto* blends = cmd->add_subcommand("blends", "Blends of several galaxies with their truth");
   blends->add_option("-n,--count", bl->count, "Number of blends")
       ->check(at_least(1))
       ->default_str("100");

@@ -1,18 +1,18 @@
 // demix stats: scattering statistics of a map (WPH, WST, scattering covariance) to a FITS table
 // (and JSON), or a comparison of two maps' statistics (--compare A B) with a PNG plot.
 
-#include "common.hpp"
-
 #include <demix/core/build_info.hpp>
 #include <demix/core/errors.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
-#include <demix/viz/plot.hpp>
-#include <demix/viz/preview.hpp>
 #include <demix/stats/power_spectrum.hpp>
 #include <demix/stats/scattering_cov.hpp>
 #include <demix/stats/wph.hpp>
 #include <demix/stats/wst.hpp>
+#include <demix/viz/plot.hpp>
+#include <demix/viz/preview.hpp>
+
+#include "common.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -68,7 +68,7 @@ struct StatsCliOptions {
   int width = 1200, height = 400;   ///< --compare plot size in pixels
 };
 
-const char *kind_name(StatKind k) {
+const char* kind_name(StatKind k) {
   switch (k) {
   case StatKind::Wph:
     return "wph";
@@ -113,20 +113,16 @@ int default_L(StatKind k) {
 /// floor(log2(n)) for n >= 1.
 int floor_log2(int64_t n) {
   int j = 0;
-  while ((int64_t{2} << j) <= n)
-    ++j;
+  while ((int64_t{2} << j) <= n) ++j;
   return j;
 }
 
 /// The options with J and L defaults resolved for maps of at least min_h x min_w pixels, J checked.
 StatsCliOptions resolve(StatsCliOptions o, int64_t min_h, int64_t min_w) {
   const int64_t side = std::min(min_h, min_w);
-  if (!has_scales(o.kind))
-    return o;
-  if (o.J == 0)
-    o.J = std::max(1, std::min(max_default_J(o.kind), floor_log2(side) - 2));
-  if (o.L == 0)
-    o.L = default_L(o.kind);
+  if (!has_scales(o.kind)) return o;
+  if (o.J == 0) o.J = std::max(1, std::min(max_default_J(o.kind), floor_log2(side) - 2));
+  if (o.L == 0) o.L = default_L(o.kind);
   // WPH's largest wavelet must fit strictly inside the map; WST and scov allow 2^J = min(H, W).
   const int j_max = o.kind == StatKind::Wph ? floor_log2(side) - 1 : floor_log2(side);
   if (o.J > j_max)
@@ -137,24 +133,24 @@ StatsCliOptions resolve(StatsCliOptions o, int64_t min_h, int64_t min_w) {
   return o;
 }
 
-std::string norm_name(const StatsCliOptions &o) {
-  if (!has_norm(o.kind))
-    return "";
+std::string norm_name(const StatsCliOptions& o) {
+  if (!has_norm(o.kind)) return "";
   const bool automatic =
       o.norm == StatsNorm::Auto || (o.norm == StatsNorm::Default && o.kind == StatKind::Scov);
   return automatic ? "auto" : "none";
 }
 
-WphOptions wph_options(const StatsCliOptions &o, const at::Tensor &x) {
+WphOptions wph_options(const StatsCliOptions& o, const at::Tensor& x) {
   WphOptions w{.J = o.J, .L = o.L, .dn = o.dn};
   w.complex_data = x.is_complex();
   w.norm = norm_name(o) == "auto" ? WphNorm::Auto : WphNorm::None;
-  w.boundary = o.boundary == StatsBoundary::Periodic ? WphBoundary::Periodic : WphBoundary::NonPeriodic;
+  w.boundary =
+      o.boundary == StatsBoundary::Periodic ? WphBoundary::Periodic : WphBoundary::NonPeriodic;
   return w;
 }
 
 /// Dispatch: computes statistic `o.kind` of x (B, H, W) on `ctx`. One case per kind.
-Coefficients compute_statistics(const StatsCliOptions &o, const at::Tensor &x, const Context &ctx) {
+Coefficients compute_statistics(const StatsCliOptions& o, const at::Tensor& x, const Context& ctx) {
   const bool periodic = o.boundary == StatsBoundary::Periodic;
   const bool automatic = norm_name(o) == "auto";
   switch (o.kind) {
@@ -184,7 +180,7 @@ Coefficients compute_statistics(const StatsCliOptions &o, const at::Tensor &x, c
 }
 
 /// The map as the statistics see it: (B, H, W), optionally log and standardised.
-at::Tensor prepare_map(const Image &image, const StatsCliOptions &o) {
+at::Tensor prepare_map(const Image& image, const StatsCliOptions& o) {
   at::Tensor x = image.data.dim() == 2 ? image.data.unsqueeze(0) : image.data; // (B, H, W)
   if (x.is_complex() && (o.kind != StatKind::Wph || o.log))
     throw ValueError("'" + image.source + "' is complex (" + dtype_name(x.scalar_type()) +
@@ -208,7 +204,7 @@ at::Tensor prepare_map(const Image &image, const StatsCliOptions &o) {
   return x;
 }
 
-std::string json_string(const std::string &s) {
+std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
@@ -227,25 +223,22 @@ std::string json_string(const std::string &s) {
 }
 
 std::string json_number(double v) {
-  if (!std::isfinite(v))
-    return "null";
+  if (!std::isfinite(v)) return "null";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
 }
 
 /// The options that define the statistic, as (key, JSON value) pairs and FITS keywords.
-std::vector<std::pair<std::string, std::string>> options_json(const StatsCliOptions &o,
-                                                              const Context &ctx) {
+std::vector<std::pair<std::string, std::string>> options_json(const StatsCliOptions& o,
+                                                              const Context& ctx) {
   std::vector<std::pair<std::string, std::string>> kv;
   if (has_scales(o.kind)) {
     kv.emplace_back("J", std::to_string(o.J));
     kv.emplace_back("L", std::to_string(o.L));
   }
-  if (o.kind == StatKind::Wph)
-    kv.emplace_back("dn", std::to_string(o.dn));
-  if (has_norm(o.kind))
-    kv.emplace_back("norm", json_string(norm_name(o)));
+  if (o.kind == StatKind::Wph) kv.emplace_back("dn", std::to_string(o.dn));
+  if (has_norm(o.kind)) kv.emplace_back("norm", json_string(norm_name(o)));
   kv.emplace_back("boundary",
                   json_string(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"));
   kv.emplace_back("log", o.log ? "true" : "false");
@@ -254,16 +247,14 @@ std::vector<std::pair<std::string, std::string>> options_json(const StatsCliOpti
   return kv;
 }
 
-void add_keywords(FitsHeader &h, const StatsCliOptions &o, const Context &ctx, int64_t batch) {
+void add_keywords(FitsHeader& h, const StatsCliOptions& o, const Context& ctx, int64_t batch) {
   h.set("STAT", std::string_view(kind_name(o.kind)), "statistic: wph, wst, scov or ps");
   if (has_scales(o.kind)) {
     h.set("J", static_cast<long long>(o.J), "number of dyadic scales");
     h.set("L", static_cast<long long>(o.L), "number of orientations in [0, pi)");
   }
-  if (o.kind == StatKind::Wph)
-    h.set("DN", static_cast<long long>(o.dn), "radial shift steps");
-  if (has_norm(o.kind))
-    h.set("NORM", norm_name(o), "normalisation: none or auto");
+  if (o.kind == StatKind::Wph) h.set("DN", static_cast<long long>(o.dn), "radial shift steps");
+  if (has_norm(o.kind)) h.set("NORM", norm_name(o), "normalisation: none or auto");
   h.set("BOUNDARY",
         std::string_view(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"),
         "boundary conditions");
@@ -273,13 +264,13 @@ void add_keywords(FitsHeader &h, const StatsCliOptions &o, const Context &ctx, i
   h.set("NMAPS", static_cast<long long>(batch), "number of maps analysed");
 }
 
-std::string coefficients_json(const Coefficients &c, const StatsCliOptions &o, const Context &ctx,
-                              const std::string &input) {
+std::string coefficients_json(const Coefficients& c, const StatsCliOptions& o, const Context& ctx,
+                              const std::string& input) {
   std::ostringstream s;
   s << "{\n  \"kind\": " << json_string(kind_name(o.kind))
     << ",\n  \"input\": " << json_string(input) << ",\n  \"options\": {";
   bool first = true;
-  for (const auto &[k, v] : options_json(o, ctx)) {
+  for (const auto& [k, v] : options_json(o, ctx)) {
     s << (first ? "" : ", ") << json_string(k) << ": " << v;
     first = false;
   }
@@ -291,16 +282,14 @@ std::string coefficients_json(const Coefficients &c, const StatsCliOptions &o, c
   const at::Tensor re = at::real(v).contiguous(), im = at::imag(v).contiguous();
   const at::Tensor labels = c.labels.to(at::kLong).contiguous();
   const int64_t B = v.size(0), K = c.size(), nl = labels.size(1);
-  const double *pre = re.data_ptr<double>();
-  const double *pim = im.data_ptr<double>();
-  const int64_t *lab = labels.data_ptr<int64_t>();
-  const int64_t *id = c.class_id.data_ptr<int64_t>();
-  const auto values = [&](const double *p, int64_t k) {
-    if (B == 1)
-      return json_number(p[k]);
+  const double* pre = re.data_ptr<double>();
+  const double* pim = im.data_ptr<double>();
+  const int64_t* lab = labels.data_ptr<int64_t>();
+  const int64_t* id = c.class_id.data_ptr<int64_t>();
+  const auto values = [&](const double* p, int64_t k) {
+    if (B == 1) return json_number(p[k]);
     std::string a = "[";
-    for (int64_t b = 0; b < B; ++b)
-      a += (b ? ", " : "") + json_number(p[b * K + k]);
+    for (int64_t b = 0; b < B; ++b) a += (b ? ", " : "") + json_number(p[b * K + k]);
     return a + "]";
   };
   for (int64_t k = 0; k < K; ++k) {
@@ -314,7 +303,7 @@ std::string coefficients_json(const Coefficients &c, const StatsCliOptions &o, c
 }
 
 /// IoError unless the folder that will hold `path` exists and is writable.
-void require_writable_folder(const std::string &path) {
+void require_writable_folder(const std::string& path) {
   const auto slash = path.find_last_of('/');
   const std::string folder =
       slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -327,13 +316,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string fmt(const char *format, double v) {
+std::string fmt(const char* format, double v) {
   char buf[48];
   std::snprintf(buf, sizeof buf, format, v);
   return buf;
 }
 
-void run_stats(StatsCliOptions o, const Globals &globals) {
+void run_stats(StatsCliOptions o, const Globals& globals) {
   if (format_for_output(o.output) != FileFormat::Fits)
     throw ValueError("stats writes a FITS table; output '" + o.output +
                      "' does not end in .fits/.fit/.fts");
@@ -347,7 +336,7 @@ void run_stats(StatsCliOptions o, const Globals &globals) {
     c10::AutoGradMode no_grad(false);
     if (o.cross.empty()) {
       c = compute_statistics(o, x, ctx);
-    } else {  // cross-WPH: first fields from the map, second fields from --cross
+    } else { // cross-WPH: first fields from the map, second fields from --cross
       const Image other = read_image(o.cross, {.non_finite = o.non_finite});
       const at::Tensor y = ctx.to(prepare_map(other, o));
       if (y.sizes() != x.sizes())
@@ -368,17 +357,13 @@ void run_stats(StatsCliOptions o, const Globals &globals) {
   if (!o.cross.empty())
     header.set("CROSS", std::string_view(o.cross), "second map of the cross statistics");
   const std::string json = o.json.empty() ? std::string() : coefficients_json(c, o, ctx, o.input);
-  if (!o.json.empty())
-    require_writable_folder(o.json); // no FITS table without its JSON
+  if (!o.json.empty()) require_writable_folder(o.json); // no FITS table without its JSON
   write_coefficients_fits(o.output, c, header);
-  if (!o.json.empty())
-    write_text_file(o.json, json);
-  if (globals.quiet)
-    return;
+  if (!o.json.empty()) write_text_file(o.json, json);
+  if (globals.quiet) return;
   std::cout << kind_name(o.kind) << " of " << o.input << " (" << shape_text(image.data)
             << "), J = " << o.J << ", L = " << o.L;
-  if (o.kind == StatKind::Wph)
-    std::cout << ", dn = " << o.dn;
+  if (o.kind == StatKind::Wph) std::cout << ", dn = " << o.dn;
   std::cout << ": " << c.size() << " coefficients in " << c.classes.size() << " classes ("
             << fmt("%.2f", elapsed) << " s on " << ctx.describe() << ")\n";
   std::cout << "wrote " << o.output << (o.json.empty() ? "" : " and " + o.json) << "\n";
@@ -386,17 +371,16 @@ void run_stats(StatsCliOptions o, const Globals &globals) {
 
 // ---- --compare ----------------------------------------------------------------------------------
 
-bool is_coefficient_file(const std::string &spec) {
-  if (detect_input_format(spec) != FileFormat::Fits)
-    return false;
+bool is_coefficient_file(const std::string& spec) {
+  if (detect_input_format(spec) != FileFormat::Fits) return false;
   const auto hdus = list_fits_hdus(spec);
   return std::any_of(hdus.begin(), hdus.end(),
-                     [](const FitsHduInfo &h) { return h.name == kCoefficientsExtname; });
+                     [](const FitsHduInfo& h) { return h.name == kCoefficientsExtname; });
 }
 
 /// Same classes, labels and label names, else ValueError naming both inputs.
-void check_comparable(const Coefficients &a, const Coefficients &b, const std::string &na,
-                      const std::string &nb) {
+void check_comparable(const Coefficients& a, const Coefficients& b, const std::string& na,
+                      const std::string& nb) {
   const std::string both = "cannot compare '" + na + "' and '" + nb + "': ";
   if (a.classes != b.classes || a.label_names != b.label_names)
     throw ValueError(both + "their coefficient classes or labels differ (different statistics?)");
@@ -413,8 +397,8 @@ void check_comparable(const Coefficients &a, const Coefficients &b, const std::s
 /// Per class and for all classes: the number of coefficients and the mean and max of rel (B', K)
 /// over them and over the B' maps of rel. `map` (a map index, or "all") leads each row of a batch's
 /// table; single maps keep the four-column table.
-void print_comparison_rows(const Coefficients &a, const at::Tensor &rel, const std::string &map) {
-  const auto row = [&](const std::string &cls, int64_t n, const at::Tensor &r) {
+void print_comparison_rows(const Coefficients& a, const at::Tensor& rel, const std::string& map) {
+  const auto row = [&](const std::string& cls, int64_t n, const at::Tensor& r) {
     const double mean = n ? r.mean().item<double>() : 0.0, max = n ? r.max().item<double>() : 0.0;
     if (map.empty())
       std::printf("%-10s %8lld %14.4g %14.4g\n", cls.c_str(), static_cast<long long>(n), mean, max);
@@ -426,14 +410,13 @@ void print_comparison_rows(const Coefficients &a, const at::Tensor &rel, const s
     const at::Tensor m = (a.class_id == static_cast<int64_t>(k));
     row(a.classes[k], m.sum().item<int64_t>(), rel.index({at::indexing::Slice(), m}));
   }
-  if (a.size() > 0)
-    row("all", a.size(), rel);
+  if (a.size() > 0) row("all", a.size(), rel);
 }
 
 /// Largest --compare plot, in rows: a batch's panels shrink to fit (down to 16 rows each).
 constexpr int64_t kMaxPlotRows = 20000;
 
-void run_compare(StatsCliOptions o, const Globals &globals) {
+void run_compare(StatsCliOptions o, const Globals& globals) {
   if (!o.output.empty() && format_for_output(o.output) != FileFormat::Png)
     throw ValueError("--compare writes a PNG plot; output '" + o.output + "' does not end in .png");
   const std::string na = o.compare.at(0);
@@ -441,23 +424,20 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   const bool table_a = is_coefficient_file(na), table_b = is_coefficient_file(nb);
   std::optional<Context> ctx;
   std::optional<Image> map_a, map_b;
-  if (!table_a)
-    map_a = read_image(na, {.non_finite = o.non_finite});
-  if (!table_b)
-    map_b = read_image(nb, {.non_finite = o.non_finite});
+  if (!table_a) map_a = read_image(na, {.non_finite = o.non_finite});
+  if (!table_b) map_b = read_image(nb, {.non_finite = o.non_finite});
   if (map_a || map_b) {
     ctx.emplace(make_context(globals));
     int64_t h = std::numeric_limits<int64_t>::max(), w = h;
-    for (const auto *m : {&map_a, &map_b})
+    for (const auto* m : {&map_a, &map_b})
       if (*m) {
         h = std::min(h, (*m)->data.size(-2));
         w = std::min(w, (*m)->data.size(-1));
       }
     o = resolve(o, h, w);
   }
-  const auto load = [&](const std::string &spec, const std::optional<Image> &map) {
-    if (!map)
-      return read_coefficients_fits(spec);
+  const auto load = [&](const std::string& spec, const std::optional<Image>& map) {
+    if (!map) return read_coefficients_fits(spec);
     c10::AutoGradMode no_grad(false);
     Coefficients c = compute_statistics(o, ctx->to(prepare_map(*map, o)), *ctx);
     c.values = c.values.detach().to(at::kCPU);
@@ -474,10 +454,8 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   const at::Tensor rel = (va - vb).abs() / scale; // (B, K) float64
   if (!globals.quiet) {
     std::cout << "statistics: " << (map_a || map_b ? std::string(kind_name(o.kind)) : "from files");
-    if (map_a || map_b)
-      std::cout << ", J = " << o.J << ", L = " << o.L;
-    if ((map_a || map_b) && o.kind == StatKind::Wph)
-      std::cout << ", dn = " << o.dn;
+    if (map_a || map_b) std::cout << ", J = " << o.J << ", L = " << o.L;
+    if ((map_a || map_b) && o.kind == StatKind::Wph) std::cout << ", dn = " << o.dn;
     std::cout << "\nA = " << na << (table_a ? " (coefficients)" : " (map)") << "\nB = " << nb
               << (table_b ? " (coefficients)" : " (map)") << "\n\n";
   }
@@ -494,8 +472,7 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   }
   std::fflush(stdout);
 
-  if (o.output.empty())
-    return;
+  if (o.output.empty()) return;
   // One panel per map (top to bottom), each: coefficients grouped by class, log10 |value|, A and B.
   const int64_t panel_height =
       std::max<int64_t>(16, std::min<int64_t>(o.height, (kMaxPlotRows - (B - 1)) / B));
@@ -508,9 +485,8 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   const at::Tensor ids = a.class_id.index_select(0, order);
   std::vector<int64_t> separators;
   for (int64_t i = 1; i < ids.size(0); ++i)
-    if (ids[i].item<int64_t>() != ids[i - 1].item<int64_t>())
-      separators.push_back(i);
-  const auto series = [&](const at::Tensor &v, int64_t b) {
+    if (ids[i].item<int64_t>() != ids[i - 1].item<int64_t>()) separators.push_back(i);
+  const auto series = [&](const at::Tensor& v, int64_t b) {
     return v[b].index_select(0, order).abs().log10();
   };
   const Rgb ca = kSeriesColours[0], cb = kSeriesColours[1];
@@ -526,8 +502,7 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   }
   const at::Tensor picture = at::cat(rows, 0).contiguous(); // (rows, width, 3)
   write_png(o.output, picture);
-  if (globals.quiet)
-    return;
+  if (globals.quiet) return;
   const auto rgb = [](Rgb c) {
     return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) +
            ")";
@@ -540,26 +515,22 @@ void run_compare(StatsCliOptions o, const Globals &globals) {
   std::cout << "y = log10 |coefficient|" << (B > 1 ? " of that map" : "")
             << ", x = coefficient index grouped by class"
             << " (grey lines between classes:";
-  for (const auto &name : a.classes)
-    std::cout << " " << name;
+  for (const auto& name : a.classes) std::cout << " " << name;
   std::cout << ")\n  legend: blue " << rgb(ca) << " = A " << na << "\n          orange " << rgb(cb)
             << " = B " << nb << " (drawn over A)\n";
 }
 
-void run(StatsCliOptions &o, const Globals &globals, const CLI::App &cmd) {
+void run(StatsCliOptions& o, const Globals& globals, const CLI::App& cmd) {
   if (!o.compare.empty()) {
     if (!o.input.empty())
       throw CLI::ValidationError("--compare",
                                  "takes its two inputs itself; remove '" + o.input + "'");
-    if (!o.json.empty())
-      throw CLI::ValidationError("--json", "is not available with --compare");
+    if (!o.json.empty()) throw CLI::ValidationError("--json", "is not available with --compare");
     run_compare(o, globals);
     return;
   }
-  if (o.input.empty())
-    throw CLI::RequiredError("MAP (or --compare A B)");
-  if (o.output.empty())
-    throw CLI::RequiredError("-o,--output");
+  if (o.input.empty()) throw CLI::RequiredError("MAP (or --compare A B)");
+  if (o.output.empty()) throw CLI::RequiredError("-o,--output");
   if (cmd.count("--width") || cmd.count("--height"))
     throw CLI::ValidationError("--width/--height", "only apply to --compare plots");
   run_stats(o, globals);
@@ -567,9 +538,9 @@ void run(StatsCliOptions &o, const Globals &globals, const CLI::App &cmd) {
 
 } // namespace
 
-void add_stats_command(CLI::App &app, const Globals &globals) {
+void add_stats_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<StatsCliOptions>();
-  auto *cmd = app.add_subcommand(
+  auto* cmd = app.add_subcommand(
       "stats",
       "Scattering statistics of a map (wph, wst, scov) to a FITS table (HDU 1 'COEFFS': one row "
       "per\n"
@@ -578,8 +549,10 @@ void add_stats_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("map", o->input, "Input map: FITS (file.fits[HDU]) or .npy; a cube is a batch");
   cmd->add_option("-o,--output", o->output,
                   "Output .fits (coefficients); with --compare, an optional .png plot");
-  const std::map<std::string, StatKind> kinds{
-      {"wph", StatKind::Wph}, {"wst", StatKind::Wst}, {"scov", StatKind::Scov}, {"ps", StatKind::Ps}};
+  const std::map<std::string, StatKind> kinds{{"wph", StatKind::Wph},
+                                              {"wst", StatKind::Wst},
+                                              {"scov", StatKind::Scov},
+                                              {"ps", StatKind::Ps}};
   const std::map<std::string, StatsNorm> norms{{"none", StatsNorm::None},
                                                {"auto", StatsNorm::Auto}};
   const std::map<std::string, StatsBoundary> boundaries{
@@ -632,7 +605,8 @@ void add_stats_command(CLI::App &app, const Globals &globals) {
   add_nan_option(*cmd, o->non_finite);
   cmd->callback([o, &globals, cmd] {
     if (!has_norm(o->kind) && cmd->count("--norm"))
-      throw CLI::ValidationError("--norm", std::string("does not apply to --kind ") + kind_name(o->kind));
+      throw CLI::ValidationError("--norm",
+                                 std::string("does not apply to --kind ") + kind_name(o->kind));
     if (!has_scales(o->kind) && (cmd->count("-J") || cmd->count("-L")))
       throw CLI::ValidationError("-J/-L", "do not apply to --kind ps");
     if (o->kind != StatKind::Wph && cmd->count("--dn"))

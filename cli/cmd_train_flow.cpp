@@ -2,12 +2,12 @@
 // on the encoder means of the training stamps and writes the model with its flow, the loss history
 // (CSV), the loss curve (PNG) and a checkpoint after every epoch.
 
-#include "common.hpp"
-#include "train_common.hpp"
-
 #include <demix/core/errors.hpp>
 #include <demix/models/madness_model.hpp>
 #include <demix/models/training.hpp>
+
+#include "common.hpp"
+#include "train_common.hpp"
 
 #include <ATen/ATen.h>
 
@@ -29,12 +29,11 @@ struct TrainFlowCliOptions {
   FlowTrainingOptions training;
 };
 
-std::string command_text(const TrainFlowCliOptions &o, bool resumed) {
-  const FlowTrainingOptions &t = o.training;
+std::string command_text(const TrainFlowCliOptions& o, bool resumed) {
+  const FlowTrainingOptions& t = o.training;
   std::string hidden;
   for (auto h : o.architecture.hidden) {
-    if (!hidden.empty())
-      hidden += ',';
+    if (!hidden.empty()) hidden += ',';
     hidden += std::to_string(h);
   }
   std::string c = "demix train-flow " + shell_word(o.input) +
@@ -42,23 +41,21 @@ std::string command_text(const TrainFlowCliOptions &o, bool resumed) {
                   shell_word(o.output) + optimiser_words(t) + stopping_words(t) + " --blocks " +
                   std::to_string(o.architecture.blocks) + " --hidden " + hidden +
                   " --max-log-scale " + number_text(o.architecture.max_log_scale);
-  if (resumed)
-    c += " --resume " + shell_word(t.resume_from);
+  if (resumed) c += " --resume " + shell_word(t.resume_from);
   return c;
 }
 
-void run_train_flow(TrainFlowCliOptions o, const Globals &globals, const CLI::App &cmd) {
+void run_train_flow(TrainFlowCliOptions o, const Globals& globals, const CLI::App& cmd) {
   const bool resuming = !o.training.resume_from.empty();
   if (resuming == !o.model.empty())
     throw CLI::ValidationError("--model/--resume",
                                "give exactly one: --model (a trained VAE) or --resume (a flow "
                                "training checkpoint)");
   if (resuming)
-    for (const char *flag : {"--blocks", "--hidden", "--max-log-scale"})
+    for (const char* flag : {"--blocks", "--hidden", "--max-log-scale"})
       if (cmd.count(flag))
         throw CLI::ValidationError(flag, "comes from the checkpoint when resuming (--resume)");
-  if (o.checkpoint.empty())
-    o.checkpoint = path_stem(o.output) + "_flow.ckpt";
+  if (o.checkpoint.empty()) o.checkpoint = path_stem(o.output) + "_flow.ckpt";
   require_output_folder(o.output, "the model");
   require_output_folder(o.checkpoint, "the checkpoint");
   o.training.checkpoint_path = o.checkpoint;
@@ -85,12 +82,11 @@ void run_train_flow(TrainFlowCliOptions o, const Globals &globals, const CLI::Ap
               << (resuming ? "resuming from " + o.training.resume_from + "\n" : "");
 
   const TrainingHistory history =
-      train_flow(model, latents, o.training, [&](const TrainingHistory &h) {
-        if (!globals.quiet)
-          print_epoch(h, o.training.epochs);
+      train_flow(model, latents, o.training, [&](const TrainingHistory& h) {
+        if (!globals.quiet) print_epoch(h, o.training.epochs);
       });
 
-  const EpochRecord &best = history.epochs.at(static_cast<std::size_t>(history.best_epoch - 1));
+  const EpochRecord& best = history.epochs.at(static_cast<std::size_t>(history.best_epoch - 1));
   char summary[256];
   std::snprintf(summary, sizeof(summary),
                 "train-flow: %lld latent vectors, %zu epochs, best epoch %d, %s nll %.6g",
@@ -109,9 +105,9 @@ void run_train_flow(TrainFlowCliOptions o, const Globals &globals, const CLI::Ap
 
 } // namespace
 
-void add_train_flow_command(CLI::App &app, const Globals &globals) {
+void add_train_flow_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<TrainFlowCliOptions>();
-  auto *cmd = app.add_subcommand(
+  auto* cmd = app.add_subcommand(
       "train-flow",
       "Train the latent flow (the prior log p(z) of the MADNESS deblender) on the encoder means\n"
       "of the training stamps: writes OUT (the model with its flow), <stem>_flow_history.csv,\n"
@@ -122,8 +118,8 @@ void add_train_flow_command(CLI::App &app, const Globals &globals) {
   cmd->add_option("--model", o->model, "Model written by train-vae");
   cmd->add_option("-o,--output", o->output, "Model file to write (may be the --model file)")
       ->required();
-  auto &t = o->training;
-  auto &a = o->architecture;
+  auto& t = o->training;
+  auto& a = o->architecture;
   add_optimiser_options(*cmd, t, "Latent vectors per optimiser step");
   add_stopping_options(*cmd, t, "Share of vectors held out for validation",
                        "Seed of the weights, the split and shuffling");

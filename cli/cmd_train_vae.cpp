@@ -2,13 +2,13 @@
 // writes a model file (no flow yet: `demix train-flow` adds it), the loss history (CSV) and the
 // loss curve (PNG) beside it, and a checkpoint after every epoch (--resume continues from it).
 
+#include <demix/core/errors.hpp>
+#include <demix/io/npy.hpp>
+#include <demix/models/madness_model.hpp>
+#include <demix/models/training.hpp>
+
 #include "common.hpp"
 #include "train_common.hpp"
-
-#include <demix/core/errors.hpp>
-#include <demix/models/madness_model.hpp>
-#include <demix/io/npy.hpp>
-#include <demix/models/training.hpp>
 
 #include <ATen/ATen.h>
 
@@ -41,7 +41,7 @@ struct TrainVaeCliOptions {
   VaeTrainingOptions training;
 };
 
-const char *target_name(TargetChoice t) {
+const char* target_name(TargetChoice t) {
   switch (t) {
   case TargetChoice::Auto:
     return "auto";
@@ -53,11 +53,10 @@ const char *target_name(TargetChoice t) {
   return "?";
 }
 
-template <typename T> std::string list_text(const std::vector<T> &v) {
+template <typename T> std::string list_text(const std::vector<T>& v) {
   std::string s;
-  for (const auto &x : v) {
-    if (!s.empty())
-      s += ',';
+  for (const auto& x : v) {
+    if (!s.empty()) s += ',';
     if constexpr (std::is_arithmetic_v<T>) {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "%.10g", static_cast<double>(x));
@@ -70,9 +69,9 @@ template <typename T> std::string list_text(const std::vector<T> &v) {
 }
 
 /// The command that reproduces this run, every option spelled out (stored in the model).
-std::string command_text(const TrainVaeCliOptions &o, bool resumed) {
-  const VaeTrainingOptions &t = o.training;
-  const VaeOptions &a = o.architecture;
+std::string command_text(const TrainVaeCliOptions& o, bool resumed) {
+  const VaeTrainingOptions& t = o.training;
+  const VaeOptions& a = o.architecture;
   std::string c =
       "demix train-vae " + shell_word(o.input) + " -o " + shell_word(o.output) +
       optimiser_words(t) + " --beta " + number_text(t.beta) + " --model-error " +
@@ -80,26 +79,21 @@ std::string command_text(const TrainVaeCliOptions &o, bool resumed) {
       stopping_words(t) + " --latent-dim " + std::to_string(a.latent_dim) + " --encoder-channels " +
       list_text(a.encoder_channels) + " --decoder-channels " + list_text(a.decoder_channels) +
       " --dense-units " + std::to_string(a.dense_units) + " --target " + target_name(o.target);
-  if (!o.sigmas.empty())
-    c += " --sigmas " + list_text(o.sigmas);
-  if (!o.bands.empty())
-    c += " --bands " + shell_word(list_text(o.bands));
-  if (!o.noiseless.empty())
-    c += " --noiseless " + shell_word(o.noiseless);
-  if (resumed)
-    c += " --resume " + shell_word(o.training.resume_from);
+  if (!o.sigmas.empty()) c += " --sigmas " + list_text(o.sigmas);
+  if (!o.bands.empty()) c += " --bands " + shell_word(list_text(o.bands));
+  if (!o.noiseless.empty()) c += " --noiseless " + shell_word(o.noiseless);
+  if (resumed) c += " --resume " + shell_word(o.training.resume_from);
   return c;
 }
 
-void run_train_vae(TrainVaeCliOptions o, const Globals &globals, const CLI::App &cmd) {
+void run_train_vae(TrainVaeCliOptions o, const Globals& globals, const CLI::App& cmd) {
   const bool resuming = !o.training.resume_from.empty();
   if (resuming)
-    for (const char *flag : {"--latent-dim", "--encoder-channels", "--decoder-channels",
+    for (const char* flag : {"--latent-dim", "--encoder-channels", "--decoder-channels",
                              "--dense-units", "--sigmas", "--bands"})
       if (cmd.count(flag))
         throw CLI::ValidationError(flag, "comes from the checkpoint when resuming (--resume)");
-  if (o.checkpoint.empty())
-    o.checkpoint = path_stem(o.output) + "_vae.ckpt";
+  if (o.checkpoint.empty()) o.checkpoint = path_stem(o.output) + "_vae.ckpt";
   require_output_folder(o.output, "the model");
   require_output_folder(o.checkpoint, "the checkpoint");
   o.training.checkpoint_path = o.checkpoint;
@@ -118,8 +112,7 @@ void run_train_vae(TrainVaeCliOptions o, const Globals &globals, const CLI::App 
   if (o.target == TargetChoice::Noiseless && !data.set.noiseless.defined())
     throw ValueError("--target noiseless: '" + o.input +
                      "' has no NOISELESS extension (give --noiseless FILE.npy)");
-  if (o.target != TargetChoice::Noisy)
-    targets = data.set.noiseless;
+  if (o.target != TargetChoice::Noisy) targets = data.set.noiseless;
 
   const Context ctx = make_context(globals);
   const int64_t N = data.set.stamps.size(0), B = data.set.stamps.size(1),
@@ -150,13 +143,12 @@ void run_train_vae(TrainVaeCliOptions o, const Globals &globals, const CLI::App 
   }
 
   const TrainingHistory history =
-      train_vae(*model, data.set.stamps, targets, o.training, [&](const TrainingHistory &h) {
-        if (!globals.quiet)
-          print_epoch(h, o.training.epochs);
+      train_vae(*model, data.set.stamps, targets, o.training, [&](const TrainingHistory& h) {
+        if (!globals.quiet) print_epoch(h, o.training.epochs);
       });
 
-  const EpochRecord &best = history.epochs.at(static_cast<std::size_t>(history.best_epoch - 1));
-  const std::vector<double> &scores = best.val.empty() ? best.train : best.val;
+  const EpochRecord& best = history.epochs.at(static_cast<std::size_t>(history.best_epoch - 1));
+  const std::vector<double>& scores = best.val.empty() ? best.train : best.val;
   char summary[256];
   std::snprintf(summary, sizeof(summary),
                 "train-vae: %lld stamps, %zu epochs, best epoch %d, %s loss %.6g, chi2/pixel %.4g",
@@ -176,9 +168,9 @@ void run_train_vae(TrainVaeCliOptions o, const Globals &globals, const CLI::App 
 
 } // namespace
 
-void add_train_vae_command(CLI::App &app, const Globals &globals) {
+void add_train_vae_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<TrainVaeCliOptions>();
-  auto *cmd = app.add_subcommand(
+  auto* cmd = app.add_subcommand(
       "train-vae",
       "Train the galaxy VAE of the MADNESS deblender on isolated-galaxy stamps (N, B, S, S):\n"
       "writes MODEL (no flow yet: run train-flow next), <stem>_vae_history.csv,\n"
@@ -188,8 +180,8 @@ void add_train_vae_command(CLI::App &app, const Globals &globals) {
                   "or .npy (N, B, S, S)")
       ->required();
   cmd->add_option("-o,--output", o->output, "Model file to write (e.g. madness.dmx)")->required();
-  auto &t = o->training;
-  auto &a = o->architecture;
+  auto& t = o->training;
+  auto& a = o->architecture;
   add_optimiser_options(*cmd, t, "Stamps per optimiser step");
   cmd->add_option("--beta", t.beta, "Weight of the KL term")
       ->check(CLI::NonNegativeNumber)

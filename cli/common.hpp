@@ -2,8 +2,8 @@
 // What every subcommand shares: the global options and the string <-> enum tables.
 
 #include <demix/core/context.hpp>
-#include <demix/models/galaxy_prior.hpp>
 #include <demix/io/image.hpp>
+#include <demix/models/galaxy_prior.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -15,8 +15,8 @@ namespace demix::cli {
 
 /// Options valid before or after any subcommand.
 struct Globals {
-  ContextOptions context;  ///< --device, --dtype, --threads
-  bool quiet = false;      ///< --quiet: print only errors
+  ContextOptions context; ///< --device, --dtype, --threads
+  bool quiet = false;     ///< --quiet: print only errors
 };
 
 void add_global_options(CLI::App& app, Globals& globals);
@@ -50,4 +50,4 @@ std::string shape_text(const at::Tensor& t);
 /// "float32", "complex128", ... as NumPy names them.
 std::string dtype_name(c10::ScalarType t);
 
-}  // namespace demix::cli
+} // namespace demix::cli

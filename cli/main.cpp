@@ -1,23 +1,22 @@
 // demix command line: the only place that catches errors, prints them and chooses the exit code.
 // Exit codes: 0 success, 1 runtime failure (bad file, bad data, missing device), 2 usage error.
 
-#include "common.hpp"
-
 #include <demix/core/errors.hpp>
+
+#include "common.hpp"
 
 #include <c10/util/Exception.h>
 
 #include <iostream>
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "demix: scattering statistics, generative models and component separation for "
-      "astrophysical images"};
+  CLI::App app{"demix: scattering statistics, generative models and component separation for "
+               "astrophysical images"};
   app.name("demix");
   demix::cli::Globals globals;
   demix::cli::add_global_options(app, globals);
   app.require_subcommand(1);
-  app.fallthrough();  // global options are accepted after the subcommand too
+  app.fallthrough(); // global options are accepted after the subcommand too
   demix::cli::add_version_command(app, globals);
   demix::cli::add_info_command(app, globals);
   demix::cli::add_convert_command(app, globals);
@@ -31,7 +30,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help prints and succeeds; anything else is usage
+    return app.exit(e) == 0 ? 0 : 2; // --help prints and succeeds; anything else is usage
   } catch (const demix::Error& e) {
     std::cerr << "demix: error: " << e.what() << "\n";
     return 1;

@@ -5,16 +5,15 @@
 #include <demix/io/image_io.hpp>
 #include <demix/viz/preview.hpp>
 
-#include <sys/stat.h>
-
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <sys/stat.h>
 
 namespace demix::cli {
 
-TrainingStamps read_training_stamps(const std::string &path, const std::vector<double> &sigmas,
-                                    const std::vector<std::string> &bands) {
+TrainingStamps read_training_stamps(const std::string& path, const std::vector<double>& sigmas,
+                                    const std::vector<std::string>& bands) {
   TrainingStamps t;
   t.set = read_galaxy_stamps(path);
   const auto B = static_cast<std::size_t>(t.set.stamps.size(1));
@@ -32,8 +31,7 @@ TrainingStamps read_training_stamps(const std::string &path, const std::vector<d
     t.sigma_source = "estimated from the stamp borders";
   }
   for (double s : t.sigmas)
-    if (!(s > 0))
-      throw ValueError("noise sigmas must be positive, got " + std::to_string(s));
+    if (!(s > 0)) throw ValueError("noise sigmas must be positive, got " + std::to_string(s));
   if (!bands.empty()) {
     if (bands.size() != B)
       throw ValueError("--bands has " + std::to_string(bands.size()) + " names but '" + path +
@@ -42,13 +40,12 @@ TrainingStamps read_training_stamps(const std::string &path, const std::vector<d
   } else if (!t.set.band_names.empty()) {
     t.bands = t.set.band_names;
   } else {
-    for (std::size_t b = 1; b <= B; ++b)
-      t.bands.push_back("band" + std::to_string(b));
+    for (std::size_t b = 1; b <= B; ++b) t.bands.push_back("band" + std::to_string(b));
   }
   return t;
 }
 
-void require_output_folder(const std::string &path, const std::string &what) {
+void require_output_folder(const std::string& path, const std::string& what) {
   const auto slash = path.find_last_of('/');
   const std::string folder = slash == std::string::npos ? "."
                              : slash == 0               ? "/"
@@ -59,7 +56,7 @@ void require_output_folder(const std::string &path, const std::string &what) {
                   "' does not exist");
 }
 
-std::string path_stem(const std::string &path) {
+std::string path_stem(const std::string& path) {
   const auto slash = path.find_last_of('/');
   const auto dot = path.find_last_of('.');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash) ||
@@ -68,8 +65,8 @@ std::string path_stem(const std::string &path) {
   return path.substr(0, dot);
 }
 
-void print_epoch(const TrainingHistory &h, int total_epochs) {
-  const EpochRecord &r = h.epochs.back();
+void print_epoch(const TrainingHistory& h, int total_epochs) {
+  const EpochRecord& r = h.epochs.back();
   std::string line = "epoch " + std::to_string(r.epoch) + "/" + std::to_string(total_epochs);
   char buf[96];
   for (std::size_t m = 0; m < h.metric_names.size(); ++m) {
@@ -86,16 +83,16 @@ void print_epoch(const TrainingHistory &h, int total_epochs) {
   std::cerr << line << std::endl;
 }
 
-std::vector<std::string> write_history_files(const TrainingHistory &history,
-                                             const std::string &stem) {
+std::vector<std::string> write_history_files(const TrainingHistory& history,
+                                             const std::string& stem) {
   const std::string csv = stem + "_history.csv", png = stem + "_loss.png";
   write_text_file(csv, history_csv(history));
   write_png(png, plot_history(history));
   return {csv, png};
 }
 
-std::string provenance_line(const std::string &command, const Context &ctx,
-                            const std::string &summary) {
+std::string provenance_line(const std::string& command, const Context& ctx,
+                            const std::string& summary) {
   const BuildInfo info = build_info();
   char date[32];
   const std::time_t now = std::time(nullptr);
@@ -110,12 +107,11 @@ std::string number_text(double v) {
   return buf;
 }
 
-std::string shell_word(const std::string &word) {
+std::string shell_word(const std::string& word) {
   if (!word.empty() && word.find_first_of(" \t\"'\\$`;&|<>()*?[]{}!#~") == std::string::npos)
     return word;
   std::string quoted = "'";
-  for (char c : word)
-    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return quoted + "'";
 }
 

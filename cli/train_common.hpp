@@ -4,9 +4,9 @@
 // history CSV and loss-curve PNG written beside the model, the schedule options both commands
 // take, and the provenance line stored in the model.
 
-#include "common.hpp"
-
 #include <demix/models/training.hpp>
+
+#include "common.hpp"
 
 #include <string>
 #include <vector>
@@ -24,28 +24,28 @@ struct TrainingStamps {
 /// Reads `path` (FITS with a STAMPS extension, or .npy (N, B, S, S)); sigmas from `sigmas` when
 /// given, else the file's SIGMAn keywords, else estimated from the stamp borders; band names from
 /// `bands`, else BANDn, else "band1".. . ValueError when a list has the wrong length.
-TrainingStamps read_training_stamps(const std::string &path, const std::vector<double> &sigmas,
-                                    const std::vector<std::string> &bands);
+TrainingStamps read_training_stamps(const std::string& path, const std::vector<double>& sigmas,
+                                    const std::vector<std::string>& bands);
 
 /// IoError unless the folder that will hold `path` exists (checked before training starts).
-void require_output_folder(const std::string &path, const std::string &what);
+void require_output_folder(const std::string& path, const std::string& what);
 
 /// `path` without its extension: "out/madness.dmx" -> "out/madness".
-std::string path_stem(const std::string &path);
+std::string path_stem(const std::string& path);
 
 /// "epoch 3/60  loss 1.2e+03 (val 1.3e+03)  chi2_per_pixel 2.1 (val 2.3) ...  12.3 s" on stderr.
-void print_epoch(const TrainingHistory &history, int total_epochs);
+void print_epoch(const TrainingHistory& history, int total_epochs);
 
 /// Writes `stem + "_history.csv"` and `stem + "_loss.png"`; returns their names for messages.
-std::vector<std::string> write_history_files(const TrainingHistory &history,
-                                             const std::string &stem);
+std::vector<std::string> write_history_files(const TrainingHistory& history,
+                                             const std::string& stem);
 
 /// "<command> | demix 0.1.0, LibTorch 1.13.1, cpu float32 (2 threads), 2026-12-01T10:00:00Z, ..."
-std::string provenance_line(const std::string &command, const Context &ctx,
-                            const std::string &summary);
+std::string provenance_line(const std::string& command, const Context& ctx,
+                            const std::string& summary);
 
 /// A shell-safe rendering of one argument (quoted when it holds spaces or shell characters).
-std::string shell_word(const std::string &word);
+std::string shell_word(const std::string& word);
 
 /// `v` with up to 10 significant digits, as the command stored in a model spells numbers.
 std::string number_text(double v);
@@ -57,7 +57,7 @@ std::string number_text(double v);
 
 /// Adds --epochs, --batch-size, --lr and --lr-decay-epochs bound to `t`.
 template <typename Schedule>
-void add_optimiser_options(CLI::App &cmd, Schedule &t, const std::string &batch_size_help) {
+void add_optimiser_options(CLI::App& cmd, Schedule& t, const std::string& batch_size_help) {
   cmd.add_option("--epochs", t.epochs, "Total number of epochs")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -75,8 +75,8 @@ void add_optimiser_options(CLI::App &cmd, Schedule &t, const std::string &batch_
 
 /// Adds --val-fraction, --patience, --clip and --seed bound to `t`.
 template <typename Schedule>
-void add_stopping_options(CLI::App &cmd, Schedule &t, const std::string &val_fraction_help,
-                          const std::string &seed_help) {
+void add_stopping_options(CLI::App& cmd, Schedule& t, const std::string& val_fraction_help,
+                          const std::string& seed_help) {
   cmd.add_option("--val-fraction", t.val_fraction, val_fraction_help)
       ->check(CLI::Range(0.0, 0.5))
       ->capture_default_str();
@@ -91,14 +91,14 @@ void add_stopping_options(CLI::App &cmd, Schedule &t, const std::string &val_fra
 }
 
 /// " --epochs 60 --batch-size 128 --lr 0.001 --lr-decay-epochs 30": add_optimiser_options' words.
-template <typename Schedule> std::string optimiser_words(const Schedule &t) {
+template <typename Schedule> std::string optimiser_words(const Schedule& t) {
   return " --epochs " + std::to_string(t.epochs) + " --batch-size " + std::to_string(t.batch_size) +
          " --lr " + number_text(t.learning_rate) + " --lr-decay-epochs " +
          number_text(t.lr_decay_epochs);
 }
 
 /// " --val-fraction 0.1 --patience 0 --clip 0 --seed 0": add_stopping_options' words.
-template <typename Schedule> std::string stopping_words(const Schedule &t) {
+template <typename Schedule> std::string stopping_words(const Schedule& t) {
   return " --val-fraction " + number_text(t.val_fraction) + " --patience " +
          std::to_string(t.patience) + " --clip " + number_text(t.max_grad_norm) + " --seed " +
          std::to_string(t.seed);

@@ -1,6 +1,6 @@
-// Where the time of one WPH loss + gradient goes: runs it under LibTorch's legacy profiler and writes
-// a Chrome trace (chrome://tracing). Run with CUDA_LAUNCH_BLOCKING=1 on a GPU so that each op's CPU
-// span covers its kernels; devel/device/profile_summary.py sums the spans by op name. The
+// Where the time of one WPH loss + gradient goes: runs it under LibTorch's legacy profiler and
+// writes a Chrome trace (chrome://tracing). Run with CUDA_LAUNCH_BLOCKING=1 on a GPU so that each
+// op's CPU span covers its kernels; devel/device/profile_summary.py sums the spans by op name. The
 // statistics alone (no gradient) go to trace.json.forward.json. With DEMIX_KINETO=1 the loss +
 // gradient is traced by Kineto instead, whose trace holds each GPU kernel's own time (no blocking
 // needed); devel/device/kernel_summary.py sums them.
@@ -28,20 +28,20 @@ int main(int argc, char** argv) {
   }
   try {
     const demix::Context ctx({.device = std::string(argv[1]) == "cuda" ? demix::DeviceKind::Cuda
-                                                                        : demix::DeviceKind::Cpu});
+                                                                       : demix::DeviceKind::Cpu});
     const int64_t n = std::stoll(argv[3]), batch = std::stoll(argv[5]);
     const int J = std::stoi(argv[4]);
     at::Tensor x = demix::read_npy(argv[2]).to(at::kFloat).narrow(0, 0, n).narrow(1, 0, n);
     x = ctx.to(((x - x.mean()) / x.std()).contiguous());
     demix::WphOptions o{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto};
     if (const char* chunk = std::getenv("DEMIX_CHUNK_MB")) o.memory_bytes = std::stoll(chunk) << 20;
-    o.cuda_graphs = false;  // a replayed recording would be one opaque op in the profile
+    o.cuda_graphs = false; // a replayed recording would be one opaque op in the profile
     demix::WphOperator op(o, n, n, ctx);
     op.set_reference(x);
     const at::Tensor target = op.forward(x).values;
     const at::Tensor xb = x.unsqueeze(0) + 0.1 * at::randn({batch, n, n}, x.options());
     at::Tensor grad;
-    for (int i = 0; i < 3; ++i) op.loss_and_grad(xb, target[0], {}, &grad);  // warm-up
+    for (int i = 0; i < 3; ++i) op.loss_and_grad(xb, target[0], {}, &grad); // warm-up
     auto seconds = [&](auto&& fn) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < 5; ++i) fn();
@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
     if (std::getenv("DEMIX_KINETO")) {
       namespace prof = torch::autograd::profiler;
       using torch::profiler::impl::ActivityType;
-      const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+      const torch::profiler::impl::ProfilerConfig config(
+          torch::profiler::impl::ProfilerState::KINETO);
       const std::set<ActivityType> activities{ActivityType::CPU, ActivityType::CUDA};
       prof::prepareProfiler(config, activities);
       prof::enableProfiler(config, activities);

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   try {
     const demix::Context ctx({.device = demix::DeviceKind::Auto});
     demix::Image image = demix::read_image(argv[1]);
-    at::Tensor x = ctx.to(image.data).log();  // positive intensities -> log(I)
+    at::Tensor x = ctx.to(image.data).log(); // positive intensities -> log(I)
     x = (x - x.mean()) / x.std();
     image.data = x;
     image.header.add_history("log, standardised to zero mean and unit variance");
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     const demix::PixelSummary s = demix::summarize(demix::read_image(argv[2]).data);
     std::cout << "log(I) standardised on " << ctx.describe() << ": mean " << s.mean << ", std "
               << s.std << "\n";
-    const bool ok = std::abs(s.mean) < 1e-5 && std::abs(s.std - 1) < 1e-3;  // float32 rounding
+    const bool ok = std::abs(s.mean) < 1e-5 && std::abs(s.std - 1) < 1e-3; // float32 rounding
     return ok ? 0 : 1;
   } catch (const demix::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -3,10 +3,10 @@
 #include <ATen/Context.h>
 #include <torch/version.h>
 
+#include <string>
+
 #include <fitsio.h>
 #include <png.h>
-
-#include <string>
 
 namespace demix {
 
@@ -22,4 +22,4 @@ BuildInfo build_info() {
   };
 }
 
-}  // namespace demix
+} // namespace demix

@@ -7,13 +7,14 @@
 
 #ifdef DEMIX_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+
 #include <cuda_runtime_api.h>
 #endif
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <thread>
+
+#include <unistd.h>
 
 namespace demix {
 
@@ -31,22 +32,22 @@ Context::Context(const ContextOptions& options) {
 
   const int n_cuda = cuda_device_count();
   switch (options.device) {
-    case DeviceKind::Auto:
-      device_ = n_cuda > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-      break;
-    case DeviceKind::Cpu:
-      device_ = c10::Device(c10::kCPU);
-      break;
-    case DeviceKind::Cuda:
-      if (n_cuda == 0)
-        throw DeviceError(std::string("device 'cuda' requested but no CUDA device is available") +
-                          (at::hasCUDA() ? "" : " (this LibTorch was built without CUDA)") +
-                          "; use --device cpu or auto");
-      if (options.cuda_index < 0 || options.cuda_index >= n_cuda)
-        throw DeviceError("CUDA device index " + std::to_string(options.cuda_index) +
-                          " out of range: " + std::to_string(n_cuda) + " device(s) available");
-      device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.cuda_index));
-      break;
+  case DeviceKind::Auto:
+    device_ = n_cuda > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+    break;
+  case DeviceKind::Cpu:
+    device_ = c10::Device(c10::kCPU);
+    break;
+  case DeviceKind::Cuda:
+    if (n_cuda == 0)
+      throw DeviceError(std::string("device 'cuda' requested but no CUDA device is available") +
+                        (at::hasCUDA() ? "" : " (this LibTorch was built without CUDA)") +
+                        "; use --device cpu or auto");
+    if (options.cuda_index < 0 || options.cuda_index >= n_cuda)
+      throw DeviceError("CUDA device index " + std::to_string(options.cuda_index) +
+                        " out of range: " + std::to_string(n_cuda) + " device(s) available");
+    device_ = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.cuda_index));
+    break;
   }
   real_dtype_ = options.precision == Precision::Float64 ? c10::kDouble : c10::kFloat;
 }
@@ -69,7 +70,7 @@ std::string Context::describe() const {
   return s;
 }
 
-}  // namespace demix
+} // namespace demix
 
 namespace demix {
 
@@ -83,7 +84,8 @@ int64_t Context::free_memory_bytes() const {
     return static_cast<int64_t>(free) + std::max<int64_t>(0, cached);
   }
 #endif
-  return static_cast<int64_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  return static_cast<int64_t>(sysconf(_SC_AVPHYS_PAGES)) *
+         static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
-}  // namespace demix
+} // namespace demix

@@ -1,6 +1,6 @@
+#include <demix/core/errors.hpp>
 #include <demix/deblend/classical.hpp>
 #include <demix/deblend/detection.hpp>
-#include <demix/core/errors.hpp>
 
 #include "core/detail/sizes_text.hpp"
 
@@ -22,7 +22,7 @@ at::Tensor ClassicalResult::stamps(int64_t stamp_size) const {
   return placer.extract_each(children);
 }
 
-ClassicalDeblender::ClassicalDeblender(const ClassicalDeblendOptions &o, const Context &context)
+ClassicalDeblender::ClassicalDeblender(const ClassicalDeblendOptions& o, const Context& context)
     : options_(o), tensor_options_(context.options()),
       footprint_({.smoothing_sigma = o.footprint_smoothing > 0 ? o.footprint_smoothing : 1.0},
                  context) {
@@ -36,8 +36,8 @@ ClassicalDeblender::ClassicalDeblender(const ClassicalDeblendOptions &o, const C
                      std::to_string(o.max_blends_per_batch));
 }
 
-ClassicalResult ClassicalDeblender::deblend(const at::Tensor &images, const BlendGalaxies &galaxies,
-                                            const at::Tensor &noise_sigmas) const {
+ClassicalResult ClassicalDeblender::deblend(const at::Tensor& images, const BlendGalaxies& galaxies,
+                                            const at::Tensor& noise_sigmas) const {
   if (images.dim() != 4)
     throw ShapeError("classical deblend: images must be (N, B, H, W), got " + sizes_text(images));
   if (!at::isFloatingType(images.scalar_type()))
@@ -52,8 +52,7 @@ ClassicalResult ClassicalDeblender::deblend(const at::Tensor &images, const Blen
   if (noise_sigmas.defined() && (noise_sigmas.dim() != 1 || noise_sigmas.size(0) != images.size(1)))
     throw ShapeError("classical deblend: noise sigmas must be (" + std::to_string(images.size(1)) +
                      "), got " + sizes_text(noise_sigmas));
-  if (N <= chunk)
-    return deblend_chunk(images, galaxies, noise_sigmas);
+  if (N <= chunk) return deblend_chunk(images, galaxies, noise_sigmas);
   std::vector<at::Tensor> children, templates, amplitudes;
   for (int64_t start = 0; start < N; start += chunk) {
     const int64_t n = std::min(chunk, N - start);
@@ -70,9 +69,9 @@ ClassicalResult ClassicalDeblender::deblend(const at::Tensor &images, const Blen
   return r;
 }
 
-ClassicalResult ClassicalDeblender::deblend_chunk(const at::Tensor &images,
-                                                  const BlendGalaxies &galaxies,
-                                                  const at::Tensor &noise_sigmas) const {
+ClassicalResult ClassicalDeblender::deblend_chunk(const at::Tensor& images,
+                                                  const BlendGalaxies& galaxies,
+                                                  const at::Tensor& noise_sigmas) const {
   const auto opt = tensor_options_;
   const auto dev = opt.device();
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
@@ -116,8 +115,7 @@ ClassicalResult ClassicalDeblender::deblend_chunk(const at::Tensor &images,
         at::cat({in, at::zeros({1, 1}, opt)}, 1).index_select(1, mirror).view({M, HW});
     templates = templates * both.unsqueeze(0);
   }
-  if (C != B)
-    templates = templates.expand({B, M, HW});
+  if (C != B) templates = templates.expand({B, M, HW});
 
   // 2. Amplitudes: per blend and band, least squares of the image on its galaxies' templates,
   // as G x G normal equations padded to the largest G (padded rows: identity, zero right side).

@@ -1,5 +1,5 @@
-#include <demix/deblend/detection.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/deblend/detection.hpp>
 
 #include "core/detail/sizes_text.hpp"
 
@@ -18,7 +18,7 @@ using detail::sizes_text;
 namespace {
 
 /// Separable 2-D convolution of (N, 1, H, W) by k (x) k, zero padding, same size.
-at::Tensor separable(const at::Tensor &x, const at::Tensor &k) {
+at::Tensor separable(const at::Tensor& x, const at::Tensor& k) {
   const int64_t r = (k.numel() - 1) / 2;
   const std::vector<int64_t> stride{1, 1}, pad_rows{r, 0}, pad_cols{0, r};
   const at::Tensor rows = at::conv2d(x, k.view({1, 1, -1, 1}), at::Tensor(), stride, pad_rows);
@@ -26,11 +26,10 @@ at::Tensor separable(const at::Tensor &x, const at::Tensor &k) {
 }
 
 /// Parabolic offset of the maximum along the last axis, 0 on the edges and where not concave.
-at::Tensor parabola_offset(const at::Tensor &v /* (N, H, W) */) {
+at::Tensor parabola_offset(const at::Tensor& v /* (N, H, W) */) {
   const int64_t n = v.size(-1);
   at::Tensor out = at::zeros_like(v);
-  if (n < 3)
-    return out;
+  if (n < 3) return out;
   const at::Tensor l = v.narrow(-1, 0, n - 2), c = v.narrow(-1, 1, n - 2),
                    r = v.narrow(-1, 2, n - 2);
   const at::Tensor den = l - 2 * c + r;
@@ -42,7 +41,7 @@ at::Tensor parabola_offset(const at::Tensor &v /* (N, H, W) */) {
 
 } // namespace
 
-PeakDetector::PeakDetector(const DetectionOptions &o, const Context &context)
+PeakDetector::PeakDetector(const DetectionOptions& o, const Context& context)
     : options_(o), tensor_options_(context.options()) {
   if (!(o.smoothing_sigma > 0) || !std::isfinite(o.smoothing_sigma))
     throw ValueError("DetectionOptions.smoothing_sigma must be > 0, got " +
@@ -61,7 +60,7 @@ PeakDetector::PeakDetector(const DetectionOptions &o, const Context &context)
   kernel_ = (k / k.sum()).to(tensor_options_);
 }
 
-at::Tensor PeakDetector::significance(const at::Tensor &images, const at::Tensor &sigmas) const {
+at::Tensor PeakDetector::significance(const at::Tensor& images, const at::Tensor& sigmas) const {
   const at::Tensor x4 = images.dim() == 3 ? images.unsqueeze(0) : images;
   if (x4.dim() != 4)
     throw ShapeError("peak detection: images must be (N, B, H, W) or (B, H, W), got " +
@@ -82,21 +81,20 @@ at::Tensor PeakDetector::significance(const at::Tensor &images, const at::Tensor
   return (smooth / noise).squeeze(1);
 }
 
-std::vector<Detections> PeakDetector::detect(const at::Tensor &images,
-                                             const at::Tensor &sigmas) const {
+std::vector<Detections> PeakDetector::detect(const at::Tensor& images,
+                                             const at::Tensor& sigmas) const {
   const at::Tensor nu = significance(images, sigmas); // (N, H, W)
   const int64_t N = nu.size(0), H = nu.size(1), W = nu.size(2), e = options_.border;
   const at::Tensor local_max = at::max_pool2d(nu.unsqueeze(1), {3, 3}, {1, 1}, {1, 1}).squeeze(1);
   at::Tensor candidate = (nu >= local_max) & (nu > options_.threshold);
   if (e > 0) {
     at::Tensor inner = at::zeros({H, W}, candidate.options());
-    if (H > 2 * e && W > 2 * e)
-      inner.narrow(0, e, H - 2 * e).narrow(1, e, W - 2 * e).fill_(true);
+    if (H > 2 * e && W > 2 * e) inner.narrow(0, e, H - 2 * e).narrow(1, e, W - 2 * e).fill_(true);
     candidate = candidate & inner;
   }
   const at::Tensor where = candidate.nonzero().cpu().contiguous(); // (C, 3): image, row, column
   const at::Tensor flat = (where.select(1, 0) * H + where.select(1, 1)) * W + where.select(1, 2);
-  const auto gather = [&](const at::Tensor &map) {
+  const auto gather = [&](const at::Tensor& map) {
     return map.reshape({-1}).index_select(0, flat.to(map.device())).to(at::kCPU, at::kDouble);
   };
   const at::Tensor value = gather(nu);
@@ -107,17 +105,16 @@ std::vector<Detections> PeakDetector::detect(const at::Tensor &images,
   }
 
   std::vector<Detections> out(static_cast<size_t>(N));
-  const auto *w = where.data_ptr<int64_t>();
-  const auto *v = value.data_ptr<double>();
-  const auto *ox = dx.data_ptr<double>();
-  const auto *oy = dy.data_ptr<double>();
+  const auto* w = where.data_ptr<int64_t>();
+  const auto* v = value.data_ptr<double>();
+  const auto* ox = dx.data_ptr<double>();
+  const auto* oy = dy.data_ptr<double>();
   const int64_t C = where.size(0);
   const double min_sep2 = options_.min_separation * options_.min_separation;
   int64_t start = 0;
   for (int64_t n = 0; n < N; ++n) {
     int64_t end = start;
-    while (end < C && w[3 * end] == n)
-      ++end; // nonzero() lists image n's candidates together
+    while (end < C && w[3 * end] == n) ++end; // nonzero() lists image n's candidates together
     std::vector<int64_t> order(static_cast<size_t>(end - start));
     std::iota(order.begin(), order.end(), start);
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return v[a] > v[b]; });
@@ -128,8 +125,7 @@ std::vector<Detections> PeakDetector::detect(const at::Tensor &images,
       bool keep = true;
       for (size_t k = 0; k < xs.size() && keep; ++k)
         keep = (x - xs[k]) * (x - xs[k]) + (y - ys[k]) * (y - ys[k]) >= min_sep2;
-      if (keep)
-        xs.push_back(x), ys.push_back(y), sig.push_back(v[c]);
+      if (keep) xs.push_back(x), ys.push_back(y), sig.push_back(v[c]);
     }
     const auto K = static_cast<int64_t>(xs.size());
     Detections d;
@@ -141,7 +137,7 @@ std::vector<Detections> PeakDetector::detect(const at::Tensor &images,
   return out;
 }
 
-at::Tensor estimate_noise_sigmas(const at::Tensor &images, double clip, int iterations) {
+at::Tensor estimate_noise_sigmas(const at::Tensor& images, double clip, int iterations) {
   const at::Tensor x4 = images.dim() == 3 ? images.unsqueeze(0) : images;
   if (x4.dim() != 4 || !at::isFloatingType(x4.scalar_type()))
     throw ShapeError("noise estimate: images must be real (N, B, H, W) or (B, H, W), got " +
@@ -159,8 +155,7 @@ at::Tensor estimate_noise_sigmas(const at::Tensor &images, double clip, int iter
     for (int it = 0; it < iterations && v.numel() > 0; ++it) {
       const at::Tensor med = v.median();
       s = 1.4826 * (v - med).abs().median().item<double>();
-      if (!(s > 0))
-        break;
+      if (!(s > 0)) break;
       v = v.masked_select((v - med).abs() <= clip * s);
     }
     if (!(s > 0))

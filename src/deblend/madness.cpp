@@ -1,5 +1,5 @@
-#include <demix/deblend/madness.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/deblend/madness.hpp>
 
 #include "core/detail/sizes_text.hpp"
 #include "optim/step_graph.hpp"
@@ -24,33 +24,32 @@ using detail::sizes_text;
 
 namespace {
 
-void require(bool ok, const std::string &field, double value, const std::string &allowed) {
+void require(bool ok, const std::string& field, double value, const std::string& allowed) {
   if (!ok)
     throw ValueError("MadnessOptions." + field + " = " + std::to_string(value) + ": must be " +
                      allowed);
 }
 
 /// Sum of per-galaxy values (M) over each blend: (K).
-at::Tensor per_blend(const at::Tensor &values /* (M) */, const at::Tensor &blend /* (M) */,
+at::Tensor per_blend(const at::Tensor& values /* (M) */, const at::Tensor& blend /* (M) */,
                      int64_t K) {
   return at::zeros({K}, values.options()).index_add(0, blend, values);
 }
 
 /// Row-wise <a, b> summed over each blend's galaxies: (M, D), (M, D) -> (K).
-at::Tensor blend_dot(const at::Tensor &a, const at::Tensor &b, const at::Tensor &blend, int64_t K) {
+at::Tensor blend_dot(const at::Tensor& a, const at::Tensor& b, const at::Tensor& blend, int64_t K) {
   return per_blend((a * b).sum(1), blend, K);
 }
 
 /// Per-blend scalars (K) broadcast to the galaxies' rows: (M, 1).
-at::Tensor to_rows(const at::Tensor &per_blend_values /* (K) */, const at::Tensor &blend) {
+at::Tensor to_rows(const at::Tensor& per_blend_values /* (K) */, const at::Tensor& blend) {
   return per_blend_values.index_select(0, blend).unsqueeze(1);
 }
 
 } // namespace
 
 double MadnessResult::converged_fraction() const {
-  if (!converged.defined() || converged.numel() == 0)
-    return 1.0;
+  if (!converged.defined() || converged.numel() == 0) return 1.0;
   return converged.to(at::kDouble).mean().item<double>();
 }
 
@@ -64,15 +63,14 @@ struct MadnessDeblender::Problem {
   std::optional<StampPlacer> placer;
 
   /// The sub-problem of blends `keep` (K) int64 on the device.
-  Problem select(const at::Tensor &keep) const {
+  Problem select(const at::Tensor& keep) const {
     Problem p;
     p.galaxies = galaxies.select_blends(keep.cpu());
     p.N = keep.numel();
     p.B = B, p.H = H, p.W = W, p.M = p.galaxies.size();
     p.y = y.index_select(1, keep);
     p.weight = weight.size(1) == 1 ? weight : weight.index_select(1, keep);
-    if (mask.defined())
-      p.mask = mask.index_select(1, keep);
+    if (mask.defined()) p.mask = mask.index_select(1, keep);
     p.blend = p.galaxies.blend.to(y.device());
     p.placer.emplace(p.galaxies, B, H, W, placer->stamp_size(), y.device());
     return p;
@@ -80,10 +78,9 @@ struct MadnessDeblender::Problem {
 };
 
 MadnessDeblender::MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior,
-                                   const MadnessOptions &o, const Context &context)
+                                   const MadnessOptions& o, const Context& context)
     : prior_(std::move(prior)), options_(o), tensor_options_(context.options()) {
-  if (!prior_)
-    throw ValueError("MadnessDeblender: no galaxy prior given (null pointer)");
+  if (!prior_) throw ValueError("MadnessDeblender: no galaxy prior given (null pointer)");
   require(o.max_steps >= 0, "max_steps", o.max_steps, ">= 0");
   require(o.learning_rate > 0, "learning_rate", o.learning_rate, "> 0");
   require(o.lr_decay > 0 && o.lr_decay <= 1, "lr_decay", o.lr_decay, "in (0, 1]");
@@ -113,10 +110,10 @@ MadnessDeblender::MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior,
                      std::to_string(S));
 }
 
-MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor &images,
-                                                    const BlendGalaxies &galaxies,
-                                                    const at::Tensor &sigmas,
-                                                    const at::Tensor &mask) const {
+MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor& images,
+                                                    const BlendGalaxies& galaxies,
+                                                    const at::Tensor& sigmas,
+                                                    const at::Tensor& mask) const {
   const int64_t nb = prior_->n_bands();
   if (images.dim() != 4 || images.size(1) != nb)
     throw ShapeError("deblend: images must be (N, " + std::to_string(nb) +
@@ -150,8 +147,7 @@ MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor &images,
   // (B, 1 or N, 1, 1) variances of the noise.
   at::Tensor var = sigmas.to(tensor_options_).square();
   var = per_blend_sigma ? var.t().reshape({nb, p.N, 1, 1}) : var.view({nb, 1, 1, 1});
-  if (options_.source_variance)
-    var = var + p.y.clamp_min(0);
+  if (options_.source_variance) var = var + p.y.clamp_min(0);
   p.weight = var.rsqrt();
   if (mask.defined() && mask.numel() > 0) {
     if (mask.dim() != 4 || mask.size(0) != p.N || (mask.size(1) != 1 && mask.size(1) != nb) ||
@@ -160,8 +156,7 @@ MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor &images,
                        std::to_string(nb) + ", " + std::to_string(p.H) + ", " +
                        std::to_string(p.W) + "), got " + sizes_text(mask));
     p.mask = mask.to(tensor_options_).transpose(0, 1).contiguous(); // (1 or B, N, H, W)
-    if ((p.mask < 0).any().item<bool>())
-      throw ValueError("deblend: mask values must be >= 0");
+    if ((p.mask < 0).any().item<bool>()) throw ValueError("deblend: mask values must be >= 0");
     p.weight = p.weight * p.mask.sqrt();
   }
   p.blend = galaxies.blend.to(dev);
@@ -172,14 +167,13 @@ MadnessDeblender::Problem MadnessDeblender::prepare(const at::Tensor &images,
 namespace {
 
 /// Checks what a GalaxyPrior returned against what the interface promises.
-void check_prior_output(const at::Tensor &t, std::vector<int64_t> expected, const char *what) {
+void check_prior_output(const at::Tensor& t, std::vector<int64_t> expected, const char* what) {
   bool ok = t.defined() && t.dim() == static_cast<int64_t>(expected.size());
   for (size_t d = 0; ok && d < expected.size(); ++d)
     ok = t.size(static_cast<int64_t>(d)) == expected[d];
   if (!ok) {
     std::string e = "(";
-    for (size_t d = 0; d < expected.size(); ++d)
-      e += (d ? ", " : "") + std::to_string(expected[d]);
+    for (size_t d = 0; d < expected.size(); ++d) e += (d ? ", " : "") + std::to_string(expected[d]);
     throw ShapeError(std::string("galaxy prior: ") + what + " returned " +
                      (t.defined() ? sizes_text(t) : "nothing") + ", expected " + e + ")");
   }
@@ -187,7 +181,7 @@ void check_prior_output(const at::Tensor &t, std::vector<int64_t> expected, cons
 
 } // namespace
 
-at::Tensor MadnessDeblender::encode_init(const Problem &p) const {
+at::Tensor MadnessDeblender::encode_init(const Problem& p) const {
   c10::AutoGradMode no_grad(false);
   const int64_t D = prior_->latent_dim(), S = prior_->stamp_size();
   const at::Tensor seen = p.mask.defined() ? p.y * p.mask : p.y; // (B, N, H, W)
@@ -211,16 +205,16 @@ namespace {
 /// only (y and w are data): one saved tensor and two kernels in backward, where autograd takes
 /// five. First derivatives only.
 struct HalfChi2 : torch::autograd::Function<HalfChi2> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext *ctx,
-                                                const at::Tensor &model /* (B, N, H, W) */,
-                                                const at::Tensor &y /* (B, N, H, W) */,
-                                                const at::Tensor &w /* broadcast to y */) {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                const at::Tensor& model /* (B, N, H, W) */,
+                                                const at::Tensor& y /* (B, N, H, W) */,
+                                                const at::Tensor& w /* broadcast to y */) {
     at::Tensor r = at::sub(model, y).mul_(w); // minus the weighted residual: the same square
     ctx->save_for_backward({r, w});
     return {at::mul(r, r).sum({0, 2, 3}).mul_(0.5)}; // (N)
   }
 
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     if (c10::GradMode::is_enabled())
       throw ValueError("the deblending loss has first derivatives only (create_graph was asked "
@@ -234,10 +228,10 @@ struct HalfChi2 : torch::autograd::Function<HalfChi2> {
 
 /// L per blend of a problem's blends at latents z (differentiable when z requires grad).
 struct LossFn {
-  const GalaxyPrior &prior;
+  const GalaxyPrior& prior;
   double prior_weight;
 
-  template <class P> at::Tensor operator()(const P &p, const at::Tensor &z) const {
+  template <class P> at::Tensor operator()(const P& p, const at::Tensor& z) const {
     const at::Tensor stamps = prior.decode(z); // (M, B, S, S)
     check_prior_output(stamps, {p.M, p.B, p.placer->stamp_size(), p.placer->stamp_size()},
                        "decode");
@@ -246,8 +240,7 @@ struct LossFn {
     const at::Tensor chi2 = p.y.requires_grad() || p.weight.requires_grad() // (N)
                                 ? 0.5 * ((p.y - model) * p.weight).square().sum({0, 2, 3})
                                 : HalfChi2::apply(model, p.y, p.weight)[0];
-    if (prior_weight == 0)
-      return chi2;
+    if (prior_weight == 0) return chi2;
     const at::Tensor log_p = prior.log_prob(z);
     check_prior_output(log_p, {p.M}, "log_prob");
     // chi2 - prior_weight per_blend(log_p), in one kernel (chi2 is ours: nothing saved it).
@@ -256,7 +249,7 @@ struct LossFn {
 
   /// L (K) and its gradient with respect to z (M, D).
   template <class P>
-  std::pair<at::Tensor, at::Tensor> with_grad(const P &p, const at::Tensor &z) const {
+  std::pair<at::Tensor, at::Tensor> with_grad(const P& p, const at::Tensor& z) const {
     c10::AutoGradMode grad_on(true);
     const at::Tensor zl = z.detach().requires_grad_(true);
     const at::Tensor L = (*this)(p, zl);
@@ -264,7 +257,7 @@ struct LossFn {
     return {L.detach(), g.detach()};
   }
 
-  template <class P> at::Tensor value(const P &p, const at::Tensor &z) const {
+  template <class P> at::Tensor value(const P& p, const at::Tensor& z) const {
     c10::AutoGradMode no_grad(false);
     return (*this)(p, z);
   }
@@ -272,28 +265,27 @@ struct LossFn {
 
 } // namespace
 
-at::Tensor MadnessDeblender::initial_latents(const at::Tensor &images,
-                                             const BlendGalaxies &galaxies,
-                                             const at::Tensor &mask) const {
+at::Tensor MadnessDeblender::initial_latents(const at::Tensor& images,
+                                             const BlendGalaxies& galaxies,
+                                             const at::Tensor& mask) const {
   const at::Tensor ones = at::ones({prior_->n_bands()}, at::kDouble);
   return encode_init(prepare(images, galaxies, ones, mask));
 }
 
-at::Tensor MadnessDeblender::loss(const at::Tensor &images, const BlendGalaxies &galaxies,
-                                  const at::Tensor &noise_sigmas, const at::Tensor &latents,
-                                  const at::Tensor &mask) const {
+at::Tensor MadnessDeblender::loss(const at::Tensor& images, const BlendGalaxies& galaxies,
+                                  const at::Tensor& noise_sigmas, const at::Tensor& latents,
+                                  const at::Tensor& mask) const {
   const Problem p = prepare(images, galaxies, noise_sigmas, mask);
   check_prior_output(latents, {p.M, prior_->latent_dim()}, "loss: latents (input)");
   return LossFn{*prior_, options_.prior_weight}(p, latents);
 }
 
-MadnessResult MadnessDeblender::deblend(const at::Tensor &images, const BlendGalaxies &galaxies,
-                                        const at::Tensor &noise_sigmas,
-                                        const at::Tensor &mask) const {
+MadnessResult MadnessDeblender::deblend(const at::Tensor& images, const BlendGalaxies& galaxies,
+                                        const at::Tensor& noise_sigmas,
+                                        const at::Tensor& mask) const {
   const int64_t N = images.dim() == 4 ? images.size(0) : 0;
   const int64_t chunk = options_.max_blends_per_batch;
-  if (chunk == 0 || N <= chunk)
-    return run(images, galaxies, noise_sigmas, mask);
+  if (chunk == 0 || N <= chunk) return run(images, galaxies, noise_sigmas, mask);
   galaxies.check("deblend");
   if (galaxies.num_blends != N)
     throw ShapeError("deblend: the galaxy list is for " + std::to_string(galaxies.num_blends) +
@@ -310,7 +302,7 @@ MadnessResult MadnessDeblender::deblend(const at::Tensor &images, const BlendGal
   MadnessResult r;
   r.galaxies = galaxies;
   std::vector<at::Tensor> lat, st, res, lo, ste, conv;
-  for (const auto &q : parts) {
+  for (const auto& q : parts) {
     lat.push_back(q.latents), st.push_back(q.stamps), res.push_back(q.residuals);
     lo.push_back(q.loss), ste.push_back(q.steps), conv.push_back(q.converged);
   }
@@ -319,15 +311,15 @@ MadnessResult MadnessDeblender::deblend(const at::Tensor &images, const BlendGal
   return r;
 }
 
-MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxies &galaxies,
-                                    const at::Tensor &noise_sigmas, const at::Tensor &mask) const {
+MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxies& galaxies,
+                                    const at::Tensor& noise_sigmas, const at::Tensor& mask) const {
   const Problem all = prepare(images, galaxies, noise_sigmas, mask);
   const LossFn loss_fn{*prior_, options_.prior_weight};
   const int64_t D = prior_->latent_dim(), S = prior_->stamp_size();
   const auto dev = tensor_options_.device();
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
   const auto bopt = at::TensorOptions().dtype(at::kBool).device(dev);
-  const MadnessOptions &o = options_;
+  const MadnessOptions& o = options_;
 
   at::Tensor z_out = encode_init(all);                     // (M, D)
   at::Tensor steps_out = at::zeros({all.N}, lopt);         // (N)
@@ -362,17 +354,16 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
       const at::Tensor better = L < best;
       at::where_out(best, better, L, best);
       at::where_out(z_best, to_rows(better, work.blend), z, z_best);
-      if (t == 1)
-        ema.copy_(prev - L);
+      if (t == 1) ema.copy_(prev - L);
       if (t > 1) // ema <- (window - 1) / window ema + (prev - L) / window
         ema.lerp_(prev - L, 1.0 / o.window);
-      if (t == o.window)
-        ema0.copy_(ema);
+      if (t == o.window) ema0.copy_(ema);
       prev.copy_(L);
       // Adam step, with bias correction and MADNESS's staircase decay of the step size:
       // z -= lr (m1 / c1) / (sqrt(m2 / c2) + eps), written as
       // z -= (lr sqrt(c2) / c1) m1 / (sqrt(m2) + eps sqrt(c2)).
-      const at::Tensor lr = at::pow(o.lr_decay, at::floor(t_dev / o.lr_decay_steps)).mul_(o.learning_rate);
+      const at::Tensor lr =
+          at::pow(o.lr_decay, at::floor(t_dev / o.lr_decay_steps)).mul_(o.learning_rate);
       const at::Tensor c1 = 1 - at::pow(o.adam_beta1, t_dev + 1);
       const at::Tensor sqrt_c2 = (1 - at::pow(o.adam_beta2, t_dev + 1)).sqrt_();
       m1.lerp_(g, 1 - o.adam_beta1); // beta1 m1 + (1 - beta1) g
@@ -386,8 +377,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
 
     for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
       if (replay && t > o.window) {
-        if (!recorded)
-          recorded.emplace([&adam_step, &o] { adam_step(o.window + 1); }, dev);
+        if (!recorded) recorded.emplace([&adam_step, &o] { adam_step(o.window + 1); }, dev);
         (*recorded)();
       } else {
         adam_step(t);
@@ -397,8 +387,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
       const bool last = t + 1 == o.max_steps;
       if ((t + 1) % o.check_every == 0 || last) {
         at::Tensor conv = at::zeros({work.N}, bopt);
-        if (t + 1 >= o.min_steps)
-          conv = ema <= at::clamp_min(o.rtol * ema0.clamp_min(0), o.atol);
+        if (t + 1 >= o.min_steps) conv = ema <= at::clamp_min(o.rtol * ema0.clamp_min(0), o.atol);
         // Blends finished at this test; those finished earlier (still in the set) are stored.
         const at::Tensor done = (last ? at::ones({work.N}, bopt) : conv) & ~finished;
         const at::Tensor done_idx = done.nonzero().view({-1}); // (a host synchronisation)
@@ -421,17 +410,14 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
             work = work.select(keep);
             act = act.index_select(0, keep);
             gal = gal.index_select(0, keep_gal);
-            for (at::Tensor *v : {&z, &m1, &m2, &z_best})
-              *v = v->index_select(0, keep_gal);
-            for (at::Tensor *v : {&best, &prev, &ema, &ema0, &finished})
+            for (at::Tensor* v : {&z, &m1, &m2, &z_best}) *v = v->index_select(0, keep_gal);
+            for (at::Tensor* v : {&best, &prev, &ema, &ema0, &finished})
               *v = v->index_select(0, keep);
             n_finished = 0;
           }
         }
-        if (o.progress)
-          o.progress({t + 1, work.N - n_finished, work.M, all.N});
-        if (all_done)
-          break;
+        if (o.progress) o.progress({t + 1, work.N - n_finished, work.M, all.N});
+        if (all_done) break;
       }
     }
   }
@@ -440,7 +426,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
   if (o.lbfgs_steps > 0 && all.M > 0) {
     const at::Tensor act = (counts > 0).nonzero().view({-1});
     const Problem p = all.select(act);
-    const at::Tensor &blend = p.blend;
+    const at::Tensor& blend = p.blend;
     const int64_t K = p.N;
     at::Tensor z = z_out; // the active blends' galaxies are all the galaxies, in order
     at::Tensor f, g;
@@ -448,7 +434,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
     std::deque<at::Tensor> hs, hy, hrho; // (M, D), (M, D), (K)
     at::Tensor done = at::zeros({K}, bopt);
     // Without curvature pairs, a first step of length learning_rate in each blend's latents.
-    const auto steepest_scale = [&](const at::Tensor &grad) {
+    const auto steepest_scale = [&](const at::Tensor& grad) {
       return o.learning_rate / blend_dot(grad, grad, blend, K).sqrt().clamp_min(1e-30);
     };
     for (int it = 0; it < o.lbfgs_steps; ++it) {
@@ -487,8 +473,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
         f_new = at::where(ok, f_try, f_new);
         accepted = accepted | ok;
         alpha = at::where(accepted, alpha, 0.5 * alpha);
-        if (accepted.all().item<bool>())
-          break;
+        if (accepted.all().item<bool>()) break;
       }
       at::Tensor f2, g2;
       std::tie(f2, g2) = loss_fn.with_grad(p, z_new);
@@ -502,8 +487,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
       // No acceptable step (a minimum to rounding) or too small a decrease: that blend is done.
       done = done | ~accepted | ((f - f2) <= o.lbfgs_rtol * f2.abs());
       z = z_new, f = f2, g = g2;
-      if (done.all().item<bool>())
-        break;
+      if (done.all().item<bool>()) break;
     }
     z_out = z;
     conv_out.index_copy_(0, act, conv_out.index_select(0, act) | done);
@@ -529,9 +513,9 @@ MadnessResult MadnessDeblender::run(const at::Tensor &images, const BlendGalaxie
   return r;
 }
 
-FieldResult MadnessDeblender::deblend_field(const at::Tensor &image, const at::Tensor &positions,
-                                            const at::Tensor &noise_sigmas,
-                                            const FieldTiling &tiling) const {
+FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::Tensor& positions,
+                                            const at::Tensor& noise_sigmas,
+                                            const FieldTiling& tiling) const {
   const int64_t nb = prior_->n_bands(), S = prior_->stamp_size();
   if (image.dim() != 3 || image.size(0) != nb)
     throw ShapeError("deblend_field: the field must be (" + std::to_string(nb) + ", H, W), got " +
@@ -589,9 +573,8 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor &image, const at::T
   std::vector<int64_t> used;
   for (int64_t ty = 0; ty < ny; ++ty)
     for (int64_t tx = 0; tx < nx; ++tx) {
-      const auto &list = members[static_cast<size_t>(ty * nx + tx)];
-      if (list.empty() || !list.front().core)
-        continue;
+      const auto& list = members[static_cast<size_t>(ty * nx + tx)];
+      if (list.empty() || !list.front().core) continue;
       used.push_back(ty * nx + tx);
       tiles.push_back(padded.narrow(1, ty * T, R).narrow(2, tx * T, R));
       masks.push_back(inside.narrow(1, ty * T, R).narrow(2, tx * T, R));
@@ -616,7 +599,7 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor &image, const at::T
     std::vector<int64_t> rows, ids;
     int64_t row = 0;
     for (size_t t = 0; t < used.size(); ++t) {
-      for (const Entry &e : members[static_cast<size_t>(used[t])]) {
+      for (const Entry& e : members[static_cast<size_t>(used[t])]) {
         if (e.core) {
           rows.push_back(row), ids.push_back(e.galaxy);
           out.tile[e.galaxy] = used[t];

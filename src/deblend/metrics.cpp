@@ -1,5 +1,5 @@
-#include <demix/deblend/metrics.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/deblend/metrics.hpp>
 
 #include "core/detail/sizes_text.hpp"
 
@@ -18,7 +18,7 @@ using detail::sizes_text;
 
 namespace {
 
-void require_images(const at::Tensor &t, const char *what) {
+void require_images(const at::Tensor& t, const char* what) {
   if (t.dim() != 4)
     throw ShapeError(std::string(what) + ": images must be (N, B, H, W), got " + sizes_text(t));
   if (!at::isFloatingType(t.scalar_type()))
@@ -26,7 +26,7 @@ void require_images(const at::Tensor &t, const char *what) {
                      std::string(c10::toString(t.scalar_type())));
 }
 
-void require_same(const at::Tensor &a, const at::Tensor &b, const char *what) {
+void require_same(const at::Tensor& a, const at::Tensor& b, const char* what) {
   if (a.sizes() != b.sizes())
     throw ShapeError(std::string(what) + ": predicted " + sizes_text(a) + " and true " +
                      sizes_text(b) + " images differ in shape");
@@ -41,11 +41,9 @@ constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 namespace {
 
 /// An aperture parameter of shape (1), (N) or (N, B) as (N, 1) or (N, B).
-at::Tensor per_galaxy(const at::Tensor &p, int64_t N, int64_t B, const char *name) {
-  if (p.dim() == 1 && (p.size(0) == 1 || p.size(0) == N))
-    return p.reshape({-1, 1}).expand({N, 1});
-  if (p.dim() == 2 && p.size(0) == N && p.size(1) == B)
-    return p;
+at::Tensor per_galaxy(const at::Tensor& p, int64_t N, int64_t B, const char* name) {
+  if (p.dim() == 1 && (p.size(0) == 1 || p.size(0) == N)) return p.reshape({-1, 1}).expand({N, 1});
+  if (p.dim() == 2 && p.size(0) == N && p.size(1) == B) return p;
   throw ShapeError(std::string("aperture_flux: ") + name + " must be (1), (" + std::to_string(N) +
                    ") or (" + std::to_string(N) + ", " + std::to_string(B) + "), got " +
                    sizes_text(p));
@@ -55,8 +53,8 @@ at::Tensor per_galaxy(const at::Tensor &p, int64_t N, int64_t B, const char *nam
 /// the coordinate along b's axis): u^2 / a^2 + v^2 / b^2 <= 1 written so that a == b gives bitwise
 /// the circle's d^2 <= a^2. a, b: (N, R) alike, R = 1 or B; theta: (N, 1) or (N, R). circles: the
 /// caller knows that a == b everywhere, and d^2 <= a^2 is evaluated alone (3x faster).
-at::Tensor ellipse_flux(const at::Tensor &images, const at::Tensor &centres, const at::Tensor &a,
-                        const at::Tensor &b, const at::Tensor &theta, int64_t subsample,
+at::Tensor ellipse_flux(const at::Tensor& images, const at::Tensor& centres, const at::Tensor& a,
+                        const at::Tensor& b, const at::Tensor& theta, int64_t subsample,
                         bool circles) {
   const int64_t N = images.size(0), B = images.size(1), H = images.size(2), W = images.size(3);
   if (centres.dim() != 2 || centres.size(0) != N || centres.size(1) != 2)
@@ -84,7 +82,7 @@ at::Tensor ellipse_flux(const at::Tensor &images, const at::Tensor &centres, con
     const at::Tensor dx = xs - cc.select(1, 0).unsqueeze(1); // (n, W s)
     const at::Tensor dy = ys - cc.select(1, 1).unsqueeze(1); // (n, H s)
     const at::Tensor d2 = (dy.square().unsqueeze(2) + dx.square().unsqueeze(1)).unsqueeze(1);
-    const auto col = [&](const at::Tensor &p) {
+    const auto col = [&](const at::Tensor& p) {
       return p.narrow(0, start, n).view({n, p.size(1), 1, 1});
     };
     at::Tensor inside; // (n, R, H s, W s)
@@ -104,16 +102,16 @@ at::Tensor ellipse_flux(const at::Tensor &images, const at::Tensor &centres, con
 
 } // namespace
 
-at::Tensor aperture_flux(const at::Tensor &images, const at::Tensor &centres,
-                         const at::Tensor &radius, int64_t subsample) {
+at::Tensor aperture_flux(const at::Tensor& images, const at::Tensor& centres,
+                         const at::Tensor& radius, int64_t subsample) {
   require_images(images, "aperture_flux");
   const at::Tensor r = per_galaxy(radius, images.size(0), images.size(1), "radius");
   return ellipse_flux(images, centres, r, r, at::zeros({r.size(0), 1}, r.options()), subsample,
                       true);
 }
 
-at::Tensor aperture_flux(const at::Tensor &images, const at::Tensor &centres,
-                         const EllipticalAperture &aperture, int64_t subsample) {
+at::Tensor aperture_flux(const at::Tensor& images, const at::Tensor& centres,
+                         const EllipticalAperture& aperture, int64_t subsample) {
   require_images(images, "aperture_flux");
   if (!aperture.a.defined() || !aperture.b.defined() || !aperture.theta.defined())
     throw ValueError("aperture_flux: the elliptical aperture needs a, b and theta");
@@ -131,14 +129,14 @@ at::Tensor aperture_flux(const at::Tensor &images, const at::Tensor &centres,
   return ellipse_flux(images, centres, a.expand({N, R}), b.expand({N, R}), theta, subsample, false);
 }
 
-at::Tensor relative_residual(const at::Tensor &measured, const at::Tensor &truth) {
+at::Tensor relative_residual(const at::Tensor& measured, const at::Tensor& truth) {
   if (measured.sizes() != truth.sizes())
     throw ShapeError("relative_residual: measured " + sizes_text(measured) + " and truth " +
                      sizes_text(truth) + " differ in shape");
   return at::where(truth != 0, (measured - truth) / truth, at::full_like(truth, nan));
 }
 
-at::Tensor colour_error(const at::Tensor &measured, const at::Tensor &truth, int64_t a, int64_t b) {
+at::Tensor colour_error(const at::Tensor& measured, const at::Tensor& truth, int64_t a, int64_t b) {
   if (measured.dim() != 2 || measured.sizes() != truth.sizes())
     throw ShapeError("colour_error: fluxes must be (N, B) alike, got " + sizes_text(measured) +
                      " and " + sizes_text(truth));
@@ -146,7 +144,7 @@ at::Tensor colour_error(const at::Tensor &measured, const at::Tensor &truth, int
   if (a < 0 || a >= B || b < 0 || b >= B)
     throw ValueError("colour_error: bands " + std::to_string(a) + ", " + std::to_string(b) +
                      " outside [0, " + std::to_string(B) + ")");
-  const auto colour = [&](const at::Tensor &f) {
+  const auto colour = [&](const at::Tensor& f) {
     const at::Tensor fa = f.select(1, a), fb = f.select(1, b);
     const at::Tensor ok = (fa > 0) & (fb > 0);
     return at::where(ok, -2.5 * at::log10(at::where(ok, fa / fb, at::ones_like(fa))),
@@ -155,10 +153,9 @@ at::Tensor colour_error(const at::Tensor &measured, const at::Tensor &truth, int
   return colour(measured) - colour(truth);
 }
 
-ResidualSummary summarize_residuals(const at::Tensor &residuals) {
+ResidualSummary summarize_residuals(const at::Tensor& residuals) {
   at::Tensor r = residuals.to(at::kCPU, at::kDouble);
-  if (r.dim() == 1)
-    r = r.unsqueeze(1);
+  if (r.dim() == 1) r = r.unsqueeze(1);
   if (r.dim() != 2)
     throw ShapeError("summarize_residuals: residuals must be (N, B) or (N), got " +
                      sizes_text(residuals));
@@ -178,7 +175,7 @@ ResidualSummary summarize_residuals(const at::Tensor &residuals) {
 
 // ---- Images ---------------------------------------------------------------------------------
 
-at::Tensor ssim(const at::Tensor &predicted, const at::Tensor &truth, const SsimOptions &o) {
+at::Tensor ssim(const at::Tensor& predicted, const at::Tensor& truth, const SsimOptions& o) {
   require_images(predicted, "ssim");
   require_same(predicted, truth, "ssim");
   if (o.window < 1 || o.window % 2 == 0 || !(o.sigma > 0) || !(o.data_range > 0))
@@ -204,7 +201,7 @@ at::Tensor ssim(const at::Tensor &predicted, const at::Tensor &truth, const Ssim
   const at::Tensor x = at::arange(o.window, opt) - static_cast<double>(o.window / 2);
   at::Tensor g = at::exp(-0.5 * (x / o.sigma).square());
   g = g / g.sum();
-  const auto filter = [&](const at::Tensor &img) { // (N, B, H, W) -> valid (N B, 1, H', W')
+  const auto filter = [&](const at::Tensor& img) { // (N, B, H, W) -> valid (N B, 1, H', W')
     const at::Tensor v = img.reshape({N * B, 1, H, W});
     return at::conv2d(at::conv2d(v, g.view({1, 1, -1, 1})), g.view({1, 1, 1, -1}));
   };
@@ -222,7 +219,7 @@ at::Tensor ssim(const at::Tensor &predicted, const at::Tensor &truth, const Ssim
   return s;
 }
 
-at::Tensor cosine_similarity(const at::Tensor &predicted, const at::Tensor &truth) {
+at::Tensor cosine_similarity(const at::Tensor& predicted, const at::Tensor& truth) {
   require_images(predicted, "cosine_similarity");
   require_same(predicted, truth, "cosine_similarity");
   const at::Tensor t = truth.to(predicted.options());
@@ -236,7 +233,7 @@ at::Tensor cosine_similarity(const at::Tensor &predicted, const at::Tensor &trut
 
 // ---- Shapes ---------------------------------------------------------------------------------
 
-Shapes measure_shapes(const at::Tensor &images, const ShapeOptions &o) {
+Shapes measure_shapes(const at::Tensor& images, const ShapeOptions& o) {
   if (images.dim() != 3 || !at::isFloatingType(images.scalar_type()))
     throw ShapeError("measure_shapes: images must be real (N, H, W), got " + sizes_text(images));
   if (o.iterations < 1 || !(o.initial_sigma > 0))
@@ -246,8 +243,8 @@ Shapes measure_shapes(const at::Tensor &images, const ShapeOptions &o) {
   const auto opt = I.options();
   const int64_t N = I.size(0), H = I.size(1), W = I.size(2);
   const at::Tensor X = at::arange(W, opt).view({1, 1, W}), Y = at::arange(H, opt).view({1, H, 1});
-  const auto col = [](const at::Tensor &v) { return v.view({-1, 1, 1}); };
-  const auto sum = [](const at::Tensor &v) { return v.sum({1, 2}); };
+  const auto col = [](const at::Tensor& v) { return v.view({-1, 1, 1}); };
+  const auto sum = [](const at::Tensor& v) { return v.sum({1, 2}); };
 
   at::Tensor cx, cy, mxx, myy, mxy, m0;
   if (o.weight == MomentWeight::Unweighted) {
@@ -296,32 +293,30 @@ Shapes measure_shapes(const at::Tensor &images, const ShapeOptions &o) {
 
 // ---- Detection ------------------------------------------------------------------------------
 
-Matching match_positions(const at::Tensor &truth, const at::Tensor &detected, double max_distance) {
+Matching match_positions(const at::Tensor& truth, const at::Tensor& detected, double max_distance) {
   if (truth.dim() != 2 || truth.size(1) != 2 || detected.dim() != 2 || detected.size(1) != 2)
     throw ShapeError("match_positions: positions must be (T, 2) and (K, 2), got " +
                      sizes_text(truth) + " and " + sizes_text(detected));
   const at::Tensor t = truth.to(at::kCPU, at::kDouble).contiguous();
   const at::Tensor d = detected.to(at::kCPU, at::kDouble).contiguous();
   const int64_t T = t.size(0), K = d.size(0);
-  const double *tp = t.data_ptr<double>();
-  const double *dp = d.data_ptr<double>();
+  const double* tp = t.data_ptr<double>();
+  const double* dp = d.data_ptr<double>();
   std::vector<std::tuple<double, int64_t, int64_t>> pairs;
   for (int64_t i = 0; i < T; ++i)
     for (int64_t k = 0; k < K; ++k) {
       const double dist = std::hypot(tp[2 * i] - dp[2 * k], tp[2 * i + 1] - dp[2 * k + 1]);
-      if (dist <= max_distance)
-        pairs.emplace_back(dist, i, k);
+      if (dist <= max_distance) pairs.emplace_back(dist, i, k);
     }
   std::stable_sort(pairs.begin(), pairs.end(),
-                   [](const auto &a, const auto &b) { return std::get<0>(a) < std::get<0>(b); });
+                   [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
   Matching m;
   m.truth_to_detection = at::full({T}, -1, at::kLong);
   m.detection_to_truth = at::full({K}, -1, at::kLong);
-  auto *t2d = m.truth_to_detection.data_ptr<int64_t>();
-  auto *d2t = m.detection_to_truth.data_ptr<int64_t>();
-  for (const auto &[dist, i, k] : pairs)
-    if (t2d[i] < 0 && d2t[k] < 0)
-      t2d[i] = k, d2t[k] = i, ++m.matched;
+  auto* t2d = m.truth_to_detection.data_ptr<int64_t>();
+  auto* d2t = m.detection_to_truth.data_ptr<int64_t>();
+  for (const auto& [dist, i, k] : pairs)
+    if (t2d[i] < 0 && d2t[k] < 0) t2d[i] = k, d2t[k] = i, ++m.matched;
   m.spurious = K - m.matched;
   m.missed = T - m.matched;
   return m;

@@ -11,10 +11,10 @@ namespace demix {
 
 using detail::sizes_text;
 
-BlendGalaxies BlendGalaxies::from_list(const std::vector<at::Tensor> &positions) {
+BlendGalaxies BlendGalaxies::from_list(const std::vector<at::Tensor>& positions) {
   std::vector<at::Tensor> xy, blend;
   for (size_t n = 0; n < positions.size(); ++n) {
-    const at::Tensor &p = positions[n];
+    const at::Tensor& p = positions[n];
     if (p.dim() != 2 || p.size(1) != 2)
       throw ShapeError("galaxy positions of blend " + std::to_string(n) +
                        " must be (G, 2) (x, y), got " + sizes_text(p));
@@ -29,7 +29,7 @@ BlendGalaxies BlendGalaxies::from_list(const std::vector<at::Tensor> &positions)
   return g;
 }
 
-BlendGalaxies BlendGalaxies::from_padded(const at::Tensor &positions, const at::Tensor &counts) {
+BlendGalaxies BlendGalaxies::from_padded(const at::Tensor& positions, const at::Tensor& counts) {
   if (positions.dim() != 3 || positions.size(2) != 2)
     throw ShapeError("padded galaxy positions must be (N, G_max, 2), got " + sizes_text(positions));
   if (counts.dim() != 1 || counts.size(0) != positions.size(0))
@@ -47,7 +47,7 @@ BlendGalaxies BlendGalaxies::from_padded(const at::Tensor &positions, const at::
   return from_list(list);
 }
 
-BlendGalaxies BlendGalaxies::select_blends(const at::Tensor &blends) const {
+BlendGalaxies BlendGalaxies::select_blends(const at::Tensor& blends) const {
   const at::Tensor keep = blends.to(at::kCPU, at::kLong);
   // New number of each kept blend, -1 for the others.
   const at::Tensor renumber = at::full({num_blends}, -1, at::kLong);
@@ -77,7 +77,7 @@ at::Tensor BlendGalaxies::first() const {
 
 at::Tensor BlendGalaxies::pixel() const { return at::floor(xy + 0.5).to(at::kLong); }
 
-void BlendGalaxies::check(const char *what) const {
+void BlendGalaxies::check(const char* what) const {
   const std::string w = what;
   if (!xy.defined() || !blend.defined())
     throw ValueError(w + ": galaxy positions or blend indices missing");
@@ -89,10 +89,8 @@ void BlendGalaxies::check(const char *what) const {
   if (xy.scalar_type() != at::kDouble || blend.scalar_type() != at::kLong ||
       !xy.device().is_cpu() || !blend.device().is_cpu())
     throw ValueError(w + ": positions must be float64 and blend indices int64, both on the CPU");
-  if (num_blends < 0)
-    throw ValueError(w + ": negative number of blends");
-  if (blend.numel() == 0)
-    return;
+  if (num_blends < 0) throw ValueError(w + ": negative number of blends");
+  if (blend.numel() == 0) return;
   if (!at::isfinite(xy).all().item<bool>())
     throw ValueError(w + ": a galaxy position is NaN or infinite");
   const int64_t lo = blend.min().item<int64_t>(), hi = blend.max().item<int64_t>();
@@ -106,7 +104,7 @@ void BlendGalaxies::check(const char *what) const {
     throw ValueError(w + ": galaxies must be sorted by blend (each blend's galaxies contiguous)");
 }
 
-StampPlacer::StampPlacer(const BlendGalaxies &galaxies, int64_t channels, int64_t height,
+StampPlacer::StampPlacer(const BlendGalaxies& galaxies, int64_t channels, int64_t height,
                          int64_t width, int64_t stamp_size, c10::Device device)
     : N_(galaxies.num_blends), M_(galaxies.size()), C_(channels), H_(height), W_(width),
       S_(stamp_size) {
@@ -125,7 +123,7 @@ StampPlacer::StampPlacer(const BlendGalaxies &galaxies, int64_t channels, int64_
   index_ = indices(galaxies.blend.to(device), N_);
 }
 
-at::Tensor StampPlacer::indices(const at::Tensor &frame_of, int64_t frames) const {
+at::Tensor StampPlacer::indices(const at::Tensor& frame_of, int64_t frames) const {
   const at::Tensor rows = rows_.unsqueeze(2), cols = cols_.unsqueeze(1); // (M, S, 1), (M, 1, S)
   const at::Tensor inside = (rows >= 0) & (rows < H_) & (cols >= 0) & (cols < W_);   // (M, S, S)
   const at::Tensor pixel = frame_of.view({-1, 1, 1}) * (H_ * W_) + rows * W_ + cols; // (M, S, S)
@@ -136,8 +134,8 @@ at::Tensor StampPlacer::indices(const at::Tensor &frame_of, int64_t frames) cons
       .reshape({-1});
 }
 
-void StampPlacer::check_frames(const at::Tensor &frames, int64_t n, bool channels_first,
-                               const char *what) const {
+void StampPlacer::check_frames(const at::Tensor& frames, int64_t n, bool channels_first,
+                               const char* what) const {
   const int64_t c = channels_first ? 0 : 1;
   const bool ok = frames.dim() == 4 && frames.size(c) == C_ && frames.size(1 - c) == n &&
                   frames.size(2) == H_ && frames.size(3) == W_;
@@ -149,8 +147,8 @@ void StampPlacer::check_frames(const at::Tensor &frames, int64_t n, bool channel
                      sizes_text(frames));
 }
 
-void StampPlacer::check_stamps(const at::Tensor &stamps, bool channels_first,
-                               const char *what) const {
+void StampPlacer::check_stamps(const at::Tensor& stamps, bool channels_first,
+                               const char* what) const {
   const int64_t c = channels_first ? 0 : 1;
   const bool ok = stamps.dim() == 4 && stamps.size(c) == C_ && stamps.size(1 - c) == M_ &&
                   stamps.size(2) == S_ && stamps.size(3) == S_;
@@ -162,13 +160,13 @@ void StampPlacer::check_stamps(const at::Tensor &stamps, bool channels_first,
                      sizes_text(stamps));
 }
 
-at::Tensor StampPlacer::gather(const at::Tensor &frames_cf, const at::Tensor &index) const {
+at::Tensor StampPlacer::gather(const at::Tensor& frames_cf, const at::Tensor& index) const {
   // One zero past the last pixel: what out-of-image stamp pixels read.
   const at::Tensor flat = at::cat({frames_cf.reshape({-1}), at::zeros({1}, frames_cf.options())});
   return flat.index_select(0, index).view({C_, M_, S_, S_});
 }
 
-at::Tensor StampPlacer::scatter(const at::Tensor &stamps_cf, const at::Tensor &index,
+at::Tensor StampPlacer::scatter(const at::Tensor& stamps_cf, const at::Tensor& index,
                                 int64_t frames) const {
   const int64_t size = C_ * frames * H_ * W_;
   // The extra element collects the out-of-image pixels; it is dropped.
@@ -177,33 +175,33 @@ at::Tensor StampPlacer::scatter(const at::Tensor &stamps_cf, const at::Tensor &i
   return sums.narrow(0, 0, size).view({C_, frames, H_, W_});
 }
 
-at::Tensor StampPlacer::extract_channels_first(const at::Tensor &frames) const {
+at::Tensor StampPlacer::extract_channels_first(const at::Tensor& frames) const {
   check_frames(frames, N_, true, "extract");
   return gather(frames, index_);
 }
 
-at::Tensor StampPlacer::render_channels_first(const at::Tensor &stamps) const {
+at::Tensor StampPlacer::render_channels_first(const at::Tensor& stamps) const {
   check_stamps(stamps, true, "render");
   return scatter(stamps, index_, N_);
 }
 
-at::Tensor StampPlacer::extract(const at::Tensor &frames) const {
+at::Tensor StampPlacer::extract(const at::Tensor& frames) const {
   check_frames(frames, N_, false, "extract");
   return gather(frames.transpose(0, 1), index_).transpose(0, 1).contiguous();
 }
 
-at::Tensor StampPlacer::render(const at::Tensor &stamps) const {
+at::Tensor StampPlacer::render(const at::Tensor& stamps) const {
   check_stamps(stamps, false, "render");
   return scatter(stamps.transpose(0, 1), index_, N_).transpose(0, 1).contiguous();
 }
 
-at::Tensor StampPlacer::render_each(const at::Tensor &stamps) const {
+at::Tensor StampPlacer::render_each(const at::Tensor& stamps) const {
   check_stamps(stamps, false, "render_each");
   const at::Tensor own = indices(at::arange(M_, cols_.options()), M_);
   return scatter(stamps.transpose(0, 1), own, M_).transpose(0, 1).contiguous();
 }
 
-at::Tensor StampPlacer::extract_each(const at::Tensor &frames) const {
+at::Tensor StampPlacer::extract_each(const at::Tensor& frames) const {
   check_frames(frames, M_, false, "extract_each");
   const at::Tensor own = indices(at::arange(M_, cols_.options()), M_);
   return gather(frames.transpose(0, 1), own).transpose(0, 1).contiguous();

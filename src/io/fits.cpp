@@ -7,7 +7,6 @@
 #include "io/detail/files.hpp"
 
 #include <ATen/ATen.h>
-#include <fitsio.h>
 
 #include <algorithm>
 #include <cctype>
@@ -16,6 +15,8 @@
 #include <cstring>
 #include <limits>
 #include <set>
+
+#include <fitsio.h>
 
 namespace demix {
 
@@ -34,21 +35,21 @@ namespace {
   }
   if (!stack.empty()) detail += " [" + stack + "]";
   switch (status) {
-    case FILE_NOT_OPENED:
-    case FILE_NOT_CREATED:
-    case WRITE_ERROR:
-      throw IoError(what + ": " + detail);
-    case END_OF_FILE:
-    case READ_ERROR:
-      throw FormatError(what + ": the file is truncated or corrupt (" + detail + ")");
-    default:
-      throw FormatError(what + ": " + detail);
+  case FILE_NOT_OPENED:
+  case FILE_NOT_CREATED:
+  case WRITE_ERROR:
+    throw IoError(what + ": " + detail);
+  case END_OF_FILE:
+  case READ_ERROR:
+    throw FormatError(what + ": the file is truncated or corrupt (" + detail + ")");
+  default:
+    throw FormatError(what + ": " + detail);
   }
 }
 
 /// Owns an open fitsfile and closes it on every path.
 class FitsFile {
- public:
+public:
   FitsFile() = default;
   ~FitsFile() { close_quietly(); }
   FitsFile(const FitsFile&) = delete;
@@ -65,7 +66,7 @@ class FitsFile {
     ptr_ = nullptr;
   }
 
- private:
+private:
   void close_quietly() {
     int status = 0;
     if (ptr_) fits_close_file(ptr_, &status);
@@ -96,15 +97,15 @@ bool accumulates(const std::string& key) {
 bool is_structural(const std::string& card) {
   std::string copy = card;
   switch (fits_get_keyclass(copy.data())) {
-    case TYP_STRUC_KEY:
-    case TYP_CMPRS_KEY:
-    case TYP_SCAL_KEY:
-    case TYP_NULL_KEY:
-    case TYP_HDUID_KEY:
-    case TYP_CKSUM_KEY:
-      return true;
-    default:
-      return card.compare(0, 8, "END     ") == 0;
+  case TYP_STRUC_KEY:
+  case TYP_CMPRS_KEY:
+  case TYP_SCAL_KEY:
+  case TYP_NULL_KEY:
+  case TYP_HDUID_KEY:
+  case TYP_CKSUM_KEY:
+    return true;
+  default:
+    return card.compare(0, 8, "END     ") == 0;
   }
 }
 
@@ -138,12 +139,14 @@ void write_image_hdu(fitsfile* f, const at::Tensor& data, const FitsHeader& head
                      std::string(c10::toString(data.scalar_type())) +
                      "); write .npy, or split real and imaginary parts");
   if (data.dim() < 2 || data.dim() > 4)
-    throw ShapeError(what + ": FITS images are written from (H, W), (C, H, W) or (N, C, H, W) "
-                     "tensors, got " + std::to_string(data.dim()) + " dimensions");
+    throw ShapeError(what +
+                     ": FITS images are written from (H, W), (C, H, W) or (N, C, H, W) "
+                     "tensors, got " +
+                     std::to_string(data.dim()) + " dimensions");
   if (data.numel() == 0) throw ShapeError(what + ": the image has no pixels");
   const bool f64 = type == FitsPixelType::Float64;
   const at::Tensor pixels = data.detach().to(at::kCPU, f64 ? at::kDouble : at::kFloat).contiguous();
-  std::vector<long> naxes(pixels.sizes().rbegin(), pixels.sizes().rend());  // FITS: fastest first
+  std::vector<long> naxes(pixels.sizes().rbegin(), pixels.sizes().rend()); // FITS: fastest first
   int status = 0;
   fits_create_img(f, f64 ? DOUBLE_IMG : FLOAT_IMG, static_cast<int>(naxes.size()), naxes.data(),
                   &status);
@@ -164,11 +167,11 @@ void write_image_hdu(fitsfile* f, const at::Tensor& data, const FitsHeader& head
 
 void create_file(FitsFile& file, const detail::AtomicFile& out, const std::string& what) {
   int status = 0;
-  const std::string name = "!" + out.temp_path();  // '!' lets CFITSIO replace a stale temporary
+  const std::string name = "!" + out.temp_path(); // '!' lets CFITSIO replace a stale temporary
   if (fits_create_file(file.out(), name.c_str(), &status)) throw_fits(status, what);
 }
 
-}  // namespace
+} // namespace
 
 // ---- FitsHeader ---------------------------------------------------------------------------------
 
@@ -200,7 +203,7 @@ void FitsHeader::set(std::string_view key, double value, std::string_view commen
   char text[40];
   std::snprintf(text, sizeof text, "%.17G", value);
   std::string v = text;
-  if (v.find_first_of(".E") == std::string::npos) v += ".0";  // stays a real number for readers
+  if (v.find_first_of(".E") == std::string::npos) v += ".0"; // stays a real number for readers
   add_card(make_card(key, v, comment));
 }
 
@@ -249,7 +252,7 @@ std::optional<double> FitsHeader::number(std::string_view key) const {
   const auto text = value(key);
   if (!text) return std::nullopt;
   std::string t = *text;
-  std::replace(t.begin(), t.end(), 'D', 'E');  // FITS allows Fortran double exponents
+  std::replace(t.begin(), t.end(), 'D', 'E'); // FITS allows Fortran double exponents
   char* end = nullptr;
   const double x = std::strtod(t.c_str(), &end);
   if (t.empty() || end == t.c_str() || *end != '\0')
@@ -310,7 +313,7 @@ FitsImage read_fits(const std::string& spec) {
                      strip_hdu_selector(spec) + "[1]'");
   if (naxis > 16) throw ShapeError(where + " has NAXIS = " + std::to_string(naxis));
   std::vector<long> axes(naxes, naxes + naxis);
-  while (axes.size() > 2 && axes.back() == 1) axes.pop_back();  // degenerate Stokes/frequency axes
+  while (axes.size() > 2 && axes.back() == 1) axes.pop_back(); // degenerate Stokes/frequency axes
   if (axes.size() < 2 || axes.size() > 4) {
     std::string dims;
     for (long a : std::vector<long>(naxes, naxes + naxis))
@@ -333,7 +336,7 @@ FitsImage read_fits(const std::string& spec) {
   int anynul = 0;
   const LONGLONG n = out.data.numel();
   if (f32) {
-    float nul = std::numeric_limits<float>::quiet_NaN();  // BLANK pixels become NaN
+    float nul = std::numeric_limits<float>::quiet_NaN(); // BLANK pixels become NaN
     fits_read_img(f, TFLOAT, 1, n, &nul, out.data.data_ptr<float>(), &anynul, &status);
   } else {
     double nul = std::numeric_limits<double>::quiet_NaN();
@@ -423,7 +426,8 @@ void write_fits_extensions(const std::string& path, const std::vector<FitsHduOut
   create_file(file, out, what);
   int status = 0;
   fits_create_img(file.get(), BYTE_IMG, 0, nullptr, &status);
-  for (const auto& card : primary_header.cards()) fits_write_record(file.get(), card.c_str(), &status);
+  for (const auto& card : primary_header.cards())
+    fits_write_record(file.get(), card.c_str(), &status);
   fits_write_date(file.get(), &status);
   fits_write_chksum(file.get(), &status);
   if (status) throw_fits(status, what);
@@ -465,8 +469,8 @@ void check_coefficients(const Coefficients& c, const std::string& what) {
   if (K > 0) {
     const int64_t lo = c.class_id.min().item<int64_t>(), hi = c.class_id.max().item<int64_t>();
     if (lo < 0 || hi >= static_cast<int64_t>(c.classes.size()))
-      throw ValueError(what + ": class id " + std::to_string(lo < 0 ? lo : hi) +
-                       " outside the " + std::to_string(c.classes.size()) + " class names");
+      throw ValueError(what + ": class id " + std::to_string(lo < 0 ? lo : hi) + " outside the " +
+                       std::to_string(c.classes.size()) + " class names");
   }
   std::set<std::string> columns{"CLASS", "REAL", "IMAG"};
   for (const auto& n : c.label_names)
@@ -476,7 +480,7 @@ void check_coefficients(const Coefficients& c, const std::string& what) {
                        "or a label differing only in case)");
 }
 
-}  // namespace
+} // namespace
 
 void write_coefficients_fits(const std::string& path, const Coefficients& c,
                              const FitsHeader& primary_header) {
@@ -486,8 +490,7 @@ void write_coefficients_fits(const std::string& path, const Coefficients& c,
   const bool complex = c.values.is_complex();
   // (K, B) float64: FITS stores each row's vector contiguously.
   const at::Tensor v = c.values.detach().to(at::kCPU);
-  const at::Tensor re =
-      (complex ? at::real(v) : v).to(at::kDouble).transpose(0, 1).contiguous();
+  const at::Tensor re = (complex ? at::real(v) : v).to(at::kDouble).transpose(0, 1).contiguous();
   const at::Tensor im = complex ? at::imag(v).to(at::kDouble).transpose(0, 1).contiguous()
                                 : at::zeros({K, B}, at::kDouble);
   const at::Tensor ids = c.class_id.to(at::kCPU, at::kLong).contiguous();
@@ -524,7 +527,8 @@ void write_coefficients_fits(const std::string& path, const Coefficients& c,
                   ttype.data(), tform.data(), nullptr, extname.c_str(), &status);
   long long nmaps = B, ncoeff = K, nclass = static_cast<long long>(c.classes.size());
   int cplx = complex ? 1 : 0;
-  fits_write_key(f, TLONGLONG, "NMAPS", &nmaps, "number of maps (length of REAL and IMAG)", &status);
+  fits_write_key(f, TLONGLONG, "NMAPS", &nmaps, "number of maps (length of REAL and IMAG)",
+                 &status);
   fits_write_key(f, TLONGLONG, "NCOEFF", &ncoeff, "number of coefficients (rows)", &status);
   fits_write_key(f, TLOGICAL, "CPLXVAL", &cplx, "T if the values are complex", &status);
   fits_write_key(f, TLONGLONG, "NCLASS", &nclass, "number of coefficient classes", &status);
@@ -598,10 +602,14 @@ Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary
     std::snprintf(key, sizeof key, "TTYPE%d", col);
     if (fits_read_key(f, TSTRING, key, name, nullptr, &status)) throw_fits(status, what);
     const std::string n = upper(name);
-    if (n == "CLASS") class_col = col;
-    else if (n == "REAL") real_col = col;
-    else if (n == "IMAG") imag_col = col;
-    else label_cols.emplace_back(col, lower(name));
+    if (n == "CLASS")
+      class_col = col;
+    else if (n == "REAL")
+      real_col = col;
+    else if (n == "IMAG")
+      imag_col = col;
+    else
+      label_cols.emplace_back(col, lower(name));
   }
   if (!class_col || !real_col || !imag_col)
     throw FormatError(what + ": the " + extname + " table lacks a CLASS, REAL or IMAG column");
@@ -673,27 +681,28 @@ Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary
       for (int64_t k = 0; k < K; ++k) lab[k * n_labels + static_cast<int64_t>(l)] = column[k];
     }
     double dnul = std::numeric_limits<double>::quiet_NaN();
-    fits_read_col(f, TDOUBLE, real_col, 1, 1, K * B, &dnul, re.data_ptr<double>(), &anynul, &status);
-    fits_read_col(f, TDOUBLE, imag_col, 1, 1, K * B, &dnul, im.data_ptr<double>(), &anynul, &status);
+    fits_read_col(f, TDOUBLE, real_col, 1, 1, K * B, &dnul, re.data_ptr<double>(), &anynul,
+                  &status);
+    fits_read_col(f, TDOUBLE, imag_col, 1, 1, K * B, &dnul, im.data_ptr<double>(), &anynul,
+                  &status);
     if (status) throw_fits(status, what);
   }
   c.classes = std::move(classes);
-  re = re.transpose(0, 1).contiguous();  // (B, K)
+  re = re.transpose(0, 1).contiguous(); // (B, K)
   im = im.transpose(0, 1).contiguous();
   c.values = cplx ? at::complex(re, im) : re;
   file.close(what);
   return c;
 }
 
-
 // ---- Tables -------------------------------------------------------------------------------------
 
 namespace {
 
 bool is_column_keyword(const std::string& key) {
-  static const char* const prefixes[] = {"TTYPE", "TFORM", "TUNIT", "TCOMM", "TDISP", "TNULL",
-                                         "TSCAL", "TZERO", "TDIM",  "TBCOL", "TLMIN", "TLMAX",
-                                         "TDMIN", "TDMAX"};
+  static const char* const prefixes[] = {"TTYPE", "TFORM", "TUNIT", "TCOMM", "TDISP",
+                                         "TNULL", "TSCAL", "TZERO", "TDIM",  "TBCOL",
+                                         "TLMIN", "TLMAX", "TDMIN", "TDMAX"};
   for (const char* p : prefixes) {
     const std::size_t n = std::strlen(p);
     if (key.size() > n && key.compare(0, n, p) == 0 &&
@@ -716,8 +725,9 @@ void write_table_hdu(fitsfile* f, const Table& table, const std::string& extname
   std::set<std::string> seen;
   for (const auto& c : table.columns) {
     if (c.name.empty() || c.name.size() > 68 || !seen.insert(upper(c.name)).second)
-      throw ValueError(what + ": column name '" + c.name +
-                       "' is empty, longer than 68 characters or differs from another only in case");
+      throw ValueError(
+          what + ": column name '" + c.name +
+          "' is empty, longer than 68 characters or differs from another only in case");
     if (c.rows() != rows)
       throw ShapeError(what + ": column '" + c.name + "' has " + std::to_string(c.rows()) +
                        " rows, the table " + std::to_string(rows));
@@ -730,8 +740,7 @@ void write_table_hdu(fitsfile* f, const Table& table, const std::string& extname
     } else {
       const int64_t repeat = c.values.dim() == 2 ? c.values.size(1) : 1;
       if (repeat < 1) throw ShapeError(what + ": column '" + c.name + "' has vectors of length 0");
-      forms.push_back(std::to_string(repeat) +
-                      (c.values.scalar_type() == at::kLong ? "K" : "D"));
+      forms.push_back(std::to_string(repeat) + (c.values.scalar_type() == at::kLong ? "K" : "D"));
     }
   }
   std::vector<char*> ttype, tform, tunit;
@@ -740,8 +749,8 @@ void write_table_hdu(fitsfile* f, const Table& table, const std::string& extname
   for (auto& u : units) tunit.push_back(u.data());
   int status = 0;
   std::string name = extname;
-  fits_create_tbl(f, BINARY_TBL, static_cast<LONGLONG>(rows), static_cast<int>(ncols),
-                  ttype.data(), tform.data(), tunit.data(), name.c_str(), &status);
+  fits_create_tbl(f, BINARY_TBL, static_cast<LONGLONG>(rows), static_cast<int>(ncols), ttype.data(),
+                  tform.data(), tunit.data(), name.c_str(), &status);
   for (std::size_t j = 0; j < ncols; ++j) {
     const auto& c = table.columns[j];
     if (c.description.empty()) continue;
@@ -774,7 +783,7 @@ void write_table_hdu(fitsfile* f, const Table& table, const std::string& extname
   if (status) throw_fits(status, what);
 }
 
-}  // namespace
+} // namespace
 
 void write_fits_table(const std::string& path, const Table& table, const std::string& extname,
                       const FitsHeader& primary_header, const FitsHeader& table_header) {
@@ -887,7 +896,7 @@ struct FitsWriter::Impl {
   FitsFile file;
   struct Hdu {
     bool image = false;
-    std::vector<int64_t> shape;  // C order, images only
+    std::vector<int64_t> shape; // C order, images only
     FitsPixelType type = FitsPixelType::Float32;
   };
   std::vector<Hdu> hdus;
@@ -926,7 +935,8 @@ int FitsWriter::add_image(const std::string& name, const at::Tensor& data, const
     throw ValueError(impl_->what + ": every extension needs a name (EXTNAME)");
   if (impl_->hdus.size() > 0) impl_->move_to(static_cast<int>(impl_->hdus.size()) - 1);
   write_image_hdu(impl_->file.get(), data, header, type, name, impl_->what);
-  impl_->hdus.push_back({true, std::vector<int64_t>(data.sizes().begin(), data.sizes().end()), type});
+  impl_->hdus.push_back(
+      {true, std::vector<int64_t>(data.sizes().begin(), data.sizes().end()), type});
   return static_cast<int>(impl_->hdus.size()) - 1;
 }
 
@@ -938,7 +948,8 @@ int FitsWriter::add_image_shape(const std::string& name, const std::vector<int64
     throw ShapeError(impl_->what + ": images have 2 to 4 axes, got " +
                      std::to_string(shape.size()));
   for (auto s : shape)
-    if (s < 1) throw ShapeError(impl_->what + ": image axes must be >= 1, got " + std::to_string(s));
+    if (s < 1)
+      throw ShapeError(impl_->what + ": image axes must be >= 1, got " + std::to_string(s));
   if (impl_->hdus.size() > 0) impl_->move_to(static_cast<int>(impl_->hdus.size()) - 1);
   fitsfile* f = impl_->file.get();
   const bool f64 = type == FitsPixelType::Float64;
@@ -963,7 +974,8 @@ int FitsWriter::add_image_shape(const std::string& name, const std::vector<int64
 
 void FitsWriter::write_rows(int hdu, int64_t first, const at::Tensor& rows) {
   if (hdu < 0 || hdu >= static_cast<int>(impl_->hdus.size()) || !impl_->hdus[hdu].image)
-    throw ValueError(impl_->what + ": HDU " + std::to_string(hdu) + " is not an image of this file");
+    throw ValueError(impl_->what + ": HDU " + std::to_string(hdu) +
+                     " is not an image of this file");
   const auto& h = impl_->hdus[hdu];
   const std::vector<int64_t> trailing(h.shape.begin() + 1, h.shape.end());
   if (rows.dim() != static_cast<int64_t>(h.shape.size()) ||
@@ -986,7 +998,8 @@ void FitsWriter::write_rows(int hdu, int64_t first, const at::Tensor& rows) {
   if (status) throw_fits(status, impl_->what);
 }
 
-int FitsWriter::add_table(const std::string& extname, const Table& table, const FitsHeader& header) {
+int FitsWriter::add_table(const std::string& extname, const Table& table,
+                          const FitsHeader& header) {
   if (impl_->hdus.empty()) add_empty_primary({});
   impl_->move_to(static_cast<int>(impl_->hdus.size()) - 1);
   write_table_hdu(impl_->file.get(), table, extname, header, impl_->what);
@@ -1007,4 +1020,4 @@ void FitsWriter::commit() {
   impl_->committed = true;
 }
 
-}  // namespace demix
+} // namespace demix

@@ -28,16 +28,19 @@ std::string lower_extension(const std::string& path) {
 at::ScalarType output_dtype(const at::Tensor& data, PixelType type) {
   const bool complex = data.is_complex();
   switch (type) {
-    case PixelType::Float32: return complex ? at::kComplexFloat : at::kFloat;
-    case PixelType::Float64: return complex ? at::kComplexDouble : at::kDouble;
-    case PixelType::Same: break;
+  case PixelType::Float32:
+    return complex ? at::kComplexFloat : at::kFloat;
+  case PixelType::Float64:
+    return complex ? at::kComplexDouble : at::kDouble;
+  case PixelType::Same:
+    break;
   }
   if (data.scalar_type() == at::kDouble || data.scalar_type() == at::kComplexDouble)
     return data.scalar_type();
   return complex ? at::kComplexFloat : at::kFloat;
 }
 
-}  // namespace
+} // namespace
 
 FileFormat format_for_output(const std::string& path) {
   const std::string ext = lower_extension(path);
@@ -63,7 +66,7 @@ FileFormat detect_input_format(const std::string& spec) {
   if (got >= 9 && std::memcmp(head, "SIMPLE  =", 9) == 0) return FileFormat::Fits;
   if (got >= 2 && static_cast<unsigned char>(head[0]) == 0x1f &&
       static_cast<unsigned char>(head[1]) == 0x8b)
-    return FileFormat::Fits;  // gzip: CFITSIO reads compressed FITS transparently
+    return FileFormat::Fits; // gzip: CFITSIO reads compressed FITS transparently
   if (got == 0) throw FormatError("cannot read '" + spec + "': the file is empty");
   throw FormatError("cannot read '" + spec +
                     "': neither a FITS file (no 'SIMPLE  =' card) nor a NumPy .npy file");
@@ -86,11 +89,12 @@ Image read_image(const std::string& spec, const ReadOptions& options) {
   if (detect_input_format(spec) == FileFormat::Npy) {
     image.data = read_npy(spec);
     if (!image.data.is_floating_point() && !image.data.is_complex())
-      image.data = image.data.to(at::kDouble);  // integer images: exact in float64
-    const bool f64 = image.data.scalar_type() == at::kDouble ||
-                     image.data.scalar_type() == at::kComplexDouble;
-    image.format = std::string("npy ") + (image.data.is_complex() ? (f64 ? "complex128" : "complex64")
-                                                                   : (f64 ? "float64" : "float32"));
+      image.data = image.data.to(at::kDouble); // integer images: exact in float64
+    const bool f64 =
+        image.data.scalar_type() == at::kDouble || image.data.scalar_type() == at::kComplexDouble;
+    image.format =
+        std::string("npy ") + (image.data.is_complex() ? (f64 ? "complex128" : "complex64")
+                                                       : (f64 ? "float64" : "float32"));
   } else {
     image = image_from_fits(read_fits(spec), spec);
   }
@@ -110,15 +114,15 @@ Image read_image(const std::string& spec, const ReadOptions& options) {
 void write_image(const std::string& path, const Image& image, const WriteOptions& options) {
   const at::Tensor data = image.data.detach().to(at::kCPU, output_dtype(image.data, options.type));
   switch (format_for_output(path)) {
-    case FileFormat::Fits:
-      write_fits(path, data, image.header,
-                 data.scalar_type() == at::kDouble ? FitsPixelType::Float64 : FitsPixelType::Float32);
-      return;
-    case FileFormat::Npy:
-      write_npy(path, data);
-      return;
-    case FileFormat::Png:
-      throw ValueError("'" + path + "': PNG is for previews; use write_preview (demix preview)");
+  case FileFormat::Fits:
+    write_fits(path, data, image.header,
+               data.scalar_type() == at::kDouble ? FitsPixelType::Float64 : FitsPixelType::Float32);
+    return;
+  case FileFormat::Npy:
+    write_npy(path, data);
+    return;
+  case FileFormat::Png:
+    throw ValueError("'" + path + "': PNG is for previews; use write_preview (demix preview)");
   }
 }
 
@@ -133,4 +137,4 @@ void write_text_file(const std::string& path, std::string_view text) {
   out.commit();
 }
 
-}  // namespace demix
+} // namespace demix

@@ -32,27 +32,35 @@ struct Descr {
 };
 
 Descr parse_descr(const std::string& descr, const std::string& what) {
-  if (descr.size() < 3)
-    throw FormatError(what + ": unsupported dtype '" + descr + "'");
+  if (descr.size() < 3) throw FormatError(what + ": unsupported dtype '" + descr + "'");
   const char order = descr[0];
   const std::string kind = descr.substr(1);
   Descr d{};
-  if (kind == "f4") d = {at::kFloat, 4, false};
-  else if (kind == "f8") d = {at::kDouble, 8, false};
-  else if (kind == "c8") d = {at::kComplexFloat, 8, false};
-  else if (kind == "c16") d = {at::kComplexDouble, 16, false};
-  else if (kind == "i1") d = {at::kChar, 1, false};
-  else if (kind == "u1") d = {at::kByte, 1, false};
-  else if (kind == "i2") d = {at::kShort, 2, false};
-  else if (kind == "i4") d = {at::kInt, 4, false};
-  else if (kind == "i8") d = {at::kLong, 8, false};
+  if (kind == "f4")
+    d = {at::kFloat, 4, false};
+  else if (kind == "f8")
+    d = {at::kDouble, 8, false};
+  else if (kind == "c8")
+    d = {at::kComplexFloat, 8, false};
+  else if (kind == "c16")
+    d = {at::kComplexDouble, 16, false};
+  else if (kind == "i1")
+    d = {at::kChar, 1, false};
+  else if (kind == "u1")
+    d = {at::kByte, 1, false};
+  else if (kind == "i2")
+    d = {at::kShort, 2, false};
+  else if (kind == "i4")
+    d = {at::kInt, 4, false};
+  else if (kind == "i8")
+    d = {at::kLong, 8, false};
   else
     throw FormatError(what + ": unsupported dtype '" + descr +
                       "'; demix reads float32/64 ('<f4', '<f8'), complex64/128 ('<c8', '<c16') and "
                       "signed integers or uint8 ('<i1' .. '<i8', '|u1'), either byte order");
   if (order != '<' && order != '>' && order != '=' && order != '|')
     throw FormatError(what + ": unsupported byte order in dtype '" + descr + "'");
-  d.big_endian = order == '>';  // '=' and '|' are native, and demix runs on little-endian hosts
+  d.big_endian = order == '>'; // '=' and '|' are native, and demix runs on little-endian hosts
   return d;
 }
 
@@ -70,7 +78,7 @@ void swap_bytes(void* data, std::size_t count, std::size_t width) {
   for (std::size_t i = 0; i < count; ++i, p += width) std::reverse(p, p + width);
 }
 
-}  // namespace
+} // namespace
 
 at::Tensor read_npy(const std::string& path) {
   const std::string what = "cannot read npy '" + path + "'";
@@ -86,10 +94,11 @@ at::Tensor read_npy(const std::string& path) {
   std::uint32_t header_len = 0;
   unsigned char len_bytes[4] = {0};
   const int len_size = major == 1 ? 2 : 4;
-  if (major < 1 || major > 3) throw FormatError(what + ": unsupported npy version " + std::to_string(major));
+  if (major < 1 || major > 3)
+    throw FormatError(what + ": unsupported npy version " + std::to_string(major));
   if (!in.read(reinterpret_cast<char*>(len_bytes), len_size))
     throw FormatError(what + ": the file is truncated (header length missing)");
-  for (int i = len_size - 1; i >= 0; --i) header_len = header_len * 256 + len_bytes[i];  // LE
+  for (int i = len_size - 1; i >= 0; --i) header_len = header_len * 256 + len_bytes[i]; // LE
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len))
     throw FormatError(what + ": the file is truncated (header of " + std::to_string(header_len) +
@@ -128,7 +137,7 @@ at::Tensor read_npy(const std::string& path) {
     throw FormatError(what + ": the file is truncated");
   if (d.big_endian) {
     const bool complex = d.dtype == at::kComplexFloat || d.dtype == at::kComplexDouble;
-    const std::size_t width = complex ? d.item_size / 2 : d.item_size;  // swap each component
+    const std::size_t width = complex ? d.item_size / 2 : d.item_size; // swap each component
     if (width > 1) swap_bytes(t.data_ptr(), count * (complex ? 2 : 1), width);
   }
   if (fortran && t.dim() > 1) {
@@ -143,22 +152,33 @@ void write_npy(const std::string& path, const at::Tensor& data) {
   const std::string what = "cannot write npy '" + path + "'";
   std::string descr;
   switch (data.scalar_type()) {
-    case at::kFloat: descr = "<f4"; break;
-    case at::kDouble: descr = "<f8"; break;
-    case at::kComplexFloat: descr = "<c8"; break;
-    case at::kComplexDouble: descr = "<c16"; break;
-    default:
-      throw ValueError(what + ": unsupported dtype " +
-                       std::string(c10::toString(data.scalar_type())) +
-                       "; demix writes float32, float64, complex64 and complex128");
+  case at::kFloat:
+    descr = "<f4";
+    break;
+  case at::kDouble:
+    descr = "<f8";
+    break;
+  case at::kComplexFloat:
+    descr = "<c8";
+    break;
+  case at::kComplexDouble:
+    descr = "<c16";
+    break;
+  default:
+    throw ValueError(what + ": unsupported dtype " +
+                     std::string(c10::toString(data.scalar_type())) +
+                     "; demix writes float32, float64, complex64 and complex128");
   }
   const at::Tensor t = data.detach().to(at::kCPU).contiguous();
   std::string shape = "(";
   for (int64_t i = 0; i < t.dim(); ++i) shape += std::to_string(t.size(i)) + ", ";
-  if (t.dim() > 1) shape.resize(shape.size() - 2);
-  else if (t.dim() == 1) shape.resize(shape.size() - 1);
+  if (t.dim() > 1)
+    shape.resize(shape.size() - 2);
+  else if (t.dim() == 1)
+    shape.resize(shape.size() - 1);
   shape += ")";
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   // Pad so that the data starts on a 64-byte boundary; the header ends with '\n'.
   const bool v2 = header.size() + kMagicSize + 4 + 1 > 65535;
   const std::size_t prelude = kMagicSize + 2 + (v2 ? 4 : 2);
@@ -187,4 +207,4 @@ void write_npy(const std::string& path, const at::Tensor& data) {
   out.commit();
 }
 
-}  // namespace demix
+} // namespace demix

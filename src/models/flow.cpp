@@ -16,14 +16,11 @@ namespace {
 
 constexpr std::size_t kShift = 0, kLogScale = 1, kFirstBlock = 2;
 
-void check_options(const FlowOptions &o) {
-  const auto bad = [](const std::string &what) { throw ValueError("flow options: " + what); };
-  if (o.dim < 2)
-    bad("dim must be >= 2, got " + std::to_string(o.dim));
-  if (o.blocks < 1)
-    bad("blocks must be >= 1, got " + std::to_string(o.blocks));
-  if (o.hidden.empty())
-    bad("hidden is empty (a MADE needs at least one hidden layer)");
+void check_options(const FlowOptions& o) {
+  const auto bad = [](const std::string& what) { throw ValueError("flow options: " + what); };
+  if (o.dim < 2) bad("dim must be >= 2, got " + std::to_string(o.dim));
+  if (o.blocks < 1) bad("blocks must be >= 1, got " + std::to_string(o.blocks));
+  if (o.hidden.empty()) bad("hidden is empty (a MADE needs at least one hidden layer)");
   for (auto h : o.hidden)
     if (h < o.dim - 1)
       bad("each hidden width must be >= dim - 1 = " + std::to_string(o.dim - 1) +
@@ -36,19 +33,17 @@ void check_options(const FlowOptions &o) {
 /// 1 + k mod (D - 1), and output o (mu_i for o = i, alpha_i for o = D + i) has degree i + 1.
 /// A hidden unit sees inputs of degree <= its own; an output sees hidden units of degree < its own,
 /// so output i depends on inputs 0..i-1 only.
-std::vector<at::Tensor> made_masks(const FlowOptions &o) {
+std::vector<at::Tensor> made_masks(const FlowOptions& o) {
   const int64_t D = o.dim;
   std::vector<std::vector<int64_t>> degrees{{}};
-  for (int64_t i = 0; i < D; ++i)
-    degrees[0].push_back(i + 1);
+  for (int64_t i = 0; i < D; ++i) degrees[0].push_back(i + 1);
   for (auto h : o.hidden) {
     degrees.emplace_back();
-    for (int64_t k = 0; k < h; ++k)
-      degrees.back().push_back(1 + k % (D - 1));
+    for (int64_t k = 0; k < h; ++k) degrees.back().push_back(1 + k % (D - 1));
   }
   std::vector<at::Tensor> masks;
   for (std::size_t l = 1; l <= o.hidden.size() + 1; ++l) {
-    const auto &prev = degrees[l - 1];
+    const auto& prev = degrees[l - 1];
     const bool output = l == o.hidden.size() + 1;
     const int64_t n_out = output ? 2 * D : o.hidden[l - 1];
     at::Tensor m = at::zeros({n_out, static_cast<int64_t>(prev.size())}, at::kFloat);
@@ -72,12 +67,11 @@ struct LatentFlow::FrozenCache {
   std::vector<int64_t> versions;
   std::shared_ptr<const detail::FrozenFlow> flow;
 
-  std::shared_ptr<const detail::FrozenFlow> get(const NamedTensors &params,
-                                                const std::vector<at::Tensor> &masks,
-                                                const FlowOptions &options) {
+  std::shared_ptr<const detail::FrozenFlow> get(const NamedTensors& params,
+                                                const std::vector<at::Tensor>& masks,
+                                                const FlowOptions& options) {
     std::vector<at::Tensor> now;
-    for (const auto &p : params)
-      now.push_back(p.tensor);
+    for (const auto& p : params) now.push_back(p.tensor);
     now.insert(now.end(), masks.begin(), masks.end());
     std::lock_guard<std::mutex> lock(mutex);
     bool valid = flow && sources.size() == now.size();
@@ -96,14 +90,13 @@ struct LatentFlow::FrozenCache {
                                  options.max_log_scale);
       sources = now;
       versions.clear();
-      for (const auto &t : now)
-        versions.push_back(t._version());
+      for (const auto& t : now) versions.push_back(t._version());
     }
     return flow;
   }
 };
 
-LatentFlow::LatentFlow(const FlowOptions &options, std::uint64_t seed)
+LatentFlow::LatentFlow(const FlowOptions& options, std::uint64_t seed)
     : options_(options), frozen_(std::make_shared<FrozenCache>()) {
   check_options(options_);
   at::Generator gen = detail::make_cpu_generator(seed);
@@ -125,7 +118,7 @@ LatentFlow::LatentFlow(const FlowOptions &options, std::uint64_t seed)
   }
 }
 
-void LatentFlow::check(const at::Tensor &t, const char *what) const {
+void LatentFlow::check(const at::Tensor& t, const char* what) const {
   if (!t.defined() || t.dim() != 2 || t.size(1) != options_.dim)
     throw ShapeError(std::string("flow ") + what + ": expected shape (N, " +
                      std::to_string(options_.dim) + "), got " +
@@ -138,23 +131,22 @@ void LatentFlow::check(const at::Tensor &t, const char *what) const {
                      ", the flow is " + c10::toString(dtype()));
 }
 
-std::pair<at::Tensor, at::Tensor> LatentFlow::made(std::size_t block, const at::Tensor &x) const {
+std::pair<at::Tensor, at::Tensor> LatentFlow::made(std::size_t block, const at::Tensor& x) const {
   const int64_t D = options_.dim;
   const std::size_t first = kFirstBlock + 2 * masks_.size() * block;
   at::Tensor h = x;
   for (std::size_t l = 0; l < masks_.size(); ++l) {
-    const at::Tensor &w = params_[first + 2 * l].tensor;
+    const at::Tensor& w = params_[first + 2 * l].tensor;
     h = at::linear(h, w * masks_[l], params_[first + 2 * l + 1].tensor);
-    if (l + 1 < masks_.size())
-      h = at::tanh(h);
+    if (l + 1 < masks_.size()) h = at::tanh(h);
   }
   const double A = options_.max_log_scale;
   return {h.narrow(1, 0, D), A * at::tanh(h.narrow(1, D, D) / A)};
 }
 
-std::pair<at::Tensor, at::Tensor> LatentFlow::forward(const at::Tensor &z) const {
+std::pair<at::Tensor, at::Tensor> LatentFlow::forward(const at::Tensor& z) const {
   check(z, "latents");
-  const at::Tensor &log_scale = params_[kLogScale].tensor;
+  const at::Tensor& log_scale = params_[kLogScale].tensor;
   at::Tensor x = (z - params_[kShift].tensor) * at::exp(-log_scale);
   at::Tensor log_det = (-log_scale.sum()).expand({z.size(0)});
   for (int64_t k = 0; k < options_.blocks; ++k) {
@@ -165,7 +157,7 @@ std::pair<at::Tensor, at::Tensor> LatentFlow::forward(const at::Tensor &z) const
   return {x, log_det};
 }
 
-at::Tensor LatentFlow::inverse(const at::Tensor &u) const {
+at::Tensor LatentFlow::inverse(const at::Tensor& u) const {
   check(u, "base vectors");
   at::Tensor x = u;
   for (int64_t k = options_.blocks - 1; k >= 0; --k) {
@@ -181,9 +173,9 @@ at::Tensor LatentFlow::inverse(const at::Tensor &u) const {
   return x * at::exp(params_[kLogScale].tensor) + params_[kShift].tensor;
 }
 
-at::Tensor LatentFlow::log_prob(const at::Tensor &z) const {
+at::Tensor LatentFlow::log_prob(const at::Tensor& z) const {
   if (std::none_of(params_.begin(), params_.end(),
-                   [](const NamedTensor &p) { return p.tensor.requires_grad(); })) {
+                   [](const NamedTensor& p) { return p.tensor.requires_grad(); })) {
     check(z, "latents");
     return detail::frozen_flow_log_prob(frozen_->get(params_, masks_, options_), z);
   }
@@ -192,14 +184,13 @@ at::Tensor LatentFlow::log_prob(const at::Tensor &z) const {
   return -0.5 * u.square().sum(1) - log_norm + log_det;
 }
 
-at::Tensor LatentFlow::sample(std::int64_t n, at::Generator &generator) const {
-  if (n < 0)
-    throw ValueError("flow sample: n must be >= 0, got " + std::to_string(n));
+at::Tensor LatentFlow::sample(std::int64_t n, at::Generator& generator) const {
+  if (n < 0) throw ValueError("flow sample: n must be >= 0, got " + std::to_string(n));
   const at::Tensor u = at::randn({n, options_.dim}, generator, at::kDouble);
   return inverse(u.to(device(), dtype()));
 }
 
-void LatentFlow::set_standardisation(const at::Tensor &mean, const at::Tensor &std) {
+void LatentFlow::set_standardisation(const at::Tensor& mean, const at::Tensor& std) {
   const int64_t D = options_.dim;
   if (!mean.defined() || !std.defined() || mean.numel() != D || std.numel() != D)
     throw ShapeError("flow set_standardisation: mean and std must have " + std::to_string(D) +
@@ -208,8 +199,8 @@ void LatentFlow::set_standardisation(const at::Tensor &mean, const at::Tensor &s
   if (!(s > 0).all().item<bool>() || !at::isfinite(s).all().item<bool>() ||
       !at::isfinite(mean.detach().to(at::kDouble)).all().item<bool>())
     throw ValueError("flow set_standardisation: std must be positive and mean finite");
-  auto &shift = params_[kShift].tensor;
-  auto &log_scale = params_[kLogScale].tensor;
+  auto& shift = params_[kShift].tensor;
+  auto& log_scale = params_[kLogScale].tensor;
   const bool grad = shift.requires_grad();
   shift = mean.detach().flatten().to(shift.device(), shift.scalar_type()).requires_grad_(grad);
   log_scale = s.log().to(log_scale.device(), log_scale.scalar_type()).requires_grad_(grad);
@@ -222,8 +213,7 @@ void LatentFlow::to(c10::Device device, c10::ScalarType dtype) {
     throw ValueError(std::string("LatentFlow::to: dtype must be floating, got ") +
                      c10::toString(dtype));
   detail::move_to(params_, device, dtype);
-  for (auto &m : masks_)
-    m = m.to(device, dtype);
+  for (auto& m : masks_) m = m.to(device, dtype);
   frozen_ = std::make_shared<FrozenCache>(); // (the old one would keep the old weights alive)
 }
 
@@ -233,7 +223,7 @@ c10::ScalarType LatentFlow::dtype() const { return detail::dtype_of(params_); }
 LatentFlow LatentFlow::clone() const {
   LatentFlow copy = *this;
   copy.frozen_ = std::make_shared<FrozenCache>();
-  for (auto &p : copy.params_)
+  for (auto& p : copy.params_)
     p.tensor = p.tensor.detach().clone().requires_grad_(p.tensor.requires_grad());
   return copy;
 }

@@ -13,37 +13,34 @@ namespace demix {
 
 namespace {
 
-constexpr const char *kFormat = "demix-madness-model";
+constexpr const char* kFormat = "demix-madness-model";
 constexpr std::int64_t kFormatVersion = 1;
 
-std::string join_lines(const std::vector<std::string> &lines) {
+std::string join_lines(const std::vector<std::string>& lines) {
   std::string s;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (i)
-      s += '\n';
+    if (i) s += '\n';
     s += lines[i];
   }
   return s;
 }
 
-std::vector<std::string> split_lines(const std::string &text) {
+std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> out;
-  if (text.empty())
-    return out;
+  if (text.empty()) return out;
   std::istringstream is(text);
-  for (std::string line; std::getline(is, line);)
-    out.push_back(line);
+  for (std::string line; std::getline(is, line);) out.push_back(line);
   return out;
 }
 
-at::Tensor int_list(const std::vector<std::int64_t> &v) { return at::tensor(v, at::kLong); }
+at::Tensor int_list(const std::vector<std::int64_t>& v) { return at::tensor(v, at::kLong); }
 
-std::vector<std::int64_t> to_int_list(const at::Tensor &t) {
+std::vector<std::int64_t> to_int_list(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kLong).contiguous().flatten();
   return {c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel()};
 }
 
-std::vector<double> to_double_list(const at::Tensor &t) {
+std::vector<double> to_double_list(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kDouble).contiguous().flatten();
   return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
 }
@@ -59,7 +56,7 @@ MadnessModel::MadnessModel(GalaxyVae vae, ModelMetadata metadata)
   if (metadata_.noise_sigmas.size() != B)
     throw ValueError("model metadata: " + std::to_string(metadata_.noise_sigmas.size()) +
                      " noise sigmas for " + std::to_string(B) + " bands");
-  for (const auto &n : metadata_.band_names)
+  for (const auto& n : metadata_.band_names)
     if (n.empty() || n.find('\n') != std::string::npos)
       throw ValueError("model metadata: band name '" + n + "' is empty or holds a newline");
   for (double s : metadata_.noise_sigmas)
@@ -67,21 +64,21 @@ MadnessModel::MadnessModel(GalaxyVae vae, ModelMetadata metadata)
       throw ValueError("model metadata: noise sigmas must be positive, got " + std::to_string(s));
 }
 
-at::Tensor MadnessModel::encode(const at::Tensor &stamps) const { return vae_.encode(stamps).mean; }
+at::Tensor MadnessModel::encode(const at::Tensor& stamps) const { return vae_.encode(stamps).mean; }
 
-at::Tensor MadnessModel::decode(const at::Tensor &latents) const { return vae_.decode(latents); }
+at::Tensor MadnessModel::decode(const at::Tensor& latents) const { return vae_.decode(latents); }
 
-at::Tensor MadnessModel::log_prob(const at::Tensor &latents) const {
+at::Tensor MadnessModel::log_prob(const at::Tensor& latents) const {
   return flow().log_prob(latents);
 }
 
-const LatentFlow &MadnessModel::flow() const {
+const LatentFlow& MadnessModel::flow() const {
   if (!flow_)
     throw ValueError("the model has no latent flow yet: train one with `demix train-flow`");
   return *flow_;
 }
 
-LatentFlow &MadnessModel::flow() {
+LatentFlow& MadnessModel::flow() {
   if (!flow_)
     throw ValueError("the model has no latent flow yet: train one with `demix train-flow`");
   return *flow_;
@@ -97,41 +94,39 @@ void MadnessModel::set_flow(LatentFlow flow) {
 
 void MadnessModel::to(c10::Device device, c10::ScalarType dtype) {
   vae_.to(device, dtype);
-  if (flow_)
-    flow_->to(device, dtype);
+  if (flow_) flow_->to(device, dtype);
 }
 
-void MadnessModel::save(const std::string &path) const {
+void MadnessModel::save(const std::string& path) const {
   detail::model_to_archive(*this).save(path);
 }
 
-MadnessModel MadnessModel::load(const std::string &path, c10::Device device) {
+MadnessModel MadnessModel::load(const std::string& path, c10::Device device) {
   return detail::model_from_archive(detail::TensorArchive::load(path), device);
 }
 
-bool MadnessModel::is_model_file(const std::string &path) {
+bool MadnessModel::is_model_file(const std::string& path) {
   return detail::TensorArchive::is_archive(path);
 }
 
 namespace detail {
 
-TensorArchive model_to_archive(const MadnessModel &model, bool keep_dtype) {
+TensorArchive model_to_archive(const MadnessModel& model, bool keep_dtype) {
   TensorArchive a;
   a.put_text("format", kFormat);
   a.put_int("format_version", kFormatVersion);
-  const ModelMetadata &m = model.metadata();
+  const ModelMetadata& m = model.metadata();
   a.put_text("meta.band_names", join_lines(m.band_names));
   a.put("meta.noise_sigmas", at::tensor(m.noise_sigmas, at::kDouble));
   std::vector<std::string> provenance;
   for (std::string line : m.provenance) { // one line each: newlines inside become spaces
-    for (char &c : line)
-      if (c == '\n' || c == '\r')
-        c = ' ';
+    for (char& c : line)
+      if (c == '\n' || c == '\r') c = ' ';
     provenance.push_back(line);
   }
   a.put_text("meta.provenance", join_lines(provenance));
 
-  const VaeOptions &v = model.vae().options();
+  const VaeOptions& v = model.vae().options();
   a.put_int("vae.option.bands", v.bands);
   a.put_int("vae.option.stamp_size", v.stamp_size);
   a.put_int("vae.option.latent_dim", v.latent_dim);
@@ -143,7 +138,7 @@ TensorArchive model_to_archive(const MadnessModel &model, bool keep_dtype) {
 
   a.put_int("flow.present", model.has_flow() ? 1 : 0);
   if (model.has_flow()) {
-    const FlowOptions &f = model.flow().options();
+    const FlowOptions& f = model.flow().options();
     a.put_int("flow.option.dim", f.dim);
     a.put_int("flow.option.blocks", f.blocks);
     a.put("flow.option.hidden", int_list(f.hidden));
@@ -153,7 +148,7 @@ TensorArchive model_to_archive(const MadnessModel &model, bool keep_dtype) {
   return a;
 }
 
-MadnessModel model_from_archive(const TensorArchive &a, c10::Device device) {
+MadnessModel model_from_archive(const TensorArchive& a, c10::Device device) {
   const std::string what = "'" + a.source() + "'";
   if (!a.has("format") || a.text("format") != kFormat)
     throw FormatError(what + " is a demix archive but not a MADNESS model");
@@ -190,7 +185,7 @@ MadnessModel model_from_archive(const TensorArchive &a, c10::Device device) {
     }
     model.to(device, at::kFloat);
     return model;
-  } catch (const ValueError &e) { // options or metadata that no valid model has
+  } catch (const ValueError& e) { // options or metadata that no valid model has
     throw FormatError(what + ": inconsistent model: " + e.what());
   }
 }

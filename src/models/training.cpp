@@ -2,8 +2,8 @@
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
 #include <demix/io/npy.hpp>
-#include <demix/viz/plot.hpp>
 #include <demix/models/training.hpp>
+#include <demix/viz/plot.hpp>
 
 #include "models/detail/model_archive.hpp"
 #include "models/detail/nn.hpp"
@@ -19,20 +19,18 @@ namespace demix {
 
 namespace {
 
-void require_finite(const at::Tensor &t, const std::string &what) {
+void require_finite(const at::Tensor& t, const std::string& what) {
   const int64_t bad = (~at::isfinite(t)).sum().item<int64_t>();
-  if (bad > 0)
-    throw ValueError(what + " hold " + std::to_string(bad) + " NaN or infinite values");
+  if (bad > 0) throw ValueError(what + " hold " + std::to_string(bad) + " NaN or infinite values");
 }
 
-void check_stamps(const at::Tensor &t, const MadnessModel &model, const std::string &what) {
+void check_stamps(const at::Tensor& t, const MadnessModel& model, const std::string& what) {
   const int64_t B = model.n_bands(), S = model.stamp_size();
   if (!t.defined() || t.dim() != 4 || t.size(1) != B || t.size(2) != S || t.size(3) != S)
     throw ShapeError(what + ": expected (N, " + std::to_string(B) + ", " + std::to_string(S) +
                      ", " + std::to_string(S) + ") for this model, got " +
                      (t.defined() ? detail::shape_string(t.sizes()) : "undefined"));
-  if (t.size(0) < 1)
-    throw ShapeError(what + ": no stamps");
+  if (t.size(0) < 1) throw ShapeError(what + ": no stamps");
   if (!c10::isFloatingType(t.scalar_type()))
     throw ValueError(what + ": expected real floating values, got " +
                      std::string(c10::toString(t.scalar_type())));
@@ -40,8 +38,7 @@ void check_stamps(const at::Tensor &t, const MadnessModel &model, const std::str
 }
 
 std::string format_number(double v) {
-  if (std::isnan(v))
-    return "";
+  if (std::isnan(v)) return "";
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.9g", v);
   return buf;
@@ -49,8 +46,8 @@ std::string format_number(double v) {
 
 } // namespace
 
-at::Tensor stretched_chi2(const at::Tensor &prediction, const at::Tensor &target,
-                          const at::Tensor &sigmas, double eps) {
+at::Tensor stretched_chi2(const at::Tensor& prediction, const at::Tensor& target,
+                          const at::Tensor& sigmas, double eps) {
   if (!prediction.defined() || !target.defined() || prediction.dim() != 4 ||
       prediction.sizes() != target.sizes() || !sigmas.defined() || sigmas.dim() != 1 ||
       sigmas.size(0) != prediction.size(1))
@@ -58,8 +55,7 @@ at::Tensor stretched_chi2(const at::Tensor &prediction, const at::Tensor &target
   if (!(eps >= 0) || !std::isfinite(eps))
     throw ValueError("stretched_chi2: eps must be >= 0, got " + std::to_string(eps));
   const at::Tensor inv_sigma = (1.0 / sigmas).view({1, -1, 1, 1});
-  if (eps == 0)
-    return ((target - prediction) * inv_sigma).square().sum({1, 2, 3});
+  if (eps == 0) return ((target - prediction) * inv_sigma).square().sum({1, 2, 3});
   // Locally the variance is sigma_b^2 + (eps x)^2; unlike that weighted chi^2, gradients stay
   // bounded for pixels predicted far too bright or far too faint.
   return (at::asinh(eps * target * inv_sigma) - at::asinh(eps * prediction * inv_sigma))
@@ -71,8 +67,7 @@ at::Tensor stretched_chi2(const at::Tensor &prediction, const at::Tensor &target
 namespace {
 
 /// The options both trainings share (their structs name them alike), copied into the trainer.
-template <typename Options>
-void copy_schedule(detail::TrainerSpec &spec, const Options &options) {
+template <typename Options> void copy_schedule(detail::TrainerSpec& spec, const Options& options) {
   spec.epochs = options.epochs;
   spec.batch_size = options.batch_size;
   spec.learning_rate = options.learning_rate;
@@ -87,8 +82,8 @@ void copy_schedule(detail::TrainerSpec &spec, const Options &options) {
 
 } // namespace
 
-TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const at::Tensor &targets,
-                          const VaeTrainingOptions &options, const EpochCallback &progress) {
+TrainingHistory train_vae(MadnessModel& model, const at::Tensor& stamps, const at::Tensor& targets,
+                          const VaeTrainingOptions& options, const EpochCallback& progress) {
   check_stamps(stamps, model, "training stamps");
   if (targets.defined()) {
     check_stamps(targets, model, "training targets");
@@ -105,7 +100,7 @@ TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const a
     throw ValueError("training options: autoencoder_epochs must be >= 0, got " +
                      std::to_string(options.autoencoder_epochs));
 
-  GalaxyVae &vae = model.vae();
+  GalaxyVae& vae = model.vae();
   const c10::Device device = vae.device();
   const c10::ScalarType dtype = vae.dtype();
   const at::TensorOptions opts = at::TensorOptions().device(device).dtype(dtype);
@@ -119,7 +114,7 @@ TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const a
   const double model_error = options.model_error;
 
   // Per stamp: 0.5 stretched_chi2 + w KL. Metric sums: loss, plain chi^2 per pixel, KL.
-  const auto objective = [&](const at::Tensor &index, const VaeEncoding &q, const at::Tensor &z,
+  const auto objective = [&](const at::Tensor& index, const VaeEncoding& q, const at::Tensor& z,
                              double kl_weight) {
     const at::Tensor xhat = vae.decode(z);
     const at::Tensor t = target.index_select(0, index);
@@ -139,16 +134,15 @@ TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const a
   spec.n_samples = stamps.size(0);
   spec.metric_names = {"loss", "chi2_per_pixel", "kl"};
   copy_schedule(spec, options);
-  spec.train_batch = [&](const at::Tensor &index_cpu, int epoch, at::Generator &gen) {
+  spec.train_batch = [&](const at::Tensor& index_cpu, int epoch, at::Generator& gen) {
     const at::Tensor index = index_cpu.to(device);
     const VaeEncoding q = vae.encode(x.index_select(0, index));
-    if (epoch < options.autoencoder_epochs)
-      return objective(index, q, q.mean, 0.0);
+    if (epoch < options.autoencoder_epochs) return objective(index, q, q.mean, 0.0);
     // Reparameterisation; the noise is drawn on the CPU so that runs agree on every device.
     const at::Tensor eps = at::randn({index.size(0), D}, gen, at::kDouble).to(opts);
     return objective(index, q, q.mean + at::exp(0.5 * q.log_var) * eps, beta);
   };
-  spec.eval_batch = [&](const at::Tensor &index_cpu) {
+  spec.eval_batch = [&](const at::Tensor& index_cpu) {
     const at::Tensor index = index_cpu.to(device);
     const VaeEncoding q = vae.encode(x.index_select(0, index));
     return objective(index, q, q.mean, beta).second;
@@ -157,9 +151,9 @@ TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps, const a
   return detail::run_training(spec, progress);
 }
 
-TrainingHistory train_flow(MadnessModel &model, const at::Tensor &latents,
-                           const FlowTrainingOptions &options, const EpochCallback &progress) {
-  LatentFlow &flow = model.flow();
+TrainingHistory train_flow(MadnessModel& model, const at::Tensor& latents,
+                           const FlowTrainingOptions& options, const EpochCallback& progress) {
+  LatentFlow& flow = model.flow();
   const int64_t D = model.latent_dim();
   if (!latents.defined() || latents.dim() != 2 || latents.size(1) != D || latents.size(0) < 1)
     throw ShapeError("flow training latents: expected (N, " + std::to_string(D) + "), got " +
@@ -175,28 +169,26 @@ TrainingHistory train_flow(MadnessModel &model, const at::Tensor &latents,
   spec.n_samples = latents.size(0);
   spec.metric_names = {"nll"};
   copy_schedule(spec, options);
-  spec.train_batch = [&](const at::Tensor &index, int, at::Generator &) {
+  spec.train_batch = [&](const at::Tensor& index, int, at::Generator&) {
     const at::Tensor nll = -flow.log_prob(z.index_select(0, index.to(device)));
     return std::make_pair(nll.mean(), nll.sum().detach().view({1}));
   };
-  spec.eval_batch = [&](const at::Tensor &index) {
+  spec.eval_batch = [&](const at::Tensor& index) {
     return (-flow.log_prob(z.index_select(0, index.to(device)))).sum().view({1});
   };
   spec.model_archive = [&]() { return detail::model_to_archive(model, /*keep_dtype=*/true); };
   if (options.standardise_from_data)
-    spec.on_fresh_start = [&](const at::Tensor &train_index) {
+    spec.on_fresh_start = [&](const at::Tensor& train_index) {
       const at::Tensor zt = z.index_select(0, train_index.to(device));
-      if (zt.size(0) >= 2)
-        flow.set_standardisation(zt.mean(0), zt.std(0).clamp_min(1e-6));
+      if (zt.size(0) >= 2) flow.set_standardisation(zt.mean(0), zt.std(0).clamp_min(1e-6));
     };
   return detail::run_training(spec, progress);
 }
 
-at::Tensor encode_means(const MadnessModel &model, const at::Tensor &stamps,
+at::Tensor encode_means(const MadnessModel& model, const at::Tensor& stamps,
                         std::int64_t batch_size) {
   check_stamps(stamps, model, "stamps to encode");
-  if (batch_size < 1)
-    throw ValueError("encode_means: batch size must be >= 1");
+  if (batch_size < 1) throw ValueError("encode_means: batch size must be >= 1");
   c10::AutoGradMode no_grad(false);
   std::vector<at::Tensor> parts;
   for (int64_t start = 0; start < stamps.size(0); start += batch_size) {
@@ -206,14 +198,12 @@ at::Tensor encode_means(const MadnessModel &model, const at::Tensor &stamps,
   return at::cat(parts);
 }
 
-std::string history_csv(const TrainingHistory &h) {
+std::string history_csv(const TrainingHistory& h) {
   std::string out = "epoch,learning_rate,seconds";
-  for (const auto &m : h.metric_names)
-    out += ",train_" + m;
-  for (const auto &m : h.metric_names)
-    out += ",val_" + m;
+  for (const auto& m : h.metric_names) out += ",train_" + m;
+  for (const auto& m : h.metric_names) out += ",val_" + m;
   out += "\n";
-  for (const auto &r : h.epochs) {
+  for (const auto& r : h.epochs) {
     out += std::to_string(r.epoch) + "," + format_number(r.learning_rate) + "," +
            format_number(r.seconds);
     for (std::size_t m = 0; m < h.metric_names.size(); ++m)
@@ -225,19 +215,16 @@ std::string history_csv(const TrainingHistory &h) {
   return out;
 }
 
-at::Tensor plot_history(const TrainingHistory &h, int width, int height) {
+at::Tensor plot_history(const TrainingHistory& h, int width, int height) {
   const int64_t E = static_cast<int64_t>(h.epochs.size());
   at::Tensor train = at::full({E}, NAN, at::kDouble), val = at::full({E}, NAN, at::kDouble);
   bool positive = true;
   for (int64_t e = 0; e < E; ++e) {
-    const auto &r = h.epochs[e];
-    if (!r.train.empty())
-      train[e] = r.train[0];
-    if (!r.val.empty())
-      val[e] = r.val[0];
+    const auto& r = h.epochs[e];
+    if (!r.train.empty()) train[e] = r.train[0];
+    if (!r.val.empty()) val[e] = r.val[0];
     for (double v : {r.train.empty() ? NAN : r.train[0], r.val.empty() ? NAN : r.val[0]})
-      if (std::isfinite(v) && v <= 0)
-        positive = false;
+      if (std::isfinite(v) && v <= 0) positive = false;
   }
   if (positive) {
     train = train.log10();
@@ -246,7 +233,7 @@ at::Tensor plot_history(const TrainingHistory &h, int width, int height) {
   return plot_series({train, val}, {kSeriesColours[0], kSeriesColours[1]}, {}, width, height);
 }
 
-std::vector<double> estimate_noise_sigmas(const at::Tensor &stamps) {
+std::vector<double> estimate_noise_sigmas(const at::Tensor& stamps) {
   if (!stamps.defined() || stamps.dim() != 4 || stamps.size(0) < 1 || stamps.size(2) < 5 ||
       stamps.size(3) < 5)
     throw ShapeError("estimate_noise_sigmas: expected (N, B, S, S) with S >= 5, got " +
@@ -273,9 +260,9 @@ std::vector<double> estimate_noise_sigmas(const at::Tensor &stamps) {
   return sigmas;
 }
 
-GalaxyStampSet read_galaxy_stamps(const std::string &path) {
+GalaxyStampSet read_galaxy_stamps(const std::string& path) {
   GalaxyStampSet set;
-  const auto require_4d = [&](const at::Tensor &t, const std::string &what) {
+  const auto require_4d = [&](const at::Tensor& t, const std::string& what) {
     if (t.dim() != 4 || t.size(0) < 1 || t.size(2) != t.size(3))
       throw ShapeError("'" + path + "': " + what +
                        " must be (N, B, S, S) with square stamps, got " +
@@ -294,7 +281,7 @@ GalaxyStampSet read_galaxy_stamps(const std::string &path) {
   FitsImage img;
   try {
     img = read_fits(path + "[STAMPS]");
-  } catch (const ShapeError &e) {
+  } catch (const ShapeError& e) {
     throw ShapeError("'" + path + "': cannot read the STAMPS extension as an (N, B, S, S) cube (" +
                      e.what() +
                      "); this demix may not read 4-D FITS images yet: pass the stamps "
@@ -309,16 +296,12 @@ GalaxyStampSet read_galaxy_stamps(const std::string &path) {
   for (int64_t b = 1; b <= B; ++b) {
     const auto name = img.header.value("BAND" + std::to_string(b));
     const auto sigma = img.header.number("SIGMA" + std::to_string(b));
-    if (name)
-      names.push_back(*name);
-    if (sigma)
-      sigmas.push_back(*sigma);
+    if (name) names.push_back(*name);
+    if (sigma) sigmas.push_back(*sigma);
   }
-  if (static_cast<int64_t>(names.size()) == B)
-    set.band_names = names;
-  if (static_cast<int64_t>(sigmas.size()) == B)
-    set.noise_sigmas = sigmas;
-  for (const auto &hdu : list_fits_hdus(path))
+  if (static_cast<int64_t>(names.size()) == B) set.band_names = names;
+  if (static_cast<int64_t>(sigmas.size()) == B) set.noise_sigmas = sigmas;
+  for (const auto& hdu : list_fits_hdus(path))
     if (hdu.name == "NOISELESS") {
       set.noiseless = read_fits(path + "[NOISELESS]").data.to(at::kFloat);
       if (set.noiseless.sizes() != set.stamps.sizes())

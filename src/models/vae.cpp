@@ -14,37 +14,30 @@ namespace {
 constexpr double kMaxLogOutput = 30; // exp(30) s_b ~ 1e13 sigma: unreachable by real galaxies,
                                      // it only keeps a wandering MAP fit away from float overflow
 
-std::string list_text(const std::vector<std::int64_t> &v) {
+std::string list_text(const std::vector<std::int64_t>& v) {
   std::string s;
   for (auto x : v) {
-    if (!s.empty())
-      s += ',';
+    if (!s.empty()) s += ',';
     s += std::to_string(x);
   }
   return "{" + s + "}";
 }
 
-void check_options(const VaeOptions &o) {
-  const auto bad = [](const std::string &what) { throw ValueError("VAE options: " + what); };
-  if (o.bands < 1)
-    bad("bands must be >= 1, got " + std::to_string(o.bands));
+void check_options(const VaeOptions& o) {
+  const auto bad = [](const std::string& what) { throw ValueError("VAE options: " + what); };
+  if (o.bands < 1) bad("bands must be >= 1, got " + std::to_string(o.bands));
   if (o.stamp_size < 3 || o.stamp_size % 2 == 0)
     bad("stamp_size must be odd and >= 3, got " + std::to_string(o.stamp_size));
-  if (o.latent_dim < 2)
-    bad("latent_dim must be >= 2, got " + std::to_string(o.latent_dim));
-  if (o.encoder_channels.empty())
-    bad("encoder_channels is empty");
+  if (o.latent_dim < 2) bad("latent_dim must be >= 2, got " + std::to_string(o.latent_dim));
+  if (o.encoder_channels.empty()) bad("encoder_channels is empty");
   if (o.decoder_channels.size() < 2)
     bad("decoder_channels needs at least 2 entries (one upsampling), got " +
         list_text(o.decoder_channels));
   for (auto c : o.encoder_channels)
-    if (c < 1)
-      bad("encoder_channels must be positive, got " + list_text(o.encoder_channels));
+    if (c < 1) bad("encoder_channels must be positive, got " + list_text(o.encoder_channels));
   for (auto c : o.decoder_channels)
-    if (c < 1)
-      bad("decoder_channels must be positive, got " + list_text(o.decoder_channels));
-  if (o.dense_units < 1)
-    bad("dense_units must be >= 1, got " + std::to_string(o.dense_units));
+    if (c < 1) bad("decoder_channels must be positive, got " + list_text(o.decoder_channels));
+  if (o.dense_units < 1) bad("dense_units must be >= 1, got " + std::to_string(o.dense_units));
   if (static_cast<std::int64_t>(o.band_scales.size()) != o.bands)
     bad("band_scales has " + std::to_string(o.band_scales.size()) + " values for " +
         std::to_string(o.bands) + " bands");
@@ -56,17 +49,14 @@ void check_options(const VaeOptions &o) {
 
 std::int64_t halve(std::int64_t s) { return (s + 1) / 2; } // conv 3x3, stride 2, padding 1
 
-void check_input(const at::Tensor &t, const char *what, std::vector<std::int64_t> expected,
+void check_input(const at::Tensor& t, const char* what, std::vector<std::int64_t> expected,
                  c10::Device device, c10::ScalarType dtype) {
-  if (!t.defined())
-    throw ShapeError(std::string("VAE ") + what + ": undefined tensor");
+  if (!t.defined()) throw ShapeError(std::string("VAE ") + what + ": undefined tensor");
   bool ok = t.dim() == static_cast<int64_t>(expected.size());
-  for (std::size_t i = 1; ok && i < expected.size(); ++i)
-    ok = t.size(i) == expected[i];
+  for (std::size_t i = 1; ok && i < expected.size(); ++i) ok = t.size(i) == expected[i];
   if (!ok) {
     std::string want = "(N";
-    for (std::size_t i = 1; i < expected.size(); ++i)
-      want += ", " + std::to_string(expected[i]);
+    for (std::size_t i = 1; i < expected.size(); ++i) want += ", " + std::to_string(expected[i]);
     throw ShapeError(std::string("VAE ") + what + ": expected shape " + want + "), got " +
                      detail::shape_string(t.sizes()));
   }
@@ -80,13 +70,13 @@ void check_input(const at::Tensor &t, const char *what, std::vector<std::int64_t
 
 } // namespace
 
-GalaxyVae::GalaxyVae(const VaeOptions &options, std::uint64_t seed) : options_(options) {
+GalaxyVae::GalaxyVae(const VaeOptions& options, std::uint64_t seed) : options_(options) {
   check_options(options_);
   at::Generator gen = detail::make_cpu_generator(seed);
-  const auto add = [&](const std::string &name, std::vector<int64_t> sizes, double bound) {
+  const auto add = [&](const std::string& name, std::vector<int64_t> sizes, double bound) {
     params_.push_back({name, detail::uniform(sizes, bound, gen)});
   };
-  const auto add_zero = [&](const std::string &name, std::vector<int64_t> sizes) {
+  const auto add_zero = [&](const std::string& name, std::vector<int64_t> sizes) {
     params_.push_back({name, at::zeros(sizes, at::kFloat)});
   };
   // LeCun-uniform weights (variance 1 / fan-in) keep SiLU activations O(1) through the layers.
@@ -113,11 +103,10 @@ GalaxyVae::GalaxyVae(const VaeOptions &options, std::uint64_t seed) : options_(o
   params_.push_back({"encoder.head.bias",
                      at::cat({at::zeros({D}, at::kFloat), at::full({D}, -6.0, at::kFloat)})});
 
-  const auto &dc = options_.decoder_channels;
+  const auto& dc = options_.decoder_channels;
   const int64_t ups = static_cast<int64_t>(dc.size()) - 1;
   bottom_ = options_.stamp_size;
-  for (int64_t i = 0; i < ups; ++i)
-    bottom_ = halve(bottom_);
+  for (int64_t i = 0; i < ups; ++i) bottom_ = halve(bottom_);
   add("decoder.dense.weight", {H, D}, lecun(static_cast<double>(D)));
   add_zero("decoder.dense.bias", {H});
   add("decoder.expand.weight", {dc[0] * bottom_ * bottom_, H}, lecun(static_cast<double>(H)));
@@ -138,7 +127,7 @@ GalaxyVae::GalaxyVae(const VaeOptions &options, std::uint64_t seed) : options_(o
   scales_ = at::tensor(options_.band_scales, at::kDouble).to(at::kFloat).view({1, B, 1, 1});
 }
 
-VaeEncoding GalaxyVae::encode(const at::Tensor &stamps) const {
+VaeEncoding GalaxyVae::encode(const at::Tensor& stamps) const {
   const int64_t B = options_.bands, S = options_.stamp_size, D = options_.latent_dim;
   check_input(stamps, "stamps", {0, B, S, S}, device(), dtype());
   at::Tensor h = at::asinh(stamps / scales_);
@@ -153,23 +142,21 @@ VaeEncoding GalaxyVae::encode(const at::Tensor &stamps) const {
   return {out.narrow(1, 0, D), out.narrow(1, D, D).clamp(-20, 10)};
 }
 
-at::Tensor GalaxyVae::decode(const at::Tensor &latents) const {
+at::Tensor GalaxyVae::decode(const at::Tensor& latents) const {
   const int64_t D = options_.latent_dim, S = options_.stamp_size;
   check_input(latents, "latents", {0, D}, device(), dtype());
   std::size_t k = 4 * options_.encoder_channels.size() + 4; // first decoder weight
-  const auto &dc = options_.decoder_channels;
+  const auto& dc = options_.decoder_channels;
   at::Tensor h = at::silu(at::linear(latents, weight(k), weight(k + 1)));
   h = at::silu(at::linear(h, weight(k + 2), weight(k + 3)));
   h = h.view({latents.size(0), dc[0], bottom_, bottom_});
   k += 4;
   const bool copies = !conv_weights_.empty();
-  if (copies)
-    h = h.to(conv_weights_[0].scalar_type());
-  if (compute_.channels_last)
-    h = h.contiguous(at::MemoryFormat::ChannelsLast);
+  if (copies) h = h.to(conv_weights_[0].scalar_type());
+  if (compute_.channels_last) h = h.contiguous(at::MemoryFormat::ChannelsLast);
   for (std::size_t i = 0; i + 1 < dc.size(); ++i) {
-    const at::Tensor &w = copies ? conv_weights_[2 * i] : weight(k);
-    const at::Tensor &b = copies ? conv_weights_[2 * i + 1] : weight(k + 1);
+    const at::Tensor& w = copies ? conv_weights_[2 * i] : weight(k);
+    const at::Tensor& b = copies ? conv_weights_[2 * i + 1] : weight(k + 1);
     h = at::silu(at::pixel_shuffle(at::conv2d(h, w, b, 1, 1), 2));
     k += 2;
   }
@@ -180,7 +167,7 @@ at::Tensor GalaxyVae::decode(const at::Tensor &latents) const {
   return compute_.channels_last ? out.contiguous() : out;
 }
 
-void GalaxyVae::set_decoder_compute(const DecoderCompute &compute) {
+void GalaxyVae::set_decoder_compute(const DecoderCompute& compute) {
   const c10::ScalarType t = compute.conv_dtype;
   if (t != c10::ScalarType::Undefined && !c10::isFloatingType(t))
     throw ValueError(
@@ -188,8 +175,7 @@ void GalaxyVae::set_decoder_compute(const DecoderCompute &compute) {
         c10::toString(t));
   compute_ = compute;
   conv_weights_.clear();
-  if (t == c10::ScalarType::Undefined || t == dtype())
-    return;
+  if (t == c10::ScalarType::Undefined || t == dtype()) return;
   const auto format =
       compute.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   std::size_t k = 4 * options_.encoder_channels.size() + 8; // first upsampling weight
@@ -199,7 +185,7 @@ void GalaxyVae::set_decoder_compute(const DecoderCompute &compute) {
   }
 }
 
-at::Tensor GalaxyVae::kl_divergence(const VaeEncoding &q) {
+at::Tensor GalaxyVae::kl_divergence(const VaeEncoding& q) {
   return 0.5 * (q.mean.square() + q.log_var.exp() - 1 - q.log_var).sum(1);
 }
 
@@ -221,7 +207,7 @@ c10::ScalarType GalaxyVae::dtype() const { return detail::dtype_of(params_); }
 
 GalaxyVae GalaxyVae::clone() const {
   GalaxyVae copy = *this;
-  for (auto &p : copy.params_)
+  for (auto& p : copy.params_)
     p.tensor = p.tensor.detach().clone().requires_grad_(p.tensor.requires_grad());
   copy.scales_ = scales_.clone();
   copy.set_decoder_compute(compute_);

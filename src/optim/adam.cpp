@@ -7,14 +7,14 @@
 
 namespace demix::detail {
 
-Adam::Adam(const std::vector<at::Tensor> &params, AdamSettings settings) : settings_(settings) {
-  for (const auto &p : params) {
+Adam::Adam(const std::vector<at::Tensor>& params, AdamSettings settings) : settings_(settings) {
+  for (const auto& p : params) {
     first_moment.push_back(at::zeros_like(p.detach()));
     second_moment.push_back(at::zeros_like(p.detach()));
   }
 }
 
-void Adam::step(const std::vector<at::Tensor> &params, const std::vector<at::Tensor> &grads,
+void Adam::step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                 double lr) {
   c10::AutoGradMode no_grad(false);
   ++step_count;
@@ -30,16 +30,13 @@ void Adam::step(const std::vector<at::Tensor> &params, const std::vector<at::Ten
   }
 }
 
-void clip_grad_norm(std::vector<at::Tensor> &grads, double max_norm) {
-  if (max_norm <= 0 || grads.empty())
-    return;
+void clip_grad_norm(std::vector<at::Tensor>& grads, double max_norm) {
+  if (max_norm <= 0 || grads.empty()) return;
   c10::AutoGradMode no_grad(false);
   at::Tensor total = at::zeros({}, grads.front().options());
-  for (const auto &g : grads)
-    total = total + g.square().sum();
+  for (const auto& g : grads) total = total + g.square().sum();
   const at::Tensor factor = (max_norm / (total.sqrt() + 1e-6)).clamp_max(1.0);
-  for (auto &g : grads)
-    g = g * factor;
+  for (auto& g : grads) g = g * factor;
 }
 
 } // namespace demix::detail

@@ -19,10 +19,10 @@ struct AdamSettings {
 class Adam {
 public:
   /// State (zeros) shaped like `params`, on their devices and dtypes.
-  Adam(const std::vector<at::Tensor> &params, AdamSettings settings = {});
+  Adam(const std::vector<at::Tensor>& params, AdamSettings settings = {});
 
   /// One update of each params[i] (in place, outside autograd) with gradient grads[i].
-  void step(const std::vector<at::Tensor> &params, const std::vector<at::Tensor> &grads, double lr);
+  void step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads, double lr);
 
   std::int64_t step_count = 0;
   std::vector<at::Tensor> first_moment;  // exp_avg
@@ -34,6 +34,6 @@ private:
 
 /// Scales `grads` in place so that their global L2 norm is at most max_norm (no-op for
 /// max_norm <= 0). No host synchronisation.
-void clip_grad_norm(std::vector<at::Tensor> &grads, double max_norm);
+void clip_grad_norm(std::vector<at::Tensor>& grads, double max_norm);
 
 } // namespace demix::detail

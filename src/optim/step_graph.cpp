@@ -4,7 +4,8 @@
 
 // Recording needs LibTorch 2.1's allocator interface (beginAllocateToPool / endAllocateToPool);
 // older LibTorch runs every step eagerly.
-#if defined(DEMIX_WITH_CUDA) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+#if defined(DEMIX_WITH_CUDA) &&                                                                    \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
 #define DEMIX_STEP_GRAPHS
 #endif
 
@@ -15,9 +16,10 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cuda_runtime_api.h>
 
 #include <optional>
+
+#include <cuda_runtime_api.h>
 #endif
 
 namespace demix::detail {
@@ -28,7 +30,7 @@ struct StepGraph::Impl {
   bool use_graph;
   bool warmed_up = false;
 #ifdef DEMIX_STEP_GRAPHS
-  std::optional<c10::cuda::CUDAStream> side;  // where the warm-up and the recording run
+  std::optional<c10::cuda::CUDAStream> side; // where the warm-up and the recording run
   std::unique_ptr<at::cuda::CUDAGraph> graph;
 #endif
 };
@@ -60,7 +62,7 @@ void StepGraph::operator()() {
   }
 #ifdef DEMIX_STEP_GRAPHS
   if (s.graph) {
-    s.graph->replay();  // on the caller's current stream
+    s.graph->replay(); // on the caller's current stream
     return;
   }
   const c10::cuda::CUDAGuard on_device(s.device);
@@ -104,7 +106,7 @@ void StepGraph::operator()() {
           c10::cuda::CUDACachingAllocator::endAllocateToPool(s.device.index(), pool);
         } catch (...) {
         }
-        bool ended = false;  // capture_end got that far: then the graph releases the pool itself
+        bool ended = false; // capture_end got that far: then the graph releases the pool itself
         try {
           ended = graph->pool() == pool;
         } catch (...) {
@@ -116,7 +118,7 @@ void StepGraph::operator()() {
           } catch (...) {
           }
         }
-        (void)cudaGetLastError();  // the refused call's error must not surface at the next launch
+        (void)cudaGetLastError(); // the refused call's error must not surface at the next launch
         // LibTorch's CUDA random generator enters its recording state at capture_begin and leaves
         // it only in a successful capture_end: one trivial recording puts it back.
         {
@@ -132,9 +134,11 @@ void StepGraph::operator()() {
   at::cuda::CUDAEvent done;
   done.record(*s.side);
   done.block(caller);
-  if (run_recording) s.graph->replay();  // recording ran nothing: this is the step's first run
-  else if (!s.use_graph) s.step();       // the failed recording ran nothing either
+  if (run_recording)
+    s.graph->replay(); // recording ran nothing: this is the step's first run
+  else if (!s.use_graph)
+    s.step(); // the failed recording ran nothing either
 #endif
 }
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -13,7 +13,8 @@
 //    tensors, which every replay overwrites);
 //  - take every value that changes between steps from a tensor, never from a host number (host
 //    numbers are frozen into the recording);
-//  - make no host synchronisation (.item(), nonzero, a device-to-host copy). A step that does cannot
+//  - make no host synchronisation (.item(), nonzero, a device-to-host copy). A step that does
+//  cannot
 //    be recorded: the recording is dropped and the step runs eagerly from then on.
 
 #include <c10/core/Device.h>
@@ -24,7 +25,7 @@
 namespace demix::detail {
 
 class StepGraph {
- public:
+public:
   /// enabled = false, or a device other than CUDA: every call runs `step` as it is.
   StepGraph(std::function<void()> step, c10::Device device, bool enabled = true);
   ~StepGraph();
@@ -37,9 +38,9 @@ class StepGraph {
   /// Whether calls replay a recording (after the first two on CUDA).
   bool recorded() const;
 
- private:
+private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace demix::detail
+} // namespace demix::detail

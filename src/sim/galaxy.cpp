@@ -30,8 +30,7 @@ double sersic_b(double n) {
     const double df = std::exp((a - 1) * std::log(b) - b - std::lgamma(a));
     const double step = f / df;
     b = std::max(b - step, 0.5 * b);
-    if (std::abs(step) < 1e-15 * b)
-      break;
+    if (std::abs(step) < 1e-15 * b) break;
   }
   return b;
 }
@@ -39,8 +38,7 @@ double sersic_b(double n) {
 double sersic_enclosed_fraction(double n, double r_over_re) {
   if (!(r_over_re >= 0))
     throw ValueError("enclosed fraction at radius " + std::to_string(r_over_re));
-  if (std::isinf(r_over_re))
-    return 1.0;
+  if (std::isinf(r_over_re)) return 1.0;
   return detail::regularized_gamma_p(2 * n, sersic_b(n) * std::pow(r_over_re, 1 / n));
 }
 
@@ -53,7 +51,7 @@ namespace {
 
 /// The de Vaucouleurs transform in cycles per r_e, tabulated once per process (~0.2 s), from
 /// kappa = 1e-6 (where it differs from 1 by 2e-10: the flux, k = 0, is exact) to 1e4.
-const detail::RadialTable &de_vaucouleurs_table() {
+const detail::RadialTable& de_vaucouleurs_table() {
   static const detail::RadialTable table([](double kappa) { return sersic_transform(4, kappa); },
                                          1e-6, 1e4, 48);
   return table;
@@ -63,7 +61,7 @@ const detail::RadialTable &de_vaucouleurs_table() {
 
 // ---- Galaxies -----------------------------------------------------------------------------------
 
-Galaxies Galaxies::select(const at::Tensor &index) const {
+Galaxies Galaxies::select(const at::Tensor& index) const {
   const at::Tensor i = index.to(at::kCPU, at::kLong);
   return {x.index_select(0, i),        y.index_select(0, i),
           flux.index_select(0, i),     bulge_fraction.index_select(0, i),
@@ -71,11 +69,9 @@ Galaxies Galaxies::select(const at::Tensor &index) const {
           e1.index_select(0, i),       e2.index_select(0, i)};
 }
 
-Galaxies Galaxies::concat(const Galaxies &a, const Galaxies &b) {
-  if (a.size() == 0)
-    return b;
-  if (b.size() == 0)
-    return a;
+Galaxies Galaxies::concat(const Galaxies& a, const Galaxies& b) {
+  if (a.size() == 0) return b;
+  if (b.size() == 0) return a;
   return {at::cat({a.x, b.x}),
           at::cat({a.y, b.y}),
           at::cat({a.flux, b.flux}),
@@ -87,14 +83,14 @@ Galaxies Galaxies::concat(const Galaxies &a, const Galaxies &b) {
 }
 
 void Galaxies::check(int n_bands) const {
-  const at::Tensor *fields[] = {&x, &y, &flux, &bulge_fraction, &disk_hlr, &bulge_hlr, &e1, &e2};
-  const char *names[] = {"x", "y", "flux", "bulge_fraction", "disk_hlr", "bulge_hlr", "e1", "e2"};
+  const at::Tensor* fields[] = {&x, &y, &flux, &bulge_fraction, &disk_hlr, &bulge_hlr, &e1, &e2};
+  const char* names[] = {"x", "y", "flux", "bulge_fraction", "disk_hlr", "bulge_hlr", "e1", "e2"};
   for (int i = 0; i < 8; ++i)
     if (!fields[i]->defined())
       throw ValueError(std::string("Galaxies: field '") + names[i] + "' is undefined");
   const int64_t n = x.size(0);
   for (int i = 0; i < 8; ++i) {
-    const at::Tensor &t = *fields[i];
+    const at::Tensor& t = *fields[i];
     const bool per_band = i == 2 || i == 3;
     if (t.dim() != (per_band ? 2 : 1) || t.size(0) != n || (per_band && t.size(1) != n_bands))
       throw ShapeError(std::string("Galaxies: field '") + names[i] + "' must be (" +
@@ -102,10 +98,8 @@ void Galaxies::check(int n_bands) const {
     if (n > 0 && !at::isfinite(t).all().item<bool>())
       throw ValueError(std::string("Galaxies: field '") + names[i] + "' has non-finite values");
   }
-  if (n == 0)
-    return;
-  if ((flux < 0).any().item<bool>())
-    throw ValueError("Galaxies: negative flux");
+  if (n == 0) return;
+  if ((flux < 0).any().item<bool>()) throw ValueError("Galaxies: negative flux");
   if ((bulge_fraction < 0).logical_or(bulge_fraction > 1).any().item<bool>())
     throw ValueError("Galaxies: bulge_fraction outside [0, 1]");
   if ((disk_hlr <= 0).logical_or(bulge_hlr <= 0).any().item<bool>())
@@ -114,7 +108,7 @@ void Galaxies::check(int n_bands) const {
     throw ValueError("Galaxies: ellipticity |e| must be < 1");
 }
 
-at::Tensor half_light_radius(const Galaxies &g, int band) {
+at::Tensor half_light_radius(const Galaxies& g, int band) {
   const int64_t n = g.size();
   if (band < 0 || band >= g.flux.size(1))
     throw ValueError("half_light_radius: band " + std::to_string(band) + " out of range");
@@ -124,7 +118,7 @@ at::Tensor half_light_radius(const Galaxies &g, int band) {
   at::Tensor out = at::empty({n}, at::kDouble);
   const double b1 = sersic_b(1), b4 = sersic_b(4);
   const double *pf = f.data_ptr<double>(), *pb = rb.data_ptr<double>(), *pd = rd.data_ptr<double>();
-  double *po = out.data_ptr<double>();
+  double* po = out.data_ptr<double>();
   at::parallel_for(0, n, 256, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       auto enclosed = [&](double r) {
@@ -155,20 +149,19 @@ struct GalaxyRenderer::State {
   double b1 = 0;
 };
 
-GalaxyRenderer::GalaxyRenderer(const Survey &survey, const RenderOptions &options,
-                               const Context &context)
+GalaxyRenderer::GalaxyRenderer(const Survey& survey, const RenderOptions& options,
+                               const Context& context)
     : state_(std::make_unique<State>(State{survey, options, context, {}, {}, {}, {}, {}, 0})) {
   const int64_t S = options.stamp_size;
   if (S < 5 || S % 2 == 0)
     throw ValueError("stamp size must be odd and >= 5, got " + std::to_string(S));
   if (options.batch_size < 1)
     throw ValueError("render batch size must be >= 1, got " + std::to_string(options.batch_size));
-  if (survey.n_bands() < 1)
-    throw ValueError("survey '" + survey.name + "' has no bands");
+  if (survey.n_bands() < 1) throw ValueError("survey '" + survey.name + "' has no bands");
   if (!(survey.pixel_scale_arcsec > 0))
     throw ValueError("survey pixel scale must be > 0, got " +
                      std::to_string(survey.pixel_scale_arcsec));
-  auto &s = *state_;
+  auto& s = *state_;
   s.grid = detail::rfft_grid(detail::odd_fft_size(2 * S + 1), context.options());
   std::vector<at::Tensor> kernels;
   for (int b = 0; b < survey.n_bands(); ++b)
@@ -183,31 +176,30 @@ GalaxyRenderer::GalaxyRenderer(const Survey &survey, const RenderOptions &option
 }
 
 GalaxyRenderer::~GalaxyRenderer() = default;
-GalaxyRenderer::GalaxyRenderer(GalaxyRenderer &&) noexcept = default;
-GalaxyRenderer &GalaxyRenderer::operator=(GalaxyRenderer &&) noexcept = default;
+GalaxyRenderer::GalaxyRenderer(GalaxyRenderer&&) noexcept = default;
+GalaxyRenderer& GalaxyRenderer::operator=(GalaxyRenderer&&) noexcept = default;
 
-const Survey &GalaxyRenderer::survey() const { return state_->survey; }
-const RenderOptions &GalaxyRenderer::options() const { return state_->options; }
+const Survey& GalaxyRenderer::survey() const { return state_->survey; }
+const RenderOptions& GalaxyRenderer::options() const { return state_->options; }
 
 at::Tensor GalaxyRenderer::psf_images() const {
-  const auto &s = *state_;
+  const auto& s = *state_;
   return survey_psf_images(s.survey, s.options.psf, s.options.stamp_size, s.context.options());
 }
 
-at::Tensor GalaxyRenderer::render(const Galaxies &galaxies) const {
-  const auto &s = *state_;
+at::Tensor GalaxyRenderer::render(const Galaxies& galaxies) const {
+  const auto& s = *state_;
   const int B = s.survey.n_bands();
   galaxies.check(B);
   const int64_t S = s.options.stamp_size, L = s.grid.size, n = galaxies.size();
   const auto opts = s.context.options();
-  if (n == 0)
-    return at::zeros({0, B, S, S}, opts);
+  if (n == 0) return at::zeros({0, B, S, S}, opts);
   const double pixel = s.survey.pixel_scale_arcsec;
-  const auto &table = de_vaucouleurs_table();
+  const auto& table = de_vaucouleurs_table();
   std::vector<at::Tensor> out;
   for (int64_t i0 = 0; i0 < n; i0 += s.options.batch_size) {
     const int64_t i1 = std::min(n, i0 + s.options.batch_size), m = i1 - i0;
-    auto get = [&](const at::Tensor &t) { return t.slice(0, i0, i1).to(opts); };
+    auto get = [&](const at::Tensor& t) { return t.slice(0, i0, i1).to(opts); };
     const at::Tensor x = get(galaxies.x), y = get(galaxies.y);
     const at::Tensor flux = get(galaxies.flux).view({m, B, 1, 1});
     const at::Tensor fb = get(galaxies.bulge_fraction).view({m, B, 1, 1});

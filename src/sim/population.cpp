@@ -52,14 +52,11 @@ constexpr double kCountsSlope = 0.31;   // d log10 N / dm, LSST Science Book eq.
 constexpr double kColourScatter = 0.05; // mag, per band and component
 
 /// Template colour (m - m_i) at wavelength `nm`, interpolated linearly, constant beyond the ends.
-double template_colour(const std::array<double, 6> &t, double nm) {
-  if (nm <= kTemplateWavelength.front())
-    return t.front();
-  if (nm >= kTemplateWavelength.back())
-    return t.back();
+double template_colour(const std::array<double, 6>& t, double nm) {
+  if (nm <= kTemplateWavelength.front()) return t.front();
+  if (nm >= kTemplateWavelength.back()) return t.back();
   std::size_t j = 1;
-  while (kTemplateWavelength[j] < nm)
-    ++j;
+  while (kTemplateWavelength[j] < nm) ++j;
   const double w =
       (nm - kTemplateWavelength[j - 1]) / (kTemplateWavelength[j] - kTemplateWavelength[j - 1]);
   return t[j - 1] + w * (t[j] - t[j - 1]);
@@ -84,10 +81,9 @@ double galaxy_number_density(double mag) {
   return 46.0 * std::pow(10.0, kCountsSlope * (mag - 25));
 }
 
-Galaxies sample_galaxies(const Survey &survey, int64_t count, uint64_t seed,
-                         const PopulationOptions &o) {
-  if (count < 0)
-    throw ValueError("galaxy count must be >= 0, got " + std::to_string(count));
+Galaxies sample_galaxies(const Survey& survey, int64_t count, uint64_t seed,
+                         const PopulationOptions& o) {
+  if (count < 0) throw ValueError("galaxy count must be >= 0, got " + std::to_string(count));
   const int lb = survey.band_index(o.limit_band);
   if (!(o.mag_bright < o.mag_limit))
     throw ValueError("population: mag_bright (" + std::to_string(o.mag_bright) +
@@ -118,12 +114,12 @@ Galaxies sample_galaxies(const Survey &survey, int64_t count, uint64_t seed,
   g.bulge_hlr = at::empty({count}, opt);
   g.e1 = at::empty({count}, opt);
   g.e2 = at::empty({count}, opt);
-  auto *flux = g.flux.data_ptr<double>();
-  auto *frac = g.bulge_fraction.data_ptr<double>();
-  auto *disk_hlr_out = g.disk_hlr.data_ptr<double>();
-  auto *bulge_hlr_out = g.bulge_hlr.data_ptr<double>();
-  auto *e1_out = g.e1.data_ptr<double>();
-  auto *e2_out = g.e2.data_ptr<double>();
+  auto* flux = g.flux.data_ptr<double>();
+  auto* frac = g.bulge_fraction.data_ptr<double>();
+  auto* disk_hlr_out = g.disk_hlr.data_ptr<double>();
+  auto* bulge_hlr_out = g.bulge_hlr.data_ptr<double>();
+  auto* e1_out = g.e1.data_ptr<double>();
+  auto* e2_out = g.e2.data_ptr<double>();
 
   detail::Rng rng(seed ^ 0xC0FFEE1234ull);
   for (int64_t i = 0; i < count; ++i) {
@@ -138,8 +134,7 @@ Galaxies sample_galaxies(const Survey &survey, int64_t count, uint64_t seed,
     // Size: Miller et al. (2013) median scale length and its r exp(-(r/a)^(4/3)) scatter.
     const double median_rd = std::exp(-1.145 - 0.269 * (m - 23));
     double gamma = 0; // Gamma(3/2) = (chi-square with 3 degrees of freedom) / 2
-    for (int k = 0; k < 3; ++k)
-      gamma += 0.5 * std::pow(rng.normal(), 2);
+    for (int k = 0; k < 3; ++k) gamma += 0.5 * std::pow(rng.normal(), 2);
     const double rd = median_rd * std::pow(gamma / gamma_median, 0.75);
     const double disk_hlr = b1 * rd;
     const double size_ratio = is_red ? rng.uniform(0.5, 1.0) : rng.uniform(0.2, 0.5);

@@ -23,9 +23,8 @@ namespace demix {
 
 namespace {
 
-void check_psf(const PsfSpec &p) {
-  if (p.model == PsfModel::None)
-    return;
+void check_psf(const PsfSpec& p) {
+  if (p.model == PsfModel::None) return;
   if (!(p.fwhm_arcsec > 0) || !std::isfinite(p.fwhm_arcsec))
     throw ValueError("PSF FWHM must be > 0 arcsec, got " + std::to_string(p.fwhm_arcsec));
   if (p.model == PsfModel::Moffat && (!(p.moffat_beta > 1.05) || !std::isfinite(p.moffat_beta)))
@@ -34,11 +33,11 @@ void check_psf(const PsfSpec &p) {
 }
 
 /// Unit Moffat (alpha = 1) OTF table for one beta, built on first use.
-const detail::RadialTable &moffat_table(double beta) {
+const detail::RadialTable& moffat_table(double beta) {
   static std::mutex mutex;
   static std::map<double, std::unique_ptr<detail::RadialTable>> tables;
   const std::lock_guard<std::mutex> lock(mutex);
-  auto &t = tables[beta];
+  auto& t = tables[beta];
   if (!t)
     t = std::make_unique<detail::RadialTable>(
         [beta](double k) { return detail::moffat_unit_transform(beta, k); }, 1e-4, 1e3, 48);
@@ -56,21 +55,17 @@ double kolmogorov_half_radius() {
     int side = 0;
     for (int i = 0; i < 100 && hi - lo > 1e-13; ++i) {
       const double x = (lo * fhi - hi * flo) / (fhi - flo), fx = f(x);
-      if (fx == 0)
-        return x;
+      if (fx == 0) return x;
       if ((fx > 0) == (flo > 0)) {
         lo = x, flo = fx;
-        if (side == -1)
-          fhi *= 0.5;
+        if (side == -1) fhi *= 0.5;
         side = -1;
       } else {
         hi = x, fhi = fx;
-        if (side == 1)
-          flo *= 0.5;
+        if (side == 1) flo *= 0.5;
         side = 1;
       }
-      if (std::abs(fx) < 1e-15)
-        return x;
+      if (std::abs(fx) < 1e-15) return x;
     }
     return 0.5 * (lo + hi);
   }();
@@ -79,7 +74,7 @@ double kolmogorov_half_radius() {
 
 } // namespace
 
-PsfSpec band_psf(const Survey &survey, int band, PsfModel model) {
+PsfSpec band_psf(const Survey& survey, int band, PsfModel model) {
   if (band < 0 || band >= survey.n_bands())
     throw ValueError("band index " + std::to_string(band) + " out of range (survey '" +
                      survey.name + "' has " + std::to_string(survey.n_bands()) + " bands)");
@@ -92,7 +87,7 @@ double moffat_alpha(double fwhm, double beta) {
   return fwhm / (2 * std::sqrt(std::pow(2.0, 1.0 / beta) - 1));
 }
 
-at::Tensor psf_transform(const PsfSpec &psf, const at::Tensor &k) {
+at::Tensor psf_transform(const PsfSpec& psf, const at::Tensor& k) {
   check_psf(psf);
   switch (psf.model) {
   case PsfModel::None:
@@ -107,8 +102,8 @@ at::Tensor psf_transform(const PsfSpec &psf, const at::Tensor &k) {
   return k;
 }
 
-at::Tensor psf_image(const PsfSpec &psf, double pixel_scale_arcsec, int64_t size,
-                     const c10::TensorOptions &options) {
+at::Tensor psf_image(const PsfSpec& psf, double pixel_scale_arcsec, int64_t size,
+                     const c10::TensorOptions& options) {
   if (size < 3 || size % 2 == 0)
     throw ValueError("PSF image size must be odd and >= 3, got " + std::to_string(size));
   if (!(pixel_scale_arcsec > 0))
@@ -123,8 +118,8 @@ at::Tensor psf_image(const PsfSpec &psf, double pixel_scale_arcsec, int64_t size
   return (image / image.sum()).contiguous();
 }
 
-at::Tensor survey_psf_images(const Survey &survey, PsfModel model, int64_t size,
-                             const c10::TensorOptions &options) {
+at::Tensor survey_psf_images(const Survey& survey, PsfModel model, int64_t size,
+                             const c10::TensorOptions& options) {
   std::vector<at::Tensor> planes;
   for (int b = 0; b < survey.n_bands(); ++b)
     planes.push_back(
@@ -140,14 +135,12 @@ int64_t odd_fft_size(int64_t n) {
   for (int64_t m = std::max<int64_t>(n, 1) | 1;; m += 2) {
     int64_t r = m;
     for (int64_t p : {3, 5, 7})
-      while (r % p == 0)
-        r /= p;
-    if (r == 1)
-      return m;
+      while (r % p == 0) r /= p;
+    if (r == 1) return m;
   }
 }
 
-RfftGrid rfft_grid(int64_t size, const c10::TensorOptions &options) {
+RfftGrid rfft_grid(int64_t size, const c10::TensorOptions& options) {
   const int64_t half = size / 2; // size is odd: frequencies -half..half
   RfftGrid g;
   g.size = size;
@@ -157,12 +150,12 @@ RfftGrid rfft_grid(int64_t size, const c10::TensorOptions &options) {
   return g;
 }
 
-at::Tensor psf_pixel_kernel(const PsfSpec &psf, double pixel_scale_arcsec, const RfftGrid &grid) {
+at::Tensor psf_pixel_kernel(const PsfSpec& psf, double pixel_scale_arcsec, const RfftGrid& grid) {
   const at::Tensor k = (grid.kx.square() + grid.ky.square()).sqrt() / pixel_scale_arcsec;
   return psf_transform(psf, k) * at::sinc(grid.kx) * at::sinc(grid.ky);
 }
 
-at::Tensor shift_phase(const RfftGrid &grid, const at::Tensor &x, const at::Tensor &y) {
+at::Tensor shift_phase(const RfftGrid& grid, const at::Tensor& x, const at::Tensor& y) {
   // exp(-2 pi i (kx x + ky y)) = exp(-2 pi i kx x) exp(-2 pi i ky y): two small tables.
   const int64_t n = x.size(0);
   const at::Tensor ax = -2 * std::numbers::pi * grid.kx.unsqueeze(0) * x.view({n, 1, 1});

@@ -44,26 +44,25 @@ void check_stamp_size(int64_t s) {
 }
 
 /// Noise sigma per band as (1, B, 1, 1) on `options`.
-at::Tensor sigma_view(const Survey &survey, const c10::TensorOptions &options) {
+at::Tensor sigma_view(const Survey& survey, const c10::TensorOptions& options) {
   return survey.noise_sigmas(options).view({1, survey.n_bands(), 1, 1});
 }
 
 /// noiseless + noise for items [first, first + n): sky sigma, plus sqrt(I) when source_noise.
-at::Tensor add_noise(const at::Tensor &noiseless, const Survey &survey, uint64_t seed,
+at::Tensor add_noise(const at::Tensor& noiseless, const Survey& survey, uint64_t seed,
                      int64_t first, bool source_noise) {
   const std::vector<int64_t> shape(noiseless.sizes().begin(), noiseless.sizes().end());
   const at::Tensor z =
       detail::normal_noise(shape, stream_seed(seed, kNoiseSalt), first).to(noiseless.options());
   at::Tensor sigma = sigma_view(survey, noiseless.options());
-  if (source_noise)
-    sigma = (sigma.square() + noiseless.clamp_min(0)).sqrt();
+  if (source_noise) sigma = (sigma.square() + noiseless.clamp_min(0)).sqrt();
   return noiseless + sigma * z;
 }
 
 /// The common keywords of a dataset's HDUs.
-FitsHeader dataset_header(const Survey &survey, const std::string &kind, uint64_t seed,
+FitsHeader dataset_header(const Survey& survey, const std::string& kind, uint64_t seed,
                           PsfModel psf, bool noise, bool source_noise, int64_t items,
-                          int64_t galaxies, int64_t stamp_size, const PopulationOptions &pop) {
+                          int64_t galaxies, int64_t stamp_size, const PopulationOptions& pop) {
   FitsHeader h;
   h.set("DATASET", kind, "demix simulate: isolated stamps or blends");
   h.set("SURVEY", survey.name, "survey simulated");
@@ -72,7 +71,7 @@ FitsHeader dataset_header(const Survey &survey, const std::string &kind, uint64_
   h.set("NBANDS", static_cast<long long>(survey.n_bands()), "number of bands");
   for (int b = 0; b < survey.n_bands(); ++b) {
     const std::string i = std::to_string(b + 1);
-    const auto &band = survey.bands[b];
+    const auto& band = survey.bands[b];
     h.set("BAND" + i, band.name, "band of image plane " + i);
     h.set("SIGMA" + i, survey.noise_sigma(b), "noise sigma of band " + band.name + ", e-/pixel");
     h.set("FWHM" + i, band.psf_fwhm_arcsec, "PSF FWHM of band " + band.name + ", arcsec");
@@ -101,7 +100,7 @@ FitsHeader dataset_header(const Survey &survey, const std::string &kind, uint64_
 /// Per-galaxy measurements taken on the noiseless stamps while writing.
 struct StampStats {
   std::vector<at::Tensor> flux, snr; // chunks of (g, B) float64
-  void add(const at::Tensor &stamps /* (g, B, S, S) */, const Survey &survey) {
+  void add(const at::Tensor& stamps /* (g, B, S, S) */, const Survey& survey) {
     const at::Tensor s = stamps.to(at::kDouble);
     flux.push_back(s.sum({2, 3}).cpu());
     const at::Tensor sigma = survey.noise_sigmas(s.options()).view({1, -1});
@@ -109,10 +108,10 @@ struct StampStats {
   }
 };
 
-Table truth_table(const Survey &survey, const Galaxies &g, const at::Tensor &blend_id,
-                  const at::Tensor &galaxy_id, const at::Tensor &stamp_x0,
-                  const at::Tensor &stamp_y0, const at::Tensor &n_blend, const at::Tensor &density,
-                  const at::Tensor &stamp_flux, const at::Tensor &snr, int hlr_band) {
+Table truth_table(const Survey& survey, const Galaxies& g, const at::Tensor& blend_id,
+                  const at::Tensor& galaxy_id, const at::Tensor& stamp_x0,
+                  const at::Tensor& stamp_y0, const at::Tensor& n_blend, const at::Tensor& density,
+                  const at::Tensor& stamp_flux, const at::Tensor& snr, int hlr_band) {
   Table t;
   t.add("blend_id", blend_id, "", "blend (isolated: stamp) index");
   t.add("galaxy_id", galaxy_id, "", "galaxy index within its blend");
@@ -150,7 +149,7 @@ Table truth_table(const Survey &survey, const Galaxies &g, const at::Tensor &ble
   return t;
 }
 
-at::Tensor cat_or_empty(const std::vector<at::Tensor> &parts, int64_t cols) {
+at::Tensor cat_or_empty(const std::vector<at::Tensor>& parts, int64_t cols) {
   return parts.empty() ? at::zeros({0, cols}, at::kDouble) : at::cat(parts);
 }
 
@@ -166,8 +165,8 @@ struct IsolatedSimulator::State {
   Galaxies galaxies;
 };
 
-IsolatedSimulator::IsolatedSimulator(const Survey &survey, const IsolatedOptions &o,
-                                     const Context &context) {
+IsolatedSimulator::IsolatedSimulator(const Survey& survey, const IsolatedOptions& o,
+                                     const Context& context) {
   if (o.count < 1)
     throw ValueError("number of stamps must be >= 1, got " + std::to_string(o.count));
   check_stamp_size(o.stamp_size);
@@ -178,8 +177,8 @@ IsolatedSimulator::IsolatedSimulator(const Survey &survey, const IsolatedOptions
   Galaxies g = sample_galaxies(survey, o.count, stream_seed(o.seed, kPopulationSalt), o.population);
   detail::Rng rng(stream_seed(o.seed, kPlacementSalt));
   const double c = static_cast<double>(o.stamp_size / 2);
-  auto *x = g.x.data_ptr<double>();
-  auto *y = g.y.data_ptr<double>();
+  auto* x = g.x.data_ptr<double>();
+  auto* y = g.y.data_ptr<double>();
   for (int64_t i = 0; i < o.count; ++i) {
     x[i] = c + (o.max_offset > 0 ? rng.uniform(-o.max_offset, o.max_offset) : 0.0);
     y[i] = c + (o.max_offset > 0 ? rng.uniform(-o.max_offset, o.max_offset) : 0.0);
@@ -189,13 +188,13 @@ IsolatedSimulator::IsolatedSimulator(const Survey &survey, const IsolatedOptions
 
 IsolatedSimulator::~IsolatedSimulator() = default;
 int64_t IsolatedSimulator::size() const { return state_->options.count; }
-const Galaxies &IsolatedSimulator::galaxies() const { return state_->galaxies; }
+const Galaxies& IsolatedSimulator::galaxies() const { return state_->galaxies; }
 at::Tensor IsolatedSimulator::psf_images() const { return state_->renderer.psf_images(); }
-const Survey &IsolatedSimulator::survey() const { return state_->survey; }
-const IsolatedOptions &IsolatedSimulator::options() const { return state_->options; }
+const Survey& IsolatedSimulator::survey() const { return state_->survey; }
+const IsolatedOptions& IsolatedSimulator::options() const { return state_->options; }
 
 IsolatedChunk IsolatedSimulator::render(int64_t first, int64_t count) const {
-  const auto &s = *state_;
+  const auto& s = *state_;
   if (first < 0 || count < 0 || first + count > size())
     throw ValueError("stamps " + std::to_string(first) + " to " + std::to_string(first + count) +
                      " requested from a set of " + std::to_string(size()));
@@ -208,12 +207,11 @@ IsolatedChunk IsolatedSimulator::render(int64_t first, int64_t count) const {
   return out;
 }
 
-void write_isolated_dataset(const std::string &path, const IsolatedSimulator &sim,
-                            const DatasetWriteOptions &w) {
-  if (w.chunk < 1)
-    throw ValueError("chunk size must be >= 1, got " + std::to_string(w.chunk));
-  const auto &o = sim.options();
-  const Survey &survey = sim.survey();
+void write_isolated_dataset(const std::string& path, const IsolatedSimulator& sim,
+                            const DatasetWriteOptions& w) {
+  if (w.chunk < 1) throw ValueError("chunk size must be >= 1, got " + std::to_string(w.chunk));
+  const auto& o = sim.options();
+  const Survey& survey = sim.survey();
   const int64_t N = sim.size(), B = survey.n_bands(), S = o.stamp_size;
   FitsHeader h = dataset_header(survey, "isolated", o.seed, o.psf, o.noise, o.source_noise, N, N, S,
                                 o.population);
@@ -223,11 +221,9 @@ void write_isolated_dataset(const std::string &path, const IsolatedSimulator &si
   if (N == 1) {
     const IsolatedChunk c = sim.render(0, 1);
     out.add_image("", c.images[0], h);
-    if (o.noise)
-      out.add_image("NOISELESS", c.noiseless[0], h);
+    if (o.noise) out.add_image("NOISELESS", c.noiseless[0], h);
     stats.add(c.noiseless, survey);
-    if (w.progress)
-      w.progress(1, 1);
+    if (w.progress) w.progress(1, 1);
   } else {
     out.add_empty_primary(h);
     const int images = out.add_image_shape("STAMPS", {N, B, S, S}, h);
@@ -236,11 +232,9 @@ void write_isolated_dataset(const std::string &path, const IsolatedSimulator &si
       const int64_t n = std::min(w.chunk, N - first);
       const IsolatedChunk c = sim.render(first, n);
       out.write_rows(images, first, c.images);
-      if (noiseless >= 0)
-        out.write_rows(noiseless, first, c.noiseless);
+      if (noiseless >= 0) out.write_rows(noiseless, first, c.noiseless);
       stats.add(c.noiseless, survey);
-      if (w.progress)
-        w.progress(first + n, N);
+      if (w.progress) w.progress(first + n, N);
     }
   }
   out.add_image("PSF", sim.psf_images(), h);
@@ -252,8 +246,7 @@ void write_isolated_dataset(const std::string &path, const IsolatedSimulator &si
                   cat_or_empty(stats.snr, B), survey.band_index(o.population.limit_band));
   out.add_table("TRUTH", truth);
   // The CSV first: if it fails, the FITS temporary is dropped too.
-  if (!w.csv_path.empty())
-    write_csv(w.csv_path, truth);
+  if (!w.csv_path.empty()) write_csv(w.csv_path, truth);
   out.commit();
 }
 
@@ -268,8 +261,8 @@ struct BlendSimulator::State {
   at::Tensor blend_index, offsets, region_side, galaxy_id;
 };
 
-BlendSimulator::BlendSimulator(const Survey &survey, const BlendOptions &o,
-                               const Context &context) {
+BlendSimulator::BlendSimulator(const Survey& survey, const BlendOptions& o,
+                               const Context& context) {
   if (o.count < 1)
     throw ValueError("number of blends must be >= 1, got " + std::to_string(o.count));
   check_stamp_size(o.stamp_size);
@@ -313,8 +306,8 @@ BlendSimulator::BlendSimulator(const Survey &survey, const BlendOptions &o,
   at::Tensor blend = at::empty({total}, at::kLong), gid = at::empty({total}, at::kLong);
   at::Tensor offsets = at::empty({o.count + 1}, at::kLong);
   const double centre = 0.5 * static_cast<double>(o.field_size - 1);
-  auto *x = g.x.data_ptr<double>();
-  auto *y = g.y.data_ptr<double>();
+  auto* x = g.x.data_ptr<double>();
+  auto* y = g.y.data_ptr<double>();
   int64_t i = 0;
   for (int64_t k = 0; k < o.count; ++k) {
     offsets.data_ptr<int64_t>()[k] = i;
@@ -336,16 +329,16 @@ BlendSimulator::BlendSimulator(const Survey &survey, const BlendOptions &o,
 BlendSimulator::~BlendSimulator() = default;
 int64_t BlendSimulator::size() const { return state_->options.count; }
 int64_t BlendSimulator::galaxy_count() const { return state_->galaxies.size(); }
-const Galaxies &BlendSimulator::galaxies() const { return state_->galaxies; }
-const at::Tensor &BlendSimulator::blend_index() const { return state_->blend_index; }
-const at::Tensor &BlendSimulator::offsets() const { return state_->offsets; }
-const at::Tensor &BlendSimulator::region_side() const { return state_->region_side; }
+const Galaxies& BlendSimulator::galaxies() const { return state_->galaxies; }
+const at::Tensor& BlendSimulator::blend_index() const { return state_->blend_index; }
+const at::Tensor& BlendSimulator::offsets() const { return state_->offsets; }
+const at::Tensor& BlendSimulator::region_side() const { return state_->region_side; }
 at::Tensor BlendSimulator::psf_images() const { return state_->renderer.psf_images(); }
-const Survey &BlendSimulator::survey() const { return state_->survey; }
-const BlendOptions &BlendSimulator::options() const { return state_->options; }
+const Survey& BlendSimulator::survey() const { return state_->survey; }
+const BlendOptions& BlendSimulator::options() const { return state_->options; }
 
 BlendChunk BlendSimulator::render(int64_t first, int64_t count) const {
-  const auto &s = *state_;
+  const auto& s = *state_;
   if (first < 0 || count < 0 || first + count > size())
     throw ValueError("blends " + std::to_string(first) + " to " + std::to_string(first + count) +
                      " requested from a set of " + std::to_string(size()));
@@ -361,9 +354,9 @@ BlendChunk BlendSimulator::render(int64_t first, int64_t count) const {
   out.noiseless = at::zeros({count, B, H, H}, opts);
   // Each stamp added to its blend in catalogue order: one small slice addition per galaxy, so the
   // sums are the same whatever the chunk (a scattered index_add_ may reorder them).
-  const auto *x = g.x.data_ptr<double>();
-  const auto *y = g.y.data_ptr<double>();
-  const auto *blend = s.blend_index.data_ptr<int64_t>() + g0;
+  const auto* x = g.x.data_ptr<double>();
+  const auto* y = g.y.data_ptr<double>();
+  const auto* blend = s.blend_index.data_ptr<int64_t>() + g0;
   for (int64_t i = 0; i < g1 - g0; ++i) {
     const auto x0 = static_cast<int64_t>(std::floor(x[i] + 0.5)) - S / 2;
     const auto y0 = static_cast<int64_t>(std::floor(y[i] + 0.5)) - S / 2;
@@ -375,12 +368,11 @@ BlendChunk BlendSimulator::render(int64_t first, int64_t count) const {
   return out;
 }
 
-void write_blend_dataset(const std::string &path, const BlendSimulator &sim,
-                         const DatasetWriteOptions &w) {
-  if (w.chunk < 1)
-    throw ValueError("chunk size must be >= 1, got " + std::to_string(w.chunk));
-  const auto &o = sim.options();
-  const Survey &survey = sim.survey();
+void write_blend_dataset(const std::string& path, const BlendSimulator& sim,
+                         const DatasetWriteOptions& w) {
+  if (w.chunk < 1) throw ValueError("chunk size must be >= 1, got " + std::to_string(w.chunk));
+  const auto& o = sim.options();
+  const Survey& survey = sim.survey();
   const int64_t N = sim.size(), G = sim.galaxy_count(), B = survey.n_bands();
   const int64_t S = o.stamp_size, H = o.field_size;
   FitsHeader h = dataset_header(survey, "blends", o.seed, o.psf, o.noise, o.source_noise, N, G, S,
@@ -394,12 +386,10 @@ void write_blend_dataset(const std::string &path, const BlendSimulator &sim,
   if (N == 1) {
     const BlendChunk c = sim.render(0, 1);
     out.add_image("", c.images[0], h);
-    if (o.noise)
-      out.add_image("NOISELESS", c.noiseless[0], h);
+    if (o.noise) out.add_image("NOISELESS", c.noiseless[0], h);
     out.add_image("STAMPS", c.stamps, h);
     stats.add(c.stamps, survey);
-    if (w.progress)
-      w.progress(1, 1);
+    if (w.progress) w.progress(1, 1);
   } else {
     out.add_empty_primary(h);
     const int images = out.add_image_shape("BLENDS", {N, B, H, H}, h);
@@ -409,16 +399,14 @@ void write_blend_dataset(const std::string &path, const BlendSimulator &sim,
       const int64_t n = std::min(w.chunk, N - first);
       const BlendChunk c = sim.render(first, n);
       out.write_rows(images, first, c.images);
-      if (noiseless >= 0)
-        out.write_rows(noiseless, first, c.noiseless);
+      if (noiseless >= 0) out.write_rows(noiseless, first, c.noiseless);
       out.write_rows(stamps, c.first_galaxy, c.stamps);
       stats.add(c.stamps, survey);
-      if (w.progress)
-        w.progress(first + n, N);
+      if (w.progress) w.progress(first + n, N);
     }
   }
   out.add_image("PSF", sim.psf_images(), h);
-  const Galaxies &g = sim.galaxies();
+  const Galaxies& g = sim.galaxies();
   const at::Tensor x0 = ((g.x + 0.5).floor() - S / 2).to(at::kLong);
   const at::Tensor y0 = ((g.y + 0.5).floor() - S / 2).to(at::kLong);
   const at::Tensor n_of = sim.offsets().slice(0, 1) - sim.offsets().slice(0, 0, N); // (N)
@@ -432,18 +420,17 @@ void write_blend_dataset(const std::string &path, const BlendSimulator &sim,
                                   cat_or_empty(stats.flux, B), cat_or_empty(stats.snr, B),
                                   survey.band_index(o.population.limit_band));
   out.add_table("TRUTH", truth);
-  if (!w.csv_path.empty())
-    write_csv(w.csv_path, truth);
+  if (!w.csv_path.empty()) write_csv(w.csv_path, truth);
   out.commit();
 }
 
 // ---- Reading ------------------------------------------------------------------------------------
 
-SimulatedDataset read_dataset(const std::string &path) {
+SimulatedDataset read_dataset(const std::string& path) {
   const auto hdus = list_fits_hdus(path);
-  auto has = [&](const std::string &name) {
+  auto has = [&](const std::string& name) {
     return std::any_of(hdus.begin(), hdus.end(),
-                       [&](const FitsHduInfo &h) { return h.name == name; });
+                       [&](const FitsHduInfo& h) { return h.name == name; });
   };
   const bool single = !hdus.empty() && hdus[0].kind == "image" && !hdus[0].naxes.empty();
   const std::string image_hdu = single ? "0" : has("BLENDS") ? "BLENDS" : "STAMPS";
@@ -451,10 +438,9 @@ SimulatedDataset read_dataset(const std::string &path) {
     throw FormatError("'" + path + "' is not a dataset written by demix simulate (it lacks the " +
                       "TRUTH, PSF or image extensions)");
   // Images read back with a leading axis of 1 where FITS dropped it (N = 1, B = 1).
-  auto read4 = [&](const std::string &hdu, int64_t dims) {
+  auto read4 = [&](const std::string& hdu, int64_t dims) {
     at::Tensor t = read_fits(path + "[" + hdu + "]").data;
-    while (t.dim() < dims)
-      t = t.unsqueeze(0);
+    while (t.dim() < dims) t = t.unsqueeze(0);
     return t;
   };
   SimulatedDataset d;
@@ -465,12 +451,9 @@ SimulatedDataset read_dataset(const std::string &path) {
     throw FormatError("'" + path + "': DATASET keyword is '" + d.kind +
                       "', expected 'isolated' or 'blends'");
   d.images = images.data;
-  while (d.images.dim() < 4)
-    d.images = d.images.unsqueeze(0);
-  if (has("NOISELESS"))
-    d.noiseless = read4("NOISELESS", 4);
-  if (d.kind == "blends")
-    d.stamps = read4("STAMPS", 4);
+  while (d.images.dim() < 4) d.images = d.images.unsqueeze(0);
+  if (has("NOISELESS")) d.noiseless = read4("NOISELESS", 4);
+  if (d.kind == "blends") d.stamps = read4("STAMPS", 4);
   d.psf = read4("PSF", 3);
   d.truth = read_fits_table(path + "[TRUTH]");
   const auto nb = static_cast<int64_t>(d.header.number("NBANDS").value_or(0));

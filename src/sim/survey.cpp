@@ -42,7 +42,7 @@ Survey Survey::lsst() {
 
 namespace {
 
-void check_band(const Survey &s, int band) {
+void check_band(const Survey& s, int band) {
   if (band < 0 || band >= s.n_bands())
     throw ValueError("band index " + std::to_string(band) + " out of range: survey '" + s.name +
                      "' has " + std::to_string(s.n_bands()) + " bands (0 to " +
@@ -51,11 +51,10 @@ void check_band(const Survey &s, int band) {
 
 } // namespace
 
-int Survey::band_index(const std::string &band_name) const {
+int Survey::band_index(const std::string& band_name) const {
   std::string names;
   for (int b = 0; b < n_bands(); ++b) {
-    if (bands[b].name == band_name)
-      return b;
+    if (bands[b].name == band_name) return b;
     names += (names.empty() ? "" : ", ") + bands[b].name;
   }
   throw ValueError("survey '" + name + "' has no band '" + band_name + "' (bands: " + names + ")");
@@ -63,7 +62,7 @@ int Survey::band_index(const std::string &band_name) const {
 
 double Survey::flux(int band, double mag) const {
   check_band(*this, band);
-  const BandSpec &b = bands[band];
+  const BandSpec& b = bands[band];
   return std::pow(10.0, -0.4 * (mag - b.zero_point_mag)) * b.exposure_time_s;
 }
 
@@ -72,7 +71,7 @@ double Survey::magnitude(int band, double flux_e) const {
   if (!(flux_e > 0))
     throw ValueError("magnitude of a non-positive flux (" + std::to_string(flux_e) +
                      " e-) in band " + bands[band].name);
-  const BandSpec &b = bands[band];
+  const BandSpec& b = bands[band];
   return b.zero_point_mag - 2.5 * std::log10(flux_e / b.exposure_time_s);
 }
 
@@ -83,10 +82,9 @@ double Survey::sky_level(int band) const {
 
 double Survey::noise_sigma(int band) const { return std::sqrt(sky_level(band)); }
 
-at::Tensor Survey::noise_sigmas(const c10::TensorOptions &options) const {
+at::Tensor Survey::noise_sigmas(const c10::TensorOptions& options) const {
   at::Tensor s = at::empty({n_bands()}, at::TensorOptions().dtype(at::kDouble));
-  for (int b = 0; b < n_bands(); ++b)
-    s[b] = noise_sigma(b);
+  for (int b = 0; b < n_bands(); ++b) s[b] = noise_sigma(b);
   return s.to(options);
 }
 

@@ -1,5 +1,5 @@
-#include <demix/stats/coefficients.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/stats/coefficients.hpp>
 
 #include <ATen/ATen.h>
 
@@ -15,7 +15,7 @@ std::string join(const std::vector<std::string>& names) {
   return s;
 }
 
-}  // namespace
+} // namespace
 
 at::Tensor Coefficients::mask(const std::string& name) const {
   const auto it = std::find(classes.begin(), classes.end(), name);
@@ -40,4 +40,4 @@ at::Tensor Coefficients::label(const std::string& name) const {
   return labels.select(1, it - label_names.begin());
 }
 
-}  // namespace demix
+} // namespace demix

@@ -4,11 +4,11 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <numbers>
 #include <sstream>
-#include <functional>
 #include <string>
 
 namespace demix {
@@ -27,7 +27,8 @@ at::Tensor cached(const std::string& key, const c10::TensorOptions& options,
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(full.str());
   if (it == cache.end())
-    it = cache.emplace(full.str(), build().to(options.device(), options.dtype()).contiguous()).first;
+    it =
+        cache.emplace(full.str(), build().to(options.device(), options.dtype()).contiguous()).first;
   return it->second;
 }
 
@@ -35,17 +36,19 @@ void check_shape(int64_t height, int64_t width, int J, const char* what) {
   if (height < 2 || width < 2)
     throw ShapeError(std::string(what) + ": map size must be at least 2 x 2, got " +
                      std::to_string(height) + " x " + std::to_string(width));
-  if (J < 1 || J > 30) throw ValueError(std::string(what) + ": J must be in [1, 30], got " + std::to_string(J));
+  if (J < 1 || J > 30)
+    throw ValueError(std::string(what) + ": J must be in [1, 30], got " + std::to_string(J));
 }
 
 /// Angular frequencies of a length-n FFT axis scaled by `factor`: factor * 2 pi * fftfreq(n).
 std::vector<double> fftfreq(int64_t n, double factor) {
   std::vector<double> f(n);
-  for (int64_t i = 0; i < n; ++i) f[i] = factor * 2 * pi * static_cast<double>(i < (n + 1) / 2 ? i : i - n) / n;
+  for (int64_t i = 0; i < n; ++i)
+    f[i] = factor * 2 * pi * static_cast<double>(i < (n + 1) / 2 ? i : i - n) / n;
   return f;
 }
 
-}  // namespace
+} // namespace
 
 double gaussian_sigma0() { return 1.0 / (0.496 * std::pow(2.0, -0.55) * kBumpK0); }
 
@@ -60,8 +63,9 @@ at::Tensor bump_steerable_bank(int64_t height, int64_t width, int J, int L, int 
   return cached(key.str(), options, [=] {
     const int64_t M = height, N = width;
     // Normalisation c(L) = 2^(L-1) / 1.29 * (L-1)! / sqrt(L (2(L-1))!), with lgamma for large L.
-    const double c = std::exp((L - 1) * std::log(2.0) - std::log(1.29) + std::lgamma(L) -
-                              0.5 * (std::log(static_cast<double>(L)) + std::lgamma(2.0 * (L - 1) + 1)));
+    const double c =
+        std::exp((L - 1) * std::log(2.0) - std::log(1.29) + std::lgamma(L) -
+                 0.5 * (std::log(static_cast<double>(L)) + std::lgamma(2.0 * (L - 1) + 1)));
     // Doubled grid: frequencies in [-2 pi, 2 pi), so the part of the bump beyond pi is folded back.
     const std::vector<double> kx = fftfreq(2 * N, 2.0), ky = fftfreq(2 * M, 2.0);
     std::vector<double> mod(4 * M * N), angle(4 * M * N);
@@ -81,11 +85,13 @@ at::Tensor bump_steerable_bank(int64_t height, int64_t width, int J, int L, int 
           for (int64_t s = 0; s < 2 * N; ++s) {
             const double k = mod[r * 2 * N + s];
             if (!(k > 0.0 && k < 2 * xi)) continue;
-            const double phase = std::fmod(std::fmod(angle[r * 2 * N + s] - theta, 2 * pi) + 2 * pi, 2 * pi);
+            const double phase =
+                std::fmod(std::fmod(angle[r * 2 * N + s] - theta, 2 * pi) + 2 * pi, 2 * pi);
             if (!(phase <= pi / 2 || phase >= 3 * pi / 2)) continue;
             const double d = k - xi;
             const double radial = std::exp(-d * d / (xi * xi - d * d));
-            out[f][r % M][s % N] += c * radial * std::pow(std::cos(phase), L - 1);  // fold mod (M, N)
+            out[f][r % M][s % N] +=
+                c * radial * std::pow(std::cos(phase), L - 1); // fold mod (M, N)
           }
         }
       }
@@ -123,4 +129,4 @@ at::Tensor gaussian_lowpass_bank(int64_t height, int64_t width, const std::vecto
   });
 }
 
-}  // namespace demix
+} // namespace demix

@@ -34,21 +34,23 @@ void check_bank_arguments(const MorletOptions& o, int64_t M, int64_t N) {
 // Builds the bank in float64 on the CPU.
 MorletBank build_bank(const MorletOptions& o, int64_t M, int64_t N) {
   MorletBank bank;
-  bank.psi = at::empty({o.J, o.L, M, N}, at::kDouble);  // (J, L, M, N)
+  bank.psi = at::empty({o.J, o.L, M, N}, at::kDouble); // (J, L, M, N)
   for (int j = 0; j < o.J; ++j) {
     const double sigma = 0.8 * std::pow(2.0, j);
     const double xi = 3.0 / 4.0 * kPi / std::pow(2.0, j);
     for (int t = 0; t < o.L; ++t) {
       const at::Tensor psi = morlet_2d(M, N, sigma, morlet_angle(t, o.L), xi, 4.0 / o.L, o.variant);
-      at::Tensor psi_hat = at::fft_fft2(psi);  // (M, N) complex128
+      at::Tensor psi_hat = at::fft_fft2(psi); // (M, N) complex128
       if (o.variant == MorletVariant::Cheng) psi_hat.index_put_({0, 0}, 0.0);
       bank.psi[j][t].copy_(at::real(psi_hat));
     }
   }
   const at::Tensor phi = gabor_2d(M, N, 0.8 * std::pow(2.0, o.J - 1), 0.0, 0.0, 1.0, o.variant);
-  bank.phi = at::real(at::fft_fft2(phi)).contiguous();  // (M, N)
+  bank.phi = at::real(at::fft_fft2(phi)).contiguous(); // (M, N)
 
-  const auto divides = [&](int r) { return M % (int64_t{1} << r) == 0 && N % (int64_t{1} << r) == 0; };
+  const auto divides = [&](int r) {
+    return M % (int64_t{1} << r) == 0 && N % (int64_t{1} << r) == 0;
+  };
   for (int r = 0; r < std::max(o.J - 1, 1) && divides(r); ++r)
     bank.psi_levels.push_back(periodize_filter_fft(bank.psi, r));
   for (int r = 0; r < o.J && divides(r); ++r)
@@ -77,7 +79,7 @@ std::map<CacheKey, MorletBank>& cache() {
   return c;
 }
 
-}  // namespace
+} // namespace
 
 double morlet_angle(int t, int L) {
   // Python's int() truncates toward zero, as static_cast does.
@@ -94,7 +96,7 @@ at::Tensor gabor_2d(int64_t M, int64_t N, double sigma, double theta, double xi,
   }
   const double s2 = slant * slant, den = 2.0 * sigma * sigma;
   const double c00 = (c * c + s * s * s2) / den;
-  const double c01 = (c * s - s * c * s2) / den;  // = c10
+  const double c01 = (c * s - s * c * s2) / den; // = c10
   const double c11 = (s * s + c * c * s2) / den;
 
   // Sum over the periodisation copies, skipping those where the envelope is below
@@ -102,7 +104,7 @@ at::Tensor gabor_2d(int64_t M, int64_t N, double sigma, double theta, double xi,
   // of the filter's Fourier transform. The envelope is at least exp(-lambda_min |u|^2).
   constexpr double kNegligible = 100.0;
   const double lambda_min = 0.99 * std::min(1.0, s2) / den;
-  const auto nearest = [](int64_t lo, int64_t hi) {  // min |u| over the integers u in [lo, hi)
+  const auto nearest = [](int64_t lo, int64_t hi) { // min |u| over the integers u in [lo, hi)
     return lo <= 0 && hi > 0 ? 0.0 : static_cast<double>(std::min(std::abs(lo), std::abs(hi - 1)));
   };
   const at::Tensor rows = at::arange(M, at::kDouble).view({M, 1});
@@ -117,27 +119,28 @@ at::Tensor gabor_2d(int64_t M, int64_t N, double sigma, double theta, double xi,
     for (int64_t ey : copy_offsets(variant)) {
       const double dy = nearest(ey * N, ey * N + N);
       if (lambda_min * (dx * dx + dy * dy) > kNegligible) continue;
-      const at::Tensor x = rows + static_cast<double>(ex * M);  // (M, 1)
-      const at::Tensor y = cols + static_cast<double>(ey * N);  // (1, N)
+      const at::Tensor x = rows + static_cast<double>(ex * M); // (M, 1)
+      const at::Tensor y = cols + static_cast<double>(ey * N); // (1, N)
       const at::Tensor envelope = at::exp(-(c00 * x * x + (2.0 * c01) * x * y + c11 * y * y));
       g += envelope * (wave(x, xi * std::cos(theta)) * wave(y, xi * std::sin(theta)));
     }
   }
   const double pi = variant == MorletVariant::Kymatio ? 3.1415 : kPi;
-  return g / (2.0 * pi * sigma * sigma / slant);  // (M, N) complex128
+  return g / (2.0 * pi * sigma * sigma / slant); // (M, N) complex128
 }
 
 at::Tensor morlet_2d(int64_t M, int64_t N, double sigma, double theta, double xi, double slant,
                      MorletVariant variant) {
   const at::Tensor wave = gabor_2d(M, N, sigma, theta, xi, slant, variant);
   const at::Tensor envelope = gabor_2d(M, N, sigma, theta, 0.0, slant, variant);
-  const at::Tensor K = wave.sum() / envelope.sum();  // complex scalar
+  const at::Tensor K = wave.sum() / envelope.sum(); // complex scalar
   return wave - K * envelope;
 }
 
 at::Tensor periodize_filter_fft(const at::Tensor& f, int res) {
-  if (f.dim() < 2) throw ShapeError("periodize_filter_fft: expected (..., M, N), got a " +
-                                    std::to_string(f.dim()) + "-d tensor");
+  if (f.dim() < 2)
+    throw ShapeError("periodize_filter_fft: expected (..., M, N), got a " +
+                     std::to_string(f.dim()) + "-d tensor");
   const int64_t M = f.size(-2), N = f.size(-1), k = int64_t{1} << res;
   if (res < 0 || M % k || N % k)
     throw ShapeError("periodize_filter_fft: " + std::to_string(M) + " x " + std::to_string(N) +
@@ -153,7 +156,7 @@ at::Tensor periodize_filter_fft(const at::Tensor& f, int res) {
   std::vector<int64_t> shape(f.sizes().begin(), f.sizes().end() - 2);
   const int64_t d = static_cast<int64_t>(shape.size());
   shape.insert(shape.end(), {k, Mr, k, Nr});
-  return masked.reshape(shape).sum(at::IntArrayRef{d, d + 2});  // (..., Mr, Nr)
+  return masked.reshape(shape).sum(at::IntArrayRef{d, d + 2}); // (..., Mr, Nr)
 }
 
 MorletBank morlet_filter_bank(const MorletOptions& options, int64_t M, int64_t N,
@@ -162,10 +165,11 @@ MorletBank morlet_filter_bank(const MorletOptions& options, int64_t M, int64_t N
   if (dtype != at::kFloat && dtype != at::kDouble)
     throw ValueError(std::string("Morlet bank: dtype must be float32 or float64, got ") +
                      c10::toString(dtype));
-  const CacheKey key{static_cast<int>(options.variant), options.J, options.L, M, N,
-                     static_cast<int>(dtype), device.str()};
-  const CacheKey key64{static_cast<int>(options.variant), options.J, options.L, M, N,
-                       static_cast<int>(at::kDouble), c10::Device(c10::kCPU).str()};
+  const CacheKey key{static_cast<int>(options.variant), options.J,   options.L, M, N,
+                     static_cast<int>(dtype),           device.str()};
+  const CacheKey key64{
+      static_cast<int>(options.variant), options.J, options.L, M, N, static_cast<int>(at::kDouble),
+      c10::Device(c10::kCPU).str()};
   std::lock_guard<std::mutex> lock(cache_mutex());
   auto& c = cache();
   if (auto it = c.find(key); it != c.end()) return it->second;
@@ -185,4 +189,4 @@ void morlet_cache_clear() {
   cache().clear();
 }
 
-}  // namespace demix
+} // namespace demix

@@ -15,11 +15,13 @@ namespace demix {
 namespace {
 
 /// Frequency of DFT index i on an n-point grid, in cycles per pixel (numpy's fftfreq).
-double fftfreq(int64_t i, int64_t n) { return static_cast<double>(i < (n + 1) / 2 ? i : i - n) / n; }
+double fftfreq(int64_t i, int64_t n) {
+  return static_cast<double>(i < (n + 1) / 2 ? i : i - n) / n;
+}
 
 std::string num(double v) { return std::to_string(v); }
 
-}  // namespace
+} // namespace
 
 PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options, int64_t height,
                                              int64_t width, const Context& context)
@@ -36,8 +38,7 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
   // |k| of every mode, row-major over (H, W) as FFT2's output.
   std::vector<double> kmod(static_cast<size_t>(H_ * W_));
   for (int64_t i = 0; i < H_; ++i)
-    for (int64_t j = 0; j < W_; ++j)
-      kmod[i * W_ + j] = std::hypot(fftfreq(i, H_), fftfreq(j, W_));
+    for (int64_t j = 0; j < W_; ++j) kmod[i * W_ + j] = std::hypot(fftfreq(i, H_), fftfreq(j, W_));
   const double k_max = options.include_corners ? *std::max_element(kmod.begin(), kmod.end()) : 0.5;
 
   // Edges; mode k is in bin b when edges[b] <= |k| < edges[b + 1] (the last bin closed for the
@@ -80,8 +81,8 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
     if (counts[b] == 0)
       throw ValueError("power spectrum: bin " + std::to_string(b) + " [" + num(edges[b]) + ", " +
                        num(edges[b + 1]) + ") cycles/pixel holds no Fourier mode of a " +
-                       std::to_string(H_) + " x " + std::to_string(W_) + " map with bins = " +
-                       std::to_string(options.bins) + "; use fewer bins");
+                       std::to_string(H_) + " x " + std::to_string(W_) +
+                       " map with bins = " + std::to_string(options.bins) + "; use fewer bins");
 
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
@@ -89,13 +90,13 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
   centres_ = at::tensor(centres, f64);
   counts_ = at::tensor(counts, i64);
   bin_index_ = at::tensor(index, i64).to(tensor_options_.device());
-  inv_counts_ = (1.0 / counts_.to(at::kDouble)).to(tensor_options_.device(),
-                                                   tensor_options_.dtype().toScalarType());
+  inv_counts_ = (1.0 / counts_.to(at::kDouble))
+                    .to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
 }
 
 at::Tensor PowerSpectrumOperator::check_input(const at::Tensor& x, const char* name) const {
   const std::string arg = std::string("power spectrum: input ") + name;
-  const at::Tensor y = detail::map_batch(x, H_, W_, arg);  // (B, H, W)
+  const at::Tensor y = detail::map_batch(x, H_, W_, arg); // (B, H, W)
   if (!x.is_complex() && !at::isFloatingType(x.scalar_type()))
     throw ValueError(arg + " must be real or complex floating point, got " +
                      c10::toString(x.scalar_type()));
@@ -105,10 +106,10 @@ at::Tensor PowerSpectrumOperator::check_input(const at::Tensor& x, const char* n
 
 at::Tensor PowerSpectrumOperator::bin_average(const at::Tensor& power) const {
   const int64_t B = power.size(0), K = num_bins();
-  const at::Tensor flat = power.reshape({B, H_ * W_});  // (B, H W) real
+  const at::Tensor flat = power.reshape({B, H_ * W_}); // (B, H W) real
   // One extra column collects the modes in no bin; it is dropped.
   const at::Tensor sums = at::zeros({B, K + 1}, flat.options()).index_add(1, bin_index_, flat);
-  return sums.narrow(1, 0, K) * inv_counts_;  // (B, K) real
+  return sums.narrow(1, 0, K) * inv_counts_; // (B, K) real
 }
 
 Coefficients PowerSpectrumOperator::make_coefficients(const at::Tensor& values,
@@ -131,10 +132,10 @@ at::Tensor spectrum(const at::Tensor& x, bool subtract_mean) {
   return at::view_as_real(at::fft_fft2(y));
 }
 
-}  // namespace
+} // namespace
 
 Coefficients PowerSpectrumOperator::forward(const at::Tensor& x_in) const {
-  const at::Tensor xh = spectrum(check_input(x_in, "x"), options_.subtract_mean);  // (B, H, W, 2)
+  const at::Tensor xh = spectrum(check_input(x_in, "x"), options_.subtract_mean); // (B, H, W, 2)
   const at::Tensor power = xh.square().sum(-1) / static_cast<double>(H_ * W_);    // (B, H, W)
   return make_coefficients(bin_average(power), "P");
 }
@@ -145,11 +146,11 @@ Coefficients PowerSpectrumOperator::forward_cross(const at::Tensor& x_in,
   if (x.size(0) != y.size(0))
     throw ShapeError("power spectrum: cross-spectrum of batches of different sizes: " +
                      std::to_string(x.size(0)) + " and " + std::to_string(y.size(0)));
-  const at::Tensor xh = spectrum(x, options_.subtract_mean);  // (B, H, W, 2)
-  const at::Tensor yh = spectrum(y, options_.subtract_mean);  // (B, H, W, 2)
+  const at::Tensor xh = spectrum(x, options_.subtract_mean); // (B, H, W, 2)
+  const at::Tensor yh = spectrum(y, options_.subtract_mean); // (B, H, W, 2)
   // Re(x_hat conj(y_hat)) = Re x Re y + Im x Im y.
-  const at::Tensor cross = (xh * yh).sum(-1) / static_cast<double>(H_ * W_);  // (B, H, W)
+  const at::Tensor cross = (xh * yh).sum(-1) / static_cast<double>(H_ * W_); // (B, H, W)
   return make_coefficients(bin_average(cross), "Pxy");
 }
 
-}  // namespace demix
+} // namespace demix

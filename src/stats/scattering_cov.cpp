@@ -14,12 +14,12 @@
 namespace demix {
 
 struct ScatteringCovOperator::Compact {
-  at::Tensor mean, var;  // (B,) real
-  at::Tensor P00, S1;    // (B, J, L) real
-  at::Tensor C01;        // (B, K2) complex, normalised, canonical order (j1, j2, l1, l2)
-  at::Tensor C11_pre;    // (B, K3) complex, canonical order (j1, j2, j3, l1, l2, l3)
-  at::Tensor C11;        // (B, K3) complex, normalised
-  at::Tensor P11;        // (B, K2) real, canonical order (j1, j2, l1, l2)
+  at::Tensor mean, var; // (B,) real
+  at::Tensor P00, S1;   // (B, J, L) real
+  at::Tensor C01;       // (B, K2) complex, normalised, canonical order (j1, j2, l1, l2)
+  at::Tensor C11_pre;   // (B, K3) complex, canonical order (j1, j2, j3, l1, l2, l3)
+  at::Tensor C11;       // (B, K3) complex, normalised
+  at::Tensor P11;       // (B, K2) real, canonical order (j1, j2, l1, l2)
 };
 
 namespace {
@@ -32,8 +32,8 @@ std::vector<int64_t> kept_frequencies(int64_t size, int j, ScovFrequencySum sum)
     return idx;
   }
   const int64_t scale = int64_t{1} << j;
-  const int64_t d = std::min(std::max<int64_t>(8, std::min((size + scale - 1) / scale, size / 2)),
-                             size / 2);
+  const int64_t d =
+      std::min(std::max<int64_t>(8, std::min((size + scale - 1) / scale, size / 2)), size / 2);
   const int64_t odd = size % 2;
   for (int64_t k = 0; k < d + odd; ++k) idx.push_back(k);
   for (int64_t k = size - d; k < size; ++k) idx.push_back(k);
@@ -44,7 +44,7 @@ at::Tensor long_tensor(const std::vector<int64_t>& v, c10::Device device) {
   return at::tensor(v, at::kLong).to(device);
 }
 
-at::Tensor label_rows(const std::vector<int64_t>& v) {  // (K, 6) int64 CPU
+at::Tensor label_rows(const std::vector<int64_t>& v) { // (K, 6) int64 CPU
   return at::tensor(v, at::kLong).view({-1, 6});
 }
 
@@ -65,13 +65,14 @@ at::Tensor scatter_by_labels(const at::Tensor& v, const at::Tensor& labels,
       .view(shape);
 }
 
-}  // namespace
+} // namespace
 
 ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options, int64_t height,
                                              int64_t width, const Context& context)
     : options_(options), H_(height), W_(width), tensor_options_(context.options()) {
   const int J = options.J, L = options.L;
-  if (J < 1 || J > 30) throw ValueError("scattering covariance: J must be >= 1, got " + std::to_string(J));
+  if (J < 1 || J > 30)
+    throw ValueError("scattering covariance: J must be >= 1, got " + std::to_string(J));
   if (L < 1) throw ValueError("scattering covariance: L must be >= 1, got " + std::to_string(L));
   if ((int64_t{1} << J) > std::min(height, width))
     throw ValueError("scattering covariance: 2^J = " + std::to_string(int64_t{1} << J) +
@@ -85,13 +86,15 @@ ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options
   const MorletOptions morlet{.J = J, .L = L, .variant = MorletVariant::Cheng};
   const bool f32 = options.filter_rounding == ScovFilterRounding::Float32;
   const at::Tensor stored = morlet_filter_bank(morlet, height, width, f32 ? at::kFloat : real,
-                                               device).psi;  // (J, L, H, W)
+                                               device)
+                                .psi; // (J, L, H, W)
   psi_ = stored.to(real);
   for (int j = 0; j < J; ++j) {
     Scale s;
     s.rows = long_tensor(kept_frequencies(height, j, options.frequency_sum), device);
     s.cols = long_tensor(kept_frequencies(width, j, options.frequency_sum), device);
-    const at::Tensor cut = stored[j].index_select(1, s.rows).index_select(2, s.cols).reshape({L, -1});
+    const at::Tensor cut =
+        stored[j].index_select(1, s.rows).index_select(2, s.cols).reshape({L, -1});
     s.psi = cut.to(cplx);
     s.psi2 = (cut * cut).to(cplx);
     // P11 as C11's diagonal (psi2's rounding) and as Cheng's C01 normalisation computes it without
@@ -179,17 +182,18 @@ ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options
 at::Tensor ScatteringCovOperator::check_input(const at::Tensor& x) const {
   const at::Tensor y = detail::map_batch(x, H_, W_, "scattering covariance");
   if (x.is_complex() || !at::isFloatingType(x.scalar_type()))
-    throw ValueError(std::string("scattering covariance: the input must be real floating point, got ") +
-                     c10::toString(x.scalar_type()));
+    throw ValueError(
+        std::string("scattering covariance: the input must be real floating point, got ") +
+        c10::toString(x.scalar_type()));
   return y.to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
 }
 
 void ScatteringCovOperator::set_reference(const at::Tensor& reference) {
-  const at::Tensor x = check_input(reference).detach();  // (B_ref, H, W)
+  const at::Tensor x = check_input(reference).detach(); // (B_ref, H, W)
   const at::Tensor I1 = at::abs(at::fft_ifft2(at::fft_fft2(x).unsqueeze(1).unsqueeze(1) * psi_));
-  reference_P00_ = (I1 * I1).mean({-2, -1});  // (B_ref, J, L)
+  reference_P00_ = (I1 * I1).mean({-2, -1}); // (B_ref, J, L)
   reference_P11_ = at::Tensor();
-  if (options_.normalization == ScovNormalization::P11)  // as Cheng's add_ref: C11's diagonal
+  if (options_.normalization == ScovNormalization::P11) // as Cheng's add_ref: C11's diagonal
     p11(at::fft_fft2(I1).flatten(1, 2), &reference_P11_, nullptr);
 }
 
@@ -207,8 +211,8 @@ void ScatteringCovOperator::p11(const at::Tensor& I1_hat, at::Tensor* as_c11,
     const at::Tensor Ic = I1_hat.narrow(1, 0, (j + 1) * L)
                               .index_select(-2, s.rows)
                               .index_select(-1, s.cols)
-                              .flatten(-2);                  // (B, n, P)
-    const at::Tensor power = at::real(Ic * at::conj(Ic));  // |I1_hat|^2, smooth at 0
+                              .flatten(-2);               // (B, n, P)
+    const at::Tensor power = at::real(Ic * at::conj(Ic)); // |I1_hat|^2, smooth at 0
     // [(j1, l1), as C11 / squared, l2]
     const at::Tensor block = at::matmul(power, s.psi2_sq.t()).view({B, -1, 2, L});
     a.push_back(block.select(2, 0).flatten(1));
@@ -221,20 +225,21 @@ void ScatteringCovOperator::p11(const at::Tensor& I1_hat, at::Tensor* as_c11,
 
 ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& x_in) const {
   const int J = options_.J, L = options_.L;
-  const at::Tensor x = check_input(x_in);  // (B, H, W)
+  const at::Tensor x = check_input(x_in); // (B, H, W)
   const int64_t B = x.size(0);
   const double MN = static_cast<double>(H_ * W_);
 
   Compact c;
   c.mean = x.mean({-2, -1});
   c.var = x.var({-2, -1}, /*unbiased=*/true);
-  const at::Tensor x_hat = at::fft_fft2(x);                                        // (B, H, W)
-  const at::Tensor I1 = at::abs(at::fft_ifft2(x_hat.unsqueeze(1).unsqueeze(1) * psi_));  // (B, J, L, H, W)
-  c.P00 = (I1 * I1).mean({-2, -1});  // (B, J, L)
-  c.S1 = I1.mean({-2, -1});          // (B, J, L)
-  const at::Tensor I1_hat = at::fft_fft2(I1).view({B, J * L, H_, W_});  // (B, J L, H, W)
+  const at::Tensor x_hat = at::fft_fft2(x); // (B, H, W)
+  const at::Tensor I1 =
+      at::abs(at::fft_ifft2(x_hat.unsqueeze(1).unsqueeze(1) * psi_));  // (B, J, L, H, W)
+  c.P00 = (I1 * I1).mean({-2, -1});                                    // (B, J, L)
+  c.S1 = I1.mean({-2, -1});                                            // (B, J, L)
+  const at::Tensor I1_hat = at::fft_fft2(I1).view({B, J * L, H_, W_}); // (B, J L, H, W)
   const bool by_p11 = options_.normalization == ScovNormalization::P11;
-  at::Tensor P11_c01;  // Cheng's C01 normalisation without a reference
+  at::Tensor P11_c01; // Cheng's C01 normalisation without a reference
   p11(I1_hat, &c.P11, by_p11 && !has_reference() ? &P11_c01 : nullptr);
 
   std::vector<at::Tensor> blocks01, blocks11;
@@ -244,17 +249,17 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
     const auto cut = [&](const at::Tensor& t) {
       return t.index_select(-2, s.rows).index_select(-1, s.cols).flatten(-2);
     };
-    const at::Tensor xc = cut(x_hat);                          // (B, P)
-    const at::Tensor Ic = cut(I1_hat.narrow(1, 0, n));         // (B, n, P)
+    const at::Tensor xc = cut(x_hat);                  // (B, P)
+    const at::Tensor Ic = cut(I1_hat.narrow(1, 0, n)); // (B, n, P)
     const at::Tensor Ic_conj = at::conj(Ic);
     // C01 block [(j1, l1), l2] = sum_k x_hat conj(I1_hat[j1,l1]) psi_hat[j,l2]
-    blocks01.push_back(at::matmul(xc.unsqueeze(1) * Ic_conj, s.psi.t()).flatten(1));  // (B, n L)
+    blocks01.push_back(at::matmul(xc.unsqueeze(1) * Ic_conj, s.psi.t()).flatten(1)); // (B, n L)
     // C11 block [(j1, l1), (j2, l2), l3] = sum_k I1_hat[j1,l1] conj(I1_hat[j2,l2]) psi_hat[j,l3]^2
     const at::Tensor Z = (Ic_conj.unsqueeze(2) * s.psi2.unsqueeze(0).unsqueeze(0)).flatten(1, 2);
-    blocks11.push_back(at::matmul(Ic, Z.transpose(-1, -2)).flatten(1));  // (B, n n L)
+    blocks11.push_back(at::matmul(Ic, Z.transpose(-1, -2)).flatten(1)); // (B, n n L)
   }
   const double scale = 1.0 / (MN * MN);
-  const at::Tensor C01 = at::cat(blocks01, 1).index_select(1, c01_gather_) * scale;  // (B, K2)
+  const at::Tensor C01 = at::cat(blocks01, 1).index_select(1, c01_gather_) * scale; // (B, K2)
   c.C11_pre = at::cat(blocks11, 1).index_select(1, c11_gather_) * scale;            // (B, K3)
 
   if (options_.normalization == ScovNormalization::None) {
@@ -262,14 +267,14 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
     c.C11 = c.C11_pre;
     return c;
   }
-  at::Tensor P = has_reference() ? reference_P00_ : c.P00;  // (B or B_ref, J, L)
+  at::Tensor P = has_reference() ? reference_P00_ : c.P00; // (B or B_ref, J, L)
   if (P.size(0) != 1 && P.size(0) != B)
     throw ShapeError("scattering covariance: the reference holds " + std::to_string(P.size(0)) +
                      " maps; inputs must then come in batches of 1 or " +
                      std::to_string(P.size(0)) + ", got " + std::to_string(B));
-  P = P.flatten(1);  // (B', J L)
+  P = P.flatten(1); // (B', J L)
   if (by_p11) {
-    const at::Tensor& Q = has_reference() ? reference_P11_ : c.P11;  // (B', K2)
+    const at::Tensor& Q = has_reference() ? reference_P11_ : c.P11; // (B', K2)
     c.C01 = C01 / at::sqrt(P.index_select(1, c01_norm_b_) * (has_reference() ? Q : P11_c01));
     c.C11 = c.C11_pre / at::sqrt(Q.index_select(1, c11_p11_a_) * Q.index_select(1, c11_p11_b_));
     return c;
@@ -282,7 +287,7 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
 Coefficients ScatteringCovOperator::assemble(const Compact& c, bool anisotropic) const {
   const int J = options_.J, L = options_.L;
   const int64_t B = c.mean.size(0);
-  const auto iso = [&](const at::Tensor& v, const at::Tensor& idx) {  // (B, K) -> (B, K_iso)
+  const auto iso = [&](const at::Tensor& v, const at::Tensor& idx) { // (B, K) -> (B, K_iso)
     return at::real(v).index_select(1, idx.flatten()).view({B, idx.size(0), L}).mean(-1);
   };
   const at::ScalarType cplx = c.C01.scalar_type();
@@ -319,7 +324,7 @@ Coefficients ScatteringCovOperator::assemble(const Compact& c, bool anisotropic)
 
   for (auto& v : values) v = v.to(cplx);
   Coefficients out;
-  out.values = at::cat(values, 1);  // (B, K) complex
+  out.values = at::cat(values, 1); // (B, K) complex
   out.classes = classes;
   std::vector<at::Tensor> ids;
   for (std::size_t i = 0; i < counts.size(); ++i)
@@ -431,7 +436,7 @@ Coefficients ScatteringCovOperator::assemble_synthesis(const Compact& c, bool is
   std::vector<at::Tensor> ids;
   for (std::size_t i = 0; i < values.size(); ++i)
     ids.push_back(at::full({values[i].size(1)}, static_cast<int64_t>(i), at::kLong));
-  out.values = at::cat(values, 1);  // (B, K) real
+  out.values = at::cat(values, 1); // (B, K) real
   out.classes = classes;
   out.class_id = at::cat(ids);
   out.label_names = {"j1", "j2", "j3", "l1", "l2", "l3"};
@@ -439,4 +444,4 @@ Coefficients ScatteringCovOperator::assemble_synthesis(const Compact& c, bool is
   return out;
 }
 
-}  // namespace demix
+} // namespace demix

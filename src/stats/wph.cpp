@@ -2,20 +2,20 @@
 #include <demix/stats/filters.hpp>
 #include <demix/stats/wph.hpp>
 
-#include "stats/detail/map_batch.hpp"
 #include "optim/step_graph.hpp"
+#include "stats/detail/map_batch.hpp"
 #include "stats/detail/wph_spectral.hpp"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 #include <list>
 #include <map>
 #include <mutex>
+#include <numbers>
 #include <set>
 #include <tuple>
 
@@ -44,16 +44,17 @@ std::vector<Moment> default_moments(int J, int L, int dn, int A, bool cplx) {
       for (int t = 0; t < nt; ++t)
         for (int n = 0; n <= dn; ++n)
           for (int a = 0; a < (n == 0 ? 1 : A); ++a) m.push_back({cls, j, t, p, j, t, p, n, a, 0});
-      if (cls == 0 && cplx)  // pseudo S11: Cov(x*psi_theta, conj(x*psi_{theta+pi}))
+      if (cls == 0 && cplx) // pseudo S11: Cov(x*psi_theta, conj(x*psi_{theta+pi}))
         for (int t = 0; t < L; ++t)
           for (int n = 0; n <= dn; ++n)
             for (int a = 0; a < (n == 0 ? 1 : 2 * A); ++a)
-              m.push_back({0, j, t, 1, j, (t + L) % (2 * L), 1, n, n == 0 ? 0 : (a + A) % (2 * A), 1});
+              m.push_back(
+                  {0, j, t, 1, j, (t + L) % (2 * L), 1, n, n == 0 ? 0 : (a + A) % (2 * A), 1});
     }
   }
-  for (int j = 0; j < J; ++j)  // S01
+  for (int j = 0; j < J; ++j) // S01
     for (int t = 0; t < nt; ++t) m.push_back({2, j, t, 0, j, t, 1, 0, 0, 0});
-  for (int j1 = 0; j1 < J; ++j1)  // C01: j1 < j2, |t1 - t2| within pi/2 (and its pi-rotation)
+  for (int j1 = 0; j1 < J; ++j1) // C01: j1 < j2, |t1 - t2| within pi/2 (and its pi-rotation)
     for (int j2 = j1 + 1; j2 < J; ++j2)
       for (int t1 = 0; t1 < nt; ++t1) {
         std::vector<int> t2s;
@@ -63,13 +64,14 @@ std::vector<Moment> default_moments(int J, int L, int dn, int A, bool cplx) {
         for (int t2 : t2s) {
           if (t1 == t2) {
             for (int n = 0; n <= dn; ++n)
-              for (int a = 0; a < (n == 0 ? 1 : 2 * A); ++a) m.push_back({3, j1, t1, 0, j2, t2, 1, n, a, 0});
+              for (int a = 0; a < (n == 0 ? 1 : 2 * A); ++a)
+                m.push_back({3, j1, t1, 0, j2, t2, 1, n, a, 0});
           } else {
             m.push_back({3, j1, t1, 0, j2, ((t2 % nt) + nt) % nt, 1, 0, 0, 0});
           }
         }
       }
-  for (int j1 = 0; j1 < J; ++j1)  // Cphase: [x*psi_j1]^1 against [x*psi_j2]^(2^(j2-j1))
+  for (int j1 = 0; j1 < J; ++j1) // Cphase: [x*psi_j1]^1 against [x*psi_j2]^(2^(j2-j1))
     for (int j2 = j1 + 1; j2 < J; ++j2)
       for (int t = 0; t < nt; ++t) {
         const int dn_eff = std::min(J - 1 - j2, dn);
@@ -82,7 +84,7 @@ std::vector<Moment> default_moments(int J, int L, int dn, int A, bool cplx) {
 
 int64_t pymod(int64_t a, int64_t n) { return ((a % n) + n) % n; }
 
-}  // namespace
+} // namespace
 
 struct WphOperator::Fields {
   at::Tensor xhat;    // (B, H, W) complex: Fourier transform of the maps
@@ -98,7 +100,8 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
   if (o.dn < 0) throw ValueError("WPH: dn must be >= 0, got " + std::to_string(o.dn));
   if (o.A < 1) throw ValueError("WPH: A must be >= 1, got " + std::to_string(o.A));
   if (o.memory_bytes < 0)
-    throw ValueError("WPH: memory_bytes must be >= 0 (0 = automatic), got " + std::to_string(o.memory_bytes));
+    throw ValueError("WPH: memory_bytes must be >= 0 (0 = automatic), got " +
+                     std::to_string(o.memory_bytes));
   if (height < 8 || width < 8)
     throw ShapeError("WPH: maps must be at least 8 x 8, got " + std::to_string(height) + " x " +
                      std::to_string(width));
@@ -130,7 +133,7 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
     tx[i] = pymod(static_cast<int64_t>(std::nearbyint(r * std::cos(theta - alpha))), N);
     ty[i] = pymod(static_cast<int64_t>(std::nearbyint(r * std::sin(theta - alpha))), M);
   }
-  if (o.boundary == WphBoundary::NonPeriodic) {  // pywph pads by the largest shift index
+  if (o.boundary == WphBoundary::NonPeriodic) { // pywph pads by the largest shift index
     pad_x_ = *std::max_element(tx.begin(), tx.end());
     pad_y_ = *std::max_element(ty.begin(), ty.end());
   }
@@ -154,7 +157,8 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
       if (ty[i] >= 2 * Mc || tx[i] >= 2 * Nc)
         throw ValueError("WPH: shift outside the non-periodic weight map; lower dn or J");
       const double overlap = static_cast<double>(std::abs(Mc - ty[i]) * std::abs(Nc - tx[i]));
-      weight = static_cast<double>(static_cast<float>(1.0 / (overlap / static_cast<double>(M * N))));
+      weight =
+          static_cast<double>(static_cast<float>(1.0 / (overlap / static_cast<double>(M * N))));
     }
     c.weight.push_back(weight);
     label_rows.insert(label_rows.end(), {m.j1, m.t1, m.p1, m.j2, m.t2, m.p2, m.n, m.a, m.pseudo});
@@ -174,12 +178,12 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
         class_ids.push_back(5);
       }
 
-  // Fields: the distinct [x*psi]^p (conjugated for pseudo moments) that covariances pair up. Each is
-  // built and normalised once per call; plain covariances (tau = 0 only) are then a Gram matrix of
-  // fields, the others products of the fields' Fourier transforms.
+  // Fields: the distinct [x*psi]^p (conjugated for pseudo moments) that covariances pair up. Each
+  // is built and normalised once per call; plain covariances (tau = 0 only) are then a Gram matrix
+  // of fields, the others products of the fields' Fourier transforms.
   const auto dev = context.device();
   auto longs = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(dev); };
-  std::vector<std::tuple<int, int, int, int>> keys;       // (kind rank, psi, p, conj) per field
+  std::vector<std::tuple<int, int, int, int>> keys; // (kind rank, psi, p, conj) per field
   auto kind_rank = [](int p) { return p == 1 ? 0 : p == 0 ? 1 : 2; };
   for (const auto& cv : covariances_) {
     keys.emplace_back(kind_rank(cv.p1), cv.psi1, cv.p1, 0);
@@ -190,7 +194,7 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
            std::tuple(std::get<3>(b), std::get<0>(b), std::get<1>(b), std::get<2>(b));
   });
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  std::map<std::tuple<int, int, int>, int64_t> base_of;  // (psi, p, conj) -> field index
+  std::map<std::tuple<int, int, int>, int64_t> base_of; // (psi, p, conj) -> field index
   std::vector<int64_t> psi_p1, psi_p0, psi_ph, conj_src;
   std::vector<double> exp_ph;
   for (const auto& [rank, psi, p, conj] : keys) {
@@ -203,7 +207,7 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
   for (const auto& [rank, psi, p, conj] : keys)
     if (conj) {
       base_of[{psi, p, 1}] = n_base + static_cast<int64_t>(conj_src.size());
-      conj_src.push_back(base_of.at({psi, p, 0}));  // pseudo moments conjugate an existing field
+      conj_src.push_back(base_of.at({psi, p, 0})); // pseudo moments conjugate an existing field
     }
   n_fields_ = n_base + static_cast<int64_t>(conj_src.size());
   field_psi_p1_ = longs(psi_p1), field_psi_p0_ = longs(psi_p0), field_psi_ph_ = longs(psi_ph);
@@ -232,8 +236,10 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
       const int64_t position = static_cast<int64_t>(fa.size());
       const int64_t field_a = base_of.at({cv.psi1, cv.p1, 0});
       const int64_t field_b = base_of.at({cv.psi2, cv.p2, cv.pseudo});
-      fa.push_back(shifted ? local_in(local, fields, field_a) : local_in(local_a, fields_a, field_a));
-      fb.push_back(shifted ? local_in(local, fields, field_b) : local_in(local_b, fields_b, field_b));
+      fa.push_back(shifted ? local_in(local, fields, field_a)
+                           : local_in(local_a, fields_a, field_a));
+      fb.push_back(shifted ? local_in(local, fields, field_b)
+                           : local_in(local_b, fields_b, field_b));
       for (std::size_t m = 0; m < cv.moments.size(); ++m) {
         pos.push_back(position), ys.push_back(cv.ty[m]), xs.push_back(cv.tx[m]);
         weights.push_back(cv.weight[m]), rows.push_back(cv.moments[m]);
@@ -266,7 +272,9 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
   }
   sm_rows_ = longs(sm_rows), sm_a_ = longs(sm_a), sm_b_ = longs(sm_b);
   sm_pseudo_ = at::tensor(std::vector<int64_t>(sm_pseudo.begin(), sm_pseudo.end()), at::kLong)
-                   .to(dev).ne(0).view({1, -1, 1, 1});
+                   .to(dev)
+                   .ne(0)
+                   .view({1, -1, 1, 1});
   row_order_ = at::argsort(at::tensor(all_rows, at::kLong)).to(dev);
 
   labels_.classes = kWphClasses;
@@ -275,8 +283,9 @@ WphOperator::WphOperator(const WphOptions& o, int64_t height, int64_t width, con
   labels_.labels = at::tensor(label_rows, at::kLong).view({-1, 9});
 }
 
-WphOperator::SpectralTables WphOperator::build_spectral_plan(
-    const std::map<std::tuple<int, int, int>, int64_t>& field_of, bool cross) const {
+WphOperator::SpectralTables
+WphOperator::build_spectral_plan(const std::map<std::tuple<int, int, int>, int64_t>& field_of,
+                                 bool cross) const {
   const int64_t H = height_, W = width_;
   // Cross statistics: sources [plain of x, plain of y, nonlinear of x, nonlinear of y], side a
   // from x, side b from y; conjugated copies (pseudo moments) of y's sources after them.
@@ -289,7 +298,8 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   };
   const at::Tensor conj_src_host = field_conj_src_.cpu();
   std::vector<int64_t> conj_source;
-  for (int64_t i = 0; i < n_conj; ++i) conj_source.push_back(on_y(conj_src_host[i].item<int64_t>()));
+  for (int64_t i = 0; i < n_conj; ++i)
+    conj_source.push_back(on_y(conj_src_host[i].item<int64_t>()));
   const int64_t n_sources_total = cross ? 2 * n_src : n_src;
   const auto dev = context_.device();
   auto longs = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(dev); };
@@ -298,7 +308,7 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   const at::Tensor support = psi_.detach().to(at::kCPU, at::kDouble).ne(0);
   std::vector<std::pair<int64_t, int64_t>> half(support.size(0));
   for (int64_t q = 0; q < support.size(0); ++q) {
-    const at::Tensor nz = support[q].nonzero();  // (n, 2) rows, columns
+    const at::Tensor nz = support[q].nonzero(); // (n, 2) rows, columns
     const auto at = nz.accessor<int64_t, 2>();
     int64_t ry = 0, rx = 0;
     for (int64_t i = 0; i < nz.size(0); ++i) {
@@ -331,7 +341,9 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   std::map<std::pair<int64_t, int64_t>, std::vector<const Covariance*>> by_box;
   for (const auto& cv : covariances_) {
     std::pair<int64_t, int64_t> box{-1, -1};
-    auto area = [&](std::pair<int64_t, int64_t> b) { return extent(b.first, H) * extent(b.second, W); };
+    auto area = [&](std::pair<int64_t, int64_t> b) {
+      return extent(b.first, H) * extent(b.second, W);
+    };
     if (cv.p1 == 1 && area(half[cv.psi1]) < area(box)) box = half[cv.psi1];
     if (cv.p2 == 1 && area(half[cv.psi2]) < area(box)) box = half[cv.psi2];
     by_box[box].push_back(&cv);
@@ -339,7 +351,8 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   // Small boxes (coarse scales) share one: fewer, larger kernels for a little padding.
   std::pair<int64_t, int64_t> small{-2, -2};
   for (const auto& [box, covs] : by_box)
-    if (box.first >= 0 && box.second >= 0 && extent(box.first, H) * extent(box.second, W) * 64 <= H * W)
+    if (box.first >= 0 && box.second >= 0 &&
+        extent(box.first, H) * extent(box.second, W) * 64 <= H * W)
       small = {std::max(small.first, box.first), std::max(small.second, box.second)};
   if (small.first >= 0)
     for (auto it = by_box.begin(); it != by_box.end();) {
@@ -354,31 +367,36 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
       }
     }
   std::vector<int64_t> rows, mfa, mfb;
-  std::vector<int64_t> box_indices;  // the groups' box frequencies (and those of -k)
+  std::vector<int64_t> box_indices; // the groups' box frequencies (and those of -k)
   int64_t buffer_per_map = 0;
-  std::vector<detail::BoxCopy> copies;  // one per slot of every group
+  std::vector<detail::BoxCopy> copies; // one per slot of every group
   const double n2 = static_cast<double>(H * W) * static_cast<double>(H * W);
   for (const auto& [box, covs] : by_box) {
     detail::SpectralGroup g;
     std::vector<int64_t> ky, kx;
-    for (int64_t u = 0; u < extent(box.first, H); ++u) ky.push_back(box.first < 0 ? u : u - box.first);
-    for (int64_t v = 0; v < extent(box.second, W); ++v) kx.push_back(box.second < 0 ? v : v - box.second);
+    for (int64_t u = 0; u < extent(box.first, H); ++u)
+      ky.push_back(box.first < 0 ? u : u - box.first);
+    for (int64_t v = 0; v < extent(box.second, W); ++v)
+      kx.push_back(box.second < 0 ? v : v - box.second);
     g.bh = static_cast<int64_t>(ky.size()), g.bw = static_cast<int64_t>(kx.size());
     // e^{2 pi i k t / n}, with k and t as integers so that the phase is exact modulo 2 pi.
-    auto phases = [&](const std::vector<int64_t>& k, const std::vector<int64_t>& t, int64_t n, double scale) {
+    auto phases = [&](const std::vector<int64_t>& k, const std::vector<int64_t>& t, int64_t n,
+                      double scale) {
       std::vector<double> re, im;
       for (int64_t a : k)
         for (int64_t b : t) {
-          const double phase = 2 * pi * static_cast<double>(pymod(a * b, n)) / static_cast<double>(n);
+          const double phase =
+              2 * pi * static_cast<double>(pymod(a * b, n)) / static_cast<double>(n);
           re.push_back(scale * std::cos(phase)), im.push_back(scale * std::sin(phase));
         }
       const auto opt = at::TensorOptions().dtype(at::kDouble);
-      return at::complex(at::tensor(re, opt), at::tensor(im, opt)).view({static_cast<int64_t>(k.size()), -1});
+      return at::complex(at::tensor(re, opt), at::tensor(im, opt))
+          .view({static_cast<int64_t>(k.size()), -1});
     };
     g.ey = phases(ky, tys, H, 1.0).transpose(0, 1).contiguous().to(dev, context_.complex_dtype());
     g.ex = phases(kx, txs, W, 1.0 / n2).to(dev, context_.complex_dtype());
     std::vector<int64_t> fa, fb, m_lin, fields;
-    std::map<int64_t, int64_t> slot_of;  // global field -> slot in this group's boxes
+    std::map<int64_t, int64_t> slot_of; // global field -> slot in this group's boxes
     auto slot = [&](int64_t field) {
       auto [it, fresh] = slot_of.emplace(field, static_cast<int64_t>(fields.size()));
       if (fresh) fields.push_back(field);
@@ -391,7 +409,8 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
       const int64_t field_b = on_y(field_of.at({cv->psi2, cv->p2, cv->pseudo}));
       fa.push_back(slot(field_a)), fb.push_back(slot(field_b));
       for (std::size_t m = 0; m < cv->moments.size(); ++m) {
-        m_lin.push_back((c * plan->n_ty + position(tys, cv->ty[m])) * plan->n_tx + position(txs, cv->tx[m]));
+        m_lin.push_back((c * plan->n_ty + position(tys, cv->ty[m])) * plan->n_tx +
+                        position(txs, cv->tx[m]));
         rows.push_back(cv->moments[m]), mfa.push_back(field_a), mfb.push_back(field_b);
       }
       g.first_moment.push_back(static_cast<int64_t>(m_lin.size()));
@@ -404,7 +423,8 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
       for (int64_t a : ky)
         for (int64_t b : kx) box_indices.push_back(pymod(a, H) * W + pymod(b, W));
     }
-    if (std::any_of(fields.begin(), fields.end(), [&](int64_t f) { return f >= n_sources_total; })) {
+    if (std::any_of(fields.begin(), fields.end(),
+                    [&](int64_t f) { return f >= n_sources_total; })) {
       flip_table = static_cast<int64_t>(box_indices.size());
       for (int64_t a : ky)
         for (int64_t b : kx) box_indices.push_back(pymod(-a, H) * W + pymod(-b, W));
@@ -415,8 +435,9 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
     for (int64_t k = 0; k < g.n_slots; ++k) {
       const int64_t field = fields[static_cast<std::size_t>(k)];
       const bool conj = field >= n_sources_total;
-      copies.push_back({conj ? conj_source[field - n_sources_total] : field, g.offset, g.n_slots * box_size,
-                        k * box_size, conj ? flip_table : box_table, box_size, conj});
+      copies.push_back({conj ? conj_source[field - n_sources_total] : field, g.offset,
+                        g.n_slots * box_size, k * box_size, conj ? flip_table : box_table, box_size,
+                        conj});
     }
     g.n_cov = static_cast<int64_t>(fa.size());
     g.fa = longs(fa), g.fb = longs(fb), g.m_lin = longs(m_lin);
@@ -425,12 +446,15 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   // Sources in field order: plain wavelet fields, moduli, higher harmonics (per map when cross).
   std::vector<int64_t> nl_index;
   std::vector<double> nl_p;
-  const at::Tensor p0 = field_psi_p0_.cpu(), ph = field_psi_ph_.cpu(), exps = field_exp_ph_.flatten().cpu().to(at::kDouble);
+  const at::Tensor p0 = field_psi_p0_.cpu(), ph = field_psi_ph_.cpu(),
+                   exps = field_exp_ph_.flatten().cpu().to(at::kDouble);
   const int64_t n_psi = psi_.size(0);
   for (int64_t map = 0; map < (cross ? 2 : 1); ++map) {
-    for (int64_t i = 0; i < p0.numel(); ++i) nl_index.push_back(map * n_psi + p0[i].item<int64_t>()), nl_p.push_back(0.0);
+    for (int64_t i = 0; i < p0.numel(); ++i)
+      nl_index.push_back(map * n_psi + p0[i].item<int64_t>()), nl_p.push_back(0.0);
     for (int64_t i = 0; i < ph.numel(); ++i)
-      nl_index.push_back(map * n_psi + ph[i].item<int64_t>()), nl_p.push_back(exps[i].item<double>());
+      nl_index.push_back(map * n_psi + ph[i].item<int64_t>()),
+          nl_p.push_back(exps[i].item<double>());
   }
   plan->height = H, plan->width = W;
   const at::Tensor psi_plain = psi_.index_select(0, field_psi_p1_);
@@ -439,7 +463,8 @@ WphOperator::SpectralTables WphOperator::build_spectral_plan(
   plan->nl_index = longs(nl_index);
   plan->nl_p = at::tensor(nl_p, at::kDouble).to(dev, context_.real_dtype());
   plan->conj_source = longs(conj_source);
-  plan->box_tasks = detail::make_box_tasks(std::move(copies), box_indices, buffer_per_map, n_sources_total, dev);
+  plan->box_tasks =
+      detail::make_box_tasks(std::move(copies), box_indices, buffer_per_map, n_sources_total, dev);
   return {plan, longs(rows), longs(mfa), longs(mfb)};
 }
 
@@ -451,7 +476,7 @@ at::Tensor WphOperator::prepare(const at::Tensor& x) const {
 }
 
 WphOperator::Fields WphOperator::transform(const at::Tensor& xc) const {
-  const at::Tensor f = at::fft_fft2(xc).unsqueeze(1);  // (B, 1, H, W)
+  const at::Tensor f = at::fft_fft2(xc).unsqueeze(1); // (B, 1, H, W)
   Fields out;
   out.xhat = f.squeeze(1);
   // ifft2 = (1/N) x the unnormalised inverse: 1/N applied to x^ once, not to every filtered copy
@@ -465,7 +490,7 @@ WphOperator::Fields WphOperator::transform(const at::Tensor& xc) const {
     out.wt = out.wt.index({"...", ys, xs});
     low = low.index({"...", ys, xs});
   }
-  if (!spectral_.plan) out.wt_mod = out.wt.abs();  // the spatial path's fields; spectral: from wt
+  if (!spectral_.plan) out.wt_mod = out.wt.abs(); // the spatial path's fields; spectral: from wt
   out.lowpass = low - low.mean({-2, -1}, true);
   return out;
 }
@@ -495,18 +520,21 @@ at::Tensor standardise(const at::Tensor& z /* (B, P, h, w) */, WphNorm norm,
   return scale.defined() ? (z - mean) / scale : z - mean;
 }
 
-}  // namespace
+} // namespace
 
 at::Tensor WphOperator::build_fields(const Fields& f) const {
   std::vector<at::Tensor> parts;
   if (field_psi_p1_.numel()) parts.push_back(f.wt.index_select(1, field_psi_p1_));
-  if (field_psi_p0_.numel()) parts.push_back(f.wt_mod.index_select(1, field_psi_p0_).to(f.wt.scalar_type()));
-  if (field_psi_ph_.numel()) {  // |z| e^{i p arg z}
+  if (field_psi_p0_.numel())
+    parts.push_back(f.wt_mod.index_select(1, field_psi_p0_).to(f.wt.scalar_type()));
+  if (field_psi_ph_.numel()) { // |z| e^{i p arg z}
     const at::Tensor z = f.wt.index_select(1, field_psi_ph_);
-    parts.push_back(at::polar(f.wt_mod.index_select(1, field_psi_ph_), at::angle(z) * field_exp_ph_));
+    parts.push_back(
+        at::polar(f.wt_mod.index_select(1, field_psi_ph_), at::angle(z) * field_exp_ph_));
   }
-  at::Tensor fields = at::cat(parts, 1);  // (B, n_base, h, w)
-  if (field_conj_src_.numel()) fields = at::cat({fields, fields.index_select(1, field_conj_src_).conj()}, 1);
+  at::Tensor fields = at::cat(parts, 1); // (B, n_base, h, w)
+  if (field_conj_src_.numel())
+    fields = at::cat({fields, fields.index_select(1, field_conj_src_).conj()}, 1);
   return fields;
 }
 
@@ -514,7 +542,8 @@ void WphOperator::compute(const Fields& f, WphNorm norm, const at::Tensor* ref_m
                           const at::Tensor* ref_std, const at::Tensor* ref_sm, const Sink& sink,
                           at::Tensor* field_stats, at::Tensor* stats_sm, bool cut_graph) const {
   if (spectral_.plan) {
-    compute_spectral(spectral_, f.xhat.unsqueeze(1), f.wt, norm, ref_mean, ref_std, sink, field_stats);
+    compute_spectral(spectral_, f.xhat.unsqueeze(1), f.wt, norm, ref_mean, ref_std, sink,
+                     field_stats);
   } else {
     compute_spatial(f, norm, ref_mean, ref_std, sink, field_stats, cut_graph);
   }
@@ -532,9 +561,11 @@ void WphOperator::compute_spectral(const SpectralTables& tables, const at::Tenso
   // batch of 100 256^2 maps launched ~4000 ops for its statistics.
   const int64_t per_source = 10 * wt.size(0) * wt.size(-2) * wt.size(-1) * wt.element_size();
   const int64_t one_chunk = per_source * tables.plan->n_sources();
-  const int64_t cap = std::max<int64_t>(int64_t{256} << 20, std::min<int64_t>(8 * per_source, int64_t{4} << 30));
-  const int64_t work = std::min<int64_t>(budget(), one_chunk <= (int64_t{768} << 20) ? one_chunk : cap);
-  const detail::DcMode mode = ref_mean               ? detail::DcMode::Reference
+  const int64_t cap =
+      std::max<int64_t>(int64_t{256} << 20, std::min<int64_t>(8 * per_source, int64_t{4} << 30));
+  const int64_t work =
+      std::min<int64_t>(budget(), one_chunk <= (int64_t{768} << 20) ? one_chunk : cap);
+  const detail::DcMode mode = ref_mean                ? detail::DcMode::Reference
                               : norm == WphNorm::None ? detail::DcMode::Own
                                                       : detail::DcMode::OwnConstant;
   const detail::SpectralResult r =
@@ -549,7 +580,8 @@ void WphOperator::compute_spectral(const SpectralTables& tables, const at::Tenso
     if (field_stats) *field_stats = at::stack({r.mean, scale}, -1);
   }
   at::Tensor values = r.values;
-  if (scale.defined()) values = values / (scale.index_select(1, tables.fa) * scale.index_select(1, tables.fb));
+  if (scale.defined())
+    values = values / (scale.index_select(1, tables.fa) * scale.index_select(1, tables.fb));
   sink(values, tables.rows);
 }
 
@@ -562,7 +594,7 @@ void WphOperator::compute_spatial(const Fields& f, WphNorm norm, const at::Tenso
   const int64_t item = f.wt.element_size();
   // Normalised fields: (F - m) / s with m, s the field's own (None: m only, kept in the graph;
   // Auto: held constant) or the reference's statistics.
-  const at::Tensor fields = build_fields(f);  // (B, n_fields, h, w) complex
+  const at::Tensor fields = build_fields(f); // (B, n_fields, h, w) complex
   at::Tensor mean, scale;
   const at::Tensor normed_full =
       standardise(fields, norm, ref_mean ? ref_mean->unsqueeze(-1).unsqueeze(-1) : at::Tensor(),
@@ -579,27 +611,32 @@ void WphOperator::compute_spatial(const Fields& f, WphNorm norm, const at::Tenso
       const int64_t na = g.fields_a.numel(), nb = g.fields_b.numel();
       const at::Tensor fa = normed.index_select(1, g.fields_a).reshape({B, na, h * w});
       const at::Tensor fb = normed.index_select(1, g.fields_b).reshape({B, nb, h * w});
-      const at::Tensor gram = at::matmul(fa, fb.conj().transpose(1, 2));  // (B, na, nb)
+      const at::Tensor gram = at::matmul(fa, fb.conj().transpose(1, 2)); // (B, na, nb)
       const at::Tensor lin = g.fa * nb + g.fb;
-      at::Tensor cov = gram.reshape({B, -1}).index_select(1, lin).index_select(1, g.m_pos) / norm_mn;
+      at::Tensor cov =
+          gram.reshape({B, -1}).index_select(1, lin).index_select(1, g.m_pos) / norm_mn;
       if (!periodic) cov = cov * g.m_weight;
       sink(cov, g.m_row);
       continue;
     }
     // Shifts: cross-correlations through the fields' Fourier transforms, computed once per field.
-    const at::Tensor gf = normed.index_select(1, g.fields);  // (B, n_group_fields, h, w)
+    const at::Tensor gf = normed.index_select(1, g.fields); // (B, n_group_fields, h, w)
     const at::Tensor spectra_full =
         at::fft_fft2(periodic ? gf : at::constant_pad_nd(gf, {0, pad_x_, 0, pad_y_}));
-    const at::Tensor spectra = cut_graph ? spectra_full.detach().requires_grad_(true) : spectra_full;
+    const at::Tensor spectra =
+        cut_graph ? spectra_full.detach().requires_grad_(true) : spectra_full;
     const int64_t hh = spectra.size(-2), ww = spectra.size(-1);
-    const int64_t chunk = std::max<int64_t>(1, budget() / std::max<int64_t>(1, 3 * B * hh * ww * item));
+    const int64_t chunk =
+        std::max<int64_t>(1, budget() / std::max<int64_t>(1, 3 * B * hh * ww * item));
     for (int64_t start = 0; start < g.n_cov; start += chunk) {
       const int64_t P = std::min(g.n_cov, start + chunk) - start;
-      const at::Tensor cross = at::fft_ifft2(spectra.index_select(1, g.fa.narrow(0, start, P)) *
-                                             spectra.index_select(1, g.fb.narrow(0, start, P)).conj());
+      const at::Tensor cross =
+          at::fft_ifft2(spectra.index_select(1, g.fa.narrow(0, start, P)) *
+                        spectra.index_select(1, g.fb.narrow(0, start, P)).conj());
       const int64_t m0 = g.first_moment[start], nm = g.first_moment[start + P] - m0;
-      const at::Tensor lin = ((g.m_pos.narrow(0, m0, nm) - start) * hh + g.m_y.narrow(0, m0, nm)) * ww +
-                             g.m_x.narrow(0, m0, nm);
+      const at::Tensor lin =
+          ((g.m_pos.narrow(0, m0, nm) - start) * hh + g.m_y.narrow(0, m0, nm)) * ww +
+          g.m_x.narrow(0, m0, nm);
       at::Tensor cov = cross.reshape({B, -1}).index_select(1, lin) / norm_mn;
       if (!periodic) cov = cov * g.m_weight.narrow(0, m0, nm);
       sink(cov, g.m_row.narrow(0, m0, nm));
@@ -607,23 +644,27 @@ void WphOperator::compute_spatial(const Fields& f, WphNorm norm, const at::Tenso
     if (cut_graph && spectra.grad().defined()) spectra_full.backward(spectra.grad());
   }
   if (cut_graph && normed.grad().defined()) normed_full.backward(normed.grad());
-
 }
 
 void WphOperator::compute_scaling(const at::Tensor& low_a, const at::Tensor& low_b, WphNorm norm,
-                                  const at::Tensor* ref_sm, const Sink& sink, at::Tensor* stats_sm) const {
+                                  const at::Tensor* ref_sm, const Sink& sink,
+                                  at::Tensor* stats_sm) const {
   // Scaling moments: covariances of low-pass fields at tau = 0, averaged over the valid region;
   // each side is |low| or low (p = 0 or 1), side b conjugated for pseudo moments.
-  auto sides = [](const at::Tensor& low) { return at::cat({low.abs().to(low.scalar_type()), low}, 1); };
-  at::Tensor a = sides(low_a).index_select(1, sm_a_), b = sides(low_b).index_select(1, sm_b_);  // (B, n_sm, h, w)
+  auto sides = [](const at::Tensor& low) {
+    return at::cat({low.abs().to(low.scalar_type()), low}, 1);
+  };
+  at::Tensor a = sides(low_a).index_select(1, sm_a_),
+             b = sides(low_b).index_select(1, sm_b_); // (B, n_sm, h, w)
   b = at::where(sm_pseudo_, b.conj(), b);
-  auto ref = [&](int side, int what) {  // reference statistics (B0, n_sm, 1, 1)
-    return ref_sm ? ref_sm->select(2, side).select(2, what).unsqueeze(-1).unsqueeze(-1) : at::Tensor();
+  auto ref = [&](int side, int what) { // reference statistics (B0, n_sm, 1, 1)
+    return ref_sm ? ref_sm->select(2, side).select(2, what).unsqueeze(-1).unsqueeze(-1)
+                  : at::Tensor();
   };
   at::Tensor m1, s1, m2, s2;
   a = standardise(a, norm, ref(0, 0), ref(0, 1), &m1, &s1);
   b = standardise(b, norm, ref(1, 0), ref(1, 1), &m2, &s2);
-  if (stats_sm)  // (B, n_sm, side, [mean, std])
+  if (stats_sm) // (B, n_sm, side, [mean, std])
     *stats_sm = at::stack({at::stack({m1, s1}, -1), at::stack({m2, s2}, -1)}, -2)
                     .reshape({m1.size(0), m1.size(1), 2, 2});
   sink((a * b.conj()).mean({-2, -1}), sm_rows_);
@@ -647,7 +688,8 @@ int64_t WphOperator::shifted_chunks(int64_t batch) const {
     if (!g.shifted) continue;
     const int64_t hh = height_ - 2 * cut_y_ + pad_y_, ww = width_ - 2 * cut_x_ + pad_x_;
     const int64_t item = static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
-    const int64_t chunk = std::max<int64_t>(1, budget() / std::max<int64_t>(1, 3 * batch * hh * ww * item));
+    const int64_t chunk =
+        std::max<int64_t>(1, budget() / std::max<int64_t>(1, 3 * batch * hh * ww * item));
     return (g.n_cov + chunk - 1) / chunk;
   }
   return 0;
@@ -658,8 +700,8 @@ void WphOperator::for_each_slice(const at::Tensor& xc, const Body& body) const {
   const bool use_ref = options_.norm == WphNorm::Auto && has_reference();
   const int64_t B = xc.size(0), ref_b = use_ref ? ref_field_mean_.size(0) : 1;
   if (use_ref && ref_b != 1 && ref_b != B)
-    throw ShapeError("WPH: the reference holds " + std::to_string(ref_b) + " maps but the batch has " +
-                     std::to_string(B));
+    throw ShapeError("WPH: the reference holds " + std::to_string(ref_b) +
+                     " maps but the batch has " + std::to_string(B));
   const int64_t step = batch_slice(B);
   for (int64_t b0 = 0; b0 < B; b0 += step) {
     const int64_t n = std::min(step, B - b0);
@@ -678,9 +720,10 @@ Coefficients WphOperator::forward(const at::Tensor& x) const {
   std::vector<at::Tensor> slices;
   for_each_slice(prepare(x), [&](const at::Tensor& xs, const at::Tensor* rm, const at::Tensor* rs,
                                  const at::Tensor* rsm) {
-    std::vector<at::Tensor> values;  // chunks arrive in a fixed order: row_order_ sorts them
-    compute(transform(xs), options_.norm, rm, rs, rsm,
-            [&](const at::Tensor& v, const at::Tensor&) { values.push_back(v); }, nullptr, nullptr);
+    std::vector<at::Tensor> values; // chunks arrive in a fixed order: row_order_ sorts them
+    compute(
+        transform(xs), options_.norm, rm, rs, rsm,
+        [&](const at::Tensor& v, const at::Tensor&) { values.push_back(v); }, nullptr, nullptr);
     slices.push_back(at::cat(values, 1).index_select(1, row_order_));
   });
   Coefficients out = labels_;
@@ -690,7 +733,8 @@ Coefficients WphOperator::forward(const at::Tensor& x) const {
 
 Coefficients WphOperator::forward_cross(const at::Tensor& x, const at::Tensor& y) const {
   if (!cross_.plan)
-    throw ValueError("WPH: cross statistics are implemented for periodic maps only (boundary Periodic)");
+    throw ValueError(
+        "WPH: cross statistics are implemented for periodic maps only (boundary Periodic)");
   if (options_.norm == WphNorm::Auto && has_reference())
     throw ValueError("WPH: cross statistics normalise each map by its own statistics; call "
                      "clear_reference() before forward_cross()");
@@ -703,7 +747,7 @@ Coefficients WphOperator::forward_cross(const at::Tensor& x, const at::Tensor& y
   for (int64_t b0 = 0; b0 < B; b0 += step) {
     const int64_t n = std::min(step, B - b0);
     const Fields fx = transform(xc.narrow(0, b0, n)), fy = transform(yc.narrow(0, b0, n));
-    std::vector<at::Tensor> values;  // chunks arrive in a fixed order: row_order_ sorts them
+    std::vector<at::Tensor> values; // chunks arrive in a fixed order: row_order_ sorts them
     const Sink sink = [&](const at::Tensor& v, const at::Tensor&) { values.push_back(v); };
     compute_spectral(cross_, at::stack({fx.xhat, fy.xhat}, 1), at::cat({fx.wt, fy.wt}, 1),
                      options_.norm, nullptr, nullptr, sink, nullptr);
@@ -721,18 +765,18 @@ namespace {
 constexpr int64_t kGraphMemoryLimit = int64_t{1} << 30;
 constexpr std::size_t kGraphsKept = 2;
 
-}  // namespace
+} // namespace
 
 /// Recorded loss_and_grad calls, most recently used first: each reads its inputs from its own
 /// tensors, which a call fills before the replay.
 struct WphOperator::GraphCache {
   struct Entry {
     std::vector<int64_t> key;
-    at::Tensor x, target, weights;  // inputs, at fixed addresses
-    at::Tensor loss, grad;          // outputs, the recording's own
+    at::Tensor x, target, weights; // inputs, at fixed addresses
+    at::Tensor loss, grad;         // outputs, the recording's own
     detail::StepGraph step;
   };
-  std::mutex mutex;  // one call at a time uses an entry's tensors
+  std::mutex mutex; // one call at a time uses an entry's tensors
   std::list<Entry> entries;
 };
 
@@ -745,30 +789,33 @@ WphOperator::GraphCacheHandle& WphOperator::GraphCacheHandle::operator=(const Gr
 WphOperator::GraphCacheHandle::~GraphCacheHandle() = default;
 
 bool WphOperator::graph_eligible(const at::Tensor& x) const {
-  if (!options_.cuda_graphs || !context_.device().is_cuda() || x.device() != context_.device()) return false;
+  if (!options_.cuda_graphs || !context_.device().is_cuda() || x.device() != context_.device())
+    return false;
   const int64_t B = x.dim() == 3 ? x.size(0) : 1;
   const int64_t h = height_ - 2 * cut_y_ + pad_y_, w = width_ - 2 * cut_x_ + pad_x_;
   const int64_t item = static_cast<int64_t>(c10::elementSize(context_.complex_dtype()));
-  const int64_t per_map = (3 * psi_.size(0) + 3 * n_fields_) * h * w * item;  // as batch_slice's
+  const int64_t per_map = (3 * psi_.size(0) + 3 * n_fields_) * h * w * item; // as batch_slice's
   // Periodic maps only: their spectral path is known to record (it makes no host synchronisation).
   return spectral_.plan && B * per_map <= kGraphMemoryLimit && batch_slice(B) >= B;
 }
 
 at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& target,
                                       const at::Tensor& weights, at::Tensor* grad) const {
-  detail::map_batch(x, height_, width_, "WPH");  // shape errors before anything is recorded
+  detail::map_batch(x, height_, width_, "WPH"); // shape errors before anything is recorded
   if (!options_.cuda_graphs || !context_.device().is_cuda() || x.device() != context_.device() ||
       !target.defined())
     return loss_and_grad_eager(x, target, weights, grad);
   std::vector<int64_t> key(x.sizes().begin(), x.sizes().end());
   key.push_back(-1);
   key.insert(key.end(), target.sizes().begin(), target.sizes().end());
-  key.insert(key.end(), {-1, static_cast<int64_t>(x.scalar_type()), static_cast<int64_t>(target.scalar_type()),
-                         weights.defined() ? weights.numel() : -1, grad != nullptr});
+  key.insert(key.end(),
+             {-1, static_cast<int64_t>(x.scalar_type()), static_cast<int64_t>(target.scalar_type()),
+              weights.defined() ? weights.numel() : -1, grad != nullptr});
   GraphCache& cache = *graphs_.cache;
   std::unique_lock<std::mutex> lock(cache.mutex);
   auto& entries = cache.entries;
-  auto it = std::find_if(entries.begin(), entries.end(), [&](const GraphCache::Entry& e) { return e.key == key; });
+  auto it = std::find_if(entries.begin(), entries.end(),
+                         [&](const GraphCache::Entry& e) { return e.key == key; });
   if (it == entries.end()) {
     // A new shape: eligibility (which asks the device for its free memory) is checked once, here.
     if (!graph_eligible(x)) {
@@ -776,20 +823,26 @@ at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& tar
       return loss_and_grad_eager(x, target, weights, grad);
     }
     const auto dev = context_.device();
-    entries.push_front(GraphCache::Entry{key, at::empty_like(x, x.options().device(dev)),
-                                         at::empty(target.sizes(), target.options().device(dev)),
-                                         weights.defined() ? at::empty(weights.sizes(), weights.options().device(dev))
-                                                           : at::Tensor(),
-                                         {}, {}, detail::StepGraph([] {}, dev)});
+    entries.push_front(GraphCache::Entry{
+        key,
+        at::empty_like(x, x.options().device(dev)),
+        at::empty(target.sizes(), target.options().device(dev)),
+        weights.defined() ? at::empty(weights.sizes(), weights.options().device(dev))
+                          : at::Tensor(),
+        {},
+        {},
+        detail::StepGraph([] {}, dev)});
     GraphCache::Entry& e = entries.front();
     const bool want_grad = grad != nullptr;
-    e.step = detail::StepGraph([this, &e, want_grad] {
-      e.loss = loss_and_grad_eager(e.x, e.target, e.weights, want_grad ? &e.grad : nullptr);
-    }, dev);
+    e.step = detail::StepGraph(
+        [this, &e, want_grad] {
+          e.loss = loss_and_grad_eager(e.x, e.target, e.weights, want_grad ? &e.grad : nullptr);
+        },
+        dev);
     if (entries.size() > kGraphsKept) entries.pop_back();
     it = entries.begin();
   } else {
-    entries.splice(entries.begin(), entries, it);  // most recently used first (list nodes stay put)
+    entries.splice(entries.begin(), entries, it); // most recently used first (list nodes stay put)
   }
   GraphCache::Entry& e = *it;
   e.x.copy_(x);
@@ -806,7 +859,8 @@ at::Tensor WphOperator::loss_and_grad_eager(const at::Tensor& x, const at::Tenso
   const at::Tensor xc = prepare(leaf);
   const at::Tensor t = target.to(xc.device(), xc.scalar_type());
   const at::Tensor w = weights.defined() ? weights.to(xc.device(), context_.real_dtype()) : weights;
-  at::Tensor total = at::zeros({}, at::TensorOptions().dtype(context_.real_dtype()).device(xc.device()));
+  at::Tensor total =
+      at::zeros({}, at::TensorOptions().dtype(context_.real_dtype()).device(xc.device()));
   int64_t b0 = 0;
   for_each_slice(xc, [&](const at::Tensor& xs, const at::Tensor* rm, const at::Tensor* rs,
                          const at::Tensor* rsm) {
@@ -814,32 +868,39 @@ at::Tensor WphOperator::loss_and_grad_eager(const at::Tensor& x, const at::Tenso
     const bool g = grad != nullptr;
     const at::Tensor ts = t.dim() == 2 && t.size(0) > 1 ? t.narrow(0, b0, xs.size(0)) : t;
     auto chunk_loss = [&](const at::Tensor& v, const at::Tensor& rows) {
-      at::Tensor d = (v - ts.index_select(-1, rows)).abs().square();  // (b, n)
+      at::Tensor d = (v - ts.index_select(-1, rows)).abs().square(); // (b, n)
       if (w.defined()) d = d * w.index_select(-1, rows);
       return d.sum();
     };
-    if (!g || spectral_.plan || shifted_chunks(xs.size(0)) <= 1) {  // the spectral path chunks internally
+    if (!g || spectral_.plan ||
+        shifted_chunks(xs.size(0)) <= 1) { // the spectral path chunks internally
       // Everything fits in one chunk: one graph, one backward pass (fewer, larger kernels).
       at::Tensor slice_loss = at::zeros({}, total.options());
-      compute(f, options_.norm, rm, rs, rsm,
-              [&](const at::Tensor& v, const at::Tensor& rows) { slice_loss = slice_loss + chunk_loss(v, rows); },
-              nullptr, nullptr);
+      compute(
+          f, options_.norm, rm, rs, rsm,
+          [&](const at::Tensor& v, const at::Tensor& rows) {
+            slice_loss = slice_loss + chunk_loss(v, rows);
+          },
+          nullptr, nullptr);
       if (g) slice_loss.backward();
       total = total + slice_loss.detach();
     } else {
       // Chunks backpropagate into detached copies of the shared tensors one at a time, so that the
       // graph of only one chunk is alive; those copies then backpropagate to x once each.
       const Fields cut{f.xhat.detach(), f.wt.detach().requires_grad_(true),
-                       f.wt_mod.detach().requires_grad_(true), f.lowpass.detach().requires_grad_(true)};
-      compute(cut, options_.norm, rm, rs, rsm,
-              [&](const at::Tensor& v, const at::Tensor& rows) {
-                const at::Tensor l = chunk_loss(v, rows);
-                l.backward();
-                total = total + l.detach();
-              },
-              nullptr, nullptr, /*cut_graph=*/true);
+                       f.wt_mod.detach().requires_grad_(true),
+                       f.lowpass.detach().requires_grad_(true)};
+      compute(
+          cut, options_.norm, rm, rs, rsm,
+          [&](const at::Tensor& v, const at::Tensor& rows) {
+            const at::Tensor l = chunk_loss(v, rows);
+            l.backward();
+            total = total + l.detach();
+          },
+          nullptr, nullptr, /*cut_graph=*/true);
       std::vector<at::Tensor> outs, grads;
-      for (const auto& [o, c] : {std::pair{f.wt, cut.wt}, {f.wt_mod, cut.wt_mod}, {f.lowpass, cut.lowpass}})
+      for (const auto& [o, c] :
+           {std::pair{f.wt, cut.wt}, {f.wt_mod, cut.wt_mod}, {f.lowpass, cut.lowpass}})
         if (c.grad().defined()) outs.push_back(o), grads.push_back(c.grad());
       if (!outs.empty()) torch::autograd::backward(outs, grads);
     }
@@ -852,12 +913,13 @@ at::Tensor WphOperator::loss_and_grad_eager(const at::Tensor& x, const at::Tenso
 void WphOperator::set_reference(const at::Tensor& reference) {
   c10::AutoGradMode no_grad(false);
   at::Tensor field_stats, sm_stats;
-  compute(transform(prepare(reference)), WphNorm::Auto, nullptr, nullptr, nullptr,
-          [](const at::Tensor&, const at::Tensor&) {}, &field_stats, &sm_stats);
+  compute(
+      transform(prepare(reference)), WphNorm::Auto, nullptr, nullptr, nullptr,
+      [](const at::Tensor&, const at::Tensor&) {}, &field_stats, &sm_stats);
   ref_field_mean_ = field_stats.select(-1, 0);
   ref_field_std_ = field_stats.select(-1, 1);
   ref_sm_ = sm_stats;
-  graphs_.cache = std::make_unique<GraphCache>();  // recordings read the old reference's tensors
+  graphs_.cache = std::make_unique<GraphCache>(); // recordings read the old reference's tensors
 }
 
 void WphOperator::clear_reference() {
@@ -871,4 +933,4 @@ Coefficients wph(const at::Tensor& x, const WphOptions& options, const Context& 
   return WphOperator(options, x.size(-2), x.size(-1), context).forward(x);
 }
 
-}  // namespace demix
+} // namespace demix

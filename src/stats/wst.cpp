@@ -41,7 +41,7 @@ at::Tensor subsample_fourier(const at::Tensor& x /* (..., m, n) complex */, int6
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 2);
   const int64_t d = static_cast<int64_t>(shape.size());
   shape.insert(shape.end(), {k, x.size(-2) / k, k, x.size(-1) / k});
-  return x.reshape(shape).mean(at::IntArrayRef{d, d + 2});  // (..., m/k, n/k)
+  return x.reshape(shape).mean(at::IntArrayRef{d, d + 2}); // (..., m/k, n/k)
 }
 
 // FFT2 of |IFFT2(subsample(U_hat psi_hat, k))|: the Fourier transform of the next layer.
@@ -50,7 +50,7 @@ at::Tensor modulus_layer(const at::Tensor& U_hat /* (..., m, n) complex */,
   return at::fft_fft2(at::abs(at::fft_ifft2(subsample_fourier(U_hat * psi_hat, k))));
 }
 
-}  // namespace
+} // namespace
 
 WstOperator::WstOperator(const WstOptions& options, int64_t height, int64_t width,
                          const Context& context)
@@ -75,8 +75,8 @@ WstOperator::WstOperator(const WstOptions& options, int64_t height, int64_t widt
   } else {
     if (height % scale || width % scale)
       throw ValueError("WST: periodic boundary needs the image size (" + std::to_string(height) +
-                       " x " + std::to_string(width) + ") divisible by 2^J = " +
-                       std::to_string(scale));
+                       " x " + std::to_string(width) +
+                       ") divisible by 2^J = " + std::to_string(scale));
     Mp_ = height;
     Np_ = width;
   }
@@ -84,7 +84,7 @@ WstOperator::WstOperator(const WstOptions& options, int64_t height, int64_t widt
                              context.real_dtype(), context.device());
 
   // Channel labels in kymatio's order.
-  std::vector<int64_t> rows;  // (order, j1, t1, j2, t2) per channel
+  std::vector<int64_t> rows; // (order, j1, t1, j2, t2) per channel
   rows.insert(rows.end(), {0, -1, -1, -1, -1});
   for (int j1 = 0; j1 < J; ++j1)
     for (int t1 = 0; t1 < L; ++t1) rows.insert(rows.end(), {1, j1, t1, -1, -1});
@@ -119,33 +119,33 @@ at::Tensor WstOperator::low_pass(const at::Tensor& U_hat /* (..., m, n) complex 
 
 at::Tensor WstOperator::forward_maps(const at::Tensor& x_in) const {
   const int J = options_.J, L = options_.L;
-  at::Tensor x = check_input(x_in);  // (B, H, W)
+  at::Tensor x = check_input(x_in); // (B, H, W)
   const int64_t B = x.size(0);
   if (options_.boundary == WstBoundary::Reflect)
-    x = x.index_select(1, pad_rows_).index_select(2, pad_cols_);  // (B, Mp, Np)
+    x = x.index_select(1, pad_rows_).index_select(2, pad_cols_); // (B, Mp, Np)
   const at::Tensor U0 = at::fft_fft2(x);                         // (B, Mp, Np) complex
 
-  std::vector<at::Tensor> s1, s2;  // pieces (B, c, h, w)
-  const at::Tensor s0 = low_pass(U0, 0).unsqueeze(1);  // (B, 1, h, w)
+  std::vector<at::Tensor> s1, s2;                     // pieces (B, c, h, w)
+  const at::Tensor s0 = low_pass(U0, 0).unsqueeze(1); // (B, 1, h, w)
   for (int j1 = 0; j1 < J; ++j1) {
     // (B, L, Mp/2^j1, Np/2^j1) complex: FFT of |x * psi_j1|
     const at::Tensor U1 = modulus_layer(U0.unsqueeze(1), bank_.psi_levels[0][j1], int64_t{1} << j1);
-    s1.push_back(low_pass(U1, j1));  // (B, L, h, w)
+    s1.push_back(low_pass(U1, j1)); // (B, L, h, w)
     if (options_.max_order < 2 || j1 == J - 1) continue;
-    std::vector<at::Tensor> by_j2;  // each (B, L1, L2, h, w)
+    std::vector<at::Tensor> by_j2; // each (B, L1, L2, h, w)
     for (int j2 = j1 + 1; j2 < J; ++j2) {
       // (B, L1, L2, Mp/2^j2, Np/2^j2) complex
-      const at::Tensor U2 = modulus_layer(U1.unsqueeze(2), bank_.psi_levels[j1][j2],
-                                          int64_t{1} << (j2 - j1));
+      const at::Tensor U2 =
+          modulus_layer(U1.unsqueeze(2), bank_.psi_levels[j1][j2], int64_t{1} << (j2 - j1));
       by_j2.push_back(low_pass(U2, j2));
     }
-    const at::Tensor block = at::stack(by_j2, 2);  // (B, L1, J-1-j1, L2, h, w)
+    const at::Tensor block = at::stack(by_j2, 2); // (B, L1, J-1-j1, L2, h, w)
     s2.push_back(block.reshape({B, L * (J - 1 - j1) * L, block.size(-2), block.size(-1)}));
   }
   std::vector<at::Tensor> all{s0};
   all.insert(all.end(), s1.begin(), s1.end());
   all.insert(all.end(), s2.begin(), s2.end());
-  at::Tensor out = at::cat(all, 1);  // (B, C, h, w)
+  at::Tensor out = at::cat(all, 1); // (B, C, h, w)
   return x_in.dim() == 2 ? out.squeeze(0) : out;
 }
 
@@ -153,7 +153,7 @@ Coefficients WstOperator::forward(const at::Tensor& x) const {
   at::Tensor maps = forward_maps(x);
   if (x.dim() == 2) maps = maps.unsqueeze(0);
   Coefficients c;
-  c.values = maps.mean({-2, -1});  // (B, C)
+  c.values = maps.mean({-2, -1}); // (B, C)
   c.classes = {"S0", "S1", "S2"};
   c.class_id = class_id_;
   c.label_names = {"order", "j1", "t1", "j2", "t2"};
@@ -161,4 +161,4 @@ Coefficients WstOperator::forward(const at::Tensor& x) const {
   return c;
 }
 
-}  // namespace demix
+} // namespace demix

@@ -5,17 +5,18 @@
 #include "viz/detail/colormaps.hpp"
 
 #include <ATen/ATen.h>
-#include <png.h>
 
 #include <algorithm>
 #include <cmath>
+
+#include <png.h>
 
 namespace demix {
 
 namespace {
 
-constexpr double kLogA = 1000.0;   // LogStretch parameter (astropy's default)
-constexpr double kAsinhB = 0.1;    // AsinhStretch softening (astropy's default)
+constexpr double kLogA = 1000.0; // LogStretch parameter (astropy's default)
+constexpr double kAsinhB = 0.1;  // AsinhStretch softening (astropy's default)
 constexpr unsigned char kNonFiniteGrey = 128;
 
 double percentile(const at::Tensor& sorted /* (n,) float64 */, double p) {
@@ -30,15 +31,19 @@ double percentile(const at::Tensor& sorted /* (n,) float64 */, double p) {
 
 at::Tensor stretch(const at::Tensor& x /* in [0, 1] */, Stretch s) {
   switch (s) {
-    case Stretch::Linear: return x;
-    case Stretch::Sqrt: return x.sqrt();
-    case Stretch::Log: return at::log1p(kLogA * x) / std::log1p(kLogA);
-    case Stretch::Asinh: return at::asinh(x / kAsinhB) / std::asinh(1.0 / kAsinhB);
+  case Stretch::Linear:
+    return x;
+  case Stretch::Sqrt:
+    return x.sqrt();
+  case Stretch::Log:
+    return at::log1p(kLogA * x) / std::log1p(kLogA);
+  case Stretch::Asinh:
+    return at::asinh(x / kAsinhB) / std::asinh(1.0 / kAsinhB);
   }
   return x;
 }
 
-}  // namespace
+} // namespace
 
 Rgb colormap_lookup(Colormap map, double t) {
   t = std::clamp(std::isfinite(t) ? t : 0.0, 0.0, 1.0);
@@ -63,7 +68,8 @@ at::Tensor render_preview(const at::Tensor& map, const PreviewOptions& o) {
   if (!(o.lower_percentile >= 0 && o.lower_percentile < o.upper_percentile &&
         o.upper_percentile <= 100))
     throw ValueError("preview percentiles must satisfy 0 <= lower < upper <= 100, got " +
-                     std::to_string(o.lower_percentile) + " and " + std::to_string(o.upper_percentile));
+                     std::to_string(o.lower_percentile) + " and " +
+                     std::to_string(o.upper_percentile));
   const at::Tensor x = map.detach().to(at::kCPU, at::kDouble).contiguous();
   const at::Tensor finite_mask = at::isfinite(x);
   const at::Tensor sorted = std::get<0>(x.index({finite_mask}).sort());
@@ -78,7 +84,7 @@ at::Tensor render_preview(const at::Tensor& map, const PreviewOptions& o) {
   if (o.vmin && o.vmax && !(*o.vmin < *o.vmax))
     throw ValueError("preview needs vmin < vmax, got vmin = " + std::to_string(*o.vmin) +
                      ", vmax = " + std::to_string(*o.vmax));
-  if (!(vmax > vmin)) vmax = vmin + 1.0;  // constant map: draw it at the bottom of the colour map
+  if (!(vmax > vmin)) vmax = vmin + 1.0; // constant map: draw it at the bottom of the colour map
   const at::Tensor t = stretch(((x - vmin) / (vmax - vmin)).clamp(0.0, 1.0), o.stretch);
 
   // A 256-entry table, then one gather: cheap even for 4096 x 4096 maps.
@@ -88,10 +94,10 @@ at::Tensor render_preview(const at::Tensor& map, const PreviewOptions& o) {
     const Rgb c = colormap_lookup(o.colormap, i / 255.0);
     l[3 * i] = c.r, l[3 * i + 1] = c.g, l[3 * i + 2] = c.b;
   }
-  l[3 * 256] = l[3 * 256 + 1] = l[3 * 256 + 2] = kNonFiniteGrey;  // entry 256: NaN / Inf
-  at::Tensor index = at::where(finite_mask, (t.nan_to_num(0.0) * 255).round(),
-                               at::full({}, 256.0, x.options()))
-                         .to(at::kLong);
+  l[3 * 256] = l[3 * 256 + 1] = l[3 * 256 + 2] = kNonFiniteGrey; // entry 256: NaN / Inf
+  at::Tensor index =
+      at::where(finite_mask, (t.nan_to_num(0.0) * 255).round(), at::full({}, 256.0, x.options()))
+          .to(at::kLong);
   if (o.origin == Origin::Lower) index = index.flip({0});
   return lut.index_select(0, index.flatten()).view({x.size(0), x.size(1), 3}).contiguous();
 }
@@ -116,4 +122,4 @@ void write_preview(const std::string& path, const at::Tensor& map, const Preview
   write_png(path, render_preview(map, options));
 }
 
-}  // namespace demix
+} // namespace demix

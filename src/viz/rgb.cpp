@@ -8,7 +8,7 @@
 
 namespace demix {
 
-at::Tensor render_rgb(const at::Tensor &image, const RgbOptions &o) {
+at::Tensor render_rgb(const at::Tensor& image, const RgbOptions& o) {
   if (image.dim() != 3 || image.size(0) != 3 || image.is_complex())
     throw ShapeError(
         "an RGB picture needs a real (3, H, W) image, got " + std::to_string(image.dim()) +
@@ -31,10 +31,8 @@ at::Tensor render_rgb(const at::Tensor &image, const RgbOptions &o) {
     stretch = *o.stretch;
   } else {
     const at::Tensor values = intensity.masked_select(finite);
-    if (values.numel() > 0)
-      stretch = values.max().item<double>();
-    if (!(stretch > 0))
-      stretch = 1.0; // blank or negative image: anything works
+    if (values.numel() > 0) stretch = values.max().item<double>();
+    if (!(stretch > 0)) stretch = 1.0; // blank or negative image: anything works
   }
   // f(I) / I, with its limit Q / (stretch asinh Q) at I -> 0.
   const double limit = o.q / (stretch * std::asinh(o.q));
@@ -48,12 +46,11 @@ at::Tensor render_rgb(const at::Tensor &image, const RgbOptions &o) {
   rgb = rgb / peak.unsqueeze(0);
   at::Tensor bytes = (rgb * 255).round().clamp(0, 255).to(at::kByte).permute({1, 2, 0});
   bytes = at::where(finite.unsqueeze(-1), bytes, at::full_like(bytes, 128));
-  if (o.origin_lower)
-    bytes = bytes.flip({0});
+  if (o.origin_lower) bytes = bytes.flip({0});
   return bytes.contiguous();
 }
 
-void write_rgb_png(const std::string &path, const at::Tensor &image, const RgbOptions &options) {
+void write_rgb_png(const std::string& path, const at::Tensor& image, const RgbOptions& options) {
   write_png(path, render_rgb(image, options));
 }
 

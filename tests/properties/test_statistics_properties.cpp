@@ -36,13 +36,13 @@ struct Entry {
   std::string name;
   /// Builds the statistic for maps of size n x n in the given context.
   std::function<Stat(int64_t n, const demix::Context&)> make;
-  bool periodic;           ///< translation invariance holds exactly, for shifts that are multiples
-                           ///< of shift_step pixels
-  int64_t shift_step = 1;  ///< 2^J for the subsampled (periodic) WST, 1 for the others
-  RotateLabel rotate;      ///< empty: no exact rotation covariance, see rotation_skip
-  std::string rotation_skip = {};  ///< why the rotation check is skipped (rotate empty)
+  bool periodic;          ///< translation invariance holds exactly, for shifts that are multiples
+                          ///< of shift_step pixels
+  int64_t shift_step = 1; ///< 2^J for the subsampled (periodic) WST, 1 for the others
+  RotateLabel rotate;     ///< empty: no exact rotation covariance, see rotation_skip
+  std::string rotation_skip = {}; ///< why the rotation check is skipped (rotate empty)
   /// Largest rotation mismatch, relative to the largest coefficient, with its reason.
-  double rotation_tolerance = 1e-9;  ///< default: float64 rounding of FFTs and sums
+  double rotation_tolerance = 1e-9; ///< default: float64 rounding of FFTs and sums
 };
 
 void PrintTo(const Entry& e, std::ostream* os) { *os << e.name; }
@@ -77,7 +77,8 @@ std::vector<Entry> statistics() {
   auto wph = [](demix::WphNorm norm, demix::WphBoundary boundary, int dn) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
       auto op = std::make_shared<demix::WphOperator>(
-          demix::WphOptions{.J = 3, .L = 4, .dn = dn, .norm = norm, .boundary = boundary}, n, n, ctx);
+          demix::WphOptions{.J = 3, .L = 4, .dn = dn, .norm = norm, .boundary = boundary}, n, n,
+          ctx);
       // Auto with a fixed reference: the statistic is then a fixed function of x.
       if (norm == demix::WphNorm::Auto) op->set_reference(test_maps(1, n, 99).to(ctx.device()));
       return [op](const at::Tensor& x) { return op->forward(x); };
@@ -88,12 +89,14 @@ std::vector<Entry> statistics() {
   auto wph_complex = [](demix::WphNorm norm) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
       auto op = std::make_shared<demix::WphOperator>(
-          demix::WphOptions{.J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = norm}, n, n, ctx);
-      if (norm == demix::WphNorm::Auto) {  // a fixed reference, as for real maps
+          demix::WphOptions{.J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = norm}, n, n,
+          ctx);
+      if (norm == demix::WphNorm::Auto) { // a fixed reference, as for real maps
         const at::Tensor r = test_maps(1, n, 99).to(ctx.device());
         op->set_reference(at::complex(r, 0.5 * r.square() - r));
       }
-      return [op](const at::Tensor& x) { return op->forward(at::complex(x, 0.5 * x.square() - x)); };
+      return
+          [op](const at::Tensor& x) { return op->forward(at::complex(x, 0.5 * x.square() - x)); };
     };
   };
   auto wst = [](demix::WstBoundary boundary) {
@@ -130,13 +133,28 @@ std::vector<Entry> statistics() {
   return {
       {"wph_periodic", wph(demix::WphNorm::None, demix::WphBoundary::Periodic, 1), true, 1,
        wph_angles},
-      {"wph_auto", wph(demix::WphNorm::Auto, demix::WphBoundary::Periodic, 1), true, 1, {},
+      {"wph_auto",
+       wph(demix::WphNorm::Auto, demix::WphBoundary::Periodic, 1),
+       true,
+       1,
+       {},
        "normalised by a fixed, unrotated reference: angles no longer permute"},
-      {"wph_complex", wph_complex(demix::WphNorm::None), true, 1, {},
+      {"wph_complex",
+       wph_complex(demix::WphNorm::None),
+       true,
+       1,
+       {},
        "complex maps: 2L angles over [0, 2 pi), not covered by the real-map angle mapping"},
-      {"wph_complex_auto", wph_complex(demix::WphNorm::Auto), true, 1, {},
+      {"wph_complex_auto",
+       wph_complex(demix::WphNorm::Auto),
+       true,
+       1,
+       {},
        "complex maps: 2L angles over [0, 2 pi), not covered by the real-map angle mapping"},
-      {"wph_nonperiodic", wph(demix::WphNorm::None, demix::WphBoundary::NonPeriodic, 0), false, 1,
+      {"wph_nonperiodic",
+       wph(demix::WphNorm::None, demix::WphBoundary::NonPeriodic, 0),
+       false,
+       1,
        {},
        "non-periodic boundary"},
       // Subsampled intermediate maps: exact only for shifts by multiples of 2^J = 8.
@@ -145,11 +163,19 @@ std::vector<Entry> statistics() {
       // 4.1e-5 of the largest coefficient at n = 32); a wrong angle mapping gives O(1) errors.
       {"wst_periodic", wst(demix::WstBoundary::Periodic), true, 8, rotate_angles({"t1", "t2"}, 4),
        "", 2e-4},
-      {"wst_reflect", wst(demix::WstBoundary::Reflect), false, 1, {},
+      {"wst_reflect",
+       wst(demix::WstBoundary::Reflect),
+       false,
+       1,
+       {},
        "reflection padding and cropping: not an exact symmetry"},
       {"scov_full", scov(ScovFrequencySum::Full, false), true, 1, scov_angles},
       {"scov_iso_full", scov(ScovFrequencySum::Full, true), true, 1, scov_angles},
-      {"scov_cropped", scov(ScovFrequencySum::Cropped, false), true, 1, {},
+      {"scov_cropped",
+       scov(ScovFrequencySum::Cropped, false),
+       true,
+       1,
+       {},
        "the cropped frequency set -d <= k < d is not symmetric under a quarter turn"},
       {"power_spectrum", ps({}), true, 1, same_label},
       {"power_spectrum_log", ps({.bins = 6, .binning = demix::PsBinning::Log}), true, 1,
@@ -158,7 +184,8 @@ std::vector<Entry> statistics() {
 }
 
 const demix::Context& cpu64() {
-  static const demix::Context c({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
+  static const demix::Context c(
+      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
 }
 
@@ -260,11 +287,12 @@ TEST_P(Properties, Float32AgreesWithFloat64) {
 
 TEST_P(Properties, CudaAgreesWithCpu) {
   if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  const demix::Context cuda({.device = demix::DeviceKind::Cuda, .precision = demix::Precision::Float64});
+  const demix::Context cuda(
+      {.device = demix::DeviceKind::Cuda, .precision = demix::Precision::Float64});
   const at::Tensor x = test_maps(2, 32, 5);
   const at::Tensor cpu = GetParam().make(32, cpu64())(x).values;
   const at::Tensor gpu = GetParam().make(32, cuda)(x.to(at::kCUDA)).values.cpu();
-  EXPECT_LT(rel_diff(gpu, cpu), 1e-10);  // float64 on both: only summation order differs
+  EXPECT_LT(rel_diff(gpu, cpu), 1e-10); // float64 on both: only summation order differs
 }
 
 TEST_P(Properties, GradientMatchesFiniteDifferences) {
@@ -289,13 +317,13 @@ INSTANTIATE_TEST_SUITE_P(Statistics, Properties, ::testing::ValuesIn(statistics(
 TEST(WphAuto, ReferenceNormalisesItselfToOne) {
   demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, 32, 32, cpu64());
   const at::Tensor x = test_maps(1, 32, 8);
-  const at::Tensor own = op.forward(x).values;  // no reference: the map's own statistics
+  const at::Tensor own = op.forward(x).values; // no reference: the map's own statistics
   op.set_reference(x);
   const demix::Coefficients c = op.forward(x);
   EXPECT_LT(rel_diff(c.values, own), 1e-12);
   const at::Tensor diag = (c.mask("S11") | c.mask("S00")) & (c.label("n") == 0);
   const at::Tensor v = c.values[0].index({diag});
-  EXPECT_LT((v - 1).abs().max().item<double>(), 1e-12);  // <|z - m|^2> / s^2 with s^2 = <|z - m|^2>
+  EXPECT_LT((v - 1).abs().max().item<double>(), 1e-12); // <|z - m|^2> / s^2 with s^2 = <|z - m|^2>
   // Another map is normalised by the reference's statistics, not its own.
   const at::Tensor y = test_maps(1, 32, 9);
   EXPECT_GT(rel_diff(op.forward(y).values, own), 1e-3);
@@ -303,12 +331,12 @@ TEST(WphAuto, ReferenceNormalisesItselfToOne) {
   EXPECT_FALSE(op.has_reference());
 }
 
-}  // namespace
+} // namespace
 
 namespace {
 
 TEST(WphOptions, RejectsScalesLargerThanTheMap) {
-  EXPECT_THROW(demix::WphOperator({.J = 5}, 32, 32, cpu64()), demix::ValueError);  // 2^5 = 32
+  EXPECT_THROW(demix::WphOperator({.J = 5}, 32, 32, cpu64()), demix::ValueError); // 2^5 = 32
   EXPECT_THROW(demix::WphOperator({.J = 3, .dn = -1}, 32, 32, cpu64()), demix::ValueError);
   EXPECT_NO_THROW(demix::WphOperator({.J = 4}, 32, 32, cpu64()));
 }
@@ -317,7 +345,8 @@ TEST(WphLossAndGrad, ChunkedComplexMapsMatchOneChunk) {
   // Complex maps have conjugated fields, whose boxes are read at -k from their source's spectrum;
   // 64 KB chunks split the sources into many, so plain and conjugated copies of one source and the
   // reference's k = 0 terms (norm Auto) cross chunk boundaries.
-  const demix::WphOptions base{.J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = demix::WphNorm::Auto};
+  const demix::WphOptions base{
+      .J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = demix::WphNorm::Auto};
   demix::WphOptions small = base;
   small.memory_bytes = 1 << 16;
   demix::WphOperator chunked(small, 32, 32, cpu64()), whole(base, 32, 32, cpu64());
@@ -339,8 +368,9 @@ TEST(WphLossAndGrad, ChunkedComplexMapsMatchOneChunk) {
 
 TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
   // Small chunks force several chunked backward passes.
-  demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .memory_bytes = 1 << 16},
-                        32, 32, cpu64());
+  demix::WphOperator op(
+      {.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .memory_bytes = 1 << 16}, 32, 32,
+      cpu64());
   op.set_reference(test_maps(1, 32, 10));
   const at::Tensor x = test_maps(2, 32, 11);
   const at::Tensor target = op.forward(test_maps(1, 32, 12)).values[0];
@@ -355,14 +385,16 @@ TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
   EXPECT_LT(rel_diff(grad, xg.grad()), 1e-10);
   EXPECT_EQ(grad.sizes(), x.sizes());
   const double unweighted = (op.forward(x).values - target).abs().square().sum().item<double>();
-  EXPECT_NEAR(op.loss_and_grad(x, target, {}, nullptr).item<double>(), unweighted, 1e-12 * unweighted);
+  EXPECT_NEAR(op.loss_and_grad(x, target, {}, nullptr).item<double>(), unweighted,
+              1e-12 * unweighted);
   // With the default budget everything fits one chunk: the single-pass path gives the same.
-  demix::WphOperator whole({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, 32, 32, cpu64());
+  demix::WphOperator whole({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, 32, 32,
+                           cpu64());
   whole.set_reference(test_maps(1, 32, 10));
   at::Tensor grad_whole;
-  EXPECT_NEAR(whole.loss_and_grad(x, target, weights, &grad_whole).item<double>(), loss.item<double>(),
-              1e-12 * loss.item<double>());
+  EXPECT_NEAR(whole.loss_and_grad(x, target, weights, &grad_whole).item<double>(),
+              loss.item<double>(), 1e-12 * loss.item<double>());
   EXPECT_LT(rel_diff(grad_whole, xg.grad()), 1e-10);
 }
 
-}  // namespace
+} // namespace

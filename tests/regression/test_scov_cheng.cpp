@@ -21,7 +21,8 @@ const std::string kPrefix = kPeers + "cheng_scov_J7_L4_256_";
 
 bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
-// max |a - b| / max |b| over the entries where the reference is not NaN; the NaN pattern must match.
+// max |a - b| / max |b| over the entries where the reference is not NaN; the NaN pattern must
+// match.
 double relative_error(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
   EXPECT_EQ(a.sizes(), b.sizes()) << what;
   const at::Tensor x = a.to(b.scalar_type()).cpu();
@@ -31,24 +32,23 @@ double relative_error(const at::Tensor& a, const at::Tensor& b, const std::strin
   return ((xv - bv).abs().max() / bv.abs().max()).item<double>();
 }
 
-}  // namespace
+} // namespace
 
 TEST(ScovCheng, ReproducesChengJ7L4) {
   const std::string input = kPeers + "input_I1_256.npy";
   if (!exists(input) || !exists(kPrefix + "C11.npy"))
     GTEST_SKIP() << "reference files missing under " << kPeers;
-  const at::Tensor x = demix::read_npy(input).unsqueeze(0);  // (1, 256, 256) float64
+  const at::Tensor x = demix::read_npy(input).unsqueeze(0); // (1, 256, 256) float64
   demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
 
   for (auto rounding : {demix::ScovFilterRounding::Float32, demix::ScovFilterRounding::None}) {
-    const demix::ScatteringCovOperator op(
-        {.J = 7, .L = 4, .filter_rounding = rounding}, 256, 256, ctx);
+    const demix::ScatteringCovOperator op({.J = 7, .L = 4, .filter_rounding = rounding}, 256, 256,
+                                          ctx);
     const demix::ScatteringCovTensors t = op.forward_tensors(x);
     const std::pair<std::string, at::Tensor> classes[] = {
-        {"mean", t.mean},       {"var", t.var},         {"P00", t.P00},
-        {"S1", t.S1},           {"C01", t.C01},         {"C11", t.C11},
-        {"P00_iso", t.P00_iso}, {"S1_iso", t.S1_iso},   {"C01_iso", t.C01_iso},
-        {"C11_iso", t.C11_iso}};
+        {"mean", t.mean},       {"var", t.var},        {"P00", t.P00},         {"S1", t.S1},
+        {"C01", t.C01},         {"C11", t.C11},        {"P00_iso", t.P00_iso}, {"S1_iso", t.S1_iso},
+        {"C01_iso", t.C01_iso}, {"C11_iso", t.C11_iso}};
     const bool f32 = rounding == demix::ScovFilterRounding::Float32;
     for (const auto& [name, value] : classes) {
       const at::Tensor ref = demix::read_npy(kPrefix + name + ".npy");

@@ -28,7 +28,7 @@ demix::ScatteringCovOperator make(demix::ScovNormalization n) {
 }
 
 // max |a - b| / max |b| over the entries where b is not NaN; the NaN patterns must agree.
-double relative_error(const at::Tensor &a, const at::Tensor &b, const std::string &what) {
+double relative_error(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
   EXPECT_EQ(a.sizes(), b.sizes()) << what;
   EXPECT_TRUE(at::equal(at::isnan(a), at::isnan(b))) << what << ": NaN patterns differ";
   const at::Tensor valid = at::logical_not(at::isnan(b));
@@ -42,7 +42,7 @@ TEST(ScovChengP11, TensorsMatch) {
   const at::Tensor x = demix::read_npy(kData + "input.npy"); // (2, 64, 64) float64
   for (auto n : {demix::ScovNormalization::P00, demix::ScovNormalization::P11}) {
     const demix::ScatteringCovTensors t = make(n).forward_tensors(x);
-    for (const auto &[name, value] : {std::pair{"P11", t.P11},
+    for (const auto& [name, value] : {std::pair{"P11", t.P11},
                                       {"P11_iso", t.P11_iso},
                                       {"C11_pre_norm_iso", t.C11_pre_norm_iso}}) {
       const double e = relative_error(value, demix::read_npy(kData + name + ".npy"), name);
@@ -74,8 +74,7 @@ TEST(ScovChengP11, SynthesisVectorsMatch) {
       // Per class, relative to the class's largest |value| (logs and correlations mixed).
       for (std::size_t k = 0; k < v.classes.size(); ++k) {
         const at::Tensor m = (v.class_id == static_cast<int64_t>(k)).nonzero().flatten();
-        if (m.numel() == 0)
-          continue;
+        if (m.numel() == 0) continue;
         const at::Tensor a = v.values.index_select(1, m), b = ref.index_select(1, m);
         const double e = ((a - b).abs().max() / b.abs().max()).item<double>();
         // The same float32 filter values in float64 arithmetic: ~1e-14 is reached.

@@ -1,9 +1,10 @@
-// WPH against pywph 1.1.3 (double precision) on the shared dust crop: the filters to 1e-10 and every
-// moment of both configurations, all four norm/pbc combinations, to 1e-8. Provenance of the files:
+// WPH against pywph 1.1.3 (double precision) on the shared dust crop: the filters to 1e-10 and
+// every moment of both configurations, all four norm/pbc combinations, to 1e-8. Provenance of the
+// files:
 // ../shared/reference/peers/README.md. Moments are matched by their labels, not by position.
 
-#include <demix/stats/filters.hpp>
 #include <demix/io/npy.hpp>
+#include <demix/stats/filters.hpp>
 #include <demix/stats/wph.hpp>
 
 #include <ATen/ATen.h>
@@ -30,7 +31,9 @@ std::string cfg_name(const Config& c) {
 
 at::Tensor input(int64_t M) {
   using at::indexing::Slice;
-  return demix::read_npy(kPeers + "input_I1_256.npy").index({Slice(0, M), Slice(0, M)}).contiguous();
+  return demix::read_npy(kPeers + "input_I1_256.npy")
+      .index({Slice(0, M), Slice(0, M)})
+      .contiguous();
 }
 
 /// Relative error per coefficient, with a floor at 1e-6 of the largest |value| so that coefficients
@@ -40,7 +43,7 @@ double max_error(const at::Tensor& ours, const at::Tensor& ref) {
   return ((ours - ref).abs() / at::clamp_min(ref.abs(), floor)).max().item<double>();
 }
 
-}  // namespace
+} // namespace
 
 TEST(WphPywph, FiltersMatch) {
   if (!have_peers()) GTEST_SKIP() << "no " << kPeers;
@@ -58,7 +61,8 @@ TEST(WphPywph, FiltersMatch) {
 
 TEST(WphPywph, MomentsMatchEveryConfiguration) {
   if (!have_peers()) GTEST_SKIP() << "no " << kPeers;
-  const demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
+  const demix::Context ctx(
+      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   for (const Config c : {Config{128, 5, 4, 0}, Config{256, 7, 4, 2}}) {
     const at::Tensor x = input(c.M);
     for (const char* norm : {"none", "auto"}) {
@@ -66,7 +70,9 @@ TEST(WphPywph, MomentsMatchEveryConfiguration) {
         const std::string name = cfg_name(c) + "_norm-" + norm + "_pbc-" + std::to_string(pbc);
         SCOPED_TRACE(name);
         const demix::WphOptions o{
-            .J = c.J, .L = c.L, .dn = c.dn,
+            .J = c.J,
+            .L = c.L,
+            .dn = c.dn,
             .norm = std::string(norm) == "auto" ? demix::WphNorm::Auto : demix::WphNorm::None,
             .boundary = pbc ? demix::WphBoundary::Periodic : demix::WphBoundary::NonPeriodic};
         const demix::WphOperator op(o, c.M, c.M, ctx);
@@ -102,9 +108,10 @@ TEST(WphPywph, MomentsMatchEveryConfiguration) {
         const at::Tensor ref = at::cat({wph_val, sm_val});
         const double err_wph = max_error(ours.narrow(0, 0, wph_val.size(0)), wph_val);
         const double err_sm = max_error(ours.narrow(0, wph_val.size(0), sm_val.size(0)), sm_val);
-        EXPECT_LT(err_wph, 1e-8);  // double vs double: the bound
+        EXPECT_LT(err_wph, 1e-8); // double vs double: the bound
         EXPECT_LT(err_sm, 1e-8);
-        std::cout << name << ": max relative error WPH " << err_wph << ", scaling " << err_sm << "\n";
+        std::cout << name << ": max relative error WPH " << err_wph << ", scaling " << err_sm
+                  << "\n";
       }
     }
   }

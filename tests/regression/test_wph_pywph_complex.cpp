@@ -27,7 +27,7 @@ TEST(WphPywphComplex, MomentsMatchEveryConfiguration) {
   ASSERT_TRUE(z.is_complex());
   const at::Tensor wph_idx = demix::read_npy(kData + "wph_indices.npy");
   const at::Tensor sm_idx = demix::read_npy(kData + "sm_indices.npy");
-  for (const char *norm : {"none", "auto"}) {
+  for (const char* norm : {"none", "auto"}) {
     for (int pbc : {1, 0}) {
       const std::string name = std::string("norm-") + norm + "_pbc-" + std::to_string(pbc);
       SCOPED_TRACE(name);
@@ -49,9 +49,10 @@ TEST(WphPywphComplex, MomentsMatchEveryConfiguration) {
       const at::Tensor sm_val = demix::read_npy(kData + name + "_sm.npy");
       ASSERT_EQ(wph_val.size(-1), wph_idx.size(0));
       ASSERT_EQ(sm_val.size(-1), sm_idx.size(0));
-      const double err_wph = demix::test::max_relative_error(ours.narrow(0, 0, wph_idx.size(0)), wph_val.reshape({-1}));
-      const double err_sm =
-          demix::test::max_relative_error(ours.narrow(0, wph_idx.size(0), sm_idx.size(0)), sm_val.reshape({-1}));
+      const double err_wph = demix::test::max_relative_error(ours.narrow(0, 0, wph_idx.size(0)),
+                                                             wph_val.reshape({-1}));
+      const double err_sm = demix::test::max_relative_error(
+          ours.narrow(0, wph_idx.size(0), sm_idx.size(0)), sm_val.reshape({-1}));
       EXPECT_LT(err_wph, 1e-8); // double vs double: the bound for WPH
       EXPECT_LT(err_sm, 1e-8);
       std::cout << name << ": max relative error WPH " << err_wph << ", scaling " << err_sm << "\n";

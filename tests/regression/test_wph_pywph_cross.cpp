@@ -3,9 +3,9 @@
 // and the command that made them: scripts/oracles/make_pywph_cross.py. Plus the identities and
 // errors of forward_cross that need no oracle.
 
+#include <demix/core/errors.hpp>
 #include <demix/io/npy.hpp>
 #include <demix/stats/wph.hpp>
-#include <demix/core/errors.hpp>
 
 #include "support/gradient_check.hpp"
 #include "support/pywph_match.hpp"
@@ -20,11 +20,12 @@ namespace {
 const std::string kData = std::string(DEMIX_TEST_DATA_DIR) + "/pywph_cross/";
 
 const demix::Context& cpu64() {
-  static const demix::Context c({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
+  static const demix::Context c(
+      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
 }
 
-}  // namespace
+} // namespace
 
 TEST(WphPywphCross, MomentsMatchBothNorms) {
   const at::Tensor x = demix::read_npy(kData + "x.npy"), y = demix::read_npy(kData + "y.npy");
@@ -33,7 +34,9 @@ TEST(WphPywphCross, MomentsMatchBothNorms) {
   for (const char* norm : {"none", "auto"}) {
     SCOPED_TRACE(norm);
     const demix::WphOperator op(
-        {.J = 5, .L = 4, .dn = 2,
+        {.J = 5,
+         .L = 4,
+         .dn = 2,
          .norm = std::string(norm) == "auto" ? demix::WphNorm::Auto : demix::WphNorm::None},
         x.size(0), x.size(1), cpu64());
     const demix::Coefficients got = op.forward_cross(x, y);
@@ -45,10 +48,12 @@ TEST(WphPywphCross, MomentsMatchBothNorms) {
     const at::Tensor sm_val = demix::read_npy(kData + name + "_sm.npy").reshape({-1});
     const int64_t nw = wph_idx.size(0);
     const double err_wph = demix::test::max_relative_error(ours.narrow(0, 0, nw), wph_val);
-    const double err_sm = demix::test::max_relative_error(ours.narrow(0, nw, sm_idx.size(0)), sm_val);
-    EXPECT_LT(err_wph, 1e-8);  // double vs double: the bound for WPH
+    const double err_sm =
+        demix::test::max_relative_error(ours.narrow(0, nw, sm_idx.size(0)), sm_val);
+    EXPECT_LT(err_wph, 1e-8); // double vs double: the bound for WPH
     EXPECT_LT(err_sm, 1e-8);
-    std::cout << "cross " << name << ": max relative error WPH " << err_wph << ", scaling " << err_sm << "\n";
+    std::cout << "cross " << name << ": max relative error WPH " << err_wph << ", scaling "
+              << err_sm << "\n";
   }
 }
 
@@ -69,8 +74,12 @@ TEST(WphCross, GradientMatchesFiniteDifferences) {
   const at::Tensor w = at::randn({op.size()}, at::kDouble);
   // A real scalar of both maps' cross statistics; its gradient with respect to x and to y by
   // autograd against central differences (h = 1e-5 in float64: O(h^2) truncation, ~1e-11 rounding).
-  auto of_y = [&](const at::Tensor& yy) { return (op.forward_cross(x, yy).values.abs().square() * w).sum(); };
-  auto of_x = [&](const at::Tensor& xx) { return (op.forward_cross(xx, y).values.abs().square() * w).sum(); };
+  auto of_y = [&](const at::Tensor& yy) {
+    return (op.forward_cross(x, yy).values.abs().square() * w).sum();
+  };
+  auto of_x = [&](const at::Tensor& xx) {
+    return (op.forward_cross(xx, y).values.abs().square() * w).sum();
+  };
   EXPECT_LT(demix::test::max_directional_gradient_error(of_y, y, 4, 1e-5), 1e-6);
   EXPECT_LT(demix::test::max_directional_gradient_error(of_x, x, 4, 1e-5), 1e-6);
 }
@@ -79,7 +88,7 @@ TEST(WphCross, RefusesWhatItCannotDo) {
   const at::Tensor x = at::randn({2, 16, 16}, at::kDouble);
   const demix::WphOperator op({.J = 2, .L = 4}, 16, 16, cpu64());
   EXPECT_THROW(op.forward_cross(x, x.narrow(0, 0, 1)), demix::ShapeError);
-  const demix::WphOperator nonperiodic({.J = 2, .L = 4, .boundary = demix::WphBoundary::NonPeriodic},
-                                       16, 16, cpu64());
+  const demix::WphOperator nonperiodic(
+      {.J = 2, .L = 4, .boundary = demix::WphBoundary::NonPeriodic}, 16, 16, cpu64());
   EXPECT_THROW(nonperiodic.forward_cross(x, x), demix::ValueError);
 }

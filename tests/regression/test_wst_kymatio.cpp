@@ -27,8 +27,8 @@ double relative_error(const at::Tensor& a, const at::Tensor& b, int64_t begin, i
 }
 
 struct Reference {
-  at::Tensor input;   // (1, 256, 256) float32
-  at::Tensor output;  // (1, 681, 8, 8) float32
+  at::Tensor input;  // (1, 256, 256) float32
+  at::Tensor output; // (1, 681, 8, 8) float32
 };
 
 bool load(Reference& r) {
@@ -39,7 +39,7 @@ bool load(Reference& r) {
   return true;
 }
 
-}  // namespace
+} // namespace
 
 TEST(WstKymatio, ChannelCountFormula) {
   demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});

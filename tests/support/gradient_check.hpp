@@ -23,12 +23,11 @@ inline double max_directional_gradient_error(const std::function<at::Tensor(cons
   for (int i = 0; i <= directions; ++i) {
     at::Tensor v = i == directions ? grad.clone() : at::randn_like(x);
     v /= v.norm();
-    const double fd =
-        (f(x + h * v).item<double>() - f(x - h * v).item<double>()) / (2 * h);
+    const double fd = (f(x + h * v).item<double>() - f(x - h * v).item<double>()) / (2 * h);
     const double ad = (grad * v).sum().item<double>();
     worst = std::max(worst, std::abs(fd - ad) / grad.norm().item<double>());
   }
   return worst;
 }
 
-}  // namespace demix::test
+} // namespace demix::test

@@ -12,7 +12,7 @@ std::vector<int64_t> row(const at::Tensor& t /* (K) int64 */) {
   const at::Tensor c = t.contiguous();
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
-}  // namespace
+} // namespace
 
 double max_relative_error(const at::Tensor& ours, const at::Tensor& ref) {
   const double floor = 1e-6 * ref.abs().max().item<double>();
@@ -25,7 +25,8 @@ std::vector<int64_t> pywph_order(const Coefficients& got, const at::Tensor& wph_
   std::map<std::vector<int64_t>, int64_t> row_of;
   for (int64_t k = 0; k < got.size(); ++k) {
     std::vector<int64_t> key = row(got.labels[k]);
-    if (got.class_id[k].item<int64_t>() == 5) key = {key[0], key[2], key[5], key[8]};  // L: j p1 p2 pseudo
+    if (got.class_id[k].item<int64_t>() == 5)
+      key = {key[0], key[2], key[5], key[8]}; // L: j p1 p2 pseudo
     if (!row_of.emplace(key, k).second) {
       ADD_FAILURE() << "duplicate label " << got.labels[k];
       return {};
@@ -44,4 +45,4 @@ std::vector<int64_t> pywph_order(const Coefficients& got, const at::Tensor& wph_
   return order;
 }
 
-}  // namespace demix::test
+} // namespace demix::test

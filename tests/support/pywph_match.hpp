@@ -1,5 +1,6 @@
 #pragma once
-// Matching demix's WPH coefficients to pywph's stored ones by label, for the pywph regression tests.
+// Matching demix's WPH coefficients to pywph's stored ones by label, for the pywph regression
+// tests.
 
 #include <demix/stats/coefficients.hpp>
 
@@ -17,4 +18,4 @@ double max_relative_error(const at::Tensor& ours, const at::Tensor& ref);
 std::vector<int64_t> pywph_order(const Coefficients& got, const at::Tensor& wph_idx,
                                  const at::Tensor& sm_idx);
 
-}  // namespace demix::test
+} // namespace demix::test

@@ -1,12 +1,12 @@
 #include "support/temp_dir.hpp"
 
-#include <dirent.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <vector>
+
+#include <dirent.h>
+#include <unistd.h>
 
 // POSIX rather than std::filesystem: PyTorch's pip LibTorch exports std::filesystem symbols of its
 // own and remove_all crashed through them (see src/io/detail/files.hpp).
@@ -21,7 +21,7 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  for (const auto& f : files()) ::unlink(path(f).c_str());  // test folders are flat
+  for (const auto& f : files()) ::unlink(path(f).c_str()); // test folders are flat
   ::rmdir(root_.c_str());
 }
 
@@ -38,4 +38,4 @@ std::vector<std::string> TempDir::files() const {
   return out;
 }
 
-}  // namespace demix::test
+} // namespace demix::test

@@ -7,7 +7,7 @@
 namespace demix::test {
 
 class TempDir {
- public:
+public:
   TempDir();
   ~TempDir();
   TempDir(const TempDir&) = delete;
@@ -17,8 +17,8 @@ class TempDir {
   /// Names of the files in the folder (to check that no temporary file was left behind).
   std::vector<std::string> files() const;
 
- private:
+private:
   std::string root_;
 };
 
-}  // namespace demix::test
+} // namespace demix::test

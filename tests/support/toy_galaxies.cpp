@@ -26,8 +26,7 @@ ToyGalaxies make_toy_galaxies(std::int64_t n, std::int64_t bands, std::int64_t s
   profile = profile / profile.sum({1, 2}, true);
 
   std::vector<double> sigmas;
-  for (std::int64_t b = 0; b < bands; ++b)
-    sigmas.push_back(100.0 + 80.0 * b);
+  for (std::int64_t b = 0; b < bands; ++b) sigmas.push_back(100.0 + 80.0 * b);
   const at::Tensor sigma = at::tensor(sigmas, at::kDouble).view({1, bands});
   const at::Tensor log_flux = uniform(1.5, 3.5).view({n, 1}) * std::log(10.0);
   const at::Tensor slope = uniform(-1, 1).view({n, 1});

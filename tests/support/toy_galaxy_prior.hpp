@@ -55,14 +55,14 @@ public:
   int64_t stamp_size() const override { return S_; }
 
   /// Latents of given physical parameters: log_flux (N, B), size (N), e (N, 2) with |e_i| < e_max.
-  at::Tensor latents(const at::Tensor &flux, const at::Tensor &size, const at::Tensor &e) const {
+  at::Tensor latents(const at::Tensor& flux, const at::Tensor& size, const at::Tensor& e) const {
     return at::cat({flux.log(), size.log().unsqueeze(1), at::atanh(e / e_max)}, 1);
   }
-  static at::Tensor ellipticity(const at::Tensor &z, int64_t bands) {
+  static at::Tensor ellipticity(const at::Tensor& z, int64_t bands) {
     return e_max * at::tanh(z.narrow(1, bands + 1, 2)); // (N, 2)
   }
 
-  at::Tensor decode(const at::Tensor &z) const override {
+  at::Tensor decode(const at::Tensor& z) const override {
     const auto opt = z.options();
     const int64_t h = S_ / 2;
     const at::Tensor coord = at::arange(S_, opt) - static_cast<double>(h);
@@ -77,7 +77,7 @@ public:
     return flux * shape.unsqueeze(1); // (N, B, S, S)
   }
 
-  at::Tensor log_prob(const at::Tensor &z) const override {
+  at::Tensor log_prob(const at::Tensor& z) const override {
     const at::Tensor mu = mean_.to(z.options()), sd = std_.to(z.options());
     const at::Tensor t = (z - mu) / sd;
     return -0.5 * t.square().sum(1) - sd.log().sum() -
@@ -85,7 +85,7 @@ public:
   }
 
   /// Moments of the band sum inside a disk of radius 10 pixels (so that neighbours weigh little).
-  at::Tensor encode(const at::Tensor &stamps) const override {
+  at::Tensor encode(const at::Tensor& stamps) const override {
     const auto opt = stamps.options();
     const int64_t h = S_ / 2;
     const at::Tensor coord = at::arange(S_, opt) - static_cast<double>(h);

@@ -10,39 +10,39 @@ namespace demix {
 
 /// Base of every error demix throws on purpose.
 class Error : public std::runtime_error {
- public:
+public:
   using std::runtime_error::runtime_error;
 };
 
 /// A file cannot be found, opened, read or written (missing file, missing folder, permissions).
 class IoError : public Error {
- public:
+public:
   using Error::Error;
 };
 
 /// A file exists but its content is not what it claims or what demix supports: not FITS or npy,
 /// truncated, corrupt header, unsupported pixel type.
 class FormatError : public IoError {
- public:
+public:
   using IoError::IoError;
 };
 
 /// A value is out of its allowed range: NaN/Inf pixels, an option outside its domain.
 class ValueError : public Error {
- public:
+public:
   using Error::Error;
 };
 
 /// A tensor or image has the wrong number of dimensions or the wrong extent.
 class ShapeError : public Error {
- public:
+public:
   using Error::Error;
 };
 
 /// The requested compute device is not available (e.g. CUDA asked for on a CPU-only build).
 class DeviceError : public Error {
- public:
+public:
   using Error::Error;
 };
 
-}  // namespace demix
+} // namespace demix

@@ -63,19 +63,19 @@ struct ClassicalResult {
 
 class ClassicalDeblender {
 public:
-  ClassicalDeblender(const ClassicalDeblendOptions &options, const Context &context);
+  ClassicalDeblender(const ClassicalDeblendOptions& options, const Context& context);
 
   /// images: real (N, B, H, W); galaxies.num_blends = N; noise_sigmas (B) (optional: without
   /// them, no footprint). The children of each blend with at least one galaxy sum to its image.
-  ClassicalResult deblend(const at::Tensor &images /* (N, B, H, W) */,
-                          const BlendGalaxies &galaxies,
-                          const at::Tensor &noise_sigmas = {} /* (B) */) const;
+  ClassicalResult deblend(const at::Tensor& images /* (N, B, H, W) */,
+                          const BlendGalaxies& galaxies,
+                          const at::Tensor& noise_sigmas = {} /* (B) */) const;
 
-  const ClassicalDeblendOptions &options() const { return options_; }
+  const ClassicalDeblendOptions& options() const { return options_; }
 
 private:
-  ClassicalResult deblend_chunk(const at::Tensor &images, const BlendGalaxies &galaxies,
-                                const at::Tensor &noise_sigmas) const;
+  ClassicalResult deblend_chunk(const at::Tensor& images, const BlendGalaxies& galaxies,
+                                const at::Tensor& noise_sigmas) const;
 
   ClassicalDeblendOptions options_;
   c10::TensorOptions tensor_options_;

@@ -40,16 +40,16 @@ struct Detections {
 class PeakDetector {
 public:
   /// Builds the kernel on `context`'s device (ValueError for options out of range).
-  PeakDetector(const DetectionOptions &options, const Context &context);
+  PeakDetector(const DetectionOptions& options, const Context& context);
 
   /// nu for a batch of images: (N, B, H, W) or (B, H, W), sigmas (B) > 0 -> (N, H, W).
-  at::Tensor significance(const at::Tensor &images /* (N, B, H, W) or (B, H, W) */,
-                          const at::Tensor &noise_sigmas /* (B) */) const; // -> (N, H, W)
+  at::Tensor significance(const at::Tensor& images /* (N, B, H, W) or (B, H, W) */,
+                          const at::Tensor& noise_sigmas /* (B) */) const; // -> (N, H, W)
   /// The peaks of each image of the batch (one entry per image).
-  std::vector<Detections> detect(const at::Tensor &images /* (N, B, H, W) or (B, H, W) */,
-                                 const at::Tensor &noise_sigmas /* (B) */) const;
+  std::vector<Detections> detect(const at::Tensor& images /* (N, B, H, W) or (B, H, W) */,
+                                 const at::Tensor& noise_sigmas /* (B) */) const;
 
-  const DetectionOptions &options() const { return options_; }
+  const DetectionOptions& options() const { return options_; }
   /// The normalised 1-D kernel (2 r + 1), r = ceil(4 sigma): the 2-D kernel is its outer product.
   at::Tensor kernel_1d() const { return kernel_; }
 
@@ -64,7 +64,7 @@ private:
 /// iterated `iterations` times with the pixels beyond `clip` sigma of the median (the galaxies)
 /// left out. images: (N, B, H, W) or (B, H, W), all images of a band pooled. -> (B) float64 CPU.
 /// ValueError for clip <= 0 or iterations < 1.
-at::Tensor estimate_noise_sigmas(const at::Tensor &images /* (N, B, H, W) or (B, H, W) */,
+at::Tensor estimate_noise_sigmas(const at::Tensor& images /* (N, B, H, W) or (B, H, W) */,
                                  double clip = 3.0, int iterations = 5);
 
 } // namespace demix

@@ -36,8 +36,8 @@
 // Units: images in electrons (sky subtracted), noise sigmas in electrons per pixel (survey.hpp).
 
 #include <demix/core/context.hpp>
-#include <demix/models/galaxy_prior.hpp>
 #include <demix/deblend/stamps.hpp>
+#include <demix/models/galaxy_prior.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -102,7 +102,7 @@ struct MadnessOptions {
 
   /// Called at each convergence test of the Adam phase (where the host waits for the device
   /// anyway), after finished blends are stored; for progress reports and timings.
-  std::function<void(const MadnessProgress &)> progress;
+  std::function<void(const MadnessProgress&)> progress;
 };
 
 /// What deblend() returns. Galaxies are in the order of the input list.
@@ -140,45 +140,45 @@ struct FieldResult {
 class MadnessDeblender {
 public:
   /// ValueError for options out of range (the message names the field and value).
-  MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior, const MadnessOptions &options,
-                   const Context &context);
+  MadnessDeblender(std::shared_ptr<const GalaxyPrior> prior, const MadnessOptions& options,
+                   const Context& context);
 
   /// Deblends N blends at once. images: real (N, B, H, W) with B = prior's n_bands;
   /// noise_sigmas: (B) or (N, B), > 0; mask (optional): (N, 1 or B, H, W), 0 where pixels are to
   /// be ignored, 1 elsewhere. galaxies.num_blends must be N. ShapeError / ValueError otherwise.
-  MadnessResult deblend(const at::Tensor &images /* (N, B, H, W) */, const BlendGalaxies &galaxies,
-                        const at::Tensor &noise_sigmas /* (B) or (N, B) */,
-                        const at::Tensor &mask = {} /* (N, 1 or B, H, W) */) const;
+  MadnessResult deblend(const at::Tensor& images /* (N, B, H, W) */, const BlendGalaxies& galaxies,
+                        const at::Tensor& noise_sigmas /* (B) or (N, B) */,
+                        const at::Tensor& mask = {} /* (N, 1 or B, H, W) */) const;
 
   /// The encoder's latents (init_passes passes): (M, D).
-  at::Tensor initial_latents(const at::Tensor &images /* (N, B, H, W) */,
-                             const BlendGalaxies &galaxies,
-                             const at::Tensor &mask = {} /* (N, 1 or B, H, W) */) const;
+  at::Tensor initial_latents(const at::Tensor& images /* (N, B, H, W) */,
+                             const BlendGalaxies& galaxies,
+                             const at::Tensor& mask = {} /* (N, 1 or B, H, W) */) const;
 
   /// L of each blend for given latents (M, D), differentiable with respect to them (first
   /// derivatives): (N).
-  at::Tensor loss(const at::Tensor &images /* (N, B, H, W) */, const BlendGalaxies &galaxies,
-                  const at::Tensor &noise_sigmas /* (B) or (N, B) */,
-                  const at::Tensor &latents /* (M, D) */,
-                  const at::Tensor &mask = {} /* (N, 1 or B, H, W) */) const;
+  at::Tensor loss(const at::Tensor& images /* (N, B, H, W) */, const BlendGalaxies& galaxies,
+                  const at::Tensor& noise_sigmas /* (B) or (N, B) */,
+                  const at::Tensor& latents /* (M, D) */,
+                  const at::Tensor& mask = {} /* (N, 1 or B, H, W) */) const;
 
   /// Deblends a large field image (B, H, W) holding galaxies at positions (G, 2) (x, y), tile by
   /// tile (see the header comment), all tiles in one batch (or max_blends_per_batch at a time).
-  FieldResult deblend_field(const at::Tensor &image /* (B, H, W) */,
-                            const at::Tensor &positions /* (G, 2) */,
-                            const at::Tensor &noise_sigmas /* (B) */,
-                            const FieldTiling &tiling = {}) const;
+  FieldResult deblend_field(const at::Tensor& image /* (B, H, W) */,
+                            const at::Tensor& positions /* (G, 2) */,
+                            const at::Tensor& noise_sigmas /* (B) */,
+                            const FieldTiling& tiling = {}) const;
 
-  const MadnessOptions &options() const { return options_; }
-  const GalaxyPrior &prior() const { return *prior_; }
+  const MadnessOptions& options() const { return options_; }
+  const GalaxyPrior& prior() const { return *prior_; }
 
 private:
   struct Problem; // images, weights and galaxies of a batch, on the device
-  Problem prepare(const at::Tensor &images, const BlendGalaxies &galaxies,
-                  const at::Tensor &noise_sigmas, const at::Tensor &mask) const;
-  at::Tensor encode_init(const Problem &p) const; // -> (M, D)
-  MadnessResult run(const at::Tensor &images, const BlendGalaxies &galaxies,
-                    const at::Tensor &noise_sigmas, const at::Tensor &mask) const;
+  Problem prepare(const at::Tensor& images, const BlendGalaxies& galaxies,
+                  const at::Tensor& noise_sigmas, const at::Tensor& mask) const;
+  at::Tensor encode_init(const Problem& p) const; // -> (M, D)
+  MadnessResult run(const at::Tensor& images, const BlendGalaxies& galaxies,
+                    const at::Tensor& noise_sigmas, const at::Tensor& mask) const;
 
   std::shared_ptr<const GalaxyPrior> prior_;
   MadnessOptions options_;

@@ -20,9 +20,9 @@ namespace demix {
 /// coordinates, radius in pixels: one value (1), one per galaxy (N) or per galaxy and band (N, B).
 /// Each pixel counts with the fraction of its area inside the circle, estimated on a subsample x
 /// subsample grid of points in the pixel (as sep's sum_circle with subpix = 5). -> (N, B).
-at::Tensor aperture_flux(const at::Tensor &images /* (N, B, H, W) */,
-                         const at::Tensor &centres /* (N, 2) */,
-                         const at::Tensor &radius /* (1), (N) or (N, B) */,
+at::Tensor aperture_flux(const at::Tensor& images /* (N, B, H, W) */,
+                         const at::Tensor& centres /* (N, 2) */,
+                         const at::Tensor& radius /* (1), (N) or (N, B) */,
                          std::int64_t subsample = 5);
 
 /// An elliptical aperture, as sep's sum_ellipse draws it (with r = 1). Each field is (1), (N) or
@@ -37,18 +37,18 @@ struct EllipticalAperture {
 /// u = (x - x0) cos theta + (y - y0) sin theta and v = -(x - x0) sin theta + (y - y0) cos theta,
 /// u^2 / a^2 + v^2 / b^2 <= 1. Where a == b the result is exactly the circular aperture_flux's of
 /// radius a, whatever theta. ValueError unless every a and b is finite and > 0. -> (N, B).
-at::Tensor aperture_flux(const at::Tensor &images /* (N, B, H, W) */,
-                         const at::Tensor &centres /* (N, 2) */, const EllipticalAperture &aperture,
+at::Tensor aperture_flux(const at::Tensor& images /* (N, B, H, W) */,
+                         const at::Tensor& centres /* (N, 2) */, const EllipticalAperture& aperture,
                          std::int64_t subsample = 5);
 
 /// (measured - truth) / truth, elementwise; NaN where truth is 0. Any matching shapes.
-at::Tensor relative_residual(const at::Tensor &measured, const at::Tensor &truth);
+at::Tensor relative_residual(const at::Tensor& measured, const at::Tensor& truth);
 
 /// The colour error (m_a - m_b)_measured - (m_a - m_b)_truth of bands a, b (g - r: a = 1, b = 2
 /// for u g r i z y) from fluxes (N, B), in magnitudes, m = -2.5 log10(flux); NaN where a flux is
 /// not positive. -> (N).
-at::Tensor colour_error(const at::Tensor &measured_flux /* (N, B) */,
-                        const at::Tensor &true_flux /* (N, B) */, std::int64_t band_a,
+at::Tensor colour_error(const at::Tensor& measured_flux /* (N, B) */,
+                        const at::Tensor& true_flux /* (N, B) */, std::int64_t band_a,
                         std::int64_t band_b);
 
 /// Summary of residuals per column, NaN entries left out (percentiles interpolated linearly, as
@@ -59,7 +59,7 @@ struct ResidualSummary {
   at::Tensor spread68; ///< (84th - 16th percentile) / 2: the 68% half-width
   at::Tensor count;    ///< finite entries (int64)
 };
-ResidualSummary summarize_residuals(const at::Tensor &residuals /* (N, B) or (N) */);
+ResidualSummary summarize_residuals(const at::Tensor& residuals /* (N, B) or (N) */);
 
 // ---- Images ---------------------------------------------------------------------------------
 
@@ -80,13 +80,13 @@ struct SsimOptions {
 /// use_sample_covariance=False, data_range=1) of the max-normalised images, as MADNESS computes
 /// it. NaN where the truth's maximum is <= 0; 0 where the prediction's maximum is <= 0 (when
 /// normalising). Images must be at least window x window. -> (N, B).
-at::Tensor ssim(const at::Tensor &predicted /* (N, B, H, W) */,
-                const at::Tensor &truth /* (N, B, H, W) */, const SsimOptions &options = {});
+at::Tensor ssim(const at::Tensor& predicted /* (N, B, H, W) */,
+                const at::Tensor& truth /* (N, B, H, W) */, const SsimOptions& options = {});
 
 /// Cosine of the angle between the pixel vectors of each band: <p, t> / (|p| |t|); 0 where p is
 /// all zero, NaN where t is. -> (N, B).
-at::Tensor cosine_similarity(const at::Tensor &predicted /* (N, B, H, W) */,
-                             const at::Tensor &truth /* (N, B, H, W) */);
+at::Tensor cosine_similarity(const at::Tensor& predicted /* (N, B, H, W) */,
+                             const at::Tensor& truth /* (N, B, H, W) */);
 
 // ---- Shapes ---------------------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ struct Shapes {
   at::Tensor moments;     // (N, 3): Q_xx, Q_yy, Q_xy in pixels^2 (x = column)
   at::Tensor valid;       // (N) bool: positive flux and positive-definite moments
 };
-Shapes measure_shapes(const at::Tensor &images /* (N, H, W) */, const ShapeOptions &options = {});
+Shapes measure_shapes(const at::Tensor& images /* (N, H, W) */, const ShapeOptions& options = {});
 
 // ---- Detection ------------------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ struct Matching {
   std::int64_t spurious = 0;     ///< detections matched to no truth (false positives)
   std::int64_t missed = 0;       ///< truths matched by no detection (false negatives)
 };
-Matching match_positions(const at::Tensor &truth /* (T, 2) */,
-                         const at::Tensor &detected /* (K, 2) */, double max_distance);
+Matching match_positions(const at::Tensor& truth /* (T, 2) */,
+                         const at::Tensor& detected /* (K, 2) */, double max_distance);
 
 } // namespace demix

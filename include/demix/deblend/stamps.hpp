@@ -27,13 +27,13 @@ struct BlendGalaxies {
   std::int64_t num_blends = 0; ///< N (blends may hold no galaxy)
 
   /// From one (G_n, 2) tensor of (x, y) per blend (G_n may be 0; any real dtype and device).
-  static BlendGalaxies from_list(const std::vector<at::Tensor> &positions);
+  static BlendGalaxies from_list(const std::vector<at::Tensor>& positions);
   /// From padded positions (N, G_max, 2) and the number of valid entries per blend (N) (the first
   /// counts[n] rows of blend n are used). ValueError for a count outside [0, G_max].
-  static BlendGalaxies from_padded(const at::Tensor &positions /* (N, G_max, 2) */,
-                                   const at::Tensor &counts /* (N) integer */);
+  static BlendGalaxies from_padded(const at::Tensor& positions /* (N, G_max, 2) */,
+                                   const at::Tensor& counts /* (N) integer */);
   /// The galaxies of the blends `blends` (int64 (K), increasing), renumbered 0..K-1.
-  BlendGalaxies select_blends(const at::Tensor &blends /* (K) int64 */) const;
+  BlendGalaxies select_blends(const at::Tensor& blends /* (K) int64 */) const;
   /// The galaxies of blend n: (G_n, 2) float64 CPU.
   at::Tensor positions_of(std::int64_t n) const;
 
@@ -43,7 +43,7 @@ struct BlendGalaxies {
   at::Tensor pixel() const;  // -> (M, 2) int64 CPU: nearest pixel (px, py) = floor(xy + 1/2)
   /// ShapeError / ValueError unless the fields are consistent (shapes, dtypes, blend sorted and in
   /// [0, num_blends), finite positions). `what` names the caller in the message.
-  void check(const char *what) const;
+  void check(const char* what) const;
 };
 
 /// Cuts stamps out of, and adds stamps into, N blend images of C x H x W pixels for a fixed list
@@ -57,26 +57,26 @@ class StampPlacer {
 public:
   /// ValueError for an even or non-positive stamp size, or non-positive channels, height or
   /// width; galaxies.check() errors.
-  StampPlacer(const BlendGalaxies &galaxies, std::int64_t channels, std::int64_t height,
+  StampPlacer(const BlendGalaxies& galaxies, std::int64_t channels, std::int64_t height,
               std::int64_t width, std::int64_t stamp_size, c10::Device device);
 
   /// Stamps around each galaxy: (N, C, H, W) -> (M, C, S, S), 0 outside the image. Differentiable.
-  at::Tensor extract(const at::Tensor &frames /* (N, C, H, W) */) const;
+  at::Tensor extract(const at::Tensor& frames /* (N, C, H, W) */) const;
   /// Sum of the stamps placed at their galaxies: (M, C, S, S) -> (N, C, H, W), the parts outside
   /// the image dropped. Differentiable.
-  at::Tensor render(const at::Tensor &stamps /* (M, C, S, S) */) const;
+  at::Tensor render(const at::Tensor& stamps /* (M, C, S, S) */) const;
   /// Each stamp alone in a frame of its own: (M, C, S, S) -> (M, C, H, W).
-  at::Tensor render_each(const at::Tensor &stamps /* (M, C, S, S) */) const;
+  at::Tensor render_each(const at::Tensor& stamps /* (M, C, S, S) */) const;
   /// Galaxy m's stamp cut from frame m (one frame per galaxy, e.g. deblended children):
   /// (M, C, H, W) -> (M, C, S, S). The adjoint of render_each.
-  at::Tensor extract_each(const at::Tensor &frames /* (M, C, H, W) */) const;
+  at::Tensor extract_each(const at::Tensor& frames /* (M, C, H, W) */) const;
 
   /// extract and render with the channel axis first, the layout in which both need no
   /// transposing copy (the deblender's inner loop keeps its images so).
   at::Tensor
-  extract_channels_first(const at::Tensor &frames /* (C, N, H, W) */) const; // -> (C, M, S, S)
+  extract_channels_first(const at::Tensor& frames /* (C, N, H, W) */) const; // -> (C, M, S, S)
   at::Tensor
-  render_channels_first(const at::Tensor &stamps /* (C, M, S, S) */) const; // -> (C, N, H, W)
+  render_channels_first(const at::Tensor& stamps /* (C, M, S, S) */) const; // -> (C, N, H, W)
 
   std::int64_t num_blends() const { return N_; }
   std::int64_t num_galaxies() const { return M_; }
@@ -88,15 +88,15 @@ public:
 private:
   /// Indices into C x `frames` frames of H x W flattened channel-first, for every stamp pixel
   /// of every channel; out-of-image pixels go to one extra slot at the end.
-  at::Tensor indices(const at::Tensor &frame_of /* (M) int64 */,
+  at::Tensor indices(const at::Tensor& frame_of /* (M) int64 */,
                      std::int64_t frames) const; // -> (C M S S)
-  void check_frames(const at::Tensor &frames, std::int64_t n, bool channels_first,
-                    const char *what) const;
-  void check_stamps(const at::Tensor &stamps, bool channels_first, const char *what) const;
+  void check_frames(const at::Tensor& frames, std::int64_t n, bool channels_first,
+                    const char* what) const;
+  void check_stamps(const at::Tensor& stamps, bool channels_first, const char* what) const;
   /// Gathers (C, M, S, S) stamps from (C, frames, H, W) images with `index`.
-  at::Tensor gather(const at::Tensor &frames_cf, const at::Tensor &index) const;
+  at::Tensor gather(const at::Tensor& frames_cf, const at::Tensor& index) const;
   /// Adds (C, M, S, S) stamps at `index` into zero frames: -> (C, frames, H, W).
-  at::Tensor scatter(const at::Tensor &stamps_cf, const at::Tensor &index,
+  at::Tensor scatter(const at::Tensor& stamps_cf, const at::Tensor& index,
                      std::int64_t frames) const;
 
   std::int64_t N_ = 0, M_ = 0, C_ = 0, H_ = 0, W_ = 0, S_ = 0;

@@ -6,8 +6,8 @@
 // (C = NAXIS3, H, W) or (N = NAXIS4, C, H, W) (a batch of cubes, e.g. simulated galaxy stamps).
 // The flip happens in one place, src/io/fits.cpp.
 
-#include <demix/stats/coefficients.hpp>
 #include <demix/io/table.hpp>
+#include <demix/stats/coefficients.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -23,7 +23,7 @@ namespace demix {
 /// survive a read/write cycle unchanged. Structural keywords (SIMPLE, BITPIX, NAXISn, EXTEND,
 /// BSCALE/BZERO/BLANK, EXTNAME, checksums, ...) are never stored: the writer derives them.
 class FitsHeader {
- public:
+public:
   /// Adds a raw card (up to 80 characters). Structural cards are ignored. A keyword already present
   /// is replaced, except COMMENT, HISTORY and blank cards which accumulate.
   void add_card(std::string_view card);
@@ -34,7 +34,8 @@ class FitsHeader {
   void add_history(std::string_view text);
 
   bool contains(std::string_view key) const;
-  /// The value of `key` as text: strings without their quotes, numbers as written; nullopt if absent.
+  /// The value of `key` as text: strings without their quotes, numbers as written; nullopt if
+  /// absent.
   std::optional<std::string> value(std::string_view key) const;
   /// The value of a numeric keyword; nullopt if absent, ValueError if it is not a number.
   std::optional<double> number(std::string_view key) const;
@@ -44,18 +45,18 @@ class FitsHeader {
   bool empty() const { return cards_.empty(); }
   std::size_t size() const { return cards_.size(); }
 
- private:
-  std::vector<std::string> cards_;  // each exactly 80 characters
+private:
+  std::vector<std::string> cards_; // each exactly 80 characters
 };
 
 /// One image HDU: pixels, header and (for extensions) its EXTNAME.
 struct FitsImage {
-  at::Tensor data;    // (H, W), (C, H, W) or (N, C, H, W) float32/float64, CPU
-  FitsHeader header;  // non-structural keywords of the HDU (WCS, units, ...)
-  std::string name;   // EXTNAME; empty for an unnamed primary HDU
-  int hdu_index = 0;  // 0 = primary
-  int bitpix = 0;     // BITPIX as stored in the file (8, 16, 32, 64, -32, -64)
-  bool scaled = false;  // BSCALE/BZERO were applied while reading
+  at::Tensor data;     // (H, W), (C, H, W) or (N, C, H, W) float32/float64, CPU
+  FitsHeader header;   // non-structural keywords of the HDU (WCS, units, ...)
+  std::string name;    // EXTNAME; empty for an unnamed primary HDU
+  int hdu_index = 0;   // 0 = primary
+  int bitpix = 0;      // BITPIX as stored in the file (8, 16, 32, 64, -32, -64)
+  bool scaled = false; // BSCALE/BZERO were applied while reading
 };
 
 /// Reads one image HDU. `spec` is a path, optionally with an HDU selector: "map.fits[2]" (number,
@@ -69,8 +70,8 @@ FitsImage read_fits(const std::string& spec);
 
 /// How to store pixels in a written FITS file.
 enum class FitsPixelType {
-  Float32,  ///< BITPIX = -32
-  Float64,  ///< BITPIX = -64
+  Float32, ///< BITPIX = -32
+  Float64, ///< BITPIX = -64
 };
 
 /// Writes one image as the primary HDU. The tensor must be real and 2D, 3D or 4D, on any device.
@@ -82,9 +83,9 @@ void write_fits(const std::string& path, const at::Tensor& data /* (H, W) or (C,
 
 /// One HDU of a multi-extension file.
 struct FitsHduOut {
-  std::string name;   // EXTNAME, required and unique
-  at::Tensor data;    // (H, W), (C, H, W) or (N, C, H, W) real
-  FitsHeader header;  // extra keywords of this HDU
+  std::string name;  // EXTNAME, required and unique
+  at::Tensor data;   // (H, W), (C, H, W) or (N, C, H, W) real
+  FitsHeader header; // extra keywords of this HDU
   FitsPixelType type = FitsPixelType::Float32;
 };
 
@@ -95,10 +96,10 @@ void write_fits_extensions(const std::string& path, const std::vector<FitsHduOut
 /// What one HDU of a file holds, for listings (`demix info`).
 struct FitsHduInfo {
   int index = 0;
-  std::string name;               // EXTNAME, or "PRIMARY" for an unnamed primary HDU
-  std::string kind;               // "image", "binary table", "ascii table"
-  int bitpix = 0;                 // images only
-  std::vector<long long> naxes;   // FITS order (NAXIS1 first); empty for an empty HDU
+  std::string name;             // EXTNAME, or "PRIMARY" for an unnamed primary HDU
+  std::string kind;             // "image", "binary table", "ascii table"
+  int bitpix = 0;               // images only
+  std::vector<long long> naxes; // FITS order (NAXIS1 first); empty for an empty HDU
 };
 
 /// Lists the HDUs of a FITS file (selector, if any, ignored).
@@ -135,7 +136,7 @@ Table read_fits_table(const std::string& spec, FitsHeader* header = nullptr);
 // commit(); a writer destroyed without commit() leaves nothing behind.
 
 class FitsWriter {
- public:
+public:
   explicit FitsWriter(const std::string& path);
   ~FitsWriter();
   FitsWriter(const FitsWriter&) = delete;
@@ -159,7 +160,7 @@ class FitsWriter {
   /// Writes DATE and checksums of every HDU, closes the file and renames it to `path`.
   void commit();
 
- private:
+private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -193,4 +194,4 @@ void write_coefficients_fits(const std::string& path, const Coefficients& coeffi
 /// FormatError if there is no COEFFS table or its columns are not as above.
 Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary_header = nullptr);
 
-}  // namespace demix
+} // namespace demix

@@ -11,18 +11,18 @@
 namespace demix {
 
 struct Image {
-  at::Tensor data;     // (H, W) or (C, H, W); float32/float64, or complex64/complex128 from npy
-  FitsHeader header;   // keywords carried to outputs derived from this image (empty for npy)
-  std::string source;  // the path (and HDU selector) it was read from
-  std::string format;  // how it was stored, e.g. "FITS HDU 0, BITPIX -32" or "npy <f8, C order"
+  at::Tensor data;    // (H, W) or (C, H, W); float32/float64, or complex64/complex128 from npy
+  FitsHeader header;  // keywords carried to outputs derived from this image (empty for npy)
+  std::string source; // the path (and HDU selector) it was read from
+  std::string format; // how it was stored, e.g. "FITS HDU 0, BITPIX -32" or "npy <f8, C order"
 };
 
 /// What to do with NaN and +-Inf pixels when an image is read.
 enum class NonFinitePolicy {
-  Reject,  ///< throw ValueError giving their count (default: silent NaNs poison every statistic)
-  Keep,    ///< leave them (for `info`, or previews that show them in grey)
-  Zero,    ///< replace them by 0
-  Mean,    ///< replace them by the mean of the finite pixels of the same image plane
+  Reject, ///< throw ValueError giving their count (default: silent NaNs poison every statistic)
+  Keep,   ///< leave them (for `info`, or previews that show them in grey)
+  Zero,   ///< replace them by 0
+  Mean,   ///< replace them by the mean of the finite pixels of the same image plane
 };
 
 /// Applies `policy` to `data` and returns the result (the input itself when nothing changes).
@@ -41,4 +41,4 @@ struct PixelSummary {
 
 PixelSummary summarize(const at::Tensor& data /* any shape, any device */);
 
-}  // namespace demix
+} // namespace demix

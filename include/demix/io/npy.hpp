@@ -14,10 +14,10 @@ namespace demix {
 
 /// Throws IoError (missing/unreadable), FormatError (not npy, truncated, unsupported dtype such as
 /// '<u4', '<f2' or '|b1', object arrays).
-at::Tensor read_npy(const std::string& path);  // -> any shape, dtype as stored, CPU
+at::Tensor read_npy(const std::string& path); // -> any shape, dtype as stored, CPU
 
 /// Atomic: written to a temporary file in the same folder, then renamed.
 /// Throws ValueError for an unsupported dtype, IoError when the folder is not writable.
 void write_npy(const std::string& path, const at::Tensor& data /* any shape, any device */);
 
-}  // namespace demix
+} // namespace demix

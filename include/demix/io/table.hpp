@@ -31,25 +31,25 @@ public:
   /// Appends a numeric column (a copy on the CPU as int64 for integer tensors, else float64).
   /// ShapeError if its row count differs from the columns already present or it is not 1D/2D;
   /// ValueError if the name is empty or already used.
-  Table &add(std::string name, const at::Tensor &values, std::string unit = {},
+  Table& add(std::string name, const at::Tensor& values, std::string unit = {},
              std::string description = {});
   /// Appends a text column.
-  Table &add_text(std::string name, std::vector<std::string> text, std::string description = {});
+  Table& add_text(std::string name, std::vector<std::string> text, std::string description = {});
 
   int64_t rows() const { return columns.empty() ? 0 : columns.front().rows(); }
   bool has(std::string_view name) const;
   /// The column called `name`; ValueError naming the columns when there is none.
-  const Column &column(std::string_view name) const;
+  const Column& column(std::string_view name) const;
 };
 
 /// Writes `table` as CSV: a header line with the column names, then one line per row; numbers in
 /// shortest round-trip form (float64 values read back exactly), vector columns as name_0,
 /// name_1, ...; text quoted when it holds a comma, quote or newline. Atomic (see io.hpp).
-void write_csv(const std::string &path, const Table &table);
+void write_csv(const std::string& path, const Table& table);
 
 /// Reads a CSV file with a header line. Columns whose every field parses as an integer become
 /// int64, as a number float64, otherwise text; empty lines are skipped. IoError if missing,
 /// FormatError (naming the line) for a row with the wrong number of fields or an empty header.
-Table read_csv(const std::string &path);
+Table read_csv(const std::string& path);
 
 } // namespace demix

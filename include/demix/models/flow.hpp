@@ -41,33 +41,33 @@ struct FlowOptions {
 class LatentFlow {
 public:
   /// ValueError for an inconsistent option (named, with its value).
-  explicit LatentFlow(const FlowOptions &options, std::uint64_t seed = 0);
+  explicit LatentFlow(const FlowOptions& options, std::uint64_t seed = 0);
 
-  const FlowOptions &options() const { return options_; }
+  const FlowOptions& options() const { return options_; }
 
   /// Data -> base: u and log |det du/dz| of each row. z on the flow's device and dtype
   /// (ShapeError / DeviceError / ValueError otherwise).
   std::pair<at::Tensor, at::Tensor>
-  forward(const at::Tensor &z /* (N, D) */) const; // -> (N, D), (N)
+  forward(const at::Tensor& z /* (N, D) */) const; // -> (N, D), (N)
   /// Base -> data, the inverse of forward (D sequential passes per block).
-  at::Tensor inverse(const at::Tensor &u /* (N, D) */) const; // -> (N, D)
+  at::Tensor inverse(const at::Tensor& u /* (N, D) */) const; // -> (N, D)
   /// log p(z), exact, differentiable with respect to z and the weights. When no weight requires
   /// grad (the deblender's case) a fused path with a hand-written gradient with respect to z
   /// (first derivatives only) replaces autograd: the same values to rounding, ~half the kernels.
   /// It caches rearranged weights, rebuilt when a weight tensor is replaced or changed in place
   /// (its version counter); writes through raw data pointers would go unnoticed.
-  at::Tensor log_prob(const at::Tensor &z /* (N, D) */) const; // -> (N)
+  at::Tensor log_prob(const at::Tensor& z /* (N, D) */) const; // -> (N)
   /// n draws from the flow; the base noise comes from `generator` (a CPU generator), so that
   /// draws are reproducible on any device. Returned on the flow's device.
-  at::Tensor sample(std::int64_t n, at::Generator &generator) const; // -> (n, D)
+  at::Tensor sample(std::int64_t n, at::Generator& generator) const; // -> (n, D)
 
   /// Sets the standardisation to shift = mean, log_scale = log(std) (e.g. of the training data).
-  void set_standardisation(const at::Tensor &mean /* (D) */, const at::Tensor &std /* (D) */);
+  void set_standardisation(const at::Tensor& mean /* (D) */, const at::Tensor& std /* (D) */);
 
   /// Weights in a fixed order ("standardise.shift", "standardise.log_scale", "block0.layer0.weight"
   /// ...).
-  const NamedTensors &parameters() const { return params_; }
-  NamedTensors &parameters() { return params_; }
+  const NamedTensors& parameters() const { return params_; }
+  NamedTensors& parameters() { return params_; }
   std::int64_t parameter_count() const;
 
   void to(c10::Device device, c10::ScalarType dtype = c10::kFloat);
@@ -77,8 +77,8 @@ public:
 
 private:
   /// mu and alpha of block k for input x (N, D).
-  std::pair<at::Tensor, at::Tensor> made(std::size_t block, const at::Tensor &x) const;
-  void check(const at::Tensor &t, const char *what) const;
+  std::pair<at::Tensor, at::Tensor> made(std::size_t block, const at::Tensor& x) const;
+  void check(const at::Tensor& t, const char* what) const;
 
   struct FrozenCache; // the weights rearranged for the fused log_prob, see log_prob
 

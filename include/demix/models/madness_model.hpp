@@ -40,23 +40,23 @@ public:
   std::int64_t n_bands() const override { return vae_.options().bands; }
   std::int64_t stamp_size() const override { return vae_.options().stamp_size; }
   /// The encoder's mean.
-  at::Tensor encode(const at::Tensor &stamps /* (N, B, S, S) */) const override; // -> (N, D)
-  at::Tensor decode(const at::Tensor &latents /* (N, D) */) const override;      // -> (N, B, S, S)
+  at::Tensor encode(const at::Tensor& stamps /* (N, B, S, S) */) const override; // -> (N, D)
+  at::Tensor decode(const at::Tensor& latents /* (N, D) */) const override;      // -> (N, B, S, S)
   /// The flow's log density; ValueError when the model has no flow (run train-flow).
-  at::Tensor log_prob(const at::Tensor &latents /* (N, D) */) const override; // -> (N)
-  bool replayable() const override { return true; }                            // ops on weights only
+  at::Tensor log_prob(const at::Tensor& latents /* (N, D) */) const override; // -> (N)
+  bool replayable() const override { return true; }                           // ops on weights only
 
   // ---- parts ----
-  const GalaxyVae &vae() const { return vae_; }
-  GalaxyVae &vae() { return vae_; }
+  const GalaxyVae& vae() const { return vae_; }
+  GalaxyVae& vae() { return vae_; }
   bool has_flow() const { return flow_.has_value(); }
   /// ValueError when there is none.
-  const LatentFlow &flow() const;
-  LatentFlow &flow();
+  const LatentFlow& flow() const;
+  LatentFlow& flow();
   /// Installs a flow (moved to the model's device and dtype). ValueError unless its dim is D.
   void set_flow(LatentFlow flow);
-  const ModelMetadata &metadata() const { return metadata_; }
-  ModelMetadata &metadata() { return metadata_; }
+  const ModelMetadata& metadata() const { return metadata_; }
+  ModelMetadata& metadata() { return metadata_; }
 
   /// Moves every weight (float dtypes only).
   void to(c10::Device device, c10::ScalarType dtype = c10::kFloat);
@@ -64,12 +64,12 @@ public:
   c10::ScalarType dtype() const { return vae_.dtype(); }
 
   /// Atomic write of the model (weights as float32). IoError when the folder is missing.
-  void save(const std::string &path) const;
+  void save(const std::string& path) const;
   /// Reads a model (or a training checkpoint) onto `device` in float32. IoError (missing file),
   /// FormatError (not a demix model, corrupt, truncated, written by a newer demix).
-  static MadnessModel load(const std::string &path, c10::Device device = c10::kCPU);
+  static MadnessModel load(const std::string& path, c10::Device device = c10::kCPU);
   /// True when `path` starts like a demix model or checkpoint file (false if missing).
-  static bool is_model_file(const std::string &path);
+  static bool is_model_file(const std::string& path);
 
 private:
   GalaxyVae vae_;

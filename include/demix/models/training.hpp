@@ -85,43 +85,44 @@ struct TrainingHistory {
 };
 
 /// Called after every epoch (and its checkpoint) with the history so far.
-using EpochCallback = std::function<void(const TrainingHistory &)>;
+using EpochCallback = std::function<void(const TrainingHistory&)>;
 
 /// The VAE's reconstruction term per stamp: sum_{b,p} (A_b(target) - A_b(prediction))^2 with
 /// A_b(x) = asinh(eps x / sigma_b) / eps; eps = 0 gives the plain chi^2 sum ((t - p) / sigma_b)^2.
-at::Tensor stretched_chi2(const at::Tensor &prediction /* (N, B, S, S) */,
-                          const at::Tensor &target /* (N, B, S, S) */,
-                          const at::Tensor &sigmas /* (B) */, double eps); // -> (N)
+at::Tensor stretched_chi2(const at::Tensor& prediction /* (N, B, S, S) */,
+                          const at::Tensor& target /* (N, B, S, S) */,
+                          const at::Tensor& sigmas /* (B) */,
+                          double eps); // -> (N)
 
 /// Trains model.vae() in place (on its device and dtype; the data are copied there once).
 /// stamps: the encoder's input (noisy stamps); targets: what the decoder must reproduce (the
 /// noiseless stamps when known; undefined = the stamps). Sigmas: model.metadata().noise_sigmas.
 /// ShapeError / ValueError for inconsistent data or options, IoError / FormatError for the
 /// checkpoint, ValueError when the loss becomes NaN or infinite (lower the learning rate).
-TrainingHistory train_vae(MadnessModel &model, const at::Tensor &stamps /* (N, B, S, S) */,
-                          const at::Tensor &targets /* (N, B, S, S) or undefined */,
-                          const VaeTrainingOptions &options, const EpochCallback &progress = {});
+TrainingHistory train_vae(MadnessModel& model, const at::Tensor& stamps /* (N, B, S, S) */,
+                          const at::Tensor& targets /* (N, B, S, S) or undefined */,
+                          const VaeTrainingOptions& options, const EpochCallback& progress = {});
 
 /// Trains model.flow() in place on latent vectors (usually encode_means of the training stamps).
 /// ValueError when the model has no flow (install one with set_flow first).
-TrainingHistory train_flow(MadnessModel &model, const at::Tensor &latents /* (N, D) */,
-                           const FlowTrainingOptions &options, const EpochCallback &progress = {});
+TrainingHistory train_flow(MadnessModel& model, const at::Tensor& latents /* (N, D) */,
+                           const FlowTrainingOptions& options, const EpochCallback& progress = {});
 
 /// The encoder means of `stamps`, computed in batches without autograd on the model's device.
-at::Tensor encode_means(const MadnessModel &model, const at::Tensor &stamps /* (N, B, S, S) */,
+at::Tensor encode_means(const MadnessModel& model, const at::Tensor& stamps /* (N, B, S, S) */,
                         std::int64_t batch_size = 512); // -> (N, D) on the model's device
 
 /// The history as CSV: header "epoch,learning_rate,seconds,train_<metric>...,val_<metric>...",
 /// one row per epoch (val columns empty without validation).
-std::string history_csv(const TrainingHistory &history);
+std::string history_csv(const TrainingHistory& history);
 /// Loss curve of the objective: train in blue, validation in orange (plot.hpp colours), log10 of
 /// the values when they are all positive. -> (height, width, 3) uint8.
-at::Tensor plot_history(const TrainingHistory &history, int width = 800, int height = 400);
+at::Tensor plot_history(const TrainingHistory& history, int width = 800, int height = 400);
 
 /// Robust per-band noise sigma of noisy stamps, from the pixels of a 2-pixel frame along each
 /// stamp's border (mostly sky when galaxies are centred): 1.4826 x the median absolute deviation
 /// from the median. ValueError when a band's estimate is not positive (noiseless stamps).
-std::vector<double> estimate_noise_sigmas(const at::Tensor &stamps /* (N, B, S, S) */);
+std::vector<double> estimate_noise_sigmas(const at::Tensor& stamps /* (N, B, S, S) */);
 
 /// A training set of galaxy stamps as the simulator writes it.
 struct GalaxyStampSet {
@@ -135,6 +136,6 @@ struct GalaxyStampSet {
 /// Reads stamps from a FITS file (extension STAMPS, (N, B, S, S); its header's BANDi and SIGMAi;
 /// the NOISELESS extension when present) or a .npy file holding (N, B, S, S).
 /// IoError / FormatError / ShapeError naming the file.
-GalaxyStampSet read_galaxy_stamps(const std::string &path);
+GalaxyStampSet read_galaxy_stamps(const std::string& path);
 
 } // namespace demix

@@ -82,32 +82,32 @@ struct DecoderCompute {
 class GalaxyVae {
 public:
   /// ValueError for an inconsistent option (named, with its value).
-  explicit GalaxyVae(const VaeOptions &options, std::uint64_t seed = 0);
+  explicit GalaxyVae(const VaeOptions& options, std::uint64_t seed = 0);
 
-  const VaeOptions &options() const { return options_; }
+  const VaeOptions& options() const { return options_; }
 
   /// The latent Gaussian of each stamp. stamps in e-, on the network's device and dtype.
   /// ShapeError / DeviceError for a wrong shape, device or dtype.
-  VaeEncoding encode(const at::Tensor &stamps /* (N, B, S, S) */) const;
+  VaeEncoding encode(const at::Tensor& stamps /* (N, B, S, S) */) const;
   /// Noiseless stamps in e- (>= 0), differentiable with respect to latents and weights.
-  at::Tensor decode(const at::Tensor &latents /* (N, D) */) const; // -> (N, B, S, S)
+  at::Tensor decode(const at::Tensor& latents /* (N, D) */) const; // -> (N, B, S, S)
 
   /// KL(N(mean, exp(log_var)) || N(0, I)) per row, in closed form:
   /// 0.5 sum_d (mean^2 + exp(log_var) - 1 - log_var).
-  static at::Tensor kl_divergence(const VaeEncoding &q); // -> (N)
+  static at::Tensor kl_divergence(const VaeEncoding& q); // -> (N)
 
   /// The per-band scales s_b as a tensor on the network's device and dtype.
   at::Tensor band_scales() const; // -> (B)
 
   /// Weights in a fixed order ("encoder.conv0a.weight", ..., "decoder.out.bias").
-  const NamedTensors &parameters() const { return params_; }
-  NamedTensors &parameters() { return params_; }
+  const NamedTensors& parameters() const { return params_; }
+  NamedTensors& parameters() { return params_; }
   std::int64_t parameter_count() const;
 
   /// How decode() computes (default: as trained). The reduced-precision copies of the weights are
   /// made here and by to(); set again after changing the weights.
-  void set_decoder_compute(const DecoderCompute &compute);
-  const DecoderCompute &decoder_compute() const { return compute_; }
+  void set_decoder_compute(const DecoderCompute& compute);
+  const DecoderCompute& decoder_compute() const { return compute_; }
 
   /// Moves the weights (requires_grad kept). Floating dtypes only.
   void to(c10::Device device, c10::ScalarType dtype = c10::kFloat);

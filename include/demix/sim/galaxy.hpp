@@ -57,9 +57,9 @@ struct Galaxies {
 
   int64_t size() const { return x.defined() ? x.size(0) : 0; }
   /// The galaxies at `index` (int64 (M), CPU), in that order.
-  Galaxies select(const at::Tensor &index) const;
+  Galaxies select(const at::Tensor& index) const;
   /// All of `a`, then all of `b`.
-  static Galaxies concat(const Galaxies &a, const Galaxies &b);
+  static Galaxies concat(const Galaxies& a, const Galaxies& b);
   /// ShapeError / ValueError unless every field is defined with the shapes above (B = n_bands),
   /// finite, and within its range.
   void check(int n_bands) const;
@@ -68,7 +68,7 @@ struct Galaxies {
 /// Half-light radius (arcsec) of each galaxy's bulge + disk light in band `band`, treating both
 /// components as circular (exact for round galaxies): the radius where
 /// f P(8, b_4 (r / r_b)^(1/4)) + (1 - f) P(2, b_1 r / r_d) = 1/2.
-at::Tensor half_light_radius(const Galaxies &galaxies, int band); // -> (N) float64, CPU
+at::Tensor half_light_radius(const Galaxies& galaxies, int band); // -> (N) float64, CPU
 
 struct RenderOptions {
   int64_t stamp_size = 45;         ///< S, odd (the galaxy's pixel is the centre one), >= 5
@@ -81,21 +81,21 @@ struct RenderOptions {
 class GalaxyRenderer {
 public:
   /// ValueError for a bad stamp size or batch size, or a PSF the survey cannot describe.
-  GalaxyRenderer(const Survey &survey, const RenderOptions &options, const Context &context);
+  GalaxyRenderer(const Survey& survey, const RenderOptions& options, const Context& context);
   ~GalaxyRenderer();
-  GalaxyRenderer(GalaxyRenderer &&) noexcept;
-  GalaxyRenderer &operator=(GalaxyRenderer &&) noexcept;
+  GalaxyRenderer(GalaxyRenderer&&) noexcept;
+  GalaxyRenderer& operator=(GalaxyRenderer&&) noexcept;
 
   /// Noiseless images of each galaxy in electrons, on a stamp centred on the pixel nearest to
   /// its centre, (floor(x + 0.5), floor(y + 0.5)); the galaxy sits at
   /// (S / 2 + x - floor(x + 0.5), S / 2 + y - floor(y + 0.5)) in stamp pixels.
-  at::Tensor render(const Galaxies &galaxies) const; // -> (N, B, S, S), context dtype
+  at::Tensor render(const Galaxies& galaxies) const; // -> (N, B, S, S), context dtype
 
   /// The band PSFs as seen in the images (psf.hpp's psf_image, S x S).
   at::Tensor psf_images() const; // -> (B, S, S)
 
-  const Survey &survey() const;
-  const RenderOptions &options() const;
+  const Survey& survey() const;
+  const RenderOptions& options() const;
 
 private:
   struct State;

@@ -34,7 +34,7 @@ double galaxy_number_density(double mag);
 
 /// Draws `count` galaxies (positions x = y = 0; the caller places them). ValueError for bad
 /// options (limit band unknown to the survey, mag_bright >= mag_limit, ranges out of order).
-Galaxies sample_galaxies(const Survey &survey, int64_t count, uint64_t seed,
-                         const PopulationOptions &options = {});
+Galaxies sample_galaxies(const Survey& survey, int64_t count, uint64_t seed,
+                         const PopulationOptions& options = {});
 
 } // namespace demix

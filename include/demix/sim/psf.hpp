@@ -30,24 +30,24 @@ struct PsfSpec {
 };
 
 /// The PSF of band `band` of `survey` (its FWHM, the survey's Moffat beta) with model `model`.
-PsfSpec band_psf(const Survey &survey, int band, PsfModel model);
+PsfSpec band_psf(const Survey& survey, int band, PsfModel model);
 
 /// Moffat scale radius alpha for a FWHM: FWHM / (2 sqrt(2^(1/beta) - 1)).
 double moffat_alpha(double fwhm, double beta);
 
 /// The OTF (Fourier transform of the unit-flux PSF, real, radial, 1 at k = 0) at spatial
 /// frequencies |k| given in cycles per arcsec. ValueError for a bad FWHM or beta.
-at::Tensor psf_transform(const PsfSpec &psf,
-                         const at::Tensor &k /* any shape, >= 0, cycles/arcsec */); // -> same
+at::Tensor psf_transform(const PsfSpec& psf,
+                         const at::Tensor& k /* any shape, >= 0, cycles/arcsec */); // -> same
 
 /// The PSF in an image with pixels of `pixel_scale_arcsec`: convolved with the pixel and sampled
 /// at pixel centres on a size x size grid (size odd >= 3), centred on pixel (size / 2, size / 2),
 /// normalised to unit sum (the part outside the grid, ~1e-4 for 41 pixels at LSST, is dropped).
-at::Tensor psf_image(const PsfSpec &psf, double pixel_scale_arcsec, int64_t size,
-                     const c10::TensorOptions &options); // -> (size, size)
+at::Tensor psf_image(const PsfSpec& psf, double pixel_scale_arcsec, int64_t size,
+                     const c10::TensorOptions& options); // -> (size, size)
 
 /// psf_image for every band of `survey`.
-at::Tensor survey_psf_images(const Survey &survey, PsfModel model, int64_t size,
-                             const c10::TensorOptions &options); // -> (n_bands, size, size)
+at::Tensor survey_psf_images(const Survey& survey, PsfModel model, int64_t size,
+                             const c10::TensorOptions& options); // -> (n_bands, size, size)
 
 } // namespace demix

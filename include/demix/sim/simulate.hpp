@@ -2,10 +2,11 @@
 // Simulated LSST-like datasets: isolated galaxy stamps (to train a generative model of galaxies)
 // and blends of several galaxies with their truth (to evaluate deblenders). `demix simulate`
 // writes them; everything is reproducible from the seed: the catalogue and the noise are drawn on
-// the CPU with demix's own generators (sim/detail/random.hpp), identical on every platform and device,
-// and the noise of each stamp or blend has its own stream, so any chunking gives the same noise.
-// Noiseless pixels are identical for identical options on one machine; other chunk sizes (FFT
-// batches) or devices (CPU vs CUDA FFTs) change them by float rounding only (~1e-7 of the peak).
+// the CPU with demix's own generators (sim/detail/random.hpp), identical on every platform and
+// device, and the noise of each stamp or blend has its own stream, so any chunking gives the same
+// noise. Noiseless pixels are identical for identical options on one machine; other chunk sizes
+// (FFT batches) or devices (CPU vs CUDA FFTs) change them by float rounding only (~1e-7 of the
+// peak).
 //
 // Units: electrons over the full survey exposure, sky subtracted (survey.hpp). Pixel (row, col)
 // has its centre at (y, x) = (row, col): x is the column, 0-based.
@@ -59,11 +60,11 @@
 
 #include <demix/core/context.hpp>
 #include <demix/io/fits.hpp>
+#include <demix/io/table.hpp>
 #include <demix/sim/galaxy.hpp>
 #include <demix/sim/population.hpp>
 #include <demix/sim/psf.hpp>
 #include <demix/sim/survey.hpp>
-#include <demix/io/table.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -84,8 +85,8 @@ struct IsolatedOptions {
   bool source_noise = false; ///< add the galaxies' own Poisson noise too (Gaussian, variance I)
   PsfModel psf = PsfModel::Moffat;
   PopulationOptions population;
-  int64_t render_batch = 48;  ///< galaxies per FFT batch (RenderOptions::batch_size); CPU: ~48,
-                              ///< GPUs prefer ~512
+  int64_t render_batch = 48; ///< galaxies per FFT batch (RenderOptions::batch_size); CPU: ~48,
+                             ///< GPUs prefer ~512
 };
 
 struct BlendOptions {
@@ -105,7 +106,7 @@ struct BlendOptions {
   bool source_noise = false;
   PsfModel psf = PsfModel::Moffat;
   PopulationOptions population;
-  int64_t render_batch = 48;  ///< galaxies per FFT batch, as IsolatedOptions::render_batch
+  int64_t render_batch = 48; ///< galaxies per FFT batch, as IsolatedOptions::render_batch
 };
 
 /// Rendered stamps [first, first + n) of an isolated set.
@@ -127,14 +128,14 @@ struct BlendChunk {
 class IsolatedSimulator {
 public:
   /// ValueError for options out of range (count < 1, offsets, stamp size, population).
-  IsolatedSimulator(const Survey &survey, const IsolatedOptions &options, const Context &context);
+  IsolatedSimulator(const Survey& survey, const IsolatedOptions& options, const Context& context);
   ~IsolatedSimulator();
   int64_t size() const;
-  const Galaxies &galaxies() const; // x, y in stamp pixels
+  const Galaxies& galaxies() const; // x, y in stamp pixels
   IsolatedChunk render(int64_t first, int64_t count) const;
   at::Tensor psf_images() const; // (B, S, S)
-  const Survey &survey() const;
-  const IsolatedOptions &options() const;
+  const Survey& survey() const;
+  const IsolatedOptions& options() const;
 
 private:
   struct State;
@@ -144,18 +145,18 @@ private:
 /// A blend dataset: blend sizes, positions and galaxies are drawn by the constructor.
 class BlendSimulator {
 public:
-  BlendSimulator(const Survey &survey, const BlendOptions &options, const Context &context);
+  BlendSimulator(const Survey& survey, const BlendOptions& options, const Context& context);
   ~BlendSimulator();
   int64_t size() const;                  // N blends
   int64_t galaxy_count() const;          // G galaxies in all
-  const Galaxies &galaxies() const;      // x, y in blend-image pixels, grouped by blend
-  const at::Tensor &blend_index() const; // (G) int64: the blend of each galaxy
-  const at::Tensor &offsets() const;     // (N + 1) int64: blend k holds [offsets[k], offsets[k+1])
-  const at::Tensor &region_side() const; // (N) float64: side of the centres' square, pixels
+  const Galaxies& galaxies() const;      // x, y in blend-image pixels, grouped by blend
+  const at::Tensor& blend_index() const; // (G) int64: the blend of each galaxy
+  const at::Tensor& offsets() const;     // (N + 1) int64: blend k holds [offsets[k], offsets[k+1])
+  const at::Tensor& region_side() const; // (N) float64: side of the centres' square, pixels
   BlendChunk render(int64_t first, int64_t count) const;
   at::Tensor psf_images() const; // (B, S, S)
-  const Survey &survey() const;
-  const BlendOptions &options() const;
+  const Survey& survey() const;
+  const BlendOptions& options() const;
 
 private:
   struct State;
@@ -171,10 +172,10 @@ struct DatasetWriteOptions {
 
 /// Renders the whole dataset chunk by chunk into `path` (layout above), atomically (a failure
 /// leaves neither the FITS nor the CSV file).
-void write_isolated_dataset(const std::string &path, const IsolatedSimulator &simulator,
-                            const DatasetWriteOptions &options = {});
-void write_blend_dataset(const std::string &path, const BlendSimulator &simulator,
-                         const DatasetWriteOptions &options = {});
+void write_isolated_dataset(const std::string& path, const IsolatedSimulator& simulator,
+                            const DatasetWriteOptions& options = {});
+void write_blend_dataset(const std::string& path, const BlendSimulator& simulator,
+                         const DatasetWriteOptions& options = {});
 
 /// A dataset read back into memory (CPU).
 struct SimulatedDataset {
@@ -191,6 +192,6 @@ struct SimulatedDataset {
 
 /// Reads a file written by write_isolated_dataset / write_blend_dataset (N = 1 files included,
 /// their images given a leading axis of 1). FormatError if it is not such a file.
-SimulatedDataset read_dataset(const std::string &path);
+SimulatedDataset read_dataset(const std::string& path);
 
 } // namespace demix

@@ -5,8 +5,8 @@
 // Pixel values throughout demix's deblending code are electrons collected over the whole survey
 // exposure of that band (the 10-year coadd for LSST), with the sky already subtracted. Hence:
 //   flux(mag)   = 10^(-0.4 (mag - zero_point)) * exposure_time          [e-]
-//   sky level   = 10^(-0.4 (sky_brightness - zero_point)) * exposure_time * pixel_scale^2  [e-/pixel]
-//   noise sigma = sqrt(sky level)   (sky-dominated regime of faint, blended galaxies)
+//   sky level   = 10^(-0.4 (sky_brightness - zero_point)) * exposure_time * pixel_scale^2
+//   [e-/pixel] noise sigma = sqrt(sky level)   (sky-dominated regime of faint, blended galaxies)
 
 #include <ATen/core/TensorBody.h>
 #include <c10/core/TensorOptions.h>
@@ -27,8 +27,8 @@ struct BandSpec {
 
 struct Survey {
   std::string name;
-  double pixel_scale_arcsec = 0.2;  ///< arcsec per pixel
-  double psf_moffat_beta = 3.5;     ///< Moffat PSF exponent shared by all bands
+  double pixel_scale_arcsec = 0.2; ///< arcsec per pixel
+  double psf_moffat_beta = 3.5;    ///< Moffat PSF exponent shared by all bands
   std::vector<BandSpec> bands;
 
   /// The Rubin Observatory LSST at 10-year depth, 6 bands u g r i z y (sources in survey.cpp).
@@ -46,7 +46,7 @@ struct Survey {
   /// Standard deviation of the per-pixel noise in band `band` (sqrt of the sky level).
   double noise_sigma(int band) const;
   /// All bands' noise sigmas.
-  at::Tensor noise_sigmas(const c10::TensorOptions& options) const;  // -> (n_bands)
+  at::Tensor noise_sigmas(const c10::TensorOptions& options) const; // -> (n_bands)
 };
 
-}  // namespace demix
+} // namespace demix

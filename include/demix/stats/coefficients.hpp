@@ -11,11 +11,11 @@
 namespace demix {
 
 struct Coefficients {
-  at::Tensor values;                     // (B, K) real or complex, on the operator's device
-  std::vector<std::string> classes;      // class names, e.g. {"S11", "S00", "S01", ...}
-  at::Tensor class_id;                   // (K,) int64 CPU: index into `classes`
-  std::vector<std::string> label_names;  // names of the label columns, e.g. {"j1", "t1", ...}
-  at::Tensor labels;                     // (K, label_names.size()) int64 CPU; -1 = not applicable
+  at::Tensor values;                    // (B, K) real or complex, on the operator's device
+  std::vector<std::string> classes;     // class names, e.g. {"S11", "S00", "S01", ...}
+  at::Tensor class_id;                  // (K,) int64 CPU: index into `classes`
+  std::vector<std::string> label_names; // names of the label columns, e.g. {"j1", "t1", ...}
+  at::Tensor labels;                    // (K, label_names.size()) int64 CPU; -1 = not applicable
 
   int64_t size() const { return class_id.numel(); }
   /// (K,) bool CPU: the coefficients of class `name` (ValueError if there is no such class).
@@ -26,4 +26,4 @@ struct Coefficients {
   at::Tensor label(const std::string& name) const;
 };
 
-}  // namespace demix
+} // namespace demix

@@ -20,11 +20,11 @@ double gaussian_sigma0();
 /// t pi / L; n_angles = L for real data, 2L for complex data), with angular factor cos^(L-1) on a
 /// half plane. Evaluated on a doubled frequency grid and folded back (periodised), as pywph does.
 at::Tensor bump_steerable_bank(int64_t height, int64_t width, int J, int L, int n_angles,
-                               const c10::TensorOptions& options);  // -> (J * n_angles, H, W) real
+                               const c10::TensorOptions& options); // -> (J * n_angles, H, W) real
 
 /// Gaussian low-pass filters of width sigma0 * 2^j for each j of `js` (j may be negative), built in
 /// space as a sum of 4 x 4 periodic copies, normalised to unit integral, then Fourier transformed.
 at::Tensor gaussian_lowpass_bank(int64_t height, int64_t width, const std::vector<int>& js,
-                                 const c10::TensorOptions& options);  // -> (js.size(), H, W) real
+                                 const c10::TensorOptions& options); // -> (js.size(), H, W) real
 
-}  // namespace demix
+} // namespace demix

@@ -45,15 +45,15 @@ enum class MorletVariant {
 };
 
 struct MorletOptions {
-  int J = 0;  ///< number of dyadic scales j = 0..J-1; >= 1, and 2^J <= min(M, N) for the bank
-  int L = 8;  ///< number of orientations in [0, pi); >= 1 (kymatio's filters are tuned for 8)
-  MorletVariant variant = MorletVariant::Kymatio;  ///< see MorletVariant
+  int J = 0; ///< number of dyadic scales j = 0..J-1; >= 1, and 2^J <= min(M, N) for the bank
+  int L = 8; ///< number of orientations in [0, pi); >= 1 (kymatio's filters are tuned for 8)
+  MorletVariant variant = MorletVariant::Kymatio; ///< see MorletVariant
 };
 
 /// A filter bank on an M x N grid.
 struct MorletBank {
-  at::Tensor psi;  ///< (J, L, M, N) real: band-pass psi_hat[j][t], Fourier space, FFT order
-  at::Tensor phi;  ///< (M, N) real: low-pass phi_hat, Fourier space, FFT order; phi_hat(0) ~ 1
+  at::Tensor psi; ///< (J, L, M, N) real: band-pass psi_hat[j][t], Fourier space, FFT order
+  at::Tensor phi; ///< (M, N) real: low-pass phi_hat, Fourier space, FFT order; phi_hat(0) ~ 1
   /// kymatio's multi-resolution copies: psi_levels[r] = periodize_filter_fft(psi, r), shape
   /// (J, L, M/2^r, N/2^r), for r = 0 .. R-1 where R = max(J-1, 1) (kymatio needs only j > r; the
   /// others are kept for simplicity). Levels whose 2^r does not divide M and N are absent.
@@ -91,4 +91,4 @@ MorletBank morlet_filter_bank(const MorletOptions& options, int64_t M, int64_t N
 std::size_t morlet_cache_size();
 void morlet_cache_clear();
 
-}  // namespace demix
+} // namespace demix

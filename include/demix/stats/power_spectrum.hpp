@@ -16,8 +16,8 @@
 // context's device. Everything in forward is ATen operations: differentiable with autograd, the
 // same code on CPU and CUDA, in float32 or float64 (the context's precision).
 
-#include <demix/stats/coefficients.hpp>
 #include <demix/core/context.hpp>
+#include <demix/stats/coefficients.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -56,7 +56,7 @@ struct PowerSpectrumOptions {
 };
 
 class PowerSpectrumOperator {
- public:
+public:
   /// Precomputes the bin of every mode of a height x width map on `context`'s device. Throws
   /// ValueError for options out of range (bins < 0, Log with bins = 0, height or width < 2, or so
   /// many bins that one of them holds no mode; the message names the empty bin's edges).
@@ -84,19 +84,19 @@ class PowerSpectrumOperator {
   int64_t num_bins() const { return counts_.numel(); }
   const PowerSpectrumOptions& options() const { return options_; }
 
- private:
-  at::Tensor check_input(const at::Tensor& x, const char* name) const;  // -> (B, H, W) on device
-  at::Tensor bin_average(const at::Tensor& power) const;  // (B, H, W) real -> (B, K) real
+private:
+  at::Tensor check_input(const at::Tensor& x, const char* name) const; // -> (B, H, W) on device
+  at::Tensor bin_average(const at::Tensor& power) const; // (B, H, W) real -> (B, K) real
   Coefficients make_coefficients(const at::Tensor& values, const char* cls) const;
 
   PowerSpectrumOptions options_;
   int64_t H_ = 0, W_ = 0;
-  c10::TensorOptions tensor_options_;  // device and real dtype
-  at::Tensor bin_index_;   // (H W,) int64 on device: bin of each mode, K for modes in no bin
-  at::Tensor inv_counts_;  // (K,) real on device: 1 / counts
-  at::Tensor counts_;      // (K,) int64 CPU
-  at::Tensor centres_;     // (K,) float64 CPU
-  at::Tensor edges_;       // (K + 1,) float64 CPU
+  c10::TensorOptions tensor_options_; // device and real dtype
+  at::Tensor bin_index_;  // (H W,) int64 on device: bin of each mode, K for modes in no bin
+  at::Tensor inv_counts_; // (K,) real on device: 1 / counts
+  at::Tensor counts_;     // (K,) int64 CPU
+  at::Tensor centres_;    // (K,) float64 CPU
+  at::Tensor edges_;      // (K + 1,) float64 CPU
 };
 
-}  // namespace demix
+} // namespace demix

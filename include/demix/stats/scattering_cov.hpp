@@ -1,8 +1,8 @@
 #pragma once
 // The scattering covariance of Cheng, Morel, Allys, Ménard & Mallat (PNAS Nexus 3, pgae103, 2024),
 // as computed by SihaoCheng/scattering_transform (`Scattering2d.scattering_cov`, normalisation
-// 'P00' or 'P11'), with that code's Morlet filters (demix/stats/morlet.hpp, variant Cheng). Periodic
-// boundaries.
+// 'P00' or 'P11'), with that code's Morlet filters (demix/stats/morlet.hpp, variant Cheng).
+// Periodic boundaries.
 //
 // With x_hat = FFT2(x), I1[j,l] = |x * psi_{j,l}| (an M x N map), I1_hat = FFT2(I1), <.> the
 // spatial mean and S(j) the frequency set of scale j (see ScovFrequencySum):
@@ -28,8 +28,8 @@
 //
 // Everything is ATen operations: differentiable, the same code on CPU and CUDA, float32/float64.
 
-#include <demix/stats/coefficients.hpp>
 #include <demix/core/context.hpp>
+#include <demix/stats/coefficients.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -66,41 +66,41 @@ enum class ScovFrequencySum {
 
 /// The precision of the filter values.
 enum class ScovFilterRounding {
-  None,     ///< filters computed in float64, then cast to the context's precision
-  Float32,  ///< filter values rounded to float32 and squared in float32, as Cheng's default
-            ///< ('single') bank is; then used in the context's precision (reproduces that code
-            ///< run in float64 to ~1e-13)
+  None,    ///< filters computed in float64, then cast to the context's precision
+  Float32, ///< filter values rounded to float32 and squared in float32, as Cheng's default
+           ///< ('single') bank is; then used in the context's precision (reproduces that code
+           ///< run in float64 to ~1e-13)
 };
 
 struct ScatteringCovOptions {
-  int J = 0;  ///< number of dyadic scales j = 0..J-1; >= 1 and 2^J <= min(H, W) (Cheng: log2(min)-1)
-  int L = 4;  ///< number of orientations in [0, pi); >= 1 (Cheng's default 4)
-  ScovNormalization normalization = ScovNormalization::P00;    ///< see ScovNormalization
-  ScovFrequencySum frequency_sum = ScovFrequencySum::Cropped;  ///< see ScovFrequencySum
-  ScovFilterRounding filter_rounding = ScovFilterRounding::None;  ///< see ScovFilterRounding
+  int J = 0; ///< number of dyadic scales j = 0..J-1; >= 1 and 2^J <= min(H, W) (Cheng: log2(min)-1)
+  int L = 4; ///< number of orientations in [0, pi); >= 1 (Cheng's default 4)
+  ScovNormalization normalization = ScovNormalization::P00;      ///< see ScovNormalization
+  ScovFrequencySum frequency_sum = ScovFrequencySum::Cropped;    ///< see ScovFrequencySum
+  ScovFilterRounding filter_rounding = ScovFilterRounding::None; ///< see ScovFilterRounding
 };
 
 /// The statistics in Cheng's array shapes (what `scattering_cov` returns under the same keys).
 /// Entries outside j1 <= j2 (C01) or j1 <= j2 <= j3 (C11) are NaN, as there.
 struct ScatteringCovTensors {
-  at::Tensor mean;          ///< (B,) real
-  at::Tensor var;           ///< (B,) real, unbiased
-  at::Tensor P00;           ///< (B, J, L) real
-  at::Tensor S1;            ///< (B, J, L) real
-  at::Tensor C01;           ///< (B, J, J, L, L) complex: [j1, j2, l1, l2]
-  at::Tensor C11;           ///< (B, J, J, J, L, L, L) complex: [j1, j2, j3, l1, l2, l3]
-  at::Tensor C11_pre_norm;  ///< (B, J, J, J, L, L, L) complex: C11 before normalisation
-  at::Tensor P00_iso;       ///< (B, J) real
-  at::Tensor S1_iso;        ///< (B, J) real
-  at::Tensor C01_iso;       ///< (B, J, J, L) real: [j1, j2, dl]
-  at::Tensor C11_iso;       ///< (B, J, J, J, L, L) real: [j1, j2, j3, dl2, dl3]
-  at::Tensor C11_pre_norm_iso;  ///< (B, J, J, J, L, L) real: C11_pre_norm averaged as C11_iso
-  at::Tensor P11;           ///< (B, J, J, L, L) real: [j1, j2, l1, l2], NaN where j1 > j2
-  at::Tensor P11_iso;       ///< (B, J, J, L) real: [j1, j2, dl], NaN where j1 > j2
+  at::Tensor mean;             ///< (B,) real
+  at::Tensor var;              ///< (B,) real, unbiased
+  at::Tensor P00;              ///< (B, J, L) real
+  at::Tensor S1;               ///< (B, J, L) real
+  at::Tensor C01;              ///< (B, J, J, L, L) complex: [j1, j2, l1, l2]
+  at::Tensor C11;              ///< (B, J, J, J, L, L, L) complex: [j1, j2, j3, l1, l2, l3]
+  at::Tensor C11_pre_norm;     ///< (B, J, J, J, L, L, L) complex: C11 before normalisation
+  at::Tensor P00_iso;          ///< (B, J) real
+  at::Tensor S1_iso;           ///< (B, J) real
+  at::Tensor C01_iso;          ///< (B, J, J, L) real: [j1, j2, dl]
+  at::Tensor C11_iso;          ///< (B, J, J, J, L, L) real: [j1, j2, j3, dl2, dl3]
+  at::Tensor C11_pre_norm_iso; ///< (B, J, J, J, L, L) real: C11_pre_norm averaged as C11_iso
+  at::Tensor P11;              ///< (B, J, J, L, L) real: [j1, j2, l1, l2], NaN where j1 > j2
+  at::Tensor P11_iso;          ///< (B, J, J, L) real: [j1, j2, dl], NaN where j1 > j2
 };
 
 class ScatteringCovOperator {
- public:
+public:
   /// Builds (or takes from the cache) the filters for height x width images on `context`.
   /// Throws ValueError for options out of range.
   ScatteringCovOperator(const ScatteringCovOptions& options, int64_t height, int64_t width,
@@ -153,8 +153,8 @@ class ScatteringCovOperator {
 
   const ScatteringCovOptions& options() const { return options_; }
 
- private:
-  struct Compact;  // the statistics as flat vectors, see scattering_cov.cpp
+private:
+  struct Compact; // the statistics as flat vectors, see scattering_cov.cpp
   at::Tensor check_input(const at::Tensor& x) const;
   Compact compute(const at::Tensor& x) const;
   /// P11 (B, K2) real in the canonical pair order from I1_hat (B, J L, H, W), with the squared
@@ -162,31 +162,31 @@ class ScatteringCovOperator {
   void p11(const at::Tensor& I1_hat, at::Tensor* as_c11, at::Tensor* squared) const;
   Coefficients assemble(const Compact& c, bool anisotropic) const;
   Coefficients assemble_synthesis(const Compact& c, bool iso) const;
-  at::Tensor scatter_pairs(const at::Tensor& v /* (B, K2) */) const;  // -> (B, J, J, L, L), NaN
+  at::Tensor scatter_pairs(const at::Tensor& v /* (B, K2) */) const; // -> (B, J, J, L, L), NaN
 
   ScatteringCovOptions options_;
   int64_t H_ = 0, W_ = 0;
   c10::TensorOptions tensor_options_;
-  at::Tensor psi_;  // (J, L, H, W) real, Fourier
-  struct Scale {    // the frequency set S(j) and the filters cut to it
-    at::Tensor rows, cols;  // int64 on device
-    at::Tensor psi;         // (L, P) complex: psi_hat[j] on S(j), P = |rows| |cols|
-    at::Tensor psi2;        // (L, P) complex: psi_hat[j]^2 on S(j)
-    at::Tensor psi2_sq;     // (2 L, P) real: psi_hat[j]^2 as in psi2, then in the real dtype
+  at::Tensor psi_;         // (J, L, H, W) real, Fourier
+  struct Scale {           // the frequency set S(j) and the filters cut to it
+    at::Tensor rows, cols; // int64 on device
+    at::Tensor psi;        // (L, P) complex: psi_hat[j] on S(j), P = |rows| |cols|
+    at::Tensor psi2;       // (L, P) complex: psi_hat[j]^2 on S(j)
+    at::Tensor psi2_sq;    // (2 L, P) real: psi_hat[j]^2 as in psi2, then in the real dtype
   };
   std::vector<Scale> scales_;
   // Gather tables (int64 on device) from the per-scale blocks to the canonical orders.
-  at::Tensor c01_gather_, c11_gather_;      // (K2,), (K3,)
-  at::Tensor c01_norm_a_, c01_norm_b_;      // (K2,) flat (j, l) indices into P00 (B, J L)
-  at::Tensor c11_norm_a_, c11_norm_b_;      // (K3,)
-  at::Tensor c01_iso_, c11_iso_;            // (K2i, L), (K3i, L) indices into C01 / C11
-  at::Tensor c11_p11_a_, c11_p11_b_;        // (K3,) P11 (K2) entries (j1 j3 l1 l3), (j2 j3 l2 l3)
-  at::Tensor c11_nontrivial_;               // C11 entries but j1 = j2 and l1 = l2
-  at::Tensor c11_iso_nontrivial_;           // C11_iso entries but j1 = j2 and dl2 = 0
-  at::Tensor c11_nontrivial_labels_, c11_iso_nontrivial_labels_;  // their labels (K, 6) CPU
-  at::Tensor c01_labels_, c11_labels_, c01_iso_labels_, c11_iso_labels_;  // (K, 6) int64 CPU
-  at::Tensor reference_P00_;  // (B_ref, J, L) or undefined
-  at::Tensor reference_P11_;  // (B_ref, K2) or undefined (normalisation P11 only)
+  at::Tensor c01_gather_, c11_gather_; // (K2,), (K3,)
+  at::Tensor c01_norm_a_, c01_norm_b_; // (K2,) flat (j, l) indices into P00 (B, J L)
+  at::Tensor c11_norm_a_, c11_norm_b_; // (K3,)
+  at::Tensor c01_iso_, c11_iso_;       // (K2i, L), (K3i, L) indices into C01 / C11
+  at::Tensor c11_p11_a_, c11_p11_b_;   // (K3,) P11 (K2) entries (j1 j3 l1 l3), (j2 j3 l2 l3)
+  at::Tensor c11_nontrivial_;          // C11 entries but j1 = j2 and l1 = l2
+  at::Tensor c11_iso_nontrivial_;      // C11_iso entries but j1 = j2 and dl2 = 0
+  at::Tensor c11_nontrivial_labels_, c11_iso_nontrivial_labels_;         // their labels (K, 6) CPU
+  at::Tensor c01_labels_, c11_labels_, c01_iso_labels_, c11_iso_labels_; // (K, 6) int64 CPU
+  at::Tensor reference_P00_; // (B_ref, J, L) or undefined
+  at::Tensor reference_P11_; // (B_ref, K2) or undefined (normalisation P11 only)
 };
 
-}  // namespace demix
+} // namespace demix

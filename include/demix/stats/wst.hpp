@@ -15,8 +15,8 @@
 // Everything is ATen operations: differentiable with autograd, the same code on CPU and CUDA, in
 // float32 or float64 (the context's precision).
 
-#include <demix/stats/coefficients.hpp>
 #include <demix/core/context.hpp>
+#include <demix/stats/coefficients.hpp>
 #include <demix/stats/morlet.hpp>
 
 #include <ATen/core/TensorBody.h>
@@ -42,14 +42,14 @@ enum class WstBoundary {
 };
 
 struct WstOptions {
-  int J = 0;          ///< number of dyadic scales (filters j = 0..J-1, output at resolution 2^-J); >= 1
-  int L = 8;          ///< number of orientations in [0, pi); >= 1 (kymatio's default, tuned for 8)
-  int max_order = 2;  ///< highest scattering order computed: 1 or 2
-  WstBoundary boundary = WstBoundary::Reflect;  ///< see WstBoundary
+  int J = 0; ///< number of dyadic scales (filters j = 0..J-1, output at resolution 2^-J); >= 1
+  int L = 8; ///< number of orientations in [0, pi); >= 1 (kymatio's default, tuned for 8)
+  int max_order = 2;                           ///< highest scattering order computed: 1 or 2
+  WstBoundary boundary = WstBoundary::Reflect; ///< see WstBoundary
 };
 
 class WstOperator {
- public:
+public:
   /// Builds (or takes from the cache) the filters for images of height x width on `context`'s
   /// device and precision. Throws ValueError for options out of range (J < 1, L < 1, max_order
   /// not 1 or 2, 2^J > min(height, width), Periodic with a size not divisible by 2^J).
@@ -69,18 +69,18 @@ class WstOperator {
   int64_t padded_width() const { return Np_; }
   const WstOptions& options() const { return options_; }
 
- private:
-  at::Tensor check_input(const at::Tensor& x) const;  // -> (B, H, W) on device, real dtype
+private:
+  at::Tensor check_input(const at::Tensor& x) const; // -> (B, H, W) on device, real dtype
   at::Tensor low_pass(const at::Tensor& U_hat, int res) const;
   at::Tensor unpad(const at::Tensor& s) const;
 
   WstOptions options_;
   int64_t H_ = 0, W_ = 0, Mp_ = 0, Np_ = 0;
   c10::TensorOptions tensor_options_;
-  at::Tensor pad_rows_, pad_cols_;  // (Mp,), (Np,) int64 on device: source index of each padded row
+  at::Tensor pad_rows_, pad_cols_; // (Mp,), (Np,) int64 on device: source index of each padded row
   MorletBank bank_;
-  at::Tensor class_id_;  // (C,) int64 CPU
-  at::Tensor labels_;    // (C, 5) int64 CPU
+  at::Tensor class_id_; // (C,) int64 CPU
+  at::Tensor labels_;   // (C, 5) int64 CPU
 };
 
-}  // namespace demix
+} // namespace demix

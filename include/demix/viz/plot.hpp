@@ -31,8 +31,9 @@ inline constexpr int kPlotMargin = 4;
 ///    s - 1 and s (under the points): use them to mark groups such as coefficient classes.
 /// ys: 1-D real tensors (any device); colours: one per series. width and height >= 16 pixels.
 /// ValueError / ShapeError for anything else.
-at::Tensor plot_series(const std::vector<at::Tensor> &ys /* each (N_i,) real */,
-                       const std::vector<Rgb> &colours, const std::vector<int64_t> &separators,
-                       int width, int height); // -> (height, width, 3) uint8, CPU
+at::Tensor plot_series(const std::vector<at::Tensor>& ys /* each (N_i,) real */,
+                       const std::vector<Rgb>& colours, const std::vector<int64_t>& separators,
+                       int width,
+                       int height); // -> (height, width, 3) uint8, CPU
 
 } // namespace demix

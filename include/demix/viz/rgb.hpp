@@ -26,11 +26,11 @@ struct RgbOptions {
 /// each channel value x -> x f(I) / I, clipped to [0, 1] by dividing all three by the largest
 /// when it exceeds 1 (a saturated pixel keeps its hue); negative values become 0; non-finite
 /// pixels are drawn mid-grey. ShapeError unless (3, H, W) real; ValueError for bad options.
-at::Tensor render_rgb(const at::Tensor &image /* (3, H, W) real, any device */,
-                      const RgbOptions &options = {}); // -> (H, W, 3) uint8, CPU
+at::Tensor render_rgb(const at::Tensor& image /* (3, H, W) real, any device */,
+                      const RgbOptions& options = {}); // -> (H, W, 3) uint8, CPU
 
 /// render_rgb + write_png (preview.hpp), atomically.
-void write_rgb_png(const std::string &path, const at::Tensor &image /* (3, H, W) */,
-                   const RgbOptions &options = {});
+void write_rgb_png(const std::string& path, const at::Tensor& image /* (3, H, W) */,
+                   const RgbOptions& options = {});
 
 } // namespace demix

@@ -13,4 +13,4 @@ inline std::string sizes_text(const at::Tensor& t) {
   return s + ")";
 }
 
-}  // namespace demix::detail
+} // namespace demix::detail

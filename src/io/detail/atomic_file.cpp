@@ -4,13 +4,13 @@
 
 #include "io/detail/files.hpp"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <system_error>
+
+#include <unistd.h>
 
 namespace demix::detail {
 
@@ -36,4 +36,4 @@ void AtomicFile::commit() {
   committed_ = true;
 }
 
-}  // namespace demix::detail
+} // namespace demix::detail

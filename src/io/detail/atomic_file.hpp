@@ -7,10 +7,10 @@
 namespace demix::detail {
 
 class AtomicFile {
- public:
+public:
   /// Checks that the target's folder exists and picks a unique temporary name in it (IoError).
   explicit AtomicFile(const std::string& target);
-  ~AtomicFile();  // removes the temporary file unless commit() succeeded
+  ~AtomicFile(); // removes the temporary file unless commit() succeeded
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
 
@@ -19,10 +19,10 @@ class AtomicFile {
   /// Renames the temporary file to the target, replacing it (IoError on failure).
   void commit();
 
- private:
+private:
   std::string target_;
   std::string temp_;
   bool committed_ = false;
 };
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -39,4 +39,4 @@ void require_input_file(const std::string& path, const std::string& spec) {
   if (is_folder(path)) throw IoError("cannot read '" + spec + "': it is a folder");
 }
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -23,7 +23,7 @@ static_assert(std::endian::native == std::endian::little,
 constexpr char kMagic[8] = {'D', 'M', 'X', 'A', 'R', 'C', 'H', '1'};
 constexpr std::uint64_t kMaxEntries = 1u << 20; // a sanity bound against corrupt counts
 
-std::uint64_t fnv1a(const char *data, std::size_t n) {
+std::uint64_t fnv1a(const char* data, std::size_t n) {
   std::uint64_t h = 1469598103934665603ull;
   for (std::size_t i = 0; i < n; ++i) {
     h ^= static_cast<unsigned char>(data[i]);
@@ -32,7 +32,7 @@ std::uint64_t fnv1a(const char *data, std::size_t n) {
   return h;
 }
 
-template <typename T> void append(std::string &out, T value) {
+template <typename T> void append(std::string& out, T value) {
   char b[sizeof(T)];
   std::memcpy(b, &value, sizeof(T));
   out.append(b, sizeof(T));
@@ -54,7 +54,7 @@ std::uint8_t dtype_code(c10::ScalarType t) {
 /// Reads values from a byte buffer, throwing FormatError when it runs out.
 class Reader {
 public:
-  Reader(const std::string &bytes, std::size_t end, std::string what)
+  Reader(const std::string& bytes, std::size_t end, std::string what)
       : bytes_(bytes), end_(end), what_(std::move(what)) {}
   template <typename T> T get() {
     need(sizeof(T));
@@ -69,7 +69,7 @@ public:
     pos_ += n;
     return s;
   }
-  void copy_to(void *dst, std::uint64_t n) {
+  void copy_to(void* dst, std::uint64_t n) {
     need(n);
     std::memcpy(dst, bytes_.data() + pos_, n);
     pos_ += n;
@@ -78,10 +78,9 @@ public:
 
 private:
   void need(std::uint64_t n) const {
-    if (n > end_ - pos_)
-      throw FormatError(what_ + ": truncated entry");
+    if (n > end_ - pos_) throw FormatError(what_ + ": truncated entry");
   }
-  const std::string &bytes_;
+  const std::string& bytes_;
   std::size_t pos_ = sizeof(kMagic);
   std::size_t end_;
   std::string what_;
@@ -89,15 +88,14 @@ private:
 
 } // namespace
 
-void TensorArchive::put(const std::string &name, const at::Tensor &value) {
-  if (!value.defined())
-    throw ValueError("archive entry '" + name + "': undefined tensor");
+void TensorArchive::put(const std::string& name, const at::Tensor& value) {
+  if (!value.defined()) throw ValueError("archive entry '" + name + "': undefined tensor");
   if (dtype_code(value.scalar_type()) == 255)
     throw ValueError("archive entry '" + name + "': unsupported dtype " +
                      std::string(c10::toString(value.scalar_type())) +
                      " (float32, float64 and int64 are stored)");
   Entry e{name, false, value.detach().to(at::kCPU).contiguous().clone(), {}};
-  for (auto &old : entries_)
+  for (auto& old : entries_)
     if (old.name == name) {
       old = std::move(e);
       return;
@@ -105,9 +103,9 @@ void TensorArchive::put(const std::string &name, const at::Tensor &value) {
   entries_.push_back(std::move(e));
 }
 
-void TensorArchive::put_text(const std::string &name, const std::string &value) {
+void TensorArchive::put_text(const std::string& name, const std::string& value) {
   Entry e{name, true, {}, value};
-  for (auto &old : entries_)
+  for (auto& old : entries_)
     if (old.name == name) {
       old = std::move(e);
       return;
@@ -115,20 +113,19 @@ void TensorArchive::put_text(const std::string &name, const std::string &value) 
   entries_.push_back(std::move(e));
 }
 
-void TensorArchive::put_int(const std::string &name, std::int64_t value) {
+void TensorArchive::put_int(const std::string& name, std::int64_t value) {
   put(name, at::scalar_tensor(value, at::kLong));
 }
 
-void TensorArchive::put_double(const std::string &name, double value) {
+void TensorArchive::put_double(const std::string& name, double value) {
   put(name, at::scalar_tensor(value, at::kDouble));
 }
 
-bool TensorArchive::has(const std::string &name) const { return find(name) != nullptr; }
+bool TensorArchive::has(const std::string& name) const { return find(name) != nullptr; }
 
-const TensorArchive::Entry *TensorArchive::find(const std::string &name) const {
-  for (const auto &e : entries_)
-    if (e.name == name)
-      return &e;
+const TensorArchive::Entry* TensorArchive::find(const std::string& name) const {
+  for (const auto& e : entries_)
+    if (e.name == name) return &e;
   return nullptr;
 }
 
@@ -136,32 +133,28 @@ std::string TensorArchive::what() const {
   return source_.empty() ? std::string("archive") : "'" + source_ + "'";
 }
 
-at::Tensor TensorArchive::tensor(const std::string &name) const {
-  const Entry *e = find(name);
-  if (!e)
-    throw FormatError(what() + ": no entry '" + name + "'");
-  if (e->is_text)
-    throw FormatError(what() + ": entry '" + name + "' is text, not a tensor");
+at::Tensor TensorArchive::tensor(const std::string& name) const {
+  const Entry* e = find(name);
+  if (!e) throw FormatError(what() + ": no entry '" + name + "'");
+  if (e->is_text) throw FormatError(what() + ": entry '" + name + "' is text, not a tensor");
   return e->tensor;
 }
 
-std::string TensorArchive::text(const std::string &name) const {
-  const Entry *e = find(name);
-  if (!e)
-    throw FormatError(what() + ": no entry '" + name + "'");
-  if (!e->is_text)
-    throw FormatError(what() + ": entry '" + name + "' is a tensor, not text");
+std::string TensorArchive::text(const std::string& name) const {
+  const Entry* e = find(name);
+  if (!e) throw FormatError(what() + ": no entry '" + name + "'");
+  if (!e->is_text) throw FormatError(what() + ": entry '" + name + "' is a tensor, not text");
   return e->text;
 }
 
-std::int64_t TensorArchive::integer(const std::string &name) const {
+std::int64_t TensorArchive::integer(const std::string& name) const {
   const at::Tensor t = tensor(name);
   if (t.numel() != 1 || t.scalar_type() != at::kLong)
     throw FormatError(what() + ": entry '" + name + "' is not an integer");
   return t.item<std::int64_t>();
 }
 
-double TensorArchive::real(const std::string &name) const {
+double TensorArchive::real(const std::string& name) const {
   const at::Tensor t = tensor(name);
   if (t.numel() != 1 || t.scalar_type() != at::kDouble)
     throw FormatError(what() + ": entry '" + name + "' is not a real number");
@@ -170,15 +163,14 @@ double TensorArchive::real(const std::string &name) const {
 
 std::vector<std::string> TensorArchive::names() const {
   std::vector<std::string> out;
-  for (const auto &e : entries_)
-    out.push_back(e.name);
+  for (const auto& e : entries_) out.push_back(e.name);
   return out;
 }
 
-void TensorArchive::save(const std::string &path) const {
+void TensorArchive::save(const std::string& path) const {
   std::string bytes(kMagic, sizeof(kMagic));
   append<std::uint64_t>(bytes, entries_.size());
-  for (const auto &e : entries_) {
+  for (const auto& e : entries_) {
     append<std::uint32_t>(bytes, static_cast<std::uint32_t>(e.name.size()));
     bytes += e.name;
     append<std::uint8_t>(bytes, e.is_text ? 1 : 0);
@@ -189,9 +181,8 @@ void TensorArchive::save(const std::string &path) const {
     }
     append<std::uint8_t>(bytes, dtype_code(e.tensor.scalar_type()));
     append<std::uint32_t>(bytes, static_cast<std::uint32_t>(e.tensor.dim()));
-    for (int64_t d : e.tensor.sizes())
-      append<std::int64_t>(bytes, d);
-    bytes.append(static_cast<const char *>(e.tensor.data_ptr()),
+    for (int64_t d : e.tensor.sizes()) append<std::int64_t>(bytes, d);
+    bytes.append(static_cast<const char*>(e.tensor.data_ptr()),
                  static_cast<std::size_t>(e.tensor.numel() * e.tensor.element_size()));
   }
   append<std::uint64_t>(bytes, fnv1a(bytes.data(), bytes.size()));
@@ -199,33 +190,29 @@ void TensorArchive::save(const std::string &path) const {
   AtomicFile out(path);
   {
     std::ofstream os(out.temp_path(), std::ios::binary | std::ios::trunc);
-    if (!os)
-      throw IoError("cannot write '" + path + "': " + std::strerror(errno));
+    if (!os) throw IoError("cannot write '" + path + "': " + std::strerror(errno));
     os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     os.flush();
-    if (!os)
-      throw IoError("cannot write '" + path + "': write failed (disk full?)");
+    if (!os) throw IoError("cannot write '" + path + "': write failed (disk full?)");
   }
   out.commit();
 }
 
-bool TensorArchive::is_archive(const std::string &path) {
+bool TensorArchive::is_archive(const std::string& path) {
   std::ifstream is(path, std::ios::binary);
   char magic[sizeof(kMagic)] = {};
   return is && is.read(magic, sizeof(magic)) && std::memcmp(magic, kMagic, sizeof(kMagic)) == 0;
 }
 
-TensorArchive TensorArchive::load(const std::string &path) {
+TensorArchive TensorArchive::load(const std::string& path) {
   require_input_file(path, path);
   std::ifstream is(path, std::ios::binary);
-  if (!is)
-    throw IoError("cannot read '" + path + "': " + std::strerror(errno));
+  if (!is) throw IoError("cannot read '" + path + "': " + std::strerror(errno));
   const std::string bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
   const std::string what = "'" + path + "'";
   if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
     throw FormatError(what + " is not a demix model or checkpoint file (wrong magic bytes)");
-  if (bytes.size() < sizeof(kMagic) + 16)
-    throw FormatError(what + ": truncated file");
+  if (bytes.size() < sizeof(kMagic) + 16) throw FormatError(what + ": truncated file");
   const std::size_t body = bytes.size() - sizeof(std::uint64_t);
   std::uint64_t stored;
   std::memcpy(&stored, bytes.data() + body, sizeof(stored));
@@ -257,7 +244,7 @@ TensorArchive TensorArchive::load(const std::string &path) {
                           " dimensions");
       std::vector<int64_t> sizes(ndim);
       std::uint64_t numel = 1;
-      for (auto &s : sizes) {
+      for (auto& s : sizes) {
         s = r.get<std::int64_t>();
         if (s < 0 || (s > 0 && numel > (std::uint64_t{1} << 40) / static_cast<std::uint64_t>(s)))
           throw FormatError(what + ": entry '" + e.name + "' has an implausible shape");
@@ -270,8 +257,7 @@ TensorArchive TensorArchive::load(const std::string &path) {
     }
     archive.entries_.push_back(std::move(e));
   }
-  if (r.position() != body)
-    throw FormatError(what + ": trailing bytes after the last entry");
+  if (r.position() != body) throw FormatError(what + ": trailing bytes after the last entry");
   return archive;
 }
 

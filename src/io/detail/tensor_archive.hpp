@@ -25,30 +25,30 @@ class TensorArchive {
 public:
   /// Adds or replaces an entry. Tensors are stored from CPU copies as float32, float64 or int64
   /// (other dtypes: ValueError).
-  void put(const std::string &name, const at::Tensor &value);
-  void put_text(const std::string &name, const std::string &value);
-  void put_int(const std::string &name, std::int64_t value);
-  void put_double(const std::string &name, double value);
+  void put(const std::string& name, const at::Tensor& value);
+  void put_text(const std::string& name, const std::string& value);
+  void put_int(const std::string& name, std::int64_t value);
+  void put_double(const std::string& name, double value);
 
-  bool has(const std::string &name) const;
+  bool has(const std::string& name) const;
   /// The tensor called `name` (CPU); FormatError naming the file and the entry when it is missing
   /// or is text.
-  at::Tensor tensor(const std::string &name) const;
-  std::string text(const std::string &name) const;
-  std::int64_t integer(const std::string &name) const;
-  double real(const std::string &name) const;
+  at::Tensor tensor(const std::string& name) const;
+  std::string text(const std::string& name) const;
+  std::int64_t integer(const std::string& name) const;
+  double real(const std::string& name) const;
   /// Names of the entries in the order they were added.
   std::vector<std::string> names() const;
 
   /// Atomic write (temporary file + rename). IoError when the folder is missing or not writable.
-  void save(const std::string &path) const;
+  void save(const std::string& path) const;
   /// IoError (missing, unreadable), FormatError (not an archive, truncated, corrupt).
-  static TensorArchive load(const std::string &path);
+  static TensorArchive load(const std::string& path);
   /// True when the file starts with the archive's magic bytes (false for missing files).
-  static bool is_archive(const std::string &path);
+  static bool is_archive(const std::string& path);
 
   /// Where the archive was read from ("" for one built in memory); used in error messages.
-  const std::string &source() const { return source_; }
+  const std::string& source() const { return source_; }
 
 private:
   struct Entry {
@@ -57,7 +57,7 @@ private:
     at::Tensor tensor;
     std::string text;
   };
-  const Entry *find(const std::string &name) const;
+  const Entry* find(const std::string& name) const;
   std::string what() const;
 
   std::vector<Entry> entries_;

@@ -11,9 +11,9 @@
 namespace demix::detail {
 
 std::shared_ptr<const FrozenFlow>
-freeze_flow(const at::Tensor &shift, const at::Tensor &log_scale,
-            const std::vector<std::vector<std::pair<at::Tensor, at::Tensor>>> &layers,
-            const std::vector<at::Tensor> &masks, double max_log_scale) {
+freeze_flow(const at::Tensor& shift, const at::Tensor& log_scale,
+            const std::vector<std::vector<std::pair<at::Tensor, at::Tensor>>>& layers,
+            const std::vector<at::Tensor>& masks, double max_log_scale) {
   c10::AutoGradMode no_grad(false);
   auto f = std::make_shared<FrozenFlow>();
   const int64_t D = shift.numel();
@@ -32,8 +32,7 @@ freeze_flow(const at::Tensor &shift, const at::Tensor &log_scale,
     for (std::size_t l = 0; l < L; ++l) {
       at::Tensor w = layers[k][l].first.detach() * masks[l]; // (out, in)
       at::Tensor b = layers[k][l].second.detach().clone();   // (out)
-      if (reversed && l == 0)
-        w = w.flip({1});
+      if (reversed && l == 0) w = w.flip({1});
       FrozenFlowLayer layer;
       if (l + 1 < L) {
         layer.backward = w.contiguous();
@@ -70,16 +69,16 @@ struct FlowHolder : torch::CustomClassHolder {
 // of y_k, (mu, r) = last layer (r already divided by A), t_k = tanh(r), e_k = exp(-A t_k),
 // y_{k+1} = (y_k - mu) e_k. log p = constant - |y_K|^2 / 2 - A sum_k sum_i t_k,i.
 struct FrozenLogProbFn : torch::autograd::Function<FrozenLogProbFn> {
-  static variable_list forward(AutogradContext *ctx, const at::Tensor &z,
-                               const std::shared_ptr<const FrozenFlow> &flow) {
-    const FrozenFlow &f = *flow;
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& z,
+                               const std::shared_ptr<const FrozenFlow>& flow) {
+    const FrozenFlow& f = *flow;
     const int64_t D = f.dim, N = z.size(0), K = static_cast<int64_t>(f.blocks.size());
     const double A = f.max_log_scale;
     at::Tensor y = at::addcmul(f.offset, z, f.scale);           // (N, D)
     const at::Tensor t_all = at::empty({K, N, D}, z.options()); // t_k of every block
     std::vector<at::Tensor> saved{t_all};                       // then per block: hidden..., e, y
     for (int64_t k = 0; k < K; ++k) {
-      const auto &block = f.blocks[static_cast<std::size_t>(k)];
+      const auto& block = f.blocks[static_cast<std::size_t>(k)];
       at::Tensor h = y;
       for (std::size_t l = 0; l + 1 < block.size(); ++l) {
         h = at::addmm(block[l].bias, h, block[l].weight_t);
@@ -106,21 +105,20 @@ struct FrozenLogProbFn : torch::autograd::Function<FrozenLogProbFn> {
     return {at::add(f.constant, sum, -A)};
   }
 
-  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
     if (c10::GradMode::is_enabled())
       throw ValueError("the frozen flow's log_prob has first derivatives only (create_graph was "
                        "asked for); give a flow parameter requires_grad to use autograd instead");
-    const at::Tensor &g = grads[0]; // (N)
-    if (!g.defined())
-      return {at::Tensor(), at::Tensor()};
+    const at::Tensor& g = grads[0]; // (N)
+    if (!g.defined()) return {at::Tensor(), at::Tensor()};
     const auto holder = ctx->saved_data["flow"].toCapsule();
-    const FrozenFlow &f = *static_cast<FlowHolder *>(holder.get())->flow;
+    const FrozenFlow& f = *static_cast<FlowHolder*>(holder.get())->flow;
     const variable_list saved = ctx->get_saved_variables();
     const int64_t D = f.dim, K = static_cast<int64_t>(f.blocks.size());
     const std::size_t per_block = f.blocks[0].size() + 1; // hidden activations, e, y
-    const at::Tensor &t_all = saved[0];
+    const at::Tensor& t_all = saved[0];
     const at::Tensor g_col = g.unsqueeze(1); // (N, 1)
-    const auto at_block = [&](int64_t k, std::size_t i) -> const at::Tensor & {
+    const auto at_block = [&](int64_t k, std::size_t i) -> const at::Tensor& {
       return saved[1 + static_cast<std::size_t>(k) * per_block + i];
     };
     // ybar = d log p / d y_k, from d/dy_K (-|y_K|^2 / 2) down to k = 0.
@@ -131,7 +129,7 @@ struct FrozenLogProbFn : torch::autograd::Function<FrozenLogProbFn> {
     const at::Tensor out_bar = at::empty({g.size(0), 2 * D}, ybar.options());
     at::Tensor mu_bar = out_bar.narrow(1, 0, D), r_bar = out_bar.narrow(1, D, D);
     for (int64_t k = K - 1; k >= 0; --k) {
-      const auto &block = f.blocks[static_cast<std::size_t>(k)];
+      const auto& block = f.blocks[static_cast<std::size_t>(k)];
       const std::size_t hidden = block.size() - 1;
       const at::Tensor &e = at_block(k, hidden), &y_next = at_block(k, hidden + 1);
       at::addcmul_out(r_bar, g_col, ybar, y_next);
@@ -140,8 +138,7 @@ struct FrozenLogProbFn : torch::autograd::Function<FrozenLogProbFn> {
       at::Tensor h_bar = at::mm(out_bar, block.back().backward);
       for (std::size_t l = hidden; l-- > 0;) {
         at::tanh_backward_out(h_bar, h_bar, at_block(k, l));
-        if (l > 0)
-          h_bar = at::mm(h_bar, block[l].backward);
+        if (l > 0) h_bar = at::mm(h_bar, block[l].backward);
       }
       ybar = at::addmm(mu_bar, h_bar, block[0].backward);
     }
@@ -151,8 +148,8 @@ struct FrozenLogProbFn : torch::autograd::Function<FrozenLogProbFn> {
 
 } // namespace
 
-at::Tensor frozen_flow_log_prob(const std::shared_ptr<const FrozenFlow> &flow,
-                                const at::Tensor &z) {
+at::Tensor frozen_flow_log_prob(const std::shared_ptr<const FrozenFlow>& flow,
+                                const at::Tensor& z) {
   return FrozenLogProbFn::apply(z, flow)[0];
 }
 

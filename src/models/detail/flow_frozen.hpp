@@ -43,12 +43,12 @@ struct FrozenFlow {
 /// LatentFlow stores them; masks[l] (out, in) are the MADE masks (the last layer's outputs are
 /// mu (D) then alpha_raw (D)).
 std::shared_ptr<const FrozenFlow>
-freeze_flow(const at::Tensor &shift /* (D) */, const at::Tensor &log_scale /* (D) */,
-            const std::vector<std::vector<std::pair<at::Tensor, at::Tensor>>> &layers,
-            const std::vector<at::Tensor> &masks, double max_log_scale);
+freeze_flow(const at::Tensor& shift /* (D) */, const at::Tensor& log_scale /* (D) */,
+            const std::vector<std::vector<std::pair<at::Tensor, at::Tensor>>>& layers,
+            const std::vector<at::Tensor>& masks, double max_log_scale);
 
 /// log p(z), differentiable with respect to z (first derivatives only).
-at::Tensor frozen_flow_log_prob(const std::shared_ptr<const FrozenFlow> &flow,
-                                const at::Tensor &z /* (N, D) */); // -> (N)
+at::Tensor frozen_flow_log_prob(const std::shared_ptr<const FrozenFlow>& flow,
+                                const at::Tensor& z /* (N, D) */); // -> (N)
 
 } // namespace demix::detail

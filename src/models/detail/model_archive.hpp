@@ -16,12 +16,12 @@
 namespace demix::detail {
 
 /// Prefixes of the weights in the archive.
-inline constexpr const char *kVaePrefix = "vae.";
-inline constexpr const char *kFlowPrefix = "flow.";
+inline constexpr const char* kVaePrefix = "vae.";
+inline constexpr const char* kFlowPrefix = "flow.";
 
 /// The model as archive entries; weights as float32, or as stored when keep_dtype (checkpoints).
-TensorArchive model_to_archive(const MadnessModel &model, bool keep_dtype = false);
+TensorArchive model_to_archive(const MadnessModel& model, bool keep_dtype = false);
 /// FormatError when an entry is missing or inconsistent (names the file and the entry).
-MadnessModel model_from_archive(const TensorArchive &archive, c10::Device device);
+MadnessModel model_from_archive(const TensorArchive& archive, c10::Device device);
 
 } // namespace demix::detail

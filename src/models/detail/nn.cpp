@@ -18,37 +18,35 @@ at::Generator make_cpu_generator(std::uint64_t seed) {
   return at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0));
 }
 
-at::Tensor uniform(const std::vector<int64_t> &sizes, double bound, at::Generator &gen) {
+at::Tensor uniform(const std::vector<int64_t>& sizes, double bound, at::Generator& gen) {
   return at::empty(sizes, at::kFloat).uniform_(-bound, bound, gen);
 }
 
-void move_to(NamedTensors &params, c10::Device device, c10::ScalarType dtype) {
-  for (auto &p : params) {
+void move_to(NamedTensors& params, c10::Device device, c10::ScalarType dtype) {
+  for (auto& p : params) {
     const bool grad = p.tensor.requires_grad();
     p.tensor = p.tensor.detach().to(device, dtype).requires_grad_(grad);
   }
 }
 
-void set_requires_grad(NamedTensors &params, bool on) {
-  for (auto &p : params)
-    p.tensor.requires_grad_(on);
+void set_requires_grad(NamedTensors& params, bool on) {
+  for (auto& p : params) p.tensor.requires_grad_(on);
 }
 
-std::int64_t element_count(const NamedTensors &params) {
+std::int64_t element_count(const NamedTensors& params) {
   std::int64_t n = 0;
-  for (const auto &p : params)
-    n += p.tensor.numel();
+  for (const auto& p : params) n += p.tensor.numel();
   return n;
 }
 
-void store(const NamedTensors &params, TensorArchive &archive, const std::string &prefix,
+void store(const NamedTensors& params, TensorArchive& archive, const std::string& prefix,
            bool keep_dtype) {
-  for (const auto &p : params)
+  for (const auto& p : params)
     archive.put(prefix + p.name, keep_dtype ? p.tensor.detach() : p.tensor.detach().to(at::kFloat));
 }
 
-void restore(NamedTensors &params, const TensorArchive &archive, const std::string &prefix) {
-  for (auto &p : params) {
+void restore(NamedTensors& params, const TensorArchive& archive, const std::string& prefix) {
+  for (auto& p : params) {
     const at::Tensor stored = archive.tensor(prefix + p.name);
     if (stored.sizes() != p.tensor.sizes())
       throw FormatError("'" + archive.source() + "': entry '" + prefix + p.name + "' has shape " +
@@ -59,19 +57,18 @@ void restore(NamedTensors &params, const TensorArchive &archive, const std::stri
   }
 }
 
-c10::Device device_of(const NamedTensors &params) {
+c10::Device device_of(const NamedTensors& params) {
   return params.empty() ? c10::Device(c10::kCPU) : params.front().tensor.device();
 }
 
-c10::ScalarType dtype_of(const NamedTensors &params) {
+c10::ScalarType dtype_of(const NamedTensors& params) {
   return params.empty() ? at::kFloat : params.front().tensor.scalar_type();
 }
 
 std::string shape_string(at::IntArrayRef sizes) {
   std::string s = "[";
   for (std::size_t i = 0; i < sizes.size(); ++i) {
-    if (i)
-      s += ", ";
+    if (i) s += ", ";
     s += std::to_string(sizes[i]);
   }
   return s + "]";

@@ -24,23 +24,23 @@ at::Generator make_cpu_generator(std::uint64_t seed);
 std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b);
 
 /// Uniform(-bound, bound) float32 CPU tensor of `sizes` drawn from `gen`.
-at::Tensor uniform(const std::vector<int64_t> &sizes, double bound, at::Generator &gen);
+at::Tensor uniform(const std::vector<int64_t>& sizes, double bound, at::Generator& gen);
 
 /// Moves every tensor to `device`/`dtype`, keeping its requires_grad flag.
-void move_to(NamedTensors &params, c10::Device device, c10::ScalarType dtype);
-void set_requires_grad(NamedTensors &params, bool on);
-std::int64_t element_count(const NamedTensors &params);
+void move_to(NamedTensors& params, c10::Device device, c10::ScalarType dtype);
+void set_requires_grad(NamedTensors& params, bool on);
+std::int64_t element_count(const NamedTensors& params);
 
 /// Writes each tensor as `prefix + name`, converted to float32 (model files) unless keep_dtype.
-void store(const NamedTensors &params, TensorArchive &archive, const std::string &prefix,
+void store(const NamedTensors& params, TensorArchive& archive, const std::string& prefix,
            bool keep_dtype = false);
 /// Copies `prefix + name` from the archive into each tensor (same device and dtype as before).
 /// FormatError naming the file, the entry and both shapes when a shape differs or one is missing.
-void restore(NamedTensors &params, const TensorArchive &archive, const std::string &prefix);
+void restore(NamedTensors& params, const TensorArchive& archive, const std::string& prefix);
 
 /// Device and dtype of the first tensor (CPU float32 for an empty list).
-c10::Device device_of(const NamedTensors &params);
-c10::ScalarType dtype_of(const NamedTensors &params);
+c10::Device device_of(const NamedTensors& params);
+c10::ScalarType dtype_of(const NamedTensors& params);
 
 /// The shape as "[a, b, c]".
 std::string shape_string(at::IntArrayRef sizes);

@@ -2,8 +2,8 @@
 
 #include <demix/core/errors.hpp>
 
-#include "optim/adam.hpp"
 #include "models/detail/nn.hpp"
+#include "optim/adam.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -20,58 +20,50 @@ namespace {
 
 constexpr std::uint64_t kSplitStream = 0xa5a5a5a5ull; // seeds the split apart from the epochs
 
-std::string join(const std::vector<std::string> &v) {
+std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (std::size_t i = 0; i < v.size(); ++i) {
-    if (i)
-      s += ',';
+    if (i) s += ',';
     s += v[i];
   }
   return s;
 }
 
-void check_spec(const TrainerSpec &s) {
-  const auto bad = [&](const std::string &what) { throw ValueError("training options: " + what); };
-  if (s.epochs < 1)
-    bad("epochs must be >= 1, got " + std::to_string(s.epochs));
-  if (s.batch_size < 1)
-    bad("batch size must be >= 1, got " + std::to_string(s.batch_size));
+void check_spec(const TrainerSpec& s) {
+  const auto bad = [&](const std::string& what) { throw ValueError("training options: " + what); };
+  if (s.epochs < 1) bad("epochs must be >= 1, got " + std::to_string(s.epochs));
+  if (s.batch_size < 1) bad("batch size must be >= 1, got " + std::to_string(s.batch_size));
   if (!(s.learning_rate > 0) || !std::isfinite(s.learning_rate))
     bad("learning rate must be positive, got " + std::to_string(s.learning_rate));
   if (!(s.lr_decay_epochs >= 0))
     bad("lr_decay_epochs must be >= 0, got " + std::to_string(s.lr_decay_epochs));
   if (!(s.val_fraction >= 0 && s.val_fraction <= 0.5))
     bad("val_fraction must be in [0, 0.5], got " + std::to_string(s.val_fraction));
-  if (s.patience < 0)
-    bad("patience must be >= 0, got " + std::to_string(s.patience));
+  if (s.patience < 0) bad("patience must be >= 0, got " + std::to_string(s.patience));
   if (!(s.max_grad_norm >= 0))
     bad("max_grad_norm must be >= 0, got " + std::to_string(s.max_grad_norm));
-  if (s.n_samples < 1)
-    bad("no training samples");
+  if (s.n_samples < 1) bad("no training samples");
 }
 
-std::vector<at::Tensor> tensors_of(const NamedTensors &params) {
+std::vector<at::Tensor> tensors_of(const NamedTensors& params) {
   std::vector<at::Tensor> out;
-  for (const auto &p : params)
-    out.push_back(p.tensor);
+  for (const auto& p : params) out.push_back(p.tensor);
   return out;
 }
 
-NamedTensors clone_of(const NamedTensors &params) {
+NamedTensors clone_of(const NamedTensors& params) {
   NamedTensors out;
-  for (const auto &p : params)
-    out.push_back({p.name, p.tensor.detach().clone()});
+  for (const auto& p : params) out.push_back({p.name, p.tensor.detach().clone()});
   return out;
 }
 
-void copy_into(NamedTensors &params, const NamedTensors &values) {
+void copy_into(NamedTensors& params, const NamedTensors& values) {
   c10::AutoGradMode no_grad(false);
-  for (std::size_t i = 0; i < params.size(); ++i)
-    params[i].tensor.copy_(values[i].tensor);
+  for (std::size_t i = 0; i < params.size(); ++i) params[i].tensor.copy_(values[i].tensor);
 }
 
 /// Sums of eval_batch over `index` in batches, divided by its length: per-sample means.
-std::vector<double> evaluate(const TrainerSpec &spec, const at::Tensor &index) {
+std::vector<double> evaluate(const TrainerSpec& spec, const at::Tensor& index) {
   c10::AutoGradMode no_grad(false);
   at::Tensor sums;
   for (int64_t start = 0; start < index.size(0); start += spec.batch_size) {
@@ -85,26 +77,25 @@ std::vector<double> evaluate(const TrainerSpec &spec, const at::Tensor &index) {
 
 /// The history as a (E, 3 + 2M) float64 table: epoch, lr, seconds, train metrics, val metrics
 /// (NaN without validation).
-at::Tensor history_table(const TrainingHistory &h) {
+at::Tensor history_table(const TrainingHistory& h) {
   const int64_t M = static_cast<int64_t>(h.metric_names.size());
   at::Tensor t = at::full({static_cast<int64_t>(h.epochs.size()), 3 + 2 * M},
                           std::numeric_limits<double>::quiet_NaN(), at::kDouble);
   auto a = t.accessor<double, 2>();
   for (std::size_t e = 0; e < h.epochs.size(); ++e) {
-    const auto &r = h.epochs[e];
+    const auto& r = h.epochs[e];
     a[e][0] = r.epoch;
     a[e][1] = r.learning_rate;
     a[e][2] = r.seconds;
     for (int64_t m = 0; m < M; ++m) {
       a[e][3 + m] = r.train[m];
-      if (!r.val.empty())
-        a[e][3 + M + m] = r.val[m];
+      if (!r.val.empty()) a[e][3 + M + m] = r.val[m];
     }
   }
   return t;
 }
 
-std::vector<EpochRecord> records_of(const at::Tensor &table, int64_t M, bool has_val) {
+std::vector<EpochRecord> records_of(const at::Tensor& table, int64_t M, bool has_val) {
   std::vector<EpochRecord> out;
   const at::Tensor t = table.to(at::kDouble).contiguous();
   auto a = t.accessor<double, 2>();
@@ -113,11 +104,9 @@ std::vector<EpochRecord> records_of(const at::Tensor &table, int64_t M, bool has
     r.epoch = static_cast<int>(a[e][0]);
     r.learning_rate = a[e][1];
     r.seconds = a[e][2];
-    for (int64_t m = 0; m < M; ++m)
-      r.train.push_back(a[e][3 + m]);
+    for (int64_t m = 0; m < M; ++m) r.train.push_back(a[e][3 + m]);
     if (has_val)
-      for (int64_t m = 0; m < M; ++m)
-        r.val.push_back(a[e][3 + M + m]);
+      for (int64_t m = 0; m < M; ++m) r.val.push_back(a[e][3 + M + m]);
     out.push_back(r);
   }
   return out;
@@ -125,9 +114,9 @@ std::vector<EpochRecord> records_of(const at::Tensor &table, int64_t M, bool has
 
 } // namespace
 
-TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progress) {
+TrainingHistory run_training(const TrainerSpec& spec, const EpochCallback& progress) {
   check_spec(spec);
-  NamedTensors &params = *spec.params;
+  NamedTensors& params = *spec.params;
   const c10::Device device = device_of(params);
   const int64_t N = spec.n_samples;
   const int64_t M = static_cast<int64_t>(spec.metric_names.size());
@@ -177,20 +166,18 @@ TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progr
     history.stopped_early = a.integer("train.stopped_early") != 0;
     best_val = a.real("train.best_val");
   } else {
-    if (spec.on_fresh_start)
-      spec.on_fresh_start(train_index);
+    if (spec.on_fresh_start) spec.on_fresh_start(train_index);
     best = clone_of(params);
   }
 
   set_requires_grad(params, true);
   struct GradOff { // the model leaves training without requires_grad, even after an error
-    NamedTensors &p;
+    NamedTensors& p;
     ~GradOff() { set_requires_grad(p, false); }
   } grad_off{params};
 
   const auto save_checkpoint = [&]() {
-    if (spec.checkpoint_path.empty())
-      return;
+    if (spec.checkpoint_path.empty()) return;
     TensorArchive a = spec.model_archive();
     a.put_text("train.kind", spec.kind);
     a.put_int("train.n_samples", N);
@@ -236,8 +223,7 @@ TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progr
           torch::autograd::grad({loss}, leaves, {}, /*retain_graph=*/false,
                                 /*create_graph=*/false, /*allow_unused=*/true);
       for (std::size_t i = 0; i < grads.size(); ++i)
-        if (!grads[i].defined())
-          grads[i] = at::zeros_like(leaves[i]);
+        if (!grads[i].defined()) grads[i] = at::zeros_like(leaves[i]);
       clip_grad_norm(grads, spec.max_grad_norm);
       adam.step(leaves, grads, step_lr);
       sums += metric_sums.detach().to(at::kDouble);
@@ -251,8 +237,7 @@ TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progr
       throw ValueError(spec.kind + " training diverged in epoch " + std::to_string(epoch + 1) +
                        " (" + spec.metric_names[0] + " = " + std::to_string(record.train[0]) +
                        "); lower the learning rate or clip gradients");
-    if (n_val > 0)
-      record.val = evaluate(spec, val_index);
+    if (n_val > 0) record.val = evaluate(spec, val_index);
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     history.epochs.push_back(record);
 
@@ -265,8 +250,7 @@ TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progr
     if (spec.patience > 0 && n_val > 0 && epoch + 1 - history.best_epoch >= spec.patience)
       history.stopped_early = true;
     save_checkpoint();
-    if (progress)
-      progress(history);
+    if (progress) progress(history);
   }
   copy_into(params, best);
   return history;

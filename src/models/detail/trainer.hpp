@@ -19,7 +19,7 @@ namespace demix::detail {
 
 struct TrainerSpec {
   std::string kind;               ///< "vae" or "flow": a checkpoint of one cannot resume the other
-  NamedTensors *params = nullptr; ///< trained in place
+  NamedTensors* params = nullptr; ///< trained in place
   std::string archive_prefix;     ///< where model_archive() stores params ("vae." / "flow.")
   std::int64_t n_samples = 0;
   std::vector<std::string> metric_names; ///< the first is the objective
@@ -37,17 +37,17 @@ struct TrainerSpec {
 
   /// A training batch: the mean objective (scalar, differentiable in params) and the sums of the
   /// metrics over the batch (M). `index` (CPU int64) selects samples; noise comes from `gen`.
-  std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor &index, int epoch,
-                                                  at::Generator &gen)>
+  std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor& index, int epoch,
+                                                  at::Generator& gen)>
       train_batch;
   /// Sums of the metrics (M) over a validation batch, without autograd.
-  std::function<at::Tensor(const at::Tensor &index)> eval_batch;
+  std::function<at::Tensor(const at::Tensor& index)> eval_batch;
   /// The model as archive entries (weights in their training dtype), for checkpoints.
   std::function<TensorArchive()> model_archive;
   /// Called once before the first epoch of a fresh (not resumed) run with the training indices.
-  std::function<void(const at::Tensor &train_index)> on_fresh_start;
+  std::function<void(const at::Tensor& train_index)> on_fresh_start;
 };
 
-TrainingHistory run_training(const TrainerSpec &spec, const EpochCallback &progress);
+TrainingHistory run_training(const TrainerSpec& spec, const EpochCallback& progress);
 
 } // namespace demix::detail

@@ -20,15 +20,15 @@ struct RfftGrid {
   at::Tensor kx;    ///< (1, L / 2 + 1) cycles per pixel, 0 .. (L - 1) / (2 L)
 };
 
-RfftGrid rfft_grid(int64_t size, const c10::TensorOptions &options);
+RfftGrid rfft_grid(int64_t size, const c10::TensorOptions& options);
 
 /// OTF(|k| / pixel_scale) sinc(kx) sinc(ky) on the grid: what multiplies a profile's transform to
 /// give the pixel-integrated, PSF-convolved image.
-at::Tensor psf_pixel_kernel(const PsfSpec &psf, double pixel_scale_arcsec,
-                            const RfftGrid &grid); // -> (L, L / 2 + 1)
+at::Tensor psf_pixel_kernel(const PsfSpec& psf, double pixel_scale_arcsec,
+                            const RfftGrid& grid); // -> (L, L / 2 + 1)
 
 /// exp(-2 pi i (kx x + ky y)) for each centre: puts a profile's centre at (x, y) pixels.
-at::Tensor shift_phase(const RfftGrid &grid, const at::Tensor &x /* (N) */,
-                       const at::Tensor &y /* (N) */); // -> (N, L, L / 2 + 1) complex
+at::Tensor shift_phase(const RfftGrid& grid, const at::Tensor& x /* (N) */,
+                       const at::Tensor& y /* (N) */); // -> (N, L, L / 2 + 1) complex
 
 } // namespace demix::detail

@@ -13,7 +13,7 @@ namespace {
 constexpr double kSmallest = 1e-14; // below this the Mellin-Barnes values are rounding noise
 }
 
-RadialTable::RadialTable(const std::function<double(double)> &f, double kappa_min, double kappa_max,
+RadialTable::RadialTable(const std::function<double(double)>& f, double kappa_min, double kappa_max,
                          int per_decade) {
   if (!(kappa_min > 0 && kappa_max > kappa_min && per_decade >= 4))
     throw ValueError("RadialTable: bad grid (" + std::to_string(kappa_min) + ", " +
@@ -39,11 +39,10 @@ RadialTable::RadialTable(const std::function<double(double)> &f, double kappa_mi
   const at::Tensor f_fine = (*this)((log_kappa_min_ + u * step_).exp()).clamp_min(1e-300);
   const at::Tensor lf = f_fine.log().contiguous();
   fine_log_f_.assign(lf.data_ptr<double>(), lf.data_ptr<double>() + n_fine);
-  if (stops_at_zero_)
-    fine_log_f_.push_back(-700.0); // one step past the end: f ~ 0
+  if (stops_at_zero_) fine_log_f_.push_back(-700.0); // one step past the end: f ~ 0
 }
 
-at::Tensor RadialTable::from_log_kappa(const at::Tensor &log_kappa) const {
+at::Tensor RadialTable::from_log_kappa(const at::Tensor& log_kappa) const {
   const auto n = static_cast<int64_t>(fine_log_f_.size());
   const double fine_step = step_ / 16;
   const at::Tensor table =
@@ -58,7 +57,7 @@ at::Tensor RadialTable::from_log_kappa(const at::Tensor &log_kappa) const {
   return (v0 + w * (v1 - v0)).exp();
 }
 
-at::Tensor RadialTable::operator()(const at::Tensor &kappa) const {
+at::Tensor RadialTable::operator()(const at::Tensor& kappa) const {
   const auto opts = kappa.options();
   const auto n = static_cast<int64_t>(log_f_.size());
   const at::Tensor table =
@@ -70,7 +69,7 @@ at::Tensor RadialTable::operator()(const at::Tensor &kappa) const {
   const at::Tensor i = u.floor().clamp(0, static_cast<double>(n - 2));
   const at::Tensor t = (u - i).clamp(0, 1);
   const at::Tensor i1 = i.to(at::kLong);
-  auto val = [&](const at::Tensor &idx) { return at::take(table, idx.clamp(0, n - 1)); };
+  auto val = [&](const at::Tensor& idx) { return at::take(table, idx.clamp(0, n - 1)); };
   const at::Tensor p0 = val(i1 - 1), p1 = val(i1), p2 = val(i1 + 1), p3 = val(i1 + 2);
   // At the table ends the missing neighbour is extrapolated linearly.
   const at::Tensor q0 = at::where(i1 == 0, 2 * p1 - p2, p0);

@@ -17,11 +17,11 @@ public:
   /// any profile with a finite second moment). The table stops at the first value below 1e-14
   /// (beyond which the transforms are not resolved in double precision); past its end f = 0 if it
   /// stopped there, else f continues with the power law of its last two points.
-  RadialTable(const std::function<double(double)> &f, double kappa_min, double kappa_max,
+  RadialTable(const std::function<double(double)>& f, double kappa_min, double kappa_max,
               int per_decade);
 
   /// f at every element of `kappa` (>= 0), in kappa's dtype and on its device.
-  at::Tensor operator()(const at::Tensor &kappa) const; // any shape -> same shape
+  at::Tensor operator()(const at::Tensor& kappa) const; // any shape -> same shape
   /// f at one point (for tests and small tables), by the same interpolation.
   double at(double kappa) const;
 
@@ -29,7 +29,7 @@ public:
   /// 16 times finer than the table (itself filled by the cubic interpolation; added error
   /// < 1e-6 for the smooth transforms tabulated here), clamped to the table's range: log kappa
   /// below the first point gives f(kappa_min), beyond the last f(kappa_max) (or 0).
-  at::Tensor from_log_kappa(const at::Tensor &log_kappa) const; // any shape -> same shape
+  at::Tensor from_log_kappa(const at::Tensor& log_kappa) const; // any shape -> same shape
 
   std::size_t size() const { return log_f_.size(); }
 

@@ -21,8 +21,7 @@ double Rng::normal() {
     return spare_;
   }
   double u1 = 0;
-  while (u1 == 0)
-    u1 = uniform(); // log(0) excluded
+  while (u1 == 0) u1 = uniform(); // log(0) excluded
   const double u2 = uniform();
   const double r = std::sqrt(-2 * std::log(u1));
   spare_ = r * std::sin(2 * std::numbers::pi * u2);
@@ -32,29 +31,25 @@ double Rng::normal() {
 
 std::int64_t Rng::integer(std::int64_t lo, std::int64_t hi) {
   const auto span = static_cast<std::uint64_t>(hi - lo) + 1;
-  if (span == 0)
-    return static_cast<std::int64_t>(engine_()); // the full 64-bit range
+  if (span == 0) return static_cast<std::int64_t>(engine_()); // the full 64-bit range
   const std::uint64_t limit = (~std::uint64_t{0} / span) * span;
   std::uint64_t v;
-  do
-    v = engine_();
+  do v = engine_();
   while (v >= limit);
   return lo + static_cast<std::int64_t>(v % span);
 }
 
-at::Tensor normal_noise(const std::vector<std::int64_t> &shape, std::uint64_t seed,
+at::Tensor normal_noise(const std::vector<std::int64_t>& shape, std::uint64_t seed,
                         std::int64_t first) {
   at::Tensor out = at::empty(shape, at::kFloat);
-  if (out.numel() == 0)
-    return out;
+  if (out.numel() == 0) return out;
   const std::int64_t items = shape[0], per_item = out.numel() / items;
-  float *data = out.data_ptr<float>();
+  float* data = out.data_ptr<float>();
   at::parallel_for(0, items, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
       Rng rng(mix64(seed) ^ mix64(static_cast<std::uint64_t>(first + i) + 0x51ED270B27ull));
-      float *p = data + i * per_item;
-      for (std::int64_t j = 0; j < per_item; ++j)
-        p[j] = static_cast<float>(rng.normal());
+      float* p = data + i * per_item;
+      for (std::int64_t j = 0; j < per_item; ++j) p[j] = static_cast<float>(rng.normal());
     }
   });
   return out;

@@ -34,7 +34,7 @@ private:
 /// Standard normal noise of `shape` (first axis = items), float32 on the CPU. Item i's values come
 /// from its own stream seeded by (seed, first + i), so any split of a dataset into chunks, and
 /// any thread count, gives the same numbers. Filled in parallel over items.
-at::Tensor normal_noise(const std::vector<std::int64_t> &shape, std::uint64_t seed,
+at::Tensor normal_noise(const std::vector<std::int64_t>& shape, std::uint64_t seed,
                         std::int64_t first);
 
 } // namespace demix::detail

@@ -13,8 +13,7 @@ double regularized_gamma_p(double a, double x) {
   if (!(a > 0) || !(x >= 0))
     throw ValueError("regularized_gamma_p needs a > 0 and x >= 0, got a = " + std::to_string(a) +
                      ", x = " + std::to_string(x));
-  if (x == 0)
-    return 0.0;
+  if (x == 0) return 0.0;
   const double log_prefactor = a * std::log(x) - x - std::lgamma(a); // log(x^a e^-x / Gamma(a))
   constexpr double eps = 1e-16;
   if (x < a + 1) {
@@ -23,8 +22,7 @@ double regularized_gamma_p(double a, double x) {
     for (int k = 1; k < 100000; ++k) {
       term *= x / (a + k);
       sum += term;
-      if (std::abs(term) < std::abs(sum) * eps)
-        break;
+      if (std::abs(term) < std::abs(sum) * eps) break;
     }
     return std::min(1.0, sum * std::exp(log_prefactor));
   }
@@ -35,16 +33,13 @@ double regularized_gamma_p(double a, double x) {
     const double an = -i * (i - a);
     b += 2;
     d = an * d + b;
-    if (std::abs(d) < tiny)
-      d = tiny;
+    if (std::abs(d) < tiny) d = tiny;
     c = b + an / c;
-    if (std::abs(c) < tiny)
-      c = tiny;
+    if (std::abs(c) < tiny) c = tiny;
     d = 1 / d;
     const double delta = d * c;
     h *= delta;
-    if (std::abs(delta - 1) < eps)
-      break;
+    if (std::abs(delta - 1) < eps) break;
   }
   return std::max(0.0, 1.0 - std::exp(log_prefactor) * h);
 }
@@ -77,9 +72,8 @@ namespace {
 /// (see special.hpp). `log_mellin(s)` = log of Mellin[r g(r)](s), analytic for -1 < Re s < 1.
 /// The integrand at -y is the conjugate of that at +y (g is real).
 template <class LogMellin>
-double mellin_barnes_transform(const LogMellin &log_mellin, double kappa) {
-  if (kappa == 0)
-    return 1.0;
+double mellin_barnes_transform(const LogMellin& log_mellin, double kappa) {
+  if (kappa == 0) return 1.0;
   if (!(kappa > 0) || !std::isfinite(kappa))
     throw ValueError("radial Fourier transform at kappa = " + std::to_string(kappa));
   const double log_a = std::log(2 * std::numbers::pi * kappa);
@@ -103,8 +97,7 @@ double mellin_barnes_transform(const LogMellin &log_mellin, double kappa) {
     sum += t.real();
     const double m = std::abs(t);
     biggest = std::max(biggest, m);
-    if (j * h > 2 && m < 1e-18 * biggest)
-      break;
+    if (j * h > 2 && m < 1e-18 * biggest) break;
   }
   return 2 * h * sum;
 }

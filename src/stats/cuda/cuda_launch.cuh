@@ -1,10 +1,10 @@
 #pragma once
 // Launch shape and error check shared by demix's CUDA kernels (grid-stride loops).
 
-#include <cuda_runtime.h>
-
 #include <algorithm>
 #include <cstdint>
+
+#include <cuda_runtime.h>
 
 namespace demix::detail::cuda {
 
@@ -21,4 +21,4 @@ inline const char* launch_status() {
   return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
 }
 
-}  // namespace demix::detail::cuda
+} // namespace demix::detail::cuda

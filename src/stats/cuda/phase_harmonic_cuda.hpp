@@ -8,11 +8,12 @@
 namespace demix::detail::cuda {
 
 template <class T>
-const char* gather_harmonics(const T* wt, const int64_t* idx, const T* p, T* out, int64_t B, int64_t F,
-                             int64_t n, int64_t HW, void* stream);
+const char* gather_harmonics(const T* wt, const int64_t* idx, const T* p, T* out, int64_t B,
+                             int64_t F, int64_t n, int64_t HW, void* stream);
 
 template <class T>
-const char* add_harmonics_backward(T* gwt, const T* wt, const int64_t* idx, const T* p, const T* grad,
-                                   int64_t B, int64_t F, int64_t n, int64_t HW, void* stream);
+const char* add_harmonics_backward(T* gwt, const T* wt, const int64_t* idx, const T* p,
+                                   const T* grad, int64_t B, int64_t F, int64_t n, int64_t HW,
+                                   void* stream);
 
-}  // namespace demix::detail::cuda
+} // namespace demix::detail::cuda

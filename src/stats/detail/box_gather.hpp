@@ -38,25 +38,25 @@ struct BoxCopy {
 
 /// The table of the copies, sorted by source (stable: their order within a source is kept), with
 /// each task's start and each source's first task; on `device`.
-BoxTasks make_box_tasks(std::vector<BoxCopy> copies, const std::vector<int64_t> &indices,
+BoxTasks make_box_tasks(std::vector<BoxCopy> copies, const std::vector<int64_t>& indices,
                         int64_t per_map, int64_t n_sources, c10::Device device);
 
 /// Fills the boxes of sources [s0, s0 + c) from their spectra.
-void gather_boxes(at::Tensor &boxes /* (B * per_map) complex, contiguous */,
-                  const at::Tensor &spec /* (B, c, H * W) complex */, const BoxTasks &tasks,
+void gather_boxes(at::Tensor& boxes /* (B * per_map) complex, contiguous */,
+                  const at::Tensor& spec /* (B, c, H * W) complex */, const BoxTasks& tasks,
                   int64_t s0);
 
 /// Backward of gather_boxes: gspec[b, source - s0, index[k]] += conj?(gboxes[...]), for the
 /// sources [s0, s0 + c) of gspec.
-void add_boxes_backward(at::Tensor &gspec /* (B, c, H * W) complex, contiguous */,
-                        const at::Tensor &gboxes /* (B * per_map) complex */, const BoxTasks &tasks,
+void add_boxes_backward(at::Tensor& gspec /* (B, c, H * W) complex, contiguous */,
+                        const at::Tensor& gboxes /* (B * per_map) complex */, const BoxTasks& tasks,
                         int64_t s0);
 
 /// The same with ATen index ops (each task's flat indices spelled out): the tests' oracle, and the
 /// path on devices without our kernels.
-void gather_boxes_composite(at::Tensor &boxes, const at::Tensor &spec, const BoxTasks &tasks,
+void gather_boxes_composite(at::Tensor& boxes, const at::Tensor& spec, const BoxTasks& tasks,
                             int64_t s0);
-void add_boxes_backward_composite(at::Tensor &gspec, const at::Tensor &gboxes,
-                                  const BoxTasks &tasks, int64_t s0);
+void add_boxes_backward_composite(at::Tensor& gspec, const at::Tensor& gboxes,
+                                  const BoxTasks& tasks, int64_t s0);
 
 } // namespace demix::detail

@@ -34,7 +34,7 @@ struct Element {
 };
 
 /// Element k of task t (a row of the table) for map b of B, in a chunk of c sources from s0.
-DEMIX_BOX_HD Element element_of(const int64_t *t, const int64_t *indices, int64_t k, int64_t b,
+DEMIX_BOX_HD Element element_of(const int64_t* t, const int64_t* indices, int64_t k, int64_t b,
                                 int64_t B, int64_t c, int64_t hw, int64_t s0) {
   const int64_t freq = t[kTaskTable] < 0 ? k : indices[t[kTaskTable] + k];
   return {B * t[kTaskGroup] + b * t[kTaskGroupStride] + t[kTaskSlot] + k,
@@ -43,7 +43,7 @@ DEMIX_BOX_HD Element element_of(const int64_t *t, const int64_t *indices, int64_
 
 /// The task among rows [t0, t0 + n) of the table whose elements cover position r (r counted like
 /// kTaskStart): the last one starting at or before r.
-DEMIX_BOX_HD const int64_t *task_at(const int64_t *table, int64_t t0, int64_t n, int64_t r) {
+DEMIX_BOX_HD const int64_t* task_at(const int64_t* table, int64_t t0, int64_t n, int64_t r) {
   int64_t lo = t0, hi = t0 + n - 1;
   while (lo < hi) {
     const int64_t mid = (lo + hi + 1) / 2;

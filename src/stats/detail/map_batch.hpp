@@ -12,6 +12,6 @@ namespace demix::detail {
 
 /// Throws ValueError (undefined) or ShapeError (rank, size) with messages prefixed by `what`.
 at::Tensor map_batch(const at::Tensor& x /* (H, W) or (B, H, W) */, int64_t height, int64_t width,
-                     const std::string& what);  // -> (B, H, W), a view of x
+                     const std::string& what); // -> (B, H, W), a view of x
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -16,6 +16,8 @@ inline bool have_own_kernel(const at::Tensor& t) {
 
 /// A contiguous complex tensor's data as interleaved (re, im) values of its real type.
 template <class T> T* as_real(at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
-template <class T> const T* as_real(const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); }
+template <class T> const T* as_real(const at::Tensor& t) {
+  return reinterpret_cast<const T*>(t.data_ptr());
+}
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -1,10 +1,9 @@
 #include "stats/detail/phase_harmonic.hpp"
 
-#include "stats/detail/phase_harmonic_math.hpp"
+#include <demix/core/errors.hpp>
 
 #include "stats/detail/own_kernels.hpp"
-
-#include <demix/core/errors.hpp>
+#include "stats/detail/phase_harmonic_math.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -25,15 +24,17 @@ namespace {
 void check(const at::Tensor& wt, const at::Tensor& idx, const at::Tensor& p, const char* what) {
   if (!wt.is_complex() || wt.dim() != 4 || idx.dim() != 1 || idx.scalar_type() != at::kLong ||
       p.numel() != idx.numel() || idx.device() != wt.device() || p.device() != wt.device())
-    throw ShapeError(std::string(what) + ": expected wt (B, F, H, W) complex with idx (n) int64 and p (n) on " +
+    throw ShapeError(std::string(what) +
+                     ": expected wt (B, F, H, W) complex with idx (n) int64 and p (n) on " +
                      wt.device().str() + ", got wt " + c10::toString(wt.scalar_type()) + " of " +
-                     std::to_string(wt.dim()) + " dimensions, idx of " + std::to_string(idx.numel()) +
-                     ", p of " + std::to_string(p.numel()));
+                     std::to_string(wt.dim()) + " dimensions, idx of " +
+                     std::to_string(idx.numel()) + ", p of " + std::to_string(p.numel()));
 }
 
-}  // namespace
+} // namespace
 
-at::Tensor gather_harmonics_composite(const at::Tensor& wt, const at::Tensor& idx, const at::Tensor& p) {
+at::Tensor gather_harmonics_composite(const at::Tensor& wt, const at::Tensor& idx,
+                                      const at::Tensor& p) {
   const at::Tensor z = wt.index_select(1, idx);
   const at::Tensor pv = p.to(z.abs().scalar_type()).view({1, -1, 1, 1});
   return at::polar(z.abs(), at::angle(z) * pv);
@@ -50,7 +51,8 @@ void add_harmonics_backward_composite(at::Tensor& gwt, const at::Tensor& wt, con
   gwt.index_add_(1, idx, num.masked_fill_(zero, 0));
 }
 
-at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx, const at::Tensor& p_in) {
+at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx,
+                            const at::Tensor& p_in) {
   check(wt_in, idx, p_in, "gather_harmonics");
   if (!have_own_kernel(wt_in)) return gather_harmonics_composite(wt_in, idx, p_in);
   const at::Tensor wt = wt_in.contiguous();
@@ -62,9 +64,9 @@ at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx, cons
 #ifdef DEMIX_CUDA_KERNELS
     if (wt.is_cuda()) {
       const c10::cuda::CUDAGuard guard(wt.device());
-      const char* err = cuda::gather_harmonics<scalar_t>(as_real<scalar_t>(wt), ix.data_ptr<int64_t>(), p.data_ptr<scalar_t>(),
-                                                         as_real<scalar_t>(out), B, F, n, HW,
-                                                         c10::cuda::getCurrentCUDAStream().stream());
+      const char* err = cuda::gather_harmonics<scalar_t>(
+          as_real<scalar_t>(wt), ix.data_ptr<int64_t>(), p.data_ptr<scalar_t>(),
+          as_real<scalar_t>(out), B, F, n, HW, c10::cuda::getCurrentCUDAStream().stream());
       if (err) throw DeviceError(std::string("gather_harmonics: CUDA kernel failed: ") + err);
       return;
     }
@@ -78,7 +80,8 @@ at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx, cons
         const int64_t i = t % n, b = t / n;
         const scalar_t* z = src + (b * F + ii[i]) * HW * 2;
         scalar_t* o = dst + t * HW * 2;
-        for (int64_t k = 0; k < HW; ++k) ph::harmonic(z[2 * k], z[2 * k + 1], pp[i], o[2 * k], o[2 * k + 1]);
+        for (int64_t k = 0; k < HW; ++k)
+          ph::harmonic(z[2 * k], z[2 * k + 1], pp[i], o[2 * k], o[2 * k + 1]);
       }
     });
   });
@@ -88,11 +91,16 @@ at::Tensor gather_harmonics(const at::Tensor& wt_in, const at::Tensor& idx, cons
 void add_harmonics_backward(at::Tensor& gwt, const at::Tensor& wt_in, const at::Tensor& idx,
                             const at::Tensor& p_in, const at::Tensor& grad_in) {
   check(wt_in, idx, p_in, "add_harmonics_backward");
-  const int64_t B = wt_in.size(0), F = wt_in.size(1), n = idx.numel(), HW = wt_in.size(2) * wt_in.size(3);
-  if (!gwt.sizes().equals(wt_in.sizes()) || !gwt.is_contiguous() || gwt.scalar_type() != wt_in.scalar_type() ||
-      !grad_in.sizes().equals({B, n, wt_in.size(2), wt_in.size(3)}) || grad_in.scalar_type() != wt_in.scalar_type())
-    throw ShapeError("add_harmonics_backward: gwt must be a contiguous tensor like wt and grad (B, n, H, W)");
-  if (!have_own_kernel(wt_in)) return add_harmonics_backward_composite(gwt, wt_in, idx, p_in, grad_in);
+  const int64_t B = wt_in.size(0), F = wt_in.size(1), n = idx.numel(),
+                HW = wt_in.size(2) * wt_in.size(3);
+  if (!gwt.sizes().equals(wt_in.sizes()) || !gwt.is_contiguous() ||
+      gwt.scalar_type() != wt_in.scalar_type() ||
+      !grad_in.sizes().equals({B, n, wt_in.size(2), wt_in.size(3)}) ||
+      grad_in.scalar_type() != wt_in.scalar_type())
+    throw ShapeError(
+        "add_harmonics_backward: gwt must be a contiguous tensor like wt and grad (B, n, H, W)");
+  if (!have_own_kernel(wt_in))
+    return add_harmonics_backward_composite(gwt, wt_in, idx, p_in, grad_in);
   const at::Tensor wt = wt_in.contiguous(), grad = grad_in.contiguous();
   AT_DISPATCH_FLOATING_TYPES(c10::toRealValueType(wt.scalar_type()), "add_harmonics_backward", [&] {
     const at::Tensor p = p_in.to(c10::CppTypeToScalarType<scalar_t>::value).contiguous();
@@ -101,8 +109,9 @@ void add_harmonics_backward(at::Tensor& gwt, const at::Tensor& wt_in, const at::
     if (wt.is_cuda()) {
       const c10::cuda::CUDAGuard guard(wt.device());
       const char* err = cuda::add_harmonics_backward<scalar_t>(
-          as_real<scalar_t>(gwt), as_real<scalar_t>(wt), ix.data_ptr<int64_t>(), p.data_ptr<scalar_t>(),
-          as_real<scalar_t>(grad), B, F, n, HW, c10::cuda::getCurrentCUDAStream().stream());
+          as_real<scalar_t>(gwt), as_real<scalar_t>(wt), ix.data_ptr<int64_t>(),
+          p.data_ptr<scalar_t>(), as_real<scalar_t>(grad), B, F, n, HW,
+          c10::cuda::getCurrentCUDAStream().stream());
       if (err) throw DeviceError(std::string("add_harmonics_backward: CUDA kernel failed: ") + err);
       return;
     }
@@ -122,7 +131,8 @@ void add_harmonics_backward(at::Tensor& gwt, const at::Tensor& wt_in, const at::
           const int64_t at = (b * F + ii[i]) * HW * 2, gi = (b * n + i) * HW * 2;
           for (int64_t k = k0; k < k1; ++k) {
             scalar_t re, im;
-            ph::harmonic_backward(z[at + 2 * k], z[at + 2 * k + 1], pp[i], g[gi + 2 * k], g[gi + 2 * k + 1], re, im);
+            ph::harmonic_backward(z[at + 2 * k], z[at + 2 * k + 1], pp[i], g[gi + 2 * k],
+                                  g[gi + 2 * k + 1], re, im);
             dst[at + 2 * k] += re, dst[at + 2 * k + 1] += im;
           }
         }
@@ -131,4 +141,4 @@ void add_harmonics_backward(at::Tensor& gwt, const at::Tensor& wt_in, const at::
   });
 }
 
-}  // namespace demix::detail
+} // namespace demix::detail

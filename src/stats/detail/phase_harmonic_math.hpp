@@ -37,10 +37,10 @@ template <class T> DEMIX_HD void harmonic_backward(T x, T y, T p, T gx, T gy, T&
   }
   T fx, fy;
   harmonic(x, y, p, fx, fy);
-  const T wx = gx * fx + gy * fy, wy = gy * fx - gx * fy;  // g conj(f)
+  const T wx = gx * fx + gy * fy, wy = gy * fx - gx * fy; // g conj(f)
   const T nx = wx, ny = p * wy;
   // (nx + i ny) / (x - i y) = (nx + i ny)(x + i y) / r2
   re = (nx * x - ny * y) / r2, im = (nx * y + ny * x) / r2;
 }
 
-}  // namespace demix::detail::ph
+} // namespace demix::detail::ph

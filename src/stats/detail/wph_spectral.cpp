@@ -23,7 +23,8 @@ at::Tensor times_real(const at::Tensor& z, const at::Tensor& r) {
 }
 
 int64_t items_per_chunk(int64_t bytes_per_item, int64_t budget, int64_t total) {
-  return std::clamp<int64_t>(budget / std::max<int64_t>(1, bytes_per_item), 1, std::max<int64_t>(1, total));
+  return std::clamp<int64_t>(budget / std::max<int64_t>(1, bytes_per_item), 1,
+                             std::max<int64_t>(1, total));
 }
 
 /// Calls fn(map, first, count) for the plain sources [s0, s1), in runs that filter one map each.
@@ -74,27 +75,28 @@ struct PlanHolder : torch::CustomClassHolder {
 };
 
 struct SpectralFn : torch::autograd::Function<SpectralFn> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& xhat, const at::Tensor& wt_in,
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& xhat,
+                               const at::Tensor& wt_in,
                                const std::shared_ptr<const SpectralPlan>& plan, int64_t mode,
                                const at::Tensor& ref_mean, int64_t budget) {
     const SpectralPlan& p = *plan;
-    const at::Tensor wt = wt_in.contiguous();  // the harmonics' kernels read it as laid out
+    const at::Tensor wt = wt_in.contiguous(); // the harmonics' kernels read it as laid out
     const int64_t B = xhat.size(0), HW = p.height * p.width, item = xhat.element_size();
     const double n_pix = static_cast<double>(HW);
     const auto real = c10::toRealValueType(xhat.scalar_type());
     at::Tensor mean = at::empty({B, p.n_fields()}, xhat.options());
     at::Tensor power = at::zeros({B, p.n_fields()}, xhat.options().dtype(real));
-    at::Tensor buffer = at::empty({B * p.box_tasks.per_map}, xhat.options());  // every group's boxes
+    at::Tensor buffer = at::empty({B * p.box_tasks.per_map}, xhat.options()); // every group's boxes
 
     const int64_t n_src = p.n_sources();
     const int64_t chunk = items_per_chunk(8 * B * HW * item, budget, n_src);
     // Per chunk only what needs its spectra (k = 0 terms, norms); the scalings once at the end.
     const bool reference = mode == static_cast<int64_t>(DcMode::Reference);
-    const bool deviations = mode == static_cast<int64_t>(DcMode::OwnConstant);  // norm Auto only
+    const bool deviations = mode == static_cast<int64_t>(DcMode::OwnConstant); // norm Auto only
     const at::Tensor ref_dc = reference ? ref_mean * n_pix : at::Tensor();
     for (int64_t s0 = 0; s0 < n_src; s0 += chunk) {
       const int64_t c = std::min(chunk, n_src - s0);
-      at::Tensor spec = source_spectra(p, xhat, wt, s0, c);  // (B, c, HW)
+      at::Tensor spec = source_spectra(p, xhat, wt, s0, c); // (B, c, HW)
       at::Tensor dc = spec.select(2, 0);
       mean.narrow(1, s0, c).copy_(dc);
       if (reference)
@@ -108,7 +110,8 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     if (deviations) power.narrow(1, 0, n_src).square_().div_(n_pix * n_pix);
     // Conjugated fields: mean conj(m), same power as their source.
     if (p.conj_source.numel()) {
-      mean.narrow(1, n_src, p.conj_source.numel()).copy_(mean.index_select(1, p.conj_source).conj());
+      mean.narrow(1, n_src, p.conj_source.numel())
+          .copy_(mean.index_select(1, p.conj_source).conj());
       power.narrow(1, n_src, p.conj_source.numel()).copy_(power.index_select(1, p.conj_source));
     }
 
@@ -133,11 +136,12 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor& wt = saved[0];  // contiguous (forward saved it so)
+    const at::Tensor& wt = saved[0]; // contiguous (forward saved it so)
     const auto holder = ctx->saved_data["plan"].toCapsule();
     const SpectralPlan& p = *static_cast<PlanHolder*>(holder.get())->plan;
-    const int64_t mode = ctx->saved_data["mode"].toInt(), budget = ctx->saved_data["budget"].toInt();
-    const at::Tensor& grad = grads[0];  // (B, n_moments)
+    const int64_t mode = ctx->saved_data["mode"].toInt(),
+                  budget = ctx->saved_data["budget"].toInt();
+    const at::Tensor& grad = grads[0]; // (B, n_moments)
     const int64_t B = wt.size(0), H = p.height, W = p.width, HW = H * W, item = wt.element_size();
 
     // Gradients of the boxes: R = ey P ex at the moments gives grad_P = ey^H grad_R ex^H, and
@@ -154,7 +158,8 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         const int64_t n = std::min(per, g.n_cov - s);
         const int64_t m0 = g.first_moment[s], nm = g.first_moment[s + n] - m0;
         at::Tensor gr = at::zeros({B, n * p.n_ty * p.n_tx}, grad.options());
-        gr.index_add_(1, g.m_lin.narrow(0, m0, nm) - s * p.n_ty * p.n_tx, grad.narrow(1, offset, nm));
+        gr.index_add_(1, g.m_lin.narrow(0, m0, nm) - s * p.n_ty * p.n_tx,
+                      grad.narrow(1, offset, nm));
         offset += nm;
         const at::Tensor gp = at::matmul(at::matmul(ey_h, gr.view({B, n, p.n_ty, p.n_tx})), ex_h)
                                   .reshape({B, n, g.bh * g.bw});
@@ -176,30 +181,32 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       const at::Tensor g4 = gfull.view({B, c, H, W});
       const int64_t plain_end = std::min(s0 + c, n_plain);
       for_map_runs(p, s0, plain_end, [&](int64_t map, int64_t s, int64_t n) {
-        gxhat.narrow(1, map, 1).add_(times_real(g4.narrow(1, s - s0, n), p.psi_plain.narrow(0, s, n)).sum(1, true));
+        gxhat.narrow(1, map, 1).add_(
+            times_real(g4.narrow(1, s - s0, n), p.psi_plain.narrow(0, s, n)).sum(1, true));
       });
       const int64_t nl0 = std::max(s0, n_plain) - n_plain, nl1 = s0 + c - n_plain;
       if (nl1 > nl0) {
         const at::Tensor idx = p.nl_index.narrow(0, nl0, nl1 - nl0);
         // The adjoint of the FFT is N ifft2, the unnormalised inverse ("forward" norm).
         add_harmonics_backward(gwt, wt, idx, p.nl_p.narrow(0, nl0, nl1 - nl0),
-                               at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0), c10::nullopt, {-2, -1},
-                                             "forward"));
+                               at::fft_ifft2(g4.narrow(1, c - (nl1 - nl0), nl1 - nl0), c10::nullopt,
+                                             {-2, -1}, "forward"));
       }
     }
     return {gxhat, gwt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-}  // namespace
+} // namespace
 
 SpectralResult spectral_wph(const at::Tensor& xhat, const at::Tensor& wt,
                             const std::shared_ptr<const SpectralPlan>& plan, DcMode mode,
                             const at::Tensor& ref_mean, int64_t budget) {
   // LibTorch 1.13 cannot describe an undefined tensor input: an empty one stands for "none".
   const at::Tensor ref = ref_mean.defined() ? ref_mean : at::empty({0}, xhat.options());
-  const variable_list out = SpectralFn::apply(xhat, wt, plan, static_cast<int64_t>(mode), ref, budget);
+  const variable_list out =
+      SpectralFn::apply(xhat, wt, plan, static_cast<int64_t>(mode), ref, budget);
   return {out[0], out[1], out[2]};
 }
 
-}  // namespace demix::detail
+} // namespace demix::detail

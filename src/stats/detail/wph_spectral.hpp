@@ -24,14 +24,14 @@ namespace demix::detail {
 
 /// Covariances sharing one frequency box (the support of their band-limited side).
 struct SpectralGroup {
-  int64_t bh = 0, bw = 0;  // box extent (rows, columns)
-  int64_t n_slots = 0;     // fields whose boxes the group keeps
-  int64_t offset = 0;      // its boxes' offset in the plan's box buffer, per map
-  at::Tensor ey;           // (n_ty, bh) complex: e^{2 pi i ky ty / H}
-  at::Tensor ex;           // (bw, n_tx) complex: e^{2 pi i kx tx / W} / N^2
-  at::Tensor fa, fb;       // (n_cov) int64: slot of each side
-  at::Tensor m_lin;        // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
-  std::vector<int64_t> first_moment;  // per covariance: offset of its moments (n_cov + 1)
+  int64_t bh = 0, bw = 0;            // box extent (rows, columns)
+  int64_t n_slots = 0;               // fields whose boxes the group keeps
+  int64_t offset = 0;                // its boxes' offset in the plan's box buffer, per map
+  at::Tensor ey;                     // (n_ty, bh) complex: e^{2 pi i ky ty / H}
+  at::Tensor ex;                     // (bw, n_tx) complex: e^{2 pi i kx tx / W} / N^2
+  at::Tensor fa, fb;                 // (n_cov) int64: slot of each side
+  at::Tensor m_lin;                  // (n_m) int64: moment position in (n_cov, n_ty, n_tx)
+  std::vector<int64_t> first_moment; // per covariance: offset of its moments (n_cov + 1)
   int64_t n_cov = 0;
 };
 
@@ -39,12 +39,13 @@ struct SpectralPlan {
   int64_t height = 0, width = 0;
   int64_t n_ty = 0, n_tx = 0;
   // Source fields: plain wavelet fields x * psi (spectrum x^ psi^), then [x * psi]^p, p != 1.
-  at::Tensor psi_plain;    // (n_plain, H, W) real: Fourier filters of the plain fields
-  int64_t plain_per_map = 0;  // plain fields come map by map (two maps for cross-WPH), this many each
-  at::Tensor nl_index;     // (n_nl) int64: wavelet of each nonlinear field (map * n_psi + wavelet)
-  at::Tensor nl_p;         // (n_nl) real: its exponent p
+  at::Tensor psi_plain; // (n_plain, H, W) real: Fourier filters of the plain fields
+  int64_t plain_per_map =
+      0;               // plain fields come map by map (two maps for cross-WPH), this many each
+  at::Tensor nl_index; // (n_nl) int64: wavelet of each nonlinear field (map * n_psi + wavelet)
+  at::Tensor nl_p;     // (n_nl) real: its exponent p
   // Fields = sources, then conjugated copies conj(F(-x)) of some sources (pseudo moments).
-  at::Tensor conj_source;  // (n_conj) int64
+  at::Tensor conj_source; // (n_conj) int64
   std::vector<SpectralGroup> groups;
   // The copies of the sources' spectra into the groups' boxes: a field's box holds its source's
   // spectrum at the box frequencies, or conj(F(-k)) for a conjugated field.
@@ -56,15 +57,16 @@ struct SpectralPlan {
 
 /// How each field's mean (its spectrum at k = 0, divided by N) is removed.
 enum class DcMode {
-  Own,           ///< its own mean, in the graph: the k = 0 term and its gradient vanish
-  OwnConstant,   ///< its own mean held constant: the value vanishes, the gradient passes
-  Reference,     ///< a given mean (the reference map's), held constant
+  Own,         ///< its own mean, in the graph: the k = 0 term and its gradient vanish
+  OwnConstant, ///< its own mean held constant: the value vanishes, the gradient passes
+  Reference,   ///< a given mean (the reference map's), held constant
 };
 
 struct SpectralResult {
-  at::Tensor values;  // (B, n_moments) complex, in group order
-  at::Tensor mean;    // (B, n_fields) complex: each field's own mean (not differentiable)
-  at::Tensor power;   // (B, n_fields) real: mean |F - m|^2 (not differentiable; OwnConstant only, else 0)
+  at::Tensor values; // (B, n_moments) complex, in group order
+  at::Tensor mean;   // (B, n_fields) complex: each field's own mean (not differentiable)
+  at::Tensor
+      power; // (B, n_fields) real: mean |F - m|^2 (not differentiable; OwnConstant only, else 0)
 };
 
 /// Every moment of every group. Temporaries are chunked to fit in `budget` bytes.
@@ -74,4 +76,4 @@ SpectralResult spectral_wph(const at::Tensor& xhat /* (B, n_maps, H, W) complex 
                             const at::Tensor& ref_mean /* (B0, n_fields) complex, Reference only */,
                             int64_t budget);
 
-}  // namespace demix::detail
+} // namespace demix::detail

@@ -2,9 +2,9 @@
 // templates and amplitudes against explicit loops and least squares, and isolated symmetric
 // galaxies handed back unchanged.
 
+#include <demix/core/errors.hpp>
 #include <demix/deblend/classical.hpp>
 #include <demix/deblend/detection.hpp>
-#include <demix/core/errors.hpp>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 
 namespace {
 
-const demix::Context &cpu64() {
+const demix::Context& cpu64() {
   static const demix::Context c(
       {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
@@ -79,8 +79,7 @@ TEST(ClassicalDeblend, TemplatesAreTheSymmetricMinimum) {
       for (int64_t i = 0; i < H; ++i)
         for (int64_t j = 0; j < W; ++j) {
           const int64_t mi = 2 * py - i, mj = 2 * px - j;
-          if (mi < 0 || mi >= H || mj < 0 || mj >= W)
-            continue;
+          if (mi < 0 || mi >= H || mj < 0 || mj >= W) continue;
           t[b][i][j] = std::max(0.0, std::min(s.images[n][b][i][j].item<double>(),
                                               s.images[n][b][mi][mj].item<double>()));
         }

@@ -2,8 +2,8 @@
 // galaxies are found where they are, pure noise gives the number of false peaks that Gaussian
 // random field theory predicts, and the separation and border rules.
 
-#include <demix/deblend/detection.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/deblend/detection.hpp>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 
 namespace {
 
-const demix::Context &cpu64() {
+const demix::Context& cpu64() {
   static const demix::Context c(
       {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
@@ -29,7 +29,7 @@ at::Tensor gaussian(int64_t H, int64_t W, double x0, double y0, double sigma, do
          at::exp(-0.5 * (x.square() + y.square()) / (sigma * sigma));
 }
 
-const at::Tensor &sigmas3() {
+const at::Tensor& sigmas3() {
   static const at::Tensor s = at::tensor({80.0, 40.0, 120.0}, at::kDouble);
   return s;
 }
@@ -61,15 +61,14 @@ TEST(PeakDetection, FindsIsolatedGalaxiesWhereTheyAre) {
   const std::vector<std::pair<double, double>> truth = {{15, 12}, {60, 20}, {95, 30},
                                                         {30, 60}, {80, 75}, {50, 90}};
   at::Tensor img = at::zeros({1, 3, H, W}, at::kDouble);
-  for (const auto &[x, y] : truth)
-    for (int64_t b = 0; b < 3; ++b)
-      img[0][b] += gaussian(H, W, x, y, 2.0, 3e4 * (b + 1));
+  for (const auto& [x, y] : truth)
+    for (int64_t b = 0; b < 3; ++b) img[0][b] += gaussian(H, W, x, y, 2.0, 3e4 * (b + 1));
   img = img + noise(1, H, W, 2);
   demix::DetectionOptions o;
   o.subpixel = false;
   const demix::Detections d = demix::PeakDetector(o, cpu64()).detect(img, sigmas3())[0];
   ASSERT_EQ(d.xy.size(0), 6);
-  for (const auto &[x, y] : truth) {
+  for (const auto& [x, y] : truth) {
     // Noise of ~1/100 of the peak cannot move an integer-centred peak to another pixel.
     const at::Tensor dist = (d.xy - at::tensor({x, y}, at::kDouble)).abs().sum(1);
     EXPECT_EQ(dist.min().item<double>(), 0.0) << x << ", " << y;
@@ -81,13 +80,12 @@ TEST(PeakDetection, FindsIsolatedGalaxiesWhereTheyAre) {
 
   // Off-centre galaxies: the parabola refines to a fraction of a pixel.
   at::Tensor off = at::zeros({1, 3, H, W}, at::kDouble);
-  for (const auto &[x, y] : truth)
-    for (int64_t b = 0; b < 3; ++b)
-      off[0][b] += gaussian(H, W, x + 0.3, y - 0.2, 2.0, 3e4);
+  for (const auto& [x, y] : truth)
+    for (int64_t b = 0; b < 3; ++b) off[0][b] += gaussian(H, W, x + 0.3, y - 0.2, 2.0, 3e4);
   const demix::Detections s = demix::PeakDetector({}, cpu64()).detect(off, sigmas3())[0];
   ASSERT_EQ(s.xy.size(0), 6);
   double worst = 0;
-  for (const auto &[x, y] : truth) {
+  for (const auto& [x, y] : truth) {
     const at::Tensor err =
         (s.xy - at::tensor({x + 0.3, y - 0.2}, at::kDouble)).square().sum(1).sqrt();
     worst = std::max(worst, err.min().item<double>());
@@ -114,8 +112,7 @@ TEST(PeakDetection, FalseDetectionsOnNoiseFollowTheThreshold) {
     EXPECT_NEAR(frac, q, (k == 2.0 ? 0.15 : 0.3) * q) << "k = " << k;
   }
   int64_t found = 0;
-  for (const auto &d : det.detect(pure, sigmas3()))
-    found += d.xy.size(0);
+  for (const auto& d : det.detect(pure, sigmas3())) found += d.xy.size(0);
   // Expected Euler characteristic of the excursion set above u of a unit Gaussian field with
   // Gaussian correlation exp(-d^2 / (4 s^2)) (white noise smoothed by a Gaussian of s = 1.5):
   // second spectral moment l = 1 / (2 s^2); per unit area l u e^{-u^2/2} / (2 pi)^{3/2}, per unit
@@ -131,7 +128,7 @@ TEST(PeakDetection, FalseDetectionsOnNoiseFollowTheThreshold) {
   EXPECT_GT(static_cast<double>(found), 0.6 * expected);
   EXPECT_LT(static_cast<double>(found), 1.2 * expected);
   int64_t five = 0;
-  for (const auto &d : demix::PeakDetector({}, cpu64()).detect(pure, sigmas3()))
+  for (const auto& d : demix::PeakDetector({}, cpu64()).detect(pure, sigmas3()))
     five += d.xy.size(0);
   EXPECT_LE(five, 2); // theory: 0.07 expected above 5 sigma; P(>= 3) ~ 6e-5
 }
@@ -144,8 +141,7 @@ TEST(PeakDetection, NoiseEstimateFromPixelsIgnoresTheGalaxies) {
   at::Tensor busy = pure.clone();
   for (int64_t n = 0; n < 4; ++n)
     for (const double x : {15.0, 40.0})
-      for (int64_t b = 0; b < 3; ++b)
-        busy[n][b] += gaussian(H, W, x, 20 + 8 * n, 3.0, 2e5);
+      for (int64_t b = 0; b < 3; ++b) busy[n][b] += gaussian(H, W, x, 20 + 8 * n, 3.0, 2e5);
   const at::Tensor est = demix::estimate_noise_sigmas(busy);
   std::cout << "[ measured ] noise from images with galaxies: " << est / sigmas3()
             << " of the truth\n";

@@ -5,11 +5,11 @@
 // out from the documented schedule (for every shrink fraction of the working set, with its
 // progress reports), and input errors.
 
+#include <demix/core/errors.hpp>
+#include <demix/deblend/madness.hpp>
+
 #include "support/gradient_check.hpp"
 #include "support/toy_galaxy_prior.hpp"
-
-#include <demix/deblend/madness.hpp>
-#include <demix/core/errors.hpp>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -26,7 +26,7 @@ namespace {
 
 using demix::test::ToyGalaxyPrior;
 
-const demix::Context &cpu64() {
+const demix::Context& cpu64() {
   static const demix::Context c(
       {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
@@ -39,7 +39,7 @@ std::shared_ptr<ToyGalaxyPrior> toy_prior() {
 }
 
 /// Latents of `n` galaxies with fluxes ~2e4 e-, sizes 1.8-3.2 pixels, |e| <= 0.4 (seeded).
-at::Tensor random_truth(const ToyGalaxyPrior &prior, int64_t n, uint64_t seed) {
+at::Tensor random_truth(const ToyGalaxyPrior& prior, int64_t n, uint64_t seed) {
   at::manual_seed(seed);
   const at::Tensor flux = 2e4 * at::exp(0.5 * at::randn({n, kBands}, at::kDouble));
   const at::Tensor size = 1.8 + 1.4 * at::rand({n}, at::kDouble);
@@ -48,20 +48,18 @@ at::Tensor random_truth(const ToyGalaxyPrior &prior, int64_t n, uint64_t seed) {
 }
 
 /// Noiseless blends of the prior's galaxies at their nearest pixels, plus N(0, sigma) noise.
-at::Tensor make_blends(const ToyGalaxyPrior &prior, const demix::BlendGalaxies &g,
-                       const at::Tensor &truth, int64_t H, int64_t W, double sigma, uint64_t seed) {
+at::Tensor make_blends(const ToyGalaxyPrior& prior, const demix::BlendGalaxies& g,
+                       const at::Tensor& truth, int64_t H, int64_t W, double sigma, uint64_t seed) {
   const demix::StampPlacer placer(g, kBands, H, W, kStamp, at::kCPU);
   at::Tensor y = placer.render(prior.decode(truth));
   at::manual_seed(seed);
-  if (sigma > 0)
-    y = y + sigma * at::randn_like(y);
+  if (sigma > 0) y = y + sigma * at::randn_like(y);
   return y;
 }
 
-demix::BlendGalaxies integer_positions(const std::vector<std::vector<double>> &per_blend) {
+demix::BlendGalaxies integer_positions(const std::vector<std::vector<double>>& per_blend) {
   std::vector<at::Tensor> list;
-  for (const auto &xy : per_blend)
-    list.push_back(at::tensor(xy, at::kDouble).view({-1, 2}));
+  for (const auto& xy : per_blend) list.push_back(at::tensor(xy, at::kDouble).view({-1, 2}));
   return demix::BlendGalaxies::from_list(list);
 }
 
@@ -73,7 +71,7 @@ struct NoisyBlends {
   at::Tensor sigmas; // (kBands)
 };
 
-NoisyBlends noisy_blends(const std::vector<std::vector<double>> &per_blend, uint64_t truth_seed,
+NoisyBlends noisy_blends(const std::vector<std::vector<double>>& per_blend, uint64_t truth_seed,
                          uint64_t noise_seed) {
   const auto prior = toy_prior();
   const demix::BlendGalaxies g = integer_positions(per_blend);
@@ -108,16 +106,14 @@ TEST(MadnessDeblend, LossIsTheFormulaWrittenOutGalaxyByGalaxy) {
       at::Tensor model = at::zeros({kBands, H + 2 * h, W + 2 * h}, at::kDouble);
       double log_p = 0;
       for (int64_t m = 0; m < 5; ++m) {
-        if (g.blend[m].item<int64_t>() != n)
-          continue;
+        if (g.blend[m].item<int64_t>() != n) continue;
         const int64_t px = g.pixel()[m][0].item<int64_t>(), py = g.pixel()[m][1].item<int64_t>();
         model.narrow(1, py, kStamp).narrow(2, px, kStamp).add_(stamps[m]);
         log_p += prior->log_prob(z.narrow(0, m, 1)).item<double>();
       }
       model = model.narrow(1, h, H).narrow(2, h, W);
       at::Tensor var = sigmas.square().view({kBands, 1, 1}).expand({kBands, H, W});
-      if (source_variance)
-        var = var + images[n].clamp_min(0);
+      if (source_variance) var = var + images[n].clamp_min(0);
       const double chi2 = ((images[n] - model).square() / var * mask[n]).sum().item<double>();
       const double expected = 0.5 * chi2 - 0.7 * log_p;
       EXPECT_NEAR(L[n].item<double>(), expected, 1e-11 * std::abs(expected)) << "blend " << n;
@@ -135,7 +131,7 @@ TEST(MadnessDeblend, GradientMatchesFiniteDifferences) {
   o.source_variance = true;
   const demix::MadnessDeblender deb(prior, o, cpu64());
   const at::Tensor z0 = truth + 0.2 * at::randn_like(truth);
-  const auto f = [&](const at::Tensor &z) { return deb.loss(images, g, sigmas, z).sum(); };
+  const auto f = [&](const at::Tensor& z) { return deb.loss(images, g, sigmas, z).sum(); };
   // Central differences in float64 with h = 1e-5 on a loss of ~1e4: truncation (h^2 f''') and
   // rounding (1e-16 f / h) both ~1e-7 against gradients of ~1e2 to 1e4.
   const double err = demix::test::max_directional_gradient_error(f, z0, 6, 1e-5);
@@ -259,9 +255,9 @@ struct ReferenceAdam {
   bool converged = false;
 };
 
-ReferenceAdam reference_adam(const demix::MadnessDeblender &deb, const demix::MadnessOptions &o,
-                             const at::Tensor &image /* (1, B, H, W) */,
-                             const demix::BlendGalaxies &one, const at::Tensor &sigmas) {
+ReferenceAdam reference_adam(const demix::MadnessDeblender& deb, const demix::MadnessOptions& o,
+                             const at::Tensor& image /* (1, B, H, W) */,
+                             const demix::BlendGalaxies& one, const at::Tensor& sigmas) {
   at::Tensor z = deb.initial_latents(image, one);
   at::Tensor m1 = at::zeros_like(z), m2 = at::zeros_like(z), z_best = z.clone();
   double best = INFINITY, prev = 0, ema = 0, ema0 = 0;
@@ -270,20 +266,15 @@ ReferenceAdam reference_adam(const demix::MadnessDeblender &deb, const demix::Ma
     const at::Tensor L = deb.loss(image, one, sigmas, zg).sum();
     const at::Tensor g = torch::autograd::grad({L}, {zg})[0];
     const double loss = L.item<double>();
-    if (loss < best)
-      best = loss, z_best = z.clone();
-    if (t == 1)
-      ema = prev - loss;
-    if (t > 1)
-      ema = (o.window - 1.0) / o.window * ema + (prev - loss) / o.window;
-    if (t == o.window)
-      ema0 = ema;
+    if (loss < best) best = loss, z_best = z.clone();
+    if (t == 1) ema = prev - loss;
+    if (t > 1) ema = (o.window - 1.0) / o.window * ema + (prev - loss) / o.window;
+    if (t == o.window) ema0 = ema;
     prev = loss;
     if ((t + 1) % o.check_every == 0 || t + 1 == o.max_steps) {
       const bool conv =
           t + 1 >= o.min_steps && ema <= std::max(o.rtol * std::max(ema0, 0.0), o.atol);
-      if (conv || t + 1 == o.max_steps)
-        return {z_best, t + 1, conv};
+      if (conv || t + 1 == o.max_steps) return {z_best, t + 1, conv};
     }
     const double lr = o.learning_rate * std::pow(o.lr_decay, t / o.lr_decay_steps);
     m1 = o.adam_beta1 * m1 + (1 - o.adam_beta1) * g;
@@ -306,7 +297,7 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
   for (double shrink : {0.0, 0.3, 1.0}) {
     o.shrink_fraction = shrink;
     std::vector<demix::MadnessProgress> reports;
-    o.progress = [&reports](const demix::MadnessProgress &p) { reports.push_back(p); };
+    o.progress = [&reports](const demix::MadnessProgress& p) { reports.push_back(p); };
     const demix::MadnessDeblender deb(prior, o, cpu64());
     const demix::MadnessResult all = deb.deblend(images, g, sigmas);
     std::set<int64_t> stops;
@@ -314,7 +305,7 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
       const demix::BlendGalaxies one = integer_positions({kFourBlends[n]});
       if (refs.size() < 4)
         refs.push_back(reference_adam(deb, o, images.narrow(0, n, 1), one, sigmas));
-      const ReferenceAdam &ref = refs[n];
+      const ReferenceAdam& ref = refs[n];
       const int64_t first = g.first()[n].item<int64_t>(), count = g.counts()[n].item<int64_t>();
       EXPECT_EQ(all.steps[n].item<int64_t>(), ref.steps) << n << " shrink " << shrink;
       EXPECT_EQ(all.converged[n].item<bool>(), ref.converged) << n << " shrink " << shrink;
@@ -331,7 +322,7 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
     EXPECT_LT(*stops.begin(), o.max_steps);
     // One report per check up to the last blend's stop; running blends as the steps say.
     ASSERT_EQ(static_cast<int64_t>(reports.size()), *stops.rbegin() / o.check_every);
-    for (const demix::MadnessProgress &p : reports) {
+    for (const demix::MadnessProgress& p : reports) {
       EXPECT_EQ(p.running_blends, (all.steps > p.step).sum().item<int64_t>()) << p.step;
       EXPECT_EQ(p.total_blends, 4);
       // Galaxies decoded per step: all 10 until the set shrinks; never fewer than those running.
@@ -353,12 +344,10 @@ TEST(MadnessDeblend, AdamEqualsAPlainLoopBlendByBlend) {
 // eager loop: blends of 1 to 4 galaxies that stop at different checks, so that
 // the working set shrinks and is recorded anew several times.
 TEST(MadnessDeblend, RecordedAdamStepsEqualEagerOnCuda) {
-  if (demix::cuda_device_count() == 0)
-    GTEST_SKIP() << "no CUDA device";
-  const demix::Context cuda64({.device = demix::DeviceKind::Cuda,
-                               .precision = demix::Precision::Float64});
-  const auto prior =
-      std::make_shared<ToyGalaxyPrior>(toy_prior()->replayable_on(cuda64.device()));
+  if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const demix::Context cuda64(
+      {.device = demix::DeviceKind::Cuda, .precision = demix::Precision::Float64});
+  const auto prior = std::make_shared<ToyGalaxyPrior>(toy_prior()->replayable_on(cuda64.device()));
   const auto [g, images, sigmas] = noisy_blends(kFourBlends, 11, 12);
   demix::MadnessOptions o;
   o.max_steps = 90;
@@ -373,10 +362,10 @@ TEST(MadnessDeblend, RecordedAdamStepsEqualEagerOnCuda) {
   // AdamEqualsAPlainLoopBlendByBlend, 1e-9 in latents of O(1-10).
   EXPECT_TRUE(at::allclose(replayed.latents, eager.latents, 0, 1e-9))
       << (replayed.latents - eager.latents).abs().max();
-  EXPECT_GE(std::set<int64_t>(replayed.steps.data_ptr<int64_t>(),
-                              replayed.steps.data_ptr<int64_t>() + 4)
-                .size(),
-            2u); // the working set shrank
+  EXPECT_GE(
+      std::set<int64_t>(replayed.steps.data_ptr<int64_t>(), replayed.steps.data_ptr<int64_t>() + 4)
+          .size(),
+      2u); // the working set shrank
 }
 
 TEST(MadnessDeblend, FieldTilesRecoverTheTruth) {
@@ -413,7 +402,7 @@ TEST(MadnessDeblend, FieldTilesRecoverTheTruth) {
 class BrokenPrior : public ToyGalaxyPrior {
 public:
   BrokenPrior() : ToyGalaxyPrior(ToyGalaxyPrior::standard(kBands, kStamp)) {}
-  at::Tensor decode(const at::Tensor &z) const override {
+  at::Tensor decode(const at::Tensor& z) const override {
     return ToyGalaxyPrior::decode(z).narrow(2, 0, kStamp - 2);
   }
 };

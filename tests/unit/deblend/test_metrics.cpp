@@ -6,8 +6,8 @@
 // of analytic elliptical Gaussians, and the greedy matching of detections.
 
 #include <demix/core/context.hpp>
-#include <demix/deblend/metrics.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/deblend/metrics.hpp>
 #include <demix/sim/galaxy.hpp>
 
 #include <ATen/ATen.h>
@@ -73,7 +73,7 @@ TEST(DeblendMetrics, ApertureFluxOfAGaussianIsItsEnclosedFlux) {
 /// Flux of image (H, W) inside the ellipse u^2 / a^2 + v^2 / b^2 <= 1 by its definition, pixel by
 /// pixel: each pixel weighted by the share of its m x m evenly spread points inside. Also returns
 /// the sum of |pixel| over the pixels that the ellipse's edge crosses (share strictly in (0, 1)).
-std::pair<double, at::Tensor> loop_ellipse(const at::Tensor &image, double x0, double y0, double a,
+std::pair<double, at::Tensor> loop_ellipse(const at::Tensor& image, double x0, double y0, double a,
                                            double b, double theta, int m) {
   const int64_t H = image.size(0), W = image.size(1);
   auto I = image.accessor<double, 2>();
@@ -155,7 +155,7 @@ TEST(DeblendMetrics, EllipticalApertureSymmetries) {
   // theta + pi and (b, a, theta + pi/2) are the same ellipse: cos and sin change by rounding
   // (~1e-16), which moves no point across the edge here; the flux sums are then identical up to
   // rounding, 1e-12 of the ~100 pixels summed.
-  const auto near = [](const at::Tensor &x, const at::Tensor &y) {
+  const auto near = [](const at::Tensor& x, const at::Tensor& y) {
     return at::allclose(x, y, 0, 1e-12 * 100);
   };
   EXPECT_TRUE(near(demix::aperture_flux(e.images, e.centres, {e.a, e.b, e.theta + pi}), f));
@@ -228,7 +228,7 @@ TEST(DeblendMetrics, EllipticalApertureFollowsTheRenderedGalaxy) {
   const at::Tensor e = at::sqrt(g.e1.square() + g.e2.square());
   const at::Tensor q = (1 - e) / (1 + e), theta = 0.5 * at::atan2(g.e2, g.e1);
   const at::Tensor d = at::arange(D, at::kDouble) * (pi / D);
-  const auto rows = [&](const at::Tensor &t) { return t.repeat_interleave(D, 0); }; // (G D, ...)
+  const auto rows = [&](const at::Tensor& t) { return t.repeat_interleave(D, 0); }; // (G D, ...)
   const at::Tensor f =
       demix::aperture_flux(
           rows(stamps), at::tensor({35.2, 34.9}, at::kDouble).view({1, 2}).expand({G * D, 2}),
@@ -248,10 +248,8 @@ TEST(DeblendMetrics, EllipticalApertureFollowsTheRenderedGalaxy) {
 
 TEST(DeblendMetrics, ResidualSummariesOfKnownSamples) {
   std::vector<double> a, b;
-  for (int k = 1; k <= 100; ++k)
-    a.push_back(k / 100.0), b.push_back(-k / 100.0);
-  for (int k = 0; k < 5; ++k)
-    a.push_back(NAN), b.push_back(INFINITY); // left out
+  for (int k = 1; k <= 100; ++k) a.push_back(k / 100.0), b.push_back(-k / 100.0);
+  for (int k = 0; k < 5; ++k) a.push_back(NAN), b.push_back(INFINITY); // left out
   const at::Tensor r = at::stack({at::tensor(a, at::kDouble), at::tensor(b, at::kDouble)}, 1);
   const demix::ResidualSummary s = demix::summarize_residuals(r);
   EXPECT_TRUE(at::equal(s.count, at::tensor({100, 100}, at::kLong)));
@@ -285,7 +283,7 @@ TEST(DeblendMetrics, ColourErrors) {
 
 /// SSIM of two images by the definition, pixel by pixel: Gaussian-weighted local means,
 /// variances and covariance (population), averaged over the centres whose window fits.
-double loop_ssim(const at::Tensor &p_in, const at::Tensor &t_in, bool normalise) {
+double loop_ssim(const at::Tensor& p_in, const at::Tensor& t_in, bool normalise) {
   at::Tensor p = p_in, t = t_in;
   double L = 1;
   if (normalise)
@@ -295,8 +293,7 @@ double loop_ssim(const at::Tensor &p_in, const at::Tensor &t_in, bool normalise)
   const int64_t H = p.size(0), W = p.size(1), r = 5;
   std::vector<double> w(11);
   double tot = 0;
-  for (int k = 0; k < 11; ++k)
-    tot += w[k] = std::exp(-0.5 * (k - 5) * (k - 5) / 2.25);
+  for (int k = 0; k < 11; ++k) tot += w[k] = std::exp(-0.5 * (k - 5) * (k - 5) / 2.25);
   auto P = p.accessor<double, 2>();
   auto T = t.accessor<double, 2>();
   const double c1 = std::pow(0.01 * L, 2), c2 = std::pow(0.03 * L, 2);

@@ -25,7 +25,7 @@ demix::BlendGalaxies sample_galaxies() {
 constexpr int64_t kH = 13, kW = 17, kS = 7;
 
 /// Brute-force stamp of galaxy m of blend n from frames (N, C, H, W).
-at::Tensor loop_extract(const at::Tensor &frames, const demix::BlendGalaxies &g) {
+at::Tensor loop_extract(const at::Tensor& frames, const demix::BlendGalaxies& g) {
   const int64_t M = g.size(), C = frames.size(1), h = kS / 2;
   at::Tensor out = at::zeros({M, C, kS, kS}, frames.options());
   const at::Tensor pix = g.pixel();
@@ -36,14 +36,13 @@ at::Tensor loop_extract(const at::Tensor &frames, const demix::BlendGalaxies &g)
       for (int64_t j = 0; j < kS; ++j) {
         const int64_t r = py - h + i, c = px - h + j;
         if (r >= 0 && r < kH && c >= 0 && c < kW)
-          for (int64_t b = 0; b < C; ++b)
-            out[m][b][i][j] = frames[n][b][r][c];
+          for (int64_t b = 0; b < C; ++b) out[m][b][i][j] = frames[n][b][r][c];
       }
   }
   return out;
 }
 
-at::Tensor loop_render(const at::Tensor &stamps, const demix::BlendGalaxies &g) {
+at::Tensor loop_render(const at::Tensor& stamps, const demix::BlendGalaxies& g) {
   const int64_t M = g.size(), C = stamps.size(1), h = kS / 2;
   at::Tensor out = at::zeros({g.num_blends, C, kH, kW}, stamps.options());
   const at::Tensor pix = g.pixel();
@@ -54,8 +53,7 @@ at::Tensor loop_render(const at::Tensor &stamps, const demix::BlendGalaxies &g) 
       for (int64_t j = 0; j < kS; ++j) {
         const int64_t r = py - h + i, c = px - h + j;
         if (r >= 0 && r < kH && c >= 0 && c < kW)
-          for (int64_t b = 0; b < C; ++b)
-            out[n][b][r][c] += stamps[m][b][i][j];
+          for (int64_t b = 0; b < C; ++b) out[n][b][r][c] += stamps[m][b][i][j];
       }
   }
   return out;

@@ -37,7 +37,7 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-}  // namespace
+} // namespace
 
 TEST(FitsRead, EveryBitpixWithScaling) {
   TempDir dir;
@@ -47,9 +47,12 @@ TEST(FitsRead, EveryBitpixWithScaling) {
     at::ScalarType expected;
   };
   const Case cases[] = {
-      {8, 0, 1, 0, at::kFloat},          {16, -300, 1, 32768, at::kFloat},
-      {16, -7, 0.5, -3, at::kDouble},    {32, -100000, 2, 10, at::kDouble},
-      {64, -5000000000.0, 1, 0, at::kDouble}, {-32, -1.5, 1, 0, at::kFloat},
+      {8, 0, 1, 0, at::kFloat},
+      {16, -300, 1, 32768, at::kFloat},
+      {16, -7, 0.5, -3, at::kDouble},
+      {32, -100000, 2, 10, at::kDouble},
+      {64, -5000000000.0, 1, 0, at::kDouble},
+      {-32, -1.5, 1, 0, at::kFloat},
       {-64, 1e-300, 1, 0, at::kDouble},
   };
   for (const Case& c : cases) {
@@ -62,7 +65,7 @@ TEST(FitsRead, EveryBitpixWithScaling) {
     SCOPED_TRACE("BITPIX " + std::to_string(c.bitpix));
     EXPECT_EQ(img.bitpix, c.bitpix);
     EXPECT_EQ(img.data.scalar_type(), c.expected);
-    ASSERT_EQ(img.data.sizes(), (std::vector<int64_t>{3, 5}));  // (NAXIS2, NAXIS1)
+    ASSERT_EQ(img.data.sizes(), (std::vector<int64_t>{3, 5})); // (NAXIS2, NAXIS1)
     const at::Tensor got = img.data.to(at::kDouble);
     for (int i = 0; i < 15; ++i) {
       double stored = hdu.values[i];
@@ -75,8 +78,9 @@ TEST(FitsRead, EveryBitpixWithScaling) {
 
 TEST(FitsRead, BlankPixelsBecomeNaN) {
   TempDir dir;
-  write_raw_fits(dir.path("blank.fits"),
-                 {{.bitpix = 16, .naxes = {2, 2}, .values = {1, -999, 3, 4}, .cards = {"BLANK   = -999"}}});
+  write_raw_fits(
+      dir.path("blank.fits"),
+      {{.bitpix = 16, .naxes = {2, 2}, .values = {1, -999, 3, 4}, .cards = {"BLANK   = -999"}}});
   const at::Tensor x = demix::read_fits(dir.path("blank.fits")).data;
   EXPECT_TRUE(std::isnan(x[0][1].item<float>()));
   EXPECT_EQ(x[1][1].item<float>(), 4.0f);
@@ -84,11 +88,12 @@ TEST(FitsRead, BlankPixelsBecomeNaN) {
 
 TEST(FitsRead, CubesAndDegenerateAxes) {
   TempDir dir;
-  write_raw_fits(dir.path("cube.fits"), {{.bitpix = -64, .naxes = {4, 3, 2}, .values = ramp(24, 0, 1)}});
+  write_raw_fits(dir.path("cube.fits"),
+                 {{.bitpix = -64, .naxes = {4, 3, 2}, .values = ramp(24, 0, 1)}});
   const at::Tensor cube = demix::read_fits(dir.path("cube.fits")).data;
   ASSERT_EQ(cube.sizes(), (std::vector<int64_t>{2, 3, 4}));
-  EXPECT_EQ(cube[1][2][3].item<double>(), 23.0);  // last pixel in FITS order is last in C order
-  EXPECT_EQ(cube[0][1][0].item<double>(), 4.0);   // NAXIS1 is the fastest axis
+  EXPECT_EQ(cube[1][2][3].item<double>(), 23.0); // last pixel in FITS order is last in C order
+  EXPECT_EQ(cube[0][1][0].item<double>(), 4.0);  // NAXIS1 is the fastest axis
 
   // A radio-style image with trailing frequency and Stokes axes of length 1.
   write_raw_fits(dir.path("stokes.fits"),
@@ -99,15 +104,20 @@ TEST(FitsRead, CubesAndDegenerateAxes) {
 TEST(FitsRead, SelectsHduByNumberAndName) {
   TempDir dir;
   const std::string path = dir.path("mef.fits");
-  write_raw_fits(path, {{.bitpix = 8, .naxes = {}},
-                        {.bitpix = -32, .naxes = {2, 2}, .values = {1, 1, 1, 1}, .cards = {"EXTNAME = 'SCI     '"}},
-                        {.bitpix = -32, .naxes = {3, 2}, .values = ramp(6, 10, 1), .cards = {"EXTNAME = 'ERR     '"}}});
-  EXPECT_EQ(demix::read_fits(path).name, "SCI");  // first HDU holding an image
+  write_raw_fits(
+      path,
+      {{.bitpix = 8, .naxes = {}},
+       {.bitpix = -32, .naxes = {2, 2}, .values = {1, 1, 1, 1}, .cards = {"EXTNAME = 'SCI     '"}},
+       {.bitpix = -32,
+        .naxes = {3, 2},
+        .values = ramp(6, 10, 1),
+        .cards = {"EXTNAME = 'ERR     '"}}});
+  EXPECT_EQ(demix::read_fits(path).name, "SCI"); // first HDU holding an image
   const demix::FitsImage err = demix::read_fits(path + "[ERR]");
   EXPECT_EQ(err.hdu_index, 2);
   EXPECT_EQ(err.data.sizes(), (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(demix::read_fits(path + "[2]").data[1][2].item<float>(), 15.0f);
-  EXPECT_EQ(demix::read_fits(path + "[sci]").name, "SCI");  // EXTNAME matching ignores case
+  EXPECT_EQ(demix::read_fits(path + "[sci]").name, "SCI"); // EXTNAME matching ignores case
 
   const std::string empty = error_of([&] { demix::read_fits(path + "[0]"); });
   EXPECT_NE(empty.find("no image data"), std::string::npos) << empty;
@@ -129,7 +139,8 @@ TEST(FitsRead, RejectsBadFiles) {
   std::ofstream(dir.path("text.fits")) << "this is not a FITS file\n";
   EXPECT_THROW(demix::read_fits(dir.path("text.fits")), demix::FormatError);
 
-  write_raw_fits(dir.path("cut.fits"), {{.bitpix = -64, .naxes = {64, 64}, .values = ramp(4096, 0, 1)}},
+  write_raw_fits(dir.path("cut.fits"),
+                 {{.bitpix = -64, .naxes = {64, 64}, .values = ramp(4096, 0, 1)}},
                  /*truncate_bytes=*/5000);
   const std::string cut = error_of([&] { demix::read_fits(dir.path("cut.fits")); });
   EXPECT_NE(cut.find("truncated"), std::string::npos) << cut;
@@ -165,12 +176,12 @@ TEST(FitsWrite, RoundTripKeepsPixelsAndHeader) {
       EXPECT_TRUE(at::equal(y.data, x));
       EXPECT_EQ(y.header.value("CTYPE1"), "RA---TAN");
       EXPECT_EQ(y.header.number("CRVAL1"), 83.633083);
-      EXPECT_EQ(y.header.number("CDELT1"), -2.7777777777777778e-4);  // %.17G round-trips doubles
+      EXPECT_EQ(y.header.number("CDELT1"), -2.7777777777777778e-4); // %.17G round-trips doubles
       EXPECT_EQ(y.header.value("NSIDE"), "512");
       EXPECT_EQ(y.header.value("LOGSCL"), "T");
       EXPECT_TRUE(y.header.contains("DATE"));
       EXPECT_TRUE(y.header.contains("HISTORY"));
-      EXPECT_FALSE(y.header.contains("BITPIX"));  // structural keywords are not carried
+      EXPECT_FALSE(y.header.contains("BITPIX")); // structural keywords are not carried
       EXPECT_FALSE(y.header.contains("CHECKSUM"));
     }
   }
@@ -181,17 +192,19 @@ TEST(FitsWrite, MultiExtensionWithNames) {
   const at::Tensor a = at::randn({4, 5}), b = at::randn({2, 4, 5}, at::kDouble);
   demix::FitsHeader primary;
   primary.set("OBJECT", std::string_view("dust"));
-  demix::write_fits_extensions(dir.path("m.fits"),
-                               {{.name = "MAP", .data = a},
-                                {.name = "NOISE", .data = b, .type = demix::FitsPixelType::Float64}},
-                               primary);
+  demix::write_fits_extensions(
+      dir.path("m.fits"),
+      {{.name = "MAP", .data = a},
+       {.name = "NOISE", .data = b, .type = demix::FitsPixelType::Float64}},
+      primary);
   EXPECT_TRUE(at::equal(demix::read_fits(dir.path("m.fits[MAP]")).data, a));
   EXPECT_TRUE(at::equal(demix::read_fits(dir.path("m.fits[NOISE]")).data, b));
   const auto hdus = demix::list_fits_hdus(dir.path("m.fits"));
   ASSERT_EQ(hdus.size(), 3u);
   EXPECT_TRUE(hdus[0].naxes.empty());
   EXPECT_EQ(hdus[1].name, "MAP");
-  EXPECT_THROW(demix::write_fits_extensions(dir.path("d.fits"), {{.name = "A", .data = a}, {.name = "A", .data = a}}),
+  EXPECT_THROW(demix::write_fits_extensions(dir.path("d.fits"),
+                                            {{.name = "A", .data = a}, {.name = "A", .data = a}}),
                demix::ValueError);
 }
 
@@ -214,7 +227,7 @@ TEST(FitsHeader, CardsReplaceAndAccumulate) {
   h.set("OBJECT", std::string_view("it's b"));
   h.add_history("one");
   h.add_history("two");
-  h.add_card("BITPIX  =                  -32");  // structural: ignored
+  h.add_card("BITPIX  =                  -32"); // structural: ignored
   h.add_card("NAXIS1  =                   10");
   EXPECT_EQ(h.size(), 3u);
   EXPECT_EQ(h.value("OBJECT"), "it's b");
@@ -231,7 +244,7 @@ namespace {
 
 demix::Coefficients sample_coefficients(int64_t batch, bool complex) {
   demix::Coefficients c;
-  c.classes = {"S11", "Empty", "C01"};  // "Empty" has no coefficient: kept through NCLASS
+  c.classes = {"S11", "Empty", "C01"}; // "Empty" has no coefficient: kept through NCLASS
   c.label_names = {"j1", "t1"};
   c.class_id = at::tensor({0, 0, 2, 2, 2}, at::kLong);
   c.labels = at::tensor({0, 0, 1, -1, 0, 1, 1, 2, 2, 3}, at::kLong).reshape({5, 2});
@@ -240,7 +253,7 @@ demix::Coefficients sample_coefficients(int64_t batch, bool complex) {
   return c;
 }
 
-}  // namespace
+} // namespace
 
 TEST(FitsCoefficients, RoundTripRealComplexAndBatches) {
   TempDir dir;
@@ -261,7 +274,7 @@ TEST(FitsCoefficients, RoundTripRealComplexAndBatches) {
       EXPECT_TRUE(back.labels.equal(c.labels));
       EXPECT_EQ(back.values.is_complex(), complex);
       ASSERT_EQ(back.values.sizes(), c.values.sizes());
-      EXPECT_TRUE(back.values.equal(c.values));  // float64 stored: exact
+      EXPECT_TRUE(back.values.equal(c.values)); // float64 stored: exact
       EXPECT_EQ(back_header.value("CTYPE1"), "RA---TAN");
       EXPECT_EQ(back_header.value("STAT"), "wph");
       // The table is listed as such, after an empty primary HDU.
@@ -269,7 +282,7 @@ TEST(FitsCoefficients, RoundTripRealComplexAndBatches) {
       ASSERT_EQ(hdus.size(), 2u);
       EXPECT_EQ(hdus[1].name, "COEFFS");
       EXPECT_EQ(hdus[1].kind, "binary table");
-      EXPECT_EQ(hdus[1].naxes, (std::vector<long long>{5, 5}));  // columns, rows
+      EXPECT_EQ(hdus[1].naxes, (std::vector<long long>{5, 5})); // columns, rows
     }
   }
 }
@@ -280,15 +293,14 @@ TEST(FitsCoefficients, FloatValuesFromAnOperatorSurvive) {
   c.values = c.values.to(at::kComplexFloat);
   demix::write_coefficients_fits(dir.path("f.fits"), c);
   const demix::Coefficients back = demix::read_coefficients_fits(dir.path("f.fits"));
-  EXPECT_TRUE(back.values.to(at::kComplexFloat).equal(c.values));  // float32 -> float64 is exact
+  EXPECT_TRUE(back.values.to(at::kComplexFloat).equal(c.values)); // float32 -> float64 is exact
 }
 
 TEST(FitsCoefficients, ErrorsNameTheProblem) {
   TempDir dir;
   demix::Coefficients c = sample_coefficients(1, false);
   c.values = c.values.reshape({5});
-  EXPECT_NE(error_of([&] { demix::write_coefficients_fits(dir.path("x.fits"), c); })
-                .find("(B, K)"),
+  EXPECT_NE(error_of([&] { demix::write_coefficients_fits(dir.path("x.fits"), c); }).find("(B, K)"),
             std::string::npos);
   EXPECT_FALSE(std::ifstream(dir.path("x.fits")).good());
   c = sample_coefficients(1, false);

@@ -28,12 +28,12 @@ TEST(Summarize, MatchesBruteForceOverFinitePixels) {
   EXPECT_EQ(s.inf, 2);
   EXPECT_EQ(s.min, lo);
   EXPECT_EQ(s.max, hi);
-  EXPECT_NEAR(s.mean, mean, 1e-12);  // two summation orders of ~900 O(1) doubles
+  EXPECT_NEAR(s.mean, mean, 1e-12); // two summation orders of ~900 O(1) doubles
   EXPECT_NEAR(s.std, std::sqrt(sum2 / n - mean * mean), 1e-10);
 }
 
 TEST(NonFinitePolicy, RejectCountsZeroAndMeanReplace) {
-  at::Tensor x = at::arange(8, at::kFloat).view({2, 2, 2});  // planes [0 1 2 3], [4 5 6 7]
+  at::Tensor x = at::arange(8, at::kFloat).view({2, 2, 2}); // planes [0 1 2 3], [4 5 6 7]
   x[0][0][0] = NAN;
   x[1][1][1] = INFINITY;
   try {
@@ -41,7 +41,8 @@ TEST(NonFinitePolicy, RejectCountsZeroAndMeanReplace) {
     FAIL() << "non-finite pixels accepted";
   } catch (const demix::ValueError& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("'map.fits' has 2 non-finite pixel(s) (1 NaN, 1 Inf)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'map.fits' has 2 non-finite pixel(s) (1 NaN, 1 Inf)"), std::string::npos)
+        << msg;
   }
   const at::Tensor kept = demix::apply_non_finite_policy(x, demix::NonFinitePolicy::Keep, "x");
   EXPECT_TRUE(std::isnan(kept[0][0][0].item<float>()));
@@ -49,9 +50,10 @@ TEST(NonFinitePolicy, RejectCountsZeroAndMeanReplace) {
   EXPECT_EQ(zero[0][0][0].item<float>(), 0.0f);
   EXPECT_EQ(zero[1][1][1].item<float>(), 0.0f);
   const at::Tensor mean = demix::apply_non_finite_policy(x, demix::NonFinitePolicy::Mean, "x");
-  EXPECT_FLOAT_EQ(mean[0][0][0].item<float>(), 2.0f);  // (1 + 2 + 3) / 3
-  EXPECT_FLOAT_EQ(mean[1][1][1].item<float>(), 5.0f);  // (4 + 5 + 6) / 3
-  EXPECT_EQ(mean[0][1][1].item<float>(), 3.0f);        // finite pixels untouched
+  EXPECT_FLOAT_EQ(mean[0][0][0].item<float>(), 2.0f); // (1 + 2 + 3) / 3
+  EXPECT_FLOAT_EQ(mean[1][1][1].item<float>(), 5.0f); // (4 + 5 + 6) / 3
+  EXPECT_EQ(mean[0][1][1].item<float>(), 3.0f);       // finite pixels untouched
   const at::Tensor clean = at::ones({3, 3});
-  EXPECT_TRUE(demix::apply_non_finite_policy(clean, demix::NonFinitePolicy::Reject, "x").is_same(clean));
+  EXPECT_TRUE(
+      demix::apply_non_finite_policy(clean, demix::NonFinitePolicy::Reject, "x").is_same(clean));
 }

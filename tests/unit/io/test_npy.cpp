@@ -19,7 +19,8 @@ using demix::test::TempDir;
 namespace {
 
 void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 std::string npy_bytes(int major, const std::string& dict, const std::string& data) {
@@ -33,8 +34,7 @@ std::string npy_bytes(int major, const std::string& dict, const std::string& dat
   return out + header + data;
 }
 
-template <typename T>
-std::string big_endian(const std::vector<T>& values) {
+template <typename T> std::string big_endian(const std::vector<T>& values) {
   std::string out;
   for (T v : values) {
     char b[sizeof(T)];
@@ -44,7 +44,7 @@ std::string big_endian(const std::vector<T>& values) {
   return out;
 }
 
-}  // namespace
+} // namespace
 
 TEST(Npy, RoundTripEveryDtypeAndRank) {
   TempDir dir;
@@ -63,7 +63,7 @@ TEST(Npy, RoundTripEveryDtypeAndRank) {
 
 TEST(Npy, WritesNonContiguousTensorsInLogicalOrder) {
   TempDir dir;
-  const at::Tensor x = at::arange(12, at::kDouble).view({3, 4}).t();  // a transposed view
+  const at::Tensor x = at::arange(12, at::kDouble).view({3, 4}).t(); // a transposed view
   demix::write_npy(dir.path("t.npy"), x);
   EXPECT_TRUE(at::equal(demix::read_npy(dir.path("t.npy")), x.contiguous()));
 }
@@ -142,13 +142,15 @@ TEST(Npy, WriteRejectsUnsupportedDtypeAndMissingFolder) {
 
 TEST(Npy, ReadsIntegersBothEndiannesses) {
   TempDir dir;
-  write_bytes(dir.path("i8.npy"), npy_bytes(1, "{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }",
-                                            big_endian<int64_t>({-5, 7, 1LL << 40})));
+  write_bytes(dir.path("i8.npy"),
+              npy_bytes(1, "{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }",
+                        big_endian<int64_t>({-5, 7, 1LL << 40})));
   const at::Tensor y = demix::read_npy(dir.path("i8.npy"));
   ASSERT_EQ(y.scalar_type(), at::kLong);
   EXPECT_EQ(y[0].item<int64_t>(), -5);
   EXPECT_EQ(y[2].item<int64_t>(), 1LL << 40);
-  write_bytes(dir.path("u1.npy"), npy_bytes(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }",
-                                            std::string("\xff\x01", 2)));
+  write_bytes(dir.path("u1.npy"),
+              npy_bytes(1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }",
+                        std::string("\xff\x01", 2)));
   EXPECT_EQ(demix::read_npy(dir.path("u1.npy"))[0].item<int64_t>(), 255);
 }

@@ -26,7 +26,7 @@ demix::Table sample_table() {
   return t;
 }
 
-void write(const std::string &path, const std::string &text) {
+void write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
@@ -38,8 +38,7 @@ TEST(Tables, CsvRoundTripIsExact) {
   const demix::Table back = demix::read_csv(dir.path("t.csv"));
   // Vector columns become name_0, name_1, ...
   std::vector<std::string> names;
-  for (const auto &c : back.columns)
-    names.push_back(c.name);
+  for (const auto& c : back.columns) names.push_back(c.name);
   EXPECT_EQ(names, (std::vector<std::string>{"id", "x", "flux_0", "flux_1", "flux_2", "name"}));
   EXPECT_EQ(back.column("id").values.scalar_type(), at::kLong);
   EXPECT_TRUE(at::equal(back.column("id").values, at::arange(4, at::kLong)));
@@ -58,7 +57,7 @@ TEST(Tables, CsvErrorsNameTheLine) {
   try {
     demix::read_csv(dir.path("bad.csv"));
     FAIL() << "no error";
-  } catch (const demix::FormatError &e) {
+  } catch (const demix::FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
   }
   write(dir.path("empty.csv"), "\n\n");
@@ -87,8 +86,8 @@ TEST(Tables, FitsBinaryTableRoundTrip) {
   const demix::Table ref = sample_table();
   ASSERT_EQ(back.columns.size(), ref.columns.size());
   for (std::size_t j = 0; j < ref.columns.size(); ++j) {
-    const auto &a = ref.columns[j];
-    const auto &b = back.columns[j];
+    const auto& a = ref.columns[j];
+    const auto& b = back.columns[j];
     EXPECT_EQ(a.name, b.name);
     EXPECT_EQ(a.unit, b.unit);
     EXPECT_EQ(a.description, b.description);

@@ -23,17 +23,17 @@ namespace {
 
 /// A flow in float64 whose weights are all random (a fresh flow's last MADE layers are zero,
 /// which would make every block the identity and the checks below trivial).
-demix::LatentFlow random_flow(const demix::FlowOptions &options, std::uint64_t seed) {
+demix::LatentFlow random_flow(const demix::FlowOptions& options, std::uint64_t seed) {
   demix::LatentFlow flow(options, seed);
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed + 100);
-  for (auto &p : flow.parameters())
+  for (auto& p : flow.parameters())
     p.tensor = p.tensor + 0.3 * at::randn(p.tensor.sizes(), gen, at::kFloat);
   flow.to(at::kCPU, at::kDouble);
   return flow;
 }
 
 /// du/dz of each row: (N, D, D), J[n][i][j] = d u_i / d z_j (rows are independent samples).
-at::Tensor jacobian(const demix::LatentFlow &flow, const at::Tensor &z) {
+at::Tensor jacobian(const demix::LatentFlow& flow, const at::Tensor& z) {
   const at::Tensor zg = z.detach().clone().requires_grad_(true);
   const at::Tensor u = flow.forward(zg).first;
   std::vector<at::Tensor> rows;
@@ -43,13 +43,13 @@ at::Tensor jacobian(const demix::LatentFlow &flow, const at::Tensor &z) {
 }
 
 /// Sets requires_grad on the flow's first weight: log_prob then takes the autograd path.
-void use_autograd(demix::LatentFlow &flow, bool on) {
+void use_autograd(demix::LatentFlow& flow, bool on) {
   flow.parameters()[0].tensor.requires_grad_(on);
 }
 
 /// log p(z) and d log p / dz by whichever path the flow's requires_grad flags select.
-std::pair<at::Tensor, at::Tensor> log_prob_and_grad(const demix::LatentFlow &flow,
-                                                    const at::Tensor &z) {
+std::pair<at::Tensor, at::Tensor> log_prob_and_grad(const demix::LatentFlow& flow,
+                                                    const at::Tensor& z) {
   const at::Tensor zg = z.detach().clone().requires_grad_(true);
   const at::Tensor lp = flow.log_prob(zg);
   // Weighted rows: a gradient that is not all ones reaches the backward pass.
@@ -59,7 +59,7 @@ std::pair<at::Tensor, at::Tensor> log_prob_and_grad(const demix::LatentFlow &flo
 }
 
 /// max over rows of |a - b| / (1 + max |b|) of that row.
-double max_row_relative_error(const at::Tensor &a, const at::Tensor &b) {
+double max_row_relative_error(const at::Tensor& a, const at::Tensor& b) {
   const at::Tensor a2 = a.reshape({a.size(0), -1}), b2 = b.reshape({b.size(0), -1});
   return ((a2 - b2).abs().amax(1) / (1 + b2.abs().amax(1))).max().item<double>();
 }
@@ -94,7 +94,7 @@ TEST(LatentFlow, InverseUndoesForward) {
 TEST(LatentFlow, MadeBlockHasATriangularJacobian) {
   // One block: u = flip(y) where y_i = (x_i - mu_i(x_<i)) exp(-alpha_i(x_<i)) and x = standardised
   // z, so dy/dz must be exactly lower triangular (zeros are structural, from the masks).
-  for (const auto &hidden : {std::vector<int64_t>{5}, std::vector<int64_t>{7, 5, 6}}) {
+  for (const auto& hidden : {std::vector<int64_t>{5}, std::vector<int64_t>{7, 5, 6}}) {
     const demix::LatentFlow flow = random_flow({.dim = 6, .blocks = 1, .hidden = hidden}, 3);
     const at::Tensor z = at::randn({4, 6}, at::kDouble);
     const at::Tensor J = jacobian(flow, z).flip({1}); // dy/dz
@@ -116,7 +116,7 @@ TEST(LatentFlow, GradientOfLogProbMatchesFiniteDifferences) {
   // Central differences with h = 1e-5 in float64: truncation ~h^2 |f'''| ~ 1e-10, rounding
   // ~1e-16 |f| / h ~ 1e-10, relative to |grad| ~ 10.
   const double err = demix::test::max_directional_gradient_error(
-      [&](const at::Tensor &x) { return flow.log_prob(x).sum(); }, z, 6, 1e-5);
+      [&](const at::Tensor& x) { return flow.log_prob(x).sum(); }, z, 6, 1e-5);
   EXPECT_LT(err, 1e-7);
 }
 
@@ -199,7 +199,7 @@ TEST(LatentFlow, FrozenLogProbEqualsTheAutogradPath) {
                                                 {.dim = 6, .blocks = 1, .hidden = {7, 5, 6}},
                                                 {.dim = 16, .blocks = 6, .hidden = {32, 32}}};
   std::uint64_t seed = 10;
-  for (const auto &options : configs) {
+  for (const auto& options : configs) {
     demix::LatentFlow flow = random_flow(options, seed++);
     demix::LatentFlow autograd_flow = flow.clone();
     use_autograd(autograd_flow, true);
@@ -236,7 +236,7 @@ TEST(LatentFlow, FrozenGradientMatchesFiniteDifferences) {
   // Central differences with h = 1e-5 in float64 (as in GradientOfLogProbMatchesFiniteDifferences):
   // truncation and rounding ~1e-10 relative to |grad| ~ 10.
   const double err = demix::test::max_directional_gradient_error(
-      [&](const at::Tensor &x) { return flow.log_prob(x).sum(); }, z, 6, 1e-5);
+      [&](const at::Tensor& x) { return flow.log_prob(x).sum(); }, z, 6, 1e-5);
   EXPECT_LT(err, 1e-7);
 }
 
@@ -245,7 +245,7 @@ TEST(LatentFlow, FrozenPathFollowsWeightChangesAndIsOnceDifferentiable) {
   const demix::LatentFlow copy = flow; // shares the weights (and the cache)
   const at::Tensor z = at::randn({6, 5}, at::kDouble);
   const at::Tensor before = flow.log_prob(z);
-  const auto matches_autograd = [&](const std::string &what) {
+  const auto matches_autograd = [&](const std::string& what) {
     const auto [lp, grad] = log_prob_and_grad(flow, z);
     demix::LatentFlow reference = flow.clone();
     use_autograd(reference, true);
@@ -257,8 +257,7 @@ TEST(LatentFlow, FrozenPathFollowsWeightChangesAndIsOnceDifferentiable) {
   // In place, as an optimiser step does (the version counter changes, the tensor stays).
   {
     c10::AutoGradMode no_grad(false);
-    for (auto &p : flow.parameters())
-      p.tensor.add_(at::randn(p.tensor.sizes(), at::kDouble), 0.05);
+    for (auto& p : flow.parameters()) p.tensor.add_(at::randn(p.tensor.sizes(), at::kDouble), 0.05);
   }
   EXPECT_GT((flow.log_prob(z) - before).abs().max().item<double>(), 1e-3);
   matches_autograd("after an in-place update");

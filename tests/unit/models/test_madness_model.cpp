@@ -2,8 +2,8 @@
 // metadata; damaged, missing or foreign files give IoError/FormatError naming the file.
 
 #include <demix/core/errors.hpp>
-#include <demix/models/madness_model.hpp>
 #include <demix/io/npy.hpp>
+#include <demix/models/madness_model.hpp>
 
 #include "support/temp_dir.hpp"
 
@@ -34,29 +34,29 @@ demix::MadnessModel small_model(bool with_flow) {
   if (with_flow) {
     demix::LatentFlow flow({.dim = 5, .blocks = 2, .hidden = {8}}, 4);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(1);
-    for (auto &p : flow.parameters())
+    for (auto& p : flow.parameters())
       p.tensor = p.tensor + 0.2 * at::randn(p.tensor.sizes(), gen, at::kFloat);
     model.set_flow(std::move(flow));
   }
   return model;
 }
 
-std::string read_all(const std::string &path) {
+std::string read_all(const std::string& path) {
   std::ifstream is(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>()};
 }
 
-void write_all(const std::string &path, const std::string &bytes) {
+void write_all(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary)
       .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 template <typename E>
-void expect_error_naming(const std::string &path, const std::string &fragment) {
+void expect_error_naming(const std::string& path, const std::string& fragment) {
   try {
     demix::MadnessModel::load(path);
     ADD_FAILURE() << "no error for " << path;
-  } catch (const E &e) {
+  } catch (const E& e) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
@@ -96,7 +96,7 @@ TEST(MadnessModel, WithoutFlowLogProbExplainsWhatIsMissing) {
   try {
     back.log_prob(at::zeros({1, 5}));
     ADD_FAILURE();
-  } catch (const demix::ValueError &e) {
+  } catch (const demix::ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("train-flow"), std::string::npos);
   }
 }

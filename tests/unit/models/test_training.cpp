@@ -4,8 +4,8 @@
 // and the stamp reader.
 
 #include <demix/core/errors.hpp>
-#include <demix/models/madness_model.hpp>
 #include <demix/io/npy.hpp>
+#include <demix/models/madness_model.hpp>
 #include <demix/models/training.hpp>
 
 #include "optim/adam.hpp"
@@ -25,12 +25,11 @@ using demix::test::TempDir;
 
 namespace {
 
-demix::MadnessModel toy_model(int64_t stamp, const std::vector<double> &sigmas,
+demix::MadnessModel toy_model(int64_t stamp, const std::vector<double>& sigmas,
                               std::uint64_t seed) {
   const auto B = static_cast<int64_t>(sigmas.size());
   std::vector<std::string> names;
-  for (int64_t b = 0; b < B; ++b)
-    names.push_back(std::string(1, static_cast<char>('a' + b)));
+  for (int64_t b = 0; b < B; ++b) names.push_back(std::string(1, static_cast<char>('a' + b)));
   return demix::MadnessModel(demix::GalaxyVae({.bands = B,
                                                .stamp_size = stamp,
                                                .latent_dim = 8,
@@ -43,8 +42,8 @@ demix::MadnessModel toy_model(int64_t stamp, const std::vector<double> &sigmas,
 }
 
 /// Median over stamps of the chi^2 per pixel of `prediction` against `target` (per-band sigmas).
-double median_chi2_per_pixel(const at::Tensor &prediction, const at::Tensor &target,
-                             const std::vector<double> &sigmas) {
+double median_chi2_per_pixel(const at::Tensor& prediction, const at::Tensor& target,
+                             const std::vector<double>& sigmas) {
   const at::Tensor s = at::tensor(sigmas, at::kDouble).view({1, -1, 1, 1});
   return ((prediction.to(at::kDouble) - target.to(at::kDouble)) / s)
       .square()
@@ -53,12 +52,10 @@ double median_chi2_per_pixel(const at::Tensor &prediction, const at::Tensor &tar
       .item<double>();
 }
 
-bool same_weights(const demix::NamedTensors &a, const demix::NamedTensors &b) {
-  if (a.size() != b.size())
-    return false;
+bool same_weights(const demix::NamedTensors& a, const demix::NamedTensors& b) {
+  if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i].name != b[i].name || !at::equal(a[i].tensor, b[i].tensor))
-      return false;
+    if (a[i].name != b[i].name || !at::equal(a[i].tensor, b[i].tensor)) return false;
   return true;
 }
 
@@ -201,8 +198,7 @@ TEST(Training, NoiseSigmasAreEstimatedFromStampBorders) {
   ASSERT_EQ(sigmas.size(), 3u);
   // 400 stamps x 176 border pixels: the MAD estimate's relative error is ~0.3 %; galaxy light in
   // the border adds a small positive bias. 5 % covers both.
-  for (int b = 0; b < 3; ++b)
-    EXPECT_NEAR(sigmas[b] / toy.sigmas[b], 1.0, 0.05) << b;
+  for (int b = 0; b < 3; ++b) EXPECT_NEAR(sigmas[b] / toy.sigmas[b], 1.0, 0.05) << b;
   EXPECT_THROW(demix::estimate_noise_sigmas(toy.noiseless * 0), demix::ValueError);
 }
 
@@ -285,7 +281,7 @@ TEST(Training, ReadsFitsStampsWithBandsSigmasAndNoiseless) {
     EXPECT_TRUE(at::equal(set.noiseless, 2 * set.stamps));
     EXPECT_EQ(set.band_names, (std::vector<std::string>{"g", "r"}));
     EXPECT_EQ(set.noise_sigmas, (std::vector<double>{12.5, 30.0}));
-  } catch (const demix::ShapeError &e) {
+  } catch (const demix::ShapeError& e) {
     // A demix whose FITS reader stops at 3 axes must say so and point to .npy.
     EXPECT_NE(std::string(e.what()).find(".npy"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("s.fits"), std::string::npos) << e.what();

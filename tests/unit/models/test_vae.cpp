@@ -42,9 +42,8 @@ TEST(GalaxyVae, ShapesAndPositiveOutputForDefaultAndSmallStamps) {
   EXPECT_GE(y.min().item<double>(), 0.0);
   // The decoder the deblender runs hundreds of times per galaxy stays small.
   int64_t decoder = 0;
-  for (const auto &p : vae.parameters())
-    if (p.name.rfind("decoder.", 0) == 0)
-      decoder += p.tensor.numel();
+  for (const auto& p : vae.parameters())
+    if (p.name.rfind("decoder.", 0) == 0) decoder += p.tensor.numel();
   EXPECT_LT(decoder, 1'000'000);
 
   for (int64_t stamp : {15, 21, 33, 5}) {
@@ -57,11 +56,9 @@ TEST(GalaxyVae, ShapesAndPositiveOutputForDefaultAndSmallStamps) {
 TEST(GalaxyVae, DecoderOutputIsScaleTimesExpOfLastLayer) {
   // With the last convolution zeroed and its bias log(2), every pixel must be 2 s_b.
   demix::GalaxyVae vae(small_options(15));
-  for (auto &p : vae.parameters()) {
-    if (p.name == "decoder.out.weight")
-      p.tensor.zero_();
-    if (p.name == "decoder.out.bias")
-      p.tensor.fill_(std::log(2.0));
+  for (auto& p : vae.parameters()) {
+    if (p.name == "decoder.out.weight") p.tensor.zero_();
+    if (p.name == "decoder.out.bias") p.tensor.fill_(std::log(2.0));
   }
   const at::Tensor y = vae.decode(at::randn({2, 4}));
   const at::Tensor expected = 2 * at::tensor({50.0, 100.0, 200.0}, at::kFloat).view({1, 3, 1, 1});
@@ -89,7 +86,7 @@ TEST(GalaxyVae, DecodeGradientMatchesFiniteDifferences) {
   demix::GalaxyVae vae(small_options(15), 5);
   vae.to(at::kCPU, at::kDouble);
   const at::Tensor w = at::randn({3, 3, 15, 15}, at::kDouble);
-  const auto f = [&](const at::Tensor &z) { return (vae.decode(z) * w).sum() / 1000; };
+  const auto f = [&](const at::Tensor& z) { return (vae.decode(z) * w).sum() / 1000; };
   const at::Tensor z = at::randn({3, 4}, at::kDouble);
   // float64 central differences, h = 1e-5: truncation and rounding both ~1e-10 relative; the
   // decoder is smooth (SiLU, exp), so the only kinks would be bugs.
@@ -117,7 +114,9 @@ TEST(GalaxyVae, DecoderComputeRunsTheUpsamplingAsSet) {
   at::manual_seed(3);
   const at::Tensor z = at::randn({5, 4});
   const at::Tensor ref = vae.decode(z);
-  const auto rel = [&](const at::Tensor &y) { return ((y - ref).abs() / ref).max().item<double>(); };
+  const auto rel = [&](const at::Tensor& y) {
+    return ((y - ref).abs() / ref).max().item<double>();
+  };
   EXPECT_EQ(demix::DecoderCompute::for_fitting(at::kCPU).conv_dtype, c10::ScalarType::Undefined);
 
   vae.set_decoder_compute({.channels_last = true});
@@ -128,9 +127,8 @@ TEST(GalaxyVae, DecoderComputeRunsTheUpsamplingAsSet) {
   const at::Tensor twice = vae.decode(z);
   EXPECT_EQ(twice.scalar_type(), at::kFloat); // the output layer keeps the weights' dtype
   EXPECT_LT(rel(twice), 1e-5);
-  for (auto &p : vae.parameters())
-    if (p.name == "decoder.up0.weight")
-      p.tensor.detach().mul_(2);
+  for (auto& p : vae.parameters())
+    if (p.name == "decoder.up0.weight") p.tensor.detach().mul_(2);
   EXPECT_LT(rel(vae.decode(z)), 1e-5); // the copies, made before the change
   vae.set_decoder_compute(vae.decoder_compute());
   EXPECT_GT(rel(vae.decode(z)), 1e-2); // copies of the changed weights
@@ -146,8 +144,7 @@ TEST(GalaxyVae, DecoderComputeRunsTheUpsamplingAsSet) {
 // per pixel. Measured on an H100 (default architecture, random weights): 1.9e-4 at most, 1.6e-5
 // on average; the bounds are 2^-11 and a tenth of it.
 TEST(GalaxyVae, HalfPrecisionUpsamplingStaysCloseOnCuda) {
-  if (demix::cuda_device_count() == 0)
-    GTEST_SKIP() << "no CUDA device";
+  if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   demix::GalaxyVae vae({.band_scales = kScales});
   vae.to(at::kCUDA);
   at::manual_seed(4);

@@ -70,7 +70,7 @@ TEST(StepGraph, StepThatSynchronisesRunsEagerly) {
   demix::detail::StepGraph step([&] { seen = x.add_(1).sum().item<double>(); }, opt.device());
   for (int t = 1; t <= 4; ++t) {
     step();
-    EXPECT_EQ(seen, 8.0 * t);  // each call ran exactly once, the failed recording included
+    EXPECT_EQ(seen, 8.0 * t); // each call ran exactly once, the failed recording included
   }
   EXPECT_FALSE(step.recorded());
   // The failed recording left LibTorch usable: random numbers (its generator records too) and a
@@ -111,4 +111,4 @@ TEST(StepGraph, WphLossAndGradientReplaysMatchEager) {
   }
 }
 
-}  // namespace
+} // namespace

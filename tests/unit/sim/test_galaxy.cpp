@@ -62,8 +62,7 @@ TEST(Sersic, BnSatisfiesTheHalfLightDefinition) {
       return t == 0 ? (a == 1 ? 1.0 : 0.0) : std::pow(t, a - 1) * std::exp(-t);
     };
     double sum = f(0) + f(b);
-    for (int i = 1; i < m; ++i)
-      sum += (i % 2 ? 4 : 2) * f(i * h);
+    for (int i = 1; i < m; ++i) sum += (i % 2 ? 4 : 2) * f(i * h);
     EXPECT_NEAR(sum * h / 3 / std::tgamma(a), 0.5, 1e-10) << "n = " << n;
   }
   // Literature values (Ciotti & Bertin 1999): b_1 = 1.67835, b_4 = 7.66925.
@@ -91,8 +90,7 @@ TEST(Sersic, TransformMatchesClosedFormAndDirectQuadrature) {
              std::cyl_bessel_j(0.0, 2 * std::numbers::pi * kappa * std::pow(t / b4, 4));
     };
     double sum = f(0) + f(m * h);
-    for (int i = 1; i < m; ++i)
-      sum += (i % 2 ? 4 : 2) * f(i * h);
+    for (int i = 1; i < m; ++i) sum += (i % 2 ? 4 : 2) * f(i * h);
     const double direct = sum * h / 3 / 5040.0;
     EXPECT_NEAR(demix::sersic_transform(4, kappa) / direct, 1.0, 1e-8) << kappa;
   }
@@ -124,8 +122,7 @@ TEST(GalaxyRender, EnclosedFluxAndHalfLightRadiusWithoutPsf) {
   for (double n : {1.0, 4.0}) {
     SCOPED_TRACE("n = " + std::to_string(n));
     const at::Tensor img = r.render(galaxy(150, 150, 0.2, 0.2, n == 4 ? 1.0 : 0.0))[0][0];
-    if (n == 1)
-      EXPECT_NEAR(img.sum().item<double>(), 1.0, 1e-4);
+    if (n == 1) EXPECT_NEAR(img.sum().item<double>(), 1.0, 1e-4);
     for (double R : {1.0, 2.0, 4.0}) {
       const double inside = img.masked_select(r2 <= std::pow(20 * R, 2)).sum().item<double>();
       EXPECT_NEAR(inside, demix::sersic_enclosed_fraction(n, R), 1e-3) << "R = " << R << " r_e";

@@ -14,16 +14,15 @@ namespace {
 
 constexpr int64_t kCount = 20000;
 
-const demix::Galaxies &sample() {
+const demix::Galaxies& sample() {
   static const demix::Galaxies g =
       demix::sample_galaxies(demix::Survey::lsst(), kCount, 42, demix::PopulationOptions{});
   return g;
 }
 
-at::Tensor magnitudes(const demix::Galaxies &g, const demix::Survey &s, int band) {
+at::Tensor magnitudes(const demix::Galaxies& g, const demix::Survey& s, int band) {
   at::Tensor m = at::empty({g.size()}, at::kDouble);
-  for (int64_t i = 0; i < g.size(); ++i)
-    m[i] = s.magnitude(band, g.flux[i][band].item<double>());
+  for (int64_t i = 0; i < g.size(); ++i) m[i] = s.magnitude(band, g.flux[i][band].item<double>());
   return m;
 }
 
@@ -67,7 +66,7 @@ TEST(Population, SizesFollowTheSizeMagnitudeRelation) {
   // spread is ~0.6, so the sample median's standard error is ~1.25 x 0.6 / sqrt(N) = 0.005.
   // Clipping to [0.05", 2"] touches < 3% of galaxies, on the tails only.
   const demix::Survey s = demix::Survey::lsst();
-  const demix::Galaxies &g = sample();
+  const demix::Galaxies& g = sample();
   const at::Tensor m = magnitudes(g, s, s.band_index("i"));
   const at::Tensor rd = g.disk_hlr / 1.678347;
   const at::Tensor log_ratio = (rd.log() - (-1.145 - 0.269 * (m - 23)));
@@ -83,7 +82,7 @@ TEST(Population, SizesFollowTheSizeMagnitudeRelation) {
 TEST(Population, ShapesAreTruncatedGaussians) {
   // e1, e2 ~ N(0, 0.25^2) cut at |e| < 0.7: E|e|^2 = 2 s^2 - R^2 q / (1 - q), q = exp(-R^2 / 2
   // s^2), so rms(e1) = 0.2399. Standard errors: mean 0.0017, rms ~0.0013; tolerances 4 of them.
-  const demix::Galaxies &g = sample();
+  const demix::Galaxies& g = sample();
   const at::Tensor e = (g.e1.square() + g.e2.square()).sqrt();
   EXPECT_LT(e.max().item<double>(), 0.7);
   EXPECT_NEAR(g.e1.mean().item<double>(), 0.0, 0.007);
@@ -98,7 +97,7 @@ TEST(Population, TypesAndColours) {
   // Half the red galaxies are pure bulges and half the blue ones pure disks; the red fraction
   // 0.35 - 0.03 (m - 20), clipped to [0.15, 0.35], averaged over the magnitude distribution.
   const demix::Survey s = demix::Survey::lsst();
-  const demix::Galaxies &g = sample();
+  const demix::Galaxies& g = sample();
   const int i = s.band_index("i"), gb = s.band_index("g");
   const at::Tensor fb = g.bulge_fraction.select(1, i);
   const double r = std::pow(10.0, 0.31 * (20 - 25.3));

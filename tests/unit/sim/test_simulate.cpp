@@ -17,7 +17,7 @@ using demix::test::TempDir;
 
 namespace {
 
-const demix::Context &cpu() {
+const demix::Context& cpu() {
   static const demix::Context c({.device = demix::DeviceKind::Cpu});
   return c;
 }
@@ -87,7 +87,7 @@ TEST(SimulateBlends, BlendIsTheSumOfItsStampsAndStampsFitTheField) {
   const demix::BlendChunk c = sim.render(0, 12);
   ASSERT_EQ(c.images.sizes(), (std::vector<int64_t>{12, 6, 96, 96}));
   ASSERT_EQ(c.stamps.size(0), sim.galaxy_count());
-  const demix::Galaxies &g = sim.galaxies();
+  const demix::Galaxies& g = sim.galaxies();
   at::Tensor sum = at::zeros_like(c.noiseless);
   for (int64_t i = 0; i < sim.galaxy_count(); ++i) {
     const int64_t x0 = static_cast<int64_t>(std::floor(g.x[i].item<double>() + 0.5)) - 22;
@@ -130,7 +130,7 @@ TEST(SimulateBlends, GalaxyCountsAndDensities) {
   // Without a density: one square of side field - S + 1 = 76 pixels for every blend, centred on
   // (59.5, 59.5); the centres stay inside it.
   EXPECT_TRUE((sim.region_side() == 76).all().item<bool>());
-  const auto &g = sim.galaxies();
+  const auto& g = sim.galaxies();
   EXPECT_LE((g.x - 59.5).abs().max().item<double>(), 38.0);
   EXPECT_LE((g.y - 59.5).abs().max().item<double>(), 38.0);
   // Centres are uniform: their mean is the square's centre (sd 76 / sqrt(12 N) ~ 0.24 pixel).
@@ -153,7 +153,7 @@ TEST(SimulateBlends, GalaxyCountsAndDensities) {
   try {
     demix::BlendSimulator(s, {.count = 2, .density = 48}, cpu());
     FAIL() << "no error";
-  } catch (const demix::ValueError &e) {
+  } catch (const demix::ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("at least 151 pixels"), std::string::npos) << e.what();
   }
   EXPECT_THROW(demix::BlendSimulator(s, {.count = 2, .min_galaxies = 3, .max_galaxies = 2}, cpu()),
@@ -186,13 +186,12 @@ TEST(SimulateFiles, BlendDatasetRoundTripAndTruthMatchesImages) {
   EXPECT_LT((d.stamps - c.stamps).abs().max().item<double>(), 1e-6 * peak);
   EXPECT_EQ(d.psf.sizes(), (std::vector<int64_t>{6, 45, 45}));
   EXPECT_EQ(d.bands, (std::vector<std::string>{"u", "g", "r", "i", "z", "y"}));
-  for (int b = 0; b < 6; ++b)
-    EXPECT_DOUBLE_EQ(d.sigma[b].item<double>(), s.noise_sigma(b));
+  for (int b = 0; b < 6; ++b) EXPECT_DOUBLE_EQ(d.sigma[b].item<double>(), s.noise_sigma(b));
   EXPECT_EQ(d.header.number("SEED"), 21.0);
   EXPECT_EQ(d.header.number("FIELDSZ"), 64.0);
   EXPECT_EQ(d.header.value("PSFMODEL"), "moffat");
   // Truth: one row per galaxy, positions, stamp corners and fluxes consistent with the images.
-  const demix::Table &t = d.truth;
+  const demix::Table& t = d.truth;
   ASSERT_EQ(t.rows(), sim.galaxy_count());
   EXPECT_TRUE(at::equal(t.column("x").values, sim.galaxies().x));
   EXPECT_TRUE(at::equal(t.column("blend_id").values, sim.blend_index()));

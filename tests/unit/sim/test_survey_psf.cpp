@@ -18,14 +18,13 @@ const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
 /// FWHM of a centred, symmetric image from its central row: twice the distance from the centre
 /// to where the profile crosses half the central value (linear interpolation between pixels).
-double measured_fwhm_pixels(const at::Tensor &image) {
+double measured_fwhm_pixels(const at::Tensor& image) {
   const int64_t c = image.size(1) / 2;
   const at::Tensor row = image[c].contiguous();
-  const double *p = row.data_ptr<double>();
+  const double* p = row.data_ptr<double>();
   const double half = 0.5 * p[c];
   for (int64_t j = c; j + 1 < image.size(1); ++j)
-    if (p[j] >= half && p[j + 1] < half)
-      return 2 * ((j - c) + (p[j] - half) / (p[j] - p[j + 1]));
+    if (p[j] >= half && p[j + 1] < half) return 2 * ((j - c) + (p[j] - half) / (p[j] - p[j + 1]));
   return -1;
 }
 
@@ -55,12 +54,11 @@ TEST(Survey, MatchesHandComputationsAndGalcheat) {
   // galcheat's documented example: mag2counts(24, "LSST", "g") = 121397 electrons (truncated).
   EXPECT_EQ(static_cast<long>(s.flux(s.band_index("g"), 24.0)), 121397);
   const at::Tensor sigmas = s.noise_sigmas(kF64);
-  for (int b = 0; b < 6; ++b)
-    EXPECT_DOUBLE_EQ(sigmas[b].item<double>(), s.noise_sigma(b));
+  for (int b = 0; b < 6; ++b) EXPECT_DOUBLE_EQ(sigmas[b].item<double>(), s.noise_sigma(b));
   try {
     s.band_index("Y");
     FAIL() << "no error for an unknown band";
-  } catch (const demix::ValueError &e) {
+  } catch (const demix::ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("u, g, r, i, z, y"), std::string::npos) << e.what();
   }
 }
@@ -94,8 +92,7 @@ TEST(Psf, FwhmMeasuredOnFinelySampledImages) {
       EXPECT_NEAR(measured_fwhm_pixels(p) / 40, 1.0, 1e-3)
           << (model == demix::PsfModel::Moffat ? "Moffat beta " + std::to_string(beta)
                                                : std::string("Kolmogorov"));
-      if (model == demix::PsfModel::Kolmogorov)
-        break;
+      if (model == demix::PsfModel::Kolmogorov) break;
     }
   }
 }
@@ -112,7 +109,7 @@ TEST(Psf, MoffatMatchesBruteForcePixelIntegration) {
                        pixel, 21, kF64);
   const int sub = 15;
   at::Tensor brute = at::zeros({21, 21}, kF64);
-  auto *b = brute.data_ptr<double>();
+  auto* b = brute.data_ptr<double>();
   for (int i = 0; i < 21; ++i)
     for (int j = 0; j < 21; ++j) {
       double sum = 0;

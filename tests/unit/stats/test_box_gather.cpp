@@ -35,7 +35,7 @@ at::Tensor random_complex(std::vector<int64_t> shape, at::ScalarType type, c10::
   return at::complex(at::randn(shape, opt), at::randn(shape, opt)).to(device, type);
 }
 
-double rel_diff(const at::Tensor &a, const at::Tensor &b) {
+double rel_diff(const at::Tensor& a, const at::Tensor& b) {
   return ((a.cpu() - b.cpu()).abs().max() / b.cpu().abs().max().clamp_min(1e-300)).item<double>();
 }
 
@@ -91,8 +91,7 @@ TEST(BoxGather, CpuKernelsCopyEveryBoxAndAddBackTheAdjoint) {
 }
 
 TEST(BoxGather, CudaKernelsCopyEveryBoxAndAddBackTheAdjoint) {
-  if (demix::cuda_device_count() == 0)
-    GTEST_SKIP() << "no CUDA device";
+  if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   expect_kernels_right(at::kComplexDouble, at::kCUDA, 1e-14);
   expect_kernels_right(at::kComplexFloat, at::kCUDA, 1e-6);
 }

@@ -57,17 +57,17 @@ double morlet_hat_direct(int64_t M, int64_t N, int64_t kr, int64_t kc, double si
   return f.real();
 }
 
-}  // namespace
+} // namespace
 
 TEST(Morlet, BandPassHasZeroMeanAndLowPassUnitMass) {
   for (auto v : {demix::MorletVariant::Kymatio, demix::MorletVariant::Cheng}) {
-    const auto bank = demix::morlet_filter_bank({.J = 3, .L = 4, .variant = v}, 64, 48, at::kDouble,
-                                                at::kCPU);
+    const auto bank =
+        demix::morlet_filter_bank({.J = 3, .L = 4, .variant = v}, 64, 48, at::kDouble, at::kCPU);
     ASSERT_EQ(bank.psi.sizes(), (std::vector<int64_t>{3, 4, 64, 48}));
     ASSERT_EQ(bank.phi.sizes(), (std::vector<int64_t>{64, 48}));
-    const at::Tensor dc = bank.psi.select(-1, 0).select(-1, 0);  // (J, L)
+    const at::Tensor dc = bank.psi.select(-1, 0).select(-1, 0); // (J, L)
     if (v == demix::MorletVariant::Cheng) {
-      EXPECT_TRUE(at::equal(dc, at::zeros_like(dc)));  // forced to 0, as that code does
+      EXPECT_TRUE(at::equal(dc, at::zeros_like(dc))); // forced to 0, as that code does
     } else {
       // Zero mean by construction (K gabor_0 subtracted): only float64 rounding of a sum of
       // O(1) values remains.
@@ -78,7 +78,7 @@ TEST(Morlet, BandPassHasZeroMeanAndLowPassUnitMass) {
     // exp(-2 pi^2 sigma^2) ~ 1e-87 here (sigma = 3.2), so only rounding is left.
     const double expected = v == demix::MorletVariant::Kymatio ? kPi / 3.1415 : 1.0;
     EXPECT_NEAR(bank.phi[0][0].item<double>(), expected, 1e-12);
-    EXPECT_NEAR(bank.phi.max().item<double>(), expected, 1e-12);  // the maximum is at 0
+    EXPECT_NEAR(bank.phi.max().item<double>(), expected, 1e-12); // the maximum is at 0
   }
 }
 
@@ -86,14 +86,15 @@ TEST(Morlet, FilterValuesMatchTheFormulaByBruteForce) {
   const int64_t M = 24, N = 20;
   const int J = 3, L = 4;
   for (auto v : {demix::MorletVariant::Kymatio, demix::MorletVariant::Cheng}) {
-    const auto bank = demix::morlet_filter_bank({.J = J, .L = L, .variant = v}, M, N, at::kDouble,
-                                                at::kCPU);
+    const auto bank =
+        demix::morlet_filter_bank({.J = J, .L = L, .variant = v}, M, N, at::kDouble, at::kCPU);
     const double scale = bank.psi.abs().max().item<double>();
     // A few (j, t, frequency) triples, including negative frequencies and the largest scale.
-    for (auto [j, t, kr, kc] : {std::tuple{0, 1, 5, 3}, {1, 3, 21, 2}, {2, 0, 1, 19}, {1, 2, 3, 17}}) {
-      const double direct =
-          morlet_hat_direct(M, N, kr, kc, 0.8 * std::pow(2.0, j), (int(L - L / 2.0 - 1) - t) * kPi / L,
-                            0.75 * kPi / std::pow(2.0, j), 4.0 / L, v);
+    for (auto [j, t, kr, kc] :
+         {std::tuple{0, 1, 5, 3}, {1, 3, 21, 2}, {2, 0, 1, 19}, {1, 2, 3, 17}}) {
+      const double direct = morlet_hat_direct(M, N, kr, kc, 0.8 * std::pow(2.0, j),
+                                              (int(L - L / 2.0 - 1) - t) * kPi / L,
+                                              0.75 * kPi / std::pow(2.0, j), 4.0 / L, v);
       // Two float64 evaluations of the same sums in different orders: ~1e-15 relative.
       EXPECT_NEAR(bank.psi[j][t][kr][kc].item<double>(), direct, 1e-12 * scale)
           << "variant " << static_cast<int>(v) << " j=" << j << " t=" << t;
@@ -106,7 +107,7 @@ TEST(Morlet, AngleConventionAndPeakDirection) {
   EXPECT_DOUBLE_EQ(demix::morlet_angle(0, 8), 3 * kPi / 8);
   EXPECT_DOUBLE_EQ(demix::morlet_angle(7, 8), -4 * kPi / 8);
   EXPECT_DOUBLE_EQ(demix::morlet_angle(0, 4), kPi / 4);
-  EXPECT_DOUBLE_EQ(demix::morlet_angle(0, 3), 0.0);  // int(0.5) = 0
+  EXPECT_DOUBLE_EQ(demix::morlet_angle(0, 3), 0.0); // int(0.5) = 0
   // The Fourier peak of psi_{0,t} sits at +xi (cos theta_t, sin theta_t) in (row, column)
   // frequency, so its direction is theta_t up to the grid resolution.
   const int64_t M = 128;
@@ -154,8 +155,8 @@ TEST(Morlet, PeriodizationFollowsKymatiosDefinition) {
 
 TEST(Morlet, LevelsAreTheMultiResolutionCopies) {
   const auto bank = demix::morlet_filter_bank({.J = 4, .L = 2}, 80, 64, at::kDouble, at::kCPU);
-  ASSERT_EQ(bank.psi_levels.size(), 3u);  // max(J - 1, 1)
-  ASSERT_EQ(bank.phi_levels.size(), 4u);  // J
+  ASSERT_EQ(bank.psi_levels.size(), 3u); // max(J - 1, 1)
+  ASSERT_EQ(bank.phi_levels.size(), 4u); // J
   EXPECT_EQ(bank.psi_levels[2].sizes(), (std::vector<int64_t>{4, 2, 20, 16}));
   EXPECT_TRUE(at::equal(bank.psi_levels[1], demix::periodize_filter_fft(bank.psi, 1)));
   EXPECT_TRUE(at::equal(bank.phi_levels[3], demix::periodize_filter_fft(bank.phi, 3)));
@@ -166,7 +167,7 @@ TEST(Morlet, CachedPerShapeDtypeAndDevice) {
   const auto a = demix::morlet_filter_bank(o, 40, 40, at::kFloat, at::kCPU);
   const auto b = demix::morlet_filter_bank(o, 40, 40, at::kFloat, at::kCPU);
   EXPECT_EQ(a.psi.scalar_type(), at::kFloat);
-  EXPECT_EQ(a.psi.data_ptr(), b.psi.data_ptr());  // the same cached storage
+  EXPECT_EQ(a.psi.data_ptr(), b.psi.data_ptr()); // the same cached storage
   const auto d = demix::morlet_filter_bank(o, 40, 40, at::kDouble, at::kCPU);
   EXPECT_NE(d.psi.data_ptr(), a.psi.data_ptr());
   // The float32 bank is the float64 bank rounded.
@@ -177,9 +178,11 @@ TEST(Morlet, CachedPerShapeDtypeAndDevice) {
 }
 
 TEST(Morlet, RejectsBadArguments) {
-  EXPECT_THROW(demix::morlet_filter_bank({.J = 0}, 32, 32, at::kDouble, at::kCPU), demix::ValueError);
+  EXPECT_THROW(demix::morlet_filter_bank({.J = 0}, 32, 32, at::kDouble, at::kCPU),
+               demix::ValueError);
   EXPECT_THROW(demix::morlet_filter_bank({.J = 2, .L = 0}, 32, 32, at::kDouble, at::kCPU),
                demix::ValueError);
-  EXPECT_THROW(demix::morlet_filter_bank({.J = 6}, 32, 32, at::kDouble, at::kCPU), demix::ValueError);
+  EXPECT_THROW(demix::morlet_filter_bank({.J = 6}, 32, 32, at::kDouble, at::kCPU),
+               demix::ValueError);
   EXPECT_THROW(demix::morlet_filter_bank({.J = 2}, 32, 32, at::kInt, at::kCPU), demix::ValueError);
 }

@@ -1,5 +1,5 @@
-// The pair-product kernels (src/stats/detail/pair_product.*) against ATen's composite forms, which the WPH
-// regression and finite-difference tests validate.
+// The pair-product kernels (src/stats/detail/pair_product.*) against ATen's composite forms, which
+// the WPH regression and finite-difference tests validate.
 
 #include <demix/core/context.hpp>
 
@@ -19,15 +19,19 @@ double rel_diff(const at::Tensor& a, const at::Tensor& b) {
 void expect_match(at::ScalarType type, c10::Device device, double tol) {
   at::manual_seed(5);
   const auto opt = at::TensorOptions().dtype(at::kDouble);
-  const at::Tensor x = at::complex(at::randn({3, 4, 10}, opt), at::randn({3, 4, 10}, opt)).to(device, type);
+  const at::Tensor x =
+      at::complex(at::randn({3, 4, 10}, opt), at::randn({3, 4, 10}, opt)).to(device, type);
   const std::vector<int64_t> fa{0, 1, 2, 1, 3, 0}, fb{1, 1, 0, 3, 3, 2};
-  const at::Tensor ta = at::tensor(fa, at::kLong).to(device), tb = at::tensor(fb, at::kLong).to(device);
+  const at::Tensor ta = at::tensor(fa, at::kLong).to(device),
+                   tb = at::tensor(fb, at::kLong).to(device);
   EXPECT_LT(rel_diff(demix::detail::pair_products(x, ta, tb).cpu(),
-                     demix::detail::pair_products_composite(x.cpu(), ta.cpu(), tb.cpu())), tol);
+                     demix::detail::pair_products_composite(x.cpu(), ta.cpu(), tb.cpu())),
+            tol);
 
   const int64_t c0 = 2, n = 3;
-  const at::Tensor g = at::complex(at::randn({3, n, 10}, opt), at::randn({3, n, 10}, opt)).to(device, type);
-  at::Tensor ref = at::ones_like(x.cpu());  // a non-zero start: both add
+  const at::Tensor g =
+      at::complex(at::randn({3, n, 10}, opt), at::randn({3, n, 10}, opt)).to(device, type);
+  at::Tensor ref = at::ones_like(x.cpu()); // a non-zero start: both add
   demix::detail::add_pair_products_backward_composite(ref, x.cpu(), ta.narrow(0, c0, n).cpu(),
                                                       tb.narrow(0, c0, n).cpu(), g.cpu());
   at::Tensor got = at::ones_like(x);
@@ -47,4 +51,4 @@ TEST(PairProduct, CudaKernelsMatchTheCompositeForms) {
   expect_match(at::kComplexFloat, at::kCUDA, 1e-6);
 }
 
-}  // namespace
+} // namespace

@@ -1,5 +1,5 @@
-// The phase-harmonic kernels (src/stats/detail/phase_harmonic.*) against ATen's composite formulas, which
-// the WPH regression and finite-difference tests validate.
+// The phase-harmonic kernels (src/stats/detail/phase_harmonic.*) against ATen's composite formulas,
+// which the WPH regression and finite-difference tests validate.
 
 #include <demix/core/context.hpp>
 
@@ -34,11 +34,13 @@ Case make_case(at::ScalarType complex_type, c10::Device device) {
 
 void expect_match(at::ScalarType complex_type, c10::Device device, double tol) {
   const Case c = make_case(complex_type, device);
-  const at::Tensor ref_cpu = demix::detail::gather_harmonics_composite(c.wt.cpu(), c.idx.cpu(), c.p.cpu());
+  const at::Tensor ref_cpu =
+      demix::detail::gather_harmonics_composite(c.wt.cpu(), c.idx.cpu(), c.p.cpu());
   EXPECT_LT(rel_diff(demix::detail::gather_harmonics(c.wt, c.idx, c.p).cpu(), ref_cpu), tol);
 
-  at::Tensor g_ref = at::ones_like(c.wt.cpu());  // a non-zero start: the op adds
-  demix::detail::add_harmonics_backward_composite(g_ref, c.wt.cpu(), c.idx.cpu(), c.p.cpu(), c.grad.cpu());
+  at::Tensor g_ref = at::ones_like(c.wt.cpu()); // a non-zero start: the op adds
+  demix::detail::add_harmonics_backward_composite(g_ref, c.wt.cpu(), c.idx.cpu(), c.p.cpu(),
+                                                  c.grad.cpu());
   at::Tensor g = at::ones_like(c.wt);
   demix::detail::add_harmonics_backward(g, c.wt, c.idx, c.p, c.grad);
   EXPECT_LT(rel_diff(g.cpu(), g_ref), tol);
@@ -61,7 +63,9 @@ TEST(PhaseHarmonic, HarmonicOneIsTheFieldAndZeroItsModulus) {
   const at::Tensor one = at::ones({5}, at::kDouble), zero = at::zeros({5}, at::kDouble);
   const at::Tensor all = at::arange(5, at::kLong);
   EXPECT_LT(rel_diff(demix::detail::gather_harmonics(c.wt, all, one), c.wt), 1e-15);
-  EXPECT_LT(rel_diff(demix::detail::gather_harmonics(c.wt, all, zero), c.wt.abs().to(c.wt.scalar_type())), 1e-15);
+  EXPECT_LT(
+      rel_diff(demix::detail::gather_harmonics(c.wt, all, zero), c.wt.abs().to(c.wt.scalar_type())),
+      1e-15);
 }
 
-}  // namespace
+} // namespace

@@ -16,7 +16,8 @@
 namespace {
 
 const demix::Context& cpu64() {
-  static const demix::Context c({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
+  static const demix::Context c(
+      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   return c;
 }
 
@@ -29,7 +30,7 @@ double white_noise_worst_sigma(const demix::PowerSpectrumOperator& op, int64_t n
                                double sigma, uint64_t seed, int64_t first_bin) {
   at::manual_seed(seed);
   const at::Tensor x = sigma * at::randn({batch, n, n}, at::kDouble);
-  const at::Tensor p = op.forward(x).values.mean(0);  // (K,)
+  const at::Tensor p = op.forward(x).values.mean(0); // (K,)
   const at::Tensor counts = op.counts().to(at::kDouble);
   const at::Tensor err = sigma * sigma * at::sqrt(2.0 / (counts * batch));
   const at::Tensor z = ((p - sigma * sigma) / err).narrow(0, first_bin, p.numel() - first_bin);
@@ -67,7 +68,7 @@ TEST(PowerSpectrum, WithoutMeanSubtractionBinZeroIsTheMeanSquared) {
   demix::PowerSpectrumOperator op({.subtract_mean = false}, n, n, cpu64());
   at::manual_seed(13);
   const at::Tensor x = at::randn({2, n, n}, at::kDouble) + 3.0;
-  const at::Tensor p0 = op.forward(x).values.select(1, 0);  // |x_hat(0)|^2 / (HW) = HW mean^2
+  const at::Tensor p0 = op.forward(x).values.select(1, 0); // |x_hat(0)|^2 / (HW) = HW mean^2
   const at::Tensor expected = x.mean({1, 2}).square() * (n * n);
   EXPECT_LT((p0 - expected).abs().max().item<double>(), 1e-12 * expected.max().item<double>());
 }
@@ -81,23 +82,24 @@ TEST(PowerSpectrum, CosineFallsInTheBinOfItsWavenumber) {
       at::cos(2 * std::numbers::pi * (3 * u.view({-1, 1}) + 4 * u.view({1, -1})) / n);
   const at::Tensor p = op.forward(x).values[0];
   const double in_bin = p[5].item<double>() * op.counts()[5].item<double>() / (n * n);
-  EXPECT_NEAR(in_bin, 0.5, 1e-12);  // float64 rounding of a 1024-point FFT
+  EXPECT_NEAR(in_bin, 0.5, 1e-12); // float64 rounding of a 1024-point FFT
   p[5] = 0;
-  EXPECT_LT(p.abs().max().item<double>(), 1e-12);  // float64 rounding leakage only
+  EXPECT_LT(p.abs().max().item<double>(), 1e-12); // float64 rounding leakage only
   EXPECT_NEAR(op.bin_centres()[5].item<double>(), 5.0 / n, 1e-15);
 }
 
 TEST(PowerSpectrum, ParsevalOverAllBinsWeightedByCounts) {
-  const int64_t h = 24, w = 40;  // non-square, to exercise both fftfreq grids
+  const int64_t h = 24, w = 40; // non-square, to exercise both fftfreq grids
   at::manual_seed(14);
-  const at::Tensor x = at::randn({3, h, w}, at::kDouble).cumsum(2) + 0.5;  // red, with a mean
-  const at::Tensor mean_sq = x.square().mean({1, 2});                          // (B,)
+  const at::Tensor x = at::randn({3, h, w}, at::kDouble).cumsum(2) + 0.5; // red, with a mean
+  const at::Tensor mean_sq = x.square().mean({1, 2});                     // (B,)
   // Integer bins with corners: every mode, k = 0 included, is in one bin.
-  demix::PowerSpectrumOperator all({.subtract_mean = false, .include_corners = true}, h, w, cpu64());
+  demix::PowerSpectrumOperator all({.subtract_mean = false, .include_corners = true}, h, w,
+                                   cpu64());
   EXPECT_EQ(all.counts().sum().item<int64_t>(), h * w);
   const at::Tensor counts = all.counts().to(at::kDouble);
   const at::Tensor total = (all.forward(x).values * counts).sum(1) / (h * w);
-  EXPECT_LT(((total - mean_sq) / mean_sq).abs().max().item<double>(), 1e-12);  // float64 rounding
+  EXPECT_LT(((total - mean_sq) / mean_sq).abs().max().item<double>(), 1e-12); // float64 rounding
   // Log bins with corners: every mode but k = 0, whose share is mean(x)^2.
   demix::PowerSpectrumOperator log(
       {.bins = 6, .binning = demix::PsBinning::Log, .include_corners = true}, h, w, cpu64());
@@ -140,19 +142,20 @@ TEST(PowerSpectrum, BinsAreMonotonic) {
 TEST(PowerSpectrum, LogBinsHaveEqualLogWidth) {
   demix::PowerSpectrumOperator op({.bins = 5, .binning = demix::PsBinning::Log}, 64, 64, cpu64());
   const at::Tensor e = op.bin_edges();
-  EXPECT_NEAR(e[0].item<double>(), 1.0 / 64, 1e-15);  // the fundamental
-  EXPECT_NEAR(e[-1].item<double>(), 0.5, 1e-15);      // Nyquist
+  EXPECT_NEAR(e[0].item<double>(), 1.0 / 64, 1e-15); // the fundamental
+  EXPECT_NEAR(e[-1].item<double>(), 0.5, 1e-15);     // Nyquist
   const at::Tensor ratio = e.narrow(0, 1, 5) / e.narrow(0, 0, 5);
   EXPECT_LT((ratio - std::pow(32.0, 0.2)).abs().max().item<double>(), 1e-12);
   const at::Tensor c = op.bin_centres();
   EXPECT_LT((c.square() - e.narrow(0, 0, 5) * e.narrow(0, 1, 5)).abs().max().item<double>(), 1e-15);
   // A cosine at |k| = 10 / 64 lands in the log bin containing 10 / 64.
   const at::Tensor u = at::arange(64, at::kDouble);
-  const at::Tensor x = at::cos(2 * std::numbers::pi * (6 * u.view({-1, 1}) + 8 * u.view({1, -1})) / 64);
+  const at::Tensor x =
+      at::cos(2 * std::numbers::pi * (6 * u.view({-1, 1}) + 8 * u.view({1, -1})) / 64);
   const at::Tensor p = op.forward(x).values[0];
   const int64_t expected = (e.narrow(0, 1, 5) <= 10.0 / 64).sum().item<int64_t>();
   EXPECT_EQ(p.argmax().item<int64_t>(), expected);
-  EXPECT_LT(p.sum().item<double>() - p[expected].item<double>(), 1e-12);  // rounding leakage only
+  EXPECT_LT(p.sum().item<double>() - p[expected].item<double>(), 1e-12); // rounding leakage only
 }
 
 TEST(PowerSpectrum, CrossSpectrum) {
@@ -163,15 +166,18 @@ TEST(PowerSpectrum, CrossSpectrum) {
   const demix::Coefficients xx = op.forward_cross(x, x);
   EXPECT_EQ(xx.classes, std::vector<std::string>{"Pxy"});
   EXPECT_LT((xx.values - op.forward(x).values).abs().max().item<double>(), 1e-12);
-  EXPECT_LT((op.forward_cross(x, y).values - op.forward_cross(y, x).values).abs().max().item<double>(),
-            1e-12);  // symmetric: Re is even under conjugation
+  EXPECT_LT(
+      (op.forward_cross(x, y).values - op.forward_cross(y, x).values).abs().max().item<double>(),
+      1e-12); // symmetric: Re is even under conjugation
   // P(x + y) = P(x) + P(y) + 2 Pxy.
-  const at::Tensor sum = op.forward(x).values + op.forward(y).values + 2 * op.forward_cross(x, y).values;
+  const at::Tensor sum =
+      op.forward(x).values + op.forward(y).values + 2 * op.forward_cross(x, y).values;
   EXPECT_LT((op.forward(x + y).values - sum).abs().max().item<double>(), 1e-12);
   // A cosine and a sine of the same wavevector are in quadrature: no cross power.
   const at::Tensor u = at::arange(n, at::kDouble);
   const at::Tensor phase = 2 * std::numbers::pi * (2 * u.view({-1, 1}) + u.view({1, -1})) / n;
-  EXPECT_LT(op.forward_cross(at::cos(phase), at::sin(phase)).values.abs().max().item<double>(), 1e-12);
+  EXPECT_LT(op.forward_cross(at::cos(phase), at::sin(phase)).values.abs().max().item<double>(),
+            1e-12);
 }
 
 TEST(PowerSpectrum, BadOptionsAndInputsThrowWithTheValue) {
@@ -186,8 +192,10 @@ TEST(PowerSpectrum, BadOptionsAndInputsThrowWithTheValue) {
     return std::string("no error");
   };
   using demix::PowerSpectrumOperator;
-  EXPECT_NE(message([] { PowerSpectrumOperator({.bins = -3}, 32, 32, cpu64()); })
-                .find("ValueError: power spectrum: bins must be >= 0"), std::string::npos);
+  EXPECT_NE(message([] {
+              PowerSpectrumOperator({.bins = -3}, 32, 32, cpu64());
+            }).find("ValueError: power spectrum: bins must be >= 0"),
+            std::string::npos);
   EXPECT_NE(message([] { PowerSpectrumOperator({.bins = -3}, 32, 32, cpu64()); }).find("-3"),
             std::string::npos);
   EXPECT_NE(message([] {
@@ -197,22 +205,28 @@ TEST(PowerSpectrum, BadOptionsAndInputsThrowWithTheValue) {
   EXPECT_NE(message([] { PowerSpectrumOperator({}, 1, 32, cpu64()); }).find("got 1 x 32"),
             std::string::npos);
   // 200 log bins on a 16 x 16 grid: the first bins fall between 1/16 and sqrt(2)/16.
-  const std::string empty = message(
-      [] { PowerSpectrumOperator({.bins = 200, .binning = demix::PsBinning::Log}, 16, 16, cpu64()); });
+  const std::string empty = message([] {
+    PowerSpectrumOperator({.bins = 200, .binning = demix::PsBinning::Log}, 16, 16, cpu64());
+  });
   EXPECT_NE(empty.find("ValueError"), std::string::npos) << empty;
   EXPECT_NE(empty.find("holds no Fourier mode"), std::string::npos) << empty;
   EXPECT_NE(empty.find("bins = 200"), std::string::npos) << empty;
   PowerSpectrumOperator op({}, 16, 16, cpu64());
-  EXPECT_NE(message([&] { op.forward(at::zeros({2, 16, 8}, at::kDouble)); }).find("got 16 x 8"),
+  EXPECT_NE(message([&] {
+              op.forward(at::zeros({2, 16, 8}, at::kDouble));
+            }).find("got 16 x 8"),
             std::string::npos);
   EXPECT_NE(message([&] { op.forward(at::zeros({16}, at::kDouble)); }).find("got 1 dimensions"),
             std::string::npos);
-  EXPECT_NE(message([&] { op.forward(at::zeros({16, 16}, at::kInt)); }).find("Int"),
-            std::string::npos);
   EXPECT_NE(message([&] {
-              op.forward_cross(at::zeros({2, 16, 16}, at::kDouble), at::zeros({3, 16, 16}, at::kDouble));
-            }).find("ShapeError: power spectrum: cross-spectrum of batches of different sizes: 2 and 3"),
+              op.forward(at::zeros({16, 16}, at::kInt));
+            }).find("Int"),
             std::string::npos);
+  EXPECT_NE(
+      message([&] {
+        op.forward_cross(at::zeros({2, 16, 16}, at::kDouble), at::zeros({3, 16, 16}, at::kDouble));
+      }).find("ShapeError: power spectrum: cross-spectrum of batches of different sizes: 2 and 3"),
+      std::string::npos);
 }
 
 TEST(PowerSpectrum, GradientOfZeroMeanMapsIsFinite) {
@@ -223,4 +237,4 @@ TEST(PowerSpectrum, GradientOfZeroMeanMapsIsFinite) {
   EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
 }
 
-}  // namespace
+} // namespace

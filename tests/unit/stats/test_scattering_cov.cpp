@@ -6,10 +6,10 @@
 #include <demix/stats/morlet.hpp>
 #include <demix/stats/scattering_cov.hpp>
 
+#include "support/gradient_check.hpp"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
-#include "support/gradient_check.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -32,13 +32,14 @@ double class_error(const demix::Coefficients& a, const demix::Coefficients& b,
 // Brute force: the statistics of one map (M, N) from their definitions, with I1 and the filtered
 // maps computed one by one. `mask(j)` gives the (M, N) 0/1 frequency mask of scale j.
 struct BruteForce {
-  at::Tensor psi;                     // (J, L, M, N)
-  std::vector<std::vector<at::Tensor>> I1;  // [j][l] (M, N) real
+  at::Tensor psi;                          // (J, L, M, N)
+  std::vector<std::vector<at::Tensor>> I1; // [j][l] (M, N) real
   at::Tensor x_hat;
   double MN;
   BruteForce(const at::Tensor& x, int J, int L) {
     psi = demix::morlet_filter_bank({.J = J, .L = L, .variant = demix::MorletVariant::Cheng},
-                                    x.size(0), x.size(1), at::kDouble, at::kCPU).psi;
+                                    x.size(0), x.size(1), at::kDouble, at::kCPU)
+              .psi;
     x_hat = at::fft_fft2(x);
     MN = static_cast<double>(x.numel());
     I1.resize(J);
@@ -49,13 +50,15 @@ struct BruteForce {
   // Spatial form: < (x * psi_{j2,l2}) conj(I1[j1,l1]) >.
   c10::complex<double> C01(int j1, int j2, int l1, int l2) const {
     const at::Tensor a = at::fft_ifft2(x_hat * psi[j2][l2]);
-    return (a * I1[j1][l1]).mean().item<c10::complex<double>>() / std::sqrt(P00(j1, l1) * P00(j2, l2));
+    return (a * I1[j1][l1]).mean().item<c10::complex<double>>() /
+           std::sqrt(P00(j1, l1) * P00(j2, l2));
   }
   // Spatial form: < (I1[j1,l1] * psi_{j3,l3}) conj(I1[j2,l2] * psi_{j3,l3}) >.
   c10::complex<double> C11(int j1, int j2, int j3, int l1, int l2, int l3) const {
     const at::Tensor a = at::fft_ifft2(at::fft_fft2(I1[j1][l1]) * psi[j3][l3]);
     const at::Tensor b = at::fft_ifft2(at::fft_fft2(I1[j2][l2]) * psi[j3][l3]);
-    return (a * at::conj(b)).mean().item<c10::complex<double>>() / std::sqrt(P00(j1, l1) * P00(j2, l2));
+    return (a * at::conj(b)).mean().item<c10::complex<double>>() /
+           std::sqrt(P00(j1, l1) * P00(j2, l2));
   }
   // Fourier form restricted to a frequency mask.
   c10::complex<double> C01_masked(int j1, int j2, int l1, int l2, const at::Tensor& mask) const {
@@ -65,7 +68,8 @@ struct BruteForce {
   c10::complex<double> C11_masked(int j1, int j2, int j3, int l1, int l2, int l3,
                                   const at::Tensor& mask) const {
     const at::Tensor s = (at::fft_fft2(I1[j1][l1]) * at::conj(at::fft_fft2(I1[j2][l2])) *
-                          psi[j3][l3] * psi[j3][l3] * mask).sum();
+                          psi[j3][l3] * psi[j3][l3] * mask)
+                             .sum();
     return s.item<c10::complex<double>>() / (MN * MN) / std::sqrt(P00(j1, l1) * P00(j2, l2));
   }
 };
@@ -79,7 +83,7 @@ at::Tensor axis_mask(int64_t size, int j) {
   return m;
 }
 
-}  // namespace
+} // namespace
 
 TEST(ScatteringCov, EveryCoefficientMatchesItsSpatialDefinition) {
   const int J = 3, L = 3;
@@ -98,16 +102,24 @@ TEST(ScatteringCov, EveryCoefficientMatchesItsSpatialDefinition) {
     const std::string& cls = c.classes[c.class_id[k].item<int64_t>()];
     const auto v = val[k].item<c10::complex<double>>();
     c10::complex<double> expected;
-    if (cls == "P00") expected = bf.P00(lab[k][0], lab[k][3]);
-    else if (cls == "S1") expected = bf.I1[lab[k][0]][lab[k][3]].mean().item<double>();
-    else if (cls == "C01") expected = bf.C01(lab[k][0], lab[k][1], lab[k][3], lab[k][4]);
-    else if (cls == "C11") expected = bf.C11(lab[k][0], lab[k][1], lab[k][2], lab[k][3], lab[k][4], lab[k][5]);
-    else if (cls == "mean") expected = x.mean().item<double>();
-    else if (cls == "var") expected = x.var().item<double>();
-    else continue;
+    if (cls == "P00")
+      expected = bf.P00(lab[k][0], lab[k][3]);
+    else if (cls == "S1")
+      expected = bf.I1[lab[k][0]][lab[k][3]].mean().item<double>();
+    else if (cls == "C01")
+      expected = bf.C01(lab[k][0], lab[k][1], lab[k][3], lab[k][4]);
+    else if (cls == "C11")
+      expected = bf.C11(lab[k][0], lab[k][1], lab[k][2], lab[k][3], lab[k][4], lab[k][5]);
+    else if (cls == "mean")
+      expected = x.mean().item<double>();
+    else if (cls == "var")
+      expected = x.var().item<double>();
+    else
+      continue;
     // Parseval turns the spatial means into the Fourier sums the operator uses: float64 rounding
     // of FFTs and sums only (~1e-15 relative to these O(0.01..1) values).
-    EXPECT_LT(std::abs(v - expected), 1e-12 * std::max(1.0, std::abs(expected))) << cls << " #" << k;
+    EXPECT_LT(std::abs(v - expected), 1e-12 * std::max(1.0, std::abs(expected)))
+        << cls << " #" << k;
     ++checked;
   }
   EXPECT_EQ(checked, 2 + 9 + 9 + 54 + 270);
@@ -122,19 +134,24 @@ TEST(ScatteringCov, CroppedSumsUseChengsFrequencySets) {
   const demix::Coefficients c = op.forward(x);
   const BruteForce bf(x, J, L);
   std::vector<at::Tensor> masks;
-  for (int j = 0; j < J; ++j) masks.push_back(axis_mask(M, j).view({M, 1}) * axis_mask(N, j).view({1, N}));
-  EXPECT_LT(masks[3].sum().item<double>(), M * N);  // scale 3 is really cropped (16 x 12 kept)
+  for (int j = 0; j < J; ++j)
+    masks.push_back(axis_mask(M, j).view({M, 1}) * axis_mask(N, j).view({1, N}));
+  EXPECT_LT(masks[3].sum().item<double>(), M * N); // scale 3 is really cropped (16 x 12 kept)
   const auto lab = c.labels.accessor<int64_t, 2>();
   for (int64_t k = 0; k < c.size(); ++k) {
     const std::string& cls = c.classes[c.class_id[k].item<int64_t>()];
     const auto v = c.values[0][k].item<c10::complex<double>>();
     c10::complex<double> expected;
-    if (cls == "C01") expected = bf.C01_masked(lab[k][0], lab[k][1], lab[k][3], lab[k][4], masks[lab[k][1]]);
+    if (cls == "C01")
+      expected = bf.C01_masked(lab[k][0], lab[k][1], lab[k][3], lab[k][4], masks[lab[k][1]]);
     else if (cls == "C11")
-      expected = bf.C11_masked(lab[k][0], lab[k][1], lab[k][2], lab[k][3], lab[k][4], lab[k][5], masks[lab[k][2]]);
-    else continue;
+      expected = bf.C11_masked(lab[k][0], lab[k][1], lab[k][2], lab[k][3], lab[k][4], lab[k][5],
+                               masks[lab[k][2]]);
+    else
+      continue;
     // Same sums over the same frequencies in another order: float64 rounding only.
-    EXPECT_LT(std::abs(v - expected), 1e-12 * std::max(1.0, std::abs(expected))) << cls << " #" << k;
+    EXPECT_LT(std::abs(v - expected), 1e-12 * std::max(1.0, std::abs(expected)))
+        << cls << " #" << k;
   }
 }
 
@@ -143,7 +160,8 @@ TEST(ScatteringCov, IsotropicClassesAverageOverTheFirstAngle) {
   const demix::ScatteringCovOperator op({.J = J, .L = L}, 32, 32, cpu64());
   const demix::Coefficients c = op.forward(at::rand({2, 32, 32}, at::kDouble));
   // Rebuild each isotropic coefficient from the anisotropic ones found by their labels.
-  std::map<std::tuple<std::string, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, int64_t> where;
+  std::map<std::tuple<std::string, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, int64_t>
+      where;
   const auto lab = c.labels.accessor<int64_t, 2>();
   for (int64_t k = 0; k < c.size(); ++k)
     where[{c.classes[c.class_id[k].item<int64_t>()], lab[k][0], lab[k][1], lab[k][2], lab[k][3],
@@ -175,7 +193,7 @@ TEST(ScatteringCov, TensorsHaveChengsShapesAndNaNs) {
   EXPECT_EQ(t.C01.sizes(), (std::vector<int64_t>{2, J, J, L, L}));
   EXPECT_EQ(t.C11.sizes(), (std::vector<int64_t>{2, J, J, J, L, L, L}));
   EXPECT_EQ(t.C11_iso.sizes(), (std::vector<int64_t>{2, J, J, J, L, L}));
-  EXPECT_EQ(at::isnan(at::real(t.C01)).sum().item<int64_t>(), 2 * 3 * L * L);   // j1 > j2
+  EXPECT_EQ(at::isnan(at::real(t.C01)).sum().item<int64_t>(), 2 * 3 * L * L); // j1 > j2
   EXPECT_EQ(at::isnan(at::real(t.C11)).sum().item<int64_t>(), 2 * (27 - 10) * L * L * L);
   EXPECT_EQ(at::isnan(t.C01_iso).sum().item<int64_t>(), 2 * 3 * L);
   // Spot values: C01[b, 0, 2, 1, 0] and C11[b, 1, 1, 2, 0, 1, 1] against the labelled vector.
@@ -186,24 +204,27 @@ TEST(ScatteringCov, TensorsHaveChengsShapesAndNaNs) {
   };
   EXPECT_TRUE(at::equal(t.C01.select(1, 0).select(1, 2).select(1, 1).select(1, 0),
                         find("C01", {0, 2, -1, 1, 0, -1})));
-  EXPECT_TRUE(at::equal(t.C11.select(1, 1).select(1, 1).select(1, 2).select(1, 0).select(1, 1).select(1, 1),
-                        find("C11", {1, 1, 2, 0, 1, 1})));
+  EXPECT_TRUE(
+      at::equal(t.C11.select(1, 1).select(1, 1).select(1, 2).select(1, 0).select(1, 1).select(1, 1),
+                find("C11", {1, 1, 2, 0, 1, 1})));
   EXPECT_TRUE(at::allclose(t.P00.flatten(1), at::real(c.select("P00").values)));
 }
 
 TEST(ScatteringCov, ReferenceNormalisation) {
   const int J = 3, L = 2;
   demix::ScatteringCovOperator op({.J = J, .L = L}, 32, 32, cpu64());
-  const at::Tensor x = at::rand({1, 32, 32}, at::kDouble), r = 3 * at::rand({1, 32, 32}, at::kDouble);
+  const at::Tensor x = at::rand({1, 32, 32}, at::kDouble),
+                   r = 3 * at::rand({1, 32, 32}, at::kDouble);
   const demix::Coefficients own = op.forward(x);
   op.set_reference(x);
   ASSERT_TRUE(op.has_reference());
   EXPECT_EQ(op.reference_P00().sizes(), (std::vector<int64_t>{1, J, L}));
-  EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-14, 0));  // x is its own reference
+  EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-14, 0)); // x is its own reference
   op.set_reference(r);
   const demix::Coefficients withref = op.forward(x);
   // C01 and C11 change by sqrt(P00_x[a] P00_x[b] / (P00_r[a] P00_r[b])); nothing else changes.
-  const at::Tensor Px = at::real(op.forward(x).select("P00").values).flatten();  // forward keeps P00_x
+  const at::Tensor Px =
+      at::real(op.forward(x).select("P00").values).flatten(); // forward keeps P00_x
   const at::Tensor Pr = op.reference_P00().flatten();
   for (const std::string cls : {"C01", "C11"}) {
     const demix::Coefficients a = own.select(cls), b = withref.select(cls);
@@ -213,7 +234,7 @@ TEST(ScatteringCov, ReferenceNormalisation) {
     EXPECT_TRUE(at::allclose(b.values[0], a.values[0] * ratio, 1e-12, 0)) << cls;
   }
   EXPECT_TRUE(at::equal(withref.select("S1").values, own.select("S1").values));
-  EXPECT_NO_THROW(op.forward(at::rand({3, 32, 32}, at::kDouble)));  // one reference map: broadcast
+  EXPECT_NO_THROW(op.forward(at::rand({3, 32, 32}, at::kDouble))); // one reference map: broadcast
   op.set_reference(at::rand({2, 32, 32}, at::kDouble));
   EXPECT_THROW(op.forward(at::rand({3, 32, 32}, at::kDouble)), demix::ShapeError);
   op.clear_reference();
@@ -227,8 +248,8 @@ TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
   const at::Tensor x = at::rand({1, 24, 20}, at::kDouble);
   const auto op = [&](demix::ScovNormalization n) {
     return demix::ScatteringCovOperator(
-        {.J = J, .L = L, .normalization = n, .frequency_sum = demix::ScovFrequencySum::Full}, 24, 20,
-        cpu64());
+        {.J = J, .L = L, .normalization = n, .frequency_sum = demix::ScovFrequencySum::Full}, 24,
+        20, cpu64());
   };
   const demix::ScatteringCovTensors p11 = op(demix::ScovNormalization::P11).forward_tensors(x);
   const demix::ScatteringCovTensors raw = op(demix::ScovNormalization::None).forward_tensors(x);
@@ -251,11 +272,11 @@ TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
   // The normalisations, from the unnormalised cross-spectra and the map's P00 and P11:
   //   C01[j1,j2,l1,l2] / sqrt(P00[j2,l2] P11[j1,j2,l1,l2]),
   //   C11[j1,j2,j3,l1,l2,l3] / sqrt(P11[j1,j3,l1,l3] P11[j2,j3,l2,l3]).
-  const at::Tensor P = p11.P11[0], P00 = p11.P00[0];  // (J, J, L, L), (J, L)
+  const at::Tensor P = p11.P11[0], P00 = p11.P00[0]; // (J, J, L, L), (J, L)
   const at::Tensor c01 = raw.C01[0] / at::sqrt(P00.view({1, J, 1, L}) * P);
   const at::Tensor c11 =
       raw.C11_pre_norm[0] / at::sqrt(P.view({J, 1, J, L, 1, L}) * P.view({1, J, J, 1, L, L}));
-  const auto close = [](const at::Tensor& a, const at::Tensor& b) {  // NaN where undefined
+  const auto close = [](const at::Tensor& a, const at::Tensor& b) { // NaN where undefined
     const at::Tensor valid = at::logical_not(at::isnan(at::real(b)));
     EXPECT_TRUE(at::equal(valid, at::logical_not(at::isnan(at::real(a)))));
     // The same quotients up to float64 rounding.
@@ -263,7 +284,7 @@ TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
   };
   EXPECT_TRUE(close(p11.C01[0], c01));
   EXPECT_TRUE(close(p11.C11[0], c11));
-  for (int j1 = 0; j1 < J; ++j1)  // C11 = 1 where j1 = j2 and l1 = l2 (P11 divided by itself)
+  for (int j1 = 0; j1 < J; ++j1) // C11 = 1 where j1 = j2 and l1 = l2 (P11 divided by itself)
     for (int j3 = j1; j3 < J; ++j3)
       for (int l = 0; l < L; ++l)
         EXPECT_NEAR(at::real(p11.C11[0][j1][j1][j3][l][l]).min().item<double>(), 1.0, 1e-13);
@@ -282,11 +303,12 @@ TEST(ScatteringCov, P11ReferenceNormalisation) {
                                   32, 32, cpu64());
   const demix::ScatteringCovOperator none(
       {.J = J, .L = L, .normalization = demix::ScovNormalization::None}, 32, 32, cpu64());
-  const at::Tensor x = at::rand({1, 32, 32}, at::kDouble), r = 3 * at::rand({1, 32, 32}, at::kDouble);
+  const at::Tensor x = at::rand({1, 32, 32}, at::kDouble),
+                   r = 3 * at::rand({1, 32, 32}, at::kDouble);
   const demix::Coefficients own = op.forward(x);
   op.set_reference(x);
   EXPECT_EQ(op.reference_P11().sizes(), (std::vector<int64_t>{1, J, J, L, L}));
-  EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-13, 0));  // x is its own reference
+  EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-13, 0)); // x is its own reference
   op.set_reference(r);
   const demix::ScatteringCovTensors t = op.forward_tensors(x), raw = none.forward_tensors(x);
   // C01 and C11 divided by the reference's P00 and P11 (as the map's own without a reference).

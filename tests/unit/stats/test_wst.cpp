@@ -4,10 +4,10 @@
 #include <demix/core/errors.hpp>
 #include <demix/stats/wst.hpp>
 
+#include "support/gradient_check.hpp"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
-#include "support/gradient_check.hpp"
 
 namespace {
 
@@ -15,7 +15,7 @@ demix::Context cpu64() {
   return demix::Context({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
 }
 
-}  // namespace
+} // namespace
 
 TEST(Wst, GradientMatchesFiniteDifferences) {
   for (auto boundary : {demix::WstBoundary::Reflect, demix::WstBoundary::Periodic}) {
@@ -35,8 +35,8 @@ TEST(Wst, PeriodicMapsFollowTranslationsByMultiplesOf2J) {
   const demix::WstOperator op({.J = 3, .L = 4, .boundary = demix::WstBoundary::Periodic}, 64, 48,
                               cpu64());
   const at::Tensor x = at::rand({2, 64, 48}, at::kDouble);
-  const at::Tensor s = op.forward_maps(x);                                   // (2, C, 8, 6)
-  const at::Tensor sr = op.forward_maps(at::roll(x, {16, -24}, {1, 2}));     // shifted by (2, -3) * 2^J
+  const at::Tensor s = op.forward_maps(x);                               // (2, C, 8, 6)
+  const at::Tensor sr = op.forward_maps(at::roll(x, {16, -24}, {1, 2})); // shifted by (2, -3) * 2^J
   ASSERT_EQ(s.sizes(), (std::vector<int64_t>{2, op.channels(), 8, 6}));
   // Exact equivariance: only the rounding of FFTs of rolled inputs differs (~1e-16 relative).
   const double scale = s.abs().max().item<double>();
@@ -51,7 +51,7 @@ TEST(Wst, BatchOfMapsEqualsMapsOneByOne) {
   const at::Tensor all = op.forward_maps(x);
   ASSERT_EQ(all.sizes(), (std::vector<int64_t>{3, 1 + 6 + 9, 10, 9}));
   for (int64_t b = 0; b < 3; ++b) {
-    const at::Tensor one = op.forward_maps(x[b]);  // (H, W) input -> (C, h, w)
+    const at::Tensor one = op.forward_maps(x[b]); // (H, W) input -> (C, h, w)
     EXPECT_TRUE(at::allclose(one, all[b], 1e-13, 1e-15)) << b;
   }
 }
@@ -85,7 +85,8 @@ TEST(Wst, Float32AgreesWithFloat64) {
   const at::Tensor a = op64.forward_maps(x), b = op32.forward_maps(x);
   EXPECT_EQ(b.scalar_type(), at::kFloat);
   // float32 rounding through a few FFTs: ~1e-6 of the largest value.
-  EXPECT_LT((a - b.to(at::kDouble)).abs().max().item<double>(), 1e-5 * a.abs().max().item<double>());
+  EXPECT_LT((a - b.to(at::kDouble)).abs().max().item<double>(),
+            1e-5 * a.abs().max().item<double>());
 }
 
 TEST(Wst, RejectsBadArgumentsAndInputs) {

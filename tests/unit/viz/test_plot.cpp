@@ -9,7 +9,7 @@
 
 namespace {
 
-demix::Rgb pixel(const at::Tensor &rgb, int64_t row, int64_t col) {
+demix::Rgb pixel(const at::Tensor& rgb, int64_t row, int64_t col) {
   const at::Tensor p = rgb[row][col];
   return {p[0].item<uint8_t>(), p[1].item<uint8_t>(), p[2].item<uint8_t>()};
 }

@@ -16,7 +16,7 @@ using demix::test::TempDir;
 
 namespace {
 
-int channel(const at::Tensor &rgb, int64_t row, int64_t col, int c) {
+int channel(const at::Tensor& rgb, int64_t row, int64_t col, int c) {
   return rgb[row][col][c].item<uint8_t>();
 }
 
@@ -70,8 +70,8 @@ TEST(Rgb, DefaultStretchAndPngFile) {
   demix::write_rgb_png(dir.path("c.png"), img);
   std::ifstream in(dir.path("c.png"), std::ios::binary);
   unsigned char head[24];
-  in.read(reinterpret_cast<char *>(head), 24);
-  EXPECT_EQ(std::string(reinterpret_cast<char *>(head) + 1, 3), "PNG");
+  in.read(reinterpret_cast<char*>(head), 24);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(head) + 1, 3), "PNG");
   EXPECT_EQ((head[16] << 24) | (head[17] << 16) | (head[18] << 8) | head[19], 30); // width
   EXPECT_EQ((head[20] << 24) | (head[21] << 16) | (head[22] << 8) | head[23], 20); // height
   // The default stretch is the largest intensity: for a grey image its pixel is white, and so are

@@ -1,8 +1,8 @@
 #include <demix/core/errors.hpp>
 #include <demix/deblend/madness.hpp>
+#include <demix/optim/step_graph.hpp>
 
 #include "core/detail/sizes_text.hpp"
-#include "optim/step_graph.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -373,7 +373,7 @@ MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxie
     };
     // The recording of the uniform step for the present working set (dropped when it shrinks).
     const bool replay = o.cuda_graphs && prior_->replayable();
-    std::optional<detail::StepGraph> recorded;
+    std::optional<StepGraph> recorded;
 
     for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
       if (replay && t > o.window) {

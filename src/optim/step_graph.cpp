@@ -1,4 +1,4 @@
-#include "optim/step_graph.hpp"
+#include <demix/optim/step_graph.hpp>
 
 #include <torch/version.h>
 
@@ -22,7 +22,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
-namespace demix::detail {
+namespace demix {
 
 struct StepGraph::Impl {
   std::function<void()> step;
@@ -141,4 +141,4 @@ void StepGraph::operator()() {
 #endif
 }
 
-} // namespace demix::detail
+} // namespace demix

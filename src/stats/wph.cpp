@@ -1,8 +1,8 @@
 #include <demix/core/errors.hpp>
+#include <demix/optim/step_graph.hpp>
 #include <demix/stats/filters.hpp>
 #include <demix/stats/wph.hpp>
 
-#include "optim/step_graph.hpp"
 #include "stats/detail/map_batch.hpp"
 #include "stats/detail/wph_spectral.hpp"
 
@@ -774,7 +774,7 @@ struct WphOperator::GraphCache {
     std::vector<int64_t> key;
     at::Tensor x, target, weights; // inputs, at fixed addresses
     at::Tensor loss, grad;         // outputs, the recording's own
-    detail::StepGraph step;
+    StepGraph step;
   };
   std::mutex mutex; // one call at a time uses an entry's tensors
   std::list<Entry> entries;
@@ -831,10 +831,10 @@ at::Tensor WphOperator::loss_and_grad(const at::Tensor& x, const at::Tensor& tar
                           : at::Tensor(),
         {},
         {},
-        detail::StepGraph([] {}, dev)});
+        StepGraph([] {}, dev)});
     GraphCache::Entry& e = entries.front();
     const bool want_grad = grad != nullptr;
-    e.step = detail::StepGraph(
+    e.step = StepGraph(
         [this, &e, want_grad] {
           e.loss = loss_and_grad_eager(e.x, e.target, e.weights, want_grad ? &e.grad : nullptr);
         },

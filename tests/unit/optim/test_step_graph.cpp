@@ -1,12 +1,12 @@
-// StepGraph (src/optim/step_graph.*): recorded steps give what the same steps give eagerly, a step
-// that cannot be recorded falls back to eager runs, and WphOperator::loss_and_grad, which records
-// small calls on CUDA, returns what its eager path returns for each new input. The recordings exist
-// on CUDA only (the CUDA tests run on the GPU machine); on the CPU a StepGraph is a plain call.
+// StepGraph (demix/optim/step_graph.hpp): recorded steps give what the same steps give eagerly, a
+// step that cannot be recorded falls back to eager runs, and WphOperator::loss_and_grad, which
+// records small calls on CUDA, returns what its eager path returns for each new input. The
+// recordings exist on CUDA only (the CUDA tests run on the GPU machine); on the CPU a StepGraph is
+// a plain call.
 
 #include <demix/core/context.hpp>
+#include <demix/optim/step_graph.hpp>
 #include <demix/stats/wph.hpp>
-
-#include "optim/step_graph.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -43,7 +43,7 @@ Descent make_descent(c10::Device device) {
 
 void expect_steps_match(c10::Device device, bool graphs) {
   Descent eager = make_descent(device), replayed = make_descent(device);
-  demix::detail::StepGraph step([&] { replayed.step(); }, device, graphs);
+  demix::StepGraph step([&] { replayed.step(); }, device, graphs);
   for (int t = 0; t < 6; ++t) {
     eager.step();
     step();
@@ -67,7 +67,7 @@ TEST(StepGraph, StepThatSynchronisesRunsEagerly) {
   const auto opt = at::TensorOptions().dtype(at::kFloat).device(c10::kCUDA);
   at::Tensor x = at::zeros({8}, opt);
   double seen = 0;
-  demix::detail::StepGraph step([&] { seen = x.add_(1).sum().item<double>(); }, opt.device());
+  demix::StepGraph step([&] { seen = x.add_(1).sum().item<double>(); }, opt.device());
   for (int t = 1; t <= 4; ++t) {
     step();
     EXPECT_EQ(seen, 8.0 * t); // each call ran exactly once, the failed recording included

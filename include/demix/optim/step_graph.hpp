@@ -22,7 +22,7 @@
 #include <functional>
 #include <memory>
 
-namespace demix::detail {
+namespace demix {
 
 class StepGraph {
 public:
@@ -43,4 +43,4 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-} // namespace demix::detail
+} // namespace demix

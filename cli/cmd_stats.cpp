@@ -1,14 +1,11 @@
-// demix stats: scattering statistics of a map (WPH, WST, scattering covariance) to a FITS table
+// demix stats: statistics of a map (any of the registry's: stats/registry.hpp) to a FITS table
 // (and JSON), or a comparison of two maps' statistics (--compare A B) with a PNG plot.
 
 #include <demix/core/build_info.hpp>
 #include <demix/core/errors.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
-#include <demix/stats/power_spectrum.hpp>
-#include <demix/stats/scattering_cov.hpp>
-#include <demix/stats/wph.hpp>
-#include <demix/stats/wst.hpp>
+#include <demix/stats/registry.hpp>
 #include <demix/viz/plot.hpp>
 #include <demix/viz/preview.hpp>
 
@@ -33,30 +30,13 @@ namespace demix::cli {
 
 namespace {
 
-/// Which statistic to compute. Adding one: a case in each switch below (kind_name, max_default_J,
-/// default_L, compute_statistics) and an entry in the --kind table.
-enum class StatKind {
-  Wph,  ///< wavelet phase harmonics (demix/stats/wph.hpp, pywph's default model)
-  Wst,  ///< wavelet scattering transform, spatial means (demix/stats/wst.hpp, kymatio)
-  Scov, ///< scattering covariance (demix/stats/scattering_cov.hpp, Cheng et al.)
-  Ps,   ///< isotropic power spectrum, one bin per integer |k| (demix/stats/power_spectrum.hpp)
-};
-
-/// Kinds that take -J / -L, and kinds that take --norm.
-bool has_scales(StatKind k) { return k != StatKind::Ps; }
-bool has_norm(StatKind k) { return k == StatKind::Wph || k == StatKind::Scov; }
-
-/// --norm: "Default" = the kind's own default (wph: none, scov: auto).
-enum class StatsNorm { Default, None, Auto };
-enum class StatsBoundary { Periodic, NonPeriodic };
-
 struct StatsCliOptions {
-  StatKind kind = StatKind::Wph;
-  int J = 0;  ///< 0 = per kind: min(cap, floor(log2(min(H, W))) - 2), cap 7 (wph, scov), 5 (wst)
-  int L = 0;  ///< 0 = per kind: 4 (wph, scov), 8 (wst)
+  StatisticKind kind = StatisticKind::Wph;
+  int J = 0;  ///< 0 = the statistic's default (default_J in stats/registry.hpp)
+  int L = 0;  ///< 0 = the statistic's default
   int dn = 2; ///< wph only: radial steps of the shift grid (pywph examples use 2)
-  StatsNorm norm = StatsNorm::Default;
-  StatsBoundary boundary = StatsBoundary::Periodic;
+  CommonNorm norm = CommonNorm::Default;
+  Boundary boundary = Boundary::Periodic;
   bool log = false;         ///< take log(x) first (positive maps only)
   bool standardize = false; ///< then subtract each map's mean and divide by its std
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
@@ -64,127 +44,48 @@ struct StatsCliOptions {
   std::string output;
   std::string json;
   std::vector<std::string> compare; ///< two inputs: maps or coefficient FITS files
-  std::string cross;                ///< wph: a second map; cross-WPH of (input, cross)
+  std::string cross;                ///< a second map: cross statistics of (input, cross)
   int width = 1200, height = 400;   ///< --compare plot size in pixels
 };
 
-const char* kind_name(StatKind k) {
-  switch (k) {
-  case StatKind::Wph:
-    return "wph";
-  case StatKind::Wst:
-    return "wst";
-  case StatKind::Scov:
-    return "scov";
-  case StatKind::Ps:
-    return "ps";
-  }
-  return "?";
+const char* kind_name(StatisticKind k) { return statistic_info(k).name; }
+
+/// The statistic the options name, built for maps of height x width (-J checked against them and
+/// named as the flag in the message).
+std::unique_ptr<Statistic> make_cli_statistic(const StatsCliOptions& o, int64_t height,
+                                              int64_t width, bool complex_data,
+                                              const Context& ctx) {
+  const StatisticInfo& info = statistic_info(o.kind);
+  const Grid2d grid{height, width, o.boundary};
+  if (info.takes_scales && o.J > largest_J(o.kind, grid))
+    throw ValueError("-J " + std::to_string(o.J) + " is too large for a " + std::to_string(height) +
+                     " x " + std::to_string(width) + " map: " + info.name + " needs 2^J " +
+                     (info.J_below_side ? "< " : "<= ") +
+                     "min(H, W), so J <= " + std::to_string(largest_J(o.kind, grid)));
+  CommonOptions common{.kind = o.kind, .norm = o.norm, .complex_data = complex_data};
+  if (o.J > 0) common.J = o.J;
+  if (o.L > 0) common.L = o.L;
+  if (info.takes_shifts) common.dn = o.dn;
+  return make_statistic(resolve(common, grid), grid, ctx);
 }
 
-int max_default_J(StatKind k) {
-  switch (k) {
-  case StatKind::Wph:
-    return 7;
-  case StatKind::Wst:
-    return 5;
-  case StatKind::Scov:
-    return 7;
-  case StatKind::Ps:
-    return 0;
-  }
-  return 5;
-}
-
-int default_L(StatKind k) {
-  switch (k) {
-  case StatKind::Wph:
-    return 4;
-  case StatKind::Wst:
-    return 8;
-  case StatKind::Scov:
-    return 4;
-  case StatKind::Ps:
-    return 0;
-  }
-  return 4;
-}
-
-/// floor(log2(n)) for n >= 1.
-int floor_log2(int64_t n) {
-  int j = 0;
-  while ((int64_t{2} << j) <= n) ++j;
-  return j;
-}
-
-/// The options with J and L defaults resolved for maps of at least min_h x min_w pixels, J checked.
-StatsCliOptions resolve(StatsCliOptions o, int64_t min_h, int64_t min_w) {
-  const int64_t side = std::min(min_h, min_w);
-  if (!has_scales(o.kind)) return o;
-  if (o.J == 0) o.J = std::max(1, std::min(max_default_J(o.kind), floor_log2(side) - 2));
-  if (o.L == 0) o.L = default_L(o.kind);
-  // WPH's largest wavelet must fit strictly inside the map; WST and scov allow 2^J = min(H, W).
-  const int j_max = o.kind == StatKind::Wph ? floor_log2(side) - 1 : floor_log2(side);
-  if (o.J > j_max)
-    throw ValueError("-J " + std::to_string(o.J) + " is too large for a " + std::to_string(min_h) +
-                     " x " + std::to_string(min_w) + " map: " + kind_name(o.kind) + " needs 2^J " +
-                     (o.kind == StatKind::Wph ? "< " : "<= ") +
-                     "min(H, W), so J <= " + std::to_string(j_max));
-  return o;
-}
-
-std::string norm_name(const StatsCliOptions& o) {
-  if (!has_norm(o.kind)) return "";
-  const bool automatic =
-      o.norm == StatsNorm::Auto || (o.norm == StatsNorm::Default && o.kind == StatKind::Scov);
-  return automatic ? "auto" : "none";
-}
-
-WphOptions wph_options(const StatsCliOptions& o, const at::Tensor& x) {
-  WphOptions w{.J = o.J, .L = o.L, .dn = o.dn};
-  w.complex_data = x.is_complex();
-  w.norm = norm_name(o) == "auto" ? WphNorm::Auto : WphNorm::None;
-  w.boundary =
-      o.boundary == StatsBoundary::Periodic ? WphBoundary::Periodic : WphBoundary::NonPeriodic;
-  return w;
-}
-
-/// Dispatch: computes statistic `o.kind` of x (B, H, W) on `ctx`. One case per kind.
-Coefficients compute_statistics(const StatsCliOptions& o, const at::Tensor& x, const Context& ctx) {
-  const bool periodic = o.boundary == StatsBoundary::Periodic;
-  const bool automatic = norm_name(o) == "auto";
-  switch (o.kind) {
-  case StatKind::Wph:
-    return WphOperator(wph_options(o, x), x.size(-2), x.size(-1), ctx).forward(x);
-  case StatKind::Wst: {
-    WstOptions w{.J = o.J, .L = o.L};
-    w.boundary = periodic ? WstBoundary::Periodic : WstBoundary::Reflect;
-    return WstOperator(w, x.size(-2), x.size(-1), ctx).forward(x);
-  }
-  case StatKind::Scov: {
-    if (!periodic)
-      throw ValueError("--boundary nonperiodic: the scattering covariance (scov) supports only "
-                       "periodic boundaries");
-    ScatteringCovOptions s{.J = o.J, .L = o.L};
-    s.normalization = automatic ? ScovNormalization::P00 : ScovNormalization::None;
-    return ScatteringCovOperator(s, x.size(-2), x.size(-1), ctx).forward(x);
-  }
-  case StatKind::Ps: {
-    if (!periodic)
-      throw ValueError("--boundary nonperiodic: the power spectrum (ps) supports only periodic "
-                       "boundaries");
-    return PowerSpectrumOperator({}, x.size(-2), x.size(-1), ctx).forward(x);
-  }
-  }
-  throw ValueError("unknown statistic kind");
+/// "J = 7, L = 4, dn = 2": the scale and shift options of a statistic, for messages.
+std::string scales_text(const Statistic& stat) {
+  std::string text;
+  for (const StatisticKeyword& k : stat.keywords())
+    if (k.json == "J" || k.json == "L" || k.json == "dn")
+      text += (text.empty() ? "" : ", ") + k.json + " = " +
+              std::to_string(std::get<long long>(k.value));
+  return text;
 }
 
 /// The map as the statistics see it: (B, H, W), optionally log and standardised.
 at::Tensor prepare_map(const Image& image, const StatsCliOptions& o) {
   at::Tensor x = image.data.dim() == 2 ? image.data.unsqueeze(0) : image.data; // (B, H, W)
-  if (x.is_complex() && (o.kind != StatKind::Wph || o.log))
+  if (x.is_complex() && (!statistic_info(o.kind).supports_complex || o.log))
     throw ValueError("'" + image.source + "' is complex (" + dtype_name(x.scalar_type()) +
-                     "): only --kind wph without --log takes complex maps");
+                     "): --kind " + kind_name(o.kind) + (o.log ? " with --log" : "") +
+                     " takes real maps only");
   if (o.log) {
     const int64_t bad = (x <= 0).sum().item<int64_t>();
     if (bad > 0)
@@ -230,47 +131,48 @@ std::string json_number(double v) {
 }
 
 /// The options that define the statistic, as (key, JSON value) pairs and FITS keywords.
-std::vector<std::pair<std::string, std::string>> options_json(const StatsCliOptions& o,
-                                                              const Context& ctx) {
+/// The options that define the statistic (its keywords), then the map's preparation, as (key,
+/// JSON value) pairs.
+std::vector<std::pair<std::string, std::string>>
+options_json(const Statistic& stat, const StatsCliOptions& o, const Context& ctx) {
   std::vector<std::pair<std::string, std::string>> kv;
-  if (has_scales(o.kind)) {
-    kv.emplace_back("J", std::to_string(o.J));
-    kv.emplace_back("L", std::to_string(o.L));
-  }
-  if (o.kind == StatKind::Wph) kv.emplace_back("dn", std::to_string(o.dn));
-  if (has_norm(o.kind)) kv.emplace_back("norm", json_string(norm_name(o)));
-  kv.emplace_back("boundary",
-                  json_string(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"));
+  for (const StatisticKeyword& k : stat.keywords())
+    kv.emplace_back(k.json, std::visit(
+                                [](const auto& v) -> std::string {
+                                  using V = std::decay_t<decltype(v)>;
+                                  if constexpr (std::is_same_v<V, std::string>)
+                                    return json_string(v);
+                                  else if constexpr (std::is_same_v<V, double>)
+                                    return json_number(v);
+                                  else
+                                    return std::to_string(v);
+                                },
+                                k.value));
   kv.emplace_back("log", o.log ? "true" : "false");
   kv.emplace_back("standardize", o.standardize ? "true" : "false");
   kv.emplace_back("dtype", json_string(dtype_name(ctx.real_dtype())));
   return kv;
 }
 
-void add_keywords(FitsHeader& h, const StatsCliOptions& o, const Context& ctx, int64_t batch) {
-  h.set("STAT", std::string_view(kind_name(o.kind)), "statistic: wph, wst, scov or ps");
-  if (has_scales(o.kind)) {
-    h.set("J", static_cast<long long>(o.J), "number of dyadic scales");
-    h.set("L", static_cast<long long>(o.L), "number of orientations in [0, pi)");
-  }
-  if (o.kind == StatKind::Wph) h.set("DN", static_cast<long long>(o.dn), "radial shift steps");
-  if (has_norm(o.kind)) h.set("NORM", norm_name(o), "normalisation: none or auto");
-  h.set("BOUNDARY",
-        std::string_view(o.boundary == StatsBoundary::Periodic ? "periodic" : "nonperiodic"),
-        "boundary conditions");
+void add_keywords(FitsHeader& h, const Statistic& stat, const StatsCliOptions& o,
+                  const Context& ctx, int64_t batch) {
+  h.set("STAT", std::string_view(stat.name()), "statistic: wph, wst, scov or ps");
+  for (const StatisticKeyword& k : stat.keywords())
+    std::visit([&](const auto& v) { h.set(k.fits, v, k.comment); }, k.value);
   h.set("LOGMAP", o.log, "T if log(map) was analysed");
   h.set("STDMAP", o.standardize, "T if each map was standardised");
   h.set("PRECISN", dtype_name(ctx.real_dtype()), "computing precision");
   h.set("NMAPS", static_cast<long long>(batch), "number of maps analysed");
 }
 
-std::string coefficients_json(const Coefficients& c, const StatsCliOptions& o, const Context& ctx,
+std::string coefficients_json(const Coefficients& c, const Statistic& stat,
+                              const StatsCliOptions& o, const Context& ctx,
                               const std::string& input) {
   std::ostringstream s;
-  s << "{\n  \"kind\": " << json_string(kind_name(o.kind))
-    << ",\n  \"input\": " << json_string(input) << ",\n  \"options\": {";
+  s << "{\n  \"kind\": " << json_string(stat.name()) << ",\n  \"input\": " << json_string(input)
+    << ",\n  \"options\": {";
   bool first = true;
-  for (const auto& [k, v] : options_json(o, ctx)) {
+  for (const auto& [k, v] : options_json(stat, o, ctx)) {
     s << (first ? "" : ", ") << json_string(k) << ": " << v;
     first = false;
   }
@@ -328,44 +230,46 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
                      "' does not end in .fits/.fit/.fts");
   const Context ctx = make_context(globals);
   const Image image = read_image(o.input, {.non_finite = o.non_finite});
-  o = resolve(o, image.data.size(-2), image.data.size(-1));
+  std::optional<Image> other;
+  if (!o.cross.empty()) other = read_image(o.cross, {.non_finite = o.non_finite});
   const auto t0 = std::chrono::steady_clock::now();
   const at::Tensor x = ctx.to(prepare_map(image, o));
+  at::Tensor y; // --cross: the second map
+  if (other) {
+    y = ctx.to(prepare_map(*other, o));
+    if (y.sizes() != x.sizes())
+      throw ShapeError("--cross: '" + o.cross + "' holds " + shape_text(y) + " but '" + o.input +
+                       "' holds " + shape_text(x) + "; cross statistics need the same shape");
+  }
+  const bool complex_maps = x.is_complex() || (y.defined() && y.is_complex());
+  const std::unique_ptr<Statistic> stat =
+      make_cli_statistic(o, x.size(-2), x.size(-1), complex_maps, ctx);
   Coefficients c;
   {
     c10::AutoGradMode no_grad(false);
-    if (o.cross.empty()) {
-      c = compute_statistics(o, x, ctx);
-    } else { // cross-WPH: first fields from the map, second fields from --cross
-      const Image other = read_image(o.cross, {.non_finite = o.non_finite});
-      const at::Tensor y = ctx.to(prepare_map(other, o));
-      if (y.sizes() != x.sizes())
-        throw ShapeError("--cross: '" + o.cross + "' holds " + shape_text(y) + " but '" + o.input +
-                         "' holds " + shape_text(x) + "; cross statistics need the same shape");
-      WphOptions w = wph_options(o, x);
-      w.complex_data = x.is_complex() || y.is_complex();
-      c = WphOperator(w, x.size(-2), x.size(-1), ctx).forward_cross(x, y);
-    }
+    // Cross statistics: first fields from the map, second fields from --cross.
+    c = y.defined() ? stat->forward_cross(x, y) : stat->forward(x);
   }
   c.values = c.values.detach().to(at::kCPU);
   const double elapsed = seconds_since(t0);
 
   FitsHeader header = image.header;
-  add_keywords(header, o, ctx, x.size(0));
-  header.add_history("demix " + build_info().demix + " stats --kind " + kind_name(o.kind) + " " +
+  add_keywords(header, *stat, o, ctx, x.size(0));
+  header.add_history("demix " + build_info().demix + " stats --kind " + stat->name() + " " +
                      o.input + (o.cross.empty() ? "" : " --cross " + o.cross));
   if (!o.cross.empty())
     header.set("CROSS", std::string_view(o.cross), "second map of the cross statistics");
-  const std::string json = o.json.empty() ? std::string() : coefficients_json(c, o, ctx, o.input);
+  const std::string json =
+      o.json.empty() ? std::string() : coefficients_json(c, *stat, o, ctx, o.input);
   if (!o.json.empty()) require_writable_folder(o.json); // no FITS table without its JSON
   write_coefficients_fits(o.output, c, header);
   if (!o.json.empty()) write_text_file(o.json, json);
   if (globals.quiet) return;
-  std::cout << kind_name(o.kind) << " of " << o.input << " (" << shape_text(image.data)
-            << "), J = " << o.J << ", L = " << o.L;
-  if (o.kind == StatKind::Wph) std::cout << ", dn = " << o.dn;
-  std::cout << ": " << c.size() << " coefficients in " << c.classes.size() << " classes ("
-            << fmt("%.2f", elapsed) << " s on " << ctx.describe() << ")\n";
+  const std::string scales = scales_text(*stat);
+  std::cout << stat->name() << " of " << o.input << " (" << shape_text(image.data) << ")"
+            << (scales.empty() ? "" : ", " + scales) << ": " << c.size() << " coefficients in "
+            << c.classes.size() << " classes (" << fmt("%.2f", elapsed) << " s on "
+            << ctx.describe() << ")\n";
   std::cout << "wrote " << o.output << (o.json.empty() ? "" : " and " + o.json) << "\n";
 }
 
@@ -426,6 +330,9 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
   std::optional<Image> map_a, map_b;
   if (!table_a) map_a = read_image(na, {.non_finite = o.non_finite});
   if (!table_b) map_b = read_image(nb, {.non_finite = o.non_finite});
+  // Maps of two sizes: the statistic's defaults (J) and checks follow the smaller sides; each map
+  // gets an operator of its own size.
+  std::string scales;
   if (map_a || map_b) {
     ctx.emplace(make_context(globals));
     int64_t h = std::numeric_limits<int64_t>::max(), w = h;
@@ -434,12 +341,16 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
         h = std::min(h, (*m)->data.size(-2));
         w = std::min(w, (*m)->data.size(-1));
       }
-    o = resolve(o, h, w);
+    const auto smallest = make_cli_statistic(o, h, w, false, *ctx);
+    if (o.J == 0) o.J = default_J(o.kind, {h, w});
+    scales = scales_text(*smallest);
   }
   const auto load = [&](const std::string& spec, const std::optional<Image>& map) {
     if (!map) return read_coefficients_fits(spec);
     c10::AutoGradMode no_grad(false);
-    Coefficients c = compute_statistics(o, ctx->to(prepare_map(*map, o)), *ctx);
+    const at::Tensor x = ctx->to(prepare_map(*map, o));
+    Coefficients c =
+        make_cli_statistic(o, x.size(-2), x.size(-1), x.is_complex(), *ctx)->forward(x);
     c.values = c.values.detach().to(at::kCPU);
     return c;
   };
@@ -454,8 +365,7 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
   const at::Tensor rel = (va - vb).abs() / scale; // (B, K) float64
   if (!globals.quiet) {
     std::cout << "statistics: " << (map_a || map_b ? std::string(kind_name(o.kind)) : "from files");
-    if (map_a || map_b) std::cout << ", J = " << o.J << ", L = " << o.L;
-    if ((map_a || map_b) && o.kind == StatKind::Wph) std::cout << ", dn = " << o.dn;
+    if (!scales.empty()) std::cout << ", " << scales;
     std::cout << "\nA = " << na << (table_a ? " (coefficients)" : " (map)") << "\nB = " << nb
               << (table_b ? " (coefficients)" : " (map)") << "\n\n";
   }
@@ -549,14 +459,12 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("map", o->input, "Input map: FITS (file.fits[HDU]) or .npy; a cube is a batch");
   cmd->add_option("-o,--output", o->output,
                   "Output .fits (coefficients); with --compare, an optional .png plot");
-  const std::map<std::string, StatKind> kinds{{"wph", StatKind::Wph},
-                                              {"wst", StatKind::Wst},
-                                              {"scov", StatKind::Scov},
-                                              {"ps", StatKind::Ps}};
-  const std::map<std::string, StatsNorm> norms{{"none", StatsNorm::None},
-                                               {"auto", StatsNorm::Auto}};
-  const std::map<std::string, StatsBoundary> boundaries{
-      {"periodic", StatsBoundary::Periodic}, {"nonperiodic", StatsBoundary::NonPeriodic}};
+  std::map<std::string, StatisticKind> kinds;
+  for (const StatisticInfo& info : statistic_registry()) kinds.emplace(info.name, info.kind);
+  const std::map<std::string, CommonNorm> norms{{"none", CommonNorm::None},
+                                                {"auto", CommonNorm::Auto}};
+  const std::map<std::string, Boundary> boundaries{{"periodic", Boundary::Periodic},
+                                                   {"nonperiodic", Boundary::NonPeriodic}};
   cmd->add_option("--kind", o->kind,
                   "wph (wavelet phase harmonics), wst (scattering transform means), scov "
                   "(scattering covariance), ps (isotropic power spectrum)")
@@ -588,8 +496,9 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
                 "Analyse (map - mean) / std, per map (after --log)");
   cmd->add_option("--json", o->json, "Also write the coefficients as JSON");
   cmd->add_option("--cross", o->cross,
-                  "wph: a second map of the same shape; computes cross-WPH (first field of each "
-                  "moment from the map, second from this one; periodic maps)");
+                  "wph, ps: a second map of the same shape; cross statistics (wph: first field of "
+                  "each moment from the map, second from this one; ps: the cross-spectrum; "
+                  "periodic maps)");
   cmd->add_option("--compare", o->compare,
                   "Compare two maps (statistics computed with the options above) or two "
                   "coefficient files written by 'demix stats': per-class relative differences, "
@@ -604,15 +513,16 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
       ->default_str("400");
   add_nan_option(*cmd, o->non_finite);
   cmd->callback([o, &globals, cmd] {
-    if (!has_norm(o->kind) && cmd->count("--norm"))
-      throw CLI::ValidationError("--norm",
-                                 std::string("does not apply to --kind ") + kind_name(o->kind));
-    if (!has_scales(o->kind) && (cmd->count("-J") || cmd->count("-L")))
-      throw CLI::ValidationError("-J/-L", "do not apply to --kind ps");
-    if (o->kind != StatKind::Wph && cmd->count("--dn"))
-      throw CLI::ValidationError("--dn", "applies to --kind wph only");
-    if (o->kind != StatKind::Wph && cmd->count("--cross"))
-      throw CLI::ValidationError("--cross", "applies to --kind wph only");
+    const StatisticInfo& info = statistic_info(o->kind);
+    const std::string kind = std::string("--kind ") + info.name;
+    if (!info.takes_norm && cmd->count("--norm"))
+      throw CLI::ValidationError("--norm", "does not apply to " + kind);
+    if (!info.takes_scales && (cmd->count("-J") || cmd->count("-L")))
+      throw CLI::ValidationError("-J/-L", "do not apply to " + kind);
+    if (!info.takes_shifts && cmd->count("--dn"))
+      throw CLI::ValidationError("--dn", "does not apply to " + kind);
+    if (!info.supports_cross && cmd->count("--cross"))
+      throw CLI::ValidationError("--cross", "is not available for " + kind);
     run(*o, globals, *cmd);
   });
 }

@@ -35,13 +35,14 @@ int main(int argc, char** argv) {
     x = ctx.to(((x - x.mean()) / x.std()).contiguous());
     demix::WphOptions o{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto};
     if (const char* chunk = std::getenv("DEMIX_CHUNK_MB")) o.memory_bytes = std::stoll(chunk) << 20;
-    o.cuda_graphs = false; // a replayed recording would be one opaque op in the profile
-    demix::WphOperator op(o, n, n, ctx);
-    op.set_reference(x);
-    const at::Tensor target = op.forward(x).values;
+    // Eager calls (no StepGraph): a replayed recording would be one opaque op in the profile.
+    const demix::WphOperator op(o, {n, n}, ctx);
+    const demix::Reference ref = op.reference(x);
+    const demix::SquaredDistance distance(op.forward(x, ref).values[0]);
     const at::Tensor xb = x.unsqueeze(0) + 0.1 * at::randn({batch, n, n}, x.options());
     at::Tensor grad;
-    for (int i = 0; i < 3; ++i) op.loss_and_grad(xb, target[0], {}, &grad); // warm-up
+    const auto loss_and_grad = [&] { grad = op.loss_and_grad(xb, distance, ref).grad; };
+    for (int i = 0; i < 3; ++i) loss_and_grad(); // warm-up
     auto seconds = [&](auto&& fn) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < 5; ++i) fn();
@@ -50,15 +51,15 @@ int main(int argc, char** argv) {
     };
     const double fwd = seconds([&] {
       c10::AutoGradMode no_grad(false);
-      grad = op.forward(xb).values;
+      grad = op.forward(xb, ref).values;
     });
-    const double lg = seconds([&] { op.loss_and_grad(xb, target[0], {}, &grad); });
+    const double lg = seconds(loss_and_grad);
     std::cout << "n=" << n << " J=" << J << " batch=" << batch << " forward " << fwd * 1e3
               << " ms, loss+grad " << lg * 1e3 << " ms\n";
     {
       torch::autograd::profiler::RecordProfile guard(std::string(argv[6]) + ".forward.json");
       c10::AutoGradMode no_grad(false);
-      grad = op.forward(xb).values;
+      grad = op.forward(xb, ref).values;
       if (ctx.device().is_cuda()) grad.cpu();
     }
     if (std::getenv("DEMIX_KINETO")) {
@@ -69,12 +70,12 @@ int main(int argc, char** argv) {
       const std::set<ActivityType> activities{ActivityType::CPU, ActivityType::CUDA};
       prof::prepareProfiler(config, activities);
       prof::enableProfiler(config, activities);
-      op.loss_and_grad(xb, target[0], {}, &grad);
+      loss_and_grad();
       if (ctx.device().is_cuda()) grad.cpu();
       prof::disableProfiler()->save(argv[6]);
     } else {
       torch::autograd::profiler::RecordProfile guard(argv[6]);
-      op.loss_and_grad(xb, target[0], {}, &grad);
+      loss_and_grad();
       if (ctx.device().is_cuda()) grad.cpu();
     }
   } catch (const std::exception& e) {

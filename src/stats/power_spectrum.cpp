@@ -23,9 +23,14 @@ std::string num(double v) { return std::to_string(v); }
 
 } // namespace
 
-PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options, int64_t height,
-                                             int64_t width, const Context& context)
-    : options_(options), H_(height), W_(width), tensor_options_(context.options()) {
+PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options,
+                                             const Grid2d& grid, const Context& context)
+    : options_(options), grid_(grid), context_(context), H_(grid.height), W_(grid.width),
+      tensor_options_(context.options()) {
+  const int64_t height = grid.height, width = grid.width;
+  if (grid.boundary != Boundary::Periodic)
+    throw ValueError("power spectrum: the Fourier modes of a map assume it periodic; a "
+                     "non-periodic grid is not supported (apodise the map first)");
   if (options.bins < 0)
     throw ValueError("power spectrum: bins must be >= 0 (0: one bin per integer |k|), got " +
                      std::to_string(options.bins));
@@ -92,6 +97,10 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
   bin_index_ = at::tensor(index, i64).to(tensor_options_.device());
   inv_counts_ = (1.0 / counts_.to(at::kDouble))
                     .to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
+  labels_.classes = {"P"};
+  labels_.class_id = at::zeros({K}, at::kLong);
+  labels_.label_names = {"bin"};
+  labels_.labels = at::arange(K, at::kLong).unsqueeze(1);
 }
 
 at::Tensor PowerSpectrumOperator::check_input(const at::Tensor& x, const char* name) const {
@@ -114,13 +123,18 @@ at::Tensor PowerSpectrumOperator::bin_average(const at::Tensor& power) const {
 
 Coefficients PowerSpectrumOperator::make_coefficients(const at::Tensor& values,
                                                       const char* cls) const {
-  Coefficients c;
+  Coefficients c = labels_;
   c.values = values;
   c.classes = {cls};
-  c.class_id = at::zeros({num_bins()}, at::kLong);
-  c.label_names = {"bin"};
-  c.labels = at::arange(num_bins(), at::kLong).unsqueeze(1);
   return c;
+}
+
+std::vector<StatisticKeyword> PowerSpectrumOperator::keywords() const {
+  return {{"BINS", "bins", static_cast<long long>(options_.bins),
+           "number of bins (0: one per integer |k| / dk)"},
+          {"BINNING", "binning", std::string(options_.binning == PsBinning::Log ? "log" : "linear"),
+           "bins of equal width in |k| or in log |k|"},
+          {"BOUNDARY", "boundary", std::string("periodic"), "boundary conditions"}};
 }
 
 namespace {
@@ -134,14 +148,16 @@ at::Tensor spectrum(const at::Tensor& x, bool subtract_mean) {
 
 } // namespace
 
-Coefficients PowerSpectrumOperator::forward(const at::Tensor& x_in) const {
+Coefficients PowerSpectrumOperator::forward(const at::Tensor& x_in, const Reference& ref) const {
+  ref.require_empty("the power spectrum");
   const at::Tensor xh = spectrum(check_input(x_in, "x"), options_.subtract_mean); // (B, H, W, 2)
   const at::Tensor power = xh.square().sum(-1) / static_cast<double>(H_ * W_);    // (B, H, W)
   return make_coefficients(bin_average(power), "P");
 }
 
-Coefficients PowerSpectrumOperator::forward_cross(const at::Tensor& x_in,
-                                                  const at::Tensor& y_in) const {
+Coefficients PowerSpectrumOperator::forward_cross(const at::Tensor& x_in, const at::Tensor& y_in,
+                                                  const Reference& ref) const {
+  ref.require_empty("the power spectrum");
   const at::Tensor x = check_input(x_in, "x"), y = check_input(y_in, "y");
   if (x.size(0) != y.size(0))
     throw ShapeError("power spectrum: cross-spectrum of batches of different sizes: " +

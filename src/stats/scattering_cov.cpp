@@ -67,10 +67,15 @@ at::Tensor scatter_by_labels(const at::Tensor& v, const at::Tensor& labels,
 
 } // namespace
 
-ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options, int64_t height,
-                                             int64_t width, const Context& context)
-    : options_(options), H_(height), W_(width), tensor_options_(context.options()) {
+ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options,
+                                             const Grid2d& grid, const Context& context)
+    : options_(options), grid_(grid), context_(context), H_(grid.height), W_(grid.width),
+      tensor_options_(context.options()) {
   const int J = options.J, L = options.L;
+  const int64_t height = grid.height, width = grid.width;
+  if (grid.boundary != Boundary::Periodic)
+    throw ValueError("scattering covariance: periodic maps only (as Cheng et al.'s code); a "
+                     "non-periodic grid is not supported");
   if (J < 1 || J > 30)
     throw ValueError("scattering covariance: J must be >= 1, got " + std::to_string(J));
   if (L < 1) throw ValueError("scattering covariance: L must be >= 1, got " + std::to_string(L));
@@ -177,6 +182,42 @@ ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options
   c11_nontrivial_labels_ = c11_labels_.index_select(0, at::tensor(nontrivial, at::kLong));
   c11_iso_nontrivial_labels_ =
       c11_iso_labels_.index_select(0, at::tensor(iso_nontrivial, at::kLong));
+  // Flat (j1, j2, l1, l2) position of each canonical pair: P11 of a reference to compact form.
+  const at::Tensor l01 = c01_labels_;
+  c01_flat_ =
+      (((l01.select(1, 0) * J + l01.select(1, 1)) * L + l01.select(1, 3)) * L + l01.select(1, 4))
+          .to(device);
+
+  // The labels, from an all-zero statistics record (no map is transformed).
+  const auto zeros = [&](std::vector<int64_t> shape, bool cplx) {
+    return at::zeros(shape, tensor_options_.dtype(cplx ? cplx_type() : real));
+  };
+  Compact z;
+  z.mean = zeros({1}, false), z.var = zeros({1}, false);
+  z.P00 = zeros({1, J, L}, false), z.S1 = zeros({1, J, L}, false);
+  z.C01 = zeros({1, c01_gather_.numel()}, true);
+  z.C11_pre = z.C11 = zeros({1, c11_gather_.numel()}, true);
+  z.P11 = zeros({1, c01_gather_.numel()}, false);
+  labels_ = assemble(z, options.coefficients == ScovCoefficients::All);
+  labels_.values = at::Tensor();
+}
+
+at::ScalarType ScatteringCovOperator::cplx_type() const {
+  return c10::toComplexType(tensor_options_.dtype().toScalarType());
+}
+
+std::vector<StatisticKeyword> ScatteringCovOperator::keywords() const {
+  const char* norm = options_.normalization == ScovNormalization::P00    ? "auto"
+                     : options_.normalization == ScovNormalization::None ? "none"
+                                                                         : "p11";
+  std::vector<StatisticKeyword> k{
+      {"J", "J", static_cast<long long>(options_.J), "number of dyadic scales"},
+      {"L", "L", static_cast<long long>(options_.L), "number of orientations in [0, pi)"},
+      {"NORM", "norm", std::string(norm), "normalisation: none, auto (P00) or p11"},
+      {"BOUNDARY", "boundary", std::string("periodic"), "boundary conditions"}};
+  if (options_.coefficients == ScovCoefficients::Isotropic)
+    k.push_back({"ISO", "iso", std::string("true"), "isotropic coefficients only"});
+  return k;
 }
 
 at::Tensor ScatteringCovOperator::check_input(const at::Tensor& x) const {
@@ -188,17 +229,17 @@ at::Tensor ScatteringCovOperator::check_input(const at::Tensor& x) const {
   return y.to(tensor_options_.device(), tensor_options_.dtype().toScalarType());
 }
 
-void ScatteringCovOperator::set_reference(const at::Tensor& reference) {
-  const at::Tensor x = check_input(reference).detach(); // (B_ref, H, W)
+Reference ScatteringCovOperator::reference(const at::Tensor& maps) const {
+  if (options_.normalization == ScovNormalization::None) return {};
+  const at::Tensor x = check_input(maps).detach(); // (B_ref, H, W)
   const at::Tensor I1 = at::abs(at::fft_ifft2(at::fft_fft2(x).unsqueeze(1).unsqueeze(1) * psi_));
-  reference_P00_ = (I1 * I1).mean({-2, -1}); // (B_ref, J, L)
-  reference_P11_ = at::Tensor();
-  if (options_.normalization == ScovNormalization::P11) // as Cheng's add_ref: C11's diagonal
-    p11(at::fft_fft2(I1).flatten(1, 2), &reference_P11_, nullptr);
-}
-
-at::Tensor ScatteringCovOperator::reference_P11() const {
-  return reference_P11_.defined() ? scatter_pairs(reference_P11_) : at::Tensor();
+  std::vector<std::pair<std::string, at::Tensor>> t{{"P00", (I1 * I1).mean({-2, -1})}};
+  if (options_.normalization == ScovNormalization::P11) { // as Cheng's add_ref: C11's diagonal
+    at::Tensor compact;
+    p11(at::fft_fft2(I1).flatten(1, 2), &compact, nullptr);
+    t.emplace_back("P11", scatter_pairs(compact));
+  }
+  return Reference("scov", std::move(t));
 }
 
 void ScatteringCovOperator::p11(const at::Tensor& I1_hat, at::Tensor* as_c11,
@@ -223,10 +264,13 @@ void ScatteringCovOperator::p11(const at::Tensor& I1_hat, at::Tensor* as_c11,
   if (squared) *squared = at::cat(b, 1).index_select(1, c01_gather_) * scale;
 }
 
-ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& x_in) const {
+ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& x_in,
+                                                              const Reference& ref) const {
   const int J = options_.J, L = options_.L;
   const at::Tensor x = check_input(x_in); // (B, H, W)
   const int64_t B = x.size(0);
+  ref.check("scov", B, "scattering covariance");
+  const bool has_reference = !ref.empty() && options_.normalization != ScovNormalization::None;
   const double MN = static_cast<double>(H_ * W_);
 
   Compact c;
@@ -240,7 +284,7 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
   const at::Tensor I1_hat = at::fft_fft2(I1).view({B, J * L, H_, W_}); // (B, J L, H, W)
   const bool by_p11 = options_.normalization == ScovNormalization::P11;
   at::Tensor P11_c01; // Cheng's C01 normalisation without a reference
-  p11(I1_hat, &c.P11, by_p11 && !has_reference() ? &P11_c01 : nullptr);
+  p11(I1_hat, &c.P11, by_p11 && !has_reference ? &P11_c01 : nullptr);
 
   std::vector<at::Tensor> blocks01, blocks11;
   for (int j = 0; j < J; ++j) {
@@ -267,15 +311,15 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
     c.C11 = c.C11_pre;
     return c;
   }
-  at::Tensor P = has_reference() ? reference_P00_ : c.P00; // (B or B_ref, J, L)
-  if (P.size(0) != 1 && P.size(0) != B)
-    throw ShapeError("scattering covariance: the reference holds " + std::to_string(P.size(0)) +
-                     " maps; inputs must then come in batches of 1 or " +
-                     std::to_string(P.size(0)) + ", got " + std::to_string(B));
-  P = P.flatten(1); // (B', J L)
+  // (B or B_ref, J L)
+  const at::Tensor P =
+      (has_reference ? ref.get("P00").to(x.device(), x.scalar_type()) : c.P00).flatten(1);
   if (by_p11) {
-    const at::Tensor& Q = has_reference() ? reference_P11_ : c.P11; // (B', K2)
-    c.C01 = C01 / at::sqrt(P.index_select(1, c01_norm_b_) * (has_reference() ? Q : P11_c01));
+    const at::Tensor Q = // (B', K2)
+        has_reference
+            ? ref.get("P11").to(x.device(), x.scalar_type()).flatten(1).index_select(1, c01_flat_)
+            : c.P11;
+    c.C01 = C01 / at::sqrt(P.index_select(1, c01_norm_b_) * (has_reference ? Q : P11_c01));
     c.C11 = c.C11_pre / at::sqrt(Q.index_select(1, c11_p11_a_) * Q.index_select(1, c11_p11_b_));
     return c;
   }
@@ -335,12 +379,12 @@ Coefficients ScatteringCovOperator::assemble(const Compact& c, bool anisotropic)
   return out;
 }
 
-Coefficients ScatteringCovOperator::forward(const at::Tensor& x) const {
-  return assemble(compute(x), true);
+Coefficients ScatteringCovOperator::forward(const at::Tensor& x, const Reference& ref) const {
+  return assemble(compute(x, ref), options_.coefficients == ScovCoefficients::All);
 }
 
-Coefficients ScatteringCovOperator::forward_iso(const at::Tensor& x) const {
-  return assemble(compute(x), false);
+Coefficients ScatteringCovOperator::forward_iso(const at::Tensor& x, const Reference& ref) const {
+  return assemble(compute(x, ref), false);
 }
 
 at::Tensor ScatteringCovOperator::scatter_pairs(const at::Tensor& v) const {
@@ -348,9 +392,10 @@ at::Tensor ScatteringCovOperator::scatter_pairs(const at::Tensor& v) const {
   return scatter_by_labels(v, c01_labels_, {0, 1, 3, 4}, {J, J, L, L});
 }
 
-ScatteringCovTensors ScatteringCovOperator::forward_tensors(const at::Tensor& x) const {
+ScatteringCovTensors ScatteringCovOperator::forward_tensors(const at::Tensor& x,
+                                                            const Reference& ref) const {
   const int64_t J = options_.J, L = options_.L;
-  const Compact c = compute(x);
+  const Compact c = compute(x, ref);
   const int64_t B = c.mean.size(0);
   const auto iso = [&](const at::Tensor& v, const at::Tensor& idx) {
     return at::real(v).index_select(1, idx.flatten()).view({B, idx.size(0), L}).mean(-1);
@@ -382,12 +427,14 @@ ScatteringCovTensors ScatteringCovOperator::forward_tensors(const at::Tensor& x)
   return t;
 }
 
-Coefficients ScatteringCovOperator::synthesis_vector(const at::Tensor& x) const {
-  return assemble_synthesis(compute(x), false);
+Coefficients ScatteringCovOperator::synthesis_vector(const at::Tensor& x,
+                                                     const Reference& ref) const {
+  return assemble_synthesis(compute(x, ref), false);
 }
 
-Coefficients ScatteringCovOperator::synthesis_vector_iso(const at::Tensor& x) const {
-  return assemble_synthesis(compute(x), true);
+Coefficients ScatteringCovOperator::synthesis_vector_iso(const at::Tensor& x,
+                                                         const Reference& ref) const {
+  return assemble_synthesis(compute(x, ref), true);
 }
 
 Coefficients ScatteringCovOperator::assemble_synthesis(const Compact& c, bool iso) const {

@@ -52,9 +52,10 @@ at::Tensor modulus_layer(const at::Tensor& U_hat /* (..., m, n) complex */,
 
 } // namespace
 
-WstOperator::WstOperator(const WstOptions& options, int64_t height, int64_t width,
-                         const Context& context)
-    : options_(options), H_(height), W_(width), tensor_options_(context.options()) {
+WstOperator::WstOperator(const WstOptions& options, const Grid2d& grid, const Context& context)
+    : options_(options), grid_(grid), context_(context), H_(grid.height), W_(grid.width),
+      tensor_options_(context.options()) {
+  const int64_t height = grid.height, width = grid.width;
   const int J = options.J, L = options.L;
   if (J < 1 || J > 30) throw ValueError("WST: J must be >= 1, got " + std::to_string(J));
   if (L < 1) throw ValueError("WST: L must be >= 1, got " + std::to_string(L));
@@ -64,7 +65,7 @@ WstOperator::WstOperator(const WstOptions& options, int64_t height, int64_t widt
   if (height < scale || width < scale)
     throw ValueError("WST: the image (" + std::to_string(height) + " x " + std::to_string(width) +
                      ") must be at least 2^J = " + std::to_string(scale) + " pixels on each side");
-  if (options.boundary == WstBoundary::Reflect) {
+  if (reflect()) {
     Mp_ = ((height + scale) / scale + 1) * scale;
     Np_ = ((width + scale) / scale + 1) * scale;
     const auto device_index = [&](const std::vector<int64_t>& v) {
@@ -94,8 +95,17 @@ WstOperator::WstOperator(const WstOptions& options, int64_t height, int64_t widt
         for (int j2 = j1 + 1; j2 < J; ++j2)
           for (int t2 = 0; t2 < L; ++t2) rows.insert(rows.end(), {2, j1, t1, j2, t2});
   const int64_t C = static_cast<int64_t>(rows.size()) / 5;
-  labels_ = at::tensor(rows, at::kLong).view({C, 5});
-  class_id_ = labels_.select(1, 0).clone();
+  labels_.classes = {"S0", "S1", "S2"};
+  labels_.label_names = {"order", "j1", "t1", "j2", "t2"};
+  labels_.labels = at::tensor(rows, at::kLong).view({C, 5});
+  labels_.class_id = labels_.labels.select(1, 0).clone();
+}
+
+std::vector<StatisticKeyword> WstOperator::keywords() const {
+  return {{"J", "J", static_cast<long long>(options_.J), "number of dyadic scales"},
+          {"L", "L", static_cast<long long>(options_.L), "number of orientations in [0, pi)"},
+          {"BOUNDARY", "boundary", std::string(boundary_name(std::get<Grid2d>(grid_).boundary)),
+           "boundary conditions"}};
 }
 
 at::Tensor WstOperator::check_input(const at::Tensor& x) const {
@@ -107,7 +117,7 @@ at::Tensor WstOperator::check_input(const at::Tensor& x) const {
 }
 
 at::Tensor WstOperator::unpad(const at::Tensor& s) const {
-  if (options_.boundary == WstBoundary::Periodic) return s;
+  if (!reflect()) return s;
   return s.narrow(-2, 1, s.size(-2) - 2).narrow(-1, 1, s.size(-1) - 2);
 }
 
@@ -121,9 +131,8 @@ at::Tensor WstOperator::forward_maps(const at::Tensor& x_in) const {
   const int J = options_.J, L = options_.L;
   at::Tensor x = check_input(x_in); // (B, H, W)
   const int64_t B = x.size(0);
-  if (options_.boundary == WstBoundary::Reflect)
-    x = x.index_select(1, pad_rows_).index_select(2, pad_cols_); // (B, Mp, Np)
-  const at::Tensor U0 = at::fft_fft2(x);                         // (B, Mp, Np) complex
+  if (reflect()) x = x.index_select(1, pad_rows_).index_select(2, pad_cols_); // (B, Mp, Np)
+  const at::Tensor U0 = at::fft_fft2(x);                                      // (B, Mp, Np) complex
 
   std::vector<at::Tensor> s1, s2;                     // pieces (B, c, h, w)
   const at::Tensor s0 = low_pass(U0, 0).unsqueeze(1); // (B, 1, h, w)
@@ -149,15 +158,12 @@ at::Tensor WstOperator::forward_maps(const at::Tensor& x_in) const {
   return x_in.dim() == 2 ? out.squeeze(0) : out;
 }
 
-Coefficients WstOperator::forward(const at::Tensor& x) const {
+Coefficients WstOperator::forward(const at::Tensor& x, const Reference& ref) const {
+  ref.require_empty("WST");
   at::Tensor maps = forward_maps(x);
   if (x.dim() == 2) maps = maps.unsqueeze(0);
-  Coefficients c;
+  Coefficients c = labels_;
   c.values = maps.mean({-2, -1}); // (B, C)
-  c.classes = {"S0", "S1", "S2"};
-  c.class_id = class_id_;
-  c.label_names = {"order", "j1", "t1", "j2", "t2"};
-  c.labels = labels_;
   return c;
 }
 

@@ -74,14 +74,14 @@ RotateLabel rotate_angles(std::vector<std::string> angles, int L,
 std::optional<LabelRow> same_label(const std::vector<std::string>&, LabelRow row) { return row; }
 
 std::vector<Entry> statistics() {
-  auto wph = [](demix::WphNorm norm, demix::WphBoundary boundary, int dn) {
+  auto wph = [](demix::WphNorm norm, demix::Boundary boundary, int dn) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
       auto op = std::make_shared<demix::WphOperator>(
-          demix::WphOptions{.J = 3, .L = 4, .dn = dn, .norm = norm, .boundary = boundary}, n, n,
+          demix::WphOptions{.J = 3, .L = 4, .dn = dn, .norm = norm}, demix::Grid2d{n, n, boundary},
           ctx);
       // Auto with a fixed reference: the statistic is then a fixed function of x.
-      if (norm == demix::WphNorm::Auto) op->set_reference(test_maps(1, n, 99).to(ctx.device()));
-      return [op](const at::Tensor& x) { return op->forward(x); };
+      const demix::Reference ref = op->reference(test_maps(1, n, 99).to(ctx.device()));
+      return [op, ref](const at::Tensor& x) { return op->forward(x, ref); };
     };
   };
   // Complex maps (Q + iU) made pointwise from the real test map, so that translations and
@@ -89,34 +89,35 @@ std::vector<Entry> statistics() {
   auto wph_complex = [](demix::WphNorm norm) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
       auto op = std::make_shared<demix::WphOperator>(
-          demix::WphOptions{.J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = norm}, n, n,
-          ctx);
-      if (norm == demix::WphNorm::Auto) { // a fixed reference, as for real maps
-        const at::Tensor r = test_maps(1, n, 99).to(ctx.device());
-        op->set_reference(at::complex(r, 0.5 * r.square() - r));
-      }
-      return
-          [op](const at::Tensor& x) { return op->forward(at::complex(x, 0.5 * x.square() - x)); };
+          demix::WphOptions{.J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = norm},
+          demix::Grid2d{n, n}, ctx);
+      // A fixed reference (norm Auto; None gives an empty one), as for real maps.
+      const at::Tensor r = test_maps(1, n, 99).to(ctx.device());
+      const demix::Reference ref = op->reference(at::complex(r, 0.5 * r.square() - r));
+      return [op, ref](const at::Tensor& x) {
+        return op->forward(at::complex(x, 0.5 * x.square() - x), ref);
+      };
     };
   };
-  auto wst = [](demix::WstBoundary boundary) {
+  auto wst = [](demix::Boundary boundary) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
       auto op = std::make_shared<demix::WstOperator>(
-          demix::WstOptions{.J = 3, .L = 4, .max_order = 2, .boundary = boundary}, n, n, ctx);
+          demix::WstOptions{.J = 3, .L = 4, .max_order = 2}, demix::Grid2d{n, n, boundary}, ctx);
       return [op](const at::Tensor& x) { return op->forward(x); };
     };
   };
   auto scov = [](demix::ScovFrequencySum sum, bool iso) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
       auto op = std::make_shared<demix::ScatteringCovOperator>(
-          demix::ScatteringCovOptions{.J = 3, .L = 4, .frequency_sum = sum}, n, n, ctx);
+          demix::ScatteringCovOptions{.J = 3, .L = 4, .frequency_sum = sum}, demix::Grid2d{n, n},
+          ctx);
       if (iso) return [op](const at::Tensor& x) { return op->forward_iso(x); };
       return [op](const at::Tensor& x) { return op->forward(x); };
     };
   };
   auto ps = [](demix::PowerSpectrumOptions o) {
     return [=](int64_t n, const demix::Context& ctx) -> Stat {
-      auto op = std::make_shared<demix::PowerSpectrumOperator>(o, n, n, ctx);
+      auto op = std::make_shared<demix::PowerSpectrumOperator>(o, demix::Grid2d{n, n}, ctx);
       return [op](const at::Tensor& x) { return op->forward(x); };
     };
   };
@@ -131,10 +132,10 @@ std::vector<Entry> statistics() {
   };
   using demix::ScovFrequencySum;
   return {
-      {"wph_periodic", wph(demix::WphNorm::None, demix::WphBoundary::Periodic, 1), true, 1,
+      {"wph_periodic", wph(demix::WphNorm::None, demix::Boundary::Periodic, 1), true, 1,
        wph_angles},
       {"wph_auto",
-       wph(demix::WphNorm::Auto, demix::WphBoundary::Periodic, 1),
+       wph(demix::WphNorm::Auto, demix::Boundary::Periodic, 1),
        true,
        1,
        {},
@@ -152,7 +153,7 @@ std::vector<Entry> statistics() {
        {},
        "complex maps: 2L angles over [0, 2 pi), not covered by the real-map angle mapping"},
       {"wph_nonperiodic",
-       wph(demix::WphNorm::None, demix::WphBoundary::NonPeriodic, 0),
+       wph(demix::WphNorm::None, demix::Boundary::NonPeriodic, 0),
        false,
        1,
        {},
@@ -161,10 +162,10 @@ std::vector<Entry> statistics() {
       // kymatio's filters are periodised over the copies x + e M, e = -2..2 of the grid, an
       // asymmetric range [-2M, 3M): they are quarter-turn symmetric only to ~1e-5 (measured
       // 4.1e-5 of the largest coefficient at n = 32); a wrong angle mapping gives O(1) errors.
-      {"wst_periodic", wst(demix::WstBoundary::Periodic), true, 8, rotate_angles({"t1", "t2"}, 4),
-       "", 2e-4},
+      {"wst_periodic", wst(demix::Boundary::Periodic), true, 8, rotate_angles({"t1", "t2"}, 4), "",
+       2e-4},
       {"wst_reflect",
-       wst(demix::WstBoundary::Reflect),
+       wst(demix::Boundary::NonPeriodic),
        false,
        1,
        {},
@@ -315,20 +316,18 @@ INSTANTIATE_TEST_SUITE_P(Statistics, Properties, ::testing::ValuesIn(statistics(
                          [](const auto& info) { return info.param.name; });
 
 TEST(WphAuto, ReferenceNormalisesItselfToOne) {
-  demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, 32, 32, cpu64());
+  demix::WphOperator op({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, {32, 32}, cpu64());
   const at::Tensor x = test_maps(1, 32, 8);
   const at::Tensor own = op.forward(x).values; // no reference: the map's own statistics
-  op.set_reference(x);
-  const demix::Coefficients c = op.forward(x);
+  const demix::Reference ref = op.reference(x);
+  const demix::Coefficients c = op.forward(x, ref);
   EXPECT_LT(rel_diff(c.values, own), 1e-12);
   const at::Tensor diag = (c.mask("S11") | c.mask("S00")) & (c.label("n") == 0);
   const at::Tensor v = c.values[0].index({diag});
   EXPECT_LT((v - 1).abs().max().item<double>(), 1e-12); // <|z - m|^2> / s^2 with s^2 = <|z - m|^2>
   // Another map is normalised by the reference's statistics, not its own.
   const at::Tensor y = test_maps(1, 32, 9);
-  EXPECT_GT(rel_diff(op.forward(y).values, own), 1e-3);
-  op.clear_reference();
-  EXPECT_FALSE(op.has_reference());
+  EXPECT_GT(rel_diff(op.forward(y, ref).values, own), 1e-3);
 }
 
 } // namespace
@@ -336,9 +335,9 @@ TEST(WphAuto, ReferenceNormalisesItselfToOne) {
 namespace {
 
 TEST(WphOptions, RejectsScalesLargerThanTheMap) {
-  EXPECT_THROW(demix::WphOperator({.J = 5}, 32, 32, cpu64()), demix::ValueError); // 2^5 = 32
-  EXPECT_THROW(demix::WphOperator({.J = 3, .dn = -1}, 32, 32, cpu64()), demix::ValueError);
-  EXPECT_NO_THROW(demix::WphOperator({.J = 4}, 32, 32, cpu64()));
+  EXPECT_THROW(demix::WphOperator({.J = 5}, {32, 32}, cpu64()), demix::ValueError); // 2^5 = 32
+  EXPECT_THROW(demix::WphOperator({.J = 3, .dn = -1}, {32, 32}, cpu64()), demix::ValueError);
+  EXPECT_NO_THROW(demix::WphOperator({.J = 4}, {32, 32}, cpu64()));
 }
 
 TEST(WphLossAndGrad, ChunkedComplexMapsMatchOneChunk) {
@@ -349,52 +348,53 @@ TEST(WphLossAndGrad, ChunkedComplexMapsMatchOneChunk) {
       .J = 3, .L = 4, .dn = 1, .complex_data = true, .norm = demix::WphNorm::Auto};
   demix::WphOptions small = base;
   small.memory_bytes = 1 << 16;
-  demix::WphOperator chunked(small, 32, 32, cpu64()), whole(base, 32, 32, cpu64());
+  const demix::WphOperator chunked(small, {32, 32}, cpu64()), whole(base, {32, 32}, cpu64());
   const auto complex_map = [](const at::Tensor& r) { return at::complex(r, 0.5 * r.square() - r); };
-  const at::Tensor ref = complex_map(test_maps(1, 32, 20));
-  chunked.set_reference(ref);
-  whole.set_reference(ref);
+  const demix::Reference ref = whole.reference(complex_map(test_maps(1, 32, 20)));
   const at::Tensor x = complex_map(test_maps(2, 32, 21));
-  const at::Tensor target = whole.forward(complex_map(test_maps(1, 32, 22))).values[0];
+  const at::Tensor target = whole.forward(complex_map(test_maps(1, 32, 22)), ref).values[0];
   // Same arithmetic in other groupings: float64 rounding only.
-  EXPECT_LT(rel_diff(chunked.forward(x).values, whole.forward(x).values), 1e-12);
-  at::Tensor g_chunked, g_whole;
-  const double l_chunked = chunked.loss_and_grad(x, target, {}, &g_chunked).item<double>();
-  const double l_whole = whole.loss_and_grad(x, target, {}, &g_whole).item<double>();
-  EXPECT_NEAR(l_chunked, l_whole, 1e-12 * l_whole);
-  EXPECT_GT(l_whole, 0.0);
-  EXPECT_LT(rel_diff(g_chunked, g_whole), 1e-10);
+  EXPECT_LT(rel_diff(chunked.forward(x, ref).values, whole.forward(x, ref).values), 1e-12);
+  const demix::SquaredDistance distance(target);
+  const demix::LossResult l_chunked = chunked.loss_and_grad(x, distance, ref);
+  const demix::LossResult l_whole = whole.loss_and_grad(x, distance, ref);
+  EXPECT_NEAR(l_chunked.total().item<double>(), l_whole.total().item<double>(),
+              1e-12 * l_whole.total().item<double>());
+  EXPECT_GT(l_whole.total().item<double>(), 0.0);
+  EXPECT_LT(rel_diff(l_chunked.grad, l_whole.grad), 1e-10);
 }
 
 TEST(WphLossAndGrad, MatchesAutogradThroughForward) {
   // Small chunks force several chunked backward passes.
   demix::WphOperator op(
-      {.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .memory_bytes = 1 << 16}, 32, 32,
+      {.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .memory_bytes = 1 << 16}, {32, 32},
       cpu64());
-  op.set_reference(test_maps(1, 32, 10));
+  const demix::Reference ref = op.reference(test_maps(1, 32, 10));
   const at::Tensor x = test_maps(2, 32, 11);
-  const at::Tensor target = op.forward(test_maps(1, 32, 12)).values[0];
+  const at::Tensor target = op.forward(test_maps(1, 32, 12), ref).values[0];
   const at::Tensor weights = at::rand({op.size()}, at::kDouble);
   const at::Tensor xg = x.clone().requires_grad_(true);
-  const at::Tensor loss = ((op.forward(xg).values - target).abs().square() * weights).sum();
+  const at::Tensor loss = ((op.forward(xg, ref).values - target).abs().square() * weights).sum();
   loss.backward();
-  at::Tensor grad;
-  const at::Tensor chunked = op.loss_and_grad(x, target, weights, &grad);
+  const demix::LossResult chunked =
+      op.loss_and_grad(x, demix::SquaredDistance(target, weights), ref);
   // Same arithmetic, different summation order: float64 rounding only.
-  EXPECT_NEAR(chunked.item<double>(), loss.item<double>(), 1e-12 * loss.item<double>());
-  EXPECT_LT(rel_diff(grad, xg.grad()), 1e-10);
-  EXPECT_EQ(grad.sizes(), x.sizes());
-  const double unweighted = (op.forward(x).values - target).abs().square().sum().item<double>();
-  EXPECT_NEAR(op.loss_and_grad(x, target, {}, nullptr).item<double>(), unweighted,
-              1e-12 * unweighted);
+  EXPECT_NEAR(chunked.total().item<double>(), loss.item<double>(), 1e-12 * loss.item<double>());
+  EXPECT_LT(rel_diff(chunked.grad, xg.grad()), 1e-10);
+  EXPECT_EQ(chunked.grad.sizes(), x.sizes());
+  const double unweighted =
+      (op.forward(x, ref).values - target).abs().square().sum().item<double>();
+  const demix::LossResult no_grad =
+      op.loss_and_grad(x, demix::SquaredDistance(target), ref, /*want_grad=*/false);
+  EXPECT_NEAR(no_grad.total().item<double>(), unweighted, 1e-12 * unweighted);
+  EXPECT_FALSE(no_grad.grad.defined());
   // With the default budget everything fits one chunk: the single-pass path gives the same.
-  demix::WphOperator whole({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, 32, 32,
-                           cpu64());
-  whole.set_reference(test_maps(1, 32, 10));
-  at::Tensor grad_whole;
-  EXPECT_NEAR(whole.loss_and_grad(x, target, weights, &grad_whole).item<double>(),
-              loss.item<double>(), 1e-12 * loss.item<double>());
-  EXPECT_LT(rel_diff(grad_whole, xg.grad()), 1e-10);
+  const demix::WphOperator whole({.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, {32, 32},
+                                 cpu64());
+  const demix::LossResult one_pass =
+      whole.loss_and_grad(x, demix::SquaredDistance(target, weights), ref);
+  EXPECT_NEAR(one_pass.total().item<double>(), loss.item<double>(), 1e-12 * loss.item<double>());
+  EXPECT_LT(rel_diff(one_pass.grad, xg.grad()), 1e-10);
 }
 
 } // namespace

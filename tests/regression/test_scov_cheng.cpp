@@ -42,7 +42,7 @@ TEST(ScovCheng, ReproducesChengJ7L4) {
   demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
 
   for (auto rounding : {demix::ScovFilterRounding::Float32, demix::ScovFilterRounding::None}) {
-    const demix::ScatteringCovOperator op({.J = 7, .L = 4, .filter_rounding = rounding}, 256, 256,
+    const demix::ScatteringCovOperator op({.J = 7, .L = 4, .filter_rounding = rounding}, {256, 256},
                                           ctx);
     const demix::ScatteringCovTensors t = op.forward_tensors(x);
     const std::pair<std::string, at::Tensor> classes[] = {

@@ -24,7 +24,7 @@ demix::ScatteringCovOperator make(demix::ScovNormalization n) {
   // same.
   return demix::ScatteringCovOperator(
       {.J = 5, .L = 4, .normalization = n, .filter_rounding = demix::ScovFilterRounding::Float32},
-      64, 64, ctx);
+      {64, 64}, ctx);
 }
 
 // max |a - b| / max |b| over the entries where b is not NaN; the NaN patterns must agree.

@@ -69,13 +69,13 @@ TEST(WphPywph, MomentsMatchEveryConfiguration) {
       for (int pbc : {1, 0}) {
         const std::string name = cfg_name(c) + "_norm-" + norm + "_pbc-" + std::to_string(pbc);
         SCOPED_TRACE(name);
-        const demix::WphOptions o{
-            .J = c.J,
-            .L = c.L,
-            .dn = c.dn,
-            .norm = std::string(norm) == "auto" ? demix::WphNorm::Auto : demix::WphNorm::None,
-            .boundary = pbc ? demix::WphBoundary::Periodic : demix::WphBoundary::NonPeriodic};
-        const demix::WphOperator op(o, c.M, c.M, ctx);
+        const demix::WphOptions o{.J = c.J,
+                                  .L = c.L,
+                                  .dn = c.dn,
+                                  .norm = std::string(norm) == "auto" ? demix::WphNorm::Auto
+                                                                      : demix::WphNorm::None};
+        const demix::WphOperator op(
+            o, {c.M, c.M, pbc ? demix::Boundary::Periodic : demix::Boundary::NonPeriodic}, ctx);
         const demix::Coefficients got = op.forward(x);
 
         // Reference rows, keyed by their labels.

@@ -31,14 +31,15 @@ TEST(WphPywphComplex, MomentsMatchEveryConfiguration) {
     for (int pbc : {1, 0}) {
       const std::string name = std::string("norm-") + norm + "_pbc-" + std::to_string(pbc);
       SCOPED_TRACE(name);
-      const demix::WphOptions o{
-          .J = 5,
-          .L = 4,
-          .dn = 2,
-          .complex_data = true,
-          .norm = std::string(norm) == "auto" ? demix::WphNorm::Auto : demix::WphNorm::None,
-          .boundary = pbc ? demix::WphBoundary::Periodic : demix::WphBoundary::NonPeriodic};
-      const demix::WphOperator op(o, z.size(0), z.size(1), ctx);
+      const demix::WphOptions o{.J = 5,
+                                .L = 4,
+                                .dn = 2,
+                                .complex_data = true,
+                                .norm = std::string(norm) == "auto" ? demix::WphNorm::Auto
+                                                                    : demix::WphNorm::None};
+      const demix::WphOperator op(
+          o, {z.size(0), z.size(1), pbc ? demix::Boundary::Periodic : demix::Boundary::NonPeriodic},
+          ctx);
       const demix::Coefficients got = op.forward(z);
 
       // Same moment list as pywph's (every reference label found once, nothing extra).

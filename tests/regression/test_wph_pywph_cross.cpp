@@ -38,7 +38,7 @@ TEST(WphPywphCross, MomentsMatchBothNorms) {
          .L = 4,
          .dn = 2,
          .norm = std::string(norm) == "auto" ? demix::WphNorm::Auto : demix::WphNorm::None},
-        x.size(0), x.size(1), cpu64());
+        {x.size(0), x.size(1)}, cpu64());
     const demix::Coefficients got = op.forward_cross(x, y);
     const std::vector<int64_t> order = demix::test::pywph_order(got, wph_idx, sm_idx);
     ASSERT_FALSE(order.empty());
@@ -60,7 +60,7 @@ TEST(WphPywphCross, MomentsMatchBothNorms) {
 TEST(WphCross, OfAMapWithItselfIsItsWph) {
   const at::Tensor x = demix::read_npy(kData + "x.npy").narrow(0, 0, 64).narrow(1, 0, 64);
   for (auto norm : {demix::WphNorm::None, demix::WphNorm::Auto}) {
-    const demix::WphOperator op({.J = 4, .L = 4, .dn = 1, .norm = norm}, 64, 64, cpu64());
+    const demix::WphOperator op({.J = 4, .L = 4, .dn = 1, .norm = norm}, {64, 64}, cpu64());
     const at::Tensor auto_ = op.forward(x).values, cross = op.forward_cross(x, x).values;
     // Same fields, same arithmetic on each side: float64 rounding only.
     EXPECT_LT((cross - auto_).abs().max().item<double>(), 1e-12 * auto_.abs().max().item<double>());
@@ -70,7 +70,7 @@ TEST(WphCross, OfAMapWithItselfIsItsWph) {
 TEST(WphCross, GradientMatchesFiniteDifferences) {
   at::manual_seed(3);
   const at::Tensor x = at::randn({1, 16, 16}, at::kDouble), y = at::randn({1, 16, 16}, at::kDouble);
-  const demix::WphOperator op({.J = 2, .L = 4, .dn = 1}, 16, 16, cpu64());
+  const demix::WphOperator op({.J = 2, .L = 4, .dn = 1}, {16, 16}, cpu64());
   const at::Tensor w = at::randn({op.size()}, at::kDouble);
   // A real scalar of both maps' cross statistics; its gradient with respect to x and to y by
   // autograd against central differences (h = 1e-5 in float64: O(h^2) truncation, ~1e-11 rounding).
@@ -86,9 +86,9 @@ TEST(WphCross, GradientMatchesFiniteDifferences) {
 
 TEST(WphCross, RefusesWhatItCannotDo) {
   const at::Tensor x = at::randn({2, 16, 16}, at::kDouble);
-  const demix::WphOperator op({.J = 2, .L = 4}, 16, 16, cpu64());
+  const demix::WphOperator op({.J = 2, .L = 4}, {16, 16}, cpu64());
   EXPECT_THROW(op.forward_cross(x, x.narrow(0, 0, 1)), demix::ShapeError);
-  const demix::WphOperator nonperiodic(
-      {.J = 2, .L = 4, .boundary = demix::WphBoundary::NonPeriodic}, 16, 16, cpu64());
+  const demix::WphOperator nonperiodic({.J = 2, .L = 4}, {16, 16, demix::Boundary::NonPeriodic},
+                                       cpu64());
   EXPECT_THROW(nonperiodic.forward_cross(x, x), demix::ValueError);
 }

@@ -44,9 +44,10 @@ bool load(Reference& r) {
 TEST(WstKymatio, ChannelCountFormula) {
   demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   for (auto [J, L] : {std::pair{2, 8}, {3, 4}, {4, 8}, {3, 3}}) {
-    const demix::WstOperator op({.J = J, .L = L}, 32, 32, ctx);
+    const demix::WstOperator op({.J = J, .L = L}, {32, 32, demix::Boundary::NonPeriodic}, ctx);
     EXPECT_EQ(op.channels(), 1 + J * L + L * L * J * (J - 1) / 2) << "J=" << J << " L=" << L;
-    const demix::WstOperator op1({.J = J, .L = L, .max_order = 1}, 32, 32, ctx);
+    const demix::WstOperator op1({.J = J, .L = L, .max_order = 1},
+                                 {32, 32, demix::Boundary::NonPeriodic}, ctx);
     EXPECT_EQ(op1.channels(), 1 + J * L);
   }
 }
@@ -59,7 +60,7 @@ TEST(WstKymatio, ReproducesKymatioJ5L8) {
   const int64_t n1 = 1 + J * L;
   for (auto precision : {demix::Precision::Float64, demix::Precision::Float32}) {
     demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = precision});
-    const demix::WstOperator op({.J = J, .L = L}, 256, 256, ctx);
+    const demix::WstOperator op({.J = J, .L = L}, {256, 256, demix::Boundary::NonPeriodic}, ctx);
     const at::Tensor out = op.forward_maps(ref.input);
     ASSERT_EQ(out.sizes(), ref.output.sizes());
     const double e0 = relative_error(out, ref.output, 0, 1);
@@ -80,8 +81,9 @@ TEST(WstKymatio, ReproducesKymatioJ5L8) {
 TEST(WstKymatio, MaxOrderOneIsThePrefixOfOrderTwo) {
   demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   const at::Tensor x = at::rand({2, 64, 48}, at::kDouble);
-  const demix::WstOperator op2({.J = 3, .L = 4}, 64, 48, ctx);
-  const demix::WstOperator op1({.J = 3, .L = 4, .max_order = 1}, 64, 48, ctx);
+  const demix::WstOperator op2({.J = 3, .L = 4}, {64, 48, demix::Boundary::NonPeriodic}, ctx);
+  const demix::WstOperator op1({.J = 3, .L = 4, .max_order = 1},
+                               {64, 48, demix::Boundary::NonPeriodic}, ctx);
   const at::Tensor s2 = op2.forward_maps(x), s1 = op1.forward_maps(x);
   ASSERT_EQ(s1.size(1), 1 + 3 * 4);
   ASSERT_EQ(s2.size(1), 1 + 3 * 4 + 16 * 3);

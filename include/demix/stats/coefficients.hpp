@@ -24,6 +24,15 @@ struct Coefficients {
   Coefficients select(const std::string& name) const;
   /// Column `name` of the labels, (K,) int64 (ValueError if absent).
   at::Tensor label(const std::string& name) const;
+
+  /// Coefficients of several statistics side by side, e.g. the target of a loss over all of them:
+  /// values concatenated along K (complex when any part is; all parts defined with the same B, or
+  /// all undefined, for labels alone); classes renamed "<prefix>.<class>" with one prefix per part
+  /// (no prefixes: class names must already be distinct); label columns the union of the parts'
+  /// in first-seen order, -1 where a part has no such column. ValueError for a prefix count that
+  /// is not the part count or repeated class names, ShapeError for batch sizes that differ.
+  static Coefficients concat(const std::vector<Coefficients>& parts,
+                             const std::vector<std::string>& prefixes = {});
 };
 
 } // namespace demix

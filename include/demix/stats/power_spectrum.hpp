@@ -17,7 +17,9 @@
 // same code on CPU and CUDA, in float32 or float64 (the context's precision).
 
 #include <demix/core/context.hpp>
+#include <demix/core/grid.hpp>
 #include <demix/stats/coefficients.hpp>
+#include <demix/stats/statistic.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -55,24 +57,35 @@ struct PowerSpectrumOptions {
   bool include_corners = false;
 };
 
-class PowerSpectrumOperator {
+class PowerSpectrumOperator final : public Statistic {
 public:
   /// Precomputes the bin of every mode of a height x width map on `context`'s device. Throws
   /// ValueError for options out of range (bins < 0, Log with bins = 0, height or width < 2, or so
   /// many bins that one of them holds no mode; the message names the empty bin's edges).
-  PowerSpectrumOperator(const PowerSpectrumOptions& options, int64_t height, int64_t width,
+  /// The grid must be periodic (ValueError otherwise).
+  PowerSpectrumOperator(const PowerSpectrumOptions& options, const Grid2d& grid,
                         const Context& context);
+
+  const char* name() const override { return "ps"; }
+  const Grid& grid() const override { return grid_; }
+  const Context& context() const override { return context_; }
+  /// Class {"P"}, labels ("bin") = 0..K-1.
+  const Coefficients& labels() const override { return labels_; }
+  std::vector<StatisticKeyword> keywords() const override;
+  bool supports_cross() const override { return true; }
+  bool supports_complex() const override { return true; }
 
   /// Binned power spectrum: values (B, K) real (B = 1 for an (H, W) input), class {"P"}, labels
   /// ("bin") = 0..K-1.
   /// x: (B, H, W) or (H, W), real or complex floating point; cast to the operator's device and
   /// dtype (differentiably).
-  Coefficients forward(const at::Tensor& x) const;
+  Coefficients forward(const at::Tensor& x, const Reference& ref = {}) const override;
 
   /// Binned cross-spectrum Re(x_hat conj(y_hat)) / (H W): values (B, K) real, class {"Pxy"},
   /// labels ("bin"). forward_cross(x, x) equals forward(x).
   /// x, y: (B, H, W) or (H, W) of the same shape, real or complex floating point.
-  Coefficients forward_cross(const at::Tensor& x, const at::Tensor& y) const;
+  Coefficients forward_cross(const at::Tensor& x, const at::Tensor& y,
+                             const Reference& ref = {}) const override;
 
   /// Bin centres, see PsBinning: (K,) float64 CPU, in cycles per pixel, strictly increasing.
   at::Tensor bin_centres() const { return centres_; }
@@ -90,6 +103,8 @@ private:
   Coefficients make_coefficients(const at::Tensor& values, const char* cls) const;
 
   PowerSpectrumOptions options_;
+  Grid grid_;
+  Context context_;
   int64_t H_ = 0, W_ = 0;
   c10::TensorOptions tensor_options_; // device and real dtype
   at::Tensor bin_index_;  // (H W,) int64 on device: bin of each mode, K for modes in no bin
@@ -97,6 +112,7 @@ private:
   at::Tensor counts_;     // (K,) int64 CPU
   at::Tensor centres_;    // (K,) float64 CPU
   at::Tensor edges_;      // (K + 1,) float64 CPU
+  Coefficients labels_;   // values undefined
 };
 
 } // namespace demix

@@ -29,7 +29,9 @@
 // Everything is ATen operations: differentiable, the same code on CPU and CUDA, float32/float64.
 
 #include <demix/core/context.hpp>
+#include <demix/core/grid.hpp>
 #include <demix/stats/coefficients.hpp>
+#include <demix/stats/statistic.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -40,14 +42,15 @@ namespace demix {
 
 /// What C01 and C11 are divided by.
 enum class ScovNormalization {
-  /// Cheng's 'P00': by sqrt(P00[j1,l1] P00[j2,l2]), the P00 of the reference map when one is set
-  /// (set_reference, Cheng's use_ref=True, for syntheses), else the map's own P00.
+  /// Cheng's 'P00': by sqrt(P00[j1,l1] P00[j2,l2]), the P00 of the reference maps when a
+  /// Reference is passed (reference(), Cheng's use_ref=True, for syntheses), else the map's own.
   P00,
   /// Not divided: C01 and C11 are the raw cross-spectra (C11 is then Cheng's C11_pre_norm).
   None,
   /// Cheng's 'P11': C01[j1,j2,l1,l2] by sqrt(P00[j2,l2] P11[j1,j2,l1,l2]) and
   /// C11[j1,j2,j3,l1,l2,l3] by sqrt(P11[j1,j3,l1,l3] P11[j2,j3,l2,l3]) (so C11 = 1 where j1 = j2
-  /// and l1 = l2); P00 and P11 are the reference map's when one is set, else the map's own.
+  /// and l1 = l2); P00 and P11 are the reference maps' when a Reference is passed, else the map's
+  /// own.
   /// forward() then also returns P11 and P11_iso, and the synthesis vectors end with log P11.
   P11,
 };
@@ -72,12 +75,19 @@ enum class ScovFilterRounding {
            ///< run in float64 to ~1e-13)
 };
 
+/// Which coefficients forward() (and so the Statistic interface) returns.
+enum class ScovCoefficients {
+  All,       ///< every class, see forward()
+  Isotropic, ///< "mean", "var" and the isotropic classes only, as forward_iso()
+};
+
 struct ScatteringCovOptions {
   int J = 0; ///< number of dyadic scales j = 0..J-1; >= 1 and 2^J <= min(H, W) (Cheng: log2(min)-1)
   int L = 4; ///< number of orientations in [0, pi); >= 1 (Cheng's default 4)
   ScovNormalization normalization = ScovNormalization::P00;      ///< see ScovNormalization
   ScovFrequencySum frequency_sum = ScovFrequencySum::Cropped;    ///< see ScovFrequencySum
   ScovFilterRounding filter_rounding = ScovFilterRounding::None; ///< see ScovFilterRounding
+  ScovCoefficients coefficients = ScovCoefficients::All;         ///< see ScovCoefficients
 };
 
 /// The statistics in Cheng's array shapes (what `scattering_cov` returns under the same keys).
@@ -99,12 +109,26 @@ struct ScatteringCovTensors {
   at::Tensor P11_iso;          ///< (B, J, J, L) real: [j1, j2, dl], NaN where j1 > j2
 };
 
-class ScatteringCovOperator {
+class ScatteringCovOperator final : public Statistic {
 public:
-  /// Builds (or takes from the cache) the filters for height x width images on `context`.
-  /// Throws ValueError for options out of range.
-  ScatteringCovOperator(const ScatteringCovOptions& options, int64_t height, int64_t width,
+  /// Builds (or takes from the cache) the filters for images of the grid's size on `context`.
+  /// Throws ValueError for options out of range or a non-periodic grid.
+  ScatteringCovOperator(const ScatteringCovOptions& options, const Grid2d& grid,
                         const Context& context);
+
+  const char* name() const override { return "scov"; }
+  const Grid& grid() const override { return grid_; }
+  const Context& context() const override { return context_; }
+  /// The labels of forward(): every class, or the isotropic ones (options.coefficients).
+  const Coefficients& labels() const override { return labels_; }
+  std::vector<StatisticKeyword> keywords() const override;
+
+  /// The normalisation statistics of reference maps (B_ref, H, W) or (H, W), detached, to
+  /// normalise C01 and C11 of later calls (Cheng's add_ref + use_ref=True): tensors "P00"
+  /// (B_ref, J, L) real and, under normalisation P11, "P11" (B_ref, J, J, L, L) real (NaN where
+  /// j1 > j2). Normalisation None: an empty Reference. Passed to the calls below, B_ref must be 1
+  /// or their batch size (ShapeError).
+  Reference reference(const at::Tensor& maps /* (B_ref, H, W) or (H, W) */) const override;
 
   /// All statistics: values (B, K) complex (real classes have zero imaginary part), classes
   /// {"mean", "var", "P00", "S1", "C01", "C11", "P00_iso", "S1_iso", "C01_iso", "C11_iso"} in this
@@ -114,12 +138,14 @@ public:
   /// J = 7, L = 4: K = 2 + 28 + 28 + 448 + 5376 + 7 + 7 + 112 + 1344 = 7352. Normalisation P11
   /// appends the classes "P11" (labels j1 j2 -1 l1 l2 -1) and "P11_iso" (j1 j2 -1 -1 dl -1).
   /// x: (B, H, W) or (H, W) real; cast to the operator's device and dtype (differentiably).
-  Coefficients forward(const at::Tensor& x) const;
+  /// `ref`: see reference(); empty: each map normalised by its own P00 (P11). With
+  /// options.coefficients = Isotropic, forward() returns forward_iso()'s coefficients.
+  Coefficients forward(const at::Tensor& x, const Reference& ref = {}) const override;
   /// Only "mean", "var" and the isotropic classes (J = 7, L = 4: K = 2 + 7 + 7 + 112 + 1344 = 1472;
   /// Cheng's for_synthesis_iso has the same count with mean/std in place of mean and var).
-  Coefficients forward_iso(const at::Tensor& x) const;
+  Coefficients forward_iso(const at::Tensor& x, const Reference& ref = {}) const;
   /// The same statistics in Cheng's shapes, for comparisons with that code.
-  ScatteringCovTensors forward_tensors(const at::Tensor& x) const;
+  ScatteringCovTensors forward_tensors(const at::Tensor& x, const Reference& ref = {}) const;
 
   /// Cheng's 'for_synthesis' vector, the normalised coefficient set that code's syntheses match:
   /// real values (B, K), classes in this order (class_id = that code's index type 0..7):
@@ -129,34 +155,21 @@ public:
   /// construction, j1 = j2 and l1 = l2, under normalisation P11). Labels as forward()'s (the
   /// rows j1 j2 j3 l1 l2 l3 of that code's index_for_synthesis). J = 5, L = 4: K = 5001 (P00),
   /// 4761 (P11).
-  Coefficients synthesis_vector(const at::Tensor& x /* (B, H, W) or (H, W) */) const;
+  Coefficients synthesis_vector(const at::Tensor& x /* (B, H, W) or (H, W) */,
+                                const Reference& ref = {}) const;
   /// Cheng's 'for_synthesis_iso': "mean/std", "log P00_iso", "log S1_iso", "C01_iso", "C11_iso"
   /// (without j1 = j2, dl2 = 0 under normalisation P11) and with normalisation P11 "log P11_iso".
   /// J = 7, L = 4, P00: K = 1471.
-  Coefficients synthesis_vector_iso(const at::Tensor& x /* (B, H, W) or (H, W) */) const;
-
-  /// Stores the P00 (and, under normalisation P11, the P11) of `reference` ((B_ref, H, W) or
-  /// (H, W), detached) to normalise C01 and C11 of later calls (Cheng's add_ref + use_ref=True).
-  /// B_ref must be 1 or the batch size of later inputs. Not thread-safe with concurrent forward
-  /// calls.
-  void set_reference(const at::Tensor& reference);
-  void clear_reference() {
-    reference_P00_ = at::Tensor();
-    reference_P11_ = at::Tensor();
-  }
-  bool has_reference() const { return reference_P00_.defined(); }
-  /// (B_ref, J, L) real, undefined when no reference is set.
-  const at::Tensor& reference_P00() const { return reference_P00_; }
-  /// (B_ref, J, J, L, L) real (NaN where j1 > j2); undefined unless normalisation is P11 and a
-  /// reference is set.
-  at::Tensor reference_P11() const;
+  Coefficients synthesis_vector_iso(const at::Tensor& x /* (B, H, W) or (H, W) */,
+                                    const Reference& ref = {}) const;
 
   const ScatteringCovOptions& options() const { return options_; }
 
 private:
   struct Compact; // the statistics as flat vectors, see scattering_cov.cpp
   at::Tensor check_input(const at::Tensor& x) const;
-  Compact compute(const at::Tensor& x) const;
+  Compact compute(const at::Tensor& x, const Reference& ref) const;
+  at::ScalarType cplx_type() const;
   /// P11 (B, K2) real in the canonical pair order from I1_hat (B, J L, H, W), with the squared
   /// filters rounded as C11's are (`as_c11`) or squared in the working precision (`squared`).
   void p11(const at::Tensor& I1_hat, at::Tensor* as_c11, at::Tensor* squared) const;
@@ -165,6 +178,8 @@ private:
   at::Tensor scatter_pairs(const at::Tensor& v /* (B, K2) */) const; // -> (B, J, J, L, L), NaN
 
   ScatteringCovOptions options_;
+  Grid grid_;
+  Context context_;
   int64_t H_ = 0, W_ = 0;
   c10::TensorOptions tensor_options_;
   at::Tensor psi_;         // (J, L, H, W) real, Fourier
@@ -185,8 +200,8 @@ private:
   at::Tensor c11_iso_nontrivial_;      // C11_iso entries but j1 = j2 and dl2 = 0
   at::Tensor c11_nontrivial_labels_, c11_iso_nontrivial_labels_;         // their labels (K, 6) CPU
   at::Tensor c01_labels_, c11_labels_, c01_iso_labels_, c11_iso_labels_; // (K, 6) int64 CPU
-  at::Tensor reference_P00_; // (B_ref, J, L) or undefined
-  at::Tensor reference_P11_; // (B_ref, K2) or undefined (normalisation P11 only)
+  at::Tensor c01_flat_; // (K2,) int64 on device: flat (j1, j2, l1, l2) index of each pair
+  Coefficients labels_; // values undefined
 };
 
 } // namespace demix

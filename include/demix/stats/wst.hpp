@@ -16,8 +16,10 @@
 // float32 or float64 (the context's precision).
 
 #include <demix/core/context.hpp>
+#include <demix/core/grid.hpp>
 #include <demix/stats/coefficients.hpp>
 #include <demix/stats/morlet.hpp>
+#include <demix/stats/statistic.hpp>
 
 #include <ATen/core/TensorBody.h>
 
@@ -25,62 +27,64 @@
 
 namespace demix {
 
-/// How the image is extended beyond its borders.
-enum class WstBoundary {
-  /// kymatio: reflection padding (no edge repetition) to H_p = ((H + 2^J) / 2^J + 1) 2^J, split
-  /// (H_p - H) / 2 before and (H_p - H + 1) / 2 after (the same for W); filters are built on the
-  /// padded grid; the outputs drop one pixel of border at resolution 2^-J, so maps are
-  /// (H / 2^J, W / 2^J) (integer division). Needs 2^J <= min(H, W).
-  Reflect,
-  /// No padding: the image is treated as periodic (simulation boxes), filters are built on the
-  /// H x W grid and nothing is cropped. Needs H and W divisible by 2^J. With this boundary the
-  /// maps of an image rolled by a multiple of 2^J pixels are the rolled maps, and their means are
-  /// unchanged. Other shifts are NOT exact symmetries: the intermediate modulus maps are
-  /// subsampled (kymatio's algorithm), which aliases; on the 256 x 256 dust crop at J = 5, L = 8
-  /// a shift by (1, 2) pixels moves the means by up to 0.4% (S1) and 1.2% (S2) of their maximum.
-  Periodic,
-};
-
 struct WstOptions {
   int J = 0; ///< number of dyadic scales (filters j = 0..J-1, output at resolution 2^-J); >= 1
   int L = 8; ///< number of orientations in [0, pi); >= 1 (kymatio's default, tuned for 8)
-  int max_order = 2;                           ///< highest scattering order computed: 1 or 2
-  WstBoundary boundary = WstBoundary::Reflect; ///< see WstBoundary
+  int max_order = 2; ///< highest scattering order computed: 1 or 2
 };
 
-class WstOperator {
+/// The grid's boundary decides how the image is extended beyond its borders:
+///  * Boundary::NonPeriodic (kymatio's behaviour): reflection padding (no edge repetition) to
+///    H_p = ((H + 2^J) / 2^J + 1) 2^J, split (H_p - H) / 2 before and (H_p - H + 1) / 2 after (the
+///    same for W); filters are built on the padded grid; the outputs drop one pixel of border at
+///    resolution 2^-J, so maps are (H / 2^J, W / 2^J) (integer division). Needs 2^J <= min(H, W).
+///  * Boundary::Periodic: no padding, the image is treated as periodic (simulation boxes), filters
+///    are built on the H x W grid and nothing is cropped. Needs H and W divisible by 2^J. The maps
+///    of an image rolled by a multiple of 2^J pixels are then the rolled maps, and their means are
+///    unchanged. Other shifts are NOT exact symmetries: the intermediate modulus maps are
+///    subsampled (kymatio's algorithm), which aliases; on the 256 x 256 dust crop at J = 5, L = 8
+///    a shift by (1, 2) pixels moves the means by up to 0.4% (S1) and 1.2% (S2) of their maximum.
+class WstOperator final : public Statistic {
 public:
-  /// Builds (or takes from the cache) the filters for images of height x width on `context`'s
+  /// Builds (or takes from the cache) the filters for images of the grid's size on `context`'s
   /// device and precision. Throws ValueError for options out of range (J < 1, L < 1, max_order
   /// not 1 or 2, 2^J > min(height, width), Periodic with a size not divisible by 2^J).
-  WstOperator(const WstOptions& options, int64_t height, int64_t width, const Context& context);
+  WstOperator(const WstOptions& options, const Grid2d& grid, const Context& context);
 
-  /// Spatial means of the scattering maps: values (B, C) real (B = 1 for an (H, W) input),
-  /// classes {"S0", "S1", "S2"},
-  /// labels (order, j1, t1, j2, t2) with -1 where not applicable.
-  /// x: (B, H, W) or (H, W) real; cast to the operator's device and dtype (differentiably).
-  Coefficients forward(const at::Tensor& x) const;
+  const char* name() const override { return "wst"; }
+  const Grid& grid() const override { return grid_; }
+  const Context& context() const override { return context_; }
+  /// Classes {"S0", "S1", "S2"}, labels (order, j1, t1, j2, t2) with -1 where not applicable.
+  const Coefficients& labels() const override { return labels_; }
+  std::vector<StatisticKeyword> keywords() const override;
+
+  /// Spatial means of the scattering maps: values (B, C) real (B = 1 for an (H, W) input).
+  /// x: (B, H, W) or (H, W) real; cast to the operator's device and dtype (differentiably). The
+  /// WST normalises nothing: `ref` must be empty (ValueError).
+  Coefficients forward(const at::Tensor& x, const Reference& ref = {}) const override;
 
   /// kymatio's output array: (B, C, H / 2^J, W / 2^J) real (for an (H, W) input, (C, h, w)).
   at::Tensor forward_maps(const at::Tensor& x) const;
 
-  int64_t channels() const { return class_id_.numel(); }
+  int64_t channels() const { return labels_.size(); }
   int64_t padded_height() const { return Mp_; }
   int64_t padded_width() const { return Np_; }
   const WstOptions& options() const { return options_; }
 
 private:
+  bool reflect() const { return std::get<Grid2d>(grid_).boundary == Boundary::NonPeriodic; }
   at::Tensor check_input(const at::Tensor& x) const; // -> (B, H, W) on device, real dtype
   at::Tensor low_pass(const at::Tensor& U_hat, int res) const;
   at::Tensor unpad(const at::Tensor& s) const;
 
   WstOptions options_;
+  Grid grid_;
+  Context context_;
   int64_t H_ = 0, W_ = 0, Mp_ = 0, Np_ = 0;
   c10::TensorOptions tensor_options_;
   at::Tensor pad_rows_, pad_cols_; // (Mp,), (Np,) int64 on device: source index of each padded row
   MorletBank bank_;
-  at::Tensor class_id_; // (C,) int64 CPU
-  at::Tensor labels_;   // (C, 5) int64 CPU
+  Coefficients labels_; // values undefined
 };
 
 } // namespace demix

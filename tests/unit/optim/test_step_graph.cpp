@@ -1,6 +1,6 @@
 // StepGraph (demix/optim/step_graph.hpp): recorded steps give what the same steps give eagerly, a
-// step that cannot be recorded falls back to eager runs, and WphOperator::loss_and_grad, which
-// records small calls on CUDA, returns what its eager path returns for each new input. The
+// step that cannot be recorded falls back to eager runs, and a recorded WphOperator::loss_and_grad
+// (as an optimiser loop records it) returns what eager calls return for each new input. The
 // recordings exist on CUDA only (the CUDA tests run on the GPU machine); on the CPU a StepGraph is
 // a plain call.
 
@@ -12,6 +12,9 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
+
+#include <map>
+#include <memory>
 
 namespace {
 
@@ -79,36 +82,50 @@ TEST(StepGraph, StepThatSynchronisesRunsEagerly) {
   expect_steps_match(opt.device(), true);
 }
 
-// loss_and_grad with recordings against loss_and_grad without, for new maps and targets at each
-// call, two batch shapes alternating (both recordings kept), and a reference set in between (the
-// recordings read the reference's statistics: they must be dropped).
+// A WPH loss + gradient recorded by its caller (as an optimiser loop records its step) against
+// eager calls: new maps and targets at each call, written into the recording's inputs; two batch
+// shapes alternating (a recording each); a new reference copied into the tensors the recordings
+// read, in between.
 TEST(StepGraph, WphLossAndGradientReplaysMatchEager) {
   if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   const demix::Context ctx({demix::DeviceKind::Cuda});
-  demix::WphOptions o;
-  o.J = 4, o.L = 4, o.dn = 1, o.norm = demix::WphNorm::Auto;
-  demix::WphOptions eager_o = o;
-  eager_o.cuda_graphs = false;
-  demix::WphOperator op(o, 32, 32, ctx), eager(eager_o, 32, 32, ctx);
+  const demix::WphOperator op({.J = 4, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto}, {32, 32},
+                              ctx);
   at::manual_seed(9);
   const auto opt = ctx.options();
-  const at::Tensor reference = at::randn({32, 32}, opt);
-  op.set_reference(reference), eager.set_reference(reference);
+  const demix::Reference reference = op.reference(at::randn({32, 32}, opt));
+  struct Recorded {
+    at::Tensor x, target; // the recording's inputs, at fixed addresses
+    std::unique_ptr<demix::SquaredDistance> loss;
+    demix::LossResult out;
+    std::unique_ptr<demix::StepGraph> step;
+  };
+  std::map<int64_t, Recorded> by_batch;
   for (int call = 0; call < 8; ++call) {
     if (call == 5) {
-      const at::Tensor other = at::randn({32, 32}, opt) * 3;
-      op.set_reference(other), eager.set_reference(other);
+      const demix::Reference other = op.reference(at::randn({32, 32}, opt) * 3);
+      for (std::size_t i = 0; i < reference.tensors().size(); ++i)
+        reference.tensors()[i].second.copy_(other.tensors()[i].second);
     }
     const int64_t B = call % 2 ? 2 : 1;
     const at::Tensor x = at::randn({B, 32, 32}, opt);
-    const at::Tensor target = eager.forward(at::randn({B, 32, 32}, opt)).values.detach();
-    at::Tensor g, g_eager;
-    const at::Tensor l = op.loss_and_grad(x, target, {}, &g);
-    const at::Tensor l_eager = eager.loss_and_grad(x, target, {}, &g_eager);
+    const at::Tensor target = op.forward(at::randn({B, 32, 32}, opt), reference).values.detach();
+    Recorded& r = by_batch[B];
+    if (!r.step) {
+      r.x = at::empty_like(x), r.target = at::empty_like(target);
+      r.loss = std::make_unique<demix::SquaredDistance>(r.target);
+      r.step = std::make_unique<demix::StepGraph>(
+          [&r, &op, &reference] { r.out = op.loss_and_grad(r.x, *r.loss, reference); },
+          ctx.device());
+    }
+    r.x.copy_(x), r.target.copy_(target);
+    (*r.step)();
+    const demix::LossResult eager = op.loss_and_grad(x, demix::SquaredDistance(target), reference);
     // Same kernels, same order: float32 rounding only.
-    EXPECT_LT(rel_diff(l, l_eager), 1e-5) << "call " << call;
-    EXPECT_LT(rel_diff(g, g_eager), 1e-5) << "call " << call;
+    EXPECT_LT(rel_diff(r.out.loss, eager.loss), 1e-5) << "call " << call;
+    EXPECT_LT(rel_diff(r.out.grad, eager.grad), 1e-5) << "call " << call;
   }
+  EXPECT_TRUE(by_batch[1].step->recorded());
 }
 
 } // namespace

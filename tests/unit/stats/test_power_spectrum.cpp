@@ -42,7 +42,7 @@ double white_noise_worst_sigma(const demix::PowerSpectrumOperator& op, int64_t n
 TEST(PowerSpectrum, WhiteNoiseIsFlatAtItsVariance) {
   const int64_t n = 64, batch = 16;
   const double sigma = 1.7;
-  demix::PowerSpectrumOperator op({}, n, n, cpu64());
+  demix::PowerSpectrumOperator op({}, {n, n}, cpu64());
   ASSERT_EQ(op.num_bins(), n / 2 + 1);
   // Bin 0 is the mean, subtracted. Bins 1..32 are checked at 5 standard errors.
   const double worst = white_noise_worst_sigma(op, n, batch, sigma, 11, 1);
@@ -58,14 +58,14 @@ TEST(PowerSpectrum, WhiteNoiseIsFlatAtItsVariance) {
 
 TEST(PowerSpectrum, WhiteNoiseIsFlatWithLogBins) {
   const int64_t n = 64;
-  demix::PowerSpectrumOperator op({.bins = 8, .binning = demix::PsBinning::Log}, n, n, cpu64());
+  demix::PowerSpectrumOperator op({.bins = 8, .binning = demix::PsBinning::Log}, {n, n}, cpu64());
   const double worst = white_noise_worst_sigma(op, n, 16, 0.3, 12, 0);
   std::cout << "[ measured ] white noise, 8 log bins: worst " << worst << " standard errors\n";
 }
 
 TEST(PowerSpectrum, WithoutMeanSubtractionBinZeroIsTheMeanSquared) {
   const int64_t n = 16;
-  demix::PowerSpectrumOperator op({.subtract_mean = false}, n, n, cpu64());
+  demix::PowerSpectrumOperator op({.subtract_mean = false}, {n, n}, cpu64());
   at::manual_seed(13);
   const at::Tensor x = at::randn({2, n, n}, at::kDouble) + 3.0;
   const at::Tensor p0 = op.forward(x).values.select(1, 0); // |x_hat(0)|^2 / (HW) = HW mean^2
@@ -75,7 +75,7 @@ TEST(PowerSpectrum, WithoutMeanSubtractionBinZeroIsTheMeanSquared) {
 
 TEST(PowerSpectrum, CosineFallsInTheBinOfItsWavenumber) {
   const int64_t n = 32;
-  demix::PowerSpectrumOperator op({}, n, n, cpu64());
+  demix::PowerSpectrumOperator op({}, {n, n}, cpu64());
   // cos(2 pi (3 u + 4 v) / n): |k| = 5 / n, bin 5; its mean square is 1/2 (Parseval).
   const at::Tensor u = at::arange(n, at::kDouble);
   const at::Tensor x =
@@ -94,7 +94,7 @@ TEST(PowerSpectrum, ParsevalOverAllBinsWeightedByCounts) {
   const at::Tensor x = at::randn({3, h, w}, at::kDouble).cumsum(2) + 0.5; // red, with a mean
   const at::Tensor mean_sq = x.square().mean({1, 2});                     // (B,)
   // Integer bins with corners: every mode, k = 0 included, is in one bin.
-  demix::PowerSpectrumOperator all({.subtract_mean = false, .include_corners = true}, h, w,
+  demix::PowerSpectrumOperator all({.subtract_mean = false, .include_corners = true}, {h, w},
                                    cpu64());
   EXPECT_EQ(all.counts().sum().item<int64_t>(), h * w);
   const at::Tensor counts = all.counts().to(at::kDouble);
@@ -102,7 +102,7 @@ TEST(PowerSpectrum, ParsevalOverAllBinsWeightedByCounts) {
   EXPECT_LT(((total - mean_sq) / mean_sq).abs().max().item<double>(), 1e-12); // float64 rounding
   // Log bins with corners: every mode but k = 0, whose share is mean(x)^2.
   demix::PowerSpectrumOperator log(
-      {.bins = 6, .binning = demix::PsBinning::Log, .include_corners = true}, h, w, cpu64());
+      {.bins = 6, .binning = demix::PsBinning::Log, .include_corners = true}, {h, w}, cpu64());
   EXPECT_EQ(log.counts().sum().item<int64_t>(), h * w - 1);
   const at::Tensor log_total =
       (log.forward(x).values * log.counts().to(at::kDouble)).sum(1) / (h * w);
@@ -124,7 +124,7 @@ TEST(PowerSpectrum, BinsAreMonotonic) {
       {.bins = 7, .binning = demix::PsBinning::Log, .include_corners = true},
   };
   for (const auto& o : layouts) {
-    demix::PowerSpectrumOperator op(o, 32, 48, cpu64());
+    demix::PowerSpectrumOperator op(o, {32, 48}, cpu64());
     const at::Tensor c = op.bin_centres(), e = op.bin_edges();
     ASSERT_EQ(c.numel(), op.num_bins());
     ASSERT_EQ(e.numel(), op.num_bins() + 1);
@@ -140,7 +140,7 @@ TEST(PowerSpectrum, BinsAreMonotonic) {
 }
 
 TEST(PowerSpectrum, LogBinsHaveEqualLogWidth) {
-  demix::PowerSpectrumOperator op({.bins = 5, .binning = demix::PsBinning::Log}, 64, 64, cpu64());
+  demix::PowerSpectrumOperator op({.bins = 5, .binning = demix::PsBinning::Log}, {64, 64}, cpu64());
   const at::Tensor e = op.bin_edges();
   EXPECT_NEAR(e[0].item<double>(), 1.0 / 64, 1e-15); // the fundamental
   EXPECT_NEAR(e[-1].item<double>(), 0.5, 1e-15);     // Nyquist
@@ -160,7 +160,7 @@ TEST(PowerSpectrum, LogBinsHaveEqualLogWidth) {
 
 TEST(PowerSpectrum, CrossSpectrum) {
   const int64_t n = 32;
-  demix::PowerSpectrumOperator op({}, n, n, cpu64());
+  demix::PowerSpectrumOperator op({}, {n, n}, cpu64());
   at::manual_seed(15);
   const at::Tensor x = at::randn({2, n, n}, at::kDouble), y = at::randn({2, n, n}, at::kDouble);
   const demix::Coefficients xx = op.forward_cross(x, x);
@@ -193,25 +193,29 @@ TEST(PowerSpectrum, BadOptionsAndInputsThrowWithTheValue) {
   };
   using demix::PowerSpectrumOperator;
   EXPECT_NE(message([] {
-              PowerSpectrumOperator({.bins = -3}, 32, 32, cpu64());
+              PowerSpectrumOperator({.bins = -3}, {32, 32}, cpu64());
             }).find("ValueError: power spectrum: bins must be >= 0"),
             std::string::npos);
-  EXPECT_NE(message([] { PowerSpectrumOperator({.bins = -3}, 32, 32, cpu64()); }).find("-3"),
+  EXPECT_NE(message([] {
+              PowerSpectrumOperator({.bins = -3}, {32, 32}, cpu64());
+            }).find("-3"),
             std::string::npos);
   EXPECT_NE(message([] {
-              PowerSpectrumOperator({.binning = demix::PsBinning::Log}, 32, 32, cpu64());
+              PowerSpectrumOperator({.binning = demix::PsBinning::Log}, {32, 32}, cpu64());
             }).find("ValueError: power spectrum: log binning needs bins >= 1, got bins = 0"),
             std::string::npos);
-  EXPECT_NE(message([] { PowerSpectrumOperator({}, 1, 32, cpu64()); }).find("got 1 x 32"),
+  EXPECT_NE(message([] {
+              PowerSpectrumOperator({}, {1, 32}, cpu64());
+            }).find("got 1 x 32"),
             std::string::npos);
   // 200 log bins on a 16 x 16 grid: the first bins fall between 1/16 and sqrt(2)/16.
   const std::string empty = message([] {
-    PowerSpectrumOperator({.bins = 200, .binning = demix::PsBinning::Log}, 16, 16, cpu64());
+    PowerSpectrumOperator({.bins = 200, .binning = demix::PsBinning::Log}, {16, 16}, cpu64());
   });
   EXPECT_NE(empty.find("ValueError"), std::string::npos) << empty;
   EXPECT_NE(empty.find("holds no Fourier mode"), std::string::npos) << empty;
   EXPECT_NE(empty.find("bins = 200"), std::string::npos) << empty;
-  PowerSpectrumOperator op({}, 16, 16, cpu64());
+  PowerSpectrumOperator op({}, {16, 16}, cpu64());
   EXPECT_NE(message([&] {
               op.forward(at::zeros({2, 16, 8}, at::kDouble));
             }).find("got 16 x 8"),
@@ -231,7 +235,7 @@ TEST(PowerSpectrum, BadOptionsAndInputsThrowWithTheValue) {
 
 TEST(PowerSpectrum, GradientOfZeroMeanMapsIsFinite) {
   // With subtract_mean the k = 0 mode is exactly 0; its gradient must not be NaN (no |z|).
-  demix::PowerSpectrumOperator op({}, 8, 8, cpu64());
+  demix::PowerSpectrumOperator op({}, {8, 8}, cpu64());
   const at::Tensor x = at::ones({1, 8, 8}, at::kDouble).requires_grad_(true);
   op.forward(x).values.sum().backward();
   EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());

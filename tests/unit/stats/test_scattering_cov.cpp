@@ -90,7 +90,7 @@ TEST(ScatteringCov, EveryCoefficientMatchesItsSpatialDefinition) {
   at::manual_seed(3);
   const at::Tensor x = at::rand({24, 20}, at::kDouble);
   const demix::ScatteringCovOperator op(
-      {.J = J, .L = L, .frequency_sum = demix::ScovFrequencySum::Full}, 24, 20, cpu64());
+      {.J = J, .L = L, .frequency_sum = demix::ScovFrequencySum::Full}, {24, 20}, cpu64());
   const demix::Coefficients c = op.forward(x);
   const BruteForce bf(x, J, L);
   // 2 + 2 J L + J(J+1)/2 L^2 + C(J+2, 3) L^3 + 2 J + J(J+1)/2 L + C(J+2, 3) L^2
@@ -130,7 +130,7 @@ TEST(ScatteringCov, CroppedSumsUseChengsFrequencySets) {
   const int64_t M = 64, N = 48;
   at::manual_seed(4);
   const at::Tensor x = at::rand({M, N}, at::kDouble);
-  const demix::ScatteringCovOperator op({.J = J, .L = L}, M, N, cpu64());
+  const demix::ScatteringCovOperator op({.J = J, .L = L}, {M, N}, cpu64());
   const demix::Coefficients c = op.forward(x);
   const BruteForce bf(x, J, L);
   std::vector<at::Tensor> masks;
@@ -157,7 +157,7 @@ TEST(ScatteringCov, CroppedSumsUseChengsFrequencySets) {
 
 TEST(ScatteringCov, IsotropicClassesAverageOverTheFirstAngle) {
   const int J = 3, L = 4;
-  const demix::ScatteringCovOperator op({.J = J, .L = L}, 32, 32, cpu64());
+  const demix::ScatteringCovOperator op({.J = J, .L = L}, {32, 32}, cpu64());
   const demix::Coefficients c = op.forward(at::rand({2, 32, 32}, at::kDouble));
   // Rebuild each isotropic coefficient from the anisotropic ones found by their labels.
   std::map<std::tuple<std::string, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, int64_t>
@@ -186,7 +186,7 @@ TEST(ScatteringCov, IsotropicClassesAverageOverTheFirstAngle) {
 
 TEST(ScatteringCov, TensorsHaveChengsShapesAndNaNs) {
   const int J = 3, L = 2;
-  const demix::ScatteringCovOperator op({.J = J, .L = L}, 32, 32, cpu64());
+  const demix::ScatteringCovOperator op({.J = J, .L = L}, {32, 32}, cpu64());
   const at::Tensor x = at::rand({2, 32, 32}, at::kDouble);
   const demix::ScatteringCovTensors t = op.forward_tensors(x);
   const demix::Coefficients c = op.forward(x);
@@ -212,20 +212,20 @@ TEST(ScatteringCov, TensorsHaveChengsShapesAndNaNs) {
 
 TEST(ScatteringCov, ReferenceNormalisation) {
   const int J = 3, L = 2;
-  demix::ScatteringCovOperator op({.J = J, .L = L}, 32, 32, cpu64());
+  demix::ScatteringCovOperator op({.J = J, .L = L}, {32, 32}, cpu64());
   const at::Tensor x = at::rand({1, 32, 32}, at::kDouble),
                    r = 3 * at::rand({1, 32, 32}, at::kDouble);
   const demix::Coefficients own = op.forward(x);
-  op.set_reference(x);
-  ASSERT_TRUE(op.has_reference());
-  EXPECT_EQ(op.reference_P00().sizes(), (std::vector<int64_t>{1, J, L}));
-  EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-14, 0)); // x is its own reference
-  op.set_reference(r);
-  const demix::Coefficients withref = op.forward(x);
+  const demix::Reference self = op.reference(x);
+  ASSERT_FALSE(self.empty());
+  EXPECT_EQ(self.get("P00").sizes(), (std::vector<int64_t>{1, J, L}));
+  EXPECT_TRUE(at::allclose(op.forward(x, self).values, own.values, 1e-14, 0)); // its own reference
+  const demix::Reference ref = op.reference(r);
+  const demix::Coefficients withref = op.forward(x, ref);
   // C01 and C11 change by sqrt(P00_x[a] P00_x[b] / (P00_r[a] P00_r[b])); nothing else changes.
   const at::Tensor Px =
-      at::real(op.forward(x).select("P00").values).flatten(); // forward keeps P00_x
-  const at::Tensor Pr = op.reference_P00().flatten();
+      at::real(op.forward(x, ref).select("P00").values).flatten(); // forward keeps P00_x
+  const at::Tensor Pr = ref.get("P00").flatten();
   for (const std::string cls : {"C01", "C11"}) {
     const demix::Coefficients a = own.select(cls), b = withref.select(cls);
     const at::Tensor ia = a.label("j1") * L + a.label("l1"), ib = a.label("j2") * L + a.label("l2");
@@ -234,11 +234,10 @@ TEST(ScatteringCov, ReferenceNormalisation) {
     EXPECT_TRUE(at::allclose(b.values[0], a.values[0] * ratio, 1e-12, 0)) << cls;
   }
   EXPECT_TRUE(at::equal(withref.select("S1").values, own.select("S1").values));
-  EXPECT_NO_THROW(op.forward(at::rand({3, 32, 32}, at::kDouble))); // one reference map: broadcast
-  op.set_reference(at::rand({2, 32, 32}, at::kDouble));
-  EXPECT_THROW(op.forward(at::rand({3, 32, 32}, at::kDouble)), demix::ShapeError);
-  op.clear_reference();
-  EXPECT_FALSE(op.has_reference());
+  // One reference map: broadcast.
+  EXPECT_NO_THROW(op.forward(at::rand({3, 32, 32}, at::kDouble), ref));
+  const demix::Reference two = op.reference(at::rand({2, 32, 32}, at::kDouble));
+  EXPECT_THROW(op.forward(at::rand({3, 32, 32}, at::kDouble), two), demix::ShapeError);
   EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-14, 0));
 }
 
@@ -248,8 +247,8 @@ TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
   const at::Tensor x = at::rand({1, 24, 20}, at::kDouble);
   const auto op = [&](demix::ScovNormalization n) {
     return demix::ScatteringCovOperator(
-        {.J = J, .L = L, .normalization = n, .frequency_sum = demix::ScovFrequencySum::Full}, 24,
-        20, cpu64());
+        {.J = J, .L = L, .normalization = n, .frequency_sum = demix::ScovFrequencySum::Full},
+        {24, 20}, cpu64());
   };
   const demix::ScatteringCovTensors p11 = op(demix::ScovNormalization::P11).forward_tensors(x);
   const demix::ScatteringCovTensors raw = op(demix::ScovNormalization::None).forward_tensors(x);
@@ -300,19 +299,19 @@ TEST(ScatteringCov, P11MatchesItsSpatialDefinitionAndNormalisesC01AndC11) {
 TEST(ScatteringCov, P11ReferenceNormalisation) {
   const int J = 3, L = 2;
   demix::ScatteringCovOperator op({.J = J, .L = L, .normalization = demix::ScovNormalization::P11},
-                                  32, 32, cpu64());
+                                  {32, 32}, cpu64());
   const demix::ScatteringCovOperator none(
-      {.J = J, .L = L, .normalization = demix::ScovNormalization::None}, 32, 32, cpu64());
+      {.J = J, .L = L, .normalization = demix::ScovNormalization::None}, {32, 32}, cpu64());
   const at::Tensor x = at::rand({1, 32, 32}, at::kDouble),
                    r = 3 * at::rand({1, 32, 32}, at::kDouble);
   const demix::Coefficients own = op.forward(x);
-  op.set_reference(x);
-  EXPECT_EQ(op.reference_P11().sizes(), (std::vector<int64_t>{1, J, J, L, L}));
-  EXPECT_TRUE(at::allclose(op.forward(x).values, own.values, 1e-13, 0)); // x is its own reference
-  op.set_reference(r);
-  const demix::ScatteringCovTensors t = op.forward_tensors(x), raw = none.forward_tensors(x);
+  const demix::Reference self = op.reference(x);
+  EXPECT_EQ(self.get("P11").sizes(), (std::vector<int64_t>{1, J, J, L, L}));
+  EXPECT_TRUE(at::allclose(op.forward(x, self).values, own.values, 1e-13, 0)); // its own reference
+  const demix::Reference ref = op.reference(r);
+  const demix::ScatteringCovTensors t = op.forward_tensors(x, ref), raw = none.forward_tensors(x);
   // C01 and C11 divided by the reference's P00 and P11 (as the map's own without a reference).
-  const at::Tensor P = op.reference_P11()[0], P00 = op.reference_P00()[0];
+  const at::Tensor P = ref.get("P11")[0], P00 = ref.get("P00")[0];
   const at::Tensor c01 = raw.C01[0] / at::sqrt(P00.view({1, J, 1, L}) * P);
   const at::Tensor c11 =
       raw.C11_pre_norm[0] / at::sqrt(P.view({J, 1, J, L, 1, L}) * P.view({1, J, J, 1, L, L}));
@@ -321,15 +320,14 @@ TEST(ScatteringCov, P11ReferenceNormalisation) {
   EXPECT_TRUE(at::allclose(t.C01[0].masked_select(v01), c01.masked_select(v01), 1e-12, 0));
   EXPECT_TRUE(at::allclose(t.C11[0].masked_select(v11), c11.masked_select(v11), 1e-12, 0));
   // The P11 class stays the map's own.
-  EXPECT_TRUE(at::equal(op.forward(x).select("P11").values, own.select("P11").values));
-  op.clear_reference();
-  EXPECT_FALSE(op.reference_P11().defined());
+  EXPECT_TRUE(at::equal(op.forward(x, ref).select("P11").values, own.select("P11").values));
+  EXPECT_TRUE(none.reference(r).empty()); // nothing to normalise by
 }
 
 TEST(ScatteringCov, NoNormalisationGivesThePreNormalisedC11) {
-  const demix::ScatteringCovOperator p00({.J = 3, .L = 2}, 32, 32, cpu64());
+  const demix::ScatteringCovOperator p00({.J = 3, .L = 2}, {32, 32}, cpu64());
   const demix::ScatteringCovOperator none(
-      {.J = 3, .L = 2, .normalization = demix::ScovNormalization::None}, 32, 32, cpu64());
+      {.J = 3, .L = 2, .normalization = demix::ScovNormalization::None}, {32, 32}, cpu64());
   const at::Tensor x = at::rand({1, 32, 32}, at::kDouble);
   const demix::ScatteringCovTensors t = p00.forward_tensors(x);
   const at::Tensor c11 = none.forward(x).select("C11").values;
@@ -339,7 +337,8 @@ TEST(ScatteringCov, NoNormalisationGivesThePreNormalisedC11) {
 
 TEST(ScatteringCov, InvariantToPeriodicTranslations) {
   for (auto sum : {demix::ScovFrequencySum::Cropped, demix::ScovFrequencySum::Full}) {
-    const demix::ScatteringCovOperator op({.J = 4, .L = 4, .frequency_sum = sum}, 64, 48, cpu64());
+    const demix::ScatteringCovOperator op({.J = 4, .L = 4, .frequency_sum = sum}, {64, 48},
+                                          cpu64());
     const at::Tensor x = at::rand({2, 64, 48}, at::kDouble);
     const demix::Coefficients a = op.forward(x), b = op.forward(at::roll(x, {5, -17}, {1, 2}));
     for (const auto& cls : a.classes)
@@ -350,7 +349,7 @@ TEST(ScatteringCov, InvariantToPeriodicTranslations) {
 }
 
 TEST(ScatteringCov, GradientMatchesFiniteDifferences) {
-  const demix::ScatteringCovOperator op({.J = 3, .L = 4}, 32, 32, cpu64());
+  const demix::ScatteringCovOperator op({.J = 3, .L = 4}, {32, 32}, cpu64());
   at::manual_seed(5);
   const at::Tensor x = at::rand({1, 32, 32}, at::kDouble);
   const int64_t K = op.forward(x).size();
@@ -360,16 +359,15 @@ TEST(ScatteringCov, GradientMatchesFiniteDifferences) {
   // Central differences, h = 1e-5: truncation ~1e-10, rounding ~1e-11, relative to |grad|.
   EXPECT_LT(demix::test::max_directional_gradient_error(loss, x, 4, 1e-5), 1e-6);
   // The same with a reference (its P00 is a constant, not differentiated).
-  demix::ScatteringCovOperator ref_op({.J = 3, .L = 4}, 32, 32, cpu64());
-  ref_op.set_reference(at::rand({1, 32, 32}, at::kDouble));
-  const at::Tensor w_iso = w.narrow(1, 0, ref_op.forward_iso(x).size());
+  const demix::Reference ref = op.reference(at::rand({1, 32, 32}, at::kDouble));
+  const at::Tensor w_iso = w.narrow(1, 0, op.forward_iso(x, ref).size());
   const auto loss_ref = [&](const at::Tensor& y) {
-    return at::real(ref_op.forward_iso(y).values * w_iso).sum();
+    return at::real(op.forward_iso(y, ref).values * w_iso).sum();
   };
   EXPECT_LT(demix::test::max_directional_gradient_error(loss_ref, x, 4, 1e-5), 1e-6);
   // The P11 normalisation is differentiated too (the map's own P00 and P11).
   const demix::ScatteringCovOperator p11_op(
-      {.J = 3, .L = 4, .normalization = demix::ScovNormalization::P11}, 32, 32, cpu64());
+      {.J = 3, .L = 4, .normalization = demix::ScovNormalization::P11}, {32, 32}, cpu64());
   const at::Tensor w_p11 = w.narrow(1, 0, p11_op.synthesis_vector_iso(x).size());
   const auto loss_p11 = [&](const at::Tensor& y) {
     return (p11_op.synthesis_vector_iso(y).values * at::real(w_p11)).sum();
@@ -379,8 +377,8 @@ TEST(ScatteringCov, GradientMatchesFiniteDifferences) {
 
 TEST(ScatteringCov, Float32AgreesWithFloat64) {
   demix::Context ctx32({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float32});
-  const demix::ScatteringCovOperator op64({.J = 4, .L = 4}, 64, 64, cpu64());
-  const demix::ScatteringCovOperator op32({.J = 4, .L = 4}, 64, 64, ctx32);
+  const demix::ScatteringCovOperator op64({.J = 4, .L = 4}, {64, 64}, cpu64());
+  const demix::ScatteringCovOperator op32({.J = 4, .L = 4}, {64, 64}, ctx32);
   const at::Tensor x = at::rand({1, 64, 64}, at::kDouble);
   const demix::Coefficients a = op64.forward(x);
   demix::Coefficients b = op32.forward(x);
@@ -393,10 +391,10 @@ TEST(ScatteringCov, Float32AgreesWithFloat64) {
 
 TEST(ScatteringCov, RejectsBadArguments) {
   const auto ctx = cpu64();
-  EXPECT_THROW(demix::ScatteringCovOperator({.J = 0}, 32, 32, ctx), demix::ValueError);
-  EXPECT_THROW(demix::ScatteringCovOperator({.J = 6}, 32, 32, ctx), demix::ValueError);
-  EXPECT_THROW(demix::ScatteringCovOperator({.J = 2, .L = 0}, 32, 32, ctx), demix::ValueError);
-  const demix::ScatteringCovOperator op({.J = 2}, 32, 32, ctx);
+  EXPECT_THROW(demix::ScatteringCovOperator({.J = 0}, {32, 32}, ctx), demix::ValueError);
+  EXPECT_THROW(demix::ScatteringCovOperator({.J = 6}, {32, 32}, ctx), demix::ValueError);
+  EXPECT_THROW(demix::ScatteringCovOperator({.J = 2, .L = 0}, {32, 32}, ctx), demix::ValueError);
+  const demix::ScatteringCovOperator op({.J = 2}, {32, 32}, ctx);
   EXPECT_THROW(op.forward(at::zeros({1, 31, 32})), demix::ShapeError);
   EXPECT_THROW(op.forward(at::zeros({32, 32}, at::kInt)), demix::ValueError);
 }

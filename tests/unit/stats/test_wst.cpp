@@ -18,8 +18,8 @@ demix::Context cpu64() {
 } // namespace
 
 TEST(Wst, GradientMatchesFiniteDifferences) {
-  for (auto boundary : {demix::WstBoundary::Reflect, demix::WstBoundary::Periodic}) {
-    const demix::WstOperator op({.J = 3, .L = 4, .boundary = boundary}, 32, 32, cpu64());
+  for (auto boundary : {demix::Boundary::NonPeriodic, demix::Boundary::Periodic}) {
+    const demix::WstOperator op({.J = 3, .L = 4}, {32, 32, boundary}, cpu64());
     at::manual_seed(1);
     const at::Tensor x = at::rand({1, 32, 32}, at::kDouble);
     const at::Tensor w = at::randn({1, op.channels()}, at::kDouble);
@@ -32,8 +32,7 @@ TEST(Wst, GradientMatchesFiniteDifferences) {
 }
 
 TEST(Wst, PeriodicMapsFollowTranslationsByMultiplesOf2J) {
-  const demix::WstOperator op({.J = 3, .L = 4, .boundary = demix::WstBoundary::Periodic}, 64, 48,
-                              cpu64());
+  const demix::WstOperator op({.J = 3, .L = 4}, {64, 48, demix::Boundary::Periodic}, cpu64());
   const at::Tensor x = at::rand({2, 64, 48}, at::kDouble);
   const at::Tensor s = op.forward_maps(x);                               // (2, C, 8, 6)
   const at::Tensor sr = op.forward_maps(at::roll(x, {16, -24}, {1, 2})); // shifted by (2, -3) * 2^J
@@ -46,7 +45,7 @@ TEST(Wst, PeriodicMapsFollowTranslationsByMultiplesOf2J) {
 }
 
 TEST(Wst, BatchOfMapsEqualsMapsOneByOne) {
-  const demix::WstOperator op({.J = 2, .L = 3}, 40, 36, cpu64());
+  const demix::WstOperator op({.J = 2, .L = 3}, {40, 36, demix::Boundary::NonPeriodic}, cpu64());
   const at::Tensor x = at::rand({3, 40, 36}, at::kDouble);
   const at::Tensor all = op.forward_maps(x);
   ASSERT_EQ(all.sizes(), (std::vector<int64_t>{3, 1 + 6 + 9, 10, 9}));
@@ -57,7 +56,7 @@ TEST(Wst, BatchOfMapsEqualsMapsOneByOne) {
 }
 
 TEST(Wst, CoefficientsAreSpatialMeansWithLabels) {
-  const demix::WstOperator op({.J = 3, .L = 2}, 32, 32, cpu64());
+  const demix::WstOperator op({.J = 3, .L = 2}, {32, 32, demix::Boundary::NonPeriodic}, cpu64());
   const at::Tensor x = at::rand({2, 32, 32}, at::kDouble);
   const demix::Coefficients c = op.forward(x);
   ASSERT_EQ(c.values.sizes(), (std::vector<int64_t>{2, 1 + 6 + 12}));
@@ -79,8 +78,8 @@ TEST(Wst, CoefficientsAreSpatialMeansWithLabels) {
 
 TEST(Wst, Float32AgreesWithFloat64) {
   demix::Context ctx32({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float32});
-  const demix::WstOperator op64({.J = 3, .L = 4}, 48, 48, cpu64());
-  const demix::WstOperator op32({.J = 3, .L = 4}, 48, 48, ctx32);
+  const demix::WstOperator op64({.J = 3, .L = 4}, {48, 48, demix::Boundary::NonPeriodic}, cpu64());
+  const demix::WstOperator op32({.J = 3, .L = 4}, {48, 48, demix::Boundary::NonPeriodic}, ctx32);
   const at::Tensor x = at::rand({1, 48, 48}, at::kDouble);
   const at::Tensor a = op64.forward_maps(x), b = op32.forward_maps(x);
   EXPECT_EQ(b.scalar_type(), at::kFloat);
@@ -91,17 +90,21 @@ TEST(Wst, Float32AgreesWithFloat64) {
 
 TEST(Wst, RejectsBadArgumentsAndInputs) {
   const auto ctx = cpu64();
-  EXPECT_THROW(demix::WstOperator({.J = 0}, 32, 32, ctx), demix::ValueError);
-  EXPECT_THROW(demix::WstOperator({.J = 6}, 32, 32, ctx), demix::ValueError);
-  EXPECT_THROW(demix::WstOperator({.J = 2, .max_order = 3}, 32, 32, ctx), demix::ValueError);
-  EXPECT_THROW(demix::WstOperator({.J = 3, .boundary = demix::WstBoundary::Periodic}, 36, 32, ctx),
+  EXPECT_THROW(demix::WstOperator({.J = 0}, {32, 32, demix::Boundary::NonPeriodic}, ctx),
                demix::ValueError);
-  const demix::WstOperator op({.J = 2, .L = 2}, 32, 32, ctx);
+  EXPECT_THROW(demix::WstOperator({.J = 6}, {32, 32, demix::Boundary::NonPeriodic}, ctx),
+               demix::ValueError);
+  EXPECT_THROW(
+      demix::WstOperator({.J = 2, .max_order = 3}, {32, 32, demix::Boundary::NonPeriodic}, ctx),
+      demix::ValueError);
+  EXPECT_THROW(demix::WstOperator({.J = 3}, {36, 32, demix::Boundary::Periodic}, ctx),
+               demix::ValueError);
+  const demix::WstOperator op({.J = 2, .L = 2}, {32, 32, demix::Boundary::NonPeriodic}, ctx);
   EXPECT_THROW(op.forward(at::zeros({1, 32, 30})), demix::ShapeError);
   EXPECT_THROW(op.forward(at::zeros({1, 1, 32, 32})), demix::ShapeError);
   EXPECT_THROW(op.forward(at::zeros({32, 32}, at::kComplexDouble)), demix::ValueError);
   // 2^J equal to the image size: kymatio's special padding case still works.
-  const demix::WstOperator edge({.J = 3, .L = 2}, 8, 8, ctx);
+  const demix::WstOperator edge({.J = 3, .L = 2}, {8, 8, demix::Boundary::NonPeriodic}, ctx);
   EXPECT_EQ(edge.padded_height(), 24);
   EXPECT_EQ(edge.forward_maps(at::rand({1, 8, 8}, at::kDouble)).sizes(),
             (std::vector<int64_t>{1, 1 + 6 + 12, 1, 1}));

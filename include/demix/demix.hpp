@@ -22,6 +22,7 @@
 #include <demix/models/training.hpp>
 #include <demix/models/vae.hpp>
 #include <demix/optim/adam.hpp>
+#include <demix/optim/lbfgs.hpp>
 #include <demix/optim/step_graph.hpp>
 #include <demix/sim/galaxy.hpp>
 #include <demix/sim/population.hpp>

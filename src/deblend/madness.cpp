@@ -502,7 +502,8 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
   const int64_t R = T + 2 * m, ny = (H + T - 1) / T, nx = (W + T - 1) / T;
   const int64_t G = positions.size(0);
   const at::Tensor xy = positions.to(at::kCPU, at::kDouble).contiguous();
-  const at::Tensor pix = at::floor(xy + 0.5).to(at::kLong);
+  const BlendGalaxies whole{xy, at::zeros({G}, at::kLong), 1}; // the field as one blend
+  const at::Tensor pix = whole.pixel();                        // (G, 2) nearest pixels
   for (int64_t i = 0; i < G; ++i) {
     const int64_t px = pix[i][0].item<int64_t>(), py = pix[i][1].item<int64_t>();
     if (px < 0 || px >= W || py < 0 || py >= H)
@@ -584,7 +585,6 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
     out.latents.index_copy_(0, ids_t, r.latents.index_select(0, rows_t));
     out.stamps.index_copy_(0, ids_t, r.stamps.index_select(0, rows_t));
   }
-  const BlendGalaxies whole{xy, at::zeros({G}, at::kLong), 1};
   const StampPlacer placer(whole, nb, H, W, S, tensor_options_.device());
   out.residual = image.to(tensor_options_) - placer.render(out.stamps)[0];
   return out;

@@ -83,7 +83,7 @@ struct MadnessOptions {
   // ---- L-BFGS refinement after Adam (off by default) ----
   int lbfgs_steps = 0;           ///< L-BFGS iterations after Adam; >= 0
   int lbfgs_history = 8;         ///< stored curvature pairs; >= 1
-  int lbfgs_max_backtracks = 12; ///< step halvings per line search; >= 1
+  int lbfgs_max_backtracks = 12; ///< trial step lengths per line search (1, 1/2, 1/4, ...); >= 1
   double lbfgs_rtol = 1e-9;      ///< a blend stops when an iteration lowers its loss by less
                                  ///< than this fraction of the loss's magnitude
 

@@ -252,7 +252,8 @@ TEST(MadnessDeblend, ConvergenceIsDecidedPerBlend) {
 // L-BFGS) with this test's inputs: kFourBlends, noisy_blends(kFourBlends, 11, 12), the toy prior,
 // float64 CPU (LibTorch 1.13, x86-64), default options but max_steps = 80 and lbfgs_steps = 20:
 // blends 0-2 leave Adam at step 70 (the working set shrinks), blend 3 runs to 80 unconverged;
-// in L-BFGS blend 0 stops early and blend 3 ends unconverged. Printed with %.17g.
+// in L-BFGS blend 0 stops early and blend 3 ends unconverged. Printed with %.17g; to regenerate,
+// run this test's inputs through deblend() at e82c503 and print r.latents and r.loss so.
 TEST(MadnessDeblend, AdamThenLbfgsGivesTheRecordedResults) {
   const auto prior = toy_prior();
   const auto [g, images, sigmas] = noisy_blends(kFourBlends, 11, 12);

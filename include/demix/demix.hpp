@@ -21,6 +21,8 @@
 #include <demix/models/named_tensors.hpp>
 #include <demix/models/training.hpp>
 #include <demix/models/vae.hpp>
+#include <demix/optim/adam.hpp>
+#include <demix/optim/lbfgs.hpp>
 #include <demix/optim/step_graph.hpp>
 #include <demix/sim/galaxy.hpp>
 #include <demix/sim/population.hpp>

@@ -1,5 +1,7 @@
 #include <demix/core/errors.hpp>
 #include <demix/deblend/madness.hpp>
+#include <demix/optim/adam.hpp>
+#include <demix/optim/lbfgs.hpp>
 #include <demix/optim/step_graph.hpp>
 
 #include "core/detail/sizes_text.hpp"
@@ -11,11 +13,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
 #include <limits>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <vector>
 
 namespace demix {
@@ -28,22 +28,6 @@ void require(bool ok, const std::string& field, double value, const std::string&
   if (!ok)
     throw ValueError("MadnessOptions." + field + " = " + std::to_string(value) + ": must be " +
                      allowed);
-}
-
-/// Sum of per-galaxy values (M) over each blend: (K).
-at::Tensor per_blend(const at::Tensor& values /* (M) */, const at::Tensor& blend /* (M) */,
-                     int64_t K) {
-  return at::zeros({K}, values.options()).index_add(0, blend, values);
-}
-
-/// Row-wise <a, b> summed over each blend's galaxies: (M, D), (M, D) -> (K).
-at::Tensor blend_dot(const at::Tensor& a, const at::Tensor& b, const at::Tensor& blend, int64_t K) {
-  return per_blend((a * b).sum(1), blend, K);
-}
-
-/// Per-blend scalars (K) broadcast to the galaxies' rows: (M, 1).
-at::Tensor to_rows(const at::Tensor& per_blend_values /* (K) */, const at::Tensor& blend) {
-  return per_blend_values.index_select(0, blend).unsqueeze(1);
 }
 
 } // namespace
@@ -311,205 +295,191 @@ MadnessResult MadnessDeblender::deblend(const at::Tensor& images, const BlendGal
   return r;
 }
 
+namespace {
+
+/// The Adam phase's bookkeeping for each blend of the working set (K blends, M_w galaxies): the
+/// lowest loss and its latents, and the moving average of the loss decrease behind tfp's
+/// LossNotDecreasing test. Updated in place, so that a recorded step replays the updates.
+struct LossTrack {
+  at::Tensor best;   // (K) lowest loss seen
+  at::Tensor z_best; // (M_w, D) latents of that loss
+  at::Tensor prev;   // (K) loss of the previous step
+  at::Tensor ema;    // (K) moving average of the per-step decrease
+  at::Tensor ema0;   // (K) ema at step `window`: the scale of the test
+
+  LossTrack(const at::Tensor& z /* (M_w, D) */, int64_t K, const at::TensorOptions& options)
+      : best(at::full({K}, std::numeric_limits<double>::infinity(), options)), z_best(z.clone()),
+        prev(at::zeros({K}, options)), ema(at::zeros({K}, options)), ema0(at::zeros({K}, options)) {
+  }
+
+  /// Records step t (0-based): losses L (K) at latents z (M_w, D) of the blends `blend` (M_w).
+  void record(const at::Tensor& L, const at::Tensor& z, const at::Tensor& blend, int t,
+              int window) {
+    const at::Tensor better = L < best;
+    at::where_out(best, better, L, best);
+    at::where_out(z_best, better.index_select(0, blend).unsqueeze(1), z, z_best);
+    if (t == 1) ema.copy_(prev - L);
+    if (t > 1) // ema <- (window - 1) / window ema + (prev - L) / window
+      ema.lerp_(prev - L, 1.0 / window);
+    if (t == window) ema0.copy_(ema);
+    prev.copy_(L);
+  }
+
+  /// The blends whose average decrease fell to rtol times its value at step `window`, or to
+  /// atol: (K) bool.
+  at::Tensor converged(double rtol, double atol) const {
+    return ema <= at::clamp_min(rtol * ema0.clamp_min(0), atol);
+  }
+
+  /// Keeps the blends `blends` (K') and the galaxies `galaxies` (M_w') of the working set.
+  void keep(const at::Tensor& blends, const at::Tensor& galaxies) {
+    z_best = z_best.index_select(0, galaxies);
+    for (at::Tensor* v : {&best, &prev, &ema, &ema0}) *v = v->index_select(0, blends);
+  }
+};
+
+} // namespace
+
+struct MadnessDeblender::Fit {
+  at::Tensor latents;   // (M, D) the encoder's, then each phase's
+  at::Tensor steps;     // (N) int64: Adam steps of each blend
+  at::Tensor converged; // (N) bool: blends without galaxies are (nothing to fit)
+  at::Tensor active;    // (K) int64: the blends with galaxies, increasing
+
+  /// Stores what the Adam phase reached for the blends `blends` (global indices, (k)) after
+  /// `step_count` steps: latents z (m, D) of their galaxies `galaxies` (global indices, (m)).
+  void store(const at::Tensor& blends, const at::Tensor& galaxies, const at::Tensor& z,
+             int64_t step_count, const at::Tensor& conv /* (k) bool */) {
+    latents.index_copy_(0, galaxies, z);
+    steps.index_fill_(0, blends, step_count);
+    converged.index_copy_(0, blends, conv);
+  }
+};
+
 MadnessResult MadnessDeblender::run(const at::Tensor& images, const BlendGalaxies& galaxies,
                                     const at::Tensor& noise_sigmas, const at::Tensor& mask) const {
   const Problem all = prepare(images, galaxies, noise_sigmas, mask);
-  const LossFn loss_fn{*prior_, options_.prior_weight};
-  const int64_t D = prior_->latent_dim(), S = prior_->stamp_size();
   const auto dev = tensor_options_.device();
-  const auto lopt = at::TensorOptions().dtype(at::kLong).device(dev);
-  const auto bopt = at::TensorOptions().dtype(at::kBool).device(dev);
-  const MadnessOptions& o = options_;
-
-  at::Tensor z_out = encode_init(all);                     // (M, D)
-  at::Tensor steps_out = at::zeros({all.N}, lopt);         // (N)
-  at::Tensor conv_out = at::zeros({all.N}, bopt);          // (N)
   const at::Tensor counts = all.galaxies.counts().to(dev); // (N)
-  conv_out.masked_fill_(counts == 0, true);                // nothing to fit: trivially converged
+  Fit fit;
+  fit.latents = encode_init(all);
+  fit.steps = at::zeros({all.N}, at::TensorOptions().dtype(at::kLong).device(dev));
+  fit.converged = counts == 0;
+  fit.active = (counts > 0).nonzero().view({-1});
+  if (options_.max_steps > 0 && all.M > 0) fit_adam(all, fit);
+  if (options_.lbfgs_steps > 0 && all.M > 0) fit_lbfgs(all, fit);
+  return outputs(all, fit);
+}
 
-  // ---- Adam on a shrinking working set of the blends still running ----
-  if (o.max_steps > 0 && all.M > 0) {
-    at::Tensor act = (counts > 0).nonzero().view({-1}); // (K) global blend index
-    Problem work = all.select(act);
-    at::Tensor gal = at::arange(all.M, lopt); // (M_w) global galaxy index, all galaxies are active
-    at::Tensor z = z_out.clone(), m1 = at::zeros_like(z), m2 = at::zeros_like(z);
-    at::Tensor z_best = z.clone();
-    const auto dopt = tensor_options_;
-    at::Tensor best = at::full({work.N}, std::numeric_limits<double>::infinity(), dopt);
-    at::Tensor prev = at::zeros({work.N}, dopt), ema = at::zeros({work.N}, dopt);
-    at::Tensor ema0 = at::zeros({work.N}, dopt);
-    // Adam's step count on the device: its bias corrections and the decayed step size change at
-    // every step, and a recorded step must read them from a tensor.
-    const at::Tensor t_dev = at::zeros({}, dopt.dtype(at::kDouble));
-    // Blends of the working set already stored (shrink_fraction keeps them until enough are).
-    at::Tensor finished = at::zeros({work.N}, bopt);
-    int64_t n_finished = 0;
+// Adam on a working set of the blends still running: finished blends are stored (the latents of
+// their lowest loss) and, once they are shrink_fraction of the set, leave it.
+void MadnessDeblender::fit_adam(const Problem& all, Fit& fit) const {
+  const MadnessOptions& o = options_;
+  const LossFn loss_fn{*prior_, o.prior_weight};
+  const auto dev = tensor_options_.device();
+  const auto bopt = at::TensorOptions().dtype(at::kBool).device(dev);
+  at::Tensor act = fit.active;                               // (K) global blend index
+  Problem work = all.select(act);                            // its galaxies are all galaxies
+  at::Tensor gal = at::arange(all.M, bopt.dtype(at::kLong)); // (M_w) global galaxy index
+  at::Tensor z = fit.latents.clone();                        // (M_w, D)
+  Adam adam({z}, {.learning_rate = o.learning_rate,
+                  .lr_decay = o.lr_decay,
+                  .lr_decay_steps = o.lr_decay_steps,
+                  .beta1 = o.adam_beta1,
+                  .beta2 = o.adam_beta2,
+                  .epsilon = o.adam_epsilon});
+  LossTrack track(z, work.N, tensor_options_);
+  // Blends of the working set already stored (they stay until shrink_fraction of it are).
+  at::Tensor finished = at::zeros({work.N}, bopt);
+  int64_t n_finished = 0;
 
-    // One step at step count t (t only selects the moving average's start: from t = window + 1 on
-    // every step is the same ops on the same tensors, updated in place, so it can be replayed).
-    const auto adam_step = [&](int t) {
-      at::Tensor L, g;
-      std::tie(L, g) = loss_fn.with_grad(work, z); // (K), (M_w, D)
-      // In place where a buffer is ours: on a GPU, late steps of few blends cost their launches.
-      const at::Tensor better = L < best;
-      at::where_out(best, better, L, best);
-      at::where_out(z_best, to_rows(better, work.blend), z, z_best);
-      if (t == 1) ema.copy_(prev - L);
-      if (t > 1) // ema <- (window - 1) / window ema + (prev - L) / window
-        ema.lerp_(prev - L, 1.0 / o.window);
-      if (t == o.window) ema0.copy_(ema);
-      prev.copy_(L);
-      // Adam step, with bias correction and MADNESS's staircase decay of the step size:
-      // z -= lr (m1 / c1) / (sqrt(m2 / c2) + eps), written as
-      // z -= (lr sqrt(c2) / c1) m1 / (sqrt(m2) + eps sqrt(c2)).
-      const at::Tensor lr =
-          at::pow(o.lr_decay, at::floor(t_dev / o.lr_decay_steps)).mul_(o.learning_rate);
-      const at::Tensor c1 = 1 - at::pow(o.adam_beta1, t_dev + 1);
-      const at::Tensor sqrt_c2 = (1 - at::pow(o.adam_beta2, t_dev + 1)).sqrt_();
-      m1.lerp_(g, 1 - o.adam_beta1); // beta1 m1 + (1 - beta1) g
-      m2.mul_(o.adam_beta2).addcmul_(g, g, 1 - o.adam_beta2);
-      z.addcdiv_(m1 * (-lr * sqrt_c2 / c1), m2.sqrt().add_(o.adam_epsilon * sqrt_c2));
-      t_dev.add_(1);
-    };
-    // The recording of the uniform step for the present working set (dropped when it shrinks).
-    const bool replay = o.cuda_graphs && prior_->replayable();
-    std::optional<StepGraph> recorded;
+  // One step at step t (t only selects the moving average's start: from t = window + 1 on every
+  // step is the same ops on the same tensors, updated in place, so it can be replayed). Adam
+  // reads its step count and step size from the device.
+  const auto adam_step = [&](int t) {
+    const auto [L, g] = loss_fn.with_grad(work, z); // (K), (M_w, D)
+    track.record(L, z, work.blend, t, o.window);
+    adam.step({z}, {g});
+  };
+  // The recording of the uniform step for the present working set (dropped when it shrinks).
+  const bool replay = o.cuda_graphs && prior_->replayable();
+  std::optional<StepGraph> recorded;
 
-    for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
-      if (replay && t > o.window) {
-        if (!recorded) recorded.emplace([&adam_step, &o] { adam_step(o.window + 1); }, dev);
-        (*recorded)();
-      } else {
-        adam_step(t);
-      }
-      // Convergence, on the loss bookkeeping of the step just taken (its z_best predates the
-      // update, which done blends drop).
-      const bool last = t + 1 == o.max_steps;
-      if ((t + 1) % o.check_every == 0 || last) {
-        at::Tensor conv = at::zeros({work.N}, bopt);
-        if (t + 1 >= o.min_steps) conv = ema <= at::clamp_min(o.rtol * ema0.clamp_min(0), o.atol);
-        // Blends finished at this test; those finished earlier (still in the set) are stored.
-        const at::Tensor done = (last ? at::ones({work.N}, bopt) : conv) & ~finished;
-        const at::Tensor done_idx = done.nonzero().view({-1}); // (a host synchronisation)
-        bool all_done = false;
-        if (done_idx.numel() > 0) {
-          const at::Tensor done_gal = done.index_select(0, work.blend).nonzero().view({-1});
-          const at::Tensor blends = act.index_select(0, done_idx);
-          z_out.index_copy_(0, gal.index_select(0, done_gal), z_best.index_select(0, done_gal));
-          steps_out.index_fill_(0, blends, t + 1);
-          conv_out.index_copy_(0, blends, conv.index_select(0, done_idx));
-          finished.logical_or_(done);
-          n_finished += done_idx.numel();
-          all_done = n_finished == work.N;
-          if (!all_done &&
-              static_cast<double>(n_finished) >= o.shrink_fraction * static_cast<double>(work.N)) {
-            const at::Tensor keep = (~finished).nonzero().view({-1});
-            const at::Tensor keep_gal =
-                (~finished).index_select(0, work.blend).nonzero().view({-1});
-            recorded.reset(); // it reads the tensors replaced below
-            work = work.select(keep);
-            act = act.index_select(0, keep);
-            gal = gal.index_select(0, keep_gal);
-            for (at::Tensor* v : {&z, &m1, &m2, &z_best}) *v = v->index_select(0, keep_gal);
-            for (at::Tensor* v : {&best, &prev, &ema, &ema0, &finished})
-              *v = v->index_select(0, keep);
-            n_finished = 0;
-          }
-        }
-        if (o.progress) o.progress({t + 1, work.N - n_finished, work.M, all.N});
-        if (all_done) break;
+  for (int t = 0; t < o.max_steps && work.N > 0; ++t) {
+    if (replay && t > o.window) {
+      if (!recorded) recorded.emplace([&adam_step, &o] { adam_step(o.window + 1); }, dev);
+      (*recorded)();
+    } else {
+      adam_step(t);
+    }
+    const bool last = t + 1 == o.max_steps;
+    if ((t + 1) % o.check_every != 0 && !last) continue;
+    // Convergence, on the loss bookkeeping of the step just taken (its z_best predates the update,
+    // which finished blends drop).
+    const at::Tensor conv =
+        t + 1 >= o.min_steps ? track.converged(o.rtol, o.atol) : at::zeros({work.N}, bopt);
+    // Blends finished at this test; those finished earlier (still in the set) are stored.
+    const at::Tensor done = (last ? at::ones({work.N}, bopt) : conv) & ~finished;
+    const at::Tensor done_idx = done.nonzero().view({-1}); // (a host synchronisation)
+    bool all_done = false;
+    if (done_idx.numel() > 0) {
+      const at::Tensor done_gal = done.index_select(0, work.blend).nonzero().view({-1});
+      fit.store(act.index_select(0, done_idx), gal.index_select(0, done_gal),
+                track.z_best.index_select(0, done_gal), t + 1, conv.index_select(0, done_idx));
+      finished.logical_or_(done);
+      n_finished += done_idx.numel();
+      all_done = n_finished == work.N;
+      if (!all_done &&
+          static_cast<double>(n_finished) >= o.shrink_fraction * static_cast<double>(work.N)) {
+        const at::Tensor keep = (~finished).nonzero().view({-1});
+        const at::Tensor keep_gal = (~finished).index_select(0, work.blend).nonzero().view({-1});
+        recorded.reset(); // it reads the tensors replaced below
+        work = work.select(keep);
+        act = act.index_select(0, keep);
+        gal = gal.index_select(0, keep_gal);
+        z = z.index_select(0, keep_gal);
+        adam.keep_rows(keep_gal);
+        track.keep(keep, keep_gal);
+        finished = finished.index_select(0, keep);
+        n_finished = 0;
       }
     }
+    if (o.progress) o.progress({t + 1, work.N - n_finished, work.M, all.N});
+    if (all_done) break;
   }
+}
 
-  // ---- L-BFGS refinement, per blend, on all blends with galaxies ----
-  if (o.lbfgs_steps > 0 && all.M > 0) {
-    const at::Tensor act = (counts > 0).nonzero().view({-1});
-    const Problem p = all.select(act);
-    const at::Tensor& blend = p.blend;
-    const int64_t K = p.N;
-    at::Tensor z = z_out; // the active blends' galaxies are all the galaxies, in order
-    at::Tensor f, g;
-    std::tie(f, g) = loss_fn.with_grad(p, z);
-    std::deque<at::Tensor> hs, hy, hrho; // (M, D), (M, D), (K)
-    at::Tensor done = at::zeros({K}, bopt);
-    // Without curvature pairs, a first step of length learning_rate in each blend's latents.
-    const auto steepest_scale = [&](const at::Tensor& grad) {
-      return o.learning_rate / blend_dot(grad, grad, blend, K).sqrt().clamp_min(1e-30);
-    };
-    for (int it = 0; it < o.lbfgs_steps; ++it) {
-      at::Tensor q = g;
-      std::vector<at::Tensor> alphas(hs.size());
-      for (int i = static_cast<int>(hs.size()) - 1; i >= 0; --i) {
-        alphas[i] = hrho[i] * blend_dot(hs[i], q, blend, K);
-        q = q - to_rows(alphas[i], blend) * hy[i];
-      }
-      at::Tensor gamma = steepest_scale(g);
-      if (!hs.empty()) {
-        const at::Tensor yy = blend_dot(hy.back(), hy.back(), blend, K);
-        const at::Tensor sy = blend_dot(hs.back(), hy.back(), blend, K);
-        gamma = at::where((hrho.back() > 0) & (yy > 0), sy / yy.clamp_min(1e-300), gamma);
-      }
-      at::Tensor r = to_rows(gamma, blend) * q;
-      for (size_t i = 0; i < hs.size(); ++i) {
-        const at::Tensor beta = hrho[i] * blend_dot(hy[i], r, blend, K);
-        r = r + to_rows(alphas[i] - beta, blend) * hs[i];
-      }
-      at::Tensor d = -r;
-      at::Tensor gd = blend_dot(g, d, blend, K);
-      const at::Tensor uphill = ~(gd < 0);
-      d = at::where(to_rows(uphill, blend), -to_rows(steepest_scale(g), blend) * g, d);
-      d = at::where(to_rows(done, blend), at::zeros_like(d), d);
-      gd = blend_dot(g, d, blend, K);
+// L-BFGS from the latents of the Adam phase, each blend its own problem (minimize_lbfgs).
+void MadnessDeblender::fit_lbfgs(const Problem& all, Fit& fit) const {
+  const MadnessOptions& o = options_;
+  const LossFn loss_fn{*prior_, o.prior_weight};
+  const Problem p = all.select(fit.active); // its galaxies are all galaxies, in order
+  const LbfgsObjective objective{[&](const at::Tensor& z) { return loss_fn.with_grad(p, z); },
+                                 [&](const at::Tensor& z) { return loss_fn.value(p, z); }};
+  const LbfgsResult r = minimize_lbfgs(objective, fit.latents, {p.blend, p.N},
+                                       {.history = o.lbfgs_history,
+                                        .max_iterations = o.lbfgs_steps,
+                                        .max_backtracks = o.lbfgs_max_backtracks,
+                                        .rtol = o.lbfgs_rtol,
+                                        .first_step_length = o.learning_rate});
+  fit.latents = r.x;
+  fit.converged.index_copy_(0, fit.active, fit.converged.index_select(0, fit.active) | r.converged);
+}
 
-      // Armijo backtracking, each blend with its own step length.
-      at::Tensor alpha = at::ones({K}, f.options());
-      at::Tensor accepted = done.clone(), z_new = z, f_new = f;
-      for (int k = 0; k < o.lbfgs_max_backtracks; ++k) {
-        const at::Tensor z_try = z + to_rows(alpha, blend) * d;
-        const at::Tensor f_try = loss_fn.value(p, z_try);
-        const at::Tensor ok = (~accepted) & at::isfinite(f_try) & (f_try <= f + 1e-4 * alpha * gd);
-        z_new = at::where(to_rows(ok, blend), z_try, z_new);
-        f_new = at::where(ok, f_try, f_new);
-        accepted = accepted | ok;
-        alpha = at::where(accepted, alpha, 0.5 * alpha);
-        if (accepted.all().item<bool>()) break;
-      }
-      at::Tensor f2, g2;
-      std::tie(f2, g2) = loss_fn.with_grad(p, z_new);
-      const at::Tensor s = z_new - z, yv = g2 - g;
-      const at::Tensor sy = blend_dot(s, yv, blend, K);
-      const at::Tensor scale = (blend_dot(s, s, blend, K) * blend_dot(yv, yv, blend, K)).sqrt();
-      hs.push_back(s), hy.push_back(yv);
-      hrho.push_back(at::where(sy > 1e-12 * scale, 1.0 / sy, at::zeros_like(sy)));
-      if (static_cast<int>(hs.size()) > o.lbfgs_history)
-        hs.pop_front(), hy.pop_front(), hrho.pop_front();
-      // No acceptable step (a minimum to rounding) or too small a decrease: that blend is done.
-      done = done | ~accepted | ((f - f2) <= o.lbfgs_rtol * f2.abs());
-      z = z_new, f = f2, g = g2;
-      if (done.all().item<bool>()) break;
-    }
-    z_out = z;
-    conv_out.index_copy_(0, act, conv_out.index_select(0, act) | done);
-  }
-
-  // ---- Outputs ----
+MadnessResult MadnessDeblender::outputs(const Problem& all, const Fit& fit) const {
+  c10::AutoGradMode no_grad(false);
+  const int64_t S = prior_->stamp_size();
   MadnessResult r;
-  r.galaxies = galaxies;
-  r.latents = z_out;
-  {
-    c10::AutoGradMode no_grad(false);
-    const at::Tensor stamps = all.M > 0 ? prior_->decode(z_out).to(tensor_options_)
-                                        : at::zeros({0, all.B, S, S}, tensor_options_);
-    check_prior_output(stamps, {all.M, all.B, S, S}, "decode");
-    const at::Tensor model = all.placer->render_channels_first(stamps.transpose(0, 1));
-    r.stamps = stamps;
-    r.residuals = (all.y - model).transpose(0, 1).contiguous();
-    r.loss = loss_fn.value(all, z_out).to(at::kCPU, at::kDouble);
-  }
-  r.steps = steps_out.cpu();
-  r.converged = conv_out.cpu();
-  (void)D;
+  r.galaxies = all.galaxies;
+  r.latents = fit.latents;
+  r.stamps = all.M > 0 ? prior_->decode(fit.latents).to(tensor_options_)
+                       : at::zeros({0, all.B, S, S}, tensor_options_);
+  check_prior_output(r.stamps, {all.M, all.B, S, S}, "decode");
+  const at::Tensor model = all.placer->render_channels_first(r.stamps.transpose(0, 1));
+  r.residuals = (all.y - model).transpose(0, 1).contiguous();
+  r.loss = LossFn{*prior_, options_.prior_weight}.value(all, fit.latents).to(at::kCPU, at::kDouble);
+  r.steps = fit.steps.cpu();
+  r.converged = fit.converged.cpu();
   return r;
 }
 
@@ -532,7 +502,8 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
   const int64_t R = T + 2 * m, ny = (H + T - 1) / T, nx = (W + T - 1) / T;
   const int64_t G = positions.size(0);
   const at::Tensor xy = positions.to(at::kCPU, at::kDouble).contiguous();
-  const at::Tensor pix = at::floor(xy + 0.5).to(at::kLong);
+  const BlendGalaxies whole{xy, at::zeros({G}, at::kLong), 1}; // the field as one blend
+  const at::Tensor pix = whole.pixel();                        // (G, 2) nearest pixels
   for (int64_t i = 0; i < G; ++i) {
     const int64_t px = pix[i][0].item<int64_t>(), py = pix[i][1].item<int64_t>();
     if (px < 0 || px >= W || py < 0 || py >= H)
@@ -614,7 +585,6 @@ FieldResult MadnessDeblender::deblend_field(const at::Tensor& image, const at::T
     out.latents.index_copy_(0, ids_t, r.latents.index_select(0, rows_t));
     out.stamps.index_copy_(0, ids_t, r.stamps.index_select(0, rows_t));
   }
-  const BlendGalaxies whole{xy, at::zeros({G}, at::kLong), 1};
   const StampPlacer placer(whole, nb, H, W, S, tensor_options_.device());
   out.residual = image.to(tensor_options_) - placer.render(out.stamps)[0];
   return out;

@@ -18,7 +18,8 @@
 //    galaxies of all blends at once, no per-galaxy loop.
 //  * Optimiser: Adam with MADNESS's staircase decay (learning rate lr * decay^floor(t / steps)),
 //    then optionally L-BFGS (per blend: two-loop recursion and Armijo backtracking with per-blend
-//    inner products and step lengths, so each blend follows its own path).
+//    inner products and step lengths, so each blend follows its own path). Both are demix's
+//    optimisers (optim/adam.hpp, optim/lbfgs.hpp), each blend one group of the L-BFGS.
 //  * Convergence, per blend, as tfp's LossNotDecreasing that MADNESS uses: an exponential moving
 //    average over `window` steps of the per-step decrease of that blend's loss; the blend has
 //    converged when, after `min_steps`, it falls to rtol times its value at step `window` (or to
@@ -82,7 +83,7 @@ struct MadnessOptions {
   // ---- L-BFGS refinement after Adam (off by default) ----
   int lbfgs_steps = 0;           ///< L-BFGS iterations after Adam; >= 0
   int lbfgs_history = 8;         ///< stored curvature pairs; >= 1
-  int lbfgs_max_backtracks = 12; ///< step halvings per line search; >= 1
+  int lbfgs_max_backtracks = 12; ///< trial step lengths per line search (1, 1/2, 1/4, ...); >= 1
   double lbfgs_rtol = 1e-9;      ///< a blend stops when an iteration lowers its loss by less
                                  ///< than this fraction of the loss's magnitude
 
@@ -179,6 +180,10 @@ private:
   at::Tensor encode_init(const Problem& p) const; // -> (M, D)
   MadnessResult run(const at::Tensor& images, const BlendGalaxies& galaxies,
                     const at::Tensor& noise_sigmas, const at::Tensor& mask) const;
+  struct Fit; // latents, Adam steps and convergence of each blend, filled phase by phase
+  void fit_adam(const Problem& all, Fit& fit) const;
+  void fit_lbfgs(const Problem& all, Fit& fit) const;
+  MadnessResult outputs(const Problem& all, const Fit& fit) const;
 
   std::shared_ptr<const GalaxyPrior> prior_;
   MadnessOptions options_;

@@ -1,9 +1,9 @@
 #include "models/detail/trainer.hpp"
 
 #include <demix/core/errors.hpp>
+#include <demix/optim/adam.hpp>
 
 #include "models/detail/nn.hpp"
-#include "optim/adam.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -158,9 +158,9 @@ TrainingHistory run_training(const TrainerSpec& spec, const EpochCallback& progr
     NamedTensors m1 = clone_of(params), m2 = clone_of(params);
     restore(m1, a, "train.adam_m." + spec.archive_prefix);
     restore(m2, a, "train.adam_v." + spec.archive_prefix);
-    adam.first_moment = tensors_of(m1);
-    adam.second_moment = tensors_of(m2);
-    adam.step_count = a.integer("train.adam_step");
+    adam.load_state(
+        {tensors_of(m1), tensors_of(m2),
+         at::scalar_tensor(static_cast<double>(a.integer("train.adam_step")), at::kDouble)});
     history.epochs = records_of(a.tensor("train.history"), M, a.integer("train.has_val") != 0);
     history.best_epoch = static_cast<int>(a.integer("train.best_epoch"));
     history.stopped_early = a.integer("train.stopped_early") != 0;
@@ -183,11 +183,11 @@ TrainingHistory run_training(const TrainerSpec& spec, const EpochCallback& progr
     a.put_int("train.n_samples", N);
     a.put_int("train.seed", static_cast<std::int64_t>(spec.seed));
     a.put_text("train.metrics", join(spec.metric_names));
-    a.put_int("train.adam_step", adam.step_count);
+    a.put_int("train.adam_step", adam.step_count());
     NamedTensors m1 = clone_of(params), m2 = clone_of(params);
     for (std::size_t i = 0; i < params.size(); ++i) {
-      m1[i].tensor = adam.first_moment[i];
-      m2[i].tensor = adam.second_moment[i];
+      m1[i].tensor = adam.state().first_moment[i];
+      m2[i].tensor = adam.state().second_moment[i];
     }
     store(m1, a, "train.adam_m." + spec.archive_prefix, true);
     store(m2, a, "train.adam_v." + spec.archive_prefix, true);

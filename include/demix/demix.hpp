@@ -22,6 +22,7 @@
 #include <demix/models/training.hpp>
 #include <demix/models/vae.hpp>
 #include <demix/optim/step_graph.hpp>
+#include <demix/sim/dataset.hpp>
 #include <demix/sim/galaxy.hpp>
 #include <demix/sim/population.hpp>
 #include <demix/sim/psf.hpp>

@@ -9,6 +9,7 @@
 #include <demix/deblend/detection.hpp>
 #include <demix/deblend/madness.hpp>
 #include <demix/deblend/metrics.hpp>
+#include <demix/deblend/pipeline.hpp>
 #include <demix/deblend/stamps.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/io/image.hpp>

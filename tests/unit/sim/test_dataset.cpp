@@ -1,10 +1,10 @@
 // The dataset file format (sim/dataset.hpp): the HDUs of each kind and of one-item files, a
 // write/read round trip, every reader of the format (read_dataset, read_dataset_images, training's
-// read_galaxy_stamps, the keywords of the image `demix deblend` reads) seeing the same stamps and
-// sigmas, and bad files rejected with IoError / FormatError / ShapeError naming the file and what
-// is wrong.
+// read_galaxy_stamps, the deblending pipeline's noise levels) seeing the same stamps and sigmas,
+// and bad files rejected with IoError / FormatError / ShapeError naming the file and what is wrong.
 
 #include <demix/core/errors.hpp>
+#include <demix/deblend/pipeline.hpp>
 #include <demix/deblend/stamps.hpp>
 #include <demix/io/image_io.hpp>
 #include <demix/models/training.hpp>
@@ -190,12 +190,19 @@ TEST(Dataset, EveryReaderSeesTheSameStampsAndSigmas) {
     EXPECT_EQ(images.truth.rows(), 0);
   }
 
-  // One blend: the full reader, `demix deblend`'s image reader and its keywords.
+  // One blend: the full reader, `demix deblend`'s image reader and the pipeline's noise levels.
   const demix::SimulatedDataset d = demix::read_dataset(dir.path("b1.fits"));
   const demix::Image image = demix::read_image(dir.path("b1.fits"));
   EXPECT_TRUE(at::equal(image.data, d.images[0]));
   EXPECT_EQ(demix::read_noise_sigmas(image.header, 6, image.source), survey_sigmas());
   EXPECT_EQ(demix::read_band_names(image.header, 6), ugrizy);
+  const demix::DeblendPipeline pipeline({.method = demix::DeblendMethod::Classical}, nullptr,
+                                        cpu());
+  const demix::PreparedBlend blend = pipeline.prepare(
+      image, at::stack({d.truth.column("x").values, d.truth.column("y").values}, 1));
+  EXPECT_EQ(blend.noise_source, demix::NoiseSource::Keywords);
+  EXPECT_TRUE(at::equal(blend.noise_sigmas, d.sigma));
+  EXPECT_EQ(blend.band_names, ugrizy);
 }
 
 TEST(Dataset, KeywordReadersNameTheFileAndKeyword) {

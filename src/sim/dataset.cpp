@@ -335,8 +335,7 @@ at::Tensor as_batch(at::Tensor t, bool may_lack_batch, const std::string& path,
                     const std::string& hdu, const char* axes) {
   while (may_lack_batch && t.dim() < 4) t = t.unsqueeze(0);
   if (t.dim() != 4 || t.size(0) < 1)
-    throw ShapeError("'" + path + "': the " + hdu + " extension must be " + axes + ", got " +
-                     sizes_text(t));
+    throw ShapeError("'" + path + "': " + hdu + " must be " + axes + ", got " + sizes_text(t));
   return t;
 }
 
@@ -365,7 +364,8 @@ SimulatedDataset read(const std::string& path, bool complete) {
   if (!foreign_stamps && d.kind != "isolated" && d.kind != "blends")
     throw FormatError("'" + path + "': keyword DATASET is " +
                       (d.kind.empty() ? std::string("missing") : "'" + d.kind + "'") +
-                      ", expected 'isolated' or 'blends' (a dataset written by demix simulate)");
+                      ", expected 'isolated' or 'blends' (a dataset written by demix simulate" +
+                      (complete ? ")" : ", or stamps in a STAMPS extension)"));
   const std::string image_name = single ? "HDU 0" : image_hdu;
   d.images = as_batch(images.data, single, path, image_name, "(N, B, H, W)");
   if (has("NOISELESS")) {

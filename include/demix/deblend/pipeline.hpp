@@ -83,13 +83,15 @@ struct PreparedBlend {
   std::vector<std::string> band_names;
 };
 
-/// What deblend() returns. Galaxies are in the order of PreparedBlend::positions.
+/// What deblend() returns. Galaxies are in the order of PreparedBlend::positions; images are on
+/// the CPU in the context's real dtype.
 struct DeblendReport {
   PreparedBlend blend;         ///< what was deblended
-  std::int64_t stamp_size = 0; ///< S
+  std::int64_t stamp_size = 0; ///< S (odd)
   at::Tensor stamps;           // (G, B, S, S) CPU: each galaxy's model on a stamp centred on its
                                // nearest pixel (stamps.hpp)
-  at::Tensor stamp_origins;    // (G, 2) int64 CPU: blend column and row of stamp pixel (0, 0)
+  at::Tensor stamp_origins;    // (G, 2) int64 CPU: blend column and row of stamp pixel (0, 0),
+                               // the nearest pixel minus S / 2
   at::Tensor children;         // (G, B, H, W) CPU: each model in the full frame (classical, or
                                // MADNESS with full_frame); otherwise undefined
   at::Tensor residual;         // (B, H, W) CPU: the blend minus all models

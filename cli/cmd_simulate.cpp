@@ -1,8 +1,9 @@
-// demix simulate isolated|blends: LSST-like galaxy datasets (layout in
-// include/demix/sim/simulate.hpp).
+// demix simulate isolated|blends: LSST-like galaxy datasets (simulation in
+// include/demix/sim/simulate.hpp, file layout in include/demix/sim/dataset.hpp).
 
 #include <demix/core/errors.hpp>
 #include <demix/io/image_io.hpp>
+#include <demix/sim/dataset.hpp>
 #include <demix/sim/simulate.hpp>
 #include <demix/viz/rgb.hpp>
 

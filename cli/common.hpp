@@ -39,8 +39,6 @@ void add_deblend_command(CLI::App& app, const Globals& globals);
 /// fitting (DecoderCompute::for_fitting) unless float32_decoder (cli/deblend_model.cpp).
 std::shared_ptr<const GalaxyPrior> load_prior(const std::string& path, const Context& ctx,
                                               bool float32_decoder = false);
-/// Noise sigma of each of `bands` bands from the survey table (cli/deblend_model.cpp): (bands).
-at::Tensor survey_noise_sigmas(int64_t bands);
 void add_simulate_command(CLI::App& app, const Globals& globals);
 void add_train_vae_command(CLI::App& app, const Globals& globals);
 void add_train_flow_command(CLI::App& app, const Globals& globals);

@@ -9,6 +9,7 @@
 #include <demix/deblend/detection.hpp>
 #include <demix/deblend/madness.hpp>
 #include <demix/deblend/metrics.hpp>
+#include <demix/deblend/pipeline.hpp>
 #include <demix/deblend/stamps.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/io/image.hpp>
@@ -24,6 +25,7 @@
 #include <demix/optim/adam.hpp>
 #include <demix/optim/lbfgs.hpp>
 #include <demix/optim/step_graph.hpp>
+#include <demix/sim/dataset.hpp>
 #include <demix/sim/galaxy.hpp>
 #include <demix/sim/population.hpp>
 #include <demix/sim/psf.hpp>

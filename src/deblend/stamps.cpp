@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <string>
 
 namespace demix {
@@ -75,7 +76,11 @@ at::Tensor BlendGalaxies::first() const {
   return c.cumsum(0) - c;
 }
 
-at::Tensor BlendGalaxies::pixel() const { return at::floor(xy + 0.5).to(at::kLong); }
+int64_t nearest_pixel(double v) { return static_cast<int64_t>(std::floor(v + 0.5)); }
+
+at::Tensor nearest_pixel(const at::Tensor& v) { return at::floor(v + 0.5).to(at::kLong); }
+
+at::Tensor BlendGalaxies::pixel() const { return nearest_pixel(xy); }
 
 void BlendGalaxies::check(const char* what) const {
   const std::string w = what;

@@ -1,8 +1,8 @@
 #include <demix/core/errors.hpp>
-#include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
 #include <demix/io/npy.hpp>
 #include <demix/models/training.hpp>
+#include <demix/sim/dataset.hpp>
 #include <demix/viz/plot.hpp>
 
 #include "models/detail/model_archive.hpp"
@@ -278,38 +278,22 @@ GalaxyStampSet read_galaxy_stamps(const std::string& path) {
     set.description = "npy";
     return set;
   }
-  FitsImage img;
-  try {
-    img = read_fits(path + "[STAMPS]");
-  } catch (const ShapeError& e) {
-    throw ShapeError("'" + path + "': cannot read the STAMPS extension as an (N, B, S, S) cube (" +
-                     e.what() +
-                     "); this demix may not read 4-D FITS images yet: pass the stamps "
-                     "as a .npy file instead");
-  }
-  require_4d(img.data, "the STAMPS extension");
-  set.stamps = img.data.to(at::kFloat);
+  // The dataset format's one reader: STAMPS (or an N = 1 file's HDU 0), NOISELESS, BANDi, SIGMAi.
+  SimulatedDataset d = read_dataset_images(path);
+  if (d.kind == "blends")
+    throw FormatError("'" + path + "' holds blends (DATASET = 'blends'); training needs isolated " +
+                      "galaxy stamps (demix simulate isolated)");
+  require_4d(d.images, "the STAMPS extension");
+  set.stamps = d.images.to(at::kFloat);
   set.description = "FITS STAMPS";
-  const int64_t B = set.stamps.size(1);
-  std::vector<std::string> names;
-  std::vector<double> sigmas;
-  for (int64_t b = 1; b <= B; ++b) {
-    const auto name = img.header.value("BAND" + std::to_string(b));
-    const auto sigma = img.header.number("SIGMA" + std::to_string(b));
-    if (name) names.push_back(*name);
-    if (sigma) sigmas.push_back(*sigma);
+  if (d.noiseless.defined()) {
+    set.noiseless = d.noiseless.to(at::kFloat);
+    set.description += " + NOISELESS";
   }
-  if (static_cast<int64_t>(names.size()) == B) set.band_names = names;
-  if (static_cast<int64_t>(sigmas.size()) == B) set.noise_sigmas = sigmas;
-  for (const auto& hdu : list_fits_hdus(path))
-    if (hdu.name == "NOISELESS") {
-      set.noiseless = read_fits(path + "[NOISELESS]").data.to(at::kFloat);
-      if (set.noiseless.sizes() != set.stamps.sizes())
-        throw ShapeError("'" + path + "': NOISELESS has shape " +
-                         detail::shape_string(set.noiseless.sizes()) + ", STAMPS " +
-                         detail::shape_string(set.stamps.sizes()));
-      set.description += " + NOISELESS";
-    }
+  set.band_names = std::move(d.bands);
+  if (d.sigma.defined())
+    set.noise_sigmas = std::vector<double>(d.sigma.data_ptr<double>(),
+                                           d.sigma.data_ptr<double>() + d.sigma.numel());
   return set;
 }
 

@@ -1,6 +1,7 @@
 // Bulge + disk galaxies rendered in Fourier space (see galaxy.hpp for the method and its limits).
 
 #include <demix/core/errors.hpp>
+#include <demix/deblend/stamps.hpp>
 #include <demix/sim/galaxy.hpp>
 
 #include "sim/detail/fourier_grid.hpp"
@@ -200,7 +201,6 @@ at::Tensor GalaxyRenderer::render(const Galaxies& galaxies) const {
   for (int64_t i0 = 0; i0 < n; i0 += s.options.batch_size) {
     const int64_t i1 = std::min(n, i0 + s.options.batch_size), m = i1 - i0;
     auto get = [&](const at::Tensor& t) { return t.slice(0, i0, i1).to(opts); };
-    const at::Tensor x = get(galaxies.x), y = get(galaxies.y);
     const at::Tensor flux = get(galaxies.flux).view({m, B, 1, 1});
     const at::Tensor fb = get(galaxies.bulge_fraction).view({m, B, 1, 1});
     const at::Tensor rd = get(galaxies.disk_hlr).view({m, 1, 1}) / pixel;
@@ -218,9 +218,15 @@ at::Tensor GalaxyRenderer::render(const Galaxies& galaxies) const {
     const at::Tensor disk = (1 + (2 * std::numbers::pi / s.b1 * rd).square() * q2).pow(-1.5);
     // de Vaucouleurs bulge: the table at log(r_e |A k|).
     const at::Tensor bulge = table.from_log_kappa(0.5 * q2.clamp_min(1e-30).log() + rb.log());
-    // Centre: the galaxy's offset from its nearest pixel, about the stamp's centre pixel.
+    // Centre: the galaxy's offset from its nearest pixel, about the stamp's centre pixel. The
+    // offset is taken in float64, as the stamp is placed: rounded first to a float32 context,
+    // a position just below a half-integer could round onto it and pick the next pixel.
     const double c = static_cast<double>(S / 2);
-    const at::Tensor cx = x - (x + 0.5).floor() + c, cy = y - (y + 0.5).floor() + c;
+    auto centre = [&](const at::Tensor& v) {
+      const at::Tensor part = v.slice(0, i0, i1);
+      return (part - nearest_pixel(part)).to(opts) + c;
+    };
+    const at::Tensor cx = centre(galaxies.x), cy = centre(galaxies.y);
     const at::Tensor phase = detail::shift_phase(s.grid, cx, cy);       // (m, L, L/2+1) complex
     const at::Tensor gb = at::view_as_real(phase * bulge).unsqueeze(1); // (m, 1, L, L/2+1, 2)
     const at::Tensor gd = at::view_as_real(phase * disk).unsqueeze(1);

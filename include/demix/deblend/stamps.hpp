@@ -20,6 +20,14 @@
 
 namespace demix {
 
+/// The nearest pixel of a position, floor(v + 1/2): v is a column (x) or row (y) in 0-based pixel
+/// coordinates, and a position half-way between two pixel centres goes to the higher pixel. The one
+/// rule shared by the simulator (which centres each galaxy's stamp there) and the deblenders (which
+/// cut and place stamps there).
+std::int64_t nearest_pixel(double v);
+/// nearest_pixel of every element of a real tensor (any shape, any device): -> int64, same shape.
+at::Tensor nearest_pixel(const at::Tensor& v);
+
 /// M galaxies spread over N blends, flattened.
 struct BlendGalaxies {
   at::Tensor xy;    // (M, 2) float64 CPU: x (column), y (row) of each galaxy
@@ -40,7 +48,7 @@ struct BlendGalaxies {
   std::int64_t size() const { return xy.defined() ? xy.size(0) : 0; } ///< M
   at::Tensor counts() const; // -> (N) int64 CPU: galaxies per blend
   at::Tensor first() const;  // -> (N) int64 CPU: index of each blend's first galaxy in the list
-  at::Tensor pixel() const;  // -> (M, 2) int64 CPU: nearest pixel (px, py) = floor(xy + 1/2)
+  at::Tensor pixel() const;  // -> (M, 2) int64 CPU: nearest pixel (px, py), see nearest_pixel
   /// ShapeError / ValueError unless the fields are consistent (shapes, dtypes, blend sorted and in
   /// [0, num_blends), finite positions). `what` names the caller in the message.
   void check(const char* what) const;

@@ -133,9 +133,10 @@ struct GalaxyStampSet {
   std::string description;             ///< "FITS STAMPS + NOISELESS" / "npy" (for messages)
 };
 
-/// Reads stamps from a FITS file (extension STAMPS, (N, B, S, S); its header's BANDi and SIGMAi;
-/// the NOISELESS extension when present) or a .npy file holding (N, B, S, S).
-/// IoError / FormatError / ShapeError naming the file.
+/// Reads stamps from a FITS file through the dataset format's reader (read_dataset_images,
+/// sim/dataset.hpp: the STAMPS extension (N, B, S, S) or a one-stamp dataset's HDU 0, BANDi and
+/// SIGMAi keywords, NOISELESS when present) or from a .npy file holding (N, B, S, S).
+/// IoError / FormatError / ShapeError naming the file (FormatError for a blends dataset).
 GalaxyStampSet read_galaxy_stamps(const std::string& path);
 
 } // namespace demix

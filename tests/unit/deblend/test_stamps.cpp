@@ -71,6 +71,21 @@ TEST(Stamps, NearestPixelRoundsHalvesUp) {
       at::equal(g.positions_of(2), at::tensor({0.0, 0.0, 16.0, 12.0}, at::kDouble).view({2, 2})));
 }
 
+TEST(Stamps, NearestPixelIsOneRuleForNumbersAndTensors) {
+  // floor(v + 1/2): half-integers go up, whatever the sign.
+  const std::vector<double> v{-1.5, -0.51, -0.5, 0.0, 0.49, 0.5, 2.5, 3.4999, 14.49, 1e6 + 0.5};
+  const std::vector<int64_t> expected{-1, -1, 0, 0, 0, 1, 3, 3, 14, 1000001};
+  const at::Tensor t = demix::nearest_pixel(at::tensor(v, at::kDouble));
+  EXPECT_EQ(t.scalar_type(), at::kLong);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    EXPECT_EQ(demix::nearest_pixel(v[i]), expected[i]) << v[i];
+    EXPECT_EQ(t[static_cast<int64_t>(i)].item<int64_t>(), expected[i]) << v[i];
+  }
+  // Any shape; BlendGalaxies::pixel is this rule.
+  const demix::BlendGalaxies g = sample_galaxies();
+  EXPECT_TRUE(at::equal(demix::nearest_pixel(g.xy), g.pixel()));
+}
+
 TEST(Stamps, ExtractAndRenderMatchPixelLoops) {
   const demix::BlendGalaxies g = sample_galaxies();
   const demix::StampPlacer placer(g, 2, kH, kW, kS, at::kCPU);

@@ -4,6 +4,7 @@
 // half-light radii, second-moment ellipticities and centroids computed from the formulas.
 
 #include <demix/core/errors.hpp>
+#include <demix/deblend/stamps.hpp>
 #include <demix/sim/galaxy.hpp>
 
 #include <ATen/ATen.h>
@@ -200,6 +201,23 @@ TEST(GalaxyRender, StampCentredOnNearestPixelWithSubPixelOffset) {
     EXPECT_NEAR((p * i.view({45, 1})).sum().item<double>() / f, 22.2, 1e-3) << b;
     EXPECT_NEAR(f / 1e5, 1.0, 6e-4);
   }
+}
+
+TEST(GalaxyRender, Float32StampsUseTheFloat64NearestPixel) {
+  // x = 22.5 - 1e-9 has nearest pixel 22 (deblend/stamps.hpp's nearest_pixel, the pixel on which
+  // the simulator places the stamp) but is 22.5 in float32, whose own rounding would pick 23: the
+  // galaxy must sit half a pixel right of the stamp's centre pixel, not half a pixel left. The
+  // float32 FFT moves the centroid by ~1e-6 pixel; the PSF's cut wings by ~3e-4 (as above).
+  const demix::Survey s = demix::Survey::lsst();
+  const double x = 22.5 - 1e-9;
+  ASSERT_EQ(static_cast<float>(x), 22.5f);
+  ASSERT_EQ(demix::nearest_pixel(x), 22);
+  const demix::Context f32({.device = demix::DeviceKind::Cpu});
+  const at::Tensor img =
+      demix::GalaxyRenderer(s, {}, f32).render(galaxy(x, 22, 0.3, 0.1, 0.0, 0, 0, 6, 1e5))[0][2];
+  const at::Tensor p = img.to(at::kDouble);
+  const at::Tensor i = at::arange(45, kF64);
+  EXPECT_NEAR((p * i.view({1, 45})).sum().item<double>() / p.sum().item<double>(), 22.5, 1e-3);
 }
 
 TEST(GalaxyRender, PeriodicWrapIsBelowItsDocumentedBound) {

@@ -1,0 +1,292 @@
+// The deblending pipeline (pipeline.hpp): noise levels, positions, fit, measurement, catalogue.
+
+#include <demix/core/errors.hpp>
+#include <demix/deblend/metrics.hpp>
+#include <demix/deblend/pipeline.hpp>
+#include <demix/deblend/stamps.hpp>
+#include <demix/sim/dataset.hpp>
+#include <demix/sim/survey.hpp>
+
+#include "core/detail/sizes_text.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+namespace demix {
+
+namespace {
+
+using detail::sizes_text;
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+/// The survey table's noise levels, for blends that carry none.
+at::Tensor survey_noise_sigmas(int64_t bands, const std::string& name) {
+  const Survey survey = Survey::lsst();
+  if (bands != survey.n_bands())
+    throw ValueError("no noise levels for the " + std::to_string(bands) + " bands of '" + name +
+                     "': it has no SIGMA1..SIGMA" + std::to_string(bands) +
+                     " keywords and the survey table (" + survey.name + ") has " +
+                     std::to_string(survey.n_bands()) +
+                     " bands; give the noise levels or estimate them from the image");
+  return survey.noise_sigmas(at::TensorOptions().dtype(at::kDouble));
+}
+
+/// The catalogue's band names: the header's, else the survey's for as many bands, else b0, b1...
+std::vector<std::string> band_names(std::vector<std::string> from_header, int64_t bands) {
+  if (!from_header.empty()) return from_header;
+  const Survey survey = Survey::lsst();
+  std::vector<std::string> names;
+  for (int64_t b = 0; b < bands; ++b)
+    names.push_back(bands == survey.n_bands() ? survey.bands[b].name
+                                              : std::string("b").append(std::to_string(b)));
+  return names;
+}
+
+/// The line of `path` that holds row `row` (0-based) of read_csv's table, whose header is the
+/// first line that is not blank and which skips blank lines.
+int64_t csv_line_of_row(const std::string& path, int64_t row) {
+  std::ifstream in(path);
+  std::string line;
+  int64_t line_no = 0, records = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (records++ == row + 1) return line_no;
+  }
+  return row + 2;
+}
+
+/// Column `c` of a positions catalogue as float64; FormatError at its first non-finite value.
+at::Tensor coordinate(const Column& c, const std::string& path) {
+  const int64_t rows = c.rows();
+  std::vector<double> v(rows);
+  if (!c.is_text()) {
+    const at::Tensor numbers = c.values.to(at::kDouble).contiguous(); // read_csv: (rows)
+    v.assign(numbers.data_ptr<double>(), numbers.data_ptr<double>() + rows);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    if (c.is_text()) { // a column read_csv could not read as numbers
+      char* end = nullptr;
+      v[r] = std::strtod(c.text[r].c_str(), &end);
+      if (c.text[r].empty() || *end != '\0') v[r] = NAN;
+    }
+    if (!std::isfinite(v[r]))
+      throw FormatError("'" + path + "' line " + std::to_string(csv_line_of_row(path, r)) + ": '" +
+                        (c.is_text() ? c.text[r] : number(v[r])) +
+                        "' is not a finite number (column " + c.name + ")");
+  }
+  return at::tensor(v, at::kDouble);
+}
+
+} // namespace
+
+at::Tensor read_positions(const std::string& path) {
+  const Table t = read_csv(path);
+  const Column *x = nullptr, *y = nullptr;
+  std::string names;
+  for (const Column& c : t.columns) {
+    std::string lower = c.name;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower == "x" && !x) x = &c;
+    if (lower == "y" && !y) y = &c;
+    names += (names.empty() ? "" : ", ") + c.name;
+  }
+  if (!x || !y)
+    throw FormatError("'" + path + "' has no columns named x and y (0-based pixel column and " +
+                      "row); its columns: " + names);
+  return at::stack({coordinate(*x, path), coordinate(*y, path)}, 1); // (G, 2)
+}
+
+DeblendPipeline::DeblendPipeline(const DeblendPipelineOptions& o,
+                                 std::shared_ptr<const GalaxyPrior> prior, const Context& context)
+    : options_(o), prior_(std::move(prior)), context_(context), detector_(o.detection, context) {
+  if (o.stamp_size < 1 || o.stamp_size % 2 == 0)
+    throw ValueError("stamp size must be odd and >= 1, got " + std::to_string(o.stamp_size));
+  if (o.noise == NoiseLevels::Given && o.noise_sigmas.empty())
+    throw ValueError("NoiseLevels::Given needs noise_sigmas, one per band; none was given");
+  if (o.noise != NoiseLevels::Given && !o.noise_sigmas.empty())
+    throw ValueError("noise_sigmas are given but the noise levels are not NoiseLevels::Given");
+  if (o.method == DeblendMethod::Madness) {
+    if (!prior_)
+      throw ValueError("the MADNESS method needs a galaxy prior (a trained model); none was given");
+    madness_.emplace(prior_, o.madness, context);
+  } else {
+    classical_.emplace(o.classical, context);
+  }
+}
+
+void DeblendPipeline::check(const PreparedBlend& p) const {
+  check_image(p.image, p.name);
+  const int64_t B = p.image.size(0);
+  check_noise(p.noise_sigmas, B, p.name);
+  check_positions(p.positions, p.image.size(1), p.image.size(2), p.name);
+  if (static_cast<int64_t>(p.band_names.size()) != B)
+    throw ValueError("blend '" + p.name + "': " + std::to_string(p.band_names.size()) +
+                     " band names for its " + std::to_string(B) + " bands");
+}
+
+void DeblendPipeline::check_image(const at::Tensor& image, const std::string& name) const {
+  if (!image.defined() || image.dim() != 3)
+    throw ShapeError("blend '" + name + "': the image must be (B, H, W), got " +
+                     (image.defined() ? sizes_text(image) : "none"));
+  if (image.is_complex())
+    throw ValueError("'" + name + "' holds complex pixels; a blend must be real");
+  if (madness_ && prior_->n_bands() != image.size(0))
+    throw ValueError("the galaxy model has " + std::to_string(prior_->n_bands()) +
+                     " bands, the blend '" + name + "' has " + std::to_string(image.size(0)));
+}
+
+void DeblendPipeline::check_noise(const at::Tensor& sigmas, int64_t bands,
+                                  const std::string& name) const {
+  const std::string what = "blend '" + name + "'";
+  if (!sigmas.defined()) {
+    if (madness_) throw ValueError(what + ": the MADNESS method needs noise levels");
+    return;
+  }
+  if (sigmas.dim() != 1 || sigmas.size(0) != bands)
+    throw ValueError(what + ": " + std::to_string(sigmas.numel()) + " noise levels for its " +
+                     std::to_string(bands) + " bands");
+  for (int64_t b = 0; b < bands; ++b) {
+    const double s = sigmas[b].item<double>();
+    if (!(s > 0) || !std::isfinite(s))
+      throw ValueError(what + ": the noise level of band " + std::to_string(b + 1) +
+                       " must be > 0, got " + number(s));
+  }
+}
+
+void DeblendPipeline::check_positions(const at::Tensor& xy, int64_t height, int64_t width,
+                                      const std::string& name) {
+  if (!xy.defined() || xy.dim() != 2 || xy.size(1) != 2)
+    throw ShapeError("blend '" + name + "': positions must be (G, 2) (x, y), got " +
+                     (xy.defined() ? sizes_text(xy) : "none"));
+  if (xy.scalar_type() != at::kDouble || !xy.device().is_cpu())
+    throw ValueError("blend '" + name + "': positions must be float64 on the CPU");
+  const at::Tensor pixel = nearest_pixel(xy); // (G, 2)
+  for (int64_t i = 0; i < xy.size(0); ++i) {
+    const double x = xy[i][0].item<double>(), y = xy[i][1].item<double>();
+    const int64_t px = pixel[i][0].item<int64_t>(), py = pixel[i][1].item<int64_t>();
+    if (!std::isfinite(x) || !std::isfinite(y) || px < 0 || px >= width || py < 0 || py >= height)
+      throw ValueError("galaxy " + std::to_string(i) + " at (" + number(x) + ", " + number(y) +
+                       ") lies outside the " + std::to_string(width) + " x " +
+                       std::to_string(height) + " blend '" + name + "'");
+  }
+}
+
+PreparedBlend DeblendPipeline::prepare(const Image& blend, const at::Tensor& positions) const {
+  PreparedBlend p;
+  p.name = blend.source;
+  const at::Tensor& data = blend.data;
+  if (!data.defined() || data.dim() < 2 || data.dim() > 3)
+    throw ShapeError("blend '" + p.name + "': the image must be (B, H, W) or (H, W), got " +
+                     (data.defined() ? sizes_text(data) : "none"));
+  p.image = data.dim() == 2 ? data.unsqueeze(0) : data;
+  check_image(p.image, p.name); // before anything is computed from it
+  const int64_t B = p.image.size(0);
+  p.band_names = band_names(read_band_names(blend.header, B), B);
+  const bool detect = !positions.defined();
+
+  // 1. Noise levels.
+  switch (options_.noise) {
+  case NoiseLevels::Given:
+    p.noise_sigmas = at::tensor(options_.noise_sigmas, at::kDouble);
+    p.noise_source = NoiseSource::Given;
+    break;
+  case NoiseLevels::Image:
+    p.noise_sigmas = estimate_noise_sigmas(p.image);
+    p.noise_source = NoiseSource::Image;
+    break;
+  case NoiseLevels::Auto:
+    if (const auto s = read_noise_sigmas(blend.header, B, p.name); !s.empty()) {
+      p.noise_sigmas = at::tensor(s, at::kDouble);
+      p.noise_source = NoiseSource::Keywords;
+    } else if (madness_ || detect) {
+      p.noise_sigmas = survey_noise_sigmas(B, p.name);
+      p.noise_source = NoiseSource::SurveyTable;
+    }
+    break;
+  }
+
+  check_noise(p.noise_sigmas, B, p.name);
+
+  // 2. Positions.
+  if (detect) {
+    const Detections d = detector_.detect(p.image, p.noise_sigmas)[0];
+    p.positions = d.xy;
+    p.significance = d.significance;
+  } else {
+    if (positions.is_complex())
+      throw ValueError("blend '" + p.name + "': positions must be real (x, y)");
+    p.positions = positions.detach().to(at::kCPU, at::kDouble);
+  }
+  check(p);
+  return p;
+}
+
+DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
+  check(p);
+  DeblendReport r;
+  r.blend = p;
+  const int64_t B = p.image.size(0), H = p.image.size(1), W = p.image.size(2);
+  const int64_t G = p.positions.size(0);
+  const BlendGalaxies galaxies{p.positions, at::zeros({G}, at::kLong), 1};
+  const at::Tensor images = p.image.unsqueeze(0); // (1, B, H, W)
+  at::Tensor flux;                                // (G, B)
+  {
+    c10::AutoGradMode no_grad(
+        false); // the MADNESS optimiser turns gradients on where it needs them
+    if (madness_) {
+      const MadnessResult m = madness_->deblend(images, galaxies, p.noise_sigmas);
+      r.stamp_size = prior_->stamp_size();
+      r.stamps = m.stamps.cpu();
+      r.residual = m.residuals[0].cpu();
+      r.converged = m.converged.expand({G}).contiguous();
+      r.latents = m.latents.cpu();
+      r.steps = m.steps[0].item<int64_t>();
+      r.loss = m.loss[0].item<double>();
+      if (options_.full_frame)
+        r.children = StampPlacer(galaxies, B, H, W, r.stamp_size, at::kCPU).render_each(r.stamps);
+      flux = r.stamps.sum({2, 3}); // the whole model, also beyond the image's edges
+    } else {
+      const ClassicalResult c = classical_->deblend(images, galaxies, p.noise_sigmas);
+      r.stamp_size = options_.stamp_size;
+      r.children = c.children.cpu();
+      r.stamps = c.stamps(r.stamp_size).cpu();
+      r.residual = (context_.to(p.image) - c.children.sum(0)).cpu();
+      r.converged = at::ones({G}, at::kBool);
+      flux = r.children.sum({2, 3}); // the galaxy's share of the image
+    }
+  }
+  r.stamp_origins = nearest_pixel(p.positions) - r.stamp_size / 2;
+
+  // Measurement and catalogue.
+  const at::Tensor e = G > 0 ? measure_shapes(r.stamps.sum(1)).ellipticity.to(at::kDouble)
+                             : at::zeros({0, 2}, at::kDouble); // (G, 2)
+  Table& t = r.catalogue;
+  t.add("id", at::arange(G, at::kLong), "", "galaxy index (order of the positions)");
+  t.add("x", p.positions.select(1, 0), "pixel", "column in the blend (0-based)");
+  t.add("y", p.positions.select(1, 1), "pixel", "row in the blend (0-based)");
+  for (int64_t b = 0; b < B; ++b)
+    t.add("flux_" + p.band_names[b], flux.select(1, b).to(at::kDouble), "",
+          "the model's flux in band " + p.band_names[b] + ", in the image's units");
+  t.add("e1", e.select(1, 0), "", "ellipticity of the model's band sum (distortion)");
+  t.add("e2", e.select(1, 1), "", "ellipticity of the model's band sum (distortion)");
+  t.add("converged", r.converged.to(at::kLong), "", "1: the fit converged");
+  return r;
+}
+
+DeblendReport DeblendPipeline::run(const Image& blend, const at::Tensor& positions) const {
+  return deblend(prepare(blend, positions));
+}
+
+} // namespace demix

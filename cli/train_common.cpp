@@ -27,7 +27,7 @@ TrainingStamps read_training_stamps(const std::string& path, const std::vector<d
     t.sigmas = t.set.noise_sigmas;
     t.sigma_source = "SIGMAn keywords";
   } else {
-    t.sigmas = estimate_noise_sigmas(t.set.stamps);
+    t.sigmas = estimate_stamp_noise_sigmas(t.set.stamps);
     t.sigma_source = "estimated from the stamp borders";
   }
   for (double s : t.sigmas)

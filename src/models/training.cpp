@@ -233,10 +233,10 @@ at::Tensor plot_history(const TrainingHistory& h, int width, int height) {
   return plot_series({train, val}, {kSeriesColours[0], kSeriesColours[1]}, {}, width, height);
 }
 
-std::vector<double> estimate_noise_sigmas(const at::Tensor& stamps) {
+std::vector<double> estimate_stamp_noise_sigmas(const at::Tensor& stamps) {
   if (!stamps.defined() || stamps.dim() != 4 || stamps.size(0) < 1 || stamps.size(2) < 5 ||
       stamps.size(3) < 5)
-    throw ShapeError("estimate_noise_sigmas: expected (N, B, S, S) with S >= 5, got " +
+    throw ShapeError("estimate_stamp_noise_sigmas: expected (N, B, S, S) with S >= 5, got " +
                      (stamps.defined() ? detail::shape_string(stamps.sizes()) : "undefined"));
   const int64_t H = stamps.size(2), W = stamps.size(3);
   at::Tensor frame = at::ones({H, W}, at::kBool);

@@ -121,8 +121,9 @@ at::Tensor plot_history(const TrainingHistory& history, int width = 800, int hei
 
 /// Robust per-band noise sigma of noisy stamps, from the pixels of a 2-pixel frame along each
 /// stamp's border (mostly sky when galaxies are centred): 1.4826 x the median absolute deviation
-/// from the median. ValueError when a band's estimate is not positive (noiseless stamps).
-std::vector<double> estimate_noise_sigmas(const at::Tensor& stamps /* (N, B, S, S) */);
+/// from the median. ValueError when a band's estimate is not positive (noiseless stamps). (Whole
+/// images with galaxies anywhere: estimate_noise_sigmas, deblend/detection.hpp.)
+std::vector<double> estimate_stamp_noise_sigmas(const at::Tensor& stamps /* (N, B, S, S) */);
 
 /// A training set of galaxy stamps as the simulator writes it.
 struct GalaxyStampSet {

@@ -172,12 +172,12 @@ TEST(Training, ResumedFlowTrainingEqualsUninterruptedTraining) {
 
 TEST(Training, NoiseSigmasAreEstimatedFromStampBorders) {
   const auto toy = demix::test::make_toy_galaxies(400, 3, 25, 9);
-  const auto sigmas = demix::estimate_noise_sigmas(toy.noisy);
+  const auto sigmas = demix::estimate_stamp_noise_sigmas(toy.noisy);
   ASSERT_EQ(sigmas.size(), 3u);
   // 400 stamps x 176 border pixels: the MAD estimate's relative error is ~0.3 %; galaxy light in
   // the border adds a small positive bias. 5 % covers both.
   for (int b = 0; b < 3; ++b) EXPECT_NEAR(sigmas[b] / toy.sigmas[b], 1.0, 0.05) << b;
-  EXPECT_THROW(demix::estimate_noise_sigmas(toy.noiseless * 0), demix::ValueError);
+  EXPECT_THROW(demix::estimate_stamp_noise_sigmas(toy.noiseless * 0), demix::ValueError);
 }
 
 TEST(Training, ReadsNpyStampsAndRejectsBadData) {

@@ -47,7 +47,7 @@ const detail::RadialTable& moffat_table(double beta) {
 /// x such that the 2D transform of exp(-|u|^(5/3)) (unit flux) is half its peak at radius x:
 /// the PSF of OTF exp(-(k / k0)^(5/3)) then has FWHM = 2 x / k0.
 double kolmogorov_half_radius() {
-  static const double x = [] {
+  static const double half_radius = [] {
     // The transform of exp(-u^(1/n)) with n = 3/5 is the radial profile, normalised to 1 at 0.
     auto f = [](double r) { return detail::sersic_unit_transform(0.6, r) - 0.5; };
     // Illinois (modified regula falsi) on [0.01, 2], where f(lo) > 0 > f(hi): ~10 evaluations.
@@ -69,7 +69,7 @@ double kolmogorov_half_radius() {
     }
     return 0.5 * (lo + hi);
   }();
-  return x;
+  return half_radius;
 }
 
 } // namespace

@@ -7,19 +7,18 @@
 #include <demix/io/npy.hpp>
 #include <demix/stats/scattering_cov.hpp>
 
+#include "support/shared_files.hpp"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 namespace {
 
-const std::string kPeers = std::string(DEMIX_SHARED_DIR) + "/reference/peers/";
+const std::string kPeers = demix::test::peers_dir();
 const std::string kPrefix = kPeers + "cheng_scov_J7_L4_256_";
-
-bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
 // max |a - b| / max |b| over the entries where the reference is not NaN; the NaN pattern must
 // match.
@@ -36,8 +35,7 @@ double relative_error(const at::Tensor& a, const at::Tensor& b, const std::strin
 
 TEST(ScovCheng, ReproducesChengJ7L4) {
   const std::string input = kPeers + "input_I1_256.npy";
-  if (!exists(input) || !exists(kPrefix + "C11.npy"))
-    GTEST_SKIP() << "reference files missing under " << kPeers;
+  ASSERT_TRUE(demix::test::shared_files_exist({input, kPrefix + "C11.npy"}));
   const at::Tensor x = demix::read_npy(input).unsqueeze(0); // (1, 256, 256) float64
   demix::Context ctx({.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
 

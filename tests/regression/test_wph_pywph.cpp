@@ -7,17 +7,16 @@
 #include <demix/stats/filters.hpp>
 #include <demix/stats/wph.hpp>
 
+#include "support/shared_files.hpp"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <map>
 
 namespace {
 
-const std::string kPeers = std::string(DEMIX_SHARED_DIR) + "/reference/peers/";
-
-bool have_peers() { return std::ifstream(kPeers + "input_I1_256.npy").good(); }
+const std::string kPeers = demix::test::peers_dir();
 
 struct Config {
   int64_t M;
@@ -46,7 +45,8 @@ double max_error(const at::Tensor& ours, const at::Tensor& ref) {
 } // namespace
 
 TEST(WphPywph, FiltersMatch) {
-  if (!have_peers()) GTEST_SKIP() << "no " << kPeers;
+  ASSERT_TRUE(demix::test::shared_files_exist(
+      {kPeers + "wph_M128_J5_L4_dn0_psi_f.npy", kPeers + "wph_M128_J5_L4_dn0_phi_f.npy"}));
   const auto opts = at::TensorOptions().dtype(at::kDouble);
   const at::Tensor psi = demix::bump_steerable_bank(128, 128, 5, 4, 4, opts);
   const at::Tensor psi_ref = demix::read_npy(kPeers + "wph_M128_J5_L4_dn0_psi_f.npy");
@@ -60,7 +60,7 @@ TEST(WphPywph, FiltersMatch) {
 }
 
 TEST(WphPywph, MomentsMatchEveryConfiguration) {
-  if (!have_peers()) GTEST_SKIP() << "no " << kPeers;
+  ASSERT_TRUE(demix::test::shared_files_exist({kPeers + "input_I1_256.npy"}));
   const demix::Context ctx(
       {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
   for (const Config c : {Config{128, 5, 4, 0}, Config{256, 7, 4, 2}}) {

@@ -7,17 +7,17 @@
 #include <demix/io/npy.hpp>
 #include <demix/stats/wst.hpp>
 
+#include "support/shared_files.hpp"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <string>
 
 namespace {
 
-const std::string kPeers = std::string(DEMIX_SHARED_DIR) + "/reference/peers/";
-
-bool exists(const std::string& path) { return std::ifstream(path).good(); }
+const std::string kPeers = demix::test::peers_dir();
+const std::string kInput = kPeers + "input_I1_256.npy", kOutput = kPeers + "kymatio_J5_L8_256.npy";
 
 // max |a - b| / max |b| over the channels [begin, end) of (1, C, h, w) arrays.
 double relative_error(const at::Tensor& a, const at::Tensor& b, int64_t begin, int64_t end) {
@@ -31,12 +31,8 @@ struct Reference {
   at::Tensor output; // (1, 681, 8, 8) float32
 };
 
-bool load(Reference& r) {
-  const std::string in = kPeers + "input_I1_256.npy", out = kPeers + "kymatio_J5_L8_256.npy";
-  if (!exists(in) || !exists(out)) return false;
-  r.input = demix::read_npy(in).to(at::kFloat).unsqueeze(0);
-  r.output = demix::read_npy(out);
-  return true;
+Reference load() {
+  return {demix::read_npy(kInput).to(at::kFloat).unsqueeze(0), demix::read_npy(kOutput)};
 }
 
 } // namespace
@@ -53,8 +49,8 @@ TEST(WstKymatio, ChannelCountFormula) {
 }
 
 TEST(WstKymatio, ReproducesKymatioJ5L8) {
-  Reference ref;
-  if (!load(ref)) GTEST_SKIP() << "reference files missing under " << kPeers;
+  ASSERT_TRUE(demix::test::shared_files_exist({kInput, kOutput}));
+  const Reference ref = load();
   ASSERT_EQ(ref.output.sizes(), (std::vector<int64_t>{1, 681, 8, 8}));
   const int J = 5, L = 8;
   const int64_t n1 = 1 + J * L;

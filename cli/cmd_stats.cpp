@@ -62,7 +62,10 @@ std::unique_ptr<Statistic> make_cli_statistic(const StatsCliOptions& o, int64_t 
                      " x " + std::to_string(width) + " map: " + info.name + " needs 2^J " +
                      (info.J_below_side ? "< " : "<= ") +
                      "min(H, W), so J <= " + std::to_string(largest_J(o.kind, grid)));
-  CommonOptions common{.kind = o.kind, .norm = o.norm, .complex_data = complex_data};
+  CommonOptions common;
+  common.kind = o.kind;
+  common.norm = o.norm;
+  common.complex_data = complex_data;
   if (o.J > 0) common.J = o.J;
   if (o.L > 0) common.L = o.L;
   if (info.takes_shifts) common.dn = o.dn;
@@ -376,8 +379,8 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
     print_comparison_rows(a, rel, "");
   } else {
     std::printf("%-5s %-10s %8s %14s %14s\n", "map", "class", "n", "mean rel diff", "max rel diff");
-    for (int64_t b = 0; b < B; ++b)
-      print_comparison_rows(a, rel.narrow(0, b, 1), std::to_string(b));
+    for (int64_t m = 0; m < B; ++m)
+      print_comparison_rows(a, rel.narrow(0, m, 1), std::to_string(m));
     print_comparison_rows(a, rel, "all");
   }
   std::fflush(stdout);
@@ -396,18 +399,18 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
   std::vector<int64_t> separators;
   for (int64_t i = 1; i < ids.size(0); ++i)
     if (ids[i].item<int64_t>() != ids[i - 1].item<int64_t>()) separators.push_back(i);
-  const auto series = [&](const at::Tensor& v, int64_t b) {
-    return v[b].index_select(0, order).abs().log10();
+  const auto series = [&](const at::Tensor& v, int64_t m) {
+    return v[m].index_select(0, order).abs().log10();
   };
   const Rgb ca = kSeriesColours[0], cb = kSeriesColours[1];
   std::vector<at::Tensor> rows; // panels, with a grey divider row between two panels
-  for (int64_t b = 0; b < B; ++b) {
-    if (b > 0)
+  for (int64_t m = 0; m < B; ++m) {
+    if (m > 0)
       rows.push_back(
           at::tensor({kSeparatorColour.r, kSeparatorColour.g, kSeparatorColour.b}, at::kByte)
               .view({1, 1, 3})
               .expand({1, o.width, 3}));
-    rows.push_back(plot_series({series(va, b), series(vb, b)}, {ca, cb}, separators, o.width,
+    rows.push_back(plot_series({series(va, m), series(vb, m)}, {ca, cb}, separators, o.width,
                                static_cast<int>(panel_height)));
   }
   const at::Tensor picture = at::cat(rows, 0).contiguous(); // (rows, width, 3)

@@ -189,8 +189,8 @@ ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options
           .to(device);
 
   // The labels, from an all-zero statistics record (no map is transformed).
-  const auto zeros = [&](std::vector<int64_t> shape, bool cplx) {
-    return at::zeros(shape, tensor_options_.dtype(cplx ? cplx_type() : real));
+  const auto zeros = [&](std::vector<int64_t> shape, bool complex_valued) {
+    return at::zeros(shape, tensor_options_.dtype(complex_valued ? cplx_type() : real));
   };
   Compact z;
   z.mean = zeros({1}, false), z.var = zeros({1}, false);

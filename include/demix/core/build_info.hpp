@@ -5,6 +5,7 @@
 
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct BuildInfo {
@@ -18,3 +19,4 @@ struct BuildInfo {
 BuildInfo build_info();
 
 } // namespace demix
+#pragma GCC visibility pop

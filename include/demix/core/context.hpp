@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Which device to compute on.
@@ -63,3 +64,4 @@ private:
 int cuda_device_count();
 
 } // namespace demix
+#pragma GCC visibility pop

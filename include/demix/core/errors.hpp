@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Base of every error demix throws on purpose.
@@ -46,3 +47,4 @@ public:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

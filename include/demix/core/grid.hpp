@@ -7,6 +7,7 @@
 #include <string>
 #include <variant>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// How a planar map continues beyond its borders.
@@ -38,3 +39,4 @@ const char* boundary_name(Boundary b);
 std::string to_string(const Grid2d& grid);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Which image the symmetric templates are taken from.
@@ -83,3 +84,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct DetectionOptions {
@@ -68,3 +69,4 @@ at::Tensor estimate_noise_sigmas(const at::Tensor& images /* (N, B, H, W) or (B,
                                  double clip = 3.0, int iterations = 5);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -46,6 +46,7 @@
 #include <functional>
 #include <memory>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Where an Adam run stands, reported at each convergence test (MadnessOptions::progress).
@@ -191,3 +192,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

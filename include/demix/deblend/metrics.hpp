@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 // ---- Photometry -----------------------------------------------------------------------------
@@ -129,3 +130,4 @@ Matching match_positions(const at::Tensor& truth /* (T, 2) */,
                          const at::Tensor& detected /* (K, 2) */, double max_distance);
 
 } // namespace demix
+#pragma GCC visibility pop

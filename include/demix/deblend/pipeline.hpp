@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 enum class DeblendMethod {
@@ -149,3 +150,4 @@ private:
 at::Tensor read_positions(const std::string& csv_path);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// The nearest pixel of a position, floor(v + 1/2): v is a column (x) or row (y) in 0-based pixel
@@ -113,3 +114,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

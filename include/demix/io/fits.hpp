@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// The keywords of one HDU, kept as verbatim 80-character cards so that WCS, units and provenance
@@ -195,3 +196,4 @@ void write_coefficients_fits(const std::string& path, const Coefficients& coeffi
 Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary_header = nullptr);
 
 } // namespace demix
+#pragma GCC visibility pop

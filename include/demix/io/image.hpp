@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct Image {
@@ -42,3 +43,4 @@ struct PixelSummary {
 PixelSummary summarize(const at::Tensor& data /* any shape, any device */);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 enum class FileFormat {
@@ -55,3 +56,4 @@ void write_image(const std::string& path, const Image& image, const WriteOptions
 void write_text_file(const std::string& path, std::string_view text);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -10,6 +10,7 @@
 
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Throws IoError (missing/unreadable), FormatError (not npy, truncated, unsupported dtype such as
@@ -21,3 +22,4 @@ at::Tensor read_npy(const std::string& path); // -> any shape, dtype as stored, 
 void write_npy(const std::string& path, const at::Tensor& data /* any shape, any device */);
 
 } // namespace demix
+#pragma GCC visibility pop

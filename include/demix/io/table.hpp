@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// One named column: numbers in `values` (int64 or float64, CPU; (rows) or (rows, repeat) for a
@@ -53,3 +54,4 @@ void write_csv(const std::string& path, const Table& table);
 Table read_csv(const std::string& path);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct FlowOptions {
@@ -89,3 +90,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 class GalaxyPrior {
@@ -36,3 +37,4 @@ public:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

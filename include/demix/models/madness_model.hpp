@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct ModelMetadata {
@@ -78,3 +79,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct NamedTensor {
@@ -17,3 +18,4 @@ struct NamedTensor {
 using NamedTensors = std::vector<NamedTensor>;
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct VaeTrainingOptions {
@@ -141,3 +142,4 @@ struct GalaxyStampSet {
 GalaxyStampSet read_galaxy_stamps(const std::string& path);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct VaeOptions {
@@ -127,3 +128,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct AdamOptions {
@@ -80,3 +81,4 @@ private:
 void clip_grad_norm(std::vector<at::Tensor>& grads, double max_norm);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -39,6 +39,7 @@
 #include <functional>
 #include <utility>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 enum class LineSearch {
@@ -101,3 +102,4 @@ LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, const at::Tensor& x0
                            const std::function<void(const LbfgsProgress&)>& progress = {});
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 class StepGraph {
@@ -44,3 +45,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -60,6 +60,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 class IsolatedSimulator; // simulate.hpp
@@ -124,3 +125,4 @@ std::vector<double> read_noise_sigmas(const FitsHeader& header, int64_t bands,
                                       const std::string& file);
 
 } // namespace demix
+#pragma GCC visibility pop

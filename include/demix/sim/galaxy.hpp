@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// b_n of the Sersic profile exp(-b_n (r / r_e)^(1/n)): the root of P(2n, b_n) = 1/2 (P the
@@ -103,3 +104,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct PopulationOptions {
@@ -38,3 +39,4 @@ Galaxies sample_galaxies(const Survey& survey, int64_t count, uint64_t seed,
                          const PopulationOptions& options = {});
 
 } // namespace demix
+#pragma GCC visibility pop

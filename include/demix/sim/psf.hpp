@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 enum class PsfModel {
@@ -51,3 +52,4 @@ at::Tensor survey_psf_images(const Survey& survey, PsfModel model, int64_t size,
                              const c10::TensorOptions& options); // -> (n_bands, size, size)
 
 } // namespace demix
+#pragma GCC visibility pop

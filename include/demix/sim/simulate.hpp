@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct IsolatedOptions {
@@ -120,3 +121,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

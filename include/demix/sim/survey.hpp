@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct BandSpec {
@@ -50,3 +51,4 @@ struct Survey {
 };
 
 } // namespace demix
+#pragma GCC visibility pop

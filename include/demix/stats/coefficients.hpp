@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct Coefficients {
@@ -36,3 +37,4 @@ struct Coefficients {
 };
 
 } // namespace demix
+#pragma GCC visibility pop

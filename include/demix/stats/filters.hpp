@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// pywph's central wavenumber of the mother bump-steerable wavelet.
@@ -28,3 +29,4 @@ at::Tensor gaussian_lowpass_bank(int64_t height, int64_t width, const std::vecto
                                  const c10::TensorOptions& options); // -> (js.size(), H, W) real
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 class Statistic;
@@ -78,3 +79,4 @@ LossResult total_loss_and_grad(const std::vector<LossTerm>& terms, const at::Ten
                                bool want_grad = true);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Which published construction of the Morlet bank to reproduce.
@@ -92,3 +93,4 @@ std::size_t morlet_cache_size();
 void morlet_cache_clear();
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// How the wavenumber axis is cut into bins.
@@ -116,3 +117,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 class Reference {
@@ -44,3 +45,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

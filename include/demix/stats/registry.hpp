@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 enum class StatisticKind {
@@ -87,3 +88,4 @@ int largest_J(StatisticKind kind, const Grid2d& grid);
 StatisticSpec resolve(const CommonOptions& options, const Grid2d& grid);
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// What C01 and C11 are divided by.
@@ -205,3 +206,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -24,6 +24,7 @@
 #include <variant>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// A keyword that describes a statistic's options in output files (FITS header, JSON).
@@ -77,3 +78,4 @@ public:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

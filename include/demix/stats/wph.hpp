@@ -24,11 +24,12 @@
 #include <memory>
 #include <vector>
 
-namespace demix {
-
-namespace detail {
-struct WphPlan;
+namespace demix::detail {
+struct WphPlan; // private (src/stats/detail/wph_plan.hpp): declared before the exported region
 }
+
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
+namespace demix {
 
 enum class WphNorm {
   None, ///< subtract each field's own spatial mean (covariances), no scaling
@@ -110,3 +111,4 @@ Coefficients wph(const at::Tensor& x /* (B, H, W) */, const WphOptions& options 
                  const Context& context = Context());
 
 } // namespace demix
+#pragma GCC visibility pop

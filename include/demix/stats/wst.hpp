@@ -25,6 +25,7 @@
 
 #include <cstdint>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct WstOptions {
@@ -88,3 +89,4 @@ private:
 };
 
 } // namespace demix
+#pragma GCC visibility pop

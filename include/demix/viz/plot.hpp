@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Colours of plotted series, in order (matplotlib's "tab10" blue, orange, green, red).
@@ -37,3 +38,4 @@ at::Tensor plot_series(const std::vector<at::Tensor>& ys /* each (N_i,) real */,
                        int height); // -> (height, width, 3) uint8, CPU
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 /// Value-to-brightness mapping applied after clipping to [vmin, vmax] and rescaling to x in [0, 1].
@@ -58,3 +59,4 @@ struct Rgb {
 Rgb colormap_lookup(Colormap map, double t);
 
 } // namespace demix
+#pragma GCC visibility pop

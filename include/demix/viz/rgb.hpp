@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
 
 struct RgbOptions {
@@ -34,3 +35,4 @@ void write_rgb_png(const std::string& path, const at::Tensor& image /* (3, H, W)
                    const RgbOptions& options = {});
 
 } // namespace demix
+#pragma GCC visibility pop

@@ -55,16 +55,11 @@ std::string number(double v) {
 
 std::string noise_source_text(NoiseSource source, int64_t bands) {
   switch (source) {
-  case NoiseSource::Given:
-    return "--sigma";
-  case NoiseSource::Image:
-    return "the image's clipped pixel scatter";
-  case NoiseSource::Keywords:
-    return "header SIGMA1..SIGMA" + std::to_string(bands);
-  case NoiseSource::SurveyTable:
-    return "survey table";
-  case NoiseSource::None:
-    break;
+  case NoiseSource::Given: return "--sigma";
+  case NoiseSource::Image: return "the image's clipped pixel scatter";
+  case NoiseSource::Keywords: return "header SIGMA1..SIGMA" + std::to_string(bands);
+  case NoiseSource::SurveyTable: return "survey table";
+  case NoiseSource::None: break;
   }
   return "nowhere";
 }

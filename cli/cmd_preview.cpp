@@ -109,14 +109,10 @@ void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App&
 at::Tensor select_part(const at::Tensor& z, ComplexPart part) {
   if (!z.is_complex()) return z;
   switch (part) {
-  case ComplexPart::Abs:
-    return z.abs();
-  case ComplexPart::Real:
-    return at::real(z);
-  case ComplexPart::Imag:
-    return at::imag(z);
-  case ComplexPart::Phase:
-    return z.angle();
+  case ComplexPart::Abs: return z.abs();
+  case ComplexPart::Real: return at::real(z);
+  case ComplexPart::Imag: return at::imag(z);
+  case ComplexPart::Phase: return z.angle();
   }
   return z;
 }

@@ -43,12 +43,9 @@ struct TrainVaeCliOptions {
 
 const char* target_name(TargetChoice t) {
   switch (t) {
-  case TargetChoice::Auto:
-    return "auto";
-  case TargetChoice::Noisy:
-    return "noisy";
-  case TargetChoice::Noiseless:
-    return "noiseless";
+  case TargetChoice::Auto: return "auto";
+  case TargetChoice::Noisy: return "noisy";
+  case TargetChoice::Noiseless: return "noiseless";
   }
   return "?";
 }

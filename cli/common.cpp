@@ -43,16 +43,11 @@ std::string shape_text(const at::Tensor& t) {
 
 std::string dtype_name(c10::ScalarType t) {
   switch (t) {
-  case at::kFloat:
-    return "float32";
-  case at::kDouble:
-    return "float64";
-  case at::kComplexFloat:
-    return "complex64";
-  case at::kComplexDouble:
-    return "complex128";
-  default:
-    return c10::toString(t);
+  case at::kFloat: return "float32";
+  case at::kDouble: return "float64";
+  case at::kComplexFloat: return "complex64";
+  case at::kComplexDouble: return "complex128";
+  default: return c10::toString(t);
   }
 }
 

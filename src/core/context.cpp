@@ -35,9 +35,7 @@ Context::Context(const ContextOptions& options) {
   case DeviceKind::Auto:
     device_ = n_cuda > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
     break;
-  case DeviceKind::Cpu:
-    device_ = c10::Device(c10::kCPU);
-    break;
+  case DeviceKind::Cpu: device_ = c10::Device(c10::kCPU); break;
   case DeviceKind::Cuda:
     if (n_cuda == 0)
       throw DeviceError(std::string("device 'cuda' requested but no CUDA device is available") +

@@ -37,13 +37,10 @@ namespace {
   switch (status) {
   case FILE_NOT_OPENED:
   case FILE_NOT_CREATED:
-  case WRITE_ERROR:
-    throw IoError(what + ": " + detail);
+  case WRITE_ERROR: throw IoError(what + ": " + detail);
   case END_OF_FILE:
-  case READ_ERROR:
-    throw FormatError(what + ": the file is truncated or corrupt (" + detail + ")");
-  default:
-    throw FormatError(what + ": " + detail);
+  case READ_ERROR: throw FormatError(what + ": the file is truncated or corrupt (" + detail + ")");
+  default: throw FormatError(what + ": " + detail);
   }
 }
 
@@ -102,10 +99,8 @@ bool is_structural(const std::string& card) {
   case TYP_SCAL_KEY:
   case TYP_NULL_KEY:
   case TYP_HDUID_KEY:
-  case TYP_CKSUM_KEY:
-    return true;
-  default:
-    return card.compare(0, 8, "END     ") == 0;
+  case TYP_CKSUM_KEY: return true;
+  default: return card.compare(0, 8, "END     ") == 0;
   }
 }
 

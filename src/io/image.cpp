@@ -24,8 +24,7 @@ at::Tensor apply_non_finite_policy(const at::Tensor& data, NonFinitePolicy polic
                      " Inf) out of " + std::to_string(data.numel()) +
                      "; replace them explicitly with --nan zero|mean, or --nan keep");
   }
-  case NonFinitePolicy::Zero:
-    return at::where(bad, at::zeros({}, data.options()), data);
+  case NonFinitePolicy::Zero: return at::where(bad, at::zeros({}, data.options()), data);
   case NonFinitePolicy::Mean: {
     // Per plane: the mean of each (H, W) plane's finite pixels (0 for an all-bad plane).
     const at::Tensor good = (~bad).to(data.scalar_type());
@@ -34,8 +33,7 @@ at::Tensor apply_non_finite_policy(const at::Tensor& data, NonFinitePolicy polic
     const at::Tensor mean = clean.sum({-2, -1}, true) / at::clamp_min(at::real(n), 1);
     return at::where(bad, mean.expand_as(data), data);
   }
-  case NonFinitePolicy::Keep:
-    break;
+  case NonFinitePolicy::Keep: break;
   }
   return data;
 }

@@ -28,12 +28,9 @@ std::string lower_extension(const std::string& path) {
 at::ScalarType output_dtype(const at::Tensor& data, PixelType type) {
   const bool complex = data.is_complex();
   switch (type) {
-  case PixelType::Float32:
-    return complex ? at::kComplexFloat : at::kFloat;
-  case PixelType::Float64:
-    return complex ? at::kComplexDouble : at::kDouble;
-  case PixelType::Same:
-    break;
+  case PixelType::Float32: return complex ? at::kComplexFloat : at::kFloat;
+  case PixelType::Float64: return complex ? at::kComplexDouble : at::kDouble;
+  case PixelType::Same: break;
   }
   if (data.scalar_type() == at::kDouble || data.scalar_type() == at::kComplexDouble)
     return data.scalar_type();
@@ -118,9 +115,7 @@ void write_image(const std::string& path, const Image& image, const WriteOptions
     write_fits(path, data, image.header,
                data.scalar_type() == at::kDouble ? FitsPixelType::Float64 : FitsPixelType::Float32);
     return;
-  case FileFormat::Npy:
-    write_npy(path, data);
-    return;
+  case FileFormat::Npy: write_npy(path, data); return;
   case FileFormat::Png:
     throw ValueError("'" + path + "': PNG is for previews; use write_preview (demix preview)");
   }

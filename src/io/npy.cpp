@@ -152,18 +152,10 @@ void write_npy(const std::string& path, const at::Tensor& data) {
   const std::string what = "cannot write npy '" + path + "'";
   std::string descr;
   switch (data.scalar_type()) {
-  case at::kFloat:
-    descr = "<f4";
-    break;
-  case at::kDouble:
-    descr = "<f8";
-    break;
-  case at::kComplexFloat:
-    descr = "<c8";
-    break;
-  case at::kComplexDouble:
-    descr = "<c16";
-    break;
+  case at::kFloat: descr = "<f4"; break;
+  case at::kDouble: descr = "<f8"; break;
+  case at::kComplexFloat: descr = "<c8"; break;
+  case at::kComplexDouble: descr = "<c16"; break;
   default:
     throw ValueError(what + ": unsupported dtype " +
                      std::string(c10::toString(data.scalar_type())) +

@@ -27,12 +27,9 @@ std::string kind_name(Kind k) { return k == Kind::Isolated ? "isolated" : "blend
 
 std::string psf_name(PsfModel m) {
   switch (m) {
-  case PsfModel::Moffat:
-    return "moffat";
-  case PsfModel::Kolmogorov:
-    return "kolmogorov";
-  case PsfModel::None:
-    return "none";
+  case PsfModel::Moffat: return "moffat";
+  case PsfModel::Kolmogorov: return "kolmogorov";
+  case PsfModel::None: return "none";
   }
   return "?";
 }

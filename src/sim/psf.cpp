@@ -90,8 +90,7 @@ double moffat_alpha(double fwhm, double beta) {
 at::Tensor psf_transform(const PsfSpec& psf, const at::Tensor& k) {
   check_psf(psf);
   switch (psf.model) {
-  case PsfModel::None:
-    return at::ones_like(k);
+  case PsfModel::None: return at::ones_like(k);
   case PsfModel::Moffat:
     return moffat_table(psf.moffat_beta)(k * moffat_alpha(psf.fwhm_arcsec, psf.moffat_beta));
   case PsfModel::Kolmogorov: {

@@ -119,15 +119,13 @@ StatisticSpec resolve(const CommonOptions& o, const Grid2d& grid) {
     w.norm = automatic ? WphNorm::Auto : WphNorm::None;
     return w;
   }
-  case StatisticKind::Wst:
-    return WstOptions{.J = J, .L = L};
+  case StatisticKind::Wst: return WstOptions{.J = J, .L = L};
   case StatisticKind::ScatteringCov: {
     ScatteringCovOptions s{.J = J, .L = L};
     s.normalization = automatic ? ScovNormalization::P00 : ScovNormalization::None;
     return s;
   }
-  case StatisticKind::PowerSpectrum:
-    return PowerSpectrumOptions{};
+  case StatisticKind::PowerSpectrum: return PowerSpectrumOptions{};
   }
   throw ValueError(who + "unknown kind");
 }

@@ -31,14 +31,10 @@ double percentile(const at::Tensor& sorted /* (n,) float64 */, double p) {
 
 at::Tensor stretch(const at::Tensor& x /* in [0, 1] */, Stretch s) {
   switch (s) {
-  case Stretch::Linear:
-    return x;
-  case Stretch::Sqrt:
-    return x.sqrt();
-  case Stretch::Log:
-    return at::log1p(kLogA * x) / std::log1p(kLogA);
-  case Stretch::Asinh:
-    return at::asinh(x / kAsinhB) / std::asinh(1.0 / kAsinhB);
+  case Stretch::Linear: return x;
+  case Stretch::Sqrt: return x.sqrt();
+  case Stretch::Log: return at::log1p(kLogA * x) / std::log1p(kLogA);
+  case Stretch::Asinh: return at::asinh(x / kAsinhB) / std::asinh(1.0 / kAsinhB);
   }
   return x;
 }

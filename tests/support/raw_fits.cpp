@@ -57,26 +57,13 @@ void write_raw_fits(const std::string& path, const std::vector<RawHdu>& hdus,
     std::string data;
     for (double v : hdu.values) {
       switch (hdu.bitpix) {
-      case 8:
-        data.push_back(static_cast<char>(static_cast<unsigned char>(v)));
-        break;
-      case 16:
-        put_be(data, static_cast<std::int16_t>(v));
-        break;
-      case 32:
-        put_be(data, static_cast<std::int32_t>(v));
-        break;
-      case 64:
-        put_be(data, static_cast<std::int64_t>(v));
-        break;
-      case -32:
-        put_be(data, static_cast<float>(v));
-        break;
-      case -64:
-        put_be(data, v);
-        break;
-      default:
-        throw std::invalid_argument("bad BITPIX");
+      case 8: data.push_back(static_cast<char>(static_cast<unsigned char>(v))); break;
+      case 16: put_be(data, static_cast<std::int16_t>(v)); break;
+      case 32: put_be(data, static_cast<std::int32_t>(v)); break;
+      case 64: put_be(data, static_cast<std::int64_t>(v)); break;
+      case -32: put_be(data, static_cast<float>(v)); break;
+      case -64: put_be(data, v); break;
+      default: throw std::invalid_argument("bad BITPIX");
       }
     }
     pad(data, '\0');

@@ -40,14 +40,10 @@ template <typename T> void append(std::string& out, T value) {
 
 std::uint8_t dtype_code(c10::ScalarType t) {
   switch (t) {
-  case at::kFloat:
-    return 0;
-  case at::kDouble:
-    return 1;
-  case at::kLong:
-    return 2;
-  default:
-    return 255;
+  case at::kFloat: return 0;
+  case at::kDouble: return 1;
+  case at::kLong: return 2;
+  default: return 255;
   }
 }
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <regex>
 
 namespace demix {
@@ -35,33 +36,20 @@ Descr parse_descr(const std::string& descr, const std::string& what) {
   if (descr.size() < 3) throw FormatError(what + ": unsupported dtype '" + descr + "'");
   const char order = descr[0];
   const std::string kind = descr.substr(1);
-  Descr d{};
-  if (kind == "f4")
-    d = {at::kFloat, 4, false};
-  else if (kind == "f8")
-    d = {at::kDouble, 8, false};
-  else if (kind == "c8")
-    d = {at::kComplexFloat, 8, false};
-  else if (kind == "c16")
-    d = {at::kComplexDouble, 16, false};
-  else if (kind == "i1")
-    d = {at::kChar, 1, false};
-  else if (kind == "u1")
-    d = {at::kByte, 1, false};
-  else if (kind == "i2")
-    d = {at::kShort, 2, false};
-  else if (kind == "i4")
-    d = {at::kInt, 4, false};
-  else if (kind == "i8")
-    d = {at::kLong, 8, false};
-  else
+  // The dtypes demix reads, by NumPy's kind and size code.
+  static const std::map<std::string, std::pair<at::ScalarType, std::size_t>> kKinds{
+      {"f4", {at::kFloat, 4}},           {"f8", {at::kDouble, 8}}, {"c8", {at::kComplexFloat, 8}},
+      {"c16", {at::kComplexDouble, 16}}, {"i1", {at::kChar, 1}},   {"u1", {at::kByte, 1}},
+      {"i2", {at::kShort, 2}},           {"i4", {at::kInt, 4}},    {"i8", {at::kLong, 8}}};
+  const auto found = kKinds.find(kind);
+  if (found == kKinds.end())
     throw FormatError(what + ": unsupported dtype '" + descr +
                       "'; demix reads float32/64 ('<f4', '<f8'), complex64/128 ('<c8', '<c16') and "
                       "signed integers or uint8 ('<i1' .. '<i8', '|u1'), either byte order");
   if (order != '<' && order != '>' && order != '=' && order != '|')
     throw FormatError(what + ": unsupported byte order in dtype '" + descr + "'");
-  d.big_endian = order == '>'; // '=' and '|' are native, and demix runs on little-endian hosts
-  return d;
+  // '=' and '|' are native, and demix runs on little-endian hosts
+  return {found->second.first, found->second.second, order == '>'};
 }
 
 /// The value text following 'key': in the header dict.

@@ -25,7 +25,7 @@ std::string num(double v) { return std::to_string(v); }
 
 PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options,
                                              const Grid2d& grid, const Context& context)
-    : options_(options), grid_(grid), context_(context), H_(grid.height), W_(grid.width),
+    : Statistic(grid, context), options_(options), H_(grid.height), W_(grid.width),
       tensor_options_(context.options()) {
   const int64_t height = grid.height, width = grid.width;
   if (grid.boundary != Boundary::Periodic)

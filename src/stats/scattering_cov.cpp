@@ -69,7 +69,7 @@ at::Tensor scatter_by_labels(const at::Tensor& v, const at::Tensor& labels,
 
 ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options,
                                              const Grid2d& grid, const Context& context)
-    : options_(options), grid_(grid), context_(context), H_(grid.height), W_(grid.width),
+    : Statistic(grid, context), options_(options), H_(grid.height), W_(grid.width),
       tensor_options_(context.options()) {
   const int J = options.J, L = options.L;
   const int64_t height = grid.height, width = grid.width;

@@ -325,7 +325,7 @@ Coefficients with_values(const Coefficients& labels, const std::vector<at::Tenso
 } // namespace
 
 WphOperator::WphOperator(const WphOptions& options, const Grid2d& grid, const Context& context)
-    : options_(options), grid_(grid), context_(context),
+    : Statistic(grid, context), options_(options),
       plan_(detail::make_wph_plan(options, grid, context)) {}
 
 const Coefficients& WphOperator::labels() const { return plan_->labels; }
@@ -338,14 +338,14 @@ std::vector<StatisticKeyword> WphOperator::keywords() const {
           {"DN", "dn", static_cast<long long>(options_.dn), "radial shift steps"},
           {"NORM", "norm", std::string(options_.norm == WphNorm::Auto ? "auto" : "none"),
            "normalisation: none or auto"},
-          {"BOUNDARY", "boundary", std::string(boundary_name(std::get<Grid2d>(grid_).boundary)),
+          {"BOUNDARY", "boundary", std::string(boundary_name(std::get<Grid2d>(grid()).boundary)),
            "boundary conditions"}};
 }
 
 Reference WphOperator::reference(const at::Tensor& maps) const {
   if (options_.norm != WphNorm::Auto) return {};
   c10::AutoGradMode no_grad(false);
-  const Execution e(*plan_, options_, context_);
+  const Execution e(*plan_, options_, context());
   const Stats s =
       e.compute(e.transform(e.prepare(maps)), {}, [](const at::Tensor&, const at::Tensor&) {});
   return Reference("wph", {{"field_mean", s.field_mean.detach()},
@@ -354,7 +354,7 @@ Reference WphOperator::reference(const at::Tensor& maps) const {
 }
 
 Coefficients WphOperator::forward(const at::Tensor& x, const Reference& ref) const {
-  const Execution e(*plan_, options_, context_);
+  const Execution e(*plan_, options_, context());
   const at::Tensor xc = e.prepare(x);
   std::vector<at::Tensor> slices;
   e.for_each_slice(
@@ -375,7 +375,7 @@ Coefficients WphOperator::forward_cross(const at::Tensor& x, const at::Tensor& y
   if (options_.norm == WphNorm::Auto && !ref.empty())
     throw ValueError("WPH: cross statistics normalise each map by its own statistics; pass no "
                      "reference to forward_cross()");
-  const Execution e(*plan_, options_, context_);
+  const Execution e(*plan_, options_, context());
   const at::Tensor xc = e.prepare(x), yc = e.prepare(y);
   if (xc.size(0) != yc.size(0))
     throw ShapeError("WPH: cross statistics need as many maps on each side, got " +
@@ -398,10 +398,10 @@ Coefficients WphOperator::forward_cross(const at::Tensor& x, const at::Tensor& y
 LossResult WphOperator::loss_and_grad(const at::Tensor& x, const CoefficientLoss& loss,
                                       const Reference& ref, bool want_grad) const {
   c10::AutoGradMode grad_mode(want_grad);
-  const Execution e(*plan_, options_, context_);
+  const Execution e(*plan_, options_, context());
   const at::Tensor leaf = x.detach().requires_grad_(want_grad);
   const at::Tensor xc = e.prepare(leaf);
-  const auto real = at::TensorOptions().dtype(context_.real_dtype()).device(xc.device());
+  const auto real = at::TensorOptions().dtype(context().real_dtype()).device(xc.device());
   std::vector<at::Tensor> losses; // (b) per slice
   e.for_each_slice(
       xc, e.reference_stats(ref, xc.size(0)),

@@ -53,7 +53,7 @@ at::Tensor modulus_layer(const at::Tensor& U_hat /* (..., m, n) complex */,
 } // namespace
 
 WstOperator::WstOperator(const WstOptions& options, const Grid2d& grid, const Context& context)
-    : options_(options), grid_(grid), context_(context), H_(grid.height), W_(grid.width),
+    : Statistic(grid, context), options_(options), H_(grid.height), W_(grid.width),
       tensor_options_(context.options()) {
   const int64_t height = grid.height, width = grid.width;
   const int J = options.J, L = options.L;
@@ -104,7 +104,7 @@ WstOperator::WstOperator(const WstOptions& options, const Grid2d& grid, const Co
 std::vector<StatisticKeyword> WstOperator::keywords() const {
   return {{"J", "J", static_cast<long long>(options_.J), "number of dyadic scales"},
           {"L", "L", static_cast<long long>(options_.L), "number of orientations in [0, pi)"},
-          {"BOUNDARY", "boundary", std::string(boundary_name(std::get<Grid2d>(grid_).boundary)),
+          {"BOUNDARY", "boundary", std::string(boundary_name(std::get<Grid2d>(grid()).boundary)),
            "boundary conditions"}};
 }
 

@@ -68,8 +68,6 @@ public:
                         const Context& context);
 
   const char* name() const override { return "ps"; }
-  const Grid& grid() const override { return grid_; }
-  const Context& context() const override { return context_; }
   /// Class {"P"}, labels ("bin") = 0..K-1.
   const Coefficients& labels() const override { return labels_; }
   std::vector<StatisticKeyword> keywords() const override;
@@ -104,8 +102,6 @@ private:
   Coefficients make_coefficients(const at::Tensor& values, const char* cls) const;
 
   PowerSpectrumOptions options_;
-  Grid grid_;
-  Context context_;
   int64_t H_ = 0, W_ = 0;
   c10::TensorOptions tensor_options_; // device and real dtype
   at::Tensor bin_index_;  // (H W,) int64 on device: bin of each mode, K for modes in no bin

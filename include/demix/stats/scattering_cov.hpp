@@ -118,8 +118,6 @@ public:
                         const Context& context);
 
   const char* name() const override { return "scov"; }
-  const Grid& grid() const override { return grid_; }
-  const Context& context() const override { return context_; }
   /// The labels of forward(): every class, or the isotropic ones (options.coefficients).
   const Coefficients& labels() const override { return labels_; }
   std::vector<StatisticKeyword> keywords() const override;
@@ -179,8 +177,6 @@ private:
   at::Tensor scatter_pairs(const at::Tensor& v /* (B, K2) */) const; // -> (B, J, J, L, L), NaN
 
   ScatteringCovOptions options_;
-  Grid grid_;
-  Context context_;
   int64_t H_ = 0, W_ = 0;
   c10::TensorOptions tensor_options_;
   at::Tensor psi_;         // (J, L, H, W) real, Fourier

@@ -41,8 +41,9 @@ public:
 
   /// Short name, as the registry and output files know it: "wph", "wst", "scov", "ps".
   virtual const char* name() const = 0;
-  virtual const Grid& grid() const = 0;
-  virtual const Context& context() const = 0;
+  /// The maps' grid and the device and precision the statistic computes in, fixed at construction.
+  const Grid& grid() const { return grid_; }
+  const Context& context() const { return context_; }
   /// The coefficients' labels (classes, label columns) without computing anything; values
   /// undefined. forward() returns these labels in this order.
   virtual const Coefficients& labels() const = 0;
@@ -75,6 +76,13 @@ public:
   virtual LossResult loss_and_grad(const at::Tensor& x /* (B, H, W) or (H, W) */,
                                    const CoefficientLoss& loss, const Reference& ref = {},
                                    bool want_grad = true) const;
+
+protected:
+  Statistic(const Grid& grid, const Context& context) : grid_(grid), context_(context) {}
+
+private:
+  Grid grid_;
+  Context context_;
 };
 
 } // namespace demix

@@ -61,8 +61,6 @@ public:
   WphOperator(const WphOptions& options, const Grid2d& grid, const Context& context);
 
   const char* name() const override { return "wph"; }
-  const Grid& grid() const override { return grid_; }
-  const Context& context() const override { return context_; }
   /// Labels: j1 t1 p1 j2 t2 p2 n a pseudo (pywph's 9-tuple); for class "L" (scaling moments)
   /// j1 = j2 = the low-pass scale j (which may be -1), t = n = a = -1.
   const Coefficients& labels() const override;
@@ -101,8 +99,6 @@ public:
 
 private:
   WphOptions options_;
-  Grid grid_;
-  Context context_;
   std::shared_ptr<const detail::WphPlan> plan_; // the tables (src/stats/detail/wph_plan.hpp)
 };
 

@@ -53,8 +53,6 @@ public:
   WstOperator(const WstOptions& options, const Grid2d& grid, const Context& context);
 
   const char* name() const override { return "wst"; }
-  const Grid& grid() const override { return grid_; }
-  const Context& context() const override { return context_; }
   /// Classes {"S0", "S1", "S2"}, labels (order, j1, t1, j2, t2) with -1 where not applicable.
   const Coefficients& labels() const override { return labels_; }
   std::vector<StatisticKeyword> keywords() const override;
@@ -73,14 +71,12 @@ public:
   const WstOptions& options() const { return options_; }
 
 private:
-  bool reflect() const { return std::get<Grid2d>(grid_).boundary == Boundary::NonPeriodic; }
+  bool reflect() const { return std::get<Grid2d>(grid()).boundary == Boundary::NonPeriodic; }
   at::Tensor check_input(const at::Tensor& x) const; // -> (B, H, W) on device, real dtype
   at::Tensor low_pass(const at::Tensor& U_hat, int res) const;
   at::Tensor unpad(const at::Tensor& s) const;
 
   WstOptions options_;
-  Grid grid_;
-  Context context_;
   int64_t H_ = 0, W_ = 0, Mp_ = 0, Np_ = 0;
   c10::TensorOptions tensor_options_;
   at::Tensor pad_rows_, pad_cols_; // (Mp,), (Np,) int64 on device: source index of each padded row

@@ -1,9 +1,12 @@
 // Speed and memory of the statistics operators, printed as one JSON line per figure, in the same
 // form as ../shared/tools/peer_bench.py so both can run in one command and be compared:
-//   bench_stats [cpu|cuda|auto] [path/to/I_1.npy] [quick|wph|large]
-//   (quick: skip the batch of 100; wph: WPH only; large: WPH of 1024^2 to 4096^2 maps)
+//   bench_stats [cpu|cuda|auto] [path/to/I_1.npy] [quick|wph|large|families]
+//   (quick: skip the batch of 100; wph: WPH only; large: WPH of 1024^2 to 4096^2 maps; families:
+//   the scattering covariance and WST only, in a process that ran no WPH)
 // Figures: seconds per statistics call and per loss + gradient (median of 5 after 2 warm-ups),
-// batch 1 and batch 100, and the peak memory of the loss + gradient.
+// batch 1 and batch 100, and the peak memory of the loss + gradient; on CUDA also held_MiB, what
+// the process held allocated when that peak's count started (filters, the maps, caches and
+// whatever earlier figures left), which the peak includes.
 
 #include <demix/core/context.hpp>
 #include <demix/io/npy.hpp>
@@ -33,6 +36,17 @@ void reset_peak() {
 #ifdef DEMIX_BENCH_CUDA
   if (bench::on_cuda) c10::cuda::CUDACachingAllocator::resetPeakStats(0);
 #endif
+}
+
+/// Device memory allocated now (CUDA; 0 on the CPU), in MiB.
+double held_mib() {
+#ifdef DEMIX_BENCH_CUDA
+  if (bench::on_cuda) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+    return static_cast<double>(stats.allocated_bytes[0].current) / (1 << 20);
+  }
+#endif
+  return 0;
 }
 
 /// Peak device memory (CUDA) or peak resident memory of the process (CPU), in MiB.
@@ -69,6 +83,7 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
     op.forward(xb, ref);
   });
   reset_peak();
+  const double held = held_mib();
   // The loss + gradient as an optimiser loop calls it: recorded as a CUDA graph and replayed where
   // the call's temporaries are small (one map up to 512^2: under 1 GiB, the rule WphOperator
   // applied itself when it held the recordings), eager otherwise and on the CPU.
@@ -78,9 +93,10 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
   const double grad_s = bench::median_seconds([&] { step(); });
   std::printf("{\"code\": \"%s\", \"n\": %ld, \"J\": %d, \"L\": 4, \"dn\": 2, \"batch\": %d, "
               "\"ncoef\": %ld, \"stats_s\": %.6g, \"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, "
-              "\"device\": \"%s\"}\n",
+              "\"held_MiB\": %.1f, \"device\": \"%s\"}\n",
               graphs ? "demix-wph" : "demix-wph-no-graph", static_cast<long>(n), J, batch,
-              static_cast<long>(op.size()), stats_s, grad_s, peak_mib(), ctx.describe().c_str());
+              static_cast<long>(op.size()), stats_s, grad_s, peak_mib(), held,
+              ctx.describe().c_str());
   std::fflush(stdout);
 }
 
@@ -93,14 +109,15 @@ void bench_family(const char* code, const std::string& params, int64_t n, int64_
     loss(x0);
   });
   reset_peak();
+  const double held = held_mib();
   const double grad_s = bench::median_seconds([&] {
     const at::Tensor x = x0.clone().requires_grad_(true);
     loss(x).backward();
   });
   std::printf("{\"code\": \"%s\", \"n\": %ld, %s, \"ncoef\": %ld, \"stats_s\": %.6g, "
-              "\"loss_grad_s\": %.6g, \"peak_MiB\": %.1f}\n",
+              "\"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, \"held_MiB\": %.1f}\n",
               code, static_cast<long>(n), params.c_str(), static_cast<long>(ncoef), stats_s, grad_s,
-              peak_mib());
+              peak_mib(), held);
   std::fflush(stdout);
 }
 
@@ -136,9 +153,11 @@ int main(int argc, char** argv) {
       for (int64_t n : {1024, 2048, 4096}) bench_wph(ctx, dust, n, 8, 1);
       return 0;
     }
-    bench_wph(ctx, dust, 256, 7, 1);
-    if (mode != "quick") bench_wph(ctx, dust, 256, 7, 100);
-    bench_wph(ctx, dust, 512, 8, 1);
+    if (mode != "families") {
+      bench_wph(ctx, dust, 256, 7, 1);
+      if (mode != "quick") bench_wph(ctx, dust, 256, 7, 100);
+      bench_wph(ctx, dust, 512, 8, 1);
+    }
     if (mode == "wph") { // loss + gradient without CUDA graphs, for comparison
       bench_wph(ctx, dust, 256, 7, 1, false);
       bench_wph(ctx, dust, 512, 8, 1, false);

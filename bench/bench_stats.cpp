@@ -38,25 +38,17 @@ void reset_peak() {
 #endif
 }
 
-/// Device memory allocated now (CUDA; 0 on the CPU), in MiB.
-double held_mib() {
+/// Device memory allocated now (`peak` false; 0 on the CPU) or at its peak since reset_peak()
+/// (CUDA; on the CPU, the peak resident memory of the process), in MiB.
+double memory_mib(bool peak) {
 #ifdef DEMIX_BENCH_CUDA
   if (bench::on_cuda) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-    return static_cast<double>(stats.allocated_bytes[0].current) / (1 << 20);
+    const auto& bytes = stats.allocated_bytes[0];
+    return static_cast<double>(peak ? bytes.peak : bytes.current) / (1 << 20);
   }
 #endif
-  return 0;
-}
-
-/// Peak device memory (CUDA) or peak resident memory of the process (CPU), in MiB.
-double peak_mib() {
-#ifdef DEMIX_BENCH_CUDA
-  if (bench::on_cuda) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-    return static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 20);
-  }
-#endif
+  if (!peak) return 0;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
@@ -83,7 +75,7 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
     op.forward(xb, ref);
   });
   reset_peak();
-  const double held = held_mib();
+  const double held = memory_mib(false);
   // The loss + gradient as an optimiser loop calls it: recorded as a CUDA graph and replayed where
   // the call's temporaries are small (one map up to 512^2: under 1 GiB, the rule WphOperator
   // applied itself when it held the recordings), eager otherwise and on the CPU.
@@ -95,7 +87,7 @@ void bench_wph(const demix::Context& ctx, const std::string& dust, int64_t n, in
               "\"ncoef\": %ld, \"stats_s\": %.6g, \"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, "
               "\"held_MiB\": %.1f, \"device\": \"%s\"}\n",
               graphs ? "demix-wph" : "demix-wph-no-graph", static_cast<long>(n), J, batch,
-              static_cast<long>(op.size()), stats_s, grad_s, peak_mib(), held,
+              static_cast<long>(op.size()), stats_s, grad_s, memory_mib(true), held,
               ctx.describe().c_str());
   std::fflush(stdout);
 }
@@ -109,7 +101,7 @@ void bench_family(const char* code, const std::string& params, int64_t n, int64_
     loss(x0);
   });
   reset_peak();
-  const double held = held_mib();
+  const double held = memory_mib(false);
   const double grad_s = bench::median_seconds([&] {
     const at::Tensor x = x0.clone().requires_grad_(true);
     loss(x).backward();
@@ -117,7 +109,7 @@ void bench_family(const char* code, const std::string& params, int64_t n, int64_
   std::printf("{\"code\": \"%s\", \"n\": %ld, %s, \"ncoef\": %ld, \"stats_s\": %.6g, "
               "\"loss_grad_s\": %.6g, \"peak_MiB\": %.1f, \"held_MiB\": %.1f}\n",
               code, static_cast<long>(n), params.c_str(), static_cast<long>(ncoef), stats_s, grad_s,
-              peak_mib(), held);
+              memory_mib(true), held);
   std::fflush(stdout);
 }
 

@@ -25,8 +25,7 @@ std::string num(double v) { return std::to_string(v); }
 
 PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options,
                                              const Grid2d& grid, const Context& context)
-    : Statistic(grid, context), options_(options), H_(grid.height), W_(grid.width),
-      tensor_options_(context.options()) {
+    : Statistic(grid, context), options_(options), tensor_options_(context.options()) {
   const int64_t height = grid.height, width = grid.width;
   if (grid.boundary != Boundary::Periodic)
     throw ValueError("power spectrum: the Fourier modes of a map assume it periodic; a "
@@ -41,9 +40,10 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
                      std::to_string(height) + " x " + std::to_string(width));
 
   // |k| of every mode, row-major over (H, W) as FFT2's output.
-  std::vector<double> kmod(static_cast<size_t>(H_ * W_));
-  for (int64_t i = 0; i < H_; ++i)
-    for (int64_t j = 0; j < W_; ++j) kmod[i * W_ + j] = std::hypot(fftfreq(i, H_), fftfreq(j, W_));
+  std::vector<double> kmod(static_cast<size_t>(height * width));
+  for (int64_t i = 0; i < height; ++i)
+    for (int64_t j = 0; j < width; ++j)
+      kmod[i * width + j] = std::hypot(fftfreq(i, height), fftfreq(j, width));
   const double k_max = options.include_corners ? *std::max_element(kmod.begin(), kmod.end()) : 0.5;
 
   // Edges; mode k is in bin b when edges[b] <= |k| < edges[b + 1] (the last bin closed for the
@@ -51,7 +51,7 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
   std::vector<double> edges, centres;
   const bool integer = options.binning == PsBinning::Linear && options.bins == 0;
   if (integer) {
-    const double dk = 1.0 / static_cast<double>(std::min(H_, W_));
+    const double dk = 1.0 / static_cast<double>(std::min(height, width));
     const auto n = static_cast<int64_t>(std::floor(k_max / dk + 0.5));
     for (int64_t b = 0; b <= n + 1; ++b) edges.push_back((static_cast<double>(b) - 0.5) * dk);
     for (int64_t b = 0; b <= n; ++b) centres.push_back(static_cast<double>(b) * dk);
@@ -59,7 +59,7 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
     for (int b = 0; b <= options.bins; ++b) edges.push_back(k_max * b / options.bins);
     for (int b = 0; b < options.bins; ++b) centres.push_back(k_max * (b + 0.5) / options.bins);
   } else {
-    const double k_min = 1.0 / static_cast<double>(std::max(H_, W_));
+    const double k_min = 1.0 / static_cast<double>(std::max(height, width));
     for (int b = 0; b <= options.bins; ++b)
       edges.push_back(k_min * std::pow(k_max / k_min, static_cast<double>(b) / options.bins));
     for (int b = 0; b < options.bins; ++b) centres.push_back(std::sqrt(edges[b] * edges[b + 1]));
@@ -86,7 +86,7 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
     if (counts[b] == 0)
       throw ValueError("power spectrum: bin " + std::to_string(b) + " [" + num(edges[b]) + ", " +
                        num(edges[b + 1]) + ") cycles/pixel holds no Fourier mode of a " +
-                       std::to_string(H_) + " x " + std::to_string(W_) +
+                       std::to_string(height) + " x " + std::to_string(width) +
                        " map with bins = " + std::to_string(options.bins) + "; use fewer bins");
 
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
@@ -105,7 +105,7 @@ PowerSpectrumOperator::PowerSpectrumOperator(const PowerSpectrumOptions& options
 
 at::Tensor PowerSpectrumOperator::check_input(const at::Tensor& x, const char* name) const {
   const std::string arg = std::string("power spectrum: input ") + name;
-  const at::Tensor y = detail::map_batch(x, H_, W_, arg); // (B, H, W)
+  const at::Tensor y = detail::map_batch(x, plane().height, plane().width, arg); // (B, H, W)
   if (!x.is_complex() && !at::isFloatingType(x.scalar_type()))
     throw ValueError(arg + " must be real or complex floating point, got " +
                      c10::toString(x.scalar_type()));
@@ -115,7 +115,7 @@ at::Tensor PowerSpectrumOperator::check_input(const at::Tensor& x, const char* n
 
 at::Tensor PowerSpectrumOperator::bin_average(const at::Tensor& power) const {
   const int64_t B = power.size(0), K = num_bins();
-  const at::Tensor flat = power.reshape({B, H_ * W_}); // (B, H W) real
+  const at::Tensor flat = power.reshape({B, plane().pixels()}); // (B, H W) real
   // One extra column collects the modes in no bin; it is dropped.
   const at::Tensor sums = at::zeros({B, K + 1}, flat.options()).index_add(1, bin_index_, flat);
   return sums.narrow(1, 0, K) * inv_counts_; // (B, K) real
@@ -151,7 +151,7 @@ at::Tensor spectrum(const at::Tensor& x, bool subtract_mean) {
 Coefficients PowerSpectrumOperator::forward(const at::Tensor& x_in, const Reference& ref) const {
   ref.require_empty("the power spectrum");
   const at::Tensor xh = spectrum(check_input(x_in, "x"), options_.subtract_mean); // (B, H, W, 2)
-  const at::Tensor power = xh.square().sum(-1) / static_cast<double>(H_ * W_);    // (B, H, W)
+  const at::Tensor power = xh.square().sum(-1) / static_cast<double>(plane().pixels()); // (B, H, W)
   return make_coefficients(bin_average(power), "P");
 }
 
@@ -165,7 +165,7 @@ Coefficients PowerSpectrumOperator::forward_cross(const at::Tensor& x_in, const 
   const at::Tensor xh = spectrum(x, options_.subtract_mean); // (B, H, W, 2)
   const at::Tensor yh = spectrum(y, options_.subtract_mean); // (B, H, W, 2)
   // Re(x_hat conj(y_hat)) = Re x Re y + Im x Im y.
-  const at::Tensor cross = (xh * yh).sum(-1) / static_cast<double>(H_ * W_); // (B, H, W)
+  const at::Tensor cross = (xh * yh).sum(-1) / static_cast<double>(plane().pixels()); // (B, H, W)
   return make_coefficients(bin_average(cross), "Pxy");
 }
 

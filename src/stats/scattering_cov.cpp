@@ -69,8 +69,7 @@ at::Tensor scatter_by_labels(const at::Tensor& v, const at::Tensor& labels,
 
 ScatteringCovOperator::ScatteringCovOperator(const ScatteringCovOptions& options,
                                              const Grid2d& grid, const Context& context)
-    : Statistic(grid, context), options_(options), H_(grid.height), W_(grid.width),
-      tensor_options_(context.options()) {
+    : Statistic(grid, context), options_(options), tensor_options_(context.options()) {
   const int J = options.J, L = options.L;
   const int64_t height = grid.height, width = grid.width;
   if (grid.boundary != Boundary::Periodic)
@@ -221,7 +220,7 @@ std::vector<StatisticKeyword> ScatteringCovOperator::keywords() const {
 }
 
 at::Tensor ScatteringCovOperator::check_input(const at::Tensor& x) const {
-  const at::Tensor y = detail::map_batch(x, H_, W_, "scattering covariance");
+  const at::Tensor y = detail::map_batch(x, plane().height, plane().width, "scattering covariance");
   if (x.is_complex() || !at::isFloatingType(x.scalar_type()))
     throw ValueError(
         std::string("scattering covariance: the input must be real floating point, got ") +
@@ -259,7 +258,8 @@ void ScatteringCovOperator::p11(const at::Tensor& I1_hat, at::Tensor* as_c11,
     a.push_back(block.select(2, 0).flatten(1));
     b.push_back(block.select(2, 1).flatten(1));
   }
-  const double scale = 1.0 / (static_cast<double>(H_ * W_) * static_cast<double>(H_ * W_));
+  const double scale =
+      1.0 / (static_cast<double>(plane().pixels()) * static_cast<double>(plane().pixels()));
   if (as_c11) *as_c11 = at::cat(a, 1).index_select(1, c01_gather_) * scale;
   if (squared) *squared = at::cat(b, 1).index_select(1, c01_gather_) * scale;
 }
@@ -271,17 +271,18 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
   const int64_t B = x.size(0);
   ref.check("scov", B, "scattering covariance");
   const bool has_reference = !ref.empty() && options_.normalization != ScovNormalization::None;
-  const double MN = static_cast<double>(H_ * W_);
+  const double MN = static_cast<double>(plane().pixels());
 
   Compact c;
   c.mean = x.mean({-2, -1});
   c.var = x.var({-2, -1}, /*unbiased=*/true);
   const at::Tensor x_hat = at::fft_fft2(x); // (B, H, W)
   const at::Tensor I1 =
-      at::abs(at::fft_ifft2(x_hat.unsqueeze(1).unsqueeze(1) * psi_));  // (B, J, L, H, W)
-  c.P00 = (I1 * I1).mean({-2, -1});                                    // (B, J, L)
-  c.S1 = I1.mean({-2, -1});                                            // (B, J, L)
-  const at::Tensor I1_hat = at::fft_fft2(I1).view({B, J * L, H_, W_}); // (B, J L, H, W)
+      at::abs(at::fft_ifft2(x_hat.unsqueeze(1).unsqueeze(1) * psi_)); // (B, J, L, H, W)
+  c.P00 = (I1 * I1).mean({-2, -1});                                   // (B, J, L)
+  c.S1 = I1.mean({-2, -1});                                           // (B, J, L)
+  const at::Tensor I1_hat =
+      at::fft_fft2(I1).view({B, J * L, plane().height, plane().width}); // (B, J L, H, W)
   const bool by_p11 = options_.normalization == ScovNormalization::P11;
   at::Tensor P11_c01; // Cheng's C01 normalisation without a reference
   p11(I1_hat, &c.P11, by_p11 && !has_reference ? &P11_c01 : nullptr);

@@ -53,8 +53,7 @@ at::Tensor modulus_layer(const at::Tensor& U_hat /* (..., m, n) complex */,
 } // namespace
 
 WstOperator::WstOperator(const WstOptions& options, const Grid2d& grid, const Context& context)
-    : Statistic(grid, context), options_(options), H_(grid.height), W_(grid.width),
-      tensor_options_(context.options()) {
+    : Statistic(grid, context), options_(options), tensor_options_(context.options()) {
   const int64_t height = grid.height, width = grid.width;
   const int J = options.J, L = options.L;
   if (J < 1 || J > 30) throw ValueError("WST: J must be >= 1, got " + std::to_string(J));
@@ -109,7 +108,7 @@ std::vector<StatisticKeyword> WstOperator::keywords() const {
 }
 
 at::Tensor WstOperator::check_input(const at::Tensor& x) const {
-  const at::Tensor y = detail::map_batch(x, H_, W_, "WST");
+  const at::Tensor y = detail::map_batch(x, plane().height, plane().width, "WST");
   if (x.is_complex() || !at::isFloatingType(x.scalar_type()))
     throw ValueError(std::string("WST: the input must be real floating point, got ") +
                      c10::toString(x.scalar_type()));

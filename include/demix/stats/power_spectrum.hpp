@@ -102,7 +102,6 @@ private:
   Coefficients make_coefficients(const at::Tensor& values, const char* cls) const;
 
   PowerSpectrumOptions options_;
-  int64_t H_ = 0, W_ = 0;
   c10::TensorOptions tensor_options_; // device and real dtype
   at::Tensor bin_index_;  // (H W,) int64 on device: bin of each mode, K for modes in no bin
   at::Tensor inv_counts_; // (K,) real on device: 1 / counts

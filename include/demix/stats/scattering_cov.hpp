@@ -177,7 +177,6 @@ private:
   at::Tensor scatter_pairs(const at::Tensor& v /* (B, K2) */) const; // -> (B, J, J, L, L), NaN
 
   ScatteringCovOptions options_;
-  int64_t H_ = 0, W_ = 0;
   c10::TensorOptions tensor_options_;
   at::Tensor psi_;         // (J, L, H, W) real, Fourier
   struct Scale {           // the frequency set S(j) and the filters cut to it

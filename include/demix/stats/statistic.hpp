@@ -79,6 +79,8 @@ public:
 
 protected:
   Statistic(const Grid& grid, const Context& context) : grid_(grid), context_(context) {}
+  /// The grid of a planar statistic (all of today's): the one its constructor took.
+  const Grid2d& plane() const { return std::get<Grid2d>(grid_); }
 
 private:
   Grid grid_;

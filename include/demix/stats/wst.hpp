@@ -77,7 +77,7 @@ private:
   at::Tensor unpad(const at::Tensor& s) const;
 
   WstOptions options_;
-  int64_t H_ = 0, W_ = 0, Mp_ = 0, Np_ = 0;
+  int64_t Mp_ = 0, Np_ = 0;
   c10::TensorOptions tensor_options_;
   at::Tensor pad_rows_, pad_cols_; // (Mp,), (Np,) int64 on device: source index of each padded row
   MorletBank bank_;

@@ -7,9 +7,9 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <deque>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace demix {
@@ -90,6 +90,7 @@ public:
   }
 
   std::int64_t calls() const { return calls_; }
+  void reset_calls() { calls_ = 0; }
 
 private:
   void check_value(const at::Tensor& v, const char* which) const {
@@ -210,12 +211,9 @@ Step strong_wolfe(const Ray& r, const Groups& groups, const LbfgsOptions& o, Eva
 
 } // namespace
 
-LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, const at::Tensor& x0,
-                           const RowGroups& groups, const LbfgsOptions& o,
-                           const std::function<void(const LbfgsProgress&)>& progress) {
-  check_options(o);
-  if (!objective.value_and_grad)
-    throw ValueError("minimize_lbfgs: the objective has no value_and_grad");
+namespace {
+
+void check_groups(const at::Tensor& x0, const RowGroups& groups) {
   if (!x0.defined() || x0.dim() < 1 || !at::isFloatingType(x0.scalar_type()))
     throw ValueError("minimize_lbfgs: x0 must be a real floating-point tensor (R, ...), got " +
                      (x0.defined()
@@ -237,66 +235,108 @@ LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, const at::Tensor& x0
       throw ValueError("minimize_lbfgs: group index holds " + std::to_string(lo < 0 ? lo : hi) +
                        ", outside [0, " + std::to_string(G) + ")");
   }
+}
 
-  const Groups grp(groups.index.to(x0.device()), G, x0.dim());
+} // namespace
+
+LbfgsState lbfgs_start(const LbfgsObjective& objective, const at::Tensor& x0,
+                       const RowGroups& groups, const LbfgsOptions& o) {
+  check_options(o);
+  if (!objective.value_and_grad)
+    throw ValueError("minimize_lbfgs: the objective has no value_and_grad");
+  check_groups(x0, groups);
+  const int64_t G = groups.count;
   Evaluator f(objective, x0, G);
-  at::Tensor x = x0.detach().clone();
-  auto [value, g] = f.value_and_grad(x);
-  const auto bopt = value.options().dtype(at::kBool);
-  at::Tensor done = at::zeros({G}, bopt), no_step = at::zeros({G}, bopt);
-  at::Tensor iterations = at::zeros({G}, value.options().dtype(at::kLong));
-  std::deque<at::Tensor> hs, hy, hrho; // (R, ...), (R, ...), (G)
+  LbfgsState st;
+  st.x = x0.detach().clone();
+  std::tie(st.value, st.grad) = f.value_and_grad(st.x);
+  const auto bopt = st.value.options().dtype(at::kBool);
+  st.done = at::zeros({G}, bopt);
+  st.no_step = at::zeros({G}, bopt);
+  st.iterations = at::zeros({G}, st.value.options().dtype(at::kLong));
+  st.evaluations = f.calls();
+  return st;
+}
+
+void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups& groups,
+               const LbfgsOptions& o, const std::function<void(const LbfgsState&)>& progress) {
+  check_options(o);
+  if (!objective.value_and_grad)
+    throw ValueError("minimize_lbfgs: the objective has no value_and_grad");
+  check_groups(st.x, groups);
+  const int64_t G = groups.count;
+  if (!st.value.defined() || st.value.dim() != 1 || st.value.size(0) != G || !st.grad.defined() ||
+      st.grad.sizes() != st.x.sizes() || st.s.size() != st.y.size() || st.s.size() != st.rho.size())
+    throw ShapeError("lbfgs_run: the state does not fit " + std::to_string(G) + " groups and x " +
+                     sizes_text(st.x));
+  const Groups grp(groups.index.to(st.x.device()), G, st.x.dim());
+  Evaluator f(objective, st.x, G);
   // Without curvature, a step of length first_step_length along -g.
   const auto steepest_scale = [&](const at::Tensor& grad) {
     return o.first_step_length / grp.dot(grad, grad).sqrt().clamp_min(1e-30);
   };
+  if (!st.done.logical_not().any().item<bool>()) return;
 
-  for (int it = 0; it < o.max_iterations; ++it) {
-    iterations.add_((~done).to(at::kLong));
+  for (; st.iteration < o.max_iterations;) {
+    const at::Tensor& g = st.grad;
+    st.iterations.add_((~st.done).to(at::kLong));
     // Two-loop recursion, every inner product per group.
     at::Tensor q = g;
-    std::vector<at::Tensor> alphas(hs.size());
-    for (int i = static_cast<int>(hs.size()) - 1; i >= 0; --i) {
-      alphas[i] = hrho[i] * grp.dot(hs[i], q);
-      q = q - grp.rows(alphas[i]) * hy[i];
+    std::vector<at::Tensor> alphas(st.s.size());
+    for (int i = static_cast<int>(st.s.size()) - 1; i >= 0; --i) {
+      alphas[i] = st.rho[i] * grp.dot(st.s[i], q);
+      q = q - grp.rows(alphas[i]) * st.y[i];
     }
     at::Tensor gamma = steepest_scale(g);
-    if (!hs.empty()) {
-      const at::Tensor yy = grp.dot(hy.back(), hy.back());
-      const at::Tensor sy = grp.dot(hs.back(), hy.back());
-      gamma = at::where((hrho.back() > 0) & (yy > 0), sy / yy.clamp_min(1e-300), gamma);
+    if (!st.s.empty()) {
+      const at::Tensor yy = grp.dot(st.y.back(), st.y.back());
+      const at::Tensor sy = grp.dot(st.s.back(), st.y.back());
+      gamma = at::where((st.rho.back() > 0) & (yy > 0), sy / yy.clamp_min(1e-300), gamma);
     }
     at::Tensor r = grp.rows(gamma) * q;
-    for (size_t i = 0; i < hs.size(); ++i) {
-      const at::Tensor beta = hrho[i] * grp.dot(hy[i], r);
-      r = r + grp.rows(alphas[i] - beta) * hs[i];
+    for (size_t i = 0; i < st.s.size(); ++i) {
+      const at::Tensor beta = st.rho[i] * grp.dot(st.y[i], r);
+      r = r + grp.rows(alphas[i] - beta) * st.s[i];
     }
     at::Tensor d = -r;
     at::Tensor slope = grp.dot(g, d);
     const at::Tensor uphill = ~(slope < 0);
     d = at::where(grp.rows(uphill), -grp.rows(steepest_scale(g)) * g, d);
-    d = at::where(grp.rows(done), at::zeros_like(d), d);
+    d = at::where(grp.rows(st.done), at::zeros_like(d), d);
     slope = grp.dot(g, d);
 
-    const Ray ray{x, value, g, d, slope, done};
+    const Ray ray{st.x, st.value, g, d, slope, st.done};
     const Step step =
         o.line_search == LineSearch::Armijo ? armijo(ray, grp, o, f) : strong_wolfe(ray, grp, o, f);
     // The curvature pair; one without positive curvature (or a group's zero step) gets rho = 0.
-    const at::Tensor s = step.x - x, yv = step.grad - g;
+    const at::Tensor s = step.x - st.x, yv = step.grad - g;
     const at::Tensor sy = grp.dot(s, yv);
     const at::Tensor scale = (grp.dot(s, s) * grp.dot(yv, yv)).sqrt();
-    hs.push_back(s), hy.push_back(yv);
-    hrho.push_back(at::where(sy > 1e-12 * scale, 1.0 / sy, at::zeros_like(sy)));
-    if (static_cast<int>(hs.size()) > o.history) hs.pop_front(), hy.pop_front(), hrho.pop_front();
+    st.s.push_back(s), st.y.push_back(yv);
+    st.rho.push_back(at::where(sy > 1e-12 * scale, 1.0 / sy, at::zeros_like(sy)));
+    if (static_cast<int>(st.s.size()) > o.history) {
+      st.s.erase(st.s.begin()), st.y.erase(st.y.begin()), st.rho.erase(st.rho.begin());
+    }
     // No acceptable length (a minimum to rounding) or too small a decrease: that group is done.
-    no_step = no_step | ~step.accepted;
-    done = done | ~step.accepted | ((value - step.value) <= o.rtol * step.value.abs());
-    x = step.x, value = step.value, g = step.grad;
-    const int64_t running = (~done).sum().item<int64_t>();
-    if (progress) progress({it + 1, running, value});
-    if (running == 0) break;
+    st.no_step = st.no_step | ~step.accepted;
+    st.done = st.done | ~step.accepted | ((st.value - step.value) <= o.rtol * step.value.abs());
+    st.x = step.x, st.value = step.value, st.grad = step.grad;
+    ++st.iteration;
+    st.evaluations += f.calls(), f.reset_calls();
+    const bool running = (~st.done).any().item<bool>();
+    if (progress) progress(st);
+    if (!running) break;
   }
-  return {x, value, iterations, done, no_step, f.calls()};
+}
+
+LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, const at::Tensor& x0,
+                           const RowGroups& groups, const LbfgsOptions& o,
+                           const std::function<void(const LbfgsProgress&)>& progress) {
+  LbfgsState st = lbfgs_start(objective, x0, groups, o);
+  lbfgs_run(objective, st, groups, o, [&](const LbfgsState& s) {
+    if (progress) progress({s.iteration, (~s.done).sum().item<int64_t>(), s.value});
+  });
+  return {st.x, st.value, st.iterations, st.done, st.no_step, st.evaluations};
 }
 
 } // namespace demix

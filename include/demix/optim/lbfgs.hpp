@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <functional>
 #include <utility>
+#include <vector>
 
 #pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
@@ -93,6 +94,18 @@ struct LbfgsResult {
   std::int64_t evaluations = 0; ///< objective calls (value_and_grad and value)
 };
 
+/// Everything an interrupted minimisation needs to go on exactly where it stopped (a synthesis
+/// checkpoint saves it): the point, its value and gradient, each group's history and flags.
+struct LbfgsState {
+  at::Tensor x, value, grad;    // (R, ...), (G), (R, ...)
+  at::Tensor done, no_step;     // (G) bool
+  at::Tensor iterations;        // (G) int64
+  std::vector<at::Tensor> s, y; // curvature pairs, oldest first, each (R, ...)
+  std::vector<at::Tensor> rho;  // (G) each: 1 / s.y, or 0 for a pair without positive curvature
+  int iteration = 0;            ///< iterations done
+  std::int64_t evaluations = 0; ///< objective calls so far
+};
+
 /// Minimises each group's objective from x0 (real floating point, (R, ...)). ValueError for
 /// options out of range (naming field and value), a group index outside [0, count), or a
 /// non-floating x0; ShapeError for an index that is not (R) or objective outputs of wrong shapes.
@@ -100,6 +113,18 @@ struct LbfgsResult {
 LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, const at::Tensor& x0 /* (R, ...) */,
                            const RowGroups& groups, const LbfgsOptions& options = {},
                            const std::function<void(const LbfgsProgress&)>& progress = {});
+
+/// The two halves of minimize_lbfgs, for callers that save and resume: lbfgs_start evaluates the
+/// objective at x0 (same checks); lbfgs_run iterates `state` in place until options.max_iterations
+/// iterations are done in all (counting those before) or every group has stopped, calling
+/// `progress` with the state after each iteration. Running a state saved after iteration k gives
+/// the same iterates as the uninterrupted run, to the objective's own determinism. ShapeError for
+/// a state that does not fit the groups.
+LbfgsState lbfgs_start(const LbfgsObjective& objective, const at::Tensor& x0 /* (R, ...) */,
+                       const RowGroups& groups, const LbfgsOptions& options = {});
+void lbfgs_run(const LbfgsObjective& objective, LbfgsState& state, const RowGroups& groups,
+               const LbfgsOptions& options = {},
+               const std::function<void(const LbfgsState&)>& progress = {});
 
 } // namespace demix
 #pragma GCC visibility pop

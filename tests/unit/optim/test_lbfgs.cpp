@@ -2,7 +2,7 @@
 // quadratics solved by a linear solve, Rosenbrock's valley), groups solved together equal the same
 // groups solved one by one (groups of different sizes, one finishing early), finished groups take
 // no more steps, the strong-Wolfe conditions hold where they are asked for, float32 and float64,
-// CUDA equals CPU, and errors.
+// CUDA equals CPU, a saved state resumed equals the uninterrupted run, and errors.
 
 #include <demix/core/errors.hpp>
 #include <demix/optim/lbfgs.hpp>
@@ -170,6 +170,42 @@ TEST(Lbfgs, GroupsSolvedTogetherEqualGroupsSolvedOneByOne) {
     EXPECT_LT(iterations[1], iterations[3]) << name(search);
     EXPECT_EQ(iterations[3], 30) << name(search);
     EXPECT_FALSE(all.converged[3].item<bool>()) << name(search);
+  }
+}
+
+TEST(Lbfgs, ResumingASavedStateEqualsTheUninterruptedRun) {
+  // A synthesis checkpoint: the state after 7 iterations, copied (as a file would hold it), then
+  // run to the end, against one run of 25 iterations. Same operations in the same order: equal.
+  const std::vector<Problem> problems = {quadratic(3, 5), rosenbrock(2), rosenbrock(3)};
+  for (const LineSearch search : {LineSearch::Armijo, LineSearch::StrongWolfe}) {
+    const demix::LbfgsOptions o{.history = 4, .max_iterations = 25, .line_search = search};
+    Batch whole(problems);
+    const demix::LbfgsResult uninterrupted = whole.solve(o);
+
+    Batch parts(problems);
+    const demix::RowGroups groups{parts.group, parts.G()};
+    demix::LbfgsOptions first = o;
+    first.max_iterations = 7;
+    demix::LbfgsState saved =
+        demix::lbfgs_start(parts.objective(), parts.start(at::kDouble), groups, first);
+    int calls = 0;
+    demix::lbfgs_run(parts.objective(), saved, groups, first,
+                     [&](const demix::LbfgsState& st) { EXPECT_EQ(st.iteration, ++calls); });
+    ASSERT_EQ(saved.iteration, 7);
+    EXPECT_EQ(saved.s.size(), 4u); // the history is full: the resumed run needs all of it
+    demix::LbfgsState resumed = saved;
+    for (auto* v : {&resumed.s, &resumed.y, &resumed.rho})
+      for (at::Tensor& t : *v) t = t.clone();
+    resumed.x = saved.x.clone(), resumed.grad = saved.grad.clone();
+    resumed.iterations = saved.iterations.clone();
+    demix::lbfgs_run(parts.objective(), resumed, groups, o);
+    EXPECT_TRUE(at::equal(resumed.x, uninterrupted.x)) << name(search);
+    EXPECT_TRUE(at::equal(resumed.value, uninterrupted.value)) << name(search);
+    EXPECT_TRUE(at::equal(resumed.iterations, uninterrupted.iterations)) << name(search);
+    EXPECT_EQ(resumed.evaluations, uninterrupted.evaluations) << name(search);
+    // Not vacuous: the run went on after the checkpoint.
+    EXPECT_GT(resumed.iteration, 7) << name(search);
+    EXPECT_FALSE(at::equal(resumed.x, saved.x)) << name(search);
   }
 }
 

@@ -38,6 +38,8 @@
 #include <demix/stats/scattering_cov.hpp>
 #include <demix/stats/wph.hpp>
 #include <demix/stats/wst.hpp>
+#include <demix/synthesis/microcanonical.hpp>
+#include <demix/synthesis/objective.hpp>
 #include <demix/viz/plot.hpp>
 #include <demix/viz/preview.hpp>
 #include <demix/viz/rgb.hpp>

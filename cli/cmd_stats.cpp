@@ -24,8 +24,6 @@
 #include <optional>
 #include <sstream>
 
-#include <unistd.h>
-
 namespace demix::cli {
 
 namespace {
@@ -108,32 +106,6 @@ at::Tensor prepare_map(const Image& image, const StatsCliOptions& o) {
   return x;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
-
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-
-/// The options that define the statistic, as (key, JSON value) pairs and FITS keywords.
 /// The options that define the statistic (its keywords), then the map's preparation, as (key,
 /// JSON value) pairs.
 std::vector<std::pair<std::string, std::string>>
@@ -207,16 +179,6 @@ std::string coefficients_json(const Coefficients& c, const Statistic& stat,
   return s.str();
 }
 
-/// IoError unless the folder that will hold `path` exists and is writable.
-void require_writable_folder(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  const std::string folder =
-      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  if (::access(folder.c_str(), W_OK) != 0)
-    throw IoError("cannot write '" + path + "': the folder '" + folder +
-                  "' does not exist or is not writable");
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -264,7 +226,8 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
     header.set("CROSS", std::string_view(o.cross), "second map of the cross statistics");
   const std::string json =
       o.json.empty() ? std::string() : coefficients_json(c, *stat, o, ctx, o.input);
-  if (!o.json.empty()) require_writable_folder(o.json); // no FITS table without its JSON
+  if (!o.json.empty())
+    require_output_folder(o.json, "the JSON file"); // no FITS table without its JSON
   write_coefficients_fits(o.output, c, header);
   if (!o.json.empty()) write_text_file(o.json, json);
   if (globals.quiet) return;

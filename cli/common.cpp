@@ -1,6 +1,14 @@
 #include "common.hpp"
 
+#include <demix/core/errors.hpp>
+
 #include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <sys/stat.h>
+
+#include <unistd.h>
 
 namespace demix::cli {
 
@@ -49,6 +57,54 @@ std::string dtype_name(c10::ScalarType t) {
   case at::kComplexDouble: return "complex128";
   default: return c10::toString(t);
   }
+}
+
+void require_output_folder(const std::string& path, const std::string& what) {
+  const auto slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "."
+                             : slash == 0               ? "/"
+                                                        : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw IoError("cannot write " + what + " '" + path + "': folder '" + folder +
+                  "' does not exist");
+  if (::access(folder.c_str(), W_OK) != 0)
+    throw IoError("cannot write " + what + " '" + path + "': folder '" + folder +
+                  "' is not writable");
+}
+
+std::string path_stem(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash) ||
+      dot == (slash == std::string::npos ? 0 : slash + 1))
+    return path;
+  return path.substr(0, dot);
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
 }
 
 } // namespace demix::cli

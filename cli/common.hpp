@@ -33,6 +33,7 @@ void add_info_command(CLI::App& app, const Globals& globals);
 void add_convert_command(CLI::App& app, const Globals& globals);
 void add_preview_command(CLI::App& app, const Globals& globals);
 void add_stats_command(CLI::App& app, const Globals& globals);
+void add_synth_command(CLI::App& app, const Globals& globals);
 void add_deblend_command(CLI::App& app, const Globals& globals);
 
 /// The trained MADNESS model (VAE + flow) at `path`, on ctx's device, its decoder set up for
@@ -47,5 +48,15 @@ void add_train_flow_command(CLI::App& app, const Globals& globals);
 std::string shape_text(const at::Tensor& t);
 /// "float32", "complex128", ... as NumPy names them.
 std::string dtype_name(c10::ScalarType t);
+
+/// IoError unless the folder that will hold `path` exists, so that long work does not start
+/// for an output it cannot write; `what` names the output ("the model").
+void require_output_folder(const std::string& path, const std::string& what);
+/// `path` without its extension: "out/madness.dmx" -> "out/madness".
+std::string path_stem(const std::string& path);
+
+/// A JSON string literal (quotes, escapes) and a JSON number (null when not finite, 17 digits).
+std::string json_string(const std::string& s);
+std::string json_number(double v);
 
 } // namespace demix::cli

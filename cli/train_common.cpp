@@ -45,26 +45,6 @@ TrainingStamps read_training_stamps(const std::string& path, const std::vector<d
   return t;
 }
 
-void require_output_folder(const std::string& path, const std::string& what) {
-  const auto slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "."
-                             : slash == 0               ? "/"
-                                                        : path.substr(0, slash);
-  struct stat st {};
-  if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw IoError("cannot write " + what + " '" + path + "': folder '" + folder +
-                  "' does not exist");
-}
-
-std::string path_stem(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  const auto dot = path.find_last_of('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash) ||
-      dot == (slash == std::string::npos ? 0 : slash + 1))
-    return path;
-  return path.substr(0, dot);
-}
-
 void print_epoch(const TrainingHistory& h, int total_epochs) {
   const EpochRecord& r = h.epochs.back();
   std::string line = "epoch " + std::to_string(r.epoch) + "/" + std::to_string(total_epochs);

@@ -27,12 +27,6 @@ struct TrainingStamps {
 TrainingStamps read_training_stamps(const std::string& path, const std::vector<double>& sigmas,
                                     const std::vector<std::string>& bands);
 
-/// IoError unless the folder that will hold `path` exists (checked before training starts).
-void require_output_folder(const std::string& path, const std::string& what);
-
-/// `path` without its extension: "out/madness.dmx" -> "out/madness".
-std::string path_stem(const std::string& path);
-
 /// "epoch 3/60  loss 1.2e+03 (val 1.3e+03)  chi2_per_pixel 2.1 (val 2.3) ...  12.3 s" on stderr.
 void print_epoch(const TrainingHistory& history, int total_epochs);
 

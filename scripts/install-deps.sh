@@ -9,6 +9,7 @@ packages=(
   libcfitsio-dev        # FITS
   libcli11-dev          # command line
   libpng-dev            # PNG previews
+  libcairo2-dev fonts-dejavu-core  # charts with text (validation figures)
   libgtest-dev          # unit tests
   libbenchmark-dev      # bench/
   python3-numpy python3-astropy  # test oracles for npy and FITS interoperability

@@ -40,6 +40,8 @@
 #include <demix/stats/wst.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 #include <demix/synthesis/objective.hpp>
+#include <demix/validation/compare.hpp>
+#include <demix/viz/chart.hpp>
 #include <demix/viz/plot.hpp>
 #include <demix/viz/preview.hpp>
 #include <demix/viz/rgb.hpp>

@@ -1,6 +1,7 @@
 // demix convert IN OUT: FITS <-> npy (and FITS -> FITS, npy -> npy), keeping FITS headers.
 
 #include <demix/core/build_info.hpp>
+#include <demix/core/errors.hpp>
 #include <demix/io/image_io.hpp>
 
 #include "common.hpp"
@@ -9,6 +10,9 @@
 
 #include <iostream>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace demix::cli {
 
@@ -19,12 +23,29 @@ struct ConvertOptions {
   std::string output;
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
   PixelType type = PixelType::Same;
+  std::vector<int64_t> crop; ///< x0, y0, width, height (pixels, 0-based; x = column)
 };
+
+/// The region x0, y0, w, h of every plane, with the WCS reference pixel moved along.
+void crop_image(Image& image, const std::vector<int64_t>& c) {
+  const int64_t H = image.data.size(-2), W = image.data.size(-1);
+  const int64_t x0 = c[0], y0 = c[1], w = c[2], h = c[3];
+  if (x0 < 0 || y0 < 0 || w < 1 || h < 1 || x0 + w > W || y0 + h > H)
+    throw ValueError("--crop " + std::to_string(x0) + "," + std::to_string(y0) + "," +
+                     std::to_string(w) + "," + std::to_string(h) + " is not inside the " +
+                     std::to_string(W) + " x " + std::to_string(H) + " (width x height) image");
+  image.data = image.data.narrow(-2, y0, h).narrow(-1, x0, w).contiguous();
+  for (const auto& [key, shift] : {std::pair{"CRPIX1", x0}, std::pair{"CRPIX2", y0}})
+    if (const auto v = image.header.number(key))
+      image.header.set(key, *v - static_cast<double>(shift), "reference pixel (cropped)");
+}
 
 void run_convert(const ConvertOptions& o, const Globals& globals) {
   format_for_output(o.output); // refuse an unknown output extension before reading anything
   Image image = read_image(o.input, {.non_finite = o.non_finite});
-  image.header.add_history("demix " + build_info().demix + " convert " + o.input);
+  if (!o.crop.empty()) crop_image(image, o.crop);
+  image.header.add_history("demix " + build_info().demix + " convert " + o.input +
+                           (o.crop.empty() ? "" : " (cropped)"));
   write_image(o.output, image, {.type = o.type});
   if (!globals.quiet)
     std::cout << "wrote " << o.output << " (" << shape_text(image.data) << ", from " << image.format
@@ -48,6 +69,11 @@ void add_convert_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--out-type", o->type, "Output pixel type: same, float32, float64")
       ->transform(CLI::CheckedTransformer(types, CLI::ignore_case))
       ->default_str("same");
+  cmd->add_option("--crop", o->crop,
+                  "x0,y0,width,height: keep this region (pixels from 0, x along columns); the WCS "
+                  "reference pixel follows")
+      ->delimiter(',')
+      ->expected(4);
   cmd->callback([o, &globals] { run_convert(*o, globals); });
 }
 

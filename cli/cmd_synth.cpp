@@ -312,10 +312,11 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
                                                 {"none", TermScale::None},
                                                 {"modulus", TermScale::Modulus},
                                                 {"class-rms", TermScale::ClassRms},
+                                                {"statistic-rms", TermScale::StatisticRms},
                                                 {"spread", TermScale::Spread}};
   cmd->add_option("--scale", o->scale,
                   "Residual scale of each coefficient: auto (spread over several targets, else "
-                  "class-rms), none, modulus (|target|), class-rms, spread")
+                  "statistic-rms), none, modulus (|target|), class-rms, statistic-rms, spread")
       ->transform(CLI::CheckedTransformer(scales, CLI::ignore_case))
       ->default_str("auto");
   cmd->add_flag("--channels", o->channels,

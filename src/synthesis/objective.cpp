@@ -105,6 +105,7 @@ const char* term_scale_name(TermScale scale) {
   case TermScale::None: return "none";
   case TermScale::Modulus: return "modulus";
   case TermScale::ClassRms: return "class-rms";
+  case TermScale::StatisticRms: return "statistic-rms";
   case TermScale::Spread: return "spread";
   }
   return "?";
@@ -143,8 +144,11 @@ std::pair<at::Tensor, at::Tensor> target_and_scale(const at::Tensor& values /* (
   case TermScale::None: return {target, at::Tensor()};
   case TermScale::Modulus: s = target.abs(); break;
   case TermScale::ClassRms: s = rms; break;
+  case TermScale::StatisticRms: s = target.abs().square().mean().sqrt().expand_as(rms); break;
   case TermScale::Spread: s = values.std(0); break; // unbiased, over the target maps
-  case TermScale::Auto: s = values.size(0) > 1 ? values.std(0) : rms; break;
+  case TermScale::Auto:
+    s = values.size(0) > 1 ? values.std(0) : target.abs().square().mean().sqrt().expand_as(rms);
+    break;
   }
   // Floored by the class's size, and by the smallest positive double for all-zero classes.
   const at::Tensor low = (floor * rms).clamp_min(1e-300);

@@ -2,8 +2,9 @@
 """`demix synth` from the outside, with astropy and numpy as oracles: the samples file keeps the
 target's header (WCS), records options and seed, holds the loss history (equal to the JSON
 sidecar's), the loss falls, the same seed gives the same samples, a resumed checkpoint gives the
-uninterrupted run, channels and several targets are read as documented, and bad input fails
-(exit 1 or 2) naming the problem without leaving an output behind.
+uninterrupted run, channels and several targets are read as documented, `convert --crop` moves
+the WCS along, `demix validate` writes its JSON and figure, and bad input fails (exit 1 or 2)
+naming the problem without leaving an output behind.
 
 usage: test_synth_cli.py PATH/TO/demix
 """
@@ -104,6 +105,49 @@ class SynthCliTest(clitest.CliTestCase):
         write_target(single, lognormal(16, 3))
         err = self.synth(single, single, "-J", 2, "--iterations", 1, "-o", out)
         self.assertIn("2 target map(s)", err)
+
+    def test_crop_synth_validate(self):
+        # The workflow of the demo: crop a map (WCS reference pixel follows), synthesise, validate.
+        big, crop = self.path("big.fits"), self.path("crop.fits")
+        data = lognormal(48, 7)
+        write_target(big, data)
+        with fits.open(big, mode="update") as h:
+            h[0].header["CRPIX1"], h[0].header["CRPIX2"] = 24.5, 20.0
+        rc, _, err = run("convert", big, crop, "--crop", "8,4,32,32")
+        self.assertEqual(rc, 0, err)
+        with fits.open(crop) as h:
+            np.testing.assert_array_equal(h[0].data, data[4:36, 8:40].astype(np.float32))
+            self.assertEqual((h[0].header["CRPIX1"], h[0].header["CRPIX2"]), (16.5, 16.0))
+        self.assertFails(["convert", big, self.path("x.fits"), "--crop", "40,0,16,16"], 1,
+                         "not inside", output=self.path("x.fits"))
+        samples = self.path("s.fits")
+        self.synth(crop, "-J", 3, "--dn", 1, "--samples", 3, "--iterations", 10, "--log",
+                   "-o", samples)
+        report = self.path("report")
+        rc, out, err = run("validate", crop, samples, "--log", "--report", report)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("KS distance", out)
+        with open(os.path.join(report, "validation.json")) as f:
+            v = json.load(f)
+        self.assertEqual((v["target_maps"], v["sample_maps"], v["height"]), (1, 3, 32))
+        for name in ["power_spectrum", "pdf", "minkowski_v0", "minkowski_v1", "minkowski_v2",
+                     "bispectrum_equilateral", "bispectrum_folded", "peak_counts"]:
+            c = v["curves"][name]
+            self.assertEqual(len(c["x"]), len(c["sample_mean"]), name)
+        # The figure: blue targets, orange samples and dark text on white.
+        import test_cli
+        rgb = test_cli.read_png_rgb(os.path.join(report, "validation.png")).reshape(-1, 3)
+        colours = {tuple(p) for p in rgb[::7]}
+        for c in [(31, 119, 180), (255, 127, 14), (255, 255, 255)]:
+            self.assertIn(c, colours)
+        self.assertTrue(np.any(rgb.sum(axis=1) < 150))  # text and frames
+        # Validating a map against itself: nothing deviates.
+        rc, _, err = run("validate", crop, crop, "--report", self.path("self"))
+        self.assertEqual(rc, 0, err)
+        with open(self.path("self/validation.json")) as f:
+            self.assertEqual(json.load(f)["ks_distance"], 0)
+        self.assertFails(["validate", crop, self.path("big.fits"), "--report", self.path("r2")],
+                         1, "differ")
 
     def test_bad_input(self):
         target, out = self.path("t.fits"), self.path("s.fits")

@@ -96,7 +96,7 @@ TEST(MatchingLoss, TargetsAreTheMeanOverMapsAndScalesFollowTheOption) {
   o.statistics = {{demix::PowerSpectrumOptions{.bins = 4}, 1.0}};
   for (const demix::TermScale scale :
        {demix::TermScale::Auto, demix::TermScale::Spread, demix::TermScale::Modulus,
-        demix::TermScale::ClassRms, demix::TermScale::None}) {
+        demix::TermScale::ClassRms, demix::TermScale::StatisticRms, demix::TermScale::None}) {
     o.scale = scale;
     const demix::MatchTerm t = demix::match_targets(targets, o, grid, cpu64()).terms()[0];
     EXPECT_TRUE(at::allclose(t.target, values.mean(0))) << demix::term_scale_name(scale);
@@ -106,13 +106,23 @@ TEST(MatchingLoss, TargetsAreTheMeanOverMapsAndScalesFollowTheOption) {
     if (scale == demix::TermScale::Auto || scale == demix::TermScale::Spread)
       expected = at::maximum(values.std(0), floor);
     if (scale == demix::TermScale::Modulus) expected = at::maximum(values.mean(0).abs(), floor);
-    if (scale == demix::TermScale::ClassRms) expected = rms;
+    if (scale == demix::TermScale::ClassRms || scale == demix::TermScale::StatisticRms)
+      expected = rms; // the power spectrum has one class
     if (scale == demix::TermScale::None) {
       EXPECT_FALSE(t.scale.defined());
       continue;
     }
     EXPECT_TRUE(at::allclose(t.scale, expected)) << demix::term_scale_name(scale);
   }
+  // One target map: Auto is StatisticRms, one scale for all of a statistic's coefficients (here
+  // WPH's six classes), the RMS of |target|.
+  demix::MatchingOptions one;
+  one.statistics = {{wph(2), 1.0}};
+  const demix::MatchTerm w =
+      demix::match_targets(targets.narrow(0, 0, 1), one, grid, cpu64()).terms()[0];
+  const double rms = w.target.abs().square().mean().sqrt().item<double>();
+  EXPECT_TRUE(at::allclose(w.scale, at::full_like(w.scale, rms))) << rms;
+
   // The loss of the term is the weighted distance, as SquaredDistance computes it.
   o.scale = demix::TermScale::Spread;
   const demix::MatchingLoss loss = demix::match_targets(targets, o, grid, cpu64());

@@ -136,10 +136,7 @@ int main(int argc, char** argv) {
   const std::string device = argc > 1 ? argv[1] : "auto";
   const std::string dust = argc > 2 ? argv[2] : "../shared/data/dust/I_1.npy";
   try {
-    const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
-                                        : device == "cuda" ? demix::DeviceKind::Cuda
-                                                           : demix::DeviceKind::Auto});
-    bench::on_cuda = ctx.device().is_cuda();
+    const demix::Context ctx = bench::make_context(device);
     const std::string mode = argc > 3 ? argv[3] : "";
     if (mode == "large") { // map sizes up to 4096 x 4096: time and peak memory, batch 1
       for (int64_t n : {1024, 2048, 4096}) bench_wph(ctx, dust, n, 8, 1);

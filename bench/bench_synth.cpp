@@ -65,10 +65,7 @@ int main(int argc, char** argv) {
   const std::string device = argc > 1 ? argv[1] : "auto";
   const std::string dust = argc > 2 ? argv[2] : "../shared/data/dust/I_1.npy";
   try {
-    const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
-                                        : device == "cuda" ? demix::DeviceKind::Cuda
-                                                           : demix::DeviceKind::Auto});
-    bench::on_cuda = ctx.device().is_cuda();
+    const demix::Context ctx = bench::make_context(device);
     const std::string cases = argc > 3 ? argv[3] : (bench::on_cuda ? "gpu" : "cpu");
     if (cases == "gpu") {
       bench_synthesis(ctx, dust, 256, 7, 1);

@@ -2,17 +2,30 @@
 // Wall-clock timing shared by the benchmarks. CUDA calls return before their kernels finish, so
 // every reading waits for the device first when the timed work runs on a GPU.
 
+#include <demix/core/context.hpp>
+
 #include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace bench {
 
 /// Whether the timed work runs on CUDA; main sets it once from the context's device.
 inline bool on_cuda = false;
+
+/// The context a benchmark's first argument names ("cpu", "cuda" or "auto"), float32; sets
+/// on_cuda from it.
+inline demix::Context make_context(const std::string& device) {
+  const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
+                                      : device == "cuda" ? demix::DeviceKind::Cuda
+                                                         : demix::DeviceKind::Auto});
+  on_cuda = ctx.device().is_cuda();
+  return ctx;
+}
 
 /// Waits for the work queued on the GPU (nothing on the CPU).
 inline void sync() {

@@ -36,12 +36,8 @@ struct SynthCliOptions {
   std::vector<double> weights; ///< one per statistic; default 1
   int J = 0, L = 0, dn = 2;    ///< 0: the statistic's default
   CommonNorm norm = CommonNorm::Auto;
-  int samples = 1;
-  int iterations = 100;
-  std::uint64_t seed = 0;
-  bool log = false, standardize = false, no_cross = false, channels = false;
-  SynthesisInit init = SynthesisInit::Noise;
-  TermScale scale = TermScale::Auto;
+  SynthesisOptions synthesis; ///< samples, iterations, seed, log, standardize, init, scale
+  bool no_cross = false, channels = false;
   std::string checkpoint, resume;
   int checkpoint_every = 0;
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
@@ -129,13 +125,14 @@ void add_keywords(FitsHeader& h, const SynthCliOptions& o, const Synthesizer& sy
   for (const std::string& s : o.stats) names += (names.empty() ? "" : ",") + s;
   h.set("SYNSTATS", std::string_view(names), "statistics matched");
   h.set("NTARGET", static_cast<long long>(targets), "number of target maps");
-  h.set("NSAMPLE", static_cast<long long>(o.samples), "number of samples");
-  h.set("SEED", static_cast<long long>(o.seed), "seed of the initial maps");
+  h.set("NSAMPLE", static_cast<long long>(o.synthesis.samples), "number of samples");
+  h.set("SEED", static_cast<long long>(o.synthesis.seed), "seed of the initial maps");
   h.set("ITERS", static_cast<long long>(r.iterations), "L-BFGS iterations done");
-  h.set("INIT", std::string_view(synthesis_init_name(o.init)), "initial maps");
-  h.set("LOGMAP", o.log, "T if log(map) was synthesised");
-  h.set("STDMAP", o.standardize, "T if maps were standardised per channel");
-  h.set("RESSCALE", std::string_view(term_scale_name(o.scale)), "residual scale of the loss");
+  h.set("INIT", std::string_view(synthesis_init_name(o.synthesis.init)), "initial maps");
+  h.set("LOGMAP", o.synthesis.log, "T if log(map) was synthesised");
+  h.set("STDMAP", o.synthesis.standardize, "T if maps were standardised per channel");
+  h.set("RESSCALE", std::string_view(term_scale_name(o.synthesis.matching.scale)),
+        "residual scale of the loss");
   h.set("PRECISN", dtype_name(ctx.real_dtype()), "computing precision");
   h.set("FINLOSS", r.loss_history[-1].mean().item<double>(), "final loss, mean over samples");
   // The first term of each statistic carries its options (J, L, DN, NORM...), prefixed by its
@@ -151,8 +148,8 @@ void add_keywords(FitsHeader& h, const SynthCliOptions& o, const Synthesizer& sy
         std::visit([&](const auto& v) { h.set(key, v, name + ": " + k.comment); }, k.value);
     }
   }
-  h.add_history("demix " + build_info().demix + " synth: " + std::to_string(o.samples) +
-                " sample(s) of " + names + ", seed " + std::to_string(o.seed));
+  h.add_history("demix " + build_info().demix + " synth: " + std::to_string(o.synthesis.samples) +
+                " sample(s) of " + names + ", seed " + std::to_string(o.synthesis.seed));
 }
 
 std::string history_json(const SynthCliOptions& o, const SynthesisResult& r, const Context& ctx) {
@@ -166,11 +163,11 @@ std::string history_json(const SynthCliOptions& o, const SynthesisResult& r, con
   for (std::size_t i = 0; i < o.stats.size(); ++i)
     s << (i ? ", " : "") << json_number(o.weights.empty() ? 1.0 : o.weights[i]);
   s << "], \"J\": " << o.J << ", \"L\": " << o.L << ", \"dn\": " << o.dn
-    << ", \"samples\": " << o.samples << ", \"iterations\": " << o.iterations
-    << ", \"seed\": " << o.seed << ", \"log\": " << (o.log ? "true" : "false")
-    << ", \"standardize\": " << (o.standardize ? "true" : "false")
-    << ", \"init\": " << json_string(synthesis_init_name(o.init))
-    << ", \"scale\": " << json_string(term_scale_name(o.scale))
+    << ", \"samples\": " << o.synthesis.samples << ", \"iterations\": " << o.synthesis.iterations
+    << ", \"seed\": " << o.synthesis.seed << ", \"log\": " << (o.synthesis.log ? "true" : "false")
+    << ", \"standardize\": " << (o.synthesis.standardize ? "true" : "false")
+    << ", \"init\": " << json_string(synthesis_init_name(o.synthesis.init))
+    << ", \"scale\": " << json_string(term_scale_name(o.synthesis.matching.scale))
     << ", \"cross\": " << (o.no_cross ? "false" : "true")
     << ", \"channels\": " << (o.channels ? "true" : "false")
     << ", \"device\": " << json_string(ctx.describe()) << "},\n";
@@ -209,21 +206,15 @@ void run_synth(SynthCliOptions o, const Globals& globals) {
   const Context ctx = make_context(globals);
   auto [targets, first] = read_targets(o);
   const Grid2d grid{targets.size(2), targets.size(3)};
-  SynthesisOptions so;
+  SynthesisOptions so = o.synthesis;
   so.matching.statistics = statistic_terms(o, grid, targets.is_complex());
   so.matching.cross = !o.no_cross;
-  so.matching.scale = o.scale;
-  so.samples = o.samples;
-  so.iterations = o.iterations;
-  so.seed = o.seed;
-  so.log = o.log;
-  so.standardize = o.standardize;
-  so.init = o.init;
   const Synthesizer synth(targets, so, grid, ctx);
   if (!globals.quiet)
     std::cerr << "demix synth: " << targets.size(0) << " target map(s) of " << targets.size(1)
               << " channel(s), " << to_string(grid) << ", " << synth.loss().terms().size()
-              << " loss term(s), " << o.samples << " sample(s) on " << ctx.describe() << "\n";
+              << " loss term(s), " << o.synthesis.samples << " sample(s) on " << ctx.describe()
+              << "\n";
 
   ProgressLine line(globals.quiet);
   const SynthesisResult r = synth.run({.progress = [&](const SynthesisProgress& p) { line(p); },
@@ -291,19 +282,19 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--norm", o->norm, "none or auto: wph and scov normalisation by the targets'")
       ->transform(CLI::CheckedTransformer(norms, CLI::ignore_case))
       ->default_str("auto");
-  cmd->add_option("--samples", o->samples, "Number of maps to draw")
+  cmd->add_option("--samples", o->synthesis.samples, "Number of maps to draw")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--iterations", o->iterations, "L-BFGS iterations")
+  cmd->add_option("--iterations", o->synthesis.iterations, "L-BFGS iterations")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of the initial maps")->capture_default_str();
-  cmd->add_flag("--log", o->log, "Synthesise log(map) (positive maps), exp() on output");
-  cmd->add_flag("--standardize", o->standardize,
+  cmd->add_option("--seed", o->synthesis.seed, "Seed of the initial maps")->capture_default_str();
+  cmd->add_flag("--log", o->synthesis.log, "Synthesise log(map) (positive maps), exp() on output");
+  cmd->add_flag("--standardize", o->synthesis.standardize,
                 "Standardise each channel by the targets' mean and deviation, undone on output");
   const std::map<std::string, SynthesisInit> inits{{"noise", SynthesisInit::Noise},
                                                    {"gaussian", SynthesisInit::Gaussian}};
-  cmd->add_option("--init", o->init,
+  cmd->add_option("--init", o->synthesis.init,
                   "noise (white, the targets' mean and deviation) or gaussian (a Gaussian field "
                   "with the targets' power spectrum)")
       ->transform(CLI::CheckedTransformer(inits, CLI::ignore_case))
@@ -314,7 +305,7 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
                                                 {"class-rms", TermScale::ClassRms},
                                                 {"statistic-rms", TermScale::StatisticRms},
                                                 {"spread", TermScale::Spread}};
-  cmd->add_option("--scale", o->scale,
+  cmd->add_option("--scale", o->synthesis.matching.scale,
                   "Residual scale of each coefficient: auto (spread over several targets, else "
                   "statistic-rms), none, modulus (|target|), class-rms, statistic-rms, spread")
       ->transform(CLI::CheckedTransformer(scales, CLI::ignore_case))

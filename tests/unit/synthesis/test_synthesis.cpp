@@ -260,6 +260,30 @@ TEST(Synthesis, PreprocessingRoundTripsAndTheGaussianStartHasTheTargetSpectrum) 
   EXPECT_GT((p_noise.mean(0) / p_target).narrow(0, 1, 7).max().item<double>(), 3.0);
 }
 
+TEST(Synthesis, ComplexMapsQPlusIU) {
+  // Polarisation as one complex map Q + iU: the optimiser sees (..., 2) real pairs, the samples
+  // come back complex, and the WPH loss (complex_data) falls.
+  const int64_t n = 16;
+  const demix::Grid2d grid{n, n};
+  const at::Tensor qu = lognormal(1, 2, n, 8).log();
+  const at::Tensor target = at::complex(qu.narrow(1, 0, 1), qu.narrow(1, 1, 1)); // (1, 1, n, n)
+  demix::SynthesisOptions o;
+  o.matching.statistics = {
+      {demix::WphOptions{
+           .J = 2, .L = 4, .dn = 1, .complex_data = true, .norm = demix::WphNorm::Auto},
+       1.0}};
+  o.iterations = 15;
+  o.seed = 3;
+  o.standardize = true;
+  const demix::SynthesisResult r = demix::Synthesizer(target, o, grid, cpu64()).run();
+  EXPECT_TRUE(r.samples.is_complex());
+  EXPECT_EQ(r.samples.sizes(), target.sizes());
+  EXPECT_LT(r.loss_history[-1][0].item<double>(), 1e-2 * r.loss_history[0][0].item<double>());
+  o.log = true;
+  expect_error_naming<demix::ValueError>([&] { demix::Synthesizer(target, o, grid, cpu64()); },
+                                         {"complex"});
+}
+
 TEST(Synthesis, BadInputIsRefused) {
   const int64_t n = 16;
   const demix::Grid2d grid{n, n};

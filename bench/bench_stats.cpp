@@ -133,11 +133,10 @@ void bench_scov(const demix::Context& ctx, const std::string& dust, int64_t n, i
 } // namespace
 
 int main(int argc, char** argv) {
-  const std::string device = argc > 1 ? argv[1] : "auto";
-  const std::string dust = argc > 2 ? argv[2] : "../shared/data/dust/I_1.npy";
   try {
-    const demix::Context ctx = bench::make_context(device);
-    const std::string mode = argc > 3 ? argv[3] : "";
+    const bench::Run run = bench::start(argc, argv);
+    const demix::Context& ctx = run.context;
+    const std::string &dust = run.dust, &mode = run.mode;
     if (mode == "large") { // map sizes up to 4096 x 4096: time and peak memory, batch 1
       for (int64_t n : {1024, 2048, 4096}) bench_wph(ctx, dust, n, 8, 1);
       return 0;

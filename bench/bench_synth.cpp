@@ -59,22 +59,24 @@ void bench_synthesis(const demix::Context& ctx, const std::string& dust, int64_t
   std::fflush(stdout);
 }
 
+/// The cases of the GPU ("gpu") or the 2-core CPU machine ("cpu").
+void run_cases(const bench::Run& run) {
+  const std::string cases = !run.mode.empty() ? run.mode : (bench::on_cuda ? "gpu" : "cpu");
+  if (cases == "gpu") {
+    bench_synthesis(run.context, run.dust, 256, 7, 1);
+    bench_synthesis(run.context, run.dust, 256, 7, 8);
+    bench_synthesis(run.context, run.dust, 1024, 7, 1);
+  } else {
+    bench_synthesis(run.context, run.dust, 128, 6, 1);
+    bench_synthesis(run.context, run.dust, 256, 7, 1);
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-  const std::string device = argc > 1 ? argv[1] : "auto";
-  const std::string dust = argc > 2 ? argv[2] : "../shared/data/dust/I_1.npy";
   try {
-    const demix::Context ctx = bench::make_context(device);
-    const std::string cases = argc > 3 ? argv[3] : (bench::on_cuda ? "gpu" : "cpu");
-    if (cases == "gpu") {
-      bench_synthesis(ctx, dust, 256, 7, 1);
-      bench_synthesis(ctx, dust, 256, 7, 8);
-      bench_synthesis(ctx, dust, 1024, 7, 1);
-    } else {
-      bench_synthesis(ctx, dust, 128, 6, 1);
-      bench_synthesis(ctx, dust, 256, 7, 1);
-    }
+    run_cases(bench::start(argc, argv));
   } catch (const std::exception& e) {
     std::cerr << "bench_synth: " << e.what() << "\n";
     return 1;

@@ -17,14 +17,21 @@ namespace bench {
 /// Whether the timed work runs on CUDA; main sets it once from the context's device.
 inline bool on_cuda = false;
 
-/// The context a benchmark's first argument names ("cpu", "cuda" or "auto"), float32; sets
-/// on_cuda from it.
-inline demix::Context make_context(const std::string& device) {
-  const demix::Context ctx({.device = device == "cpu"    ? demix::DeviceKind::Cpu
-                                      : device == "cuda" ? demix::DeviceKind::Cuda
-                                                         : demix::DeviceKind::Auto});
-  on_cuda = ctx.device().is_cuda();
-  return ctx;
+/// What a benchmark's arguments name, [cpu|cuda|auto] [path/to/I_1.npy] [mode]: the context
+/// (float32; sets on_cuda), the dust map and the mode.
+struct Run {
+  demix::Context context;
+  std::string dust = "../shared/data/dust/I_1.npy", mode;
+};
+inline Run start(int argc, char** argv) {
+  const std::string device = argc > 1 ? argv[1] : "auto";
+  Run run{demix::Context({.device = device == "cpu"    ? demix::DeviceKind::Cpu
+                                    : device == "cuda" ? demix::DeviceKind::Cuda
+                                                       : demix::DeviceKind::Auto})};
+  on_cuda = run.context.device().is_cuda();
+  if (argc > 2) run.dust = argv[2];
+  if (argc > 3) run.mode = argv[3];
+  return run;
 }
 
 /// Waits for the work queued on the GPU (nothing on the CPU).

@@ -9,6 +9,7 @@
 #include <demix/synthesis/objective.hpp>
 
 #include "support/expect_error.hpp"
+#include "support/statistics.hpp"
 #include "support/temp_dir.hpp"
 
 #include <ATen/ATen.h>
@@ -20,13 +21,8 @@
 
 namespace {
 
+using demix::test::cpu64;
 using demix::test::expect_error_naming;
-
-const demix::Context& cpu64() {
-  static const demix::Context c(
-      {.device = demix::DeviceKind::Cpu, .precision = demix::Precision::Float64});
-  return c;
-}
 
 /// Log-normal fields (T, C, n, n): exp of a smoothed Gaussian field, skewed and intermittent as
 /// dust is, so that matching its WPH is not matching a Gaussian.

@@ -20,6 +20,6 @@ for run in "wph -J 7 -L 4 --dn 2 --iterations 100" "scov -J 7 -L 4 --iterations 
            "wph -J 7 --init gaussian --iterations 0"; do
   name=$(echo $run | awk '{print $1}'); case "$run" in *gaussian*) name=gaussian;; esac
   t0=$(date +%s.%N); $S --stats $run -o $O/$name.fits
-  echo "$name: synth $(echo "$(date +%s.%N) - $t0" | bc) s (process, with start-up)"
+  echo "$name: synth $(python3 -c "import time; print(round(time.time() - $t0, 2))") s (process, with start-up)"
   $N/demix validate /tmp/target256.npy $O/$name.fits --log --report $O/$name | tee $O/$name.txt
 done

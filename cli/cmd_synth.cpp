@@ -289,6 +289,9 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--seed", o->synthesis.seed, "Seed of the initial maps")->capture_default_str();
+  cmd->add_option("--history", o->synthesis.lbfgs.history, "L-BFGS curvature pairs kept per sample")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_flag("--log", o->synthesis.log, "Synthesise log(map) (positive maps), exp() on output");
   cmd->add_flag("--standardize", o->synthesis.standardize,
                 "Standardise each channel by the targets' mean and deviation, undone on output");

@@ -35,7 +35,7 @@ at::Tensor read_maps(const std::string& spec, const ValidateCliOptions& o) {
   if (detect_input_format(spec) == FileFormat::Fits) {
     d = image_from_fits(read_fits(spec), spec).data; // 2-D to 4-D
   } else {
-    d = read_image(spec, {.non_finite = o.non_finite}).data;
+    d = read_image(spec, {.non_finite = NonFinitePolicy::Keep}).data; // the policy: below
   }
   d = apply_non_finite_policy(d, o.non_finite, spec);
   if (d.dim() == 4) {

@@ -67,8 +67,10 @@ private:
 /// The objective's calls, with their outputs checked, detached and counted.
 class Evaluator {
 public:
-  Evaluator(const LbfgsObjective& f, const at::Tensor& x0, std::int64_t groups)
-      : f_(f), x_sizes_(x0.sizes().vec()), groups_(groups) {}
+  /// `calls`: the count so far (a resumed minimisation goes on counting).
+  Evaluator(const LbfgsObjective& f, const at::Tensor& x0, std::int64_t groups,
+            std::int64_t calls = 0)
+      : f_(f), x_sizes_(x0.sizes().vec()), groups_(groups), calls_(calls) {}
 
   std::pair<at::Tensor, at::Tensor> value_and_grad(const at::Tensor& x) {
     auto [value, grad] = f_.value_and_grad(x);
@@ -90,7 +92,6 @@ public:
   }
 
   std::int64_t calls() const { return calls_; }
-  void reset_calls() { calls_ = 0; }
 
 private:
   void check_value(const at::Tensor& v, const char* which) const {
@@ -270,14 +271,14 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
     throw ShapeError("lbfgs_run: the state does not fit " + std::to_string(G) + " groups and x " +
                      sizes_text(st.x));
   const Groups grp(groups.index.to(st.x.device()), G, st.x.dim());
-  Evaluator f(objective, st.x, G);
+  Evaluator f(objective, st.x, G, st.evaluations);
   // Without curvature, a step of length first_step_length along -g.
   const auto steepest_scale = [&](const at::Tensor& grad) {
     return o.first_step_length / grp.dot(grad, grad).sqrt().clamp_min(1e-30);
   };
   if (!st.done.logical_not().any().item<bool>()) return;
 
-  for (; st.iteration < o.max_iterations;) {
+  while (st.iteration < o.max_iterations) {
     const at::Tensor& g = st.grad;
     st.iterations.add_((~st.done).to(at::kLong));
     // Two-loop recursion, every inner product per group.
@@ -322,7 +323,7 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
     st.done = st.done | ~step.accepted | ((st.value - step.value) <= o.rtol * step.value.abs());
     st.x = step.x, st.value = step.value, st.grad = step.grad;
     ++st.iteration;
-    st.evaluations += f.calls(), f.reset_calls();
+    st.evaluations = f.calls();
     const bool running = (~st.done).any().item<bool>();
     if (progress) progress(st);
     if (!running) break;

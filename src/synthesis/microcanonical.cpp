@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -77,14 +76,12 @@ std::string fingerprint(const at::Tensor& targets, const SynthesisOptions& o,
 } // namespace
 
 struct Synthesizer::State {
-  SynthesisOptions options;
-  Grid2d grid;
+  SynthesisOptions options; ///< as given, with the default statistic and first step filled in
   Context context;
   bool complex = false;
   at::Tensor mean, std; // (C) per channel, of the log-transformed targets (complex mean if complex)
   at::Tensor targets;   // (T, C, H, W) preprocessed
   std::unique_ptr<MatchingLoss> loss;
-  double first_step = 0;
   std::string fingerprint;
 };
 
@@ -92,7 +89,7 @@ Synthesizer::Synthesizer(const at::Tensor& targets, const SynthesisOptions& opti
                          const Grid2d& grid, const Context& context)
     : state_(std::make_unique<State>()) {
   State& s = *state_;
-  s.options = options, s.grid = grid, s.context = context;
+  s.options = options, s.context = context;
   check_options(options);
   if (!targets.defined() || targets.dim() != 4)
     throw ShapeError("synthesis: targets must be (T, C, H, W), got " +
@@ -132,10 +129,8 @@ Synthesizer::Synthesizer(const at::Tensor& targets, const SynthesisOptions& opti
   const double variables = static_cast<double>(s.targets[0].numel()) * (s.complex ? 2 : 1);
   const double spread =
       (s.targets - s.targets.mean({0, 2, 3}, true)).abs().square().mean().sqrt().item<double>();
-  s.first_step = s.options.lbfgs.first_step_length > 0
-                     ? s.options.lbfgs.first_step_length
-                     : 0.1 * std::sqrt(variables) * (spread > 0 ? spread : 1.0);
-  s.options.lbfgs.first_step_length = s.first_step;
+  if (!(s.options.lbfgs.first_step_length > 0))
+    s.options.lbfgs.first_step_length = 0.1 * std::sqrt(variables) * (spread > 0 ? spread : 1.0);
   s.fingerprint = fingerprint(targets, s.options, *s.loss, context);
 }
 
@@ -289,11 +284,14 @@ SynthesisResult Synthesizer::run(const SynthesisRun& run) const {
     history.push_back(st.value.to(at::kCPU, at::kDouble));
   }
   const int first_iteration = st.iteration;
+  int saved = -1; // the iteration the checkpoint file holds
   lbfgs_run(objective, st, groups, s.options.lbfgs, [&](const LbfgsState& now) {
     history.push_back(now.value.to(at::kCPU, at::kDouble));
     if (!run.checkpoint.empty() && run.checkpoint_every > 0 &&
-        now.iteration % run.checkpoint_every == 0)
+        now.iteration % run.checkpoint_every == 0) {
       save_checkpoint(run.checkpoint, s.fingerprint, now, history);
+      saved = now.iteration;
+    }
     if (run.progress) {
       const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
       const double rate = (now.iteration - first_iteration) / std::max(elapsed, 1e-9);
@@ -302,7 +300,8 @@ SynthesisResult Synthesizer::run(const SynthesisRun& run) const {
                     (s.options.iterations - now.iteration) / std::max(rate, 1e-12)});
     }
   });
-  if (!run.checkpoint.empty()) save_checkpoint(run.checkpoint, s.fingerprint, st, history);
+  if (!run.checkpoint.empty() && saved != st.iteration)
+    save_checkpoint(run.checkpoint, s.fingerprint, st, history);
 
   SynthesisResult out;
   const at::Tensor x = from_variables(st.x, complex);

@@ -140,6 +140,8 @@ std::pair<at::Tensor, at::Tensor> target_and_scale(const at::Tensor& values /* (
                                                    double floor) {
   const at::Tensor target = values.mean(0); // (K)
   const at::Tensor rms = class_rms(target, class_id);
+  if (scale == TermScale::Auto)
+    scale = values.size(0) > 1 ? TermScale::Spread : TermScale::StatisticRms;
   at::Tensor s;
   switch (scale) {
   case TermScale::None: return {target, at::Tensor()};
@@ -147,9 +149,7 @@ std::pair<at::Tensor, at::Tensor> target_and_scale(const at::Tensor& values /* (
   case TermScale::ClassRms: s = rms; break;
   case TermScale::StatisticRms: s = target.abs().square().mean().sqrt().expand_as(rms); break;
   case TermScale::Spread: s = values.std(0); break; // unbiased, over the target maps
-  case TermScale::Auto:
-    s = values.size(0) > 1 ? values.std(0) : target.abs().square().mean().sqrt().expand_as(rms);
-    break;
+  case TermScale::Auto: break;                      // resolved above
   }
   // Floored by the class's size, and by the smallest positive double for all-zero classes.
   const at::Tensor low = (floor * rms).clamp_min(1e-300);

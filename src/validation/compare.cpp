@@ -73,12 +73,6 @@ MeasureCurve make_curve(std::string name, std::string x_label, std::string y_lab
   return c;
 }
 
-/// (N, n) per map: power spectrum in log bins, with the bin centres and which bins hold >= 100
-/// modes.
-std::pair<at::Tensor, at::Tensor> spectrum(const PowerSpectrumOperator& op, const at::Tensor& x) {
-  return {op.forward(x).values, op.counts() >= 100};
-}
-
 /// Minkowski functionals of {u >= nu} per map: (N) each, periodic square lattice.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> minkowski(const at::Tensor& u, double nu) {
   const at::Tensor m = u >= nu; // (N, H, W)
@@ -106,27 +100,44 @@ double ks_distance(const at::Tensor& a, const at::Tensor& b) {
   return (fa - fb).abs().max().item<double>();
 }
 
-/// Per map (N, n) bispectrum of the configurations (b1, b2, b3) (n each), see compare.hpp.
-at::Tensor bispectrum(const at::Tensor& u, const at::Tensor& kmod, double dk, int shells,
-                      const std::vector<std::array<int, 3>>& configs) {
-  const int64_t N = u.size(0), H = u.size(1), W = u.size(2);
-  const at::Tensor xh = at::fft_fft2(u - u.mean({1, 2}, true));
-  std::vector<at::Tensor> I, J;
-  for (int b = 0; b < shells; ++b) {
-    const at::Tensor shell =
-        ((kmod >= (b + 0.5) * dk) & (kmod < (b + 1.5) * dk)).to(at::kDouble); // (H, W)
-    I.push_back(at::real(at::fft_ifft2(xh * shell)));                         // (N, H, W)
-    J.push_back(at::real(at::fft_ifft2(shell.to(at::kComplexDouble))));       // (H, W)
+/// Binned bispectra by FFT shells (compare.hpp): the shells and their triangle counts are built
+/// once; each set of maps is filtered into the shells once for all configurations.
+class Bispectrum {
+public:
+  using Configs = std::vector<std::array<int, 3>>; // shell indices (b1, b2, b3)
+
+  Bispectrum(int64_t H, int64_t W, double dk, int shells) : pixels_(static_cast<double>(H * W)) {
+    const at::Tensor ky = at::fft_fftfreq(H, 1.0, at::kDouble).view({-1, 1});
+    const at::Tensor kx = at::fft_fftfreq(W, 1.0, at::kDouble).view({1, -1});
+    const at::Tensor kmod = (ky.square() + kx.square()).sqrt();
+    for (int b = 0; b < shells; ++b) {
+      shells_.push_back(((kmod >= (b + 0.5) * dk) & (kmod < (b + 1.5) * dk)).to(at::kDouble));
+      J_.push_back(at::real(at::fft_ifft2(shells_.back().to(at::kComplexDouble)))); // (H, W)
+    }
   }
-  std::vector<at::Tensor> out;
-  for (const auto& [a, b, c] : configs) {
-    const at::Tensor num = (I[a] * I[b] * I[c]).sum({1, 2});
-    const at::Tensor den = (J[a] * J[b] * J[c]).sum();
-    out.push_back(num / den / static_cast<double>(H * W));
+
+  /// Per map (N, n_i) for each list of configurations, of maps u (N, H, W).
+  std::vector<at::Tensor> operator()(const at::Tensor& u, const std::vector<Configs>& lists) const {
+    const at::Tensor xh = at::fft_fft2(u - u.mean({1, 2}, true));
+    std::vector<at::Tensor> I; // (N, H, W) per shell
+    for (const at::Tensor& shell : shells_) I.push_back(at::real(at::fft_ifft2(xh * shell)));
+    std::vector<at::Tensor> out;
+    for (const Configs& configs : lists) {
+      std::vector<at::Tensor> columns;
+      for (const auto& [a, b, c] : configs) {
+        const at::Tensor num = (I[a] * I[b] * I[c]).sum({1, 2});
+        const at::Tensor den = (J_[a] * J_[b] * J_[c]).sum();
+        columns.push_back(num / den / pixels_);
+      }
+      out.push_back(at::stack(columns, 1));
+    }
+    return out;
   }
-  (void)N;
-  return at::stack(out, 1);
-}
+
+private:
+  std::vector<at::Tensor> shells_, J_; // (H, W) each
+  double pixels_;
+};
 
 } // namespace
 
@@ -167,9 +178,9 @@ ValidationReport validate_maps(const at::Tensor& targets_in, const at::Tensor& s
     }
   }
   const PowerSpectrumOperator& ps = *ps_op;
-  const auto [pt, well] = spectrum(ps, t);
   r.curves.push_back(make_curve("power_spectrum", "k (cycles / pixel)", "P(k)", ps.bin_centres(),
-                                pt, spectrum(ps, s).first, true, well));
+                                ps.forward(t).values, ps.forward(s).values, true,
+                                ps.counts() >= 100)); // well sampled
   r.curves.back().log_x = r.curves.back().log_y = true;
 
   // One-point PDF and moments of u.
@@ -219,23 +230,20 @@ ValidationReport validate_maps(const at::Tensor& targets_in, const at::Tensor& s
   // Bispectrum: shells of width dk centred on (b + 1) dk, dk = 1 / (4 bins).
   const double dk = 0.25 / o.bispectrum_bins;
   const int shells = static_cast<int>(std::floor(0.5 / dk)) - 1;
-  const at::Tensor ky = at::fft_fftfreq(H, 1.0, at::kDouble).view({-1, 1});
-  const at::Tensor kx = at::fft_fftfreq(W, 1.0, at::kDouble).view({1, -1});
-  const at::Tensor kmod = (ky.square() + kx.square()).sqrt();
-  std::vector<std::array<int, 3>> equilateral, folded;
+  Bispectrum::Configs equilateral, folded;
   std::vector<double> k_eq, k_fold;
   for (int b = 0; b < o.bispectrum_bins; ++b) {
     equilateral.push_back({b, b, b}), k_eq.push_back((b + 1) * dk);
     if (2 * b + 1 < shells) folded.push_back({b, b, 2 * b + 1}), k_fold.push_back((b + 1) * dk);
   }
+  const Bispectrum bispectrum(H, W, dk, shells);
+  const std::vector<at::Tensor> bt = bispectrum(ut, {equilateral, folded});
+  const std::vector<at::Tensor> bs = bispectrum(us, {equilateral, folded});
   const auto k_tensor = [](const std::vector<double>& k) { return at::tensor(k, at::kDouble); };
   r.curves.push_back(make_curve("bispectrum_equilateral", "k1 = k2 = k3 (cycles / pixel)",
-                                "B(k, k, k)", k_tensor(k_eq),
-                                bispectrum(ut, kmod, dk, shells, equilateral),
-                                bispectrum(us, kmod, dk, shells, equilateral), false));
-  r.curves.push_back(make_curve(
-      "bispectrum_folded", "k1 = k2 = k3 / 2 (cycles / pixel)", "B(k, k, 2k)", k_tensor(k_fold),
-      bispectrum(ut, kmod, dk, shells, folded), bispectrum(us, kmod, dk, shells, folded), false));
+                                "B(k, k, k)", k_tensor(k_eq), bt[0], bs[0], false));
+  r.curves.push_back(make_curve("bispectrum_folded", "k1 = k2 = k3 / 2 (cycles / pixel)",
+                                "B(k, k, 2k)", k_tensor(k_fold), bt[1], bs[1], false));
 
   // Peak counts.
   const auto peaks = [&](const at::Tensor& u) {

@@ -127,6 +127,7 @@ void add_keywords(FitsHeader& h, const SynthCliOptions& o, const Synthesizer& sy
   h.set("NTARGET", static_cast<long long>(targets), "number of target maps");
   h.set("NSAMPLE", static_cast<long long>(o.synthesis.samples), "number of samples");
   h.set("SEED", static_cast<long long>(o.synthesis.seed), "seed of the initial maps");
+  h.set("LBFGSMEM", static_cast<long long>(o.synthesis.lbfgs.history), "L-BFGS pairs per sample");
   h.set("ITERS", static_cast<long long>(r.iterations), "L-BFGS iterations done");
   h.set("INIT", std::string_view(synthesis_init_name(o.synthesis.init)), "initial maps");
   h.set("LOGMAP", o.synthesis.log, "T if log(map) was synthesised");
@@ -164,7 +165,8 @@ std::string history_json(const SynthCliOptions& o, const SynthesisResult& r, con
     s << (i ? ", " : "") << json_number(o.weights.empty() ? 1.0 : o.weights[i]);
   s << "], \"J\": " << o.J << ", \"L\": " << o.L << ", \"dn\": " << o.dn
     << ", \"samples\": " << o.synthesis.samples << ", \"iterations\": " << o.synthesis.iterations
-    << ", \"seed\": " << o.synthesis.seed << ", \"log\": " << (o.synthesis.log ? "true" : "false")
+    << ", \"seed\": " << o.synthesis.seed << ", \"history\": " << o.synthesis.lbfgs.history
+    << ", \"log\": " << (o.synthesis.log ? "true" : "false")
     << ", \"standardize\": " << (o.synthesis.standardize ? "true" : "false")
     << ", \"init\": " << json_string(synthesis_init_name(o.synthesis.init))
     << ", \"scale\": " << json_string(term_scale_name(o.synthesis.matching.scale))

@@ -57,7 +57,8 @@ class SynthCliTest(clitest.CliTestCase):
             hdr = h[0].header
             for key, value in [("CTYPE1", "RA---TAN"), ("CRVAL1", 150.0), ("BUNIT", "MJy/sr"),
                                ("SYNSTATS", "wph"), ("NSAMPLE", 2), ("SEED", 4), ("ITERS", 15),
-                               ("LOGMAP", True), ("J", 3), ("DN", 1)]:
+                               ("LOGMAP", True), ("J", 3), ("DN", 1),
+                               ("LBFGSMEM", 20)]:
                 self.assertEqual(hdr[key], value, key)
             samples = h[0].data.astype(np.float64)
             loss = h["LOSS"].data
@@ -69,6 +70,7 @@ class SynthCliTest(clitest.CliTestCase):
             side = json.load(f)
         np.testing.assert_allclose(np.array(side["loss_history"]), history, rtol=1e-12)
         self.assertEqual(side["options"]["seed"], 4)
+        self.assertEqual(side["options"]["history"], 20)  # the default, also LBFGSMEM above
         self.assertEqual(side["iterations"], 15)
         self.assertIn("wph[0]", side["final_terms"])
 
@@ -83,6 +85,12 @@ class SynthCliTest(clitest.CliTestCase):
         for other in (again, resumed):
             with fits.open(other) as h:
                 np.testing.assert_array_equal(h[0].data, samples.astype(np.float32))
+        # --history changes the iterates and is recorded.
+        other = self.path("h5.fits")
+        self.synth(*common, "-o", other, "--history", 5)
+        with fits.open(other) as h:
+            self.assertEqual(h[0].header["LBFGSMEM"], 5)
+            self.assertFalse(np.array_equal(h[0].data, samples.astype(np.float32)))
         # Another seed does not resume that checkpoint.
         self.assertFails(["synth", *common[:-6], "--seed", 5, "--log", "--standardize",
                           "--iterations", 15, "-o", self.path("x.fits"), "--resume", ckpt,

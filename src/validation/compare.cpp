@@ -100,8 +100,8 @@ double ks_distance(const at::Tensor& a, const at::Tensor& b) {
   return (fa - fb).abs().max().item<double>();
 }
 
-/// Binned bispectra by FFT shells (compare.hpp): the shells and their triangle counts are built
-/// once; each set of maps is filtered into the shells once for all configurations.
+/// Reduced binned bispectra by FFT shells (compare.hpp): the shells and their triangle counts are
+/// built once; each set of maps is filtered into the shells once for all configurations.
 class Bispectrum {
 public:
   using Configs = std::vector<std::array<int, 3>>; // shell indices (b1, b2, b3)
@@ -116,18 +116,22 @@ public:
     }
   }
 
-  /// Per map (N, n_i) for each list of configurations, of maps u (N, H, W).
+  /// Per map (N, n_i) reduced bispectra Q for each list of configurations, of maps u (N, H, W).
   std::vector<at::Tensor> operator()(const at::Tensor& u, const std::vector<Configs>& lists) const {
     const at::Tensor xh = at::fft_fft2(u - u.mean({1, 2}, true));
-    std::vector<at::Tensor> I; // (N, H, W) per shell
-    for (const at::Tensor& shell : shells_) I.push_back(at::real(at::fft_ifft2(xh * shell)));
+    const at::Tensor power = xh.abs().square() / pixels_; // (N, H, W)
+    std::vector<at::Tensor> I, P; // per shell: (N, H, W) field, (N) mean power
+    for (const at::Tensor& shell : shells_) {
+      I.push_back(at::real(at::fft_ifft2(xh * shell)));
+      P.push_back((power * shell).sum({1, 2}) / shell.sum());
+    }
     std::vector<at::Tensor> out;
     for (const Configs& configs : lists) {
       std::vector<at::Tensor> columns;
       for (const auto& [a, b, c] : configs) {
-        const at::Tensor num = (I[a] * I[b] * I[c]).sum({1, 2});
-        const at::Tensor den = (J_[a] * J_[b] * J_[c]).sum();
-        columns.push_back(num / den / pixels_);
+        const at::Tensor B =
+            (I[a] * I[b] * I[c]).sum({1, 2}) / (J_[a] * J_[b] * J_[c]).sum() / pixels_;
+        columns.push_back(B / (P[a] * P[b] + P[b] * P[c] + P[c] * P[a]));
       }
       out.push_back(at::stack(columns, 1));
     }
@@ -241,9 +245,9 @@ ValidationReport validate_maps(const at::Tensor& targets_in, const at::Tensor& s
   const std::vector<at::Tensor> bs = bispectrum(us, {equilateral, folded});
   const auto k_tensor = [](const std::vector<double>& k) { return at::tensor(k, at::kDouble); };
   r.curves.push_back(make_curve("bispectrum_equilateral", "k1 = k2 = k3 (cycles / pixel)",
-                                "B(k, k, k)", k_tensor(k_eq), bt[0], bs[0], false));
+                                "Q(k, k, k), reduced", k_tensor(k_eq), bt[0], bs[0], false));
   r.curves.push_back(make_curve("bispectrum_folded", "k1 = k2 = k3 / 2 (cycles / pixel)",
-                                "B(k, k, 2k)", k_tensor(k_fold), bt[1], bs[1], false));
+                                "Q(k, k, 2k), reduced", k_tensor(k_fold), bt[1], bs[1], false));
 
   // Peak counts.
   const auto peaks = [&](const at::Tensor& u) {

@@ -21,9 +21,11 @@
 //    restricted to the shell |k| in bin b, B(b1, b2, b3) = sum_x I_b1 I_b2 I_b3 / sum_x J_b1 J_b2
 //    J_b3 (J: the same with x_hat = 1, the triangle count) / (H W): the mean over the triangles
 //    of x_hat(k1) x_hat(k2) x_hat(k3) / (H W), of shells b of width dk = 1 / (4 bins) centred on
-//    (b + 1) dk;
-//    equilateral (b, b, b) and folded (b, b, 2b) configurations over linear bins of |k| up to a
-//    quarter of the sampling rate.
+//    (b + 1) dk; reported reduced, Q = B(b1, b2, b3) / (P1 P2 + P2 P3 + P3 P1) with P_b the mean
+//    of |x_hat|^2 / (H W) over shell b (per map), so that every scale reads on one axis (B itself
+//    spans decades and is dominated by the largest scales); the equilateral (b, b, b) and
+//    folded (b, b, 2b + 1), that is (k, k, 2k), configurations, k up to a quarter of the
+//    sampling rate.
 //  - Peak counts: pixels higher than their 8 neighbours (periodic), histogram of their heights u,
 //    per map.
 

@@ -1,7 +1,8 @@
 // Validation measures (include/demix/validation/compare.hpp) against exact answers: identical
 // sets deviate by nothing, Minkowski functionals of discs, rings and squares, the PDF is a
-// density, the bispectrum equals a brute-force sum over triangles, peaks are counted, a spectrum
-// scaled by 4 deviates by 3, and the figure is written as a PNG of the documented size.
+// density, the reduced bispectrum equals a brute-force sum over triangles and modes, peaks are
+// counted, a spectrum scaled by 4 deviates by 3, and the figure is written as a PNG of the
+// documented size.
 
 #include <demix/core/errors.hpp>
 #include <demix/validation/compare.hpp>
@@ -102,8 +103,9 @@ TEST(Validation, PdfIsADensityAndPeaksAreCounted) {
 }
 
 TEST(Validation, BispectrumEqualsTheSumOverTriangles) {
-  // Brute force on a 16 x 16 map: mean over all (k1, k2) with k1, k2, k3 = -k1 - k2 in the
-  // configuration's shells of x_hat(k1) x_hat(k2) x_hat(k3) / (H W), of u = (x - mu) / sigma.
+  // Brute force on a 16 x 16 map: B = the mean over all (k1, k2) with k1, k2, k3 = -k1 - k2 in the
+  // configuration's shells of x_hat(k1) x_hat(k2) x_hat(k3) / (H W), of u = (x - mu) / sigma,
+  // reduced by the shells' mean powers: Q = B / (P1 P2 + P2 P3 + P3 P1).
   const int64_t n = 16;
   const at::Tensor x = smooth_field(1, n, 4);
   demix::ValidationOptions o;
@@ -133,7 +135,18 @@ TEST(Validation, BispectrumEqualsTheSumOverTriangles) {
             ++count;
           }
       }
-    return sum.real() / count / static_cast<double>(n * n);
+    const double B = sum.real() / count / static_cast<double>(n * n);
+    const auto power = [&](int shell_index) {
+      double p = 0;
+      int64_t modes = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          if (shell(i, j) == shell_index)
+            p += std::norm(xh[i][j].item<c10::complex<double>>()), ++modes;
+      return p / modes / static_cast<double>(n * n);
+    };
+    const double Pa = power(a), Pb = power(b), Pc = power(c);
+    return B / (Pa * Pb + Pb * Pc + Pc * Pa);
   };
   const demix::MeasureCurve& eq = r.curve("bispectrum_equilateral");
   ASSERT_EQ(eq.x.size(), 2u);

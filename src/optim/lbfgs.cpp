@@ -39,12 +39,14 @@ void check_options(const LbfgsOptions& o) {
 class Groups {
 public:
   Groups(const at::Tensor& index /* (R) int64 */, std::int64_t count, std::int64_t x_dim)
-      : index_(index), count_(count), row_shape_(static_cast<std::size_t>(x_dim), 1) {
+      : index_(index), count_(count), row_shape_(static_cast<std::size_t>(x_dim), 1),
+        one_row_each_(index.size(0) == count && index.equal(at::arange(count, index.options()))) {
     row_shape_[0] = index.size(0);
   }
 
   /// Per-row values (R) summed over each group: (G).
   at::Tensor sum(const at::Tensor& per_row /* (R) */) const {
+    if (one_row_each_) return per_row; // (a synthesis: one map per problem) no scatter needed
     return at::zeros({count_}, per_row.options()).index_add(0, index_, per_row);
   }
   /// <a, b> over each group's rows: (R, ...), (R, ...) -> (G).
@@ -54,7 +56,7 @@ public:
   }
   /// Per-group values (G) on the rows, broadcastable against x: (R, 1, ...).
   at::Tensor rows(const at::Tensor& per_group /* (G) */) const {
-    return per_group.index_select(0, index_).view(row_shape_);
+    return (one_row_each_ ? per_group : per_group.index_select(0, index_)).view(row_shape_);
   }
   std::int64_t count() const { return count_; }
 
@@ -62,6 +64,7 @@ private:
   at::Tensor index_;
   std::int64_t count_;
   std::vector<std::int64_t> row_shape_;
+  bool one_row_each_; ///< row r is group r: sums and broadcasts are views
 };
 
 /// The objective's calls, with their outputs checked, detached and counted.
@@ -286,7 +289,7 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
     std::vector<at::Tensor> alphas(st.s.size());
     for (int i = static_cast<int>(st.s.size()) - 1; i >= 0; --i) {
       alphas[i] = st.rho[i] * grp.dot(st.s[i], q);
-      q = q - grp.rows(alphas[i]) * st.y[i];
+      q = at::addcmul(q, grp.rows(alphas[i]), st.y[i], -1);
     }
     at::Tensor gamma = steepest_scale(g);
     if (!st.s.empty()) {
@@ -297,7 +300,7 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
     at::Tensor r = grp.rows(gamma) * q;
     for (size_t i = 0; i < st.s.size(); ++i) {
       const at::Tensor beta = st.rho[i] * grp.dot(st.y[i], r);
-      r = r + grp.rows(alphas[i] - beta) * st.s[i];
+      r = at::addcmul(r, grp.rows(alphas[i] - beta), st.s[i]);
     }
     at::Tensor d = -r;
     at::Tensor slope = grp.dot(g, d);

@@ -1,4 +1,5 @@
 #include <demix/core/errors.hpp>
+#include <demix/optim/step_graph.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 
 #include "core/detail/sizes_text.hpp"
@@ -263,23 +264,35 @@ SynthesisResult Synthesizer::run(const SynthesisRun& run) const {
                      ": must be >= 0");
   const MatchingLoss& loss = *s.loss;
   const bool complex = s.complex;
-  LbfgsObjective objective;
-  objective.value_and_grad = [&](const at::Tensor& x) {
-    MatchingResult r = loss.evaluate(from_variables(x, complex), true);
-    return std::make_pair(r.loss, to_variables(r.grad));
-  };
-  objective.value = [&](const at::Tensor& x) {
-    return loss.evaluate(from_variables(x, complex), false).loss;
-  };
   const int64_t S = s.options.samples;
   const RowGroups groups{at::arange(S, s.context.options().dtype(at::kLong)), S};
 
   std::vector<at::Tensor> history; // (S) float64 CPU each
   LbfgsState st;
-  if (!run.resume.empty()) {
+  at::Tensor x0;
+  if (!run.resume.empty())
     st = load_checkpoint(run.resume, s.fingerprint, s.context, history);
-  } else {
-    const at::Tensor x0 = to_variables(prepare(initial_maps()));
+  else
+    x0 = to_variables(prepare(initial_maps()));
+
+  // The loss and gradient read the point from a buffer at a fixed address and leave their results
+  // in tensors the step assigns, so that on CUDA every evaluation after the second replays one
+  // recording (StepGraph): at 256^2 the host's dispatch of the loss's ops costs more than their
+  // kernels. The outputs are copied out, as the next replay overwrites them.
+  at::Tensor x_in = at::empty_like(x0.defined() ? x0 : st.x), loss_out, grad_out;
+  StepGraph evaluate(
+      [&] {
+        MatchingResult r = loss.evaluate(from_variables(x_in, complex), true);
+        loss_out = r.loss, grad_out = to_variables(r.grad);
+      },
+      s.context.device(), s.options.cuda_graphs);
+  LbfgsObjective objective;
+  objective.value_and_grad = [&](const at::Tensor& x) {
+    x_in.copy_(x);
+    evaluate();
+    return std::make_pair(loss_out.clone(), grad_out.clone());
+  };
+  if (x0.defined()) {
     st = lbfgs_start(objective, x0, groups, s.options.lbfgs);
     history.push_back(st.value.to(at::kCPU, at::kDouble));
   }

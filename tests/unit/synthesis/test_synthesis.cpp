@@ -1,9 +1,11 @@
 // Microcanonical synthesis (include/demix/synthesis/): the matching loss against finite
 // differences and against the statistic's own loss, its targets and scales, and the synthesiser:
 // the loss falls and the samples' statistics approach the target's, same seed same samples,
-// a resumed checkpoint gives the uninterrupted run, preprocessing round-trips, the Gaussian
+// a resumed checkpoint gives the uninterrupted run, recorded CUDA evaluations give the eager
+// ones, preprocessing round-trips, the Gaussian
 // initial field has the target's spectrum, and bad input is refused.
 
+#include <demix/core/context.hpp>
 #include <demix/core/errors.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 #include <demix/synthesis/objective.hpp>
@@ -226,6 +228,28 @@ TEST(Synthesis, SameSeedSameSamplesAndResumedRunEqualsUninterrupted) {
   expect_error_naming<demix::ValueError>(
       [&] { demix::Synthesizer(target, changed, grid, cpu64()).run(second); },
       {"another synthesis", "seed 9"});
+}
+
+TEST(Synthesis, RecordedEvaluationsEqualEagerOnCuda) {
+  if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const demix::Context cuda64(
+      {.device = demix::DeviceKind::Cuda, .precision = demix::Precision::Float64});
+  const int64_t n = 32;
+  const demix::Grid2d grid{n, n};
+  const at::Tensor target = lognormal(1, 1, n, 4);
+  demix::SynthesisOptions o = small_options(15);
+  const demix::SynthesisResult replayed = demix::Synthesizer(target, o, grid, cuda64).run();
+  o.cuda_graphs = false;
+  const demix::SynthesisResult eager = demix::Synthesizer(target, o, grid, cuda64).run();
+  EXPECT_EQ(replayed.evaluations, eager.evaluations);
+  // float64, the same kernels up to the order of CUDA's atomic additions: 1e-9 of maps of O(1).
+  EXPECT_TRUE(at::allclose(replayed.samples, eager.samples, 1e-9, 1e-9))
+      << (replayed.samples - eager.samples).abs().max();
+  EXPECT_TRUE(at::allclose(replayed.loss_history, eager.loss_history, 1e-7, 1e-12));
+  // And the CPU's descent, to the same rounding.
+  const demix::SynthesisResult cpu = demix::Synthesizer(target, o, grid, cpu64()).run();
+  EXPECT_TRUE(at::allclose(replayed.samples.cpu(), cpu.samples, 1e-7, 1e-7))
+      << (replayed.samples.cpu() - cpu.samples).abs().max();
 }
 
 TEST(Synthesis, PreprocessingRoundTripsAndTheGaussianStartHasTheTargetSpectrum) {

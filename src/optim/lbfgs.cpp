@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -53,6 +54,22 @@ public:
   at::Tensor dot(const at::Tensor& a, const at::Tensor& b) const {
     const at::Tensor ab = a * b;
     return sum(ab.dim() == 1 ? ab : ab.flatten(1).sum(1));
+  }
+  /// <h_i, v> over each group's rows for every slot i of a stack: (m, R, ...), (R, ...) -> (G, m),
+  /// one batched product over the rows.
+  at::Tensor dots(const at::Tensor& stack, const at::Tensor& v) const {
+    const int64_t m = stack.size(0), R = v.size(0);
+    const at::Tensor per_row =
+        at::bmm(stack.reshape({m, R, -1}).transpose(0, 1), v.reshape({R, -1, 1})).view({R, m});
+    if (one_row_each_) return per_row;
+    return at::zeros({count_, m}, per_row.options()).index_add(0, index_, per_row);
+  }
+  /// sum_i c_{g,i} h_i on the rows of group g: (G, m), (m, R, ...) -> (R, ...).
+  at::Tensor combine(const at::Tensor& c, const at::Tensor& stack) const {
+    const int64_t m = stack.size(0), R = stack.size(1);
+    const at::Tensor rows = one_row_each_ ? c : c.index_select(0, index_); // (R, m)
+    const at::Tensor out = at::bmm(rows.view({R, 1, m}), stack.reshape({m, R, -1}).transpose(0, 1));
+    return out.view(stack.sizes().slice(1));
   }
   /// Per-group values (G) on the rows, broadcastable against x: (R, 1, ...).
   at::Tensor rows(const at::Tensor& per_group /* (G) */) const {
@@ -180,6 +197,7 @@ Step strong_wolfe(const Ray& r, const Groups& groups, const LbfgsOptions& o, Eva
     f_new = at::where(ok, f_try, f_new);
     g_new = at::where(groups.rows(ok), g_try, g_new);
     accepted = accepted | ok;
+    if (accepted.all().item<bool>()) break; // as a rule at the first trial: no bracket to update
 
     // The bracket of the groups still searching.
     const at::Tensor live = running & ~ok;
@@ -203,7 +221,6 @@ Step strong_wolfe(const Ray& r, const Groups& groups, const LbfgsOptions& o, Eva
         cubic_step(a_lo, f_lo, s_lo, at::where(bracketed, a_hi, a_lo + 1), f_hi, s_hi);
     const at::Tensor next = at::where(bracketed, inside, at::clamp_max(2 * a_lo, kMaxLength));
     alpha = at::where(live, next, alpha);
-    if (accepted.all().item<bool>()) break;
   }
   // Out of trials: the best length meeting the Armijo condition, if any.
   const at::Tensor fallback = ~accepted & (a_lo > 0);
@@ -270,56 +287,122 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
   check_groups(st.x, groups);
   const int64_t G = groups.count;
   if (!st.value.defined() || st.value.dim() != 1 || st.value.size(0) != G || !st.grad.defined() ||
-      st.grad.sizes() != st.x.sizes() || st.s.size() != st.y.size() || st.s.size() != st.rho.size())
+      st.grad.sizes() != st.x.sizes())
     throw ShapeError("lbfgs_run: the state does not fit " + std::to_string(G) + " groups and x " +
                      sizes_text(st.x));
   const Groups grp(groups.index.to(st.x.device()), G, st.x.dim());
   Evaluator f(objective, st.x, G, st.evaluations);
-  // Without curvature, a step of length first_step_length along -g.
-  const auto steepest_scale = [&](const at::Tensor& grad) {
-    return o.first_step_length / grp.dot(grad, grad).sqrt().clamp_min(1e-30);
-  };
+  const int m = o.history;
+  if (!st.s.defined()) { // a fresh state: empty history
+    std::vector<int64_t> sizes = st.x.sizes().vec();
+    sizes.insert(sizes.begin(), m);
+    st.s = at::zeros(sizes, st.x.options()), st.y = at::zeros(sizes, st.x.options());
+    const auto host = at::TensorOptions().dtype(at::kDouble);
+    st.sy = at::zeros({G, m, m}, host), st.yy = at::zeros({G, m, m}, host);
+    st.rho = at::zeros({G, m}, host);
+    st.pairs = 0;
+  }
+  if (st.s.size(0) != m || st.s.sizes().slice(1) != st.x.sizes() || st.rho.size(0) != G)
+    throw ShapeError("lbfgs_run: the state's history " + sizes_text(st.s) +
+                     " does not fit history " + std::to_string(m) + " of x " + sizes_text(st.x));
   if (!st.done.logical_not().any().item<bool>()) return;
 
+  const auto cpu_double = [](const at::Tensor& t) {
+    return t.to(at::kCPU, at::kDouble).contiguous();
+  };
   while (st.iteration < o.max_iterations) {
     const at::Tensor& g = st.grad;
     st.iterations.add_((~st.done).to(at::kLong));
-    // Two-loop recursion, every inner product per group.
-    at::Tensor q = g;
-    std::vector<at::Tensor> alphas(st.s.size());
-    for (int i = static_cast<int>(st.s.size()) - 1; i >= 0; --i) {
-      alphas[i] = st.rho[i] * grp.dot(st.s[i], q);
-      q = at::addcmul(q, grp.rows(alphas[i]), st.y[i], -1);
+    // The direction d = -H g of the two-loop recursion, computed from inner products: with
+    // q_i = g - sum_{j >= i} a_j y_j and r_i = gamma q_0 + sum_{j < i} (a_j - b_j) s_j, every
+    // s.q and y.r the recursion takes is a combination of s_i.g, y_i.g and the pairs' products
+    // s_i.y_j, y_i.y_j, kept per group on the host. The recursion then runs on m numbers per
+    // group in float64 on the host, and d = c_g g + sum_i c_i s_i + e_i y_i is two batched
+    // products on the device: a few kernels per iteration instead of ~10 per pair.
+    const at::Tensor g_dots =
+        cpu_double(at::cat({grp.dots(st.s, g), grp.dots(st.y, g), grp.dot(g, g).view({G, 1}),
+                            st.done.to(g.scalar_type()).view({G, 1})},
+                           1)); // (G, 2m + 2)
+    at::Tensor cg = at::zeros({G}, at::kDouble), cs = at::zeros({G, m}, at::kDouble),
+               cy = at::zeros({G, m}, at::kDouble), slope_host = at::zeros({G}, at::kDouble);
+    {
+      const auto gd = g_dots.accessor<double, 2>();
+      const auto SY = st.sy.accessor<double, 3>(), YY = st.yy.accessor<double, 3>();
+      const auto rho = st.rho.accessor<double, 2>();
+      auto c_g = cg.accessor<double, 1>(), slope = slope_host.accessor<double, 1>();
+      auto c_s = cs.accessor<double, 2>(), c_y = cy.accessor<double, 2>();
+      const int k = std::min(st.pairs, m);
+      std::vector<int> slot(static_cast<size_t>(k)); // oldest first
+      for (int i = 0; i < k; ++i) slot[i] = (st.pairs - k + i) % m;
+      std::vector<double> a(static_cast<size_t>(k)), b(static_cast<size_t>(k));
+      for (int64_t grp_i = 0; grp_i < G; ++grp_i) {
+        if (gd[grp_i][2 * m + 1] != 0) continue; // done: d = 0, slope 0
+        const auto Sg = [&](int i) { return gd[grp_i][slot[i]]; };
+        const auto Yg = [&](int i) { return gd[grp_i][m + slot[i]]; };
+        const auto sy = [&](int i, int j) { return SY[grp_i][slot[i]][slot[j]]; };
+        const auto yy = [&](int i, int j) { return YY[grp_i][slot[i]][slot[j]]; };
+        const auto r = [&](int i) { return rho[grp_i][slot[i]]; };
+        const double gg = gd[grp_i][2 * m];
+        for (int i = k - 1; i >= 0; --i) { // a_i = rho_i s_i.q_{i+1}
+          double sq = Sg(i);
+          for (int j = i + 1; j < k; ++j) sq -= a[j] * sy(i, j);
+          a[i] = r(i) * sq;
+        }
+        const double steepest = o.first_step_length / std::max(std::sqrt(gg), 1e-30);
+        double gamma = steepest;
+        if (k > 0 && r(k - 1) > 0 && yy(k - 1, k - 1) > 0)
+          gamma = sy(k - 1, k - 1) / std::max(yy(k - 1, k - 1), 1e-300);
+        for (int i = 0; i < k; ++i) { // b_i = rho_i y_i.r_i
+          double yq = Yg(i);
+          for (int j = 0; j < k; ++j) yq -= a[j] * yy(i, j);
+          double yr = gamma * yq;
+          for (int j = 0; j < i; ++j) yr += (a[j] - b[j]) * sy(j, i);
+          b[i] = r(i) * yr;
+        }
+        // d = -(gamma g - gamma sum_j a_j y_j + sum_j (a_j - b_j) s_j)
+        double sl = -gamma * gg;
+        for (int i = 0; i < k; ++i) {
+          c_s[grp_i][slot[i]] = -(a[i] - b[i]), c_y[grp_i][slot[i]] = gamma * a[i];
+          sl += c_s[grp_i][slot[i]] * Sg(i) + c_y[grp_i][slot[i]] * Yg(i);
+        }
+        c_g[grp_i] = -gamma;
+        if (!(sl < 0)) { // not a descent direction (or NaN): the steepest-descent step
+          for (int i = 0; i < m; ++i) c_s[grp_i][i] = 0, c_y[grp_i][i] = 0;
+          c_g[grp_i] = -steepest, sl = -steepest * gg;
+        }
+        slope[grp_i] = sl;
+      }
     }
-    at::Tensor gamma = steepest_scale(g);
-    if (!st.s.empty()) {
-      const at::Tensor yy = grp.dot(st.y.back(), st.y.back());
-      const at::Tensor sy = grp.dot(st.s.back(), st.y.back());
-      gamma = at::where((st.rho.back() > 0) & (yy > 0), sy / yy.clamp_min(1e-300), gamma);
-    }
-    at::Tensor r = grp.rows(gamma) * q;
-    for (size_t i = 0; i < st.s.size(); ++i) {
-      const at::Tensor beta = st.rho[i] * grp.dot(st.y[i], r);
-      r = at::addcmul(r, grp.rows(alphas[i] - beta), st.s[i]);
-    }
-    at::Tensor d = -r;
-    at::Tensor slope = grp.dot(g, d);
-    const at::Tensor uphill = ~(slope < 0);
-    d = at::where(grp.rows(uphill), -grp.rows(steepest_scale(g)) * g, d);
-    d = at::where(grp.rows(st.done), at::zeros_like(d), d);
-    slope = grp.dot(g, d);
+    const auto dev = [&](const at::Tensor& t) { return t.to(g.options()); };
+    const at::Tensor d =
+        grp.rows(dev(cg)) * g + grp.combine(dev(cs), st.s) + grp.combine(dev(cy), st.y);
+    const at::Tensor slope = dev(slope_host);
 
     const Ray ray{st.x, st.value, g, d, slope, st.done};
     const Step step =
         o.line_search == LineSearch::Armijo ? armijo(ray, grp, o, f) : strong_wolfe(ray, grp, o, f);
-    // The curvature pair; one without positive curvature (or a group's zero step) gets rho = 0.
-    const at::Tensor s = step.x - st.x, yv = step.grad - g;
-    const at::Tensor sy = grp.dot(s, yv);
-    const at::Tensor scale = (grp.dot(s, s) * grp.dot(yv, yv)).sqrt();
-    st.s.push_back(s), st.y.push_back(yv);
-    st.rho.push_back(at::where(sy > 1e-12 * scale, 1.0 / sy, at::zeros_like(sy)));
-    if (static_cast<int>(st.s.size()) > o.history) {
-      st.s.erase(st.s.begin()), st.y.erase(st.y.begin()), st.rho.erase(st.rho.begin());
+    // The new curvature pair into the oldest slot, and its products with the history. One without
+    // positive curvature (or a group's zero step) gets rho = 0: it is kept but ignored.
+    const int p = st.pairs % m;
+    at::Tensor s_new = st.s[p], y_new = st.y[p]; // views of the slot
+    at::sub_out(s_new, step.x, st.x), at::sub_out(y_new, step.grad, g);
+    const at::Tensor pair_dots =
+        cpu_double(at::cat({grp.dots(st.s, st.y[p]), grp.dots(st.y, st.s[p]),
+                            grp.dots(st.y, st.y[p]), grp.dot(st.s[p], st.s[p]).view({G, 1})},
+                           1)); // (G, 3m + 1): s_i.y_p, y_i.s_p, y_i.y_p, s_p.s_p
+    ++st.pairs;
+    {
+      const auto pd = pair_dots.accessor<double, 2>();
+      auto SY = st.sy.accessor<double, 3>(), YY = st.yy.accessor<double, 3>();
+      auto rho = st.rho.accessor<double, 2>();
+      for (int64_t gi = 0; gi < G; ++gi) {
+        for (int i = 0; i < m; ++i) {
+          SY[gi][i][p] = pd[gi][i], SY[gi][p][i] = pd[gi][m + i];
+          YY[gi][i][p] = YY[gi][p][i] = pd[gi][2 * m + i];
+        }
+        const double sy = SY[gi][p][p], scale = std::sqrt(pd[gi][3 * m] * YY[gi][p][p]);
+        rho[gi][p] = sy > 1e-12 * scale ? 1.0 / sy : 0.0;
+      }
     }
     // No acceptable length (a minimum to rounding) or too small a decrease: that group is done.
     st.no_step = st.no_step | ~step.accepted;

@@ -199,29 +199,18 @@ at::Tensor from_variables(const at::Tensor& x, bool complex) {
   return complex ? at::view_as_complex(x.contiguous()) : x;
 }
 
-/// "s3", "rho0": the entry of one curvature pair (appended, not operator+: GCC 12 warns falsely
-/// on "literal" + std::string, its bug 105329).
-std::string entry(const char* prefix, std::size_t i) {
-  std::string name(prefix);
-  name.append(std::to_string(i));
-  return name;
-}
-
 void save_checkpoint(const std::string& path, const std::string& fingerprint, const LbfgsState& st,
                      const std::vector<at::Tensor>& history) {
   detail::TensorArchive a;
-  a.put_text("format", "demix synthesis checkpoint 1");
+  a.put_text("format", "demix synthesis checkpoint 2");
   a.put_text("fingerprint", fingerprint);
   a.put_int("iteration", st.iteration);
   a.put_int("evaluations", st.evaluations);
-  a.put_int("pairs", static_cast<std::int64_t>(st.s.size()));
+  a.put_int("pairs", st.pairs);
   a.put("x", st.x), a.put("value", st.value), a.put("grad", st.grad);
   a.put("done", st.done.to(at::kLong)), a.put("no_step", st.no_step.to(at::kLong));
   a.put("iterations", st.iterations);
-  for (size_t i = 0; i < st.s.size(); ++i) {
-    a.put(entry("s", i), st.s[i]), a.put(entry("y", i), st.y[i]);
-    a.put(entry("rho", i), st.rho[i]);
-  }
+  a.put("s", st.s), a.put("y", st.y), a.put("sy", st.sy), a.put("yy", st.yy), a.put("rho", st.rho);
   a.put("loss_history", at::stack(history));
   a.save(path);
 }
@@ -229,8 +218,8 @@ void save_checkpoint(const std::string& path, const std::string& fingerprint, co
 LbfgsState load_checkpoint(const std::string& path, const std::string& fingerprint,
                            const Context& context, std::vector<at::Tensor>& history) {
   const detail::TensorArchive a = detail::TensorArchive::load(path);
-  if (!a.has("format") || a.text("format") != "demix synthesis checkpoint 1")
-    throw FormatError(path + ": not a demix synthesis checkpoint");
+  if (!a.has("format") || a.text("format") != "demix synthesis checkpoint 2")
+    throw FormatError(path + ": not a demix synthesis checkpoint (of this version)");
   if (a.text("fingerprint") != fingerprint)
     throw ValueError(path +
                      ": the checkpoint was written by another synthesis (other targets, "
@@ -241,10 +230,9 @@ LbfgsState load_checkpoint(const std::string& path, const std::string& fingerpri
   st.x = dev("x"), st.value = dev("value"), st.grad = dev("grad");
   st.done = dev("done").to(at::kBool), st.no_step = dev("no_step").to(at::kBool);
   st.iterations = dev("iterations");
-  for (std::size_t i = 0; i < static_cast<std::size_t>(a.integer("pairs")); ++i) {
-    st.s.push_back(dev(entry("s", i))), st.y.push_back(dev(entry("y", i)));
-    st.rho.push_back(dev(entry("rho", i)));
-  }
+  st.s = dev("s"), st.y = dev("y");
+  st.sy = a.tensor("sy"), st.yy = a.tensor("yy"), st.rho = a.tensor("rho"); // host tensors
+  st.pairs = static_cast<int>(a.integer("pairs"));
   st.iteration = static_cast<int>(a.integer("iteration"));
   st.evaluations = a.integer("evaluations");
   const at::Tensor h = a.tensor("loss_history");

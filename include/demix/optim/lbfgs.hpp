@@ -12,7 +12,10 @@
 //     pair, or first_step_length / |g| where that pair is not usable. A pair with
 //     s.y <= 1e-12 |s| |y| (no positive curvature) is kept but ignored. At the first iteration d
 //     is thus the steepest-descent step of length first_step_length, -g first_step_length / |g|;
-//     where d is not a descent direction (g.d >= 0 or NaN), that step replaces it.
+//     where d is not a descent direction (g.d >= 0 or NaN), that step replaces it. The recursion
+//     runs on the host in float64 over the inner products of g and the pairs (s_i.g, y_i.g,
+//     s_i.y_j, y_i.y_j, the last two kept from the iteration that made each pair); the device
+//     forms d from them in two batched products (the same direction, in exact arithmetic).
 //  2. Line search along d from step length alpha = 1:
 //     - Armijo (backtracking): trial lengths 1, 1/2, 1/4, ..., at most max_backtracks of them; the
 //       first with a finite value f(x + alpha d) <= f(x) + sufficient_decrease alpha g.d is taken.
@@ -26,12 +29,13 @@
 //     or after max_iterations iterations.
 //
 // Cost. Every objective call gets all R rows (shapes stay fixed, whatever the groups do): a
-// finished group keeps its share of each call and of the per-row arithmetic of the two-loop
-// recursion, but takes no more steps: its rows of x, its value, history and counters are frozen
+// finished group keeps its share of each call and of the per-row arithmetic of the
+// direction, but takes no more steps: its rows of x, its value, history and counters are frozen
 // (its direction is zero and its line search is over before it starts). Calls per iteration: one
 // value_and_grad, plus with Armijo one value per trial length (as many as the slowest running
 // group needs), with StrongWolfe one value_and_grad per trial length instead. The host waits for
-// the device once per trial and once per iteration (the tests that all groups are done).
+// the device once per trial and three times per iteration (the inner products of the direction
+// and of the new pair, the test that all groups are done). Memory: 2 history copies of x.
 
 #include <ATen/core/TensorBody.h>
 
@@ -97,12 +101,17 @@ struct LbfgsResult {
 /// Everything an interrupted minimisation needs to go on exactly where it stopped (a synthesis
 /// checkpoint saves it): the point, its value and gradient, each group's history and flags.
 struct LbfgsState {
-  at::Tensor x, value, grad;    // (R, ...), (G), (R, ...)
-  at::Tensor done, no_step;     // (G) bool
-  at::Tensor iterations;        // (G) int64
-  std::vector<at::Tensor> s, y; // curvature pairs, oldest first, each (R, ...)
-  std::vector<at::Tensor> rho;  // (G) each: 1 / s.y, or 0 for a pair without positive curvature
-  int iteration = 0;            ///< iterations done
+  at::Tensor x, value, grad; // (R, ...), (G), (R, ...)
+  at::Tensor done, no_step;  // (G) bool
+  at::Tensor iterations;     // (G) int64
+  /// Curvature pairs in rings of `history` slots, filled by the first lbfgs_run: pair p (the p-th
+  /// made) in slot p % history; the last min(pairs, history) are the live ones.
+  at::Tensor s, y;   // (history, R, ...) on x's device
+  at::Tensor sy, yy; // (G, history, history) float64 CPU: per group s_i.y_j and y_i.y_j by slot
+  at::Tensor rho;    // (G, history) float64 CPU: 1 / s_i.y_i, or 0 for a pair without positive
+                     // curvature (kept but ignored)
+  int pairs = 0;     ///< pairs made
+  int iteration = 0; ///< iterations done
   std::int64_t evaluations = 0; ///< objective calls so far
 };
 

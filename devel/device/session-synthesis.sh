@@ -4,7 +4,8 @@
 # a 256^2 crop of the shared dust map, log and standardised, 8 samples of WPH (J7 L4 dn2), of the
 # scattering covariance (J7 L4), and the Gaussian baseline (a Gaussian field with the target's
 # spectrum, no descent), each validated against the target; QUALITY_ITERATIONS="100 500" runs each
-# statistic for each count. Results under $OUT/synthesis/.
+# statistic for each count. Results under $OUT/synthesis/ (bench.jsonl, history.jsonl, quality.txt,
+# validation.txt; the samples stay in /tmp).
 set -u
 O=${OUT:-/tmp/out}/synthesis; mkdir -p $O
 D=$PWD/build-device; deps=$D/deps; N=$D/new
@@ -28,7 +29,9 @@ for it in ${QUALITY_ITERATIONS:-100}; do
 done
 for run in "${runs[@]}"; do
   name=$(echo $run | awk '{print $1 "-" $NF}'); case "$run" in *gaussian*) name=gaussian;; esac
-  t0=$(date +%s.%N); $S --stats $run -o $O/$name.fits
-  echo "$name: synth $(python3 -c "import time; print(round(time.time() - $t0, 2))") s (process, with start-up)"
-  $N/demix validate /tmp/target256.npy $O/$name.fits --log --report $O/$name | tee $O/$name.txt
+  t0=$(date +%s.%N); $S --stats $run -o /tmp/$name.fits
+  echo "$name: synth $(python3 -c "import time; print(round(time.time() - $t0, 2))") s (process, with start-up)" | tee -a $O/quality.txt
+  $N/demix validate /tmp/target256.npy /tmp/$name.fits --log --report /tmp/$name | tee -a $O/quality.txt
+  # (few files come back from the device: the reports go into one)
+  { echo "== $name validation.json"; cat /tmp/$name/validation.json; echo; } >> $O/validation.txt
 done

@@ -25,10 +25,11 @@ python3 -c "import numpy as np; np.save('/tmp/target256.npy', np.load('$M')[:256
 S="$N/demix --device cuda --quiet synth /tmp/target256.npy --log --standardize --samples 8 --seed 1"
 runs=("wph -J 7 --init gaussian --iterations 0")
 for it in ${QUALITY_ITERATIONS:-100}; do
-  runs+=("wph -J 7 -L 4 --dn 2 --iterations $it" "scov -J 7 -L 4 --iterations $it")
+  runs+=("wph -J 7 -L 4 --dn 2 --iterations $it" "scov -J 7 -L 4 --iterations $it"
+         "wph,ps -J 7 -L 4 --dn 2 --iterations $it")
 done
 for run in "${runs[@]}"; do
-  name=$(echo $run | awk '{print $1 "-" $NF}'); case "$run" in *gaussian*) name=gaussian;; esac
+  name=$(echo $run | awk '{print $1 "-" $NF}' | tr , +); case "$run" in *gaussian*) name=gaussian;; esac
   t0=$(date +%s.%N); $S --stats $run -o /tmp/$name.fits
   echo "$name: synth $(python3 -c "import time; print(round(time.time() - $t0, 2))") s (process, with start-up)" | tee -a $O/quality.txt
   $N/demix validate /tmp/target256.npy /tmp/$name.fits --log --report /tmp/$name | tee -a $O/quality.txt

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <string>
 #include <utility>
+#include <variant>
 
 namespace demix {
 
@@ -137,11 +138,13 @@ at::Tensor class_rms(const at::Tensor& target /* (K) */, const at::Tensor& class
 /// One term's target and scale from the statistics of the T target maps (T, K).
 std::pair<at::Tensor, at::Tensor> target_and_scale(const at::Tensor& values /* (T, K) */,
                                                    const at::Tensor& class_id, TermScale scale,
-                                                   double floor) {
+                                                   double floor, bool spectrum) {
   const at::Tensor target = values.mean(0); // (K)
   const at::Tensor rms = class_rms(target, class_id);
   if (scale == TermScale::Auto)
-    scale = values.size(0) > 1 ? TermScale::Spread : TermScale::StatisticRms;
+    scale = values.size(0) > 1 ? TermScale::Spread
+            : spectrum         ? TermScale::Modulus
+                               : TermScale::StatisticRms;
   at::Tensor s;
   switch (scale) {
   case TermScale::None: return {target, at::Tensor()};
@@ -187,12 +190,13 @@ MatchingLoss match_targets(const at::Tensor& targets, const MatchingOptions& opt
     const std::shared_ptr<const Statistic> stat = make_statistic(st.spec, grid, context);
     const std::string name = stat->name();
     const at::Tensor& class_id = stat->labels().class_id;
+    const bool spectrum = std::holds_alternative<PowerSpectrumOptions>(st.spec);
     c10::AutoGradMode no_grad(false);
     for (int64_t c = 0; c < C; ++c) {
       const at::Tensor maps = x.select(1, c); // (T, H, W)
       const Reference ref = mean_reference(stat->reference(maps));
       auto [target, scale] = target_and_scale(stat->forward(maps, ref).values, class_id,
-                                              options.scale, options.scale_floor);
+                                              options.scale, options.scale_floor, spectrum);
       terms.push_back({stat, static_cast<int>(c), -1, target, scale, ref, st.weight,
                        name + "[" + std::to_string(c) + "]"});
     }
@@ -203,7 +207,7 @@ MatchingLoss match_targets(const at::Tensor& targets, const MatchingOptions& opt
       for (int64_t b = a + 1; b < C; ++b) {
         const at::Tensor values = cross->forward_cross(x.select(1, a), x.select(1, b)).values;
         auto [target, scale] =
-            target_and_scale(values, class_id, options.scale, options.scale_floor);
+            target_and_scale(values, class_id, options.scale, options.scale_floor, spectrum);
         terms.push_back({cross, static_cast<int>(a), static_cast<int>(b), target, scale,
                          Reference(), st.weight,
                          name + "[" + std::to_string(a) + "x" + std::to_string(b) + "]"});

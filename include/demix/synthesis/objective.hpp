@@ -63,7 +63,10 @@ private:
 
 /// How each coefficient's residual is scaled (MatchTerm::scale) when targets are maps.
 enum class TermScale {
-  /// Spread with two or more target maps, StatisticRms with one.
+  /// Spread with two or more target maps; with one, Modulus for the power spectrum (positive,
+  /// spanning decades: each bin relative, or its high-k bins would not weigh at all; on a 128^2
+  /// dust crop with WPH + PS, StatisticRms left the spectrum's low-k bins off by up to 2x) and
+  /// StatisticRms for the others.
   Auto,
   /// No scaling: residuals in the statistic's own units (pywph's synthesis loss).
   None,

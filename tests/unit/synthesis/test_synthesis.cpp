@@ -112,14 +112,20 @@ TEST(MatchingLoss, TargetsAreTheMeanOverMapsAndScalesFollowTheOption) {
     }
     EXPECT_TRUE(at::allclose(t.scale, expected)) << demix::term_scale_name(scale);
   }
-  // One target map: Auto is StatisticRms, one scale for all of a statistic's coefficients (here
-  // WPH's six classes), the RMS of |target|.
+  // One target map: Auto is StatisticRms for WPH, one scale for all of a statistic's coefficients
+  // (here WPH's six classes), the RMS of |target|.
   demix::MatchingOptions one;
   one.statistics = {{wph(2), 1.0}};
   const demix::MatchTerm w =
       demix::match_targets(targets.narrow(0, 0, 1), one, grid, cpu64()).terms()[0];
   const double rms = w.target.abs().square().mean().sqrt().item<double>();
   EXPECT_TRUE(at::allclose(w.scale, at::full_like(w.scale, rms))) << rms;
+  // ... but the power spectrum's bins are each relative to the target (Modulus).
+  o.scale = demix::TermScale::Auto;
+  const demix::MatchTerm p =
+      demix::match_targets(targets.narrow(0, 0, 1), o, grid, cpu64()).terms()[0];
+  EXPECT_TRUE(
+      at::allclose(p.scale, at::maximum(values[0].abs(), 1e-3 * values[0].square().mean().sqrt())));
 
   // The loss of the term is the weighted distance, as SquaredDistance computes it.
   o.scale = demix::TermScale::Spread;

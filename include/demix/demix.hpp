@@ -38,6 +38,7 @@
 #include <demix/stats/scattering_cov.hpp>
 #include <demix/stats/wph.hpp>
 #include <demix/stats/wst.hpp>
+#include <demix/separation/component_separation.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 #include <demix/synthesis/objective.hpp>
 #include <demix/validation/compare.hpp>

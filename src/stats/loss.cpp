@@ -16,8 +16,9 @@ at::Tensor rows_of(const at::Tensor& t, const at::Tensor& rows, int64_t offset, 
 
 } // namespace
 
-SquaredDistance::SquaredDistance(at::Tensor target, at::Tensor weights)
-    : target_(std::move(target)), weights_(std::move(weights)) {
+SquaredDistance::SquaredDistance(at::Tensor target, at::Tensor weights, at::Tensor weights_imag)
+    : target_(std::move(target)), weights_(std::move(weights)),
+      weights_imag_(std::move(weights_imag)) {
   if (!target_.defined() || target_.dim() < 1 || target_.dim() > 2)
     throw ShapeError("SquaredDistance: the target must be (K) or (B, K), got " +
                      (target_.defined() ? std::to_string(target_.dim()) + " dimensions"
@@ -30,13 +31,30 @@ SquaredDistance::SquaredDistance(at::Tensor target, at::Tensor weights)
                        std::to_string(weights_.size(-1)));
     if (weights_.is_complex()) throw ValueError("SquaredDistance: the weights must be real");
   }
+  if (weights_imag_.defined()) {
+    if (!weights_.defined() || weights_imag_.sizes() != weights_.sizes() ||
+        weights_imag_.is_complex())
+      throw ShapeError("SquaredDistance: the imaginary parts' weights must be real and shaped "
+                       "as the weights");
+  }
 }
 
 at::Tensor SquaredDistance::chunk(const at::Tensor& values, const at::Tensor& rows,
                                   int64_t batch_offset) const {
   const int64_t b = values.size(0);
   const at::Tensor t = target_.to(values.device(), values.scalar_type());
-  at::Tensor d = (values - rows_of(t, rows, batch_offset, b)).abs().square(); // (b, n)
+  const at::Tensor r = values - rows_of(t, rows, batch_offset, b); // (b, n)
+  const auto w = [&](const at::Tensor& weights) {
+    return rows_of(weights.to(r.device(), c10::toRealValueType(r.scalar_type())), rows,
+                   batch_offset, b);
+  };
+  if (weights_imag_.defined()) {
+    const at::Tensor re = r.is_complex() ? at::real(r) : r;
+    at::Tensor d = re.square() * w(weights_);
+    if (r.is_complex()) d = d + at::imag(r).square() * w(weights_imag_);
+    return d.sum(-1);
+  }
+  at::Tensor d = r.abs().square(); // (b, n)
   if (weights_.defined())
     d = d * rows_of(weights_.to(d.device(), d.scalar_type()), rows, batch_offset, b);
   return d.sum(-1);

@@ -53,7 +53,16 @@ MatchingLoss::MatchingLoss(std::vector<MatchTerm> terms) : terms_(std::move(term
         throw ValueError(what + ": every scale must be real and > 0");
       w = t.scale.to(t.target.device()).square().reciprocal();
     }
+    at::Tensor w_imag;
+    if (t.scale_imag.defined()) {
+      if (!t.scale.defined()) throw ValueError(what + ": scale_imag without scale");
+      check_coefficient_rows(t.scale_imag, K, what + ": the imaginary parts' scale");
+      if (t.scale_imag.is_complex() || !(t.scale_imag > 0).all().item<bool>())
+        throw ValueError(what + ": every scale of the imaginary parts must be real and > 0");
+      w_imag = t.scale_imag.to(t.target.device()).square().reciprocal();
+    }
     weights_.push_back(w);
+    weights_imag_.push_back(w_imag);
     channels_ = std::max({channels_, t.channel + 1, t.cross_channel + 1});
   }
 }
@@ -73,7 +82,7 @@ MatchingResult MatchingLoss::evaluate(const at::Tensor& x, bool want_grad) const
                      at::zeros({static_cast<int64_t>(terms_.size()), B}, real)};
   for (size_t i = 0; i < terms_.size(); ++i) {
     const MatchTerm& t = terms_[i];
-    const SquaredDistance distance(t.target, weights_[i]);
+    const SquaredDistance distance(t.target, weights_[i], weights_imag_[i]);
     at::Tensor loss; // (B)
     if (t.cross_channel < 0) {
       const LossResult r =

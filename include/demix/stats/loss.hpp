@@ -42,17 +42,22 @@ public:
   /// complex (|.| is the complex modulus).
   /// weights: (K) or (B, K) real >= 0, or undefined for 1. Both are read at each call, not copied:
   /// a caller may update them in place (as a recorded CUDA-graph step must).
+  /// weights_imag: (K) or (B, K) real >= 0, or undefined: then the real and imaginary parts of
+  /// each residual r_k are weighted apart, weights_k Re(r_k)^2 + weights_imag_k Im(r_k)^2
+  /// (component separation normalises each part by its own spread over the realizations).
   /// ShapeError if they are not 1-D or 2-D, or do not agree in K.
   explicit SquaredDistance(at::Tensor target /* (K) or (B, K) */,
-                           at::Tensor weights = {} /* (K) or (B, K) */);
+                           at::Tensor weights = {} /* (K) or (B, K) */,
+                           at::Tensor weights_imag = {} /* (K) or (B, K) */);
   at::Tensor chunk(const at::Tensor& values, const at::Tensor& rows,
                    int64_t batch_offset) const override;
 
   const at::Tensor& target() const { return target_; }
   const at::Tensor& weights() const { return weights_; }
+  const at::Tensor& weights_imag() const { return weights_imag_; }
 
 private:
-  at::Tensor target_, weights_;
+  at::Tensor target_, weights_, weights_imag_;
 };
 
 /// What Statistic::loss_and_grad returns.

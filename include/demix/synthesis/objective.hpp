@@ -27,10 +27,13 @@ struct MatchTerm {
   int channel = 0;        ///< the input: channel `channel` of the maps (axis 1), >= 0
   int cross_channel = -1; ///< >= 0: the cross statistic phi(x_channel, x_cross_channel) instead
   at::Tensor target;      // (K) for every map, or (B, K) one row per map; real or complex
-  at::Tensor scale;       // (K) or (B, K) real > 0; undefined: 1
-  Reference reference;    ///< passed to the statistic (empty: each map normalised by its own)
-  double weight = 1.0;    ///< >= 0
-  std::string name;       ///< for loss histories and reports, e.g. "wph[0]", "ps[0x1]"
+  at::Tensor scale;    // (K) or (B, K) real > 0 (+inf: the residual does not count); undefined: 1
+  Reference reference; ///< passed to the statistic (empty: each map normalised by its own)
+  double weight = 1.0; ///< >= 0
+  std::string name;    ///< for loss histories and reports, e.g. "wph[0]", "ps[0x1]"
+  /// (K) or (B, K) real > 0, or undefined: then `scale` divides the real parts of the residuals
+  /// and this the imaginary parts (component separation's per-part spreads). Needs `scale`.
+  at::Tensor scale_imag;
 };
 
 /// What MatchingLoss::evaluate returns.
@@ -57,7 +60,7 @@ public:
 
 private:
   std::vector<MatchTerm> terms_;
-  std::vector<at::Tensor> weights_; // per term: 1 / scale^2, or undefined
+  std::vector<at::Tensor> weights_, weights_imag_; // per term: 1 / scale^2, or undefined
   int channels_ = 0;
 };
 

@@ -11,6 +11,7 @@
 #include <demix/synthesis/objective.hpp>
 
 #include "support/expect_error.hpp"
+#include "support/fields.hpp"
 #include "support/statistics.hpp"
 #include "support/temp_dir.hpp"
 
@@ -25,18 +26,7 @@ namespace {
 
 using demix::test::cpu64;
 using demix::test::expect_error_naming;
-
-/// Log-normal fields (T, C, n, n): exp of a smoothed Gaussian field, skewed and intermittent as
-/// dust is, so that matching its WPH is not matching a Gaussian.
-at::Tensor lognormal(int64_t T, int64_t C, int64_t n, uint64_t seed) {
-  at::manual_seed(seed);
-  const at::Tensor w = at::randn({T, C, n, n}, at::kDouble);
-  const at::Tensor k = at::fft_fftfreq(n, 1.0, at::kDouble);
-  const at::Tensor k2 = k.view({-1, 1}).square() + k.view({1, -1}).square();
-  const at::Tensor amp = (k2 + 1e-2).pow(-0.75); // a steep spectrum: large-scale structure
-  const at::Tensor g = at::real(at::fft_ifft2(at::fft_fft2(w) * amp));
-  return (g / g.std()).exp();
-}
+using demix::test::lognormal;
 
 demix::StatisticSpec wph(int J) {
   return demix::WphOptions{.J = J, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto};

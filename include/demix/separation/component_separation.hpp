@@ -1,0 +1,117 @@
+#pragma once
+// Statistical component separation (Regaldo-Saint Blancard et al. 2021; Delouis et al. 2022):
+// recover a signal s from an observation d = s + c when s has no model and the contamination c is
+// known only by realizations c_1..c_M (instrument noise simulations, examples of a second
+// component). The estimate s~ is the map whose statistics, once contaminated, look like d's:
+//  - Realizations: L(u) = (1/M) sum_i sum_k |phi_k(u + c_i) - phi_k(d)|^2 / sigma_k^2, the M
+//    realizations in every evaluation (batched);
+//  - Bias: L(u) = sum_k |phi_k(u) - (phi_k(d) - B_k)|^2 / sigma_k^2 with
+//    B_k = < phi_k(s~ + c_i) - phi_k(s~) >_i, the realizations only when B is computed.
+// sigma_k is the standard deviation over the realizations of phi_k(s~ + c_i), real and imaginary
+// parts apart. The descent runs in eras: at the start of each, sigma (and B) are computed at the
+// current estimate s~ (d at the first), and L-BFGS restarts from s~ with a fresh history.
+
+#include <demix/core/context.hpp>
+#include <demix/core/grid.hpp>
+#include <demix/optim/lbfgs.hpp>
+#include <demix/synthesis/objective.hpp>
+
+#include <ATen/core/TensorBody.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
+namespace demix {
+
+enum class SeparationEstimator {
+  Realizations, ///< the realizations in the loss (Regaldo-Saint Blancard et al. 2021)
+  Bias,         ///< a bias-corrected target (Delouis et al. 2022): one map per evaluation
+};
+
+struct SeparationOptions {
+  /// The statistics of the loss, each for every channel, with their weights. Empty: WPH with the
+  /// registry's J and L for the grid, dn = 2, norm auto. Statistics with a reference (WPH and
+  /// scov norm auto) are normalised by the observation's, throughout.
+  std::vector<StatisticTerm> statistics;
+  SeparationEstimator estimator = SeparationEstimator::Bias;
+  int eras = 5;        ///< outer iterations, >= 1
+  int iterations = 50; ///< L-BFGS iterations per era, >= 0
+  int chunk = 25;      ///< realizations per statistic call (memory: a chunk of maps and their
+                       ///< statistics' graph at once), >= 1
+  /// A real or imaginary part of a coefficient whose spread over the realizations is at most
+  /// this fraction of the RMS spread of its statistic's parts is dropped (no information on it:
+  /// e.g. WPH coefficients that the normalisation fixes, imaginary parts that vanish by
+  /// symmetry); each statistic's loss is divided by the number of parts it keeps. In [0, 1).
+  double drop_below = 1e-6;
+  /// The optimiser of each era: strong-Wolfe line search, history 20, every era runs its
+  /// iterations (rtol 0); first_step_length <= 0 means 0.1 sqrt(pixels) times the observation's
+  /// deviation.
+  LbfgsOptions lbfgs{.history = 20,
+                     .max_iterations = 50,
+                     .max_backtracks = 12,
+                     .rtol = 0,
+                     .first_step_length = 0,
+                     .line_search = LineSearch::StrongWolfe};
+};
+
+/// Reported after every L-BFGS iteration.
+struct SeparationProgress {
+  int era = 0; ///< 1-based
+  int eras = 0;
+  int iteration = 0;  ///< within the era, 1-based
+  int iterations = 0; ///< per era
+  double loss = 0;
+};
+
+struct SeparationResult {
+  at::Tensor signal;        ///< (C, H, W) s~, on the context's device
+  at::Tensor contamination; ///< (C, H, W) d - s~
+  /// Per era: the loss before its first iteration and after each (the loss changes between eras
+  /// with sigma and B).
+  std::vector<std::vector<double>> loss_history;
+  std::vector<std::int64_t> kept_parts; ///< per era: real and imaginary parts kept, all terms
+  double seconds = 0;
+};
+
+class Separator {
+public:
+  /// observation (C, H, W) real; contamination realizations (M, C, H, W), M >= 2. The
+  /// statistics are built once. ValueError for options out of range (naming field and value),
+  /// complex or non-finite maps, fewer than 2 realizations; ShapeError for maps that do not fit
+  /// the grid or each other; the statistics' own errors.
+  Separator(const at::Tensor& observation /* (C, H, W) */,
+            const at::Tensor& contamination /* (M, C, H, W) */, const SeparationOptions& options,
+            const Grid2d& grid, const Context& context);
+  ~Separator();
+  Separator(Separator&&) noexcept;
+
+  SeparationResult run(const std::function<void(const SeparationProgress&)>& progress = {}) const;
+
+  /// The loss of an era that starts at `estimate` (C, H, W): its terms' targets, per-part scales
+  /// and weights. For the Realizations estimator it is evaluated on u + c_i (see evaluate).
+  MatchingLoss era_loss(const at::Tensor& estimate /* (C, H, W) */) const;
+  /// The estimator's loss of maps u (B, C, H, W) under an era's loss, and its gradient
+  /// (Realizations: averaged over the realizations, in chunks).
+  MatchingResult evaluate(const MatchingLoss& loss, const at::Tensor& u /* (B, C, H, W) */,
+                          bool want_grad = true) const;
+  const SeparationOptions& options() const;
+
+private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// The Wiener filter, the linear baseline: s^(k) = P_s / (P_s + P_c) d^(k) per Fourier mode, with
+/// P_c the realizations' mean power per integer |k| annulus and P_s the given signal spectrum (C,
+/// H, W) per mode (e.g. the truth's, for simulations), or when undefined max(P_d - P_c, 0) per
+/// annulus, d's own estimate. ShapeError for inconsistent shapes.
+at::Tensor wiener_filter(const at::Tensor& observation /* (C, H, W) */,
+                         const at::Tensor& contamination /* (M, C, H, W) */,
+                         const at::Tensor& signal_power = {} /* (C, H, W) */); // -> (C, H, W)
+
+const char* separation_estimator_name(SeparationEstimator e);
+
+} // namespace demix
+#pragma GCC visibility pop

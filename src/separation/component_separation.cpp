@@ -1,0 +1,284 @@
+#include <demix/core/errors.hpp>
+#include <demix/separation/component_separation.hpp>
+#include <demix/stats/registry.hpp>
+#include <demix/synthesis/microcanonical.hpp>
+
+#include "core/detail/sizes_text.hpp"
+#include "optim/detail/require_option.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace demix {
+
+using detail::sizes_text;
+
+const char* separation_estimator_name(SeparationEstimator e) {
+  return e == SeparationEstimator::Realizations ? "realizations" : "bias";
+}
+
+namespace {
+
+void check_options(const SeparationOptions& o) {
+  const detail::OptionCheck require{"SeparationOptions"};
+  require(o.eras >= 1, "eras", o.eras, ">= 1");
+  require(o.iterations >= 0, "iterations", o.iterations, ">= 0");
+  require(o.chunk >= 1, "chunk", o.chunk, ">= 1");
+  require(o.drop_below >= 0 && o.drop_below < 1, "drop_below", o.drop_below, "in [0, 1)");
+  require(o.estimator == SeparationEstimator::Realizations ||
+              o.estimator == SeparationEstimator::Bias,
+          "estimator", static_cast<double>(o.estimator), "Realizations or Bias");
+  for (const StatisticTerm& t : o.statistics)
+    require(t.weight >= 0 && std::isfinite(t.weight), "statistics[].weight", t.weight,
+            ">= 0 and finite");
+}
+
+void check_real_finite(const at::Tensor& t, const std::string& what) {
+  if (t.is_complex() || !at::isFloatingType(t.scalar_type()))
+    throw ValueError("separation: the " + what + " must be real floating point, got " +
+                     std::string(c10::toString(t.scalar_type())));
+  if (!at::isfinite(t).all().item<bool>())
+    throw ValueError("separation: the " + what + " hold " +
+                     std::to_string((~at::isfinite(t)).sum().item<int64_t>()) +
+                     " NaN or infinite pixels");
+}
+
+/// One statistic of the loss, built once, with the observation's reference per channel.
+struct Term {
+  std::shared_ptr<const Statistic> statistic;
+  double weight = 1;
+  std::vector<Reference> reference; // per channel
+  std::vector<at::Tensor> observed; // per channel: phi(d) (K)
+};
+
+} // namespace
+
+struct Separator::State {
+  SeparationOptions options;
+  Context context;
+  at::Tensor d;     // (1, C, H, W)
+  at::Tensor noise; // (M, C, H, W)
+  std::vector<Term> terms;
+};
+
+Separator::Separator(const at::Tensor& observation, const at::Tensor& contamination,
+                     const SeparationOptions& options, const Grid2d& grid, const Context& context)
+    : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  check_options(options);
+  s.options = options, s.context = context;
+  if (!observation.defined() || observation.dim() != 3 || observation.size(1) != grid.height ||
+      observation.size(2) != grid.width)
+    throw ShapeError("separation: the observation must be (C, " + std::to_string(grid.height) +
+                     ", " + std::to_string(grid.width) + "), got " +
+                     (observation.defined() ? sizes_text(observation) : std::string("nothing")));
+  if (!contamination.defined() || contamination.dim() != 4 ||
+      contamination.sizes().slice(1) != observation.sizes())
+    throw ShapeError("separation: the contamination realizations must be (M, " +
+                     sizes_text(observation).substr(1) + ", got " +
+                     (contamination.defined() ? sizes_text(contamination) : "nothing"));
+  if (contamination.size(0) < 2)
+    throw ValueError("separation: " + std::to_string(contamination.size(0)) +
+                     " contamination realization(s); their spread needs at least 2");
+  check_real_finite(observation, "observation");
+  check_real_finite(contamination, "contamination realizations");
+  s.d = context.to(observation.detach()).unsqueeze(0);
+  s.noise = context.to(contamination.detach());
+  if (s.options.statistics.empty())
+    s.options.statistics.push_back({default_synthesis_statistic(grid), 1.0});
+  s.options.lbfgs.max_iterations = options.iterations;
+  if (!(s.options.lbfgs.first_step_length > 0)) {
+    const double sd = s.d.std().item<double>();
+    s.options.lbfgs.first_step_length =
+        0.1 * std::sqrt(static_cast<double>(s.d.numel())) * (sd > 0 ? sd : 1.0);
+  }
+  c10::AutoGradMode no_grad(false);
+  for (const StatisticTerm& st : s.options.statistics) {
+    Term t{make_statistic(st.spec, grid, context), st.weight, {}, {}};
+    for (int64_t c = 0; c < s.d.size(1); ++c) {
+      const at::Tensor dc = s.d.select(1, c); // (1, H, W)
+      t.reference.push_back(t.statistic->reference(dc));
+      t.observed.push_back(t.statistic->forward(dc, t.reference.back()).values[0]);
+    }
+    s.terms.push_back(std::move(t));
+  }
+}
+
+Separator::~Separator() = default;
+Separator::Separator(Separator&&) noexcept = default;
+
+const SeparationOptions& Separator::options() const { return state_->options; }
+
+MatchingLoss Separator::era_loss(const at::Tensor& estimate) const {
+  const State& s = *state_;
+  if (!estimate.defined() || estimate.sizes() != s.d.sizes().slice(1))
+    throw ShapeError("separation: the estimate must be " + sizes_text(s.d[0]) + ", got " +
+                     (estimate.defined() ? sizes_text(estimate) : std::string("nothing")));
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor e = s.context.to(estimate.detach()).unsqueeze(0); // (1, C, H, W)
+  const int64_t M = s.noise.size(0);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<MatchTerm> terms;
+  for (const Term& t : s.terms) {
+    const std::string name = t.statistic->name();
+    for (int64_t c = 0; c < e.size(1); ++c) {
+      // phi(s~ + c_i) for every realization, a chunk at a time: (M, K).
+      std::vector<at::Tensor> parts;
+      for (int64_t i = 0; i < M; i += s.options.chunk) {
+        const int64_t m = std::min<int64_t>(s.options.chunk, M - i);
+        const at::Tensor x = e.select(1, c) + s.noise.narrow(0, i, m).select(1, c); // (m, H, W)
+        parts.push_back(t.statistic->forward(x, t.reference[c]).values);
+      }
+      const at::Tensor V = at::cat(parts); // (M, K)
+      // Spreads of the real and imaginary parts; parts without spread carry no information.
+      const bool complex = V.is_complex();
+      const at::Tensor sr = (complex ? at::real(V) : V).std(0);
+      const at::Tensor si = complex ? at::imag(V).std(0) : at::Tensor();
+      const at::Tensor all = complex ? at::cat({sr, si}) : sr;
+      const double rms = all.square().mean().sqrt().item<double>();
+      const at::Tensor keep_r = sr > s.options.drop_below * rms;
+      const at::Tensor keep_i = complex ? si > s.options.drop_below * rms : at::Tensor();
+      const int64_t kept =
+          keep_r.sum().item<int64_t>() + (complex ? keep_i.sum().item<int64_t>() : 0);
+      MatchTerm m;
+      m.statistic = t.statistic;
+      m.channel = static_cast<int>(c);
+      m.reference = t.reference[c];
+      m.scale = at::where(keep_r, sr, at::full_like(sr, inf));
+      if (complex) m.scale_imag = at::where(keep_i, si, at::full_like(si, inf));
+      m.target = t.observed[c];
+      if (s.options.estimator == SeparationEstimator::Bias) {
+        const at::Tensor bias = V.mean(0) - t.statistic->forward(e.select(1, c), t.reference[c])
+                                                .values[0]; // < phi(s~ + c_i) - phi(s~) >
+        m.target = t.observed[c] - bias;
+      }
+      m.weight = t.weight / static_cast<double>(std::max<int64_t>(kept, 1));
+      m.name = name + "[" + std::to_string(c) + "]";
+      terms.push_back(std::move(m));
+    }
+  }
+  return MatchingLoss(std::move(terms));
+}
+
+MatchingResult Separator::evaluate(const MatchingLoss& loss, const at::Tensor& u,
+                                   bool want_grad) const {
+  const State& s = *state_;
+  if (s.options.estimator == SeparationEstimator::Bias) return loss.evaluate(u, want_grad);
+  if (!u.defined() || u.dim() != 4 || u.sizes().slice(1) != s.d.sizes().slice(1))
+    throw ShapeError("separation: maps must be (B, " + sizes_text(s.d[0]).substr(1) + ", got " +
+                     (u.defined() ? sizes_text(u) : std::string("nothing")));
+  // (1/M) sum_i loss(u + c_i), the realizations a chunk at a time.
+  const int64_t B = u.size(0), M = s.noise.size(0);
+  MatchingResult out;
+  for (int64_t i = 0; i < M; i += s.options.chunk) {
+    const int64_t m = std::min<int64_t>(s.options.chunk, M - i);
+    const at::Tensor x = (u.unsqueeze(1) + s.noise.narrow(0, i, m).unsqueeze(0)).flatten(0, 1);
+    const MatchingResult r = loss.evaluate(x, want_grad); // over B * m maps
+    const at::Tensor l = r.loss.view({B, m}).sum(1);
+    const at::Tensor terms = r.terms.view({-1, B, m}).sum(2);
+    out.loss = out.loss.defined() ? out.loss + l : l;
+    out.terms = out.terms.defined() ? out.terms + terms : terms;
+    if (want_grad) {
+      const at::Tensor g = r.grad.view({B, m, u.size(1), u.size(2), u.size(3)}).sum(1);
+      out.grad = out.grad.defined() ? out.grad + g : g;
+    }
+  }
+  out.loss = out.loss / static_cast<double>(M);
+  out.terms = out.terms / static_cast<double>(M);
+  if (want_grad) out.grad = out.grad / static_cast<double>(M);
+  return out;
+}
+
+SeparationResult
+Separator::run(const std::function<void(const SeparationProgress&)>& progress) const {
+  const State& s = *state_;
+  const auto t0 = std::chrono::steady_clock::now();
+  const SeparationOptions& o = s.options;
+  const RowGroups one{at::zeros({1}, s.context.options().dtype(at::kLong)), 1};
+  SeparationResult out;
+  at::Tensor estimate = s.d; // (1, C, H, W): the first era starts at u = d
+  for (int era = 1; era <= o.eras; ++era) {
+    const MatchingLoss loss = era_loss(estimate[0]);
+    int64_t kept = 0;
+    for (const MatchTerm& t : loss.terms()) {
+      kept += at::isfinite(t.scale).sum().item<int64_t>();
+      if (t.scale_imag.defined()) kept += at::isfinite(t.scale_imag).sum().item<int64_t>();
+    }
+    out.kept_parts.push_back(kept);
+    LbfgsObjective f;
+    f.value_and_grad = [&](const at::Tensor& x) {
+      MatchingResult r = evaluate(loss, x, true);
+      return std::make_pair(r.loss, r.grad);
+    };
+    std::vector<double> history;
+    LbfgsState st = lbfgs_start(f, estimate, one, o.lbfgs);
+    history.push_back(st.value.item<double>());
+    lbfgs_run(f, st, one, o.lbfgs, [&](const LbfgsState& now) {
+      history.push_back(now.value.item<double>());
+      if (progress) progress({era, o.eras, now.iteration, o.iterations, history.back()});
+    });
+    estimate = st.x;
+    out.loss_history.push_back(std::move(history));
+  }
+  out.signal = estimate[0];
+  out.contamination = s.d[0] - out.signal;
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+namespace {
+
+/// The integer |k| / dk of every mode of an H x W grid (H, W) int64, and the annulus count.
+std::pair<at::Tensor, int64_t> annuli(int64_t H, int64_t W, const at::TensorOptions& opt) {
+  const auto real = opt.dtype(at::kDouble);
+  const at::Tensor ky = at::fft_fftfreq(H, 1.0, real) * static_cast<double>(H);
+  const at::Tensor kx = at::fft_fftfreq(W, 1.0, real) * static_cast<double>(W);
+  const at::Tensor r = (ky.view({-1, 1}).square() + kx.view({1, -1}).square()).sqrt().round();
+  const at::Tensor index = r.to(at::kLong);
+  return {index, index.max().item<int64_t>() + 1};
+}
+
+/// Per-mode power (C, H, W) averaged over each annulus and put back on the modes.
+at::Tensor annulus_mean(const at::Tensor& power, const at::Tensor& index, int64_t n) {
+  const int64_t C = power.size(0);
+  const at::Tensor flat = index.flatten();
+  const at::Tensor counts =
+      at::zeros({n}, power.options()).index_add(0, flat, at::ones_like(flat, power.options()));
+  at::Tensor sums = at::zeros({C, n}, power.options()).index_add(1, flat, power.flatten(1));
+  return (sums / counts.clamp_min(1)).index_select(1, flat).view(power.sizes());
+}
+
+} // namespace
+
+at::Tensor wiener_filter(const at::Tensor& observation, const at::Tensor& contamination,
+                         const at::Tensor& signal_power) {
+  if (!observation.defined() || observation.dim() != 3 || !contamination.defined() ||
+      contamination.dim() != 4 || contamination.sizes().slice(1) != observation.sizes())
+    throw ShapeError("wiener_filter: the observation must be (C, H, W) and the realizations "
+                     "(M, C, H, W) of the same maps, got " +
+                     (observation.defined() ? sizes_text(observation) : "nothing") + " and " +
+                     (contamination.defined() ? sizes_text(contamination) : "nothing"));
+  if (signal_power.defined() && signal_power.sizes() != observation.sizes())
+    throw ShapeError("wiener_filter: the signal power must be per mode, " +
+                     sizes_text(observation) + ", got " + sizes_text(signal_power));
+  const int64_t H = observation.size(1), W = observation.size(2);
+  const at::Tensor D = at::fft_fft2(observation.to(at::kDouble));
+  const auto [index, n] = annuli(H, W, D.options().device(D.device()));
+  const at::Tensor pc =
+      annulus_mean(at::fft_fft2(contamination.to(at::kDouble)).abs().square().mean(0), index, n);
+  const at::Tensor ps = signal_power.defined()
+                            ? signal_power.to(D.device(), at::kDouble)
+                            : (annulus_mean(D.abs().square(), index, n) - pc).clamp_min(0);
+  const at::Tensor total = ps + pc;
+  const at::Tensor gain = at::where(total > 0, ps / total.clamp_min(1e-300), at::zeros_like(ps));
+  return at::real(at::fft_ifft2(D * gain)).to(observation.scalar_type());
+}
+
+} // namespace demix

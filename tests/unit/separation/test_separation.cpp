@@ -1,0 +1,223 @@
+// Statistical component separation (include/demix/separation/): the per-part distance against
+// its formula, the era loss's targets, spreads and dropped parts against a direct computation, the
+// realizations estimator against one realization at a time, both estimators recovering a
+// log-normal field from white noise better than the observation does, the Wiener filter against a
+// brute-force per-annulus filter, and bad input.
+
+#include <demix/core/errors.hpp>
+#include <demix/separation/component_separation.hpp>
+#include <demix/stats/loss.hpp>
+#include <demix/stats/power_spectrum.hpp>
+
+#include "support/expect_error.hpp"
+#include "support/fields.hpp"
+#include "support/statistics.hpp"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+namespace {
+
+using demix::test::cpu64;
+using demix::test::expect_error_naming;
+using demix::test::lognormal;
+
+/// A noisy observation of a standardised log-normal field (skewed: what a Gaussian field is not,
+/// and what statistics beyond the spectrum can tell from noise): signal (1, n, n), noise
+/// realizations (M, 1, n, n) of white noise of deviation sigma, the observation d = s + one more
+/// realization.
+struct Noisy {
+  at::Tensor signal, observation, realizations;
+};
+Noisy noisy(int64_t n, int64_t M, double sigma, uint64_t seed) {
+  at::Tensor s = lognormal(1, 1, n, seed)[0];
+  s = (s - s.mean()) / s.std();
+  at::manual_seed(seed + 100);
+  const at::Tensor c = sigma * at::randn({M + 1, 1, n, n}, at::kDouble);
+  return {s, s + c[0], c.narrow(0, 1, M)};
+}
+
+demix::StatisticSpec wph(int J) {
+  return demix::WphOptions{.J = J, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto};
+}
+
+double mse(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).square().mean().item<double>();
+}
+
+TEST(SquaredDistance, RealAndImaginaryPartsWeightedApart) {
+  at::manual_seed(1);
+  const at::Tensor target = at::randn({6}, at::kComplexDouble);
+  const at::Tensor values = at::randn({3, 4}, at::kComplexDouble);
+  const at::Tensor rows = at::tensor({5, 0, 2, 3}, at::kLong);
+  const at::Tensor wr = at::rand({6}, at::kDouble), wi = at::rand({6}, at::kDouble);
+  const demix::SquaredDistance split(target, wr, wi);
+  const at::Tensor r = values - target.index_select(0, rows);
+  const at::Tensor expected = (at::real(r).square() * wr.index_select(0, rows) +
+                               at::imag(r).square() * wi.index_select(0, rows))
+                                  .sum(1);
+  EXPECT_TRUE(at::allclose(split.chunk(values, rows, 0), expected));
+  // Equal weights: the plain weighted distance.
+  const demix::SquaredDistance same(target, wr, wr), plain(target, wr);
+  EXPECT_TRUE(at::allclose(same.chunk(values, rows, 0), plain.chunk(values, rows, 0)));
+  expect_error_naming<demix::ShapeError>([&] { demix::SquaredDistance(target, {}, wi); },
+                                         {"imaginary"});
+}
+
+TEST(Separation, EraLossHoldsTheSpreadsAndTheBiasCorrectedTargets) {
+  const int64_t n = 16, M = 6;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, M, 0.5, 3);
+  demix::SeparationOptions o;
+  o.statistics = {{wph(2), 1.0}};
+  o.chunk = 4; // two chunks of realizations
+  const demix::Separator sep(p.observation, p.realizations, o, grid, cpu64());
+  const demix::WphOperator op(std::get<demix::WphOptions>(wph(2)), grid, cpu64());
+  const demix::Reference ref = op.reference(p.observation);
+  const at::Tensor estimate = p.observation * 0.8;
+  const at::Tensor V = op.forward((estimate + p.realizations).select(1, 0), ref).values; // (M, K)
+  const at::Tensor phi_d = op.forward(p.observation, ref).values[0];
+  const at::Tensor phi_e = op.forward(estimate, ref).values[0];
+
+  const demix::MatchingLoss bias = sep.era_loss(estimate);
+  ASSERT_EQ(bias.terms().size(), 1u);
+  const demix::MatchTerm& t = bias.terms()[0];
+  EXPECT_TRUE(at::allclose(t.target, phi_d - (V.mean(0) - phi_e), 1e-9, 1e-12));
+  // Spreads per part; parts without spread (normalised to exactly 1, imaginary parts of real
+  // products) are dropped (infinite scale) and the weight is one over the parts kept.
+  const at::Tensor sr = at::real(V).std(0), si = at::imag(V).std(0);
+  const at::Tensor kept_r = at::isfinite(t.scale), kept_i = at::isfinite(t.scale_imag);
+  EXPECT_TRUE(at::allclose(t.scale.masked_select(kept_r), sr.masked_select(kept_r)));
+  EXPECT_TRUE(at::allclose(t.scale_imag.masked_select(kept_i), si.masked_select(kept_i)));
+  const double rms = at::cat({sr, si}).square().mean().sqrt().item<double>();
+  EXPECT_TRUE(at::equal(kept_r, sr > 1e-6 * rms));
+  EXPECT_TRUE(at::equal(kept_i, si > 1e-6 * rms));
+  const int64_t kept = kept_r.sum().item<int64_t>() + kept_i.sum().item<int64_t>();
+  EXPECT_LT(kept, 2 * V.size(1)); // not vacuous: some parts are dropped...
+  EXPECT_GT(kept, V.size(1));     // ... most are kept
+  EXPECT_DOUBLE_EQ(t.weight, 1.0 / static_cast<double>(kept));
+
+  // The realizations estimator: the observation's statistics as the target, and its loss the
+  // mean over the realizations of the loss of u + c_i.
+  o.estimator = demix::SeparationEstimator::Realizations;
+  const demix::Separator real(p.observation, p.realizations, o, grid, cpu64());
+  const demix::MatchingLoss loss = real.era_loss(estimate);
+  EXPECT_TRUE(at::allclose(loss.terms()[0].target, phi_d));
+  const at::Tensor u = estimate.unsqueeze(0); // (1, 1, n, n)
+  const demix::MatchingResult r = real.evaluate(loss, u);
+  at::Tensor l = at::zeros({1}, at::kDouble), g = at::zeros_like(u);
+  for (int64_t i = 0; i < M; ++i) {
+    const demix::MatchingResult one = loss.evaluate(u + p.realizations[i].unsqueeze(0));
+    l = l + one.loss / M, g = g + one.grad / M;
+  }
+  EXPECT_TRUE(at::allclose(r.loss, l, 1e-10, 0));
+  EXPECT_TRUE(at::allclose(r.grad, g, 1e-9, 1e-12));
+}
+
+TEST(Separation, BothEstimatorsRecoverTheSignalBetterThanTheObservation) {
+  const int64_t n = 32, M = 10;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, M, 1.0, 5); // SNR 1
+  const demix::PowerSpectrumOperator ps({.bins = 5, .binning = demix::PsBinning::Log}, grid,
+                                        cpu64());
+  const at::Tensor p_true = ps.forward(p.signal).values[0];
+  for (const auto estimator :
+       {demix::SeparationEstimator::Bias, demix::SeparationEstimator::Realizations}) {
+    demix::SeparationOptions o;
+    o.statistics = {{wph(4), 1.0}};
+    o.estimator = estimator;
+    o.eras = 2;
+    o.iterations = 20;
+    int reports = 0;
+    const demix::SeparationResult r =
+        demix::Separator(p.observation, p.realizations, o, grid, cpu64())
+            .run([&](const demix::SeparationProgress& q) {
+              ++reports;
+              EXPECT_EQ(q.eras, 2);
+            });
+    const char* name = demix::separation_estimator_name(estimator);
+    EXPECT_EQ(reports, 40) << name;
+    ASSERT_EQ(r.loss_history.size(), 2u);
+    // Each era descends (the first from d by far; the next from a loss re-normalised at s~).
+    EXPECT_LT(r.loss_history[0].back(), 0.5 * r.loss_history[0].front()) << name;
+    EXPECT_LT(r.loss_history[1].back(), r.loss_history[1].front()) << name;
+    EXPECT_TRUE(at::allclose(r.signal + r.contamination, p.observation));
+    // The noise is white: d's error is its full variance (1); the separation removes some.
+    // (On a map this small the Wiener filter has less pixel error, about 0.4.)
+    const double err = mse(r.signal, p.signal), err_d = mse(p.observation, p.signal);
+    EXPECT_LT(err, 0.95 * err_d) << name << " " << err << " " << err_d;
+    // The spectrum at high k, where the noise dominates d's (3.3 times the truth's power), comes
+    // closer to the truth.
+    const auto off = [&](const at::Tensor& map) {
+      return (ps.forward(map).values[0][-1] / p_true[-1] - 1).abs().item<double>();
+    };
+    const double off_sep = off(r.signal), off_d = off(p.observation);
+    EXPECT_LT(off_sep, 0.6 * off_d) << name << " " << off_sep << " " << off_d;
+  }
+}
+
+TEST(WienerFilter, IsTheAnnulusGainAndBeatsTheObservation) {
+  const int64_t n = 12, M = 30;
+  const Noisy p = noisy(n, M, 0.7, 9);
+  const at::Tensor w = demix::wiener_filter(p.observation, p.realizations);
+  // Brute force: the gain of every mode from the annulus means of |D|^2 and of the realizations'.
+  const at::Tensor D = at::fft_fft2(p.observation[0]);
+  const at::Tensor Pc = at::fft_fft2(p.realizations.select(1, 0)).abs().square().mean(0);
+  at::Tensor gain = at::zeros({n, n}, at::kDouble);
+  const auto freq = [&](int64_t i) { return static_cast<double>(i < n / 2 + (n % 2) ? i : i - n); };
+  for (int64_t a = 0; a < n; ++a)
+    for (int64_t b = 0; b < n; ++b) {
+      const auto ring = [&](int64_t y, int64_t x) {
+        return std::lround(std::sqrt(freq(y) * freq(y) + freq(x) * freq(x)));
+      };
+      double pd = 0, pc = 0;
+      int count = 0;
+      for (int64_t y = 0; y < n; ++y)
+        for (int64_t x = 0; x < n; ++x)
+          if (ring(y, x) == ring(a, b)) {
+            pd += D[y][x].abs().square().item<double>(), pc += Pc[y][x].item<double>(), ++count;
+          }
+      const double ps = std::max(pd / count - pc / count, 0.0);
+      gain[a][b] = ps + pc / count > 0 ? ps / (ps + pc / count) : 0.0;
+    }
+  EXPECT_TRUE(at::allclose(w[0], at::real(at::fft_ifft2(D * gain)), 1e-9, 1e-12));
+  // With the truth's spectrum per mode it beats the observation.
+  const at::Tensor truth_power = at::fft_fft2(p.signal).abs().square();
+  const at::Tensor oracle = demix::wiener_filter(p.observation, p.realizations, truth_power);
+  EXPECT_LT(mse(oracle, p.signal), 0.6 * mse(p.observation, p.signal));
+  // Without contamination it passes the map through.
+  EXPECT_TRUE(at::allclose(demix::wiener_filter(p.observation, 0 * p.realizations), p.observation,
+                           1e-9, 1e-9));
+}
+
+TEST(Separation, BadInputIsRefused) {
+  const int64_t n = 16;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, 4, 0.5, 1);
+  demix::SeparationOptions o;
+  o.statistics = {{wph(2), 1.0}};
+  const auto make = [&](const at::Tensor& d, const at::Tensor& c,
+                        const demix::SeparationOptions& opt) {
+    return [=] { demix::Separator(d, c, opt, grid, cpu64()); };
+  };
+  expect_error_naming<demix::ValueError>(make(p.observation, p.realizations.narrow(0, 0, 1), o),
+                                         {"1 contamination realization", "at least 2"});
+  expect_error_naming<demix::ShapeError>(make(p.observation, p.realizations.narrow(3, 0, 8), o),
+                                         {"realizations", "(M, 1, 16, 16)"});
+  expect_error_naming<demix::ShapeError>(make(p.observation[0], p.realizations, o),
+                                         {"observation", "(C, 16, 16)"});
+  at::Tensor nan = p.observation.clone();
+  nan[0][2][3] = std::numeric_limits<double>::quiet_NaN();
+  expect_error_naming<demix::ValueError>(make(nan, p.realizations, o), {"1 NaN"});
+  demix::SeparationOptions bad = o;
+  bad.eras = 0;
+  expect_error_naming<demix::ValueError>(make(p.observation, p.realizations, bad), {"eras", "0"});
+  bad = o;
+  bad.drop_below = 1;
+  expect_error_naming<demix::ValueError>(make(p.observation, p.realizations, bad), {"drop_below"});
+}
+
+} // namespace

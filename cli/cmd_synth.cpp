@@ -11,6 +11,7 @@
 #include <demix/synthesis/microcanonical.hpp>
 
 #include "common.hpp"
+#include "statistic_options.hpp"
 
 #include <ATen/ATen.h>
 
@@ -32,10 +33,7 @@ struct SynthCliOptions {
   std::vector<std::string> targets;
   std::string output;
   std::string json; ///< default: the output's stem + ".json"
-  std::vector<std::string> stats{"wph"};
-  std::vector<double> weights; ///< one per statistic; default 1
-  int J = 0, L = 0, dn = 2;    ///< 0: the statistic's default
-  CommonNorm norm = CommonNorm::Auto;
+  StatisticChoice statistics;
   SynthesisOptions synthesis; ///< samples, iterations, seed, log, standardize, init, scale
   bool no_cross = false, channels = false;
   std::string checkpoint, resume;
@@ -66,33 +64,6 @@ std::pair<at::Tensor, Image> read_targets(const SynthCliOptions& o) {
   return {at::cat(maps), std::move(first)};
 }
 
-/// The statistics the options name, with their weights, for maps of `grid`.
-std::vector<StatisticTerm> statistic_terms(const SynthCliOptions& o, const Grid2d& grid,
-                                           bool complex_data) {
-  if (!o.weights.empty() && o.weights.size() != o.stats.size())
-    throw ValueError("--weights gives " + std::to_string(o.weights.size()) + " weight(s) for " +
-                     std::to_string(o.stats.size()) + " statistic(s) in --stats");
-  std::vector<StatisticTerm> terms;
-  for (std::size_t i = 0; i < o.stats.size(); ++i) {
-    const StatisticInfo& info = statistic_info(o.stats[i]);
-    CommonOptions common;
-    common.kind = info.kind;
-    common.complex_data = complex_data;
-    if (info.takes_norm) common.norm = o.norm;
-    if (info.takes_scales && o.J > 0) {
-      if (o.J > largest_J(info.kind, grid))
-        throw ValueError("-J " + std::to_string(o.J) + " is too large for " + to_string(grid) +
-                         " maps: " + info.name +
-                         " takes J <= " + std::to_string(largest_J(info.kind, grid)));
-      common.J = o.J;
-    }
-    if (info.takes_scales && o.L > 0) common.L = o.L;
-    if (info.takes_shifts) common.dn = o.dn;
-    terms.push_back({resolve(common, grid), o.weights.empty() ? 1.0 : o.weights[i]});
-  }
-  return terms;
-}
-
 /// A progress line on stderr: rewritten in place on a terminal, else one line every 10 s.
 class ProgressLine {
 public:
@@ -121,8 +92,7 @@ private:
 /// The options and statistics as FITS keywords of the samples' header.
 void add_keywords(FitsHeader& h, const SynthCliOptions& o, const Synthesizer& synth,
                   const SynthesisResult& r, const Context& ctx, int64_t targets) {
-  std::string names;
-  for (const std::string& s : o.stats) names += (names.empty() ? "" : ",") + s;
+  const std::string names = statistic_names(o.statistics);
   h.set("SYNSTATS", std::string_view(names), "statistics matched");
   h.set("NTARGET", static_cast<long long>(targets), "number of target maps");
   h.set("NSAMPLE", static_cast<long long>(o.synthesis.samples), "number of samples");
@@ -144,7 +114,8 @@ void add_keywords(FitsHeader& h, const SynthCliOptions& o, const Synthesizer& sy
     if (seen[name] || t.cross_channel >= 0) continue;
     seen[name] = true;
     for (const StatisticKeyword& k : t.statistic->keywords()) {
-      const std::string key = o.stats.size() > 1 ? std::string(1, name[0]) + k.fits : k.fits;
+      const std::string key =
+          o.statistics.stats.size() > 1 ? std::string(1, name[0]) + k.fits : k.fits;
       if (key.size() <= 8)
         std::visit([&](const auto& v) { h.set(key, v, name + ": " + k.comment); }, k.value);
     }
@@ -159,11 +130,12 @@ std::string history_json(const SynthCliOptions& o, const SynthesisResult& r, con
   for (std::size_t i = 0; i < o.targets.size(); ++i)
     s << (i ? ", " : "") << json_string(o.targets[i]);
   s << "],\n  \"output\": " << json_string(o.output) << ",\n  \"options\": {\"stats\": [";
-  for (std::size_t i = 0; i < o.stats.size(); ++i) s << (i ? ", " : "") << json_string(o.stats[i]);
+  const StatisticChoice& c = o.statistics;
+  for (std::size_t i = 0; i < c.stats.size(); ++i) s << (i ? ", " : "") << json_string(c.stats[i]);
   s << "], \"weights\": [";
-  for (std::size_t i = 0; i < o.stats.size(); ++i)
-    s << (i ? ", " : "") << json_number(o.weights.empty() ? 1.0 : o.weights[i]);
-  s << "], \"J\": " << o.J << ", \"L\": " << o.L << ", \"dn\": " << o.dn
+  for (std::size_t i = 0; i < c.stats.size(); ++i)
+    s << (i ? ", " : "") << json_number(c.weights.empty() ? 1.0 : c.weights[i]);
+  s << "], \"J\": " << c.J << ", \"L\": " << c.L << ", \"dn\": " << c.dn
     << ", \"samples\": " << o.synthesis.samples << ", \"iterations\": " << o.synthesis.iterations
     << ", \"seed\": " << o.synthesis.seed << ", \"history\": " << o.synthesis.lbfgs.history
     << ", \"log\": " << (o.synthesis.log ? "true" : "false")
@@ -209,7 +181,7 @@ void run_synth(SynthCliOptions o, const Globals& globals) {
   auto [targets, first] = read_targets(o);
   const Grid2d grid{targets.size(2), targets.size(3)};
   SynthesisOptions so = o.synthesis;
-  so.matching.statistics = statistic_terms(o, grid, targets.is_complex());
+  so.matching.statistics = statistic_terms(o.statistics, grid, targets.is_complex());
   so.matching.cross = !o.no_cross;
   const Synthesizer synth(targets, so, grid, ctx);
   if (!globals.quiet)
@@ -263,27 +235,8 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("-o,--output", o->output, "Samples (FITS): (S, H, W), or (S, C, H, W)")
       ->required();
   cmd->add_option("--json", o->json, "Options and loss history (default: the output's stem .json)");
-  std::map<std::string, std::string> names;
-  for (const StatisticInfo& info : statistic_registry()) names.emplace(info.name, info.name);
-  cmd->add_option("--stats", o->stats,
-                  "Statistics to match, comma-separated: wph, scov, wst, ps (default wph)")
-      ->delimiter(',')
-      ->check(CLI::IsMember(names));
-  cmd->add_option("--weights", o->weights, "Weight of each statistic of --stats (default 1)")
-      ->delimiter(',')
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("-J", o->J, "Number of dyadic scales (default: each statistic's)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("-L", o->L, "Number of orientations (default: each statistic's)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--dn", o->dn, "wph: radial steps of the shift grid")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  const std::map<std::string, CommonNorm> norms{{"none", CommonNorm::None},
-                                                {"auto", CommonNorm::Auto}};
-  cmd->add_option("--norm", o->norm, "none or auto: wph and scov normalisation by the targets'")
-      ->transform(CLI::CheckedTransformer(norms, CLI::ignore_case))
-      ->default_str("auto");
+  add_statistic_options(*cmd, o->statistics,
+                        "none or auto: wph and scov normalisation by the targets'");
   cmd->add_option("--samples", o->synthesis.samples, "Number of maps to draw")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -312,7 +265,8 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
                                                 {"spread", TermScale::Spread}};
   cmd->add_option("--scale", o->synthesis.matching.scale,
                   "Residual scale of each coefficient: auto (spread over several targets, else "
-                  "statistic-rms), none, modulus (|target|), class-rms, statistic-rms, spread")
+                  "statistic-rms, modulus for ps), none, modulus (|target|), class-rms, "
+                  "statistic-rms, spread")
       ->transform(CLI::CheckedTransformer(scales, CLI::ignore_case))
       ->default_str("auto");
   cmd->add_flag("--channels", o->channels,

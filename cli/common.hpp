@@ -34,6 +34,7 @@ void add_convert_command(CLI::App& app, const Globals& globals);
 void add_preview_command(CLI::App& app, const Globals& globals);
 void add_stats_command(CLI::App& app, const Globals& globals);
 void add_synth_command(CLI::App& app, const Globals& globals);
+void add_separate_command(CLI::App& app, const Globals& globals);
 void add_validate_command(CLI::App& app, const Globals& globals);
 void add_deblend_command(CLI::App& app, const Globals& globals);
 

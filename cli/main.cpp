@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   demix::cli::add_preview_command(app, globals);
   demix::cli::add_stats_command(app, globals);
   demix::cli::add_synth_command(app, globals);
+  demix::cli::add_separate_command(app, globals);
   demix::cli::add_validate_command(app, globals);
   demix::cli::add_deblend_command(app, globals);
   demix::cli::add_simulate_command(app, globals);

@@ -1,0 +1,268 @@
+// demix separate d.fits -o s.fits --contamination ...: statistical component separation
+// (separation/component_separation.hpp). Reads the observation and the contamination's
+// realizations (files, or Gaussian white noise drawn here), runs the separation with a progress
+// line, writes the signal (FITS, the observation's header) with the contamination d - s~ and the
+// loss history, optionally the Wiener baseline, and a JSON sidecar.
+
+#include <demix/core/build_info.hpp>
+#include <demix/core/errors.hpp>
+#include <demix/io/fits.hpp>
+#include <demix/io/image_io.hpp>
+#include <demix/separation/component_separation.hpp>
+
+#include "common.hpp"
+#include "statistic_options.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace demix::cli {
+
+namespace {
+
+struct SeparateCliOptions {
+  std::string observation, output, json, wiener;
+  std::vector<std::string> contamination;
+  int realizations = 20; ///< drawn for gaussian:sigma=...
+  std::uint64_t seed = 0;
+  StatisticChoice statistics;
+  SeparationOptions separation;
+  NonFinitePolicy non_finite = NonFinitePolicy::Reject;
+};
+
+/// (C, H, W): a 2-D map is one channel.
+at::Tensor as_channels(const at::Tensor& d) { return d.dim() == 2 ? d.unsqueeze(0) : d; }
+
+/// The realizations (M, C, H, W): "gaussian:sigma=X" draws M white-noise maps of deviation X
+/// from the seed (on the CPU, so that a seed means the same maps everywhere); otherwise files,
+/// each a cube of realizations (one channel) or one realization (C, H, W) / (H, W).
+at::Tensor read_contamination(const SeparateCliOptions& o, const at::Tensor& d /* (C, H, W) */) {
+  const std::string gaussian = "gaussian:sigma=";
+  if (o.contamination.size() == 1 && o.contamination[0].rfind(gaussian, 0) == 0) {
+    const std::string value = o.contamination[0].substr(gaussian.size());
+    double sigma = 0;
+    try {
+      std::size_t used = 0;
+      sigma = std::stod(value, &used);
+      if (used != value.size()) throw std::invalid_argument(value);
+    } catch (const std::exception&) {
+      throw ValueError("--contamination " + o.contamination[0] + ": '" + value +
+                       "' is not a number");
+    }
+    if (!(sigma > 0) || !std::isfinite(sigma))
+      throw ValueError("--contamination " + o.contamination[0] + ": sigma must be > 0");
+    at::Generator gen = at::detail::createCPUGenerator(o.seed);
+    std::vector<int64_t> shape = d.sizes().vec();
+    shape.insert(shape.begin(), o.realizations);
+    return sigma * at::normal(0, 1, shape, gen, at::TensorOptions().dtype(at::kDouble));
+  }
+  std::vector<at::Tensor> maps;
+  for (const std::string& spec : o.contamination) {
+    const at::Tensor c = read_image(spec, {.non_finite = o.non_finite}).data;
+    at::Tensor r; // (m, C, H, W)
+    if (c.sizes() == d.sizes() ||
+        (c.dim() == 2 && d.size(0) == 1 && c.sizes() == d.sizes().slice(1)))
+      r = c.reshape(d.sizes()).unsqueeze(0);
+    else if (c.dim() == 3 && d.size(0) == 1 && c.sizes().slice(1) == d.sizes().slice(1))
+      r = c.unsqueeze(1);
+    else
+      throw ShapeError("contamination '" + spec + "' is " + shape_text(c) +
+                       "; the observation is " + shape_text(d) +
+                       " (C, H, W): give realizations of that shape, or cubes (M, H, W) of "
+                       "realizations of a one-channel map");
+    maps.push_back(r.to(at::kDouble));
+  }
+  return at::cat(maps);
+}
+
+/// A progress line on stderr: rewritten in place on a terminal, else one line every 10 s.
+class ProgressLine {
+public:
+  explicit ProgressLine(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO) == 1) {}
+  void operator()(const SeparationProgress& p) {
+    if (quiet_) return;
+    const double t =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const int done = (p.era - 1) * p.iterations + p.iteration, total = p.eras * p.iterations;
+    const bool last = done >= total;
+    if (!last && t - shown_ < (tty_ ? 0.2 : 10.0)) return;
+    shown_ = t;
+    const double rate = done / std::max(t, 1e-9);
+    std::fprintf(stderr, "%sdemix separate: era %d/%d  iteration %d/%d  loss %.4g  ETA %.0f s%s",
+                 tty_ ? "\r" : "", p.era, p.eras, p.iteration, p.iterations, p.loss,
+                 last ? 0.0 : (total - done) / std::max(rate, 1e-12), tty_ && !last ? "   " : "\n");
+    std::fflush(stderr);
+  }
+
+private:
+  bool quiet_, tty_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double shown_ = -1e9;
+};
+
+std::string history_json(const SeparateCliOptions& o, const SeparationResult& r, int64_t M,
+                         const Context& ctx) {
+  std::ostringstream s;
+  const SeparationOptions& so = o.separation;
+  s << "{\n  \"demix\": " << json_string(build_info().demix)
+    << ",\n  \"observation\": " << json_string(o.observation) << ",\n  \"contamination\": [";
+  for (std::size_t i = 0; i < o.contamination.size(); ++i)
+    s << (i ? ", " : "") << json_string(o.contamination[i]);
+  s << "],\n  \"output\": " << json_string(o.output) << ",\n  \"options\": {\"stats\": [";
+  const StatisticChoice& c = o.statistics;
+  for (std::size_t i = 0; i < c.stats.size(); ++i) s << (i ? ", " : "") << json_string(c.stats[i]);
+  s << "], \"weights\": [";
+  for (std::size_t i = 0; i < c.stats.size(); ++i)
+    s << (i ? ", " : "") << json_number(c.weights.empty() ? 1.0 : c.weights[i]);
+  s << "], \"J\": " << c.J << ", \"L\": " << c.L << ", \"dn\": " << c.dn
+    << ", \"estimator\": " << json_string(separation_estimator_name(so.estimator))
+    << ", \"realizations\": " << M << ", \"eras\": " << so.eras
+    << ", \"iterations\": " << so.iterations << ", \"seed\": " << o.seed
+    << ", \"device\": " << json_string(ctx.describe()) << "},\n";
+  s << "  \"seconds\": " << json_number(r.seconds) << ",\n  \"kept_parts\": [";
+  for (std::size_t e = 0; e < r.kept_parts.size(); ++e) s << (e ? ", " : "") << r.kept_parts[e];
+  s << "],\n  \"loss_history\": [";
+  for (std::size_t e = 0; e < r.loss_history.size(); ++e) {
+    s << (e ? ",\n    " : "\n    ") << "[";
+    for (std::size_t k = 0; k < r.loss_history[e].size(); ++k)
+      s << (k ? ", " : "") << json_number(r.loss_history[e][k]);
+    s << "]";
+  }
+  s << "\n  ]\n}\n";
+  return s.str();
+}
+
+void run_separate(SeparateCliOptions o, const Globals& globals) {
+  if (format_for_output(o.output) != FileFormat::Fits)
+    throw ValueError("separate writes FITS files; output '" + o.output + "' does not end in .fits");
+  if (!o.wiener.empty() && format_for_output(o.wiener) != FileFormat::Fits)
+    throw ValueError("--wiener '" + o.wiener + "' does not end in .fits");
+  if (o.json.empty()) o.json = path_stem(o.output) + ".json";
+  require_output_folder(o.output, "the signal");
+  require_output_folder(o.json, "the JSON sidecar");
+  if (!o.wiener.empty()) require_output_folder(o.wiener, "the Wiener filter's map");
+
+  const Context ctx = make_context(globals);
+  const Image observed = read_image(o.observation, {.non_finite = o.non_finite});
+  const at::Tensor d = as_channels(observed.data).to(at::kDouble); // (C, H, W)
+  const at::Tensor noise = read_contamination(o, d);               // (M, C, H, W)
+  const Grid2d grid{d.size(1), d.size(2)};
+  SeparationOptions so = o.separation;
+  so.statistics = statistic_terms(o.statistics, grid, false);
+  const Separator sep(d, noise, so, grid, ctx);
+  if (!globals.quiet)
+    std::cerr << "demix separate: " << d.size(0) << " channel(s) of " << to_string(grid) << ", "
+              << noise.size(0) << " contamination realizations, "
+              << separation_estimator_name(so.estimator) << " estimator, " << so.eras << " eras of "
+              << so.iterations << " iterations on " << ctx.describe() << "\n";
+  ProgressLine line(globals.quiet);
+  const SeparationResult r = sep.run([&](const SeparationProgress& p) { line(p); });
+
+  const auto pixels =
+      observed.data.scalar_type() == at::kDouble ? FitsPixelType::Float64 : FitsPixelType::Float32;
+  const auto shaped = [&](const at::Tensor& t) { // as the observation was: (H, W) or (C, H, W)
+    return t.detach().to(at::kCPU).reshape(observed.data.sizes());
+  };
+  FitsHeader header = observed.header;
+  header.set("SEPSTATS", std::string_view(statistic_names(o.statistics)), "statistics matched");
+  header.set("ESTIMATR", std::string_view(separation_estimator_name(so.estimator)),
+             "separation estimator");
+  header.set("NREALIZ", static_cast<long long>(noise.size(0)), "contamination realizations");
+  header.set("ERAS", static_cast<long long>(so.eras), "outer iterations");
+  header.set("ITERS", static_cast<long long>(so.iterations), "L-BFGS iterations per era");
+  header.set("SEED", static_cast<long long>(o.seed), "seed of drawn realizations");
+  header.set("FINLOSS", r.loss_history.back().back(), "final loss");
+  header.add_history("demix " + build_info().demix + " separate: " + o.observation);
+  Table loss;
+  std::vector<int64_t> era, iteration;
+  std::vector<double> value;
+  for (std::size_t e = 0; e < r.loss_history.size(); ++e)
+    for (std::size_t k = 0; k < r.loss_history[e].size(); ++k) {
+      era.push_back(static_cast<int64_t>(e) + 1), iteration.push_back(static_cast<int64_t>(k));
+      value.push_back(r.loss_history[e][k]);
+    }
+  loss.add("ERA", at::tensor(era, at::kLong), "", "era (1-based)");
+  loss.add("ITERATION", at::tensor(iteration, at::kLong), "", "L-BFGS iteration in the era");
+  loss.add("LOSS", at::tensor(value, at::kDouble), "", "loss");
+  FitsWriter writer(o.output);
+  writer.add_image("", shaped(r.signal), header, pixels);
+  FitsHeader contam;
+  contam.add_history("demix separate: the observation minus the separated signal");
+  writer.add_image("CONTAM", shaped(r.contamination), contam, pixels);
+  writer.add_table("LOSS", loss);
+  writer.commit();
+  if (!o.wiener.empty()) {
+    FitsHeader wh = observed.header;
+    wh.add_history("demix " + build_info().demix + " separate: Wiener filter of " + o.observation);
+    FitsWriter w(o.wiener);
+    w.add_image("", shaped(wiener_filter(d, noise)), wh, pixels);
+    w.commit();
+  }
+  write_text_file(o.json, history_json(o, r, noise.size(0), ctx));
+  if (!globals.quiet)
+    std::cerr << "demix separate: wrote " << o.output << " and " << o.json
+              << (o.wiener.empty() ? "" : " and " + o.wiener) << "; " << r.seconds
+              << " s, final loss " << r.loss_history.back().back() << "\n";
+}
+
+} // namespace
+
+void add_separate_command(CLI::App& app, const Globals& globals) {
+  auto o = std::make_shared<SeparateCliOptions>();
+  auto* cmd = app.add_subcommand(
+      "separate", "Separate a signal from a contamination known by realizations (statistical "
+                  "component separation)");
+  cmd->add_option("observation", o->observation,
+                  "The observed map d = s + c (FITS or npy): (H, W) "
+                  "or channels (C, H, W)")
+      ->required();
+  cmd->add_option("-o,--output", o->output,
+                  "Signal (FITS, the observation's header), with extensions CONTAM (d - s) and "
+                  "LOSS")
+      ->required();
+  cmd->add_option("--contamination", o->contamination,
+                  "Realizations of c: files (cubes (M, H, W) of a one-channel map, or single "
+                  "realizations), or gaussian:sigma=X (white noise drawn here)")
+      ->required();
+  cmd->add_option("-M,--realizations", o->realizations, "Realizations to draw for gaussian:sigma=X")
+      ->check(CLI::Range(2, 100000))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of drawn realizations")->capture_default_str();
+  cmd->add_option("--json", o->json, "Options and loss history (default: the output's stem .json)");
+  cmd->add_option("--wiener", o->wiener,
+                  "Also write the Wiener filter of d (the spectra estimated from d and the "
+                  "realizations) to this FITS file");
+  add_statistic_options(*cmd, o->statistics,
+                        "none or auto: wph and scov normalisation by the observation's");
+  const std::map<std::string, SeparationEstimator> estimators{
+      {"bias", SeparationEstimator::Bias}, {"realizations", SeparationEstimator::Realizations}};
+  cmd->add_option("--estimator", o->separation.estimator,
+                  "bias (a bias-corrected target, one map per evaluation) or realizations (the "
+                  "realizations in every evaluation)")
+      ->transform(CLI::CheckedTransformer(estimators, CLI::ignore_case))
+      ->default_str("bias");
+  cmd->add_option("--eras", o->separation.eras,
+                  "Outer iterations (spreads and bias recomputed at the estimate)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--iterations", o->separation.iterations, "L-BFGS iterations per era")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--chunk", o->separation.chunk, "Realizations per statistic call (memory)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  add_nan_option(*cmd, o->non_finite);
+  cmd->callback([o, &globals] { run_separate(*o, globals); });
+}
+
+} // namespace demix::cli

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""`demix separate` from the outside, with astropy and numpy as oracles: the signal keeps the
+observation's header (WCS), records the options, CONTAM holds d minus the signal, LOSS equals the
+JSON sidecar's history and falls in every era, drawn realizations follow the seed, given
+realization files are read as documented, the Wiener map is written on request, and bad input
+fails (exit 1 or 2) naming the problem without leaving an output behind.
+
+usage: test_separate_cli.py PATH/TO/demix
+"""
+import json
+
+import numpy as np
+from astropy.io import fits
+
+import clitest
+from clitest import run
+
+
+def noisy(n, seed, sigma=1.0):
+    """A standardised log-normal field and an observation of it with white noise."""
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftfreq(n)
+    amp = (k[:, None] ** 2 + k[None, :] ** 2 + 1e-2) ** -0.75
+    g = np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) * amp).real
+    s = np.exp(g / g.std())
+    s = (s - s.mean()) / s.std()
+    return s, s + sigma * rng.standard_normal((n, n))
+
+
+def write_map(path, data):
+    hdr = fits.Header()
+    hdr["CTYPE1"], hdr["CTYPE2"] = "GLON-CAR", "GLAT-CAR"
+    hdr["CRVAL1"], hdr["CDELT1"], hdr["BUNIT"] = 120.0, -0.05, "K_CMB"
+    fits.PrimaryHDU(data.astype(np.float32), hdr).writeto(path)
+
+
+class SeparateCliTest(clitest.CliTestCase):
+    def separate(self, *args):
+        rc, out, err = run("separate", *args, "--device", "cpu")
+        self.assertEqual(rc, 0, err)
+        return err
+
+    def test_outputs_header_history_and_seed(self):
+        s, d = noisy(32, 1)
+        obs, out, wien = self.path("d.fits"), self.path("s.fits"), self.path("w.fits")
+        write_map(obs, d)
+        common = [obs, "--contamination", "gaussian:sigma=1", "-M", 6, "--eras", 2,
+                  "--iterations", 8, "-J", 3, "--dn", 1, "--seed", 3]
+        err = self.separate(*common, "-o", out, "--wiener", wien)
+        self.assertIn("era 2/2  iteration 8/8", err)  # the progress line's last report
+        with fits.open(out, checksum=True) as h:
+            self.assertEqual([x.name for x in h], ["PRIMARY", "CONTAM", "LOSS"])
+            hdr = h[0].header
+            for key, value in [("CTYPE1", "GLON-CAR"), ("CRVAL1", 120.0), ("BUNIT", "K_CMB"),
+                               ("SEPSTATS", "wph"), ("ESTIMATR", "bias"), ("NREALIZ", 6),
+                               ("ERAS", 2), ("ITERS", 8), ("SEED", 3)]:
+                self.assertEqual(hdr[key], value, key)
+            signal = h[0].data.astype(np.float64)
+            # float32 computing: d - s to float32 rounding of maps of O(1)
+            np.testing.assert_allclose(h["CONTAM"].data + signal, d.astype(np.float32), atol=1e-5)
+            loss = h["LOSS"].data
+            era, history = np.array(loss["ERA"]), np.array(loss["LOSS"])
+        self.assertEqual(list(era), [1] * 9 + [2] * 9)
+        self.assertLess(history[8], 0.7 * history[0])  # the first era descends from d
+        self.assertLess(history[17], history[9])
+        with open(self.path("s.json")) as f:
+            side = json.load(f)
+        np.testing.assert_allclose(np.concatenate(side["loss_history"]), history, rtol=1e-12)
+        self.assertEqual(side["options"]["estimator"], "bias")
+        self.assertEqual(side["options"]["realizations"], 6)
+        self.assertEqual(hdr["FINLOSS"], side["loss_history"][-1][-1])
+        # The separation removes noise; the Wiener map exists with the header.
+        self.assertLess(np.mean((signal - s) ** 2), np.mean((d - s) ** 2))
+        with fits.open(wien) as h:
+            self.assertEqual(h[0].header["CTYPE1"], "GLON-CAR")
+            self.assertLess(np.mean((h[0].data - s) ** 2), np.mean((d - s) ** 2))
+
+        # The same seed gives the same result; realizations from a file, the realizations
+        # estimator.
+        again = self.path("again.fits")
+        self.separate(*common, "-o", again)
+        np.testing.assert_array_equal(fits.getdata(again), fits.getdata(out))
+        cube = self.path("noise.fits")
+        write_map(cube, np.random.default_rng(5).standard_normal((5, 32, 32)))
+        real = self.path("real.fits")
+        self.separate(obs, "--contamination", cube, "--estimator", "realizations", "--eras", 1,
+                      "--iterations", 3, "-J", 3, "-o", real)
+        self.assertEqual(fits.getheader(real)["NREALIZ"], 5)
+        self.assertEqual(fits.getheader(real)["ESTIMATR"], "realizations")
+
+    def test_bad_input(self):
+        _, d = noisy(16, 2)
+        obs, out = self.path("d.fits"), self.path("s.fits")
+        write_map(obs, d)
+        gauss = ["--contamination", "gaussian:sigma=1"]
+        self.assertFails(["separate", obs, "--contamination", "gaussian:sigma=x", "-o", out], 1,
+                         "'x' is not a number", output=out)
+        self.assertFails(["separate", obs, "--contamination", "gaussian:sigma=-1", "-o", out], 1,
+                         "sigma must be > 0", output=out)
+        wrong = self.path("wrong.fits")
+        write_map(wrong, np.zeros((3, 8, 8)))
+        self.assertFails(["separate", obs, "--contamination", wrong, "-o", out], 1,
+                         "3 x 8 x 8", output=out)
+        single = self.path("one.fits")
+        write_map(single, np.zeros((16, 16)))
+        self.assertFails(["separate", obs, "--contamination", single, "-o", out], 1,
+                         "at least 2", output=out)
+        self.assertFails(["separate", obs, *gauss, "-J", 9, "-o", out], 1, "-J 9", output=out)
+        self.assertFails(["separate", obs, *gauss, "--estimator", "magic", "-o", out], 2,
+                         "magic", output=out)
+        self.assertFails(["separate", obs, *gauss, "-o", self.path("missing/s.fits")], 1,
+                         "missing")
+        self.assertFails(["separate", obs, *gauss, "-o", self.path("s.png")], 1, ".fits")
+
+
+if __name__ == "__main__":
+    clitest.main(timeout=300)

@@ -85,31 +85,6 @@ at::Tensor read_contamination(const SeparateCliOptions& o, const at::Tensor& d /
   return at::cat(maps);
 }
 
-/// A progress line on stderr: rewritten in place on a terminal, else one line every 10 s.
-class ProgressLine {
-public:
-  explicit ProgressLine(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO) == 1) {}
-  void operator()(const SeparationProgress& p) {
-    if (quiet_) return;
-    const double t =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const int done = (p.era - 1) * p.iterations + p.iteration, total = p.eras * p.iterations;
-    const bool last = done >= total;
-    if (!last && t - shown_ < (tty_ ? 0.2 : 10.0)) return;
-    shown_ = t;
-    const double rate = done / std::max(t, 1e-9);
-    std::fprintf(stderr, "%sdemix separate: era %d/%d  iteration %d/%d  loss %.4g  ETA %.0f s%s",
-                 tty_ ? "\r" : "", p.era, p.eras, p.iteration, p.iterations, p.loss,
-                 last ? 0.0 : (total - done) / std::max(rate, 1e-12), tty_ && !last ? "   " : "\n");
-    std::fflush(stderr);
-  }
-
-private:
-  bool quiet_, tty_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  double shown_ = -1e9;
-};
-
 std::string history_json(const SeparateCliOptions& o, const SeparationResult& r, int64_t M,
                          const Context& ctx) {
   std::ostringstream s;
@@ -118,13 +93,8 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << ",\n  \"observation\": " << json_string(o.observation) << ",\n  \"contamination\": [";
   for (std::size_t i = 0; i < o.contamination.size(); ++i)
     s << (i ? ", " : "") << json_string(o.contamination[i]);
-  s << "],\n  \"output\": " << json_string(o.output) << ",\n  \"options\": {\"stats\": [";
-  const StatisticChoice& c = o.statistics;
-  for (std::size_t i = 0; i < c.stats.size(); ++i) s << (i ? ", " : "") << json_string(c.stats[i]);
-  s << "], \"weights\": [";
-  for (std::size_t i = 0; i < c.stats.size(); ++i)
-    s << (i ? ", " : "") << json_number(c.weights.empty() ? 1.0 : c.weights[i]);
-  s << "], \"J\": " << c.J << ", \"L\": " << c.L << ", \"dn\": " << c.dn
+  s << "],\n  \"output\": " << json_string(o.output) << ",\n  \"options\": {"
+    << statistic_json(o.statistics)
     << ", \"estimator\": " << json_string(separation_estimator_name(so.estimator))
     << ", \"realizations\": " << M << ", \"eras\": " << so.eras
     << ", \"iterations\": " << so.iterations << ", \"seed\": " << o.seed
@@ -166,7 +136,16 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
               << separation_estimator_name(so.estimator) << " estimator, " << so.eras << " eras of "
               << so.iterations << " iterations on " << ctx.describe() << "\n";
   ProgressLine line(globals.quiet);
-  const SeparationResult r = sep.run([&](const SeparationProgress& p) { line(p); });
+  const SeparationResult r = sep.run([&](const SeparationProgress& p) {
+    const int done = (p.era - 1) * p.iterations + p.iteration, total = p.eras * p.iterations;
+    const double rate = done / std::max(line.seconds(), 1e-9);
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "demix separate: era %d/%d  iteration %d/%d  loss %.4g  ETA %.0f s", p.era,
+                  p.eras, p.iteration, p.iterations, p.loss,
+                  done >= total ? 0.0 : (total - done) / std::max(rate, 1e-12));
+    line.show(text, done >= total);
+  });
 
   const auto pixels =
       observed.data.scalar_type() == at::kDouble ? FitsPixelType::Float64 : FitsPixelType::Float32;

@@ -64,31 +64,6 @@ std::pair<at::Tensor, Image> read_targets(const SynthCliOptions& o) {
   return {at::cat(maps), std::move(first)};
 }
 
-/// A progress line on stderr: rewritten in place on a terminal, else one line every 10 s.
-class ProgressLine {
-public:
-  explicit ProgressLine(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO) == 1) {}
-  void operator()(const SynthesisProgress& p) {
-    if (quiet_) return;
-    const double t = seconds();
-    const bool last = p.iteration >= p.iterations || p.running == 0;
-    if (!last && t - shown_ < (tty_ ? 0.2 : 10.0)) return;
-    shown_ = t;
-    std::fprintf(stderr, "%sdemix synth: iteration %d/%d  loss %.4g  %.1f it/s  ETA %.0f s%s",
-                 tty_ ? "\r" : "", p.iteration, p.iterations, p.loss, p.iterations_per_s,
-                 last ? 0.0 : p.eta_s, tty_ && !last ? "   " : "\n");
-    std::fflush(stderr);
-  }
-
-private:
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-  bool quiet_, tty_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  double shown_ = -1e9;
-};
-
 /// The options and statistics as FITS keywords of the samples' header.
 void add_keywords(FitsHeader& h, const SynthCliOptions& o, const Synthesizer& synth,
                   const SynthesisResult& r, const Context& ctx, int64_t targets) {
@@ -129,15 +104,10 @@ std::string history_json(const SynthCliOptions& o, const SynthesisResult& r, con
   s << "{\n  \"demix\": " << json_string(build_info().demix) << ",\n  \"targets\": [";
   for (std::size_t i = 0; i < o.targets.size(); ++i)
     s << (i ? ", " : "") << json_string(o.targets[i]);
-  s << "],\n  \"output\": " << json_string(o.output) << ",\n  \"options\": {\"stats\": [";
-  const StatisticChoice& c = o.statistics;
-  for (std::size_t i = 0; i < c.stats.size(); ++i) s << (i ? ", " : "") << json_string(c.stats[i]);
-  s << "], \"weights\": [";
-  for (std::size_t i = 0; i < c.stats.size(); ++i)
-    s << (i ? ", " : "") << json_number(c.weights.empty() ? 1.0 : c.weights[i]);
-  s << "], \"J\": " << c.J << ", \"L\": " << c.L << ", \"dn\": " << c.dn
-    << ", \"samples\": " << o.synthesis.samples << ", \"iterations\": " << o.synthesis.iterations
-    << ", \"seed\": " << o.synthesis.seed << ", \"history\": " << o.synthesis.lbfgs.history
+  s << "],\n  \"output\": " << json_string(o.output) << ",\n  \"options\": {";
+  s << statistic_json(o.statistics) << ", \"samples\": " << o.synthesis.samples
+    << ", \"iterations\": " << o.synthesis.iterations << ", \"seed\": " << o.synthesis.seed
+    << ", \"history\": " << o.synthesis.lbfgs.history
     << ", \"log\": " << (o.synthesis.log ? "true" : "false")
     << ", \"standardize\": " << (o.synthesis.standardize ? "true" : "false")
     << ", \"init\": " << json_string(synthesis_init_name(o.synthesis.init))
@@ -191,7 +161,15 @@ void run_synth(SynthCliOptions o, const Globals& globals) {
               << "\n";
 
   ProgressLine line(globals.quiet);
-  const SynthesisResult r = synth.run({.progress = [&](const SynthesisProgress& p) { line(p); },
+  const auto report = [&](const SynthesisProgress& p) {
+    const bool last = p.iteration >= p.iterations || p.running == 0;
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "demix synth: iteration %d/%d  loss %.4g  %.1f it/s  ETA %.0f s", p.iteration,
+                  p.iterations, p.loss, p.iterations_per_s, last ? 0.0 : p.eta_s);
+    line.show(text, last);
+  };
+  const SynthesisResult r = synth.run({.progress = report,
                                        .checkpoint = o.checkpoint,
                                        .checkpoint_every = o.checkpoint_every,
                                        .resume = o.resume});

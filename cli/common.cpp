@@ -107,4 +107,20 @@ std::string json_number(double v) {
   return buf;
 }
 
+ProgressLine::ProgressLine(bool quiet)
+    : quiet_(quiet), tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()) {}
+
+double ProgressLine::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void ProgressLine::show(const std::string& text, bool last) {
+  if (quiet_) return;
+  const double t = seconds();
+  if (!last && t - shown_ < (tty_ ? 0.2 : 10.0)) return;
+  shown_ = t;
+  std::fprintf(stderr, "%s%s%s", tty_ ? "\r" : "", text.c_str(), tty_ && !last ? "   " : "\n");
+  std::fflush(stderr);
+}
+
 } // namespace demix::cli

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,22 @@ std::string dtype_name(c10::ScalarType t);
 void require_output_folder(const std::string& path, const std::string& what);
 /// `path` without its extension: "out/madness.dmx" -> "out/madness".
 std::string path_stem(const std::string& path);
+
+/// A progress line on stderr for long runs: on a terminal rewritten in place at most every 0.2 s,
+/// elsewhere (logs) one line every 10 s; the last report is always shown.
+class ProgressLine {
+public:
+  explicit ProgressLine(bool quiet);
+  /// Shows `text` (no newline) if due; `last`: the run's final report.
+  void show(const std::string& text, bool last);
+  /// Seconds since construction.
+  double seconds() const;
+
+private:
+  bool quiet_, tty_;
+  std::chrono::steady_clock::time_point start_;
+  double shown_ = -1e9;
+};
 
 /// A JSON string literal (quotes, escapes) and a JSON number (null when not finite, 17 digits).
 std::string json_string(const std::string& s);

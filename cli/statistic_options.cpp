@@ -2,7 +2,10 @@
 
 #include <demix/core/errors.hpp>
 
+#include "common.hpp"
+
 #include <map>
+#include <sstream>
 
 namespace demix::cli {
 
@@ -54,6 +57,17 @@ std::vector<StatisticTerm> statistic_terms(const StatisticChoice& c, const Grid2
     terms.push_back({resolve(common, grid), c.weights.empty() ? 1.0 : c.weights[i]});
   }
   return terms;
+}
+
+std::string statistic_json(const StatisticChoice& c) {
+  std::ostringstream s;
+  s << "\"stats\": [";
+  for (std::size_t i = 0; i < c.stats.size(); ++i) s << (i ? ", " : "") << json_string(c.stats[i]);
+  s << "], \"weights\": [";
+  for (std::size_t i = 0; i < c.stats.size(); ++i)
+    s << (i ? ", " : "") << json_number(c.weights.empty() ? 1.0 : c.weights[i]);
+  s << "], \"J\": " << c.J << ", \"L\": " << c.L << ", \"dn\": " << c.dn;
+  return s.str();
 }
 
 std::string statistic_names(const StatisticChoice& c) {

@@ -29,6 +29,9 @@ void add_statistic_options(CLI::App& cmd, StatisticChoice& c, const std::string&
 std::vector<StatisticTerm> statistic_terms(const StatisticChoice& c, const Grid2d& grid,
                                            bool complex_data);
 
+/// The choice as JSON members: "stats": [...], "weights": [...], "J": .., "L": .., "dn": ...
+std::string statistic_json(const StatisticChoice& c);
+
 /// "wph,ps".
 std::string statistic_names(const StatisticChoice& c);
 

@@ -257,6 +257,14 @@ at::Tensor annulus_mean(const at::Tensor& power, const at::Tensor& index, int64_
 
 } // namespace
 
+at::Tensor radial_average(const at::Tensor& power) {
+  if (!power.defined() || power.dim() != 3 || power.is_complex())
+    throw ShapeError("radial_average: the power must be real (C, H, W), got " +
+                     (power.defined() ? sizes_text(power) : std::string("nothing")));
+  const auto [index, n] = annuli(power.size(1), power.size(2), power.options());
+  return annulus_mean(power, index, n);
+}
+
 at::Tensor wiener_filter(const at::Tensor& observation, const at::Tensor& contamination,
                          const at::Tensor& signal_power) {
   if (!observation.defined() || observation.dim() != 3 || !contamination.defined() ||

@@ -111,6 +111,11 @@ at::Tensor wiener_filter(const at::Tensor& observation /* (C, H, W) */,
                          const at::Tensor& contamination /* (M, C, H, W) */,
                          const at::Tensor& signal_power = {} /* (C, H, W) */); // -> (C, H, W)
 
+/// Per-mode power (C, H, W) averaged over each integer-|k| annulus and put back on its modes: the
+/// isotropic spectrum wiener_filter works with (e.g. the truth's |fft(s)|^2, for the Wiener filter
+/// with the true spectrum).
+at::Tensor radial_average(const at::Tensor& power /* (C, H, W) */); // -> (C, H, W)
+
 const char* separation_estimator_name(SeparationEstimator e);
 
 } // namespace demix

@@ -31,7 +31,7 @@ namespace demix::cli {
 namespace {
 
 struct SeparateCliOptions {
-  std::string observation, output, json, wiener;
+  std::string observation, output, json, wiener, truth;
   std::vector<std::string> contamination;
   int realizations = 20; ///< drawn for gaussian:sigma=...
   std::uint64_t seed = 0;
@@ -85,8 +85,22 @@ at::Tensor read_contamination(const SeparateCliOptions& o, const at::Tensor& d /
   return at::cat(maps);
 }
 
+/// Pixel error (mean square) and correlation of a map against the truth.
+struct AgainstTruth {
+  double mse = 0, correlation = 0;
+};
+AgainstTruth against(const at::Tensor& map, const at::Tensor& truth) {
+  const at::Tensor a = map.detach().to(at::kCPU, at::kDouble).flatten();
+  const at::Tensor b = truth.to(at::kCPU, at::kDouble).flatten();
+  return {(a - b).square().mean().item<double>(),
+          at::corrcoef(at::stack({a, b}))[0][1].item<double>()};
+}
+
+/// "separated", "wiener", "observation" against the truth, as JSON members.
+using TruthRows = std::vector<std::pair<std::string, AgainstTruth>>;
+
 std::string history_json(const SeparateCliOptions& o, const SeparationResult& r, int64_t M,
-                         const Context& ctx) {
+                         const Context& ctx, const TruthRows& truth) {
   std::ostringstream s;
   const SeparationOptions& so = o.separation;
   s << "{\n  \"demix\": " << json_string(build_info().demix)
@@ -97,8 +111,15 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << statistic_json(o.statistics)
     << ", \"estimator\": " << json_string(separation_estimator_name(so.estimator))
     << ", \"realizations\": " << M << ", \"eras\": " << so.eras
-    << ", \"iterations\": " << so.iterations << ", \"seed\": " << o.seed
-    << ", \"device\": " << json_string(ctx.describe()) << "},\n";
+    << ", \"iterations\": " << so.iterations << ", \"spectrum_eras\": " << so.spectrum_eras
+    << ", \"seed\": " << o.seed << ", \"device\": " << json_string(ctx.describe()) << "},\n";
+  if (!truth.empty()) {
+    s << "  \"truth\": {\"file\": " << json_string(o.truth);
+    for (const auto& [name, t] : truth)
+      s << ", " << json_string(name) << ": {\"mse\": " << json_number(t.mse)
+        << ", \"correlation\": " << json_number(t.correlation) << "}";
+    s << "},\n";
+  }
   s << "  \"seconds\": " << json_number(r.seconds) << ",\n  \"kept_parts\": [";
   for (std::size_t e = 0; e < r.kept_parts.size(); ++e) s << (e ? ", " : "") << r.kept_parts[e];
   s << "],\n  \"loss_history\": [";
@@ -126,6 +147,13 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   const Image observed = read_image(o.observation, {.non_finite = o.non_finite});
   const at::Tensor d = as_channels(observed.data).to(at::kDouble); // (C, H, W)
   const at::Tensor noise = read_contamination(o, d);               // (M, C, H, W)
+  at::Tensor truth;
+  if (!o.truth.empty()) {
+    truth = read_image(o.truth, {.non_finite = o.non_finite}).data;
+    if (truth.sizes() != observed.data.sizes())
+      throw ShapeError("--truth '" + o.truth + "' is " + shape_text(truth) +
+                       "; the observation is " + shape_text(observed.data));
+  }
   const Grid2d grid{d.size(1), d.size(2)};
   SeparationOptions so = o.separation;
   so.statistics = statistic_terms(o.statistics, grid, false);
@@ -187,7 +215,20 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
     w.add_image("", shaped(wiener_filter(d, noise)), wh, pixels);
     w.commit();
   }
-  write_text_file(o.json, history_json(o, r, noise.size(0), ctx));
+  TruthRows rows;
+  if (truth.defined()) {
+    const at::Tensor t = as_channels(truth);
+    rows = {{"separated", against(r.signal, t)},
+            {"wiener", against(wiener_filter(d, noise), t)},
+            {"observation", against(d, t)}};
+    if (!globals.quiet)
+      for (const auto& [name, a] : rows)
+        std::fprintf(stderr,
+                     "demix separate: %-11s against the truth: mean square error %.4g, "
+                     "correlation %.4f\n",
+                     name.c_str(), a.mse, a.correlation);
+  }
+  write_text_file(o.json, history_json(o, r, noise.size(0), ctx, rows));
   if (!globals.quiet)
     std::cerr << "demix separate: wrote " << o.output << " and " << o.json
               << (o.wiener.empty() ? "" : " and " + o.wiener) << "; " << r.seconds
@@ -237,6 +278,13 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--iterations", o->separation.iterations, "L-BFGS iterations per era")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--spectrum-eras", o->separation.spectrum_eras,
+                  "A staged schedule: the first N eras match the power spectrum only")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--truth", o->truth,
+                  "The true signal (simulations): prints and records the pixel error and "
+                  "correlation of the separated map, of the Wiener filter and of d against it");
   cmd->add_option("--chunk", o->separation.chunk, "Realizations per statistic call (memory)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

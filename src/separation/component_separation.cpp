@@ -1,5 +1,6 @@
 #include <demix/core/errors.hpp>
 #include <demix/separation/component_separation.hpp>
+#include <demix/stats/power_spectrum.hpp>
 #include <demix/stats/registry.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 
@@ -32,6 +33,8 @@ void check_options(const SeparationOptions& o) {
   require(o.iterations >= 0, "iterations", o.iterations, ">= 0");
   require(o.chunk >= 1, "chunk", o.chunk, ">= 1");
   require(o.drop_below >= 0 && o.drop_below < 1, "drop_below", o.drop_below, "in [0, 1)");
+  require(o.spectrum_eras >= 0 && o.spectrum_eras < o.eras, "spectrum_eras", o.spectrum_eras,
+          "in [0, eras = " + std::to_string(o.eras) + ")");
   require(o.estimator == SeparationEstimator::Realizations ||
               o.estimator == SeparationEstimator::Bias,
           "estimator", static_cast<double>(o.estimator), "Realizations or Bias");
@@ -66,6 +69,7 @@ struct Separator::State {
   at::Tensor d;     // (1, C, H, W)
   at::Tensor noise; // (M, C, H, W)
   std::vector<Term> terms;
+  std::vector<Term> spectrum_terms; ///< the first eras' model with spectrum_eras > 0
 };
 
 Separator::Separator(const at::Tensor& observation, const at::Tensor& contamination,
@@ -100,15 +104,17 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
         0.1 * std::sqrt(static_cast<double>(s.d.numel())) * (sd > 0 ? sd : 1.0);
   }
   c10::AutoGradMode no_grad(false);
-  for (const StatisticTerm& st : s.options.statistics) {
+  const auto term = [&](const StatisticTerm& st) {
     Term t{make_statistic(st.spec, grid, context), st.weight, {}, {}};
     for (int64_t c = 0; c < s.d.size(1); ++c) {
       const at::Tensor dc = s.d.select(1, c); // (1, H, W)
       t.reference.push_back(t.statistic->reference(dc));
       t.observed.push_back(t.statistic->forward(dc, t.reference.back()).values[0]);
     }
-    s.terms.push_back(std::move(t));
-  }
+    return t;
+  };
+  for (const StatisticTerm& st : s.options.statistics) s.terms.push_back(term(st));
+  if (options.spectrum_eras > 0) s.spectrum_terms.push_back(term({PowerSpectrumOptions{}, 1.0}));
 }
 
 Separator::~Separator() = default;
@@ -116,8 +122,9 @@ Separator::Separator(Separator&&) noexcept = default;
 
 const SeparationOptions& Separator::options() const { return state_->options; }
 
-MatchingLoss Separator::era_loss(const at::Tensor& estimate) const {
+MatchingLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
   const State& s = *state_;
+  const std::vector<Term>& model = era <= s.options.spectrum_eras ? s.spectrum_terms : s.terms;
   if (!estimate.defined() || estimate.sizes() != s.d.sizes().slice(1))
     throw ShapeError("separation: the estimate must be " + sizes_text(s.d[0]) + ", got " +
                      (estimate.defined() ? sizes_text(estimate) : std::string("nothing")));
@@ -126,7 +133,7 @@ MatchingLoss Separator::era_loss(const at::Tensor& estimate) const {
   const int64_t M = s.noise.size(0);
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<MatchTerm> terms;
-  for (const Term& t : s.terms) {
+  for (const Term& t : model) {
     const std::string name = t.statistic->name();
     for (int64_t c = 0; c < e.size(1); ++c) {
       // phi(s~ + c_i) for every realization, a chunk at a time: (M, K).
@@ -205,7 +212,7 @@ Separator::run(const std::function<void(const SeparationProgress&)>& progress) c
   SeparationResult out;
   at::Tensor estimate = s.d; // (1, C, H, W): the first era starts at u = d
   for (int era = 1; era <= o.eras; ++era) {
-    const MatchingLoss loss = era_loss(estimate[0]);
+    const MatchingLoss loss = era_loss(estimate[0], era);
     int64_t kept = 0;
     for (const MatchTerm& t : loss.terms()) {
       kept += at::isfinite(t.scale).sum().item<int64_t>();

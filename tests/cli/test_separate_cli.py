@@ -2,7 +2,8 @@
 """`demix separate` from the outside, with astropy and numpy as oracles: the signal keeps the
 observation's header (WCS), records the options, CONTAM holds d minus the signal, LOSS equals the
 JSON sidecar's history and falls in every era, drawn realizations follow the seed, given
-realization files are read as documented, the Wiener map is written on request, and bad input
+realization files are read as documented, the Wiener map is written on request, the staged
+schedule and the comparison with a true signal are recorded, and bad input
 fails (exit 1 or 2) naming the problem without leaving an output behind.
 
 usage: test_separate_cli.py PATH/TO/demix
@@ -82,11 +83,25 @@ class SeparateCliTest(clitest.CliTestCase):
         np.testing.assert_array_equal(fits.getdata(again), fits.getdata(out))
         cube = self.path("noise.fits")
         write_map(cube, np.random.default_rng(5).standard_normal((5, 32, 32)))
-        real = self.path("real.fits")
-        self.separate(obs, "--contamination", cube, "--estimator", "realizations", "--eras", 1,
-                      "--iterations", 3, "-J", 3, "-o", real)
+        real, truth = self.path("real.fits"), self.path("truth.fits")
+        write_map(truth, s)
+        err = self.separate(obs, "--contamination", cube, "--estimator", "realizations", "--eras",
+                            2, "--spectrum-eras", 1, "--iterations", 3, "-J", 3, "-o", real,
+                            "--truth", truth)
+        self.assertIn("against the truth", err)
         self.assertEqual(fits.getheader(real)["NREALIZ"], 5)
         self.assertEqual(fits.getheader(real)["ESTIMATR"], "realizations")
+        with open(self.path("real.json")) as f:
+            side = json.load(f)
+        self.assertEqual(side["options"]["spectrum_eras"], 1)
+        self.assertEqual(len(side["kept_parts"]), 2)
+        self.assertLess(side["kept_parts"][0], side["kept_parts"][1])  # spectrum bins, then WPH
+        t32, sep = s.astype(np.float32).astype(np.float64), fits.getdata(real).astype(np.float64)
+        d32 = d.astype(np.float32).astype(np.float64)
+        self.assertAlmostEqual(side["truth"]["separated"]["mse"], np.mean((sep - t32) ** 2), 5)
+        self.assertAlmostEqual(side["truth"]["observation"]["mse"], np.mean((d32 - t32) ** 2), 9)
+        self.assertAlmostEqual(side["truth"]["observation"]["correlation"],
+                               np.corrcoef(d32.ravel(), t32.ravel())[0, 1], 9)
 
     def test_bad_input(self):
         _, d = noisy(16, 2)
@@ -106,6 +121,10 @@ class SeparateCliTest(clitest.CliTestCase):
         self.assertFails(["separate", obs, "--contamination", single, "-o", out], 1,
                          "at least 2", output=out)
         self.assertFails(["separate", obs, *gauss, "-J", 9, "-o", out], 1, "-J 9", output=out)
+        self.assertFails(["separate", obs, *gauss, "--truth", wrong, "-o", out], 1, "--truth",
+                         output=out)
+        self.assertFails(["separate", obs, *gauss, "--eras", 2, "--spectrum-eras", 2, "-o", out],
+                         1, "spectrum_eras", output=out)
         self.assertFails(["separate", obs, *gauss, "--estimator", "magic", "-o", out], 2,
                          "magic", output=out)
         self.assertFails(["separate", obs, *gauss, "-o", self.path("missing/s.fits")], 1,

@@ -38,8 +38,11 @@ struct SeparationOptions {
   SeparationEstimator estimator = SeparationEstimator::Bias;
   int eras = 5;        ///< outer iterations, >= 1
   int iterations = 50; ///< L-BFGS iterations per era, >= 0
-  int chunk = 25;      ///< realizations per statistic call (memory: a chunk of maps and their
-                       ///< statistics' graph at once), >= 1
+  /// A staged schedule: the first `spectrum_eras` eras match the power spectrum only (its
+  /// integer-|k| bins), the later ones the statistics above. In [0, eras).
+  int spectrum_eras = 0;
+  int chunk = 25; ///< realizations per statistic call (memory: a chunk of maps and their
+                  ///< statistics' graph at once), >= 1
   /// A real or imaginary part of a coefficient whose spread over the realizations is at most
   /// this fraction of the RMS spread of its statistic's parts is dropped (no information on it:
   /// e.g. WPH coefficients that the normalisation fixes, imaginary parts that vanish by
@@ -89,9 +92,10 @@ public:
 
   SeparationResult run(const std::function<void(const SeparationProgress&)>& progress = {}) const;
 
-  /// The loss of an era that starts at `estimate` (C, H, W): its terms' targets, per-part scales
-  /// and weights. For the Realizations estimator it is evaluated on u + c_i (see evaluate).
-  MatchingLoss era_loss(const at::Tensor& estimate /* (C, H, W) */) const;
+  /// The loss of era `era` (1-based: the power spectrum only up to spectrum_eras) that starts at
+  /// `estimate` (C, H, W): its terms' targets, per-part scales and weights. For the Realizations
+  /// estimator it is evaluated on u + c_i (see evaluate).
+  MatchingLoss era_loss(const at::Tensor& estimate /* (C, H, W) */, int era) const;
   /// The estimator's loss of maps u (B, C, H, W) under an era's loss, and its gradient
   /// (Realizations: averaged over the realizations, in chunks).
   MatchingResult evaluate(const MatchingLoss& loss, const at::Tensor& u /* (B, C, H, W) */,

@@ -1,8 +1,8 @@
 // Statistical component separation (include/demix/separation/): the per-part distance against
 // its formula, the era loss's targets, spreads and dropped parts against a direct computation, the
 // realizations estimator against one realization at a time, both estimators recovering a
-// log-normal field from white noise better than the observation does, the Wiener filter against a
-// brute-force per-annulus filter, and bad input.
+// log-normal field from white noise better than the observation does, the staged schedule, the
+// Wiener filter against a brute-force per-annulus filter, and bad input.
 
 #include <demix/core/errors.hpp>
 #include <demix/separation/component_separation.hpp>
@@ -82,7 +82,7 @@ TEST(Separation, EraLossHoldsTheSpreadsAndTheBiasCorrectedTargets) {
   const at::Tensor phi_d = op.forward(p.observation, ref).values[0];
   const at::Tensor phi_e = op.forward(estimate, ref).values[0];
 
-  const demix::MatchingLoss bias = sep.era_loss(estimate);
+  const demix::MatchingLoss bias = sep.era_loss(estimate, 1);
   ASSERT_EQ(bias.terms().size(), 1u);
   const demix::MatchTerm& t = bias.terms()[0];
   EXPECT_TRUE(at::allclose(t.target, phi_d - (V.mean(0) - phi_e), 1e-9, 1e-12));
@@ -104,7 +104,7 @@ TEST(Separation, EraLossHoldsTheSpreadsAndTheBiasCorrectedTargets) {
   // mean over the realizations of the loss of u + c_i.
   o.estimator = demix::SeparationEstimator::Realizations;
   const demix::Separator real(p.observation, p.realizations, o, grid, cpu64());
-  const demix::MatchingLoss loss = real.era_loss(estimate);
+  const demix::MatchingLoss loss = real.era_loss(estimate, 1);
   EXPECT_TRUE(at::allclose(loss.terms()[0].target, phi_d));
   const at::Tensor u = estimate.unsqueeze(0); // (1, 1, n, n)
   const demix::MatchingResult r = real.evaluate(loss, u);
@@ -157,6 +157,27 @@ TEST(Separation, BothEstimatorsRecoverTheSignalBetterThanTheObservation) {
     const double off_sep = off(r.signal), off_d = off(p.observation);
     EXPECT_LT(off_sep, 0.6 * off_d) << name << " " << off_sep << " " << off_d;
   }
+}
+
+TEST(Separation, StagedScheduleMatchesTheSpectrumFirst) {
+  const int64_t n = 16;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, 4, 0.5, 2);
+  demix::SeparationOptions o;
+  o.statistics = {{wph(2), 1.0}};
+  o.eras = 2;
+  o.iterations = 3;
+  o.spectrum_eras = 1;
+  const demix::Separator sep(p.observation, p.realizations, o, grid, cpu64());
+  EXPECT_EQ(sep.era_loss(p.observation, 1).terms()[0].name, "ps[0]");
+  EXPECT_EQ(sep.era_loss(p.observation, 2).terms()[0].name, "wph[0]");
+  const demix::SeparationResult r = sep.run();
+  ASSERT_EQ(r.kept_parts.size(), 2u);
+  EXPECT_LT(r.kept_parts[0], r.kept_parts[1]); // the spectrum's bins, then WPH's parts
+  o.spectrum_eras = 2;
+  expect_error_naming<demix::ValueError>(
+      [&] { demix::Separator(p.observation, p.realizations, o, grid, cpu64()); },
+      {"spectrum_eras", "eras = 2"});
 }
 
 TEST(WienerFilter, IsTheAnnulusGainAndBeatsTheObservation) {

@@ -34,6 +34,7 @@ struct SeparateCliOptions {
   std::string observation, output, json, wiener, truth;
   std::vector<std::string> contamination;
   int realizations = 20; ///< drawn for gaussian:sigma=...
+  int runs = 1;          ///< separations with independent realizations: mean and std maps
   std::uint64_t seed = 0;
   StatisticChoice statistics;
   SeparationOptions separation;
@@ -43,10 +44,12 @@ struct SeparateCliOptions {
 /// (C, H, W): a 2-D map is one channel.
 at::Tensor as_channels(const at::Tensor& d) { return d.dim() == 2 ? d.unsqueeze(0) : d; }
 
-/// The realizations (M, C, H, W): "gaussian:sigma=X" draws M white-noise maps of deviation X
-/// from the seed (on the CPU, so that a seed means the same maps everywhere); otherwise files,
-/// each a cube of realizations (one channel) or one realization (C, H, W) / (H, W).
-at::Tensor read_contamination(const SeparateCliOptions& o, const at::Tensor& d /* (C, H, W) */) {
+/// The realizations of each run, K x (M, C, H, W): "gaussian:sigma=X" draws M white-noise maps
+/// of deviation X per run from seeds seed, seed + 1, ... (on the CPU, so that a seed means the same
+/// maps everywhere); otherwise files, each a cube of realizations (one channel) or one
+/// realization (C, H, W) / (H, W), split into K disjoint blocks.
+std::vector<at::Tensor> read_contamination(const SeparateCliOptions& o,
+                                           const at::Tensor& d /* (C, H, W) */) {
   const std::string gaussian = "gaussian:sigma=";
   if (o.contamination.size() == 1 && o.contamination[0].rfind(gaussian, 0) == 0) {
     const std::string value = o.contamination[0].substr(gaussian.size());
@@ -61,10 +64,14 @@ at::Tensor read_contamination(const SeparateCliOptions& o, const at::Tensor& d /
     }
     if (!(sigma > 0) || !std::isfinite(sigma))
       throw ValueError("--contamination " + o.contamination[0] + ": sigma must be > 0");
-    at::Generator gen = at::detail::createCPUGenerator(o.seed);
     std::vector<int64_t> shape = d.sizes().vec();
     shape.insert(shape.begin(), o.realizations);
-    return sigma * at::normal(0, 1, shape, gen, at::TensorOptions().dtype(at::kDouble));
+    std::vector<at::Tensor> sets;
+    for (int k = 0; k < o.runs; ++k) {
+      at::Generator gen = at::detail::createCPUGenerator(o.seed + static_cast<std::uint64_t>(k));
+      sets.push_back(sigma * at::normal(0, 1, shape, gen, at::TensorOptions().dtype(at::kDouble)));
+    }
+    return sets;
   }
   std::vector<at::Tensor> maps;
   for (const std::string& spec : o.contamination) {
@@ -82,7 +89,16 @@ at::Tensor read_contamination(const SeparateCliOptions& o, const at::Tensor& d /
                        "realizations of a one-channel map");
     maps.push_back(r.to(at::kDouble));
   }
-  return at::cat(maps);
+  const at::Tensor all = at::cat(maps);
+  const int64_t per_run = all.size(0) / o.runs;
+  if (per_run < 2)
+    throw ValueError("--runs " + std::to_string(o.runs) + " splits " + std::to_string(all.size(0)) +
+                     " contamination realizations into disjoint sets of fewer than 2; give at "
+                     "least " +
+                     std::to_string(2 * o.runs));
+  std::vector<at::Tensor> sets;
+  for (int k = 0; k < o.runs; ++k) sets.push_back(all.narrow(0, k * per_run, per_run));
+  return sets;
 }
 
 /// Pixel error (mean square) and correlation of a map against the truth.
@@ -112,7 +128,8 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << ", \"estimator\": " << json_string(separation_estimator_name(so.estimator))
     << ", \"realizations\": " << M << ", \"eras\": " << so.eras
     << ", \"iterations\": " << so.iterations << ", \"spectrum_eras\": " << so.spectrum_eras
-    << ", \"seed\": " << o.seed << ", \"device\": " << json_string(ctx.describe()) << "},\n";
+    << ", \"seed\": " << o.seed << ", \"runs\": " << o.runs
+    << ", \"device\": " << json_string(ctx.describe()) << "},\n";
   if (!truth.empty()) {
     s << "  \"truth\": {\"file\": " << json_string(o.truth);
     for (const auto& [name, t] : truth)
@@ -146,7 +163,8 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   const Context ctx = make_context(globals);
   const Image observed = read_image(o.observation, {.non_finite = o.non_finite});
   const at::Tensor d = as_channels(observed.data).to(at::kDouble); // (C, H, W)
-  const at::Tensor noise = read_contamination(o, d);               // (M, C, H, W)
+  const std::vector<at::Tensor> sets = read_contamination(o, d);   // K x (M, C, H, W)
+  const at::Tensor& noise = sets.front();
   at::Tensor truth;
   if (!o.truth.empty()) {
     truth = read_image(o.truth, {.non_finite = o.non_finite}).data;
@@ -157,23 +175,43 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   const Grid2d grid{d.size(1), d.size(2)};
   SeparationOptions so = o.separation;
   so.statistics = statistic_terms(o.statistics, grid, false);
-  const Separator sep(d, noise, so, grid, ctx);
+  std::vector<Separator> separators; // built before the work: errors show at once
+  for (const at::Tensor& set : sets) separators.emplace_back(d, set, so, grid, ctx);
   if (!globals.quiet)
     std::cerr << "demix separate: " << d.size(0) << " channel(s) of " << to_string(grid) << ", "
-              << noise.size(0) << " contamination realizations, "
-              << separation_estimator_name(so.estimator) << " estimator, " << so.eras << " eras of "
-              << so.iterations << " iterations on " << ctx.describe() << "\n";
+              << noise.size(0) << " contamination realizations"
+              << (o.runs > 1 ? " per run, " + std::to_string(o.runs) + " runs" : std::string())
+              << ", " << separation_estimator_name(so.estimator) << " estimator, " << so.eras
+              << " eras of " << so.iterations << " iterations on " << ctx.describe() << "\n";
   ProgressLine line(globals.quiet);
-  const SeparationResult r = sep.run([&](const SeparationProgress& p) {
-    const int done = (p.era - 1) * p.iterations + p.iteration, total = p.eras * p.iterations;
-    const double rate = done / std::max(line.seconds(), 1e-9);
-    char text[160];
-    std::snprintf(text, sizeof text,
-                  "demix separate: era %d/%d  iteration %d/%d  loss %.4g  ETA %.0f s", p.era,
-                  p.eras, p.iteration, p.iterations, p.loss,
-                  done >= total ? 0.0 : (total - done) / std::max(rate, 1e-12));
-    line.show(text, done >= total);
-  });
+  std::vector<SeparationResult> results;
+  for (int k = 0; k < o.runs; ++k)
+    results.push_back(separators[k].run([&](const SeparationProgress& p) {
+      const int per_run = p.eras * p.iterations, total = o.runs * per_run;
+      const int done = k * per_run + (p.era - 1) * p.iterations + p.iteration;
+      const double rate = done / std::max(line.seconds(), 1e-9);
+      char text[200];
+      std::snprintf(
+          text, sizeof text,
+          "demix separate: %s%s era %d/%d  iteration %d/%d  loss %.4g  ETA %.0f s",
+          o.runs > 1 ? ("run " + std::to_string(k + 1) + "/" + std::to_string(o.runs)).c_str() : "",
+          o.runs > 1 ? " " : "", p.era, p.eras, p.iteration, p.iterations, p.loss,
+          done >= total ? 0.0 : (total - done) / std::max(rate, 1e-12));
+      line.show(text, done >= total);
+    }));
+  // The runs' mean is the estimate; their spread (with several runs) its uncertainty from the
+  // realizations and the descent.
+  SeparationResult r = results.front();
+  std::vector<at::Tensor> signals;
+  double final_loss = 0;
+  for (const SeparationResult& run : results) {
+    signals.push_back(run.signal);
+    final_loss += run.loss_history.back().back() / o.runs;
+  }
+  const at::Tensor stacked = at::stack(signals);
+  r.signal = stacked.mean(0);
+  r.contamination = d.to(r.signal.device(), r.signal.scalar_type()) - r.signal;
+  const at::Tensor spread = o.runs > 1 ? stacked.std(0) : at::Tensor();
 
   const auto pixels =
       observed.data.scalar_type() == at::kDouble ? FitsPixelType::Float64 : FitsPixelType::Float32;
@@ -188,16 +226,20 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   header.set("ERAS", static_cast<long long>(so.eras), "outer iterations");
   header.set("ITERS", static_cast<long long>(so.iterations), "L-BFGS iterations per era");
   header.set("SEED", static_cast<long long>(o.seed), "seed of drawn realizations");
-  header.set("FINLOSS", r.loss_history.back().back(), "final loss");
+  header.set("NRUNS", static_cast<long long>(o.runs), "separations averaged");
+  header.set("FINLOSS", final_loss, "final loss (mean over runs)");
   header.add_history("demix " + build_info().demix + " separate: " + o.observation);
   Table loss;
-  std::vector<int64_t> era, iteration;
+  std::vector<int64_t> run, era, iteration;
   std::vector<double> value;
-  for (std::size_t e = 0; e < r.loss_history.size(); ++e)
-    for (std::size_t k = 0; k < r.loss_history[e].size(); ++k) {
-      era.push_back(static_cast<int64_t>(e) + 1), iteration.push_back(static_cast<int64_t>(k));
-      value.push_back(r.loss_history[e][k]);
-    }
+  for (std::size_t k = 0; k < results.size(); ++k)
+    for (std::size_t e = 0; e < results[k].loss_history.size(); ++e)
+      for (std::size_t i = 0; i < results[k].loss_history[e].size(); ++i) {
+        run.push_back(static_cast<int64_t>(k) + 1), era.push_back(static_cast<int64_t>(e) + 1);
+        iteration.push_back(static_cast<int64_t>(i));
+        value.push_back(results[k].loss_history[e][i]);
+      }
+  loss.add("RUN", at::tensor(run, at::kLong), "", "run (1-based)");
   loss.add("ERA", at::tensor(era, at::kLong), "", "era (1-based)");
   loss.add("ITERATION", at::tensor(iteration, at::kLong), "", "L-BFGS iteration in the era");
   loss.add("LOSS", at::tensor(value, at::kDouble), "", "loss");
@@ -206,6 +248,11 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   FitsHeader contam;
   contam.add_history("demix separate: the observation minus the separated signal");
   writer.add_image("CONTAM", shaped(r.contamination), contam, pixels);
+  if (spread.defined()) {
+    FitsHeader std_header;
+    std_header.add_history("demix separate: per-pixel standard deviation over the runs");
+    writer.add_image("STD", shaped(spread), std_header, pixels);
+  }
   writer.add_table("LOSS", loss);
   writer.commit();
   if (!o.wiener.empty()) {
@@ -228,11 +275,14 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
                      "correlation %.4f\n",
                      name.c_str(), a.mse, a.correlation);
   }
+  double seconds = 0;
+  for (const SeparationResult& run_result : results) seconds += run_result.seconds;
+  r.seconds = seconds; // all runs; the JSON's loss history and kept parts are the first run's
   write_text_file(o.json, history_json(o, r, noise.size(0), ctx, rows));
   if (!globals.quiet)
     std::cerr << "demix separate: wrote " << o.output << " and " << o.json
-              << (o.wiener.empty() ? "" : " and " + o.wiener) << "; " << r.seconds
-              << " s, final loss " << r.loss_history.back().back() << "\n";
+              << (o.wiener.empty() ? "" : " and " + o.wiener) << "; " << seconds
+              << " s, final loss " << final_loss << "\n";
 }
 
 } // namespace
@@ -257,7 +307,14 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("-M,--realizations", o->realizations, "Realizations to draw for gaussian:sigma=X")
       ->check(CLI::Range(2, 100000))
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of drawn realizations")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of drawn realizations (run k: seed + k)")
+      ->capture_default_str();
+  cmd->add_option("--runs", o->runs,
+                  "Separations with independent realizations (drawn: seeds seed + k; files: "
+                  "disjoint sets); writes their mean, and their per-pixel standard deviation as "
+                  "the extension STD")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--json", o->json, "Options and loss history (default: the output's stem .json)");
   cmd->add_option("--wiener", o->wiener,
                   "Also write the Wiener filter of d (the spectra estimated from d and the "

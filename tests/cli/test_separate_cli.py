@@ -3,7 +3,8 @@
 observation's header (WCS), records the options, CONTAM holds d minus the signal, LOSS equals the
 JSON sidecar's history and falls in every era, drawn realizations follow the seed, given
 realization files are read as documented, the Wiener map is written on request, the staged
-schedule and the comparison with a true signal are recorded, and bad input
+schedule and the comparison with a true signal are recorded, several runs give their mean and
+spread, and bad input
 fails (exit 1 or 2) naming the problem without leaving an output behind.
 
 usage: test_separate_cli.py PATH/TO/demix
@@ -76,6 +77,20 @@ class SeparateCliTest(clitest.CliTestCase):
             self.assertEqual(h[0].header["CTYPE1"], "GLON-CAR")
             self.assertLess(np.mean((h[0].data - s) ** 2), np.mean((d - s) ** 2))
 
+        # Two runs: the mean of the runs of seeds 3 and 4, and their spread as STD.
+        runs, seed4 = self.path("runs.fits"), self.path("seed4.fits")
+        self.separate(*common[:-1], 4, "-o", seed4)
+        err = self.separate(*common, "--runs", 2, "-o", runs)
+        self.assertIn("run 2/2", err)
+        one, two = fits.getdata(out).astype(np.float64), fits.getdata(seed4).astype(np.float64)
+        with fits.open(runs) as h:
+            self.assertEqual([x.name for x in h], ["PRIMARY", "CONTAM", "STD", "LOSS"])
+            self.assertEqual(h[0].header["NRUNS"], 2)
+            np.testing.assert_allclose(h[0].data, (one + two) / 2, atol=1e-5)
+            np.testing.assert_allclose(h["STD"].data, np.abs(one - two) / np.sqrt(2), atol=1e-5)
+            self.assertEqual(sorted(set(h["LOSS"].data["RUN"])), [1, 2])
+        self.assertGreater(np.abs(one - two).max(), 1e-3)  # not vacuous: the runs differ
+
         # The same seed gives the same result; realizations from a file, the realizations
         # estimator.
         again = self.path("again.fits")
@@ -123,6 +138,8 @@ class SeparateCliTest(clitest.CliTestCase):
         self.assertFails(["separate", obs, *gauss, "-J", 9, "-o", out], 1, "-J 9", output=out)
         self.assertFails(["separate", obs, *gauss, "--truth", wrong, "-o", out], 1, "--truth",
                          output=out)
+        self.assertFails(["separate", obs, "--contamination", wrong.replace("wrong", "one"),
+                          "--runs", 2, "-o", out], 1, "--runs 2", output=out)
         self.assertFails(["separate", obs, *gauss, "--eras", 2, "--spectrum-eras", 2, "-o", out],
                          1, "spectrum_eras", output=out)
         self.assertFails(["separate", obs, *gauss, "--estimator", "magic", "-o", out], 2,

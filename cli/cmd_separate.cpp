@@ -255,18 +255,21 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   }
   writer.add_table("LOSS", loss);
   writer.commit();
+  // The linear baseline, for the file and the comparison with the truth.
+  const at::Tensor wiener =
+      !o.wiener.empty() || truth.defined() ? wiener_filter(d, noise) : at::Tensor();
   if (!o.wiener.empty()) {
     FitsHeader wh = observed.header;
     wh.add_history("demix " + build_info().demix + " separate: Wiener filter of " + o.observation);
     FitsWriter w(o.wiener);
-    w.add_image("", shaped(wiener_filter(d, noise)), wh, pixels);
+    w.add_image("", shaped(wiener), wh, pixels);
     w.commit();
   }
   TruthRows rows;
   if (truth.defined()) {
     const at::Tensor t = as_channels(truth);
     rows = {{"separated", against(r.signal, t)},
-            {"wiener", against(wiener_filter(d, noise), t)},
+            {"wiener", against(wiener, t)},
             {"observation", against(d, t)}};
     if (!globals.quiet)
       for (const auto& [name, a] : rows)

@@ -387,8 +387,8 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
     at::Tensor s_new = st.s[p], y_new = st.y[p]; // views of the slot
     at::sub_out(s_new, step.x, st.x), at::sub_out(y_new, step.grad, g);
     const at::Tensor pair_dots =
-        cpu_double(at::cat({grp.dots(st.s, st.y[p]), grp.dots(st.y, st.s[p]),
-                            grp.dots(st.y, st.y[p]), grp.dot(st.s[p], st.s[p]).view({G, 1})},
+        cpu_double(at::cat({grp.dots(st.s, y_new), grp.dots(st.y, s_new), grp.dots(st.y, y_new),
+                            grp.dot(s_new, s_new).view({G, 1})},
                            1)); // (G, 3m + 1): s_i.y_p, y_i.s_p, y_i.y_p, s_p.s_p
     ++st.pairs;
     {

@@ -46,23 +46,18 @@ MatchingLoss::MatchingLoss(std::vector<MatchTerm> terms) : terms_(std::move(term
     if (!t.target.defined()) throw ValueError(what + ": no target");
     const int64_t K = t.statistic->size();
     check_coefficient_rows(t.target, K, what + ": the target");
-    at::Tensor w;
-    if (t.scale.defined()) {
-      check_coefficient_rows(t.scale, K, what + ": the scale");
-      if (t.scale.is_complex() || !(t.scale > 0).all().item<bool>())
-        throw ValueError(what + ": every scale must be real and > 0");
-      w = t.scale.to(t.target.device()).square().reciprocal();
-    }
-    at::Tensor w_imag;
-    if (t.scale_imag.defined()) {
-      if (!t.scale.defined()) throw ValueError(what + ": scale_imag without scale");
-      check_coefficient_rows(t.scale_imag, K, what + ": the imaginary parts' scale");
-      if (t.scale_imag.is_complex() || !(t.scale_imag > 0).all().item<bool>())
-        throw ValueError(what + ": every scale of the imaginary parts must be real and > 0");
-      w_imag = t.scale_imag.to(t.target.device()).square().reciprocal();
-    }
-    weights_.push_back(w);
-    weights_imag_.push_back(w_imag);
+    // 1 / scale^2, for the scale of the residuals (or of their imaginary parts).
+    const auto weights_of = [&](const at::Tensor& scale, const std::string& which) {
+      if (!scale.defined()) return at::Tensor();
+      check_coefficient_rows(scale, K, what + ": " + which);
+      if (scale.is_complex() || !(scale > 0).all().item<bool>())
+        throw ValueError(what + ": every value of " + which + " must be real and > 0");
+      return scale.to(t.target.device()).square().reciprocal();
+    };
+    if (t.scale_imag.defined() && !t.scale.defined())
+      throw ValueError(what + ": scale_imag without scale");
+    weights_.push_back(weights_of(t.scale, "the scale"));
+    weights_imag_.push_back(weights_of(t.scale_imag, "the imaginary parts' scale"));
     channels_ = std::max({channels_, t.channel + 1, t.cross_channel + 1});
   }
 }
@@ -207,7 +202,7 @@ MatchingLoss match_targets(const at::Tensor& targets, const MatchingOptions& opt
       auto [target, scale] = target_and_scale(stat->forward(maps, ref).values, class_id,
                                               options.scale, options.scale_floor, spectrum);
       terms.push_back({stat, static_cast<int>(c), -1, target, scale, ref, st.weight,
-                       name + "[" + std::to_string(c) + "]"});
+                       name + "[" + std::to_string(c) + "]", at::Tensor()});
     }
     if (!options.cross || C < 2 || !stat->supports_cross()) continue;
     const std::shared_ptr<const Statistic> cross =
@@ -217,9 +212,9 @@ MatchingLoss match_targets(const at::Tensor& targets, const MatchingOptions& opt
         const at::Tensor values = cross->forward_cross(x.select(1, a), x.select(1, b)).values;
         auto [target, scale] =
             target_and_scale(values, class_id, options.scale, options.scale_floor, spectrum);
-        terms.push_back({cross, static_cast<int>(a), static_cast<int>(b), target, scale,
-                         Reference(), st.weight,
-                         name + "[" + std::to_string(a) + "x" + std::to_string(b) + "]"});
+        terms.push_back(
+            {cross, static_cast<int>(a), static_cast<int>(b), target, scale, Reference(), st.weight,
+             name + "[" + std::to_string(a) + "x" + std::to_string(b) + "]", at::Tensor()});
       }
   }
   return MatchingLoss(std::move(terms));

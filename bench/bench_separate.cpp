@@ -1,6 +1,9 @@
 // Quality and speed of component separation, one JSON line per run, for the table of the
 // separation issue:
-//   bench_separate [cpu|cuda|auto] [path/to/I_1.npy] [N[:M[:eras[:iterations]]]]
+//   bench_separate [cpu|cuda|auto] [path/to/I_1.npy] [N[:M[:eras[:iterations]]]] [key=value...]
+// keys: snr=2,1 (default 2,1,0.5,0.25), seeds=K (3), methods=wiener,bias,realizations (all),
+// start=observation|wiener|matched (SeparationOptions::start; several, comma-separated: one run
+// each), stats=wph|wph+ps, spectrum_eras=N, speed=1 (separations only, no quality figures).
 // The signal s is the dust map's n x n corner (default 256), log, standardised; d = s + white
 // noise at SNR = std(s) / std(c) of 2, 1, 0.5 and 0.25, noise seeds 0, 1, 2; M realizations
 // (default 20) of the same noise, other seeds. Methods: the Wiener filter with the true spectrum
@@ -36,7 +39,58 @@ namespace {
 struct Case {
   int64_t n = 256;
   int M = 20, eras = 5, iterations = 50;
+  std::vector<double> snr{2.0, 1.0, 0.5, 0.25};
+  int seeds = 3;
+  std::vector<std::string> methods{"wiener", "bias", "realizations"};
+  std::vector<std::string> starts{"observation"};
+  bool with_ps = false, speed = false;
+  int spectrum_eras = 0;
 };
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream s(text);
+  for (std::string part; std::getline(s, part, sep);)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
+void parse_keys(Case& c, int argc, char** argv) {
+  for (int i = 4; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto eq = arg.find('=');
+    if (eq == std::string::npos) throw std::invalid_argument("expected key=value, got " + arg);
+    const std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
+    if (key == "snr") {
+      c.snr.clear();
+      for (const std::string& v : split(value, ',')) c.snr.push_back(std::stod(v));
+    } else if (key == "seeds")
+      c.seeds = std::stoi(value);
+    else if (key == "methods")
+      c.methods = split(value, ',');
+    else if (key == "start")
+      c.starts = split(value, ',');
+    else if (key == "stats")
+      c.with_ps = value == "wph+ps";
+    else if (key == "spectrum_eras")
+      c.spectrum_eras = std::stoi(value);
+    else if (key == "speed")
+      c.speed = value == "1";
+    else
+      throw std::invalid_argument("unknown key " + key);
+  }
+}
+
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+demix::SeparationStart start_named(const std::string& name) {
+  for (const auto s : {demix::SeparationStart::Observation, demix::SeparationStart::Wiener,
+                       demix::SeparationStart::Matched})
+    if (name == demix::separation_start_name(s)) return s;
+  throw std::invalid_argument("unknown start " + name);
+}
 
 Case parse_case(const std::string& mode) {
   Case c;
@@ -102,38 +156,64 @@ void report(const std::string& method, double snr, int seed, const at::Tensor& e
   std::fflush(stdout);
 }
 
-void run_cases(const bench::Run& run) {
-  const Case c = parse_case(run.mode);
+void run_cases(const bench::Run& run, int argc, char** argv) {
+  Case c = parse_case(run.mode);
+  parse_keys(c, argc, argv);
   const demix::Context& ctx = run.context;
   at::Tensor s = demix::read_npy(run.dust).to(at::kDouble).narrow(0, 0, c.n).narrow(1, 0, c.n);
   s = s.log();
   s = ((s - s.mean()) / s.std()).unsqueeze(0); // (1, n, n)
   const at::Tensor truth_power = demix::radial_average(at::fft_fft2(s).abs().square());
   const int J = static_cast<int>(std::log2(static_cast<double>(c.n))) - 1;
-  for (const double snr : {2.0, 1.0, 0.5, 0.25})
-    for (int seed = 0; seed < 3; ++seed) {
+  for (const double snr : c.snr)
+    for (int seed = 0; seed < c.seeds; ++seed) {
       const double sigma = 1.0 / snr; // std(s) = 1
       at::manual_seed(1000 + seed);
       const at::Tensor d = s + sigma * at::randn_like(s);
       const at::Tensor noise = sigma * at::randn({c.M, 1, c.n, c.n}, at::kDouble);
       const double noise_power = sigma * sigma; // white: |fft|^2 / (H W) = sigma^2 per mode
-      report("wiener-true-spectrum", snr, seed, demix::wiener_filter(d, noise, truth_power), s,
-             noise_power, 0, ctx);
-      report("wiener", snr, seed, demix::wiener_filter(d, noise), s, noise_power, 0, ctx);
+      if (has(c.methods, "wiener") && !c.speed) {
+        using demix::FilterGain;
+        report("wiener-true-spectrum", snr, seed, demix::wiener_filter(d, noise, truth_power), s,
+               noise_power, 0, ctx);
+        report("wiener", snr, seed, demix::wiener_filter(d, noise), s, noise_power, 0, ctx);
+        report("matched-true-spectrum", snr, seed,
+               demix::wiener_filter(d, noise, truth_power, FilterGain::Matched), s, noise_power, 0,
+               ctx);
+        report("matched", snr, seed, demix::wiener_filter(d, noise, {}, FilterGain::Matched), s,
+               noise_power, 0, ctx);
+      }
       for (const auto estimator :
            {demix::SeparationEstimator::Bias, demix::SeparationEstimator::Realizations}) {
-        demix::SeparationOptions o;
-        o.statistics = {
-            {demix::WphOptions{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto}, 1.0}};
-        o.estimator = estimator;
-        o.eras = c.eras;
-        o.iterations = c.iterations;
-        const demix::Separator sep(d, noise, o, demix::Grid2d{c.n, c.n}, ctx);
-        bench::sync();
-        const demix::SeparationResult r = sep.run();
-        bench::sync();
-        report(demix::separation_estimator_name(estimator), snr, seed, r.signal, s, noise_power,
-               r.seconds, ctx);
+        const std::string name = demix::separation_estimator_name(estimator);
+        if (!has(c.methods, name)) continue;
+        for (const std::string& start : c.starts) {
+          demix::SeparationOptions o;
+          o.statistics = {
+              {demix::WphOptions{.J = J, .L = 4, .dn = 2, .norm = demix::WphNorm::Auto}, 1.0}};
+          if (c.with_ps) o.statistics.push_back({demix::PowerSpectrumOptions{}, 1.0});
+          o.estimator = estimator;
+          o.eras = c.eras;
+          o.iterations = c.iterations;
+          o.spectrum_eras = c.spectrum_eras;
+          o.start = start_named(start);
+          const demix::Separator sep(d, noise, o, demix::Grid2d{c.n, c.n}, ctx);
+          bench::sync();
+          const demix::SeparationResult r = sep.run();
+          bench::sync();
+          const std::string label = name + (c.with_ps ? "+ps" : "") +
+                                    (c.spectrum_eras ? "-staged" : "") +
+                                    (start == "observation" ? "" : "-from-" + start);
+          if (c.speed)
+            std::printf("{\"code\": \"demix-separation-speed\", \"method\": \"%s\", \"n\": %ld, "
+                        "\"M\": %d, \"eras\": %d, \"iterations\": %d, \"seconds\": %.4g, "
+                        "\"final_loss\": %.6g, \"device\": \"%s\"}\n",
+                        label.c_str(), static_cast<long>(c.n), c.M, c.eras, c.iterations, r.seconds,
+                        r.loss_history.back().back(), ctx.describe().c_str());
+          else
+            report(label, snr, seed, r.signal, s, noise_power, r.seconds, ctx);
+          std::fflush(stdout);
+        }
       }
     }
 }
@@ -142,7 +222,7 @@ void run_cases(const bench::Run& run) {
 
 int main(int argc, char** argv) {
   try {
-    run_cases(bench::start(argc, argv));
+    run_cases(bench::start(argc, argv), argc, argv);
   } catch (const std::exception& e) {
     std::cerr << "bench_separate: " << e.what() << "\n";
     return 1;

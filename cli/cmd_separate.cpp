@@ -128,8 +128,8 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << ", \"estimator\": " << json_string(separation_estimator_name(so.estimator))
     << ", \"realizations\": " << M << ", \"eras\": " << so.eras
     << ", \"iterations\": " << so.iterations << ", \"spectrum_eras\": " << so.spectrum_eras
-    << ", \"seed\": " << o.seed << ", \"runs\": " << o.runs
-    << ", \"device\": " << json_string(ctx.describe()) << "},\n";
+    << ", \"start\": " << json_string(separation_start_name(so.start)) << ", \"seed\": " << o.seed
+    << ", \"runs\": " << o.runs << ", \"device\": " << json_string(ctx.describe()) << "},\n";
   if (!truth.empty()) {
     s << "  \"truth\": {\"file\": " << json_string(o.truth);
     for (const auto& [name, t] : truth)
@@ -224,6 +224,8 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
              "separation estimator");
   header.set("NREALIZ", static_cast<long long>(noise.size(0)), "contamination realizations");
   header.set("ERAS", static_cast<long long>(so.eras), "outer iterations");
+  header.set("SEPSTART", std::string_view(separation_start_name(so.start)),
+             "first era's starting map");
   header.set("ITERS", static_cast<long long>(so.iterations), "L-BFGS iterations per era");
   header.set("SEED", static_cast<long long>(o.seed), "seed of drawn realizations");
   header.set("NRUNS", static_cast<long long>(o.runs), "separations averaged");
@@ -342,6 +344,14 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "A staged schedule: the first N eras match the power spectrum only")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  const std::map<std::string, SeparationStart> starts{{"observation", SeparationStart::Observation},
+                                                      {"wiener", SeparationStart::Wiener},
+                                                      {"matched", SeparationStart::Matched}};
+  cmd->add_option("--start", o->separation.start,
+                  "The first era's map: observation (d, as the papers), wiener (the Wiener filter "
+                  "of d) or matched (the filter that keeps the estimated signal spectrum)")
+      ->transform(CLI::CheckedTransformer(starts, CLI::ignore_case))
+      ->default_str("observation");
   cmd->add_option("--truth", o->truth,
                   "The true signal (simulations): prints and records the pixel error and "
                   "correlation of the separated map, of the Wiener filter and of d against it");

@@ -25,6 +25,15 @@ const char* separation_estimator_name(SeparationEstimator e) {
   return e == SeparationEstimator::Realizations ? "realizations" : "bias";
 }
 
+const char* separation_start_name(SeparationStart s) {
+  switch (s) {
+  case SeparationStart::Observation: return "observation";
+  case SeparationStart::Wiener: return "wiener";
+  case SeparationStart::Matched: return "matched";
+  }
+  return "?";
+}
+
 namespace {
 
 void check_options(const SeparationOptions& o) {
@@ -38,6 +47,9 @@ void check_options(const SeparationOptions& o) {
   require(o.estimator == SeparationEstimator::Realizations ||
               o.estimator == SeparationEstimator::Bias,
           "estimator", static_cast<double>(o.estimator), "Realizations or Bias");
+  require(o.start == SeparationStart::Observation || o.start == SeparationStart::Wiener ||
+              o.start == SeparationStart::Matched,
+          "start", static_cast<double>(o.start), "Observation, Wiener or Matched");
   for (const StatisticTerm& t : o.statistics)
     require(t.weight >= 0 && std::isfinite(t.weight), "statistics[].weight", t.weight,
             ">= 0 and finite");
@@ -210,7 +222,12 @@ Separator::run(const std::function<void(const SeparationProgress&)>& progress) c
   const SeparationOptions& o = s.options;
   const RowGroups one{at::zeros({1}, s.context.options().dtype(at::kLong)), 1};
   SeparationResult out;
-  at::Tensor estimate = s.d; // (1, C, H, W): the first era starts at u = d
+  at::Tensor estimate = s.d; // (1, C, H, W)
+  if (o.start != SeparationStart::Observation)
+    estimate =
+        wiener_filter(s.d[0], s.noise, {},
+                      o.start == SeparationStart::Wiener ? FilterGain::Wiener : FilterGain::Matched)
+            .unsqueeze(0);
   for (int era = 1; era <= o.eras; ++era) {
     const MatchingLoss loss = era_loss(estimate[0], era);
     int64_t kept = 0;
@@ -264,6 +281,60 @@ at::Tensor annulus_mean(const at::Tensor& power, const at::Tensor& index, int64_
 
 } // namespace
 
+at::Tensor estimate_signal_power(const at::Tensor& observation, const at::Tensor& contamination) {
+  if (!observation.defined() || observation.dim() != 3 || !contamination.defined() ||
+      contamination.dim() != 4 || contamination.sizes().slice(1) != observation.sizes())
+    throw ShapeError("estimate_signal_power: the observation must be (C, H, W) and the "
+                     "realizations (M, C, H, W) of the same maps, got " +
+                     (observation.defined() ? sizes_text(observation) : "nothing") + " and " +
+                     (contamination.defined() ? sizes_text(contamination) : "nothing"));
+  const int64_t C = observation.size(0), H = observation.size(1), W = observation.size(2);
+  const at::Tensor D = at::fft_fft2(observation.to(at::kDouble));
+  const auto [index, n] = annuli(H, W, D.options().device(D.device()));
+  const at::Tensor flat = index.flatten();
+  const auto per_annulus = [&](const at::Tensor& power) { // (C, H, W) -> (C, n) on the CPU
+    const at::Tensor sums = at::zeros({C, n}, power.options()).index_add(1, flat, power.flatten(1));
+    return sums.cpu();
+  };
+  const at::Tensor counts = at::bincount(flat.cpu(), {}, n).to(at::kDouble);
+  const at::Tensor pd = per_annulus(D.abs().square()) / counts.clamp_min(1);
+  const at::Tensor pc =
+      per_annulus(at::fft_fft2(contamination.to(at::kDouble)).abs().square().mean(0)) /
+      counts.clamp_min(1);
+  at::Tensor ps = (pd - pc).clamp_min(0).contiguous(); // (C, n)
+  const double* d_ = pd.data_ptr<double>();
+  const double* c_ = pc.data_ptr<double>();
+  const double* m_ = counts.data_ptr<double>();
+  double* p_ = ps.data_ptr<double>();
+  for (int64_t ch = 0; ch < C; ++ch) {
+    const double* dch = d_ + ch * n;
+    const double* cch = c_ + ch * n;
+    double* pch = p_ + ch * n;
+    const auto detected = [&](int64_t k) {
+      return m_[k] > 0 && dch[k] - cch[k] > 3 * dch[k] * std::sqrt(2 / m_[k]);
+    };
+    int64_t last = 0;
+    for (int64_t k = 3; k < n; ++k)
+      if (detected(k) && detected(k - 1) && detected(k - 2)) last = k;
+    if (last == 0 || last + 1 >= n) continue;
+    // Least squares of log P against log k over the detected annuli of [last / 4, last]: a
+    // narrower range follows a steepening spectrum more closely but fits the noise of the last
+    // annuli (on a k^-3 field, [last / 2, last] missed the power by 2x).
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, count = 0;
+    for (int64_t k = std::max<int64_t>(1, last / 4); k <= last; ++k)
+      if (detected(k)) {
+        const double x = std::log(static_cast<double>(k)), y = std::log(dch[k] - cch[k]);
+        sx += x, sy += y, sxx += x * x, sxy += x * y, count += 1;
+      }
+    const double det = count * sxx - sx * sx;
+    if (count < 3 || !(det > 0)) continue;
+    const double slope = (count * sxy - sx * sy) / det, intercept = (sy - slope * sx) / count;
+    for (int64_t k = last + 1; k < n; ++k)
+      pch[k] = std::exp(intercept + slope * std::log(static_cast<double>(k)));
+  }
+  return ps.to(D.device()).index_select(1, flat).view({C, H, W});
+}
+
 at::Tensor radial_average(const at::Tensor& power) {
   if (!power.defined() || power.dim() != 3 || power.is_complex())
     throw ShapeError("radial_average: the power must be real (C, H, W), got " +
@@ -273,7 +344,7 @@ at::Tensor radial_average(const at::Tensor& power) {
 }
 
 at::Tensor wiener_filter(const at::Tensor& observation, const at::Tensor& contamination,
-                         const at::Tensor& signal_power) {
+                         const at::Tensor& signal_power, FilterGain gain_kind) {
   if (!observation.defined() || observation.dim() != 3 || !contamination.defined() ||
       contamination.dim() != 4 || contamination.sizes().slice(1) != observation.sizes())
     throw ShapeError("wiener_filter: the observation must be (C, H, W) and the realizations "
@@ -288,11 +359,11 @@ at::Tensor wiener_filter(const at::Tensor& observation, const at::Tensor& contam
   const auto [index, n] = annuli(H, W, D.options().device(D.device()));
   const at::Tensor pc =
       annulus_mean(at::fft_fft2(contamination.to(at::kDouble)).abs().square().mean(0), index, n);
-  const at::Tensor ps = signal_power.defined()
-                            ? signal_power.to(D.device(), at::kDouble)
-                            : (annulus_mean(D.abs().square(), index, n) - pc).clamp_min(0);
+  const at::Tensor ps = signal_power.defined() ? signal_power.to(D.device(), at::kDouble)
+                                               : estimate_signal_power(observation, contamination);
   const at::Tensor total = ps + pc;
-  const at::Tensor gain = at::where(total > 0, ps / total.clamp_min(1e-300), at::zeros_like(ps));
+  at::Tensor gain = at::where(total > 0, ps / total.clamp_min(1e-300), at::zeros_like(ps));
+  if (gain_kind == FilterGain::Matched) gain = gain.sqrt();
   return at::real(at::fft_ifft2(D * gain)).to(observation.scalar_type());
 }
 

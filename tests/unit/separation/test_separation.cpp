@@ -4,6 +4,7 @@
 // log-normal field from white noise better than the observation does, the staged schedule, the
 // Wiener filter against a brute-force per-annulus filter, and bad input.
 
+#include <demix/core/context.hpp>
 #include <demix/core/errors.hpp>
 #include <demix/separation/component_separation.hpp>
 #include <demix/stats/loss.hpp>
@@ -159,6 +160,36 @@ TEST(Separation, BothEstimatorsRecoverTheSignalBetterThanTheObservation) {
   }
 }
 
+// The same separation on the GPU as on the CPU (float64: the same arithmetic up to the order of
+// reductions), for both estimators and a filtered start.
+TEST(Separation, CudaEqualsCpu) {
+  if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const demix::Context cuda64(
+      {.device = demix::DeviceKind::Cuda, .precision = demix::Precision::Float64});
+  const int64_t n = 32;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, 6, 0.7, 11);
+  for (const auto estimator :
+       {demix::SeparationEstimator::Bias, demix::SeparationEstimator::Realizations}) {
+    demix::SeparationOptions o;
+    o.statistics = {{wph(3), 1.0}, {demix::PowerSpectrumOptions{}, 1.0}};
+    o.estimator = estimator;
+    o.eras = 2, o.iterations = 8, o.chunk = 4;
+    o.start = demix::SeparationStart::Matched;
+    const demix::SeparationResult cpu =
+        demix::Separator(p.observation, p.realizations, o, grid, cpu64()).run();
+    const demix::SeparationResult gpu =
+        demix::Separator(p.observation, p.realizations, o, grid, cuda64).run();
+    // Line searches branch on loss comparisons, so rounding may steer the two runs apart late:
+    // the losses agree to 1e-6 relative, the maps to 1e-4 of their O(1) values.
+    ASSERT_EQ(cpu.loss_history.size(), gpu.loss_history.size());
+    EXPECT_NEAR(cpu.loss_history.back().back(), gpu.loss_history.back().back(),
+                1e-6 * std::abs(cpu.loss_history.back().back()));
+    EXPECT_TRUE(at::allclose(gpu.signal.cpu(), cpu.signal, 1e-4, 1e-4))
+        << demix::separation_estimator_name(estimator);
+  }
+}
+
 TEST(Separation, StagedScheduleMatchesTheSpectrumFirst) {
   const int64_t n = 16;
   const demix::Grid2d grid{n, n};
@@ -183,8 +214,11 @@ TEST(Separation, StagedScheduleMatchesTheSpectrumFirst) {
 TEST(WienerFilter, IsTheAnnulusGainAndBeatsTheObservation) {
   const int64_t n = 12, M = 30;
   const Noisy p = noisy(n, M, 0.7, 9);
+  const at::Tensor ps = demix::estimate_signal_power(p.observation, p.realizations);
   const at::Tensor w = demix::wiener_filter(p.observation, p.realizations);
-  // Brute force: the gain of every mode from the annulus means of |D|^2 and of the realizations'.
+  const at::Tensor matched =
+      demix::wiener_filter(p.observation, p.realizations, {}, demix::FilterGain::Matched);
+  // Brute force: the gain of every mode from the annulus mean of the realizations' power.
   const at::Tensor D = at::fft_fft2(p.observation[0]);
   const at::Tensor Pc = at::fft_fft2(p.realizations.select(1, 0)).abs().square().mean(0);
   at::Tensor gain = at::zeros({n, n}, at::kDouble);
@@ -194,17 +228,16 @@ TEST(WienerFilter, IsTheAnnulusGainAndBeatsTheObservation) {
       const auto ring = [&](int64_t y, int64_t x) {
         return std::lround(std::sqrt(freq(y) * freq(y) + freq(x) * freq(x)));
       };
-      double pd = 0, pc = 0;
+      double pc = 0;
       int count = 0;
       for (int64_t y = 0; y < n; ++y)
         for (int64_t x = 0; x < n; ++x)
-          if (ring(y, x) == ring(a, b)) {
-            pd += D[y][x].abs().square().item<double>(), pc += Pc[y][x].item<double>(), ++count;
-          }
-      const double ps = std::max(pd / count - pc / count, 0.0);
-      gain[a][b] = ps + pc / count > 0 ? ps / (ps + pc / count) : 0.0;
+          if (ring(y, x) == ring(a, b)) pc += Pc[y][x].item<double>(), ++count;
+      const double s = ps[0][a][b].item<double>();
+      gain[a][b] = s + pc / count > 0 ? s / (s + pc / count) : 0.0;
     }
   EXPECT_TRUE(at::allclose(w[0], at::real(at::fft_ifft2(D * gain)), 1e-9, 1e-12));
+  EXPECT_TRUE(at::allclose(matched[0], at::real(at::fft_ifft2(D * gain.sqrt())), 1e-9, 1e-12));
   // With the truth's spectrum per mode it beats the observation.
   const at::Tensor truth_power = at::fft_fft2(p.signal).abs().square();
   const at::Tensor oracle = demix::wiener_filter(p.observation, p.realizations, truth_power);
@@ -212,6 +245,48 @@ TEST(WienerFilter, IsTheAnnulusGainAndBeatsTheObservation) {
   // Without contamination it passes the map through.
   EXPECT_TRUE(at::allclose(demix::wiener_filter(p.observation, 0 * p.realizations), p.observation,
                            1e-9, 1e-9));
+}
+
+// A Gaussian field of spectrum k^-3 in white noise: where the signal is detected the estimate is
+// P_d - P_c per annulus (brute force), beyond it follows the power law that the noise hides; the
+// matched filter keeps the spectrum where the Wiener filter loses it.
+TEST(WienerFilter, SpectrumEstimateExtrapolatesThePowerLawAndTheMatchedGainKeepsIt) {
+  const int64_t n = 128, M = 20;
+  at::manual_seed(5);
+  const at::Tensor k = at::fft_fftfreq(n, 1.0, at::kDouble) * static_cast<double>(n);
+  const at::Tensor kk = (k.view({-1, 1}).square() + k.view({1, -1}).square()).sqrt();
+  const at::Tensor ring = kk.round();
+  // |fft|^2 per mode: n^2 1e4 k^-3 for the signal, n^2 for the noise (deviation 1).
+  const at::Tensor truth_power = (1e4 * n * n * ring.clamp_min(1).pow(-3.0)).unsqueeze(0);
+  const at::Tensor s = at::real(at::fft_ifft2(at::fft_fft2(at::randn({1, n, n}, at::kDouble)) *
+                                              (truth_power / (n * n)).sqrt()));
+  const at::Tensor c = at::randn({M + 1, 1, n, n}, at::kDouble);
+  const at::Tensor d = s + c[0], realizations = c.narrow(0, 1, M);
+  const at::Tensor ps = demix::estimate_signal_power(d, realizations)[0];
+  // Brute force of the annulus means.
+  const at::Tensor pd = demix::radial_average(at::fft_fft2(d).abs().square())[0];
+  const at::Tensor pc = demix::radial_average(
+      at::fft_fft2(realizations.select(1, 0)).abs().square().mean(0, true))[0];
+  const at::Tensor low = ring <= 8; // P_s / P_c >= 19: detected
+  EXPECT_TRUE(
+      at::allclose(ps.masked_select(low), (pd - pc).clamp_min(0).masked_select(low), 1e-9, 1e-9));
+  // Where the noise power is 10 times the signal's and more, the annulus values are mostly noise,
+  // the estimate the power law: within 30 % of it (the slope fitted on a few dozen annuli).
+  const at::Tensor deep = (1.0 * n * n) > 10 * truth_power[0];
+  ASSERT_GT(deep.sum().item<int64_t>(), n * n / 2);
+  const at::Tensor ratio = ps.masked_select(deep) / truth_power[0].masked_select(deep);
+  EXPECT_LT((ratio - 1).abs().max().item<double>(), 0.3) << ratio.min() << ratio.max();
+  // The matched filter with the true spectrum keeps the power of every annulus on average (here,
+  // all the annuli beyond k = 40 together, within 10 %: a few thousand modes); Wiener's is lower.
+  const auto power = [&](const at::Tensor& x) {
+    return at::fft_fft2(x[0]).abs().square().masked_select(ring > 40).mean().item<double>();
+  };
+  const double true_power = power(s);
+  EXPECT_NEAR(
+      power(demix::wiener_filter(d, realizations, truth_power, demix::FilterGain::Matched)) /
+          true_power,
+      1.0, 0.1);
+  EXPECT_LT(power(demix::wiener_filter(d, realizations, truth_power)), 0.5 * true_power);
 }
 
 TEST(Separation, BadInputIsRefused) {

@@ -4,13 +4,15 @@
 # the separation issue's benchmarks: speed (256^2, M = 100, 5 eras of 50 iterations, both
 # estimators) beside pywph's looped denoising evaluation (peer_bench.py pywph), and the quality
 # table (SNR 2 to 0.25, 3 noise seeds, M = 20) from d and from the matched filter, with WPH and
-# with WPH + PS. Results under $OUT/separation/. QUALITY=0 skips the quality table.
+# with WPH + PS. Results under $OUT/separation/. PART=speed: build, tests and speed only;
+# PART=quality (on the warm machine after PART=speed): the quality table only.
 set -u
 O=${OUT:-/tmp/out}/separation; mkdir -p $O
 STEPS="build" QUICK=1 JOBS=16 TARGETS="demix_cli bench_separate demix_unit_tests" bash devel/device/session-before-after.sh > /tmp/build.txt 2>&1 || true
 grep -E "build|exit" /tmp/build.txt | tail -5
 D=$PWD/build-device; deps=$D/deps; N=$D/new
 export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu:$deps/lib/x86_64-linux-gnu:$deps/usr/lib:${LD_LIBRARY_PATH:-}"
+if [ "${PART:-all}" != quality ]; then
 $N/tests/demix_unit_tests --gtest_filter='Separation*:WienerFilter*:SquaredDistance*:MatchingLoss*:Lbfgs*:Synthesis.Recorded*' \
   > /tmp/tests.log 2>&1; grep -E "^\[  (PASSED|FAILED|SKIPPED) |OnCuda|CudaEquals" /tmp/tests.log | tee $O/tests.txt
 grep -B3 -A12 ": Failure$" /tmp/tests.log | head -40 | tee -a $O/tests.txt
@@ -20,7 +22,8 @@ rm -rf /tmp/peers && mkdir -p /tmp/peers
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peers .device/peers/*.whl
 PEERS_DIR=/tmp/peers DUST_DIR=.device/shared/data/dust PYTHONUNBUFFERED=1 timeout 150 \
   python3 .device/shared/tools/peer_bench.py pywph 2>&1 | grep "^{" | tee -a $O/speed.jsonl
-[ "${QUALITY:-1}" = 0 ] && exit 0
+fi
+[ "${PART:-all}" = speed ] && exit 0
 timeout 300 $N/bench/bench_separate cuda $M 256:20:5:50 start=observation,matched | tee $O/quality.jsonl | cut -c1-150
 timeout 200 $N/bench/bench_separate cuda $M 256:20:5:50 methods=bias,realizations start=observation,matched stats=wph+ps |
   tee -a $O/quality.jsonl | cut -c1-150

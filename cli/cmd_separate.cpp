@@ -8,7 +8,10 @@
 #include <demix/core/errors.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
+#include <demix/io/npy.hpp>
 #include <demix/separation/component_separation.hpp>
+#include <demix/separation/contamination.hpp>
+#include <demix/synthesis/microcanonical.hpp>
 
 #include "common.hpp"
 #include "statistic_options.hpp"
@@ -20,6 +23,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -44,33 +48,84 @@ struct SeparateCliOptions {
 /// (C, H, W): a 2-D map is one channel.
 at::Tensor as_channels(const at::Tensor& d) { return d.dim() == 2 ? d.unsqueeze(0) : d; }
 
-/// The realizations of each run, K x (M, C, H, W): "gaussian:sigma=X" draws M white-noise maps
-/// of deviation X per run from seeds seed, seed + 1, ... (on the CPU, so that a seed means the same
-/// maps everywhere); otherwise files, each a cube of realizations (one channel) or one
-/// realization (C, H, W) / (H, W), split into K disjoint blocks.
+/// The realizations of each run, K x (M, C, H, W). A model draws M maps per run from seeds seed,
+/// seed + 1, ... (on the CPU, so that a seed means the same maps everywhere):
+///   gaussian:sigma=X          white noise of deviation X;
+///   gaussian:sigma-map=F      inhomogeneous white noise, a deviation per pixel (F: (H, W) or d's
+///   shape); spectrum:F                a Gaussian field of power spectrum F: per integer-|k|
+///   annulus (K) or
+///                             (C, K), or per mode (H, W) / (C, H, W), as E|fft2(c)|^2 / (H W);
+///   model:F                   maps synthesised from the example(s) F of c (synthesis defaults);
+/// otherwise files, each a cube of realizations (one channel) or one realization (C, H, W) /
+/// (H, W), split into K disjoint blocks.
 std::vector<at::Tensor> read_contamination(const SeparateCliOptions& o,
-                                           const at::Tensor& d /* (C, H, W) */) {
-  const std::string gaussian = "gaussian:sigma=";
-  if (o.contamination.size() == 1 && o.contamination[0].rfind(gaussian, 0) == 0) {
-    const std::string value = o.contamination[0].substr(gaussian.size());
+                                           const at::Tensor& d /* (C, H, W) */,
+                                           const Context& context) {
+  const std::string spec = o.contamination.size() == 1 ? o.contamination[0] : "";
+  const auto starts = [&](const char* prefix) { return spec.rfind(prefix, 0) == 0; };
+  const auto map_of_d = [&](const std::string& file, const char* what) { // (C, H, W)
+    const at::Tensor m = read_image(file, {.non_finite = NonFinitePolicy::Reject}).data;
+    if (m.sizes() == d.sizes() || (d.size(0) == 1 && m.sizes() == d.sizes().slice(1)))
+      return m.reshape(d.sizes()).to(at::kDouble);
+    throw ShapeError("--contamination " + spec + ": the " + what + " '" + file + "' is " +
+                     shape_text(m) + "; the observation is " + shape_text(d));
+  };
+  std::optional<ContaminationModel> model;
+  if (starts("gaussian:sigma=")) {
+    const std::string value = spec.substr(std::string("gaussian:sigma=").size());
     double sigma = 0;
     try {
       std::size_t used = 0;
       sigma = std::stod(value, &used);
       if (used != value.size()) throw std::invalid_argument(value);
     } catch (const std::exception&) {
-      throw ValueError("--contamination " + o.contamination[0] + ": '" + value +
-                       "' is not a number");
+      throw ValueError("--contamination " + spec + ": '" + value + "' is not a number");
     }
     if (!(sigma > 0) || !std::isfinite(sigma))
-      throw ValueError("--contamination " + o.contamination[0] + ": sigma must be > 0");
-    std::vector<int64_t> shape = d.sizes().vec();
-    shape.insert(shape.begin(), o.realizations);
+      throw ValueError("--contamination " + spec + ": sigma must be > 0");
+    model = WhiteNoise{sigma};
+  } else if (starts("gaussian:sigma-map=")) {
+    model = PixelNoise{
+        map_of_d(spec.substr(std::string("gaussian:sigma-map=").size()), "deviation map")};
+  } else if (starts("spectrum:")) {
+    const std::string file = spec.substr(std::string("spectrum:").size());
+    // FITS images have 2 axes or more: a spectrum per annulus is a (1, K) or (C, K) image, or
+    // a (K) npy array.
+    const at::Tensor p = detect_input_format(file) == FileFormat::Npy
+                             ? read_npy(file)
+                             : read_image(file, {.non_finite = NonFinitePolicy::Reject}).data;
+    if (!at::isfinite(p).all().item<bool>())
+      throw ValueError("--contamination " + spec + ": the spectrum holds NaN or infinite values");
+    const bool radial =
+        p.dim() == 1 || (p.dim() == 2 && p.size(0) == d.size(0) && p.sizes() != d.sizes().slice(1));
+    model = SpectrumNoise{radial ? spectrum_per_mode(p, d.size(0), d.size(1), d.size(2))
+                                 : map_of_d(file, "power spectrum per mode")};
+  } else if (starts("model:")) {
+    const std::string file = spec.substr(std::string("model:").size());
+    at::Tensor examples = read_image(file, {.non_finite = NonFinitePolicy::Reject}).data;
+    if (examples.dim() == 2 || examples.sizes() == d.sizes())
+      examples = examples.reshape(d.sizes()).unsqueeze(0);
+    else if (examples.dim() == 3 && d.size(0) == 1 &&
+             examples.sizes().slice(1) == d.sizes().slice(1))
+      examples = examples.unsqueeze(1);
+    if (examples.dim() != 4 || examples.sizes().slice(1) != d.sizes())
+      throw ShapeError("--contamination " + spec + ": the examples are " + shape_text(examples) +
+                       "; the observation is " + shape_text(d));
     std::vector<at::Tensor> sets;
     for (int k = 0; k < o.runs; ++k) {
-      at::Generator gen = at::detail::createCPUGenerator(o.seed + static_cast<std::uint64_t>(k));
-      sets.push_back(sigma * at::normal(0, 1, shape, gen, at::TensorOptions().dtype(at::kDouble)));
+      SynthesisOptions so;
+      so.samples = o.realizations;
+      so.seed = o.seed + static_cast<std::uint64_t>(k);
+      const Synthesizer synth(examples.to(at::kDouble), so, Grid2d{d.size(1), d.size(2)}, context);
+      sets.push_back(synth.run().samples.to(at::kCPU, at::kDouble));
     }
+    return sets;
+  }
+  if (model) {
+    std::vector<at::Tensor> sets;
+    for (int k = 0; k < o.runs; ++k)
+      sets.push_back(draw_contamination(*model, o.realizations, d.sizes(),
+                                        o.seed + static_cast<std::uint64_t>(k)));
     return sets;
   }
   std::vector<at::Tensor> maps;
@@ -162,8 +217,8 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
 
   const Context ctx = make_context(globals);
   const Image observed = read_image(o.observation, {.non_finite = o.non_finite});
-  const at::Tensor d = as_channels(observed.data).to(at::kDouble); // (C, H, W)
-  const std::vector<at::Tensor> sets = read_contamination(o, d);   // K x (M, C, H, W)
+  const at::Tensor d = as_channels(observed.data).to(at::kDouble);    // (C, H, W)
+  const std::vector<at::Tensor> sets = read_contamination(o, d, ctx); // K x (M, C, H, W)
   const at::Tensor& noise = sets.front();
   at::Tensor truth;
   if (!o.truth.empty()) {
@@ -305,11 +360,16 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "Signal (FITS, the observation's header), with extensions CONTAM (d - s) and "
                   "LOSS")
       ->required();
-  cmd->add_option("--contamination", o->contamination,
-                  "Realizations of c: files (cubes (M, H, W) of a one-channel map, or single "
-                  "realizations), or gaussian:sigma=X (white noise drawn here)")
+  cmd->add_option(
+         "--contamination", o->contamination,
+         "Realizations of c: files (cubes (M, H, W) of a one-channel map, or single "
+         "realizations), or a model drawn here: gaussian:sigma=X (white noise), "
+         "gaussian:sigma-map=F (a deviation per pixel), spectrum:F (a Gaussian field: F "
+         "the power per integer-|k| annulus, a (1, K) image or (K) npy, or per mode (H, "
+         "W), as E|fft2(c)|^2 / (H W)), model:F (maps synthesised from the example(s) F of c)")
       ->required();
-  cmd->add_option("-M,--realizations", o->realizations, "Realizations to draw for gaussian:sigma=X")
+  cmd->add_option("-M,--realizations", o->realizations,
+                  "Realizations to draw from a model (gaussian:, spectrum:, model:)")
       ->check(CLI::Range(2, 100000))
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of drawn realizations (run k: seed + k)")

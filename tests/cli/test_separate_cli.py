@@ -118,6 +118,42 @@ class SeparateCliTest(clitest.CliTestCase):
         self.assertAlmostEqual(side["truth"]["observation"]["correlation"],
                                np.corrcoef(d32.ravel(), t32.ravel())[0, 1], 9)
 
+    def test_contamination_models(self):
+        # White noise of deviation 0.8 written three ways draws the same maps from one seed: a
+        # constant deviation map, and a constant power 0.64 per annulus (the Fourier transform
+        # of the same white noise scaled by 0.8). The separations are then the same.
+        _, d = noisy(16, 4, 0.8)
+        obs = self.path("d.fits")
+        write_map(obs, d)
+        sigma_map, spectrum = self.path("sigma.fits"), self.path("ps.fits")
+        write_map(sigma_map, np.full((16, 16), 0.8))
+        fits.PrimaryHDU(np.full((1, 13), 0.64)).writeto(spectrum)  # |k| up to round(sqrt(128))
+        common = ["-M", 4, "--eras", 1, "--iterations", 4, "-J", 2, "--dn", 1, "--seed", 2]
+        outs = {}
+        for name, spec in [("white", "gaussian:sigma=0.8"),
+                           ("map", "gaussian:sigma-map=" + sigma_map),
+                           ("spectrum", "spectrum:" + spectrum)]:
+            outs[name] = self.path(name + ".fits")
+            self.separate(obs, "--contamination", spec, *common, "-o", outs[name])
+        white = fits.getdata(outs["white"]).astype(np.float64)
+        for name in ["map", "spectrum"]:
+            # float64 draws equal to 1e-15; eight L-BFGS steps keep them within float32 output.
+            np.testing.assert_allclose(fits.getdata(outs[name]), white, atol=1e-4, err_msg=name)
+        # model: realizations synthesised from examples of c (two white-noise maps here).
+        examples = self.path("examples.fits")
+        write_map(examples, np.random.default_rng(1).standard_normal((2, 16, 16)))
+        model = self.path("model.fits")
+        self.separate(obs, "--contamination", "model:" + examples, *common, "-o", model)
+        self.assertEqual(fits.getheader(model)["NREALIZ"], 4)
+        self.assertFalse(np.allclose(fits.getdata(model), white))
+        short = self.path("short.npy")
+        np.save(short, np.ones(5))
+        self.assertFails(["separate", obs, "--contamination", "spectrum:" + short, "-o",
+                          self.path("x.fits")], 1, "5 annuli", output=self.path("x.fits"))
+        self.assertFails(["separate", obs, "--contamination", "gaussian:sigma-map=" + examples,
+                          "-o", self.path("x.fits")], 1, "deviation map",
+                         output=self.path("x.fits"))
+
     def test_bad_input(self):
         _, d = noisy(16, 2)
         obs, out = self.path("d.fits"), self.path("s.fits")

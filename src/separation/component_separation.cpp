@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -50,9 +51,15 @@ void check_options(const SeparationOptions& o) {
   require(o.start == SeparationStart::Observation || o.start == SeparationStart::Wiener ||
               o.start == SeparationStart::Matched,
           "start", static_cast<double>(o.start), "Observation, Wiener or Matched");
+  require(o.bias_clip >= 0 && o.bias_clip < 1, "bias_clip", o.bias_clip, "in [0, 1)");
   for (const StatisticTerm& t : o.statistics)
     require(t.weight >= 0 && std::isfinite(t.weight), "statistics[].weight", t.weight,
             ">= 0 and finite");
+  for (const auto& [name, w] : {std::pair{"terms.contamination", o.terms.contamination},
+                                {"terms.independence", o.terms.independence},
+                                {"terms.template_correlation", o.terms.template_correlation},
+                                {"terms.half_missions", o.terms.half_missions}})
+    require(w >= 0 && std::isfinite(w), name, w, ">= 0 and finite");
 }
 
 void check_real_finite(const at::Tensor& t, const std::string& what) {
@@ -68,24 +75,83 @@ void check_real_finite(const at::Tensor& t, const std::string& what) {
 /// One statistic of the loss, built once, with the observation's reference per channel.
 struct Term {
   std::shared_ptr<const Statistic> statistic;
+  std::shared_ptr<const Statistic> cross; ///< its cross statistic, or null when it has none
   double weight = 1;
   std::vector<Reference> reference; // per channel
   std::vector<at::Tensor> observed; // per channel: phi(d) (K)
 };
+
+/// A term whose target and per-part spreads come from samples V (N, K) of the statistic: real
+/// and imaginary parts whose spread is at most drop_below times the RMS spread are dropped, the
+/// weight divided by the parts kept (returned as `kept`).
+MatchTerm term_from_samples(const at::Tensor& V /* (N, K) */, const at::Tensor& target,
+                            double weight, double drop_below, int64_t& kept) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const bool complex = V.is_complex();
+  const at::Tensor sr = (complex ? at::real(V) : V).std(0);
+  const at::Tensor si = complex ? at::imag(V).std(0) : at::Tensor();
+  const at::Tensor all = complex ? at::cat({sr, si}) : sr;
+  const double rms = all.square().mean().sqrt().item<double>();
+  const at::Tensor keep_r = sr > drop_below * rms;
+  const at::Tensor keep_i = complex ? si > drop_below * rms : at::Tensor();
+  kept = keep_r.sum().item<int64_t>() + (complex ? keep_i.sum().item<int64_t>() : 0);
+  MatchTerm m;
+  m.scale = at::where(keep_r, sr, at::full_like(sr, inf));
+  if (complex) m.scale_imag = at::where(keep_i, si, at::full_like(si, inf));
+  m.target = target;
+  m.weight = weight / static_cast<double>(std::max<int64_t>(kept, 1));
+  return m;
+}
+
+/// (1/M) sum_i loss(u + c_i), the realizations a chunk at a time.
+MatchingResult evaluate_realizations(const at::Tensor& noise /* (M, C, H, W) */, int64_t chunk,
+                                     const MatchingLoss& loss, const at::Tensor& u,
+                                     bool want_grad) {
+  const int64_t B = u.size(0), M = noise.size(0);
+  MatchingResult out;
+  for (int64_t i = 0; i < M; i += chunk) {
+    const int64_t m = std::min<int64_t>(chunk, M - i);
+    const at::Tensor x = (u.unsqueeze(1) + noise.narrow(0, i, m).unsqueeze(0)).flatten(0, 1);
+    const MatchingResult r = loss.evaluate(x, want_grad); // over B * m maps
+    const at::Tensor l = r.loss.view({B, m}).sum(1);
+    const at::Tensor terms = r.terms.view({-1, B, m}).sum(2);
+    out.loss = out.loss.defined() ? out.loss + l : l;
+    out.terms = out.terms.defined() ? out.terms + terms : terms;
+    if (want_grad) {
+      const at::Tensor g = r.grad.view({B, m, u.size(1), u.size(2), u.size(3)}).sum(1);
+      out.grad = out.grad.defined() ? out.grad + g : g;
+    }
+  }
+  out.loss = out.loss / static_cast<double>(M);
+  out.terms = out.terms / static_cast<double>(M);
+  if (want_grad) out.grad = out.grad / static_cast<double>(M);
+  return out;
+}
 
 } // namespace
 
 struct Separator::State {
   SeparationOptions options;
   Context context;
-  at::Tensor d;     // (1, C, H, W)
-  at::Tensor noise; // (M, C, H, W)
+  at::Tensor d;             // (1, C, H, W)
+  at::Tensor noise;         // (M, C, H, W)
+  at::Tensor template_map;  // (1, C, H, W) or undefined
+  at::Tensor half_missions; // (2, C, H, W) or undefined
   std::vector<Term> terms;
   std::vector<Term> spectrum_terms; ///< the first eras' model with spectrum_eras > 0
+  /// phi of every realization, a chunk at a time: f(i, m) gives the statistic's values (m, K) of
+  /// realizations [i, i + m).
+  template <class F> at::Tensor over_realizations(int64_t count, F&& f) const {
+    std::vector<at::Tensor> parts;
+    for (int64_t i = 0; i < count; i += options.chunk)
+      parts.push_back(f(i, std::min<int64_t>(options.chunk, count - i)));
+    return at::cat(parts);
+  }
 };
 
 Separator::Separator(const at::Tensor& observation, const at::Tensor& contamination,
-                     const SeparationOptions& options, const Grid2d& grid, const Context& context)
+                     const SeparationOptions& options, const Grid2d& grid, const Context& context,
+                     const SeparationMaps& maps)
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   check_options(options);
@@ -107,6 +173,30 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
   check_real_finite(contamination, "contamination realizations");
   s.d = context.to(observation.detach()).unsqueeze(0);
   s.noise = context.to(contamination.detach());
+  const SeparationTerms& further = options.terms;
+  if (further.template_correlation > 0) {
+    if (!maps.template_map.defined() || maps.template_map.sizes() != observation.sizes())
+      throw ShapeError(
+          "separation: the template correlation term needs a template map " +
+          sizes_text(observation) + ", got " +
+          (maps.template_map.defined() ? sizes_text(maps.template_map) : std::string("nothing")));
+    check_real_finite(maps.template_map, "template map");
+    s.template_map = context.to(maps.template_map.detach()).unsqueeze(0);
+  }
+  if (further.half_missions > 0) {
+    if (!maps.half_missions.defined() || maps.half_missions.dim() != 4 ||
+        maps.half_missions.size(0) != 2 ||
+        maps.half_missions.sizes().slice(1) != observation.sizes())
+      throw ShapeError(
+          "separation: the half-missions term needs two half-missions (2, " +
+          sizes_text(observation).substr(1) + ", got " +
+          (maps.half_missions.defined() ? sizes_text(maps.half_missions) : std::string("nothing")));
+    check_real_finite(maps.half_missions, "half-missions");
+    if (contamination.size(0) < 4)
+      throw ValueError("separation: the half-missions term pairs the realizations; " +
+                       std::to_string(contamination.size(0)) + " give fewer than 2 pairs");
+    s.half_missions = context.to(maps.half_missions.detach());
+  }
   if (s.options.statistics.empty())
     s.options.statistics.push_back({default_synthesis_statistic(grid), 1.0});
   s.options.lbfgs.max_iterations = options.iterations;
@@ -116,8 +206,12 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
         0.1 * std::sqrt(static_cast<double>(s.d.numel())) * (sd > 0 ? sd : 1.0);
   }
   c10::AutoGradMode no_grad(false);
+  const bool cross_terms =
+      further.independence > 0 || further.template_correlation > 0 || further.half_missions > 0;
   const auto term = [&](const StatisticTerm& st) {
-    Term t{make_statistic(st.spec, grid, context), st.weight, {}, {}};
+    Term t{make_statistic(st.spec, grid, context), nullptr, st.weight, {}, {}};
+    if (cross_terms && t.statistic->supports_cross())
+      t.cross = make_statistic(cross_statistic_spec(st.spec), grid, context);
     for (int64_t c = 0; c < s.d.size(1); ++c) {
       const at::Tensor dc = s.d.select(1, c); // (1, H, W)
       t.reference.push_back(t.statistic->reference(dc));
@@ -127,6 +221,11 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
   };
   for (const StatisticTerm& st : s.options.statistics) s.terms.push_back(term(st));
   if (options.spectrum_eras > 0) s.spectrum_terms.push_back(term({PowerSpectrumOptions{}, 1.0}));
+  if (cross_terms && std::none_of(s.terms.begin(), s.terms.end(),
+                                  [](const Term& t) { return t.cross != nullptr; }))
+    throw ValueError(std::string("separation: the independence, template and half-missions "
+                                 "terms need a statistic with cross statistics (wph, ps), got ") +
+                     s.terms.front().statistic->name());
 }
 
 Separator::~Separator() = default;
@@ -134,84 +233,132 @@ Separator::Separator(Separator&&) noexcept = default;
 
 const SeparationOptions& Separator::options() const { return state_->options; }
 
-MatchingLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
+SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
   const State& s = *state_;
-  const std::vector<Term>& model = era <= s.options.spectrum_eras ? s.spectrum_terms : s.terms;
+  const SeparationOptions& o = s.options;
+  const std::vector<Term>& model = era <= o.spectrum_eras ? s.spectrum_terms : s.terms;
   if (!estimate.defined() || estimate.sizes() != s.d.sizes().slice(1))
     throw ShapeError("separation: the estimate must be " + sizes_text(s.d[0]) + ", got " +
                      (estimate.defined() ? sizes_text(estimate) : std::string("nothing")));
   c10::AutoGradMode no_grad(false);
   const at::Tensor e = s.context.to(estimate.detach()).unsqueeze(0); // (1, C, H, W)
-  const int64_t M = s.noise.size(0);
-  const double inf = std::numeric_limits<double>::infinity();
-  std::vector<MatchTerm> terms;
+  const int64_t M = s.noise.size(0), C = e.size(1);
+  std::vector<MatchTerm> main, further;
+  const auto add = [](std::vector<MatchTerm>& to, MatchTerm m,
+                      const std::shared_ptr<const Statistic>& stat, int channel, int cross_channel,
+                      const Reference& reference, const std::string& name) {
+    m.statistic = stat, m.channel = channel, m.cross_channel = cross_channel;
+    m.reference = reference, m.name = name;
+    to.push_back(std::move(m));
+  };
+  int64_t kept = 0;
   for (const Term& t : model) {
     const std::string name = t.statistic->name();
-    for (int64_t c = 0; c < e.size(1); ++c) {
-      // phi(s~ + c_i) for every realization, a chunk at a time: (M, K).
-      std::vector<at::Tensor> parts;
-      for (int64_t i = 0; i < M; i += s.options.chunk) {
-        const int64_t m = std::min<int64_t>(s.options.chunk, M - i);
-        const at::Tensor x = e.select(1, c) + s.noise.narrow(0, i, m).select(1, c); // (m, H, W)
-        parts.push_back(t.statistic->forward(x, t.reference[c]).values);
+    for (int64_t c = 0; c < C; ++c) {
+      const std::string ch = "[" + std::to_string(c) + "]";
+      const Reference& ref = t.reference[c];
+      const at::Tensor ec = e.select(1, c);       // (1, H, W)
+      const at::Tensor nc = s.noise.select(1, c); // (M, H, W)
+      const auto auto_stat = [&](const at::Tensor& x) {
+        return t.statistic->forward(x, ref).values;
+      };
+      // phi(s~ + c_i) for every realization: (M, K).
+      const at::Tensor V = s.over_realizations(
+          M, [&](int64_t i, int64_t m) { return auto_stat(ec + nc.narrow(0, i, m)); });
+      at::Tensor target = t.observed[c];
+      if (o.estimator == SeparationEstimator::Bias) {
+        const at::Tensor bias = V.mean(0) - auto_stat(ec)[0]; // < phi(s~ + c_i) - phi(s~) >
+        target = t.observed[c] - bias;
+        if (o.bias_clip > 0) {
+          // Positive parts: the observation's and every sample's real part > 0.
+          const bool complex = V.is_complex();
+          const at::Tensor obs_r = complex ? at::real(t.observed[c]) : t.observed[c];
+          const at::Tensor positive = (obs_r > 0) & ((complex ? at::real(V) : V) > 0).all(0);
+          const at::Tensor floor = o.bias_clip * obs_r;
+          const at::Tensor target_r = complex ? at::real(target) : target;
+          const at::Tensor clipped = at::where(positive, at::maximum(target_r, floor), target_r);
+          target = complex ? at::complex(clipped, at::imag(target)) : clipped;
+        }
       }
-      const at::Tensor V = at::cat(parts); // (M, K)
-      // Spreads of the real and imaginary parts; parts without spread carry no information.
-      const bool complex = V.is_complex();
-      const at::Tensor sr = (complex ? at::real(V) : V).std(0);
-      const at::Tensor si = complex ? at::imag(V).std(0) : at::Tensor();
-      const at::Tensor all = complex ? at::cat({sr, si}) : sr;
-      const double rms = all.square().mean().sqrt().item<double>();
-      const at::Tensor keep_r = sr > s.options.drop_below * rms;
-      const at::Tensor keep_i = complex ? si > s.options.drop_below * rms : at::Tensor();
-      const int64_t kept =
-          keep_r.sum().item<int64_t>() + (complex ? keep_i.sum().item<int64_t>() : 0);
-      MatchTerm m;
-      m.statistic = t.statistic;
-      m.channel = static_cast<int>(c);
-      m.reference = t.reference[c];
-      m.scale = at::where(keep_r, sr, at::full_like(sr, inf));
-      if (complex) m.scale_imag = at::where(keep_i, si, at::full_like(si, inf));
-      m.target = t.observed[c];
-      if (s.options.estimator == SeparationEstimator::Bias) {
-        const at::Tensor bias = V.mean(0) - t.statistic->forward(e.select(1, c), t.reference[c])
-                                                .values[0]; // < phi(s~ + c_i) - phi(s~) >
-        m.target = t.observed[c] - bias;
+      add(main, term_from_samples(V, target, t.weight, o.drop_below, kept), t.statistic,
+          static_cast<int>(c), -1, ref, name + ch);
+      const SeparationTerms& w = o.terms;
+      const int u = static_cast<int>(c), rest = static_cast<int>(C + c),
+                tmpl = static_cast<int>(2 * C + c);
+      if (w.contamination > 0) {
+        const at::Tensor Vc = s.over_realizations(
+            M, [&](int64_t i, int64_t m) { return auto_stat(nc.narrow(0, i, m)); });
+        add(further,
+            term_from_samples(Vc, Vc.mean(0), t.weight * w.contamination, o.drop_below, kept),
+            t.statistic, rest, -1, ref, name + ch + " contamination");
       }
-      m.weight = t.weight / static_cast<double>(std::max<int64_t>(kept, 1));
-      m.name = name + "[" + std::to_string(c) + "]";
-      terms.push_back(std::move(m));
+      if (!t.cross) continue;
+      const auto cross = [&](const at::Tensor& a, const at::Tensor& b) {
+        return t.cross->forward_cross(a, b).values;
+      };
+      if (w.independence > 0) {
+        const at::Tensor Vi = s.over_realizations(M, [&](int64_t i, int64_t m) {
+          const at::Tensor n = nc.narrow(0, i, m);
+          return cross(ec.expand_as(n), n);
+        });
+        add(further,
+            term_from_samples(Vi, Vi.mean(0), t.weight * w.independence, o.drop_below, kept),
+            t.cross, u, rest, Reference(), name + ch + " independence");
+      }
+      if (w.template_correlation > 0) {
+        const at::Tensor T = s.template_map.select(1, c); // (1, H, W)
+        const at::Tensor Vt = s.over_realizations(M, [&](int64_t i, int64_t m) {
+          const at::Tensor x = ec + nc.narrow(0, i, m);
+          return cross(T.expand_as(x), x);
+        });
+        const at::Tensor bias = Vt.mean(0) - cross(T, ec)[0];
+        add(further,
+            term_from_samples(Vt, cross(T, s.d.select(1, c))[0] - bias,
+                              t.weight * w.template_correlation, o.drop_below, kept),
+            t.cross, tmpl, u, Reference(), name + ch + " template");
+      }
+      if (w.half_missions > 0) {
+        // Pairs (c_2i, c_2i+1), each scaled by sqrt 2: a half-mission's noise.
+        const int64_t pairs = M / 2;
+        const at::Tensor paired =
+            nc.narrow(0, 0, 2 * pairs).view({pairs, 2, nc.size(1), nc.size(2)});
+        const at::Tensor Vh = s.over_realizations(pairs, [&](int64_t i, int64_t m) {
+          const at::Tensor q = paired.narrow(0, i, m) * std::sqrt(2.0);
+          return cross(ec + q.select(1, 0), ec + q.select(1, 1));
+        });
+        const at::Tensor halves = s.half_missions.select(1, c); // (2, H, W)
+        const at::Tensor target_h = cross(halves.narrow(0, 0, 1), halves.narrow(0, 1, 1))[0];
+        add(further,
+            term_from_samples(Vh, target_h, t.weight * w.half_missions, o.drop_below, kept),
+            t.cross, u, u, Reference(), name + ch + " half-missions");
+      }
     }
   }
-  return MatchingLoss(std::move(terms));
+  SeparationLoss out{MatchingLoss(std::move(main)), std::nullopt};
+  if (!further.empty()) out.further.emplace(std::move(further));
+  return out;
 }
 
-MatchingResult Separator::evaluate(const MatchingLoss& loss, const at::Tensor& u,
+MatchingResult Separator::evaluate(const SeparationLoss& loss, const at::Tensor& u,
                                    bool want_grad) const {
   const State& s = *state_;
-  if (s.options.estimator == SeparationEstimator::Bias) return loss.evaluate(u, want_grad);
   if (!u.defined() || u.dim() != 4 || u.sizes().slice(1) != s.d.sizes().slice(1))
     throw ShapeError("separation: maps must be (B, " + sizes_text(s.d[0]).substr(1) + ", got " +
                      (u.defined() ? sizes_text(u) : std::string("nothing")));
-  // (1/M) sum_i loss(u + c_i), the realizations a chunk at a time.
-  const int64_t B = u.size(0), M = s.noise.size(0);
-  MatchingResult out;
-  for (int64_t i = 0; i < M; i += s.options.chunk) {
-    const int64_t m = std::min<int64_t>(s.options.chunk, M - i);
-    const at::Tensor x = (u.unsqueeze(1) + s.noise.narrow(0, i, m).unsqueeze(0)).flatten(0, 1);
-    const MatchingResult r = loss.evaluate(x, want_grad); // over B * m maps
-    const at::Tensor l = r.loss.view({B, m}).sum(1);
-    const at::Tensor terms = r.terms.view({-1, B, m}).sum(2);
-    out.loss = out.loss.defined() ? out.loss + l : l;
-    out.terms = out.terms.defined() ? out.terms + terms : terms;
-    if (want_grad) {
-      const at::Tensor g = r.grad.view({B, m, u.size(1), u.size(2), u.size(3)}).sum(1);
-      out.grad = out.grad.defined() ? out.grad + g : g;
-    }
+  MatchingResult out =
+      s.options.estimator == SeparationEstimator::Bias
+          ? loss.main.evaluate(u, want_grad)
+          : evaluate_realizations(s.noise, s.options.chunk, loss.main, u, want_grad);
+  if (loss.further) {
+    // The maps [u, d - u, T] as channels; d(d - u)/du = -1.
+    const int64_t C = u.size(1);
+    const at::Tensor T = s.template_map.defined() ? s.template_map : at::zeros_like(s.d);
+    const at::Tensor x = at::cat({u, s.d - u, T.expand_as(u)}, 1);
+    const MatchingResult r = loss.further->evaluate(x, want_grad);
+    out.loss = out.loss + r.loss;
+    out.terms = at::cat({out.terms, r.terms});
+    if (want_grad) out.grad = out.grad + r.grad.narrow(1, 0, C) - r.grad.narrow(1, C, C);
   }
-  out.loss = out.loss / static_cast<double>(M);
-  out.terms = out.terms / static_cast<double>(M);
-  if (want_grad) out.grad = out.grad / static_cast<double>(M);
   return out;
 }
 
@@ -229,12 +376,13 @@ Separator::run(const std::function<void(const SeparationProgress&)>& progress) c
                       o.start == SeparationStart::Wiener ? FilterGain::Wiener : FilterGain::Matched)
             .unsqueeze(0);
   for (int era = 1; era <= o.eras; ++era) {
-    const MatchingLoss loss = era_loss(estimate[0], era);
+    const SeparationLoss loss = era_loss(estimate[0], era);
     int64_t kept = 0;
-    for (const MatchTerm& t : loss.terms()) {
-      kept += at::isfinite(t.scale).sum().item<int64_t>();
-      if (t.scale_imag.defined()) kept += at::isfinite(t.scale_imag).sum().item<int64_t>();
-    }
+    for (const MatchingLoss* l : {&loss.main, loss.further ? &*loss.further : nullptr})
+      for (const MatchTerm& t : l ? l->terms() : std::vector<MatchTerm>{}) {
+        kept += at::isfinite(t.scale).sum().item<int64_t>();
+        if (t.scale_imag.defined()) kept += at::isfinite(t.scale_imag).sum().item<int64_t>();
+      }
     out.kept_parts.push_back(kept);
     LbfgsObjective f;
     f.value_and_grad = [&](const at::Tensor& x) {

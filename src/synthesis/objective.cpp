@@ -163,15 +163,12 @@ std::pair<at::Tensor, at::Tensor> target_and_scale(const at::Tensor& values /* (
   return {target, at::maximum(s.abs(), low)};
 }
 
-/// The statistic of cross terms: WPH without its Auto normalisation, which divides by each map's
-/// own deviations held constant, so that the gradient would not be the loss's (a descent would
-/// follow a wrong slope); the term's scale makes the unnormalised coefficients commensurable.
-StatisticSpec cross_spec(StatisticSpec spec) {
+} // namespace
+
+StatisticSpec cross_statistic_spec(StatisticSpec spec) {
   if (auto* wph = std::get_if<WphOptions>(&spec)) wph->norm = WphNorm::None;
   return spec;
 }
-
-} // namespace
 
 MatchingLoss match_targets(const at::Tensor& targets, const MatchingOptions& options,
                            const Grid2d& grid, const Context& context) {
@@ -206,7 +203,7 @@ MatchingLoss match_targets(const at::Tensor& targets, const MatchingOptions& opt
     }
     if (!options.cross || C < 2 || !stat->supports_cross()) continue;
     const std::shared_ptr<const Statistic> cross =
-        make_statistic(cross_spec(st.spec), grid, context);
+        make_statistic(cross_statistic_spec(st.spec), grid, context);
     for (int64_t a = 0; a < C; ++a)
       for (int64_t b = a + 1; b < C; ++b) {
         const at::Tensor values = cross->forward_cross(x.select(1, a), x.select(1, b)).values;

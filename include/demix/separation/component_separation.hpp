@@ -20,6 +20,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
@@ -39,6 +40,34 @@ enum class SeparationStart {
   Matched,
 };
 
+/// Weights of the further terms of the loss (Delouis et al. 2022; Regaldo-Saint Blancard et al.
+/// 2021), relative to the main term's 1; 0 switches a term off. Each uses the era's statistics
+/// for every channel (cross terms: the statistics that have cross statistics, WPH without its
+/// normalisation); its targets and per-part spreads come from the realizations at the era's
+/// starting estimate s~, parts are dropped and its sum divided by the parts it keeps as for the
+/// main term.
+struct SeparationTerms {
+  /// phi(d - u) matches < phi(c_i) >_i (spread: of phi(c_i)).
+  double contamination = 0;
+  /// The cross statistic phi(u, d - u) matches < phi(s~, c_i) >_i (spread: of phi(s~, c_i)): the
+  /// separated components are as independent as the truth and the contamination are.
+  double independence = 0;
+  /// phi(T, u) matches phi(T, d) - < phi(T, s~ + c_i) - phi(T, s~) >_i for a template T correlated
+  /// with s (SeparationMaps::template_map; spread: of phi(T, s~ + c_i)).
+  double template_correlation = 0;
+  /// phi(u, u) matches phi(d1, d2) of two half-missions, whose noises are independent
+  /// (SeparationMaps::half_missions; both cross statistics). Spread: of phi(s~ + sqrt2 c_2i,
+  /// s~ + sqrt2 c_2i+1) over the pairs of realizations, each half-mission having twice the noise
+  /// variance of d = (d1 + d2) / 2; needs M >= 4.
+  double half_missions = 0;
+};
+
+/// Maps beside the observation that further terms use.
+struct SeparationMaps {
+  at::Tensor template_map;  ///< (C, H, W) T, for SeparationTerms::template_correlation
+  at::Tensor half_missions; ///< (2, C, H, W) d1 and d2, for SeparationTerms::half_missions
+};
+
 struct SeparationOptions {
   /// The statistics of the loss, each for every channel, with their weights. Empty: WPH with the
   /// registry's J and L for the grid, dn = 2, norm auto. Statistics with a reference (WPH and
@@ -51,6 +80,12 @@ struct SeparationOptions {
   /// integer-|k| bins), the later ones the statistics above. In [0, eras).
   int spectrum_eras = 0;
   SeparationStart start = SeparationStart::Observation;
+  SeparationTerms terms; ///< further terms, off by default
+  /// Bias estimator: a real part whose observed value and every phi(s~ + c_i) are positive (a
+  /// positive statistic: power spectrum, WPH moduli) gets a target of at least bias_clip times
+  /// the observed value, so that a bias estimated larger than the observation (noise-dominated
+  /// coefficients) does not ask for a negative power. 0: no clipping. In [0, 1).
+  double bias_clip = 0;
   int chunk = 25; ///< realizations per statistic call (memory: a chunk of maps and their
                   ///< statistics' graph at once), >= 1
   /// A real or imaginary part of a coefficient whose spread over the realizations is at most
@@ -78,6 +113,14 @@ struct SeparationProgress {
   double loss = 0;
 };
 
+/// One era's loss: the main term (on u + c_i for the Realizations estimator, on u for Bias) and
+/// the further terms, which read the maps [u, d - u, T] stacked as channels (B, 3C, H, W): u in
+/// channels [0, C), d - u in [C, 2C), T in [2C, 3C) (zero without a template).
+struct SeparationLoss {
+  MatchingLoss main;
+  std::optional<MatchingLoss> further;
+};
+
 struct SeparationResult {
   at::Tensor signal;        ///< (C, H, W) s~, on the context's device
   at::Tensor contamination; ///< (C, H, W) d - s~
@@ -90,25 +133,27 @@ struct SeparationResult {
 
 class Separator {
 public:
-  /// observation (C, H, W) real; contamination realizations (M, C, H, W), M >= 2. The
-  /// statistics are built once. ValueError for options out of range (naming field and value),
-  /// complex or non-finite maps, fewer than 2 realizations; ShapeError for maps that do not fit
-  /// the grid or each other; the statistics' own errors.
+  /// observation (C, H, W) real; contamination realizations (M, C, H, W), M >= 2; `maps` for the
+  /// further terms that need them. The statistics are built once. ValueError for options out of
+  /// range (naming field and value), complex or non-finite maps, fewer than 2 realizations (4
+  /// with half-missions), a further term whose map is missing or whose statistics have no cross
+  /// statistics; ShapeError for maps that do not fit the grid or each other; the statistics' own
+  /// errors.
   Separator(const at::Tensor& observation /* (C, H, W) */,
             const at::Tensor& contamination /* (M, C, H, W) */, const SeparationOptions& options,
-            const Grid2d& grid, const Context& context);
+            const Grid2d& grid, const Context& context, const SeparationMaps& maps = {});
   ~Separator();
   Separator(Separator&&) noexcept;
 
   SeparationResult run(const std::function<void(const SeparationProgress&)>& progress = {}) const;
 
   /// The loss of era `era` (1-based: the power spectrum only up to spectrum_eras) that starts at
-  /// `estimate` (C, H, W): its terms' targets, per-part scales and weights. For the Realizations
-  /// estimator it is evaluated on u + c_i (see evaluate).
-  MatchingLoss era_loss(const at::Tensor& estimate /* (C, H, W) */, int era) const;
-  /// The estimator's loss of maps u (B, C, H, W) under an era's loss, and its gradient
-  /// (Realizations: averaged over the realizations, in chunks).
-  MatchingResult evaluate(const MatchingLoss& loss, const at::Tensor& u /* (B, C, H, W) */,
+  /// `estimate` (C, H, W): its terms' targets, per-part scales and weights.
+  SeparationLoss era_loss(const at::Tensor& estimate /* (C, H, W) */, int era) const;
+  /// The loss of maps u (B, C, H, W) under an era's loss, and its gradient: the main term by the
+  /// estimator (Realizations: averaged over the realizations, in chunks), plus the further terms.
+  /// `terms` lists the main loss's terms, then the further loss's.
+  MatchingResult evaluate(const SeparationLoss& loss, const at::Tensor& u /* (B, C, H, W) */,
                           bool want_grad = true) const;
   const SeparationOptions& options() const;
 

@@ -123,6 +123,12 @@ MatchingLoss match_targets(const at::Tensor& targets /* (T, C, H, W) */,
                            const MatchingOptions& options, const Grid2d& grid,
                            const Context& context);
 
+/// The statistic of cross terms: WPH without its Auto normalisation, which divides by each map's
+/// own deviations held constant, so that the gradient would not be the loss's (a descent would
+/// follow a wrong slope); a term's scale makes the unnormalised coefficients commensurable. Other
+/// statistics unchanged.
+StatisticSpec cross_statistic_spec(StatisticSpec spec);
+
 /// "None", "Modulus"... as the command line spells them ("none", "modulus", "class-rms",
 /// "spread", "auto").
 const char* term_scale_name(TermScale scale);

@@ -83,7 +83,7 @@ TEST(Separation, EraLossHoldsTheSpreadsAndTheBiasCorrectedTargets) {
   const at::Tensor phi_d = op.forward(p.observation, ref).values[0];
   const at::Tensor phi_e = op.forward(estimate, ref).values[0];
 
-  const demix::MatchingLoss bias = sep.era_loss(estimate, 1);
+  const demix::MatchingLoss bias = sep.era_loss(estimate, 1).main;
   ASSERT_EQ(bias.terms().size(), 1u);
   const demix::MatchTerm& t = bias.terms()[0];
   EXPECT_TRUE(at::allclose(t.target, phi_d - (V.mean(0) - phi_e), 1e-9, 1e-12));
@@ -105,10 +105,12 @@ TEST(Separation, EraLossHoldsTheSpreadsAndTheBiasCorrectedTargets) {
   // mean over the realizations of the loss of u + c_i.
   o.estimator = demix::SeparationEstimator::Realizations;
   const demix::Separator real(p.observation, p.realizations, o, grid, cpu64());
-  const demix::MatchingLoss loss = real.era_loss(estimate, 1);
+  const demix::SeparationLoss era = real.era_loss(estimate, 1);
+  const demix::MatchingLoss& loss = era.main;
+  EXPECT_FALSE(era.further.has_value());
   EXPECT_TRUE(at::allclose(loss.terms()[0].target, phi_d));
   const at::Tensor u = estimate.unsqueeze(0); // (1, 1, n, n)
-  const demix::MatchingResult r = real.evaluate(loss, u);
+  const demix::MatchingResult r = real.evaluate(era, u);
   at::Tensor l = at::zeros({1}, at::kDouble), g = at::zeros_like(u);
   for (int64_t i = 0; i < M; ++i) {
     const demix::MatchingResult one = loss.evaluate(u + p.realizations[i].unsqueeze(0));
@@ -200,8 +202,8 @@ TEST(Separation, StagedScheduleMatchesTheSpectrumFirst) {
   o.iterations = 3;
   o.spectrum_eras = 1;
   const demix::Separator sep(p.observation, p.realizations, o, grid, cpu64());
-  EXPECT_EQ(sep.era_loss(p.observation, 1).terms()[0].name, "ps[0]");
-  EXPECT_EQ(sep.era_loss(p.observation, 2).terms()[0].name, "wph[0]");
+  EXPECT_EQ(sep.era_loss(p.observation, 1).main.terms()[0].name, "ps[0]");
+  EXPECT_EQ(sep.era_loss(p.observation, 2).main.terms()[0].name, "wph[0]");
   const demix::SeparationResult r = sep.run();
   ASSERT_EQ(r.kept_parts.size(), 2u);
   EXPECT_LT(r.kept_parts[0], r.kept_parts[1]); // the spectrum's bins, then WPH's parts
@@ -289,6 +291,79 @@ TEST(WienerFilter, SpectrumEstimateExtrapolatesThePowerLawAndTheMatchedGainKeeps
   EXPECT_LT(power(demix::wiener_filter(d, realizations, truth_power)), 0.5 * true_power);
 }
 
+// The further terms: each target from its formula (power spectrum: a direct computation), the
+// loss's gradient the slope of the loss (central differences: the chain rule through d - u and the
+// cross channels), and a term's weight scales its contribution.
+TEST(Separation, FurtherTermsHaveTheirTargetsAndTheLossItsSlope) {
+  const int64_t n = 16, M = 6;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, M, 0.5, 21);
+  at::manual_seed(3);
+  demix::SeparationMaps maps;
+  maps.template_map = p.signal + 0.3 * at::randn_like(p.signal);
+  const at::Tensor halves = std::sqrt(2.0) * 0.5 * at::randn({2, 1, n, n}, at::kDouble);
+  maps.half_missions = p.signal.unsqueeze(0) + halves;
+  demix::SeparationOptions o;
+  o.statistics = {{demix::PowerSpectrumOptions{}, 1.0}};
+  o.terms = {
+      .contamination = 1, .independence = 0.5, .template_correlation = 2, .half_missions = 0.7};
+  o.chunk = 4;
+  const demix::Separator sep(p.observation, p.realizations, o, grid, cpu64(), maps);
+  const at::Tensor e = p.observation * 0.8;
+  const demix::SeparationLoss era = sep.era_loss(e, 1);
+  ASSERT_TRUE(era.further.has_value());
+  const auto& terms = era.further->terms();
+  ASSERT_EQ(terms.size(), 4u);
+  const demix::PowerSpectrumOperator ps({}, grid, cpu64());
+  const auto cross = [&](const at::Tensor& a, const at::Tensor& b) {
+    return ps.forward_cross(a, b).values;
+  };
+  const at::Tensor c = p.realizations.select(1, 0), T = maps.template_map; // (M, n, n), (1, n, n)
+  const at::Tensor d1 = maps.half_missions[0], d2 = maps.half_missions[1];
+  const std::vector<std::pair<std::string, at::Tensor>> expected{
+      {"ps[0] contamination", ps.forward(c).values.mean(0)},
+      {"ps[0] independence", cross(e.expand_as(c), c).mean(0)},
+      {"ps[0] template",
+       cross(T, p.observation)[0] - (cross(T.expand_as(c), e + c).mean(0) - cross(T, e)[0])},
+      {"ps[0] half-missions", cross(d1, d2)[0]}};
+  for (std::size_t i = 0; i < terms.size(); ++i) {
+    EXPECT_EQ(terms[i].name, expected[i].first);
+    EXPECT_TRUE(at::allclose(terms[i].target, expected[i].second, 1e-9, 1e-12)) << terms[i].name;
+  }
+  // The channels each term reads: u = 0, d - u = 1, T = 2.
+  EXPECT_EQ(terms[0].channel, 1);
+  EXPECT_EQ(terms[1].channel, 0);
+  EXPECT_EQ(terms[1].cross_channel, 1);
+  EXPECT_EQ(terms[2].channel, 2);
+  EXPECT_EQ(terms[2].cross_channel, 0);
+  EXPECT_EQ(terms[3].channel, 0);
+  EXPECT_EQ(terms[3].cross_channel, 0);
+
+  // With WPH beside the spectrum, both estimators: the gradient against central differences.
+  o.statistics = {{wph(2), 1.0}, {demix::PowerSpectrumOptions{}, 1.0}};
+  for (const auto estimator :
+       {demix::SeparationEstimator::Bias, demix::SeparationEstimator::Realizations}) {
+    o.estimator = estimator;
+    const demix::Separator both(p.observation, p.realizations, o, grid, cpu64(), maps);
+    const demix::SeparationLoss loss = both.era_loss(e, 1);
+    ASSERT_EQ(loss.further->terms().size(), 8u);
+    const at::Tensor u = (e + 0.1 * at::randn_like(e)).unsqueeze(0);
+    const at::Tensor v = at::randn_like(u);
+    const demix::MatchingResult r = both.evaluate(loss, u);
+    EXPECT_EQ(r.terms.size(0), 2 + 8);
+    EXPECT_NEAR(r.terms.sum().item<double>(), r.loss.item<double>(), 1e-12);
+    const double h = 1e-5;
+    const double slope =
+        (both.evaluate(loss, u + h * v, false).loss - both.evaluate(loss, u - h * v, false).loss)
+            .item<double>() /
+        (2 * h);
+    const double directional = (r.grad * v).sum().item<double>();
+    // Central differences in float64: error O(h^2) plus rounding 1e-16 / h, about 1e-9 here.
+    EXPECT_NEAR(slope, directional, 1e-6 * std::abs(directional))
+        << demix::separation_estimator_name(estimator);
+  }
+}
+
 TEST(Separation, BadInputIsRefused) {
   const int64_t n = 16;
   const demix::Grid2d grid{n, n};
@@ -314,6 +389,33 @@ TEST(Separation, BadInputIsRefused) {
   bad = o;
   bad.drop_below = 1;
   expect_error_naming<demix::ValueError>(make(p.observation, p.realizations, bad), {"drop_below"});
+  bad = o;
+  bad.terms.contamination = -1;
+  expect_error_naming<demix::ValueError>(make(p.observation, p.realizations, bad),
+                                         {"terms.contamination", "-1"});
+  bad = o;
+  bad.bias_clip = 1;
+  expect_error_naming<demix::ValueError>(make(p.observation, p.realizations, bad), {"bias_clip"});
+  // Further terms without their maps, with too few realizations, or without cross statistics.
+  bad = o;
+  bad.terms.template_correlation = 1;
+  expect_error_naming<demix::ShapeError>(make(p.observation, p.realizations, bad),
+                                         {"template", "(1, 16, 16)", "nothing"});
+  bad = o;
+  bad.terms.half_missions = 1;
+  expect_error_naming<demix::ShapeError>(make(p.observation, p.realizations, bad),
+                                         {"half-missions", "(2, 1, 16, 16)"});
+  expect_error_naming<demix::ValueError>(
+      [&] {
+        demix::Separator(p.observation, p.realizations.narrow(0, 0, 3), bad, grid, cpu64(),
+                         {.half_missions = p.realizations.narrow(0, 0, 2)});
+      },
+      {"3 give fewer than 2 pairs"});
+  bad = o;
+  bad.statistics = {{demix::WstOptions{.J = 2, .L = 4}, 1.0}};
+  bad.terms.independence = 1;
+  expect_error_naming<demix::ValueError>(make(p.observation, p.realizations, bad),
+                                         {"cross statistics", "wst"});
 }
 
 } // namespace

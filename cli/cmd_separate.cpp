@@ -35,8 +35,8 @@ namespace demix::cli {
 namespace {
 
 struct SeparateCliOptions {
-  std::string observation, output, json, wiener, truth;
-  std::vector<std::string> contamination;
+  std::string observation, output, json, wiener, truth, template_map;
+  std::vector<std::string> contamination, half_missions;
   int realizations = 20; ///< drawn for gaussian:sigma=...
   int runs = 1;          ///< separations with independent realizations: mean and std maps
   std::uint64_t seed = 0;
@@ -50,12 +50,12 @@ at::Tensor as_channels(const at::Tensor& d) { return d.dim() == 2 ? d.unsqueeze(
 
 /// The realizations of each run, K x (M, C, H, W). A model draws M maps per run from seeds seed,
 /// seed + 1, ... (on the CPU, so that a seed means the same maps everywhere):
-///   gaussian:sigma=X          white noise of deviation X;
-///   gaussian:sigma-map=F      inhomogeneous white noise, a deviation per pixel (F: (H, W) or d's
-///   shape); spectrum:F                a Gaussian field of power spectrum F: per integer-|k|
-///   annulus (K) or
-///                             (C, K), or per mode (H, W) / (C, H, W), as E|fft2(c)|^2 / (H W);
-///   model:F                   maps synthesised from the example(s) F of c (synthesis defaults);
+/// - gaussian:sigma=X: white noise of deviation X;
+/// - gaussian:sigma-map=F: inhomogeneous white noise, a deviation per pixel (F: (H, W) or d's
+///   shape);
+/// - spectrum:F: a Gaussian field of power spectrum F, per integer-|k| annulus ((K) npy, (1, K)
+///   or (C, K)) or per mode ((H, W) or (C, H, W)), as E|fft2(c)|^2 / (H W);
+/// - model:F: maps synthesised from the example(s) F of c (synthesis defaults);
 /// otherwise files, each a cube of realizations (one channel) or one realization (C, H, W) /
 /// (H, W), split into K disjoint blocks.
 std::vector<at::Tensor> read_contamination(const SeparateCliOptions& o,
@@ -129,8 +129,8 @@ std::vector<at::Tensor> read_contamination(const SeparateCliOptions& o,
     return sets;
   }
   std::vector<at::Tensor> maps;
-  for (const std::string& spec : o.contamination) {
-    const at::Tensor c = read_image(spec, {.non_finite = o.non_finite}).data;
+  for (const std::string& file : o.contamination) {
+    const at::Tensor c = read_image(file, {.non_finite = o.non_finite}).data;
     at::Tensor r; // (m, C, H, W)
     if (c.sizes() == d.sizes() ||
         (c.dim() == 2 && d.size(0) == 1 && c.sizes() == d.sizes().slice(1)))
@@ -138,7 +138,7 @@ std::vector<at::Tensor> read_contamination(const SeparateCliOptions& o,
     else if (c.dim() == 3 && d.size(0) == 1 && c.sizes().slice(1) == d.sizes().slice(1))
       r = c.unsqueeze(1);
     else
-      throw ShapeError("contamination '" + spec + "' is " + shape_text(c) +
+      throw ShapeError("contamination '" + file + "' is " + shape_text(c) +
                        "; the observation is " + shape_text(d) +
                        " (C, H, W): give realizations of that shape, or cubes (M, H, W) of "
                        "realizations of a one-channel map");
@@ -183,8 +183,17 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << ", \"estimator\": " << json_string(separation_estimator_name(so.estimator))
     << ", \"realizations\": " << M << ", \"eras\": " << so.eras
     << ", \"iterations\": " << so.iterations << ", \"spectrum_eras\": " << so.spectrum_eras
-    << ", \"start\": " << json_string(separation_start_name(so.start)) << ", \"seed\": " << o.seed
-    << ", \"runs\": " << o.runs << ", \"device\": " << json_string(ctx.describe()) << "},\n";
+    << ", \"start\": " << json_string(separation_start_name(so.start))
+    << ", \"terms\": {\"contamination\": " << so.terms.contamination
+    << ", \"independence\": " << so.terms.independence
+    << ", \"template_correlation\": " << so.terms.template_correlation
+    << ", \"half_missions\": " << so.terms.half_missions << "}"
+    << ", \"template\": " << json_string(o.template_map) << ", \"half_missions\": ["
+    << (o.half_missions.empty()
+            ? std::string()
+            : json_string(o.half_missions[0]) + ", " + json_string(o.half_missions[1]))
+    << "], \"bias_clip\": " << so.bias_clip << ", \"seed\": " << o.seed << ", \"runs\": " << o.runs
+    << ", \"device\": " << json_string(ctx.describe()) << "},\n";
   if (!truth.empty()) {
     s << "  \"truth\": {\"file\": " << json_string(o.truth);
     for (const auto& [name, t] : truth)
@@ -217,21 +226,39 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
 
   const Context ctx = make_context(globals);
   const Image observed = read_image(o.observation, {.non_finite = o.non_finite});
-  const at::Tensor d = as_channels(observed.data).to(at::kDouble);    // (C, H, W)
+  const at::Tensor d = as_channels(observed.data).to(at::kDouble); // (C, H, W)
+  // Maps of the observation's shape, read before the realizations (which may be synthesised).
+  const auto like_d = [&](const std::string& file, const std::string& option) {
+    const at::Tensor m = read_image(file, {.non_finite = o.non_finite}).data;
+    if (m.sizes() != observed.data.sizes())
+      throw ShapeError(option + " '" + file + "' is " + shape_text(m) + "; the observation is " +
+                       shape_text(observed.data));
+    return as_channels(m).to(at::kDouble);
+  };
+  at::Tensor truth;
+  if (!o.truth.empty()) truth = like_d(o.truth, "--truth");
+  SeparationMaps maps;
+  SeparationOptions so = o.separation;
+  if (!o.template_map.empty()) {
+    maps.template_map = like_d(o.template_map, "--template");
+    if (so.terms.template_correlation == 0) so.terms.template_correlation = 1;
+  } else if (so.terms.template_correlation > 0) {
+    throw ValueError("--template-weight needs --template");
+  }
+  if (!o.half_missions.empty()) {
+    maps.half_missions = at::stack({like_d(o.half_missions[0], "--half-missions"),
+                                    like_d(o.half_missions[1], "--half-missions")});
+    if (so.terms.half_missions == 0) so.terms.half_missions = 1;
+  } else if (so.terms.half_missions > 0) {
+    throw ValueError("--half-missions-weight needs --half-missions");
+  }
+  o.separation.terms = so.terms; // as run, for the header and sidecar
   const std::vector<at::Tensor> sets = read_contamination(o, d, ctx); // K x (M, C, H, W)
   const at::Tensor& noise = sets.front();
-  at::Tensor truth;
-  if (!o.truth.empty()) {
-    truth = read_image(o.truth, {.non_finite = o.non_finite}).data;
-    if (truth.sizes() != observed.data.sizes())
-      throw ShapeError("--truth '" + o.truth + "' is " + shape_text(truth) +
-                       "; the observation is " + shape_text(observed.data));
-  }
   const Grid2d grid{d.size(1), d.size(2)};
-  SeparationOptions so = o.separation;
   so.statistics = statistic_terms(o.statistics, grid, false);
   std::vector<Separator> separators; // built before the work: errors show at once
-  for (const at::Tensor& set : sets) separators.emplace_back(d, set, so, grid, ctx);
+  for (const at::Tensor& set : sets) separators.emplace_back(d, set, so, grid, ctx, maps);
   if (!globals.quiet)
     std::cerr << "demix separate: " << d.size(0) << " channel(s) of " << to_string(grid) << ", "
               << noise.size(0) << " contamination realizations"
@@ -412,6 +439,32 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "of d) or matched (the filter that keeps the estimated signal spectrum)")
       ->transform(CLI::CheckedTransformer(starts, CLI::ignore_case))
       ->default_str("observation");
+  cmd->add_option("--template", o->template_map,
+                  "A map T correlated with the signal (e.g. dust intensity, HI): adds the term "
+                  "phi(T, u) = phi(T, d) minus its bias (weight --template-weight, default 1)");
+  cmd->add_option("--template-weight", o->separation.terms.template_correlation,
+                  "Weight of the template term (with --template; 0 there means 1)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--half-missions", o->half_missions,
+                  "Two observations D1 D2 with independent noise (d their mean): phi(u, u) "
+                  "matches phi(D1, D2) (weight --half-missions-weight, default 1)")
+      ->expected(2);
+  cmd->add_option("--half-missions-weight", o->separation.terms.half_missions,
+                  "Weight of the half-missions term (with --half-missions; 0 there means 1)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--contamination-weight", o->separation.terms.contamination,
+                  "Weight of the term phi(d - u) = < phi(c_i) > (0: off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--independence-weight", o->separation.terms.independence,
+                  "Weight of the term phi(u, d - u) = < phi(s~, c_i) > (cross statistics; 0: off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--clip-bias", o->separation.bias_clip,
+                  "Bias estimator: targets of positive statistics at least this fraction of the "
+                  "observed value (0: no clipping)")
+      ->check(CLI::Range(0.0, 0.999999))
+      ->capture_default_str();
   cmd->add_option("--truth", o->truth,
                   "The true signal (simulations): prints and records the pixel error and "
                   "correlation of the separated map, of the Wiener filter and of d against it");

@@ -154,6 +154,42 @@ class SeparateCliTest(clitest.CliTestCase):
                           "-o", self.path("x.fits")], 1, "deviation map",
                          output=self.path("x.fits"))
 
+    def test_further_terms(self):
+        # Every further term at once: recorded in the sidecar, the loss table's terms grow, and
+        # the result differs from the main term alone.
+        s, d = noisy(16, 6, 0.7)
+        rng = np.random.default_rng(2)
+        obs, tmpl, d1, d2 = (self.path(x + ".fits") for x in ["d", "t", "d1", "d2"])
+        write_map(obs, d)
+        write_map(tmpl, s + 0.3 * rng.standard_normal(s.shape))
+        write_map(d1, s + 0.7 * np.sqrt(2) * rng.standard_normal(s.shape))
+        write_map(d2, s + 0.7 * np.sqrt(2) * rng.standard_normal(s.shape))
+        common = [obs, "--contamination", "gaussian:sigma=0.7", "-M", 4, "--eras", 1,
+                  "--iterations", 4, "-J", 2, "--dn", 1]
+        plain, full = self.path("plain.fits"), self.path("full.fits")
+        self.separate(*common, "-o", plain)
+        self.separate(*common, "-o", full, "--template", tmpl, "--half-missions", d1, d2,
+                      "--contamination-weight", 0.5, "--independence-weight", 2,
+                      "--clip-bias", 0.01)
+        with open(self.path("full.json")) as f:
+            side = json.load(f)["options"]
+        self.assertEqual(side["terms"], {"contamination": 0.5, "independence": 2,
+                                         "template_correlation": 1, "half_missions": 1})
+        self.assertEqual(side["template"], tmpl)
+        self.assertEqual(side["half_missions"], [d1, d2])
+        self.assertEqual(side["bias_clip"], 0.01)
+        self.assertFalse(np.allclose(fits.getdata(full), fits.getdata(plain)))
+        out = self.path("x.fits")
+        self.assertFails(["separate", *common, "--template-weight", 2, "-o", out], 1,
+                         "--template-weight needs --template", output=out)
+        wrong = self.path("wrong.fits")
+        write_map(wrong, np.zeros((8, 8)))
+        self.assertFails(["separate", *common, "--half-missions", d1, wrong, "-o", out], 1,
+                         "--half-missions", output=out)
+        three = [x if x != 4 else 3 for x in common]  # -M 3
+        self.assertFails(["separate", *three, "--half-missions", d1, d2, "-o", out], 1,
+                         "fewer than 2 pairs", output=out)
+
     def test_bad_input(self):
         _, d = noisy(16, 2)
         obs, out = self.path("d.fits"), self.path("s.fits")

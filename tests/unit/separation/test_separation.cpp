@@ -163,7 +163,7 @@ TEST(Separation, BothEstimatorsRecoverTheSignalBetterThanTheObservation) {
 }
 
 // The same separation on the GPU as on the CPU (float64: the same arithmetic up to the order of
-// reductions), for both estimators and a filtered start.
+// reductions), for both estimators, a filtered start and every further term.
 TEST(Separation, CudaEqualsCpu) {
   if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   const demix::Context cuda64(
@@ -178,10 +178,13 @@ TEST(Separation, CudaEqualsCpu) {
     o.estimator = estimator;
     o.eras = 2, o.iterations = 8, o.chunk = 4;
     o.start = demix::SeparationStart::Matched;
+    o.terms = {
+        .contamination = 0.5, .independence = 0.5, .template_correlation = 1, .half_missions = 1};
+    const demix::SeparationMaps maps{p.signal, p.observation.unsqueeze(0).expand({2, 1, n, n})};
     const demix::SeparationResult cpu =
-        demix::Separator(p.observation, p.realizations, o, grid, cpu64()).run();
+        demix::Separator(p.observation, p.realizations, o, grid, cpu64(), maps).run();
     const demix::SeparationResult gpu =
-        demix::Separator(p.observation, p.realizations, o, grid, cuda64).run();
+        demix::Separator(p.observation, p.realizations, o, grid, cuda64, maps).run();
     // Line searches branch on loss comparisons, so rounding may steer the two runs apart late:
     // the losses agree to 1e-6 relative, the maps to 1e-4 of their O(1) values.
     ASSERT_EQ(cpu.loss_history.size(), gpu.loss_history.size());

@@ -27,4 +27,6 @@ fi
 timeout 300 $N/bench/bench_separate cuda $M 256:20:5:50 start=observation,matched | tee $O/quality.jsonl | cut -c1-150
 timeout 200 $N/bench/bench_separate cuda $M 256:20:5:50 methods=bias,realizations start=observation,matched stats=wph+ps |
   tee -a $O/quality.jsonl | cut -c1-150
+timeout 120 $N/bench/bench_separate cuda $M 256:20:5:50 snr=1,0.5 methods=bias start=observation,matched terms=contamination,independence |
+  tee -a $O/quality.jsonl | cut -c1-150
 true

@@ -3,7 +3,8 @@
 //   bench_separate [cpu|cuda|auto] [path/to/I_1.npy] [N[:M[:eras[:iterations]]]] [key=value...]
 // keys: snr=2,1 (default 2,1,0.5,0.25), seeds=K (3), methods=wiener,bias,realizations (all),
 // start=observation|wiener|matched (SeparationOptions::start; several, comma-separated: one run
-// each), stats=wph|wph+ps, spectrum_eras=N, speed=1 (separations only, no quality figures).
+// each), stats=wph|wph+ps, spectrum_eras=N, terms=contamination,independence (further terms,
+// weight 1), speed=1 (separations only, no quality figures).
 // The signal s is the dust map's n x n corner (default 256), log, standardised; d = s + white
 // noise at SNR = std(s) / std(c) of 2, 1, 0.5 and 0.25, noise seeds 0, 1, 2; M realizations
 // (default 20) of the same noise, other seeds. Methods: the Wiener filter with the true spectrum
@@ -43,7 +44,7 @@ struct Case {
   int seeds = 3;
   std::vector<std::string> methods{"wiener", "bias", "realizations"};
   std::vector<std::string> starts{"observation"};
-  bool with_ps = false, speed = false;
+  bool with_ps = false, speed = false, contamination = false, independence = false;
   int spectrum_eras = 0;
 };
 
@@ -76,6 +77,12 @@ void parse_keys(Case& c, int argc, char** argv) {
       c.spectrum_eras = std::stoi(value);
     else if (key == "speed")
       c.speed = value == "1";
+    else if (key == "terms")
+      for (const std::string& t : split(value, ',')) {
+        if (t != "contamination" && t != "independence")
+          throw std::invalid_argument("unknown term " + t);
+        (t == "contamination" ? c.contamination : c.independence) = true;
+      }
     else
       throw std::invalid_argument("unknown key " + key);
   }
@@ -197,13 +204,16 @@ void run_cases(const bench::Run& run, int argc, char** argv) {
           o.iterations = c.iterations;
           o.spectrum_eras = c.spectrum_eras;
           o.start = start_named(start);
+          o.terms.contamination = c.contamination ? 1 : 0;
+          o.terms.independence = c.independence ? 1 : 0;
           const demix::Separator sep(d, noise, o, demix::Grid2d{c.n, c.n}, ctx);
           bench::sync();
           const demix::SeparationResult r = sep.run();
           bench::sync();
-          const std::string label = name + (c.with_ps ? "+ps" : "") +
-                                    (c.spectrum_eras ? "-staged" : "") +
-                                    (start == "observation" ? "" : "-from-" + start);
+          const std::string label =
+              name + (c.with_ps ? "+ps" : "") + (c.spectrum_eras ? "-staged" : "") +
+              (c.contamination ? "+contamination" : "") + (c.independence ? "+independence" : "") +
+              (start == "observation" ? "" : "-from-" + start);
           if (c.speed)
             std::printf("{\"code\": \"demix-separation-speed\", \"method\": \"%s\", \"n\": %ld, "
                         "\"M\": %d, \"eras\": %d, \"iterations\": %d, \"seconds\": %.4g, "

@@ -11,9 +11,13 @@
 #include <demix/io/npy.hpp>
 #include <demix/separation/component_separation.hpp>
 #include <demix/separation/contamination.hpp>
+#include <demix/separation/report.hpp>
 #include <demix/synthesis/microcanonical.hpp>
+#include <demix/validation/compare.hpp>
+#include <demix/viz/chart.hpp>
 
 #include "common.hpp"
+#include "contamination_options.hpp"
 #include "statistic_options.hpp"
 
 #include <ATen/ATen.h>
@@ -26,6 +30,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
 
 #include <unistd.h>
@@ -35,7 +40,7 @@ namespace demix::cli {
 namespace {
 
 struct SeparateCliOptions {
-  std::string observation, output, json, wiener, truth, template_map;
+  std::string observation, output, json, wiener, truth, template_map, report;
   std::vector<std::string> contamination, half_missions;
   int realizations = 20; ///< drawn for gaussian:sigma=...
   int runs = 1;          ///< separations with independent realizations: mean and std maps
@@ -63,44 +68,8 @@ std::vector<at::Tensor> read_contamination(const SeparateCliOptions& o,
                                            const Context& context) {
   const std::string spec = o.contamination.size() == 1 ? o.contamination[0] : "";
   const auto starts = [&](const char* prefix) { return spec.rfind(prefix, 0) == 0; };
-  const auto map_of_d = [&](const std::string& file, const char* what) { // (C, H, W)
-    const at::Tensor m = read_image(file, {.non_finite = NonFinitePolicy::Reject}).data;
-    if (m.sizes() == d.sizes() || (d.size(0) == 1 && m.sizes() == d.sizes().slice(1)))
-      return m.reshape(d.sizes()).to(at::kDouble);
-    throw ShapeError("--contamination " + spec + ": the " + what + " '" + file + "' is " +
-                     shape_text(m) + "; the observation is " + shape_text(d));
-  };
-  std::optional<ContaminationModel> model;
-  if (starts("gaussian:sigma=")) {
-    const std::string value = spec.substr(std::string("gaussian:sigma=").size());
-    double sigma = 0;
-    try {
-      std::size_t used = 0;
-      sigma = std::stod(value, &used);
-      if (used != value.size()) throw std::invalid_argument(value);
-    } catch (const std::exception&) {
-      throw ValueError("--contamination " + spec + ": '" + value + "' is not a number");
-    }
-    if (!(sigma > 0) || !std::isfinite(sigma))
-      throw ValueError("--contamination " + spec + ": sigma must be > 0");
-    model = WhiteNoise{sigma};
-  } else if (starts("gaussian:sigma-map=")) {
-    model = PixelNoise{
-        map_of_d(spec.substr(std::string("gaussian:sigma-map=").size()), "deviation map")};
-  } else if (starts("spectrum:")) {
-    const std::string file = spec.substr(std::string("spectrum:").size());
-    // FITS images have 2 axes or more: a spectrum per annulus is a (1, K) or (C, K) image, or
-    // a (K) npy array.
-    const at::Tensor p = detect_input_format(file) == FileFormat::Npy
-                             ? read_npy(file)
-                             : read_image(file, {.non_finite = NonFinitePolicy::Reject}).data;
-    if (!at::isfinite(p).all().item<bool>())
-      throw ValueError("--contamination " + spec + ": the spectrum holds NaN or infinite values");
-    const bool radial =
-        p.dim() == 1 || (p.dim() == 2 && p.size(0) == d.size(0) && p.sizes() != d.sizes().slice(1));
-    model = SpectrumNoise{radial ? spectrum_per_mode(p, d.size(0), d.size(1), d.size(2))
-                                 : map_of_d(file, "power spectrum per mode")};
-  } else if (starts("model:")) {
+  const std::optional<ContaminationModel> model = contamination_model(spec, d);
+  if (!model && starts("model:")) {
     const std::string file = spec.substr(std::string("model:").size());
     at::Tensor examples = read_image(file, {.non_finite = NonFinitePolicy::Reject}).data;
     if (examples.dim() == 2 || examples.sizes() == d.sizes())
@@ -214,6 +183,38 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
   return s.str();
 }
 
+/// --report DIR, per channel (suffix _c with several): separation.png, the spectra (and with a
+/// truth the correlation per scale) of d, s~, Wiener, the contamination and the truth; and the
+/// validation report (validation/compare.hpp) of s~ against the truth, or without one of d - s~
+/// against the realizations (the residual should look like the contamination).
+void write_report(const SeparateCliOptions& o, const at::Tensor& d /* (C, H, W) */,
+                  const at::Tensor& signal, const at::Tensor& wiener,
+                  const at::Tensor& noise /* (M, C, H, W) */, const at::Tensor& truth) {
+  const at::Tensor s = signal.detach().to(at::kCPU, at::kDouble);
+  const at::Tensor t = truth.defined() ? as_channels(truth).to(at::kDouble) : at::Tensor();
+  if (!charts_available())
+    std::cerr << "demix separate: this build has no cairo: the report has no figures\n";
+  for (int64_t c = 0; c < d.size(0); ++c) {
+    const std::string suffix = d.size(0) > 1 ? "_" + std::to_string(c) : "";
+    const at::Tensor realizations = noise.select(1, c).to(at::kDouble);
+    if (charts_available())
+      write_separation_figure(o.report + "/separation" + suffix + ".png",
+                              {d[c], s[c], wiener.to(at::kCPU, at::kDouble)[c], realizations,
+                               t.defined() ? t[c] : at::Tensor()},
+                              "demix separate " + o.observation +
+                                  (d.size(0) > 1 ? ", channel " + std::to_string(c) : ""));
+    const ValidationReport v = t.defined()
+                                   ? validate_maps(t[c].unsqueeze(0), s[c].unsqueeze(0))
+                                   : validate_maps(realizations, (d[c] - s[c]).unsqueeze(0));
+    write_text_file(o.report + "/validation" + suffix + ".json", validation_json(v));
+    if (charts_available())
+      write_validation_figure(o.report + "/validation" + suffix + ".png", v,
+                              t.defined() ? "truth (target) against the separated map (sample)"
+                                          : "contamination realizations (targets) against the "
+                                            "residual d - s~ (sample)");
+  }
+}
+
 void run_separate(SeparateCliOptions o, const Globals& globals) {
   if (format_for_output(o.output) != FileFormat::Fits)
     throw ValueError("separate writes FITS files; output '" + o.output + "' does not end in .fits");
@@ -223,6 +224,12 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   require_output_folder(o.output, "the signal");
   require_output_folder(o.json, "the JSON sidecar");
   if (!o.wiener.empty()) require_output_folder(o.wiener, "the Wiener filter's map");
+  if (!o.report.empty()) {
+    struct stat st {};
+    if (::stat(o.report.c_str(), &st) != 0 && ::mkdir(o.report.c_str(), 0777) != 0)
+      throw IoError("--report: cannot create the folder '" + o.report + "'");
+    require_output_folder(o.report + "/validation.json", "the report");
+  }
 
   const Context ctx = make_context(globals);
   const Image observed = read_image(o.observation, {.non_finite = o.non_finite});
@@ -340,8 +347,9 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   writer.add_table("LOSS", loss);
   writer.commit();
   // The linear baseline, for the file and the comparison with the truth.
-  const at::Tensor wiener =
-      !o.wiener.empty() || truth.defined() ? wiener_filter(d, noise) : at::Tensor();
+  const at::Tensor wiener = !o.wiener.empty() || truth.defined() || !o.report.empty()
+                                ? wiener_filter(d, noise)
+                                : at::Tensor();
   if (!o.wiener.empty()) {
     FitsHeader wh = observed.header;
     wh.add_history("demix " + build_info().demix + " separate: Wiener filter of " + o.observation);
@@ -362,6 +370,7 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
                      "correlation %.4f\n",
                      name.c_str(), a.mse, a.correlation);
   }
+  if (!o.report.empty()) write_report(o, d, r.signal, wiener, noise, truth);
   double seconds = 0;
   for (const SeparationResult& run_result : results) seconds += run_result.seconds;
   r.seconds = seconds; // all runs; the JSON's loss history and kept parts are the first run's
@@ -435,10 +444,11 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                                                       {"wiener", SeparationStart::Wiener},
                                                       {"matched", SeparationStart::Matched}};
   cmd->add_option("--start", o->separation.start,
-                  "The first era's map: observation (d, as the papers), wiener (the Wiener filter "
-                  "of d) or matched (the filter that keeps the estimated signal spectrum)")
+                  "The first era's map: matched (the linear filter that keeps the estimated signal "
+                  "spectrum), wiener (the Wiener filter of d) or observation (d, as the papers' "
+                  "codes)")
       ->transform(CLI::CheckedTransformer(starts, CLI::ignore_case))
-      ->default_str("observation");
+      ->default_str("matched");
   cmd->add_option("--template", o->template_map,
                   "A map T correlated with the signal (e.g. dust intensity, HI): adds the term "
                   "phi(T, u) = phi(T, d) minus its bias (weight --template-weight, default 1)");
@@ -465,6 +475,10 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "observed value (0: no clipping)")
       ->check(CLI::Range(0.0, 0.999999))
       ->capture_default_str();
+  cmd->add_option("--report", o->report,
+                  "Folder for separation.png (spectra of d, s~, Wiener, contamination, truth; "
+                  "correlation with the truth per scale) and validation.json/.png (s~ against "
+                  "the truth, or d - s~ against the realizations)");
   cmd->add_option("--truth", o->truth,
                   "The true signal (simulations): prints and records the pixel error and "
                   "correlation of the separated map, of the Wiener filter and of d against it");

@@ -217,8 +217,10 @@ void add_common_options(CLI::App* cmd, SimulateCliOptions& o) {
 } // namespace
 
 void add_simulate_command(CLI::App& app, const Globals& globals) {
-  auto* cmd = app.add_subcommand("simulate", "Simulate LSST-like galaxy stamps or blends");
+  auto* cmd = app.add_subcommand(
+      "simulate", "Simulate LSST-like galaxy stamps or blends, or a noisy observation of a map");
   cmd->require_subcommand(1);
+  add_simulate_observation_command(*cmd, globals);
 
   auto iso = std::make_shared<SimulateCliOptions>();
   auto* isolated =

@@ -37,6 +37,8 @@ void add_stats_command(CLI::App& app, const Globals& globals);
 void add_synth_command(CLI::App& app, const Globals& globals);
 void add_separate_command(CLI::App& app, const Globals& globals);
 void add_validate_command(CLI::App& app, const Globals& globals);
+/// `simulate observation`, under `simulate`.
+void add_simulate_observation_command(CLI::App& simulate, const Globals& globals);
 void add_deblend_command(CLI::App& app, const Globals& globals);
 
 /// The trained MADNESS model (VAE + flow) at `path`, on ctx's device, its decoder set up for

@@ -190,6 +190,61 @@ class SeparateCliTest(clitest.CliTestCase):
         self.assertFails(["separate", *three, "--half-missions", d1, d2, "-o", out], 1,
                          "fewer than 2 pairs", output=out)
 
+    def test_simulate_observation_and_report(self):
+        s, _ = noisy(32, 8)
+        sig = self.path("s.fits")
+        write_map(sig, s)
+        obs, more = self.path("d.fits"), self.path("c.fits")
+        rc, _, err = run("simulate", "observation", sig, "--snr", 2, "--seed", 3, "-M", 5,
+                         "--realizations-output", more, "-o", obs)
+        self.assertEqual(rc, 0, err)
+        with fits.open(obs) as h:
+            hdr, d = h[0].header, h[0].data.astype(np.float64)
+        self.assertEqual((hdr["CTYPE1"], hdr["BUNIT"], hdr["SIMSNR"], hdr["SIMSEED"]),
+                         ("GLON-CAR", "K_CMB", 2.0, 3))
+        s32 = s.astype(np.float32).astype(np.float64)
+        noise = d - s32
+        # 1024 pixels: the deviation's relative standard error is 2.2 %; 10 % is 4.5 of them.
+        self.assertAlmostEqual(noise.std() / (s32.std() / 2), 1.0, delta=0.1)
+        c = fits.getdata(more).astype(np.float64)
+        self.assertEqual(c.shape, (5, 32, 32))
+        self.assertAlmostEqual(c.std() / (s32.std() / 2), 1.0, delta=0.05)
+        self.assertLess(abs(np.corrcoef(c[0].ravel(), noise.ravel())[0, 1]), 0.15)  # independent
+        # The same white noise through a contamination spec: the same draw from the same seed.
+        sigma = float(np.float64(s32.std(ddof=1)) / 2)
+        other = self.path("d2.fits")
+        rc, _, err = run("simulate", "observation", sig, "--contamination",
+                         "gaussian:sigma=%.17g" % sigma, "--seed", 3, "-o", other)
+        self.assertEqual(rc, 0, err)
+        np.testing.assert_allclose(fits.getdata(other), d, atol=1e-5)
+        # A separation of it with a report: the spectra figure and the validation against the
+        # truth (one map each side); without a truth, d - s~ against the realizations.
+        out, rep = self.path("sep.fits"), self.path("report")
+        self.separate(obs, "--contamination", more, "--eras", 1, "--iterations", 3, "-J", 3,
+                      "-o", out, "--truth", sig, "--report", rep)
+        with open(rep + "/validation.json") as f:
+            v = json.load(f)
+        self.assertEqual((v["target_maps"], v["sample_maps"]), (1, 1))
+        for png in ["separation.png", "validation.png"]:
+            with open(rep + "/" + png, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", png)
+        rep2 = self.path("report2")
+        self.separate(obs, "--contamination", more, "--eras", 1, "--iterations", 3, "-J", 3,
+                      "-o", out, "--report", rep2)
+        with open(rep2 + "/validation.json") as f:
+            v = json.load(f)
+        self.assertEqual((v["target_maps"], v["sample_maps"]), (5, 1))
+        # Bad requests.
+        self.assertFails(["simulate", "observation", sig, "--snr", 2, "--contamination",
+                          "gaussian:sigma=1", "-o", self.path("x.fits")], 1, "either",
+                         output=self.path("x.fits"))
+        self.assertFails(["simulate", "observation", sig, "--snr", 2, "-M", 3,
+                          "--realizations-output", self.path("x.fits"), "-o",
+                          self.path("x.fits")], 1, "is the output", output=self.path("x.fits"))
+        self.assertFails(["simulate", "observation", sig, "--contamination", "model:" + sig,
+                          "-o", self.path("x.fits")], 1, "draws gaussian",
+                         output=self.path("x.fits"))
+
     def test_bad_input(self):
         _, d = noisy(16, 2)
         obs, out = self.path("d.fits"), self.path("s.fits")

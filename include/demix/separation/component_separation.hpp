@@ -33,7 +33,7 @@ enum class SeparationEstimator {
 
 /// Where the first era starts.
 enum class SeparationStart {
-  Observation, ///< u = d (the papers)
+  Observation, ///< u = d (the papers' codes)
   Wiener,      ///< the Wiener filter with the estimated spectrum (FilterGain::Wiener)
   /// The spectrum-matched filter (FilterGain::Matched): the signal's power at every scale, and
   /// the pixel correlation of a linear filter; the statistics then shape the map.
@@ -79,7 +79,11 @@ struct SeparationOptions {
   /// A staged schedule: the first `spectrum_eras` eras match the power spectrum only (its
   /// integer-|k| bins), the later ones the statistics above. In [0, eras).
   int spectrum_eras = 0;
-  SeparationStart start = SeparationStart::Observation;
+  /// Matched by default: on a 128^2 crop of the shared dust map at SNR 1 (WPH + PS, bias
+  /// estimator, 3 eras of 30 iterations) the descent from d ended at a loss 9 times higher, with
+  /// the noise left at small scales (pixel correlation with the truth 0.77), than from the
+  /// matched filter (0.93): from d, L-BFGS stays where the statistics barely see the noise.
+  SeparationStart start = SeparationStart::Matched;
   SeparationTerms terms; ///< further terms, off by default
   /// Bias estimator: a real part whose observed value and every phi(s~ + c_i) are positive (a
   /// positive statistic: power spectrum, WPH moduli) gets a target of at least bias_clip times

@@ -40,7 +40,8 @@ namespace demix::cli {
 namespace {
 
 struct SeparateCliOptions {
-  std::string observation, output, json, wiener, truth, template_map, report;
+  std::string observation, output, json, wiener, truth, template_map, report, checkpoint, resume;
+  int checkpoint_every = 0;
   std::vector<std::string> contamination, half_missions;
   int realizations = 20; ///< drawn for gaussian:sigma=...
   int runs = 1;          ///< separations with independent realizations: mean and std maps
@@ -224,6 +225,11 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   require_output_folder(o.output, "the signal");
   require_output_folder(o.json, "the JSON sidecar");
   if (!o.wiener.empty()) require_output_folder(o.wiener, "the Wiener filter's map");
+  if (o.checkpoint_every > 0 && o.checkpoint.empty()) o.checkpoint = path_stem(o.output) + ".ckpt";
+  if ((!o.checkpoint.empty() || !o.resume.empty()) && o.runs > 1)
+    throw ValueError("--checkpoint and --resume save and continue one run; --runs is " +
+                     std::to_string(o.runs));
+  if (!o.checkpoint.empty()) require_output_folder(o.checkpoint, "the checkpoint");
   if (!o.report.empty()) {
     struct stat st {};
     if (::stat(o.report.c_str(), &st) != 0 && ::mkdir(o.report.c_str(), 0777) != 0)
@@ -275,19 +281,22 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   ProgressLine line(globals.quiet);
   std::vector<SeparationResult> results;
   for (int k = 0; k < o.runs; ++k)
-    results.push_back(separators[k].run([&](const SeparationProgress& p) {
-      const int per_run = p.eras * p.iterations, total = o.runs * per_run;
-      const int done = k * per_run + (p.era - 1) * p.iterations + p.iteration;
-      const double rate = done / std::max(line.seconds(), 1e-9);
-      char text[200];
-      std::snprintf(
-          text, sizeof text,
-          "demix separate: %s%s era %d/%d  iteration %d/%d  loss %.4g  ETA %.0f s",
-          o.runs > 1 ? ("run " + std::to_string(k + 1) + "/" + std::to_string(o.runs)).c_str() : "",
-          o.runs > 1 ? " " : "", p.era, p.eras, p.iteration, p.iterations, p.loss,
-          done >= total ? 0.0 : (total - done) / std::max(rate, 1e-12));
-      line.show(text, done >= total);
-    }));
+    results.push_back(separators[k].run(SeparationRun{
+        [&](const SeparationProgress& p) {
+          const int per_run = p.eras * p.iterations, total = o.runs * per_run;
+          const int done = k * per_run + (p.era - 1) * p.iterations + p.iteration;
+          const double rate = done / std::max(line.seconds(), 1e-9);
+          char text[200];
+          std::snprintf(
+              text, sizeof text,
+              "demix separate: %s%s era %d/%d  iteration %d/%d  loss %.4g  ETA %.0f s",
+              o.runs > 1 ? ("run " + std::to_string(k + 1) + "/" + std::to_string(o.runs)).c_str()
+                         : "",
+              o.runs > 1 ? " " : "", p.era, p.eras, p.iteration, p.iterations, p.loss,
+              done >= total ? 0.0 : (total - done) / std::max(rate, 1e-12));
+          line.show(text, done >= total);
+        },
+        o.checkpoint, o.checkpoint_every, o.resume}));
   // The runs' mean is the estimate; their spread (with several runs) its uncertainty from the
   // realizations and the descent.
   SeparationResult r = results.front();
@@ -479,6 +488,16 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "Folder for separation.png (spectra of d, s~, Wiener, contamination, truth; "
                   "correlation with the truth per scale) and validation.json/.png (s~ against "
                   "the truth, or d - s~ against the realizations)");
+  cmd->add_option("--checkpoint", o->checkpoint,
+                  "Save the run's state here (default with --checkpoint-every: the output's stem "
+                  ".ckpt), at the end of each era and every --checkpoint-every iterations");
+  cmd->add_option("--checkpoint-every", o->checkpoint_every,
+                  "Iterations between checkpoints within an era (0: at the ends of eras)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--resume", o->resume,
+                  "Continue from a checkpoint of the same separation (same maps, realizations "
+                  "and options)");
   cmd->add_option("--truth", o->truth,
                   "The true signal (simulations): prints and records the pixel error and "
                   "correlation of the separated map, of the Wiener filter and of d against it");

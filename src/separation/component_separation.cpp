@@ -4,7 +4,10 @@
 #include <demix/stats/registry.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 
+#include "core/detail/hash.hpp"
 #include "core/detail/sizes_text.hpp"
+#include "io/detail/tensor_archive.hpp"
+#include "optim/detail/lbfgs_archive.hpp"
 #include "optim/detail/require_option.hpp"
 
 #include <ATen/ATen.h>
@@ -14,6 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <variant>
@@ -364,40 +368,158 @@ MatchingResult Separator::evaluate(const SeparationLoss& loss, const at::Tensor&
 
 SeparationResult
 Separator::run(const std::function<void(const SeparationProgress&)>& progress) const {
+  return run(SeparationRun{progress, "", 0, ""});
+}
+
+namespace {
+
+constexpr const char* kCheckpointFormat = "demix separation checkpoint 1";
+
+/// The loss histories of the eras so far, flattened, with each era's length.
+void put_history(detail::TensorArchive& a, const std::vector<std::vector<double>>& eras) {
+  std::vector<double> flat;
+  std::vector<int64_t> lengths;
+  for (const std::vector<double>& e : eras) {
+    flat.insert(flat.end(), e.begin(), e.end());
+    lengths.push_back(static_cast<int64_t>(e.size()));
+  }
+  a.put("history", at::tensor(flat, at::kDouble));
+  a.put("history_lengths", at::tensor(lengths, at::kLong));
+}
+
+std::vector<std::vector<double>> get_history(const detail::TensorArchive& a) {
+  const at::Tensor flat = a.tensor("history").to(at::kDouble).contiguous();
+  const at::Tensor lengths = a.tensor("history_lengths").to(at::kLong).contiguous();
+  std::vector<std::vector<double>> eras;
+  int64_t at_ = 0;
+  for (int64_t e = 0; e < lengths.numel(); ++e) {
+    const int64_t n = lengths.data_ptr<int64_t>()[e];
+    eras.emplace_back(flat.data_ptr<double>() + at_, flat.data_ptr<double>() + at_ + n);
+    at_ += n;
+  }
+  return eras;
+}
+
+} // namespace
+
+std::string Separator::fingerprint() const {
+  const State& s = *state_;
+  const SeparationOptions& o = s.options;
+  std::ostringstream f;
+  f << "observation " << sizes_text(s.d) << " fnv " << detail::tensor_fnv1a(s.d)
+    << "; realizations " << sizes_text(s.noise) << " fnv " << detail::tensor_fnv1a(s.noise)
+    << "; template fnv " << detail::tensor_fnv1a(s.template_map) << "; half-missions fnv "
+    << detail::tensor_fnv1a(s.half_missions) << "; " << separation_estimator_name(o.estimator)
+    << " eras " << o.eras << " iterations " << o.iterations << " spectrum_eras " << o.spectrum_eras
+    << " start " << separation_start_name(o.start) << " chunk " << o.chunk << " drop "
+    << o.drop_below << " clip " << o.bias_clip << " terms " << o.terms.contamination << ","
+    << o.terms.independence << "," << o.terms.template_correlation << "," << o.terms.half_missions
+    << "; lbfgs " << o.lbfgs.history << " " << o.lbfgs.max_backtracks << " " << o.lbfgs.rtol << " "
+    << o.lbfgs.first_step_length << " " << static_cast<int>(o.lbfgs.line_search) << "; "
+    << s.context.describe() << "; statistics";
+  for (const Term& t : s.terms) {
+    f << " " << t.statistic->name() << "*" << t.weight << "{";
+    for (const StatisticKeyword& k : t.statistic->keywords()) {
+      f << k.fits << "=";
+      std::visit([&](const auto& v) { f << v; }, k.value);
+      f << ",";
+    }
+    f << "}";
+  }
+  return f.str();
+}
+
+SeparationResult Separator::run(const SeparationRun& run) const {
   const State& s = *state_;
   const auto t0 = std::chrono::steady_clock::now();
   const SeparationOptions& o = s.options;
+  if (run.checkpoint_every < 0)
+    throw ValueError("SeparationRun.checkpoint_every = " + std::to_string(run.checkpoint_every) +
+                     ": must be >= 0");
   const RowGroups one{at::zeros({1}, s.context.options().dtype(at::kLong)), 1};
+  const std::string print = run.checkpoint.empty() && run.resume.empty() ? "" : fingerprint();
   SeparationResult out;
-  at::Tensor estimate = s.d; // (1, C, H, W)
-  if (o.start != SeparationStart::Observation)
-    estimate =
-        wiener_filter(s.d[0], s.noise, {},
-                      o.start == SeparationStart::Wiener ? FilterGain::Wiener : FilterGain::Matched)
-            .unsqueeze(0);
-  for (int era = 1; era <= o.eras; ++era) {
-    const SeparationLoss loss = era_loss(estimate[0], era);
-    int64_t kept = 0;
-    for (const MatchingLoss* l : {&loss.main, loss.further ? &*loss.further : nullptr})
-      for (const MatchTerm& t : l ? l->terms() : std::vector<MatchTerm>{}) {
-        kept += at::isfinite(t.scale).sum().item<int64_t>();
-        if (t.scale_imag.defined()) kept += at::isfinite(t.scale_imag).sum().item<int64_t>();
-      }
-    out.kept_parts.push_back(kept);
+  // The era in progress: its number, the estimate it started from (its loss is recomputed from
+  // it on resume) and its optimiser state.
+  int first_era = 1;
+  at::Tensor era_start; // (1, C, H, W)
+  LbfgsState resumed;
+  bool resuming = false;
+  if (!run.resume.empty()) {
+    const detail::TensorArchive a = detail::TensorArchive::load(run.resume);
+    if (!a.has("format") || a.text("format") != kCheckpointFormat)
+      throw FormatError(run.resume + ": not a demix separation checkpoint (of this version)");
+    if (a.text("fingerprint") != print)
+      throw ValueError(run.resume +
+                       ": the checkpoint was written by another separation (other maps, "
+                       "realizations, options or device); it holds\n  " +
+                       a.text("fingerprint") + "\nthis run is\n  " + print);
+    first_era = static_cast<int>(a.integer("era"));
+    era_start = a.tensor("era_start").to(s.context.device());
+    resumed = detail::get_lbfgs_state(a, s.context);
+    out.loss_history = get_history(a);
+    const at::Tensor kept = a.tensor("kept_parts").to(at::kLong).contiguous();
+    out.kept_parts.assign(kept.data_ptr<int64_t>(), kept.data_ptr<int64_t>() + kept.numel());
+    resuming = true;
+  } else {
+    era_start = s.d;
+    if (o.start != SeparationStart::Observation)
+      era_start = wiener_filter(s.d[0], s.noise, {},
+                                o.start == SeparationStart::Wiener ? FilterGain::Wiener
+                                                                   : FilterGain::Matched)
+                      .unsqueeze(0);
+  }
+  const auto save = [&](int era, const LbfgsState& st,
+                        const std::vector<std::vector<double>>& histories) {
+    detail::TensorArchive a;
+    a.put_text("format", kCheckpointFormat);
+    a.put_text("fingerprint", print);
+    a.put_int("era", era);
+    a.put("era_start", era_start);
+    detail::put_lbfgs_state(a, st);
+    put_history(a, histories);
+    a.put("kept_parts", at::tensor(out.kept_parts, at::kLong));
+    a.save(run.checkpoint);
+  };
+  at::Tensor estimate = era_start;
+  for (int era = first_era; era <= o.eras; ++era) {
+    const SeparationLoss loss = era_loss(era_start[0], era);
+    if (!resuming) {
+      int64_t kept = 0;
+      for (const MatchingLoss* l : {&loss.main, loss.further ? &*loss.further : nullptr})
+        for (const MatchTerm& t : l ? l->terms() : std::vector<MatchTerm>{}) {
+          kept += at::isfinite(t.scale).sum().item<int64_t>();
+          if (t.scale_imag.defined()) kept += at::isfinite(t.scale_imag).sum().item<int64_t>();
+        }
+      out.kept_parts.push_back(kept);
+    }
     LbfgsObjective f;
     f.value_and_grad = [&](const at::Tensor& x) {
       MatchingResult r = evaluate(loss, x, true);
       return std::make_pair(r.loss, r.grad);
     };
-    std::vector<double> history;
-    LbfgsState st = lbfgs_start(f, estimate, one, o.lbfgs);
-    history.push_back(st.value.item<double>());
+    LbfgsState st;
+    if (resuming) {
+      st = std::move(resumed); // the era's history so far is the last of out.loss_history
+      resuming = false;
+    } else {
+      st = lbfgs_start(f, era_start, one, o.lbfgs);
+      out.loss_history.push_back({st.value.item<double>()});
+    }
+    std::vector<double>& history = out.loss_history.back();
+    int saved = -1;
     lbfgs_run(f, st, one, o.lbfgs, [&](const LbfgsState& now) {
       history.push_back(now.value.item<double>());
-      if (progress) progress({era, o.eras, now.iteration, o.iterations, history.back()});
+      if (!run.checkpoint.empty() && run.checkpoint_every > 0 &&
+          now.iteration % run.checkpoint_every == 0) {
+        save(era, now, out.loss_history);
+        saved = now.iteration;
+      }
+      if (run.progress) run.progress({era, o.eras, now.iteration, o.iterations, history.back()});
     });
+    if (!run.checkpoint.empty() && saved != st.iteration) save(era, st, out.loss_history);
     estimate = st.x;
-    out.loss_history.push_back(std::move(history));
+    era_start = estimate;
   }
   out.signal = estimate[0];
   out.contamination = s.d[0] - out.signal;

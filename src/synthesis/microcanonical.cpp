@@ -3,7 +3,9 @@
 #include <demix/synthesis/microcanonical.hpp>
 
 #include "core/detail/sizes_text.hpp"
+#include "core/detail/hash.hpp"
 #include "io/detail/tensor_archive.hpp"
+#include "optim/detail/lbfgs_archive.hpp"
 #include "optim/detail/require_option.hpp"
 
 #include <ATen/ATen.h>
@@ -41,13 +43,6 @@ void check_options(const SynthesisOptions& o) {
           static_cast<double>(o.init), "Noise or Gaussian");
 }
 
-/// FNV-1a of bytes, continued from `h`.
-std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = 1469598103934665603ull) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
 /// Everything that decides a run's iterates, as text: a checkpoint resumes only the run it was
 /// written by.
 std::string fingerprint(const at::Tensor& targets, const SynthesisOptions& o,
@@ -55,7 +50,7 @@ std::string fingerprint(const at::Tensor& targets, const SynthesisOptions& o,
   const at::Tensor t = targets.detach().to(at::kCPU).contiguous();
   std::ostringstream s;
   s << "targets " << sizes_text(t) << " " << c10::toString(t.scalar_type()) << " fnv "
-    << fnv1a(t.data_ptr(), t.nbytes()) << "; samples " << o.samples << " seed " << o.seed << " log "
+    << detail::fnv1a(t.data_ptr(), t.nbytes()) << "; samples " << o.samples << " seed " << o.seed << " log "
     << o.log << " standardize " << o.standardize << " init " << synthesis_init_name(o.init)
     << " scale " << term_scale_name(o.matching.scale) << " floor " << o.matching.scale_floor
     << " cross " << o.matching.cross << "; lbfgs " << o.lbfgs.history << " "
@@ -204,13 +199,7 @@ void save_checkpoint(const std::string& path, const std::string& fingerprint, co
   detail::TensorArchive a;
   a.put_text("format", "demix synthesis checkpoint 2");
   a.put_text("fingerprint", fingerprint);
-  a.put_int("iteration", st.iteration);
-  a.put_int("evaluations", st.evaluations);
-  a.put_int("pairs", st.pairs);
-  a.put("x", st.x), a.put("value", st.value), a.put("grad", st.grad);
-  a.put("done", st.done.to(at::kLong)), a.put("no_step", st.no_step.to(at::kLong));
-  a.put("iterations", st.iterations);
-  a.put("s", st.s), a.put("y", st.y), a.put("sy", st.sy), a.put("yy", st.yy), a.put("rho", st.rho);
+  detail::put_lbfgs_state(a, st);
   a.put("loss_history", at::stack(history));
   a.save(path);
 }
@@ -225,16 +214,7 @@ LbfgsState load_checkpoint(const std::string& path, const std::string& fingerpri
                      ": the checkpoint was written by another synthesis (other targets, "
                      "options, seed or device); it holds\n  " +
                      a.text("fingerprint") + "\nthis run is\n  " + fingerprint);
-  const auto dev = [&](const std::string& name) { return a.tensor(name).to(context.device()); };
-  LbfgsState st;
-  st.x = dev("x"), st.value = dev("value"), st.grad = dev("grad");
-  st.done = dev("done").to(at::kBool), st.no_step = dev("no_step").to(at::kBool);
-  st.iterations = dev("iterations");
-  st.s = dev("s"), st.y = dev("y");
-  st.sy = a.tensor("sy"), st.yy = a.tensor("yy"), st.rho = a.tensor("rho"); // host tensors
-  st.pairs = static_cast<int>(a.integer("pairs"));
-  st.iteration = static_cast<int>(a.integer("iteration"));
-  st.evaluations = a.integer("evaluations");
+  LbfgsState st = detail::get_lbfgs_state(a, context);
   const at::Tensor h = a.tensor("loss_history");
   history.clear();
   for (int64_t i = 0; i < h.size(0); ++i) history.push_back(h[i]);

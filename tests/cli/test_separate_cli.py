@@ -245,6 +245,25 @@ class SeparateCliTest(clitest.CliTestCase):
                           "-o", self.path("x.fits")], 1, "draws gaussian",
                          output=self.path("x.fits"))
 
+    def test_checkpoint_and_resume(self):
+        # The checkpoint of a finished run resumes to the same maps; another separation's is
+        # refused. (An interrupted run resumed is the library's test.)
+        _, d = noisy(16, 9, 0.7)
+        obs = self.path("d.fits")
+        write_map(obs, d)
+        common = [obs, "--contamination", "gaussian:sigma=0.7", "-M", 4, "--eras", 2,
+                  "--iterations", 4, "-J", 2, "--dn", 1]
+        first, second = self.path("first.fits"), self.path("second.fits")
+        self.separate(*common, "-o", first, "--checkpoint-every", 2)
+        ckpt = self.path("first.ckpt")
+        self.separate(*common, "-o", second, "--resume", ckpt)
+        np.testing.assert_array_equal(fits.getdata(second), fits.getdata(first))
+        self.assertFails(["separate", *common, "--estimator", "realizations", "--resume", ckpt,
+                          "-o", self.path("x.fits")], 1, "another separation",
+                         output=self.path("x.fits"))
+        self.assertFails(["separate", *common, "--runs", 2, "--checkpoint-every", 2, "-o",
+                          self.path("x.fits")], 1, "--runs is 2", output=self.path("x.fits"))
+
     def test_bad_input(self):
         _, d = noisy(16, 2)
         obs, out = self.path("d.fits"), self.path("s.fits")

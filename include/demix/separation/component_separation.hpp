@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
@@ -135,6 +136,16 @@ struct SeparationResult {
   double seconds = 0;
 };
 
+/// Saving and resuming one run (a long separation interrupted continues where it stopped: the
+/// same result as an uninterrupted run on the same device).
+struct SeparationRun {
+  std::function<void(const SeparationProgress&)> progress; ///< after each iteration, if set
+  std::string checkpoint;   ///< file to save the run's state to ("" for none)
+  int checkpoint_every = 0; ///< iterations between saves within an era (0: at the end of each
+                            ///< era only, if a file is named); replaced atomically each time
+  std::string resume;       ///< checkpoint to continue from ("" to start afresh)
+};
+
 class Separator {
 public:
   /// observation (C, H, W) real; contamination realizations (M, C, H, W), M >= 2; `maps` for the
@@ -150,6 +161,11 @@ public:
   Separator(Separator&&) noexcept;
 
   SeparationResult run(const std::function<void(const SeparationProgress&)>& progress = {}) const;
+  /// With checkpoints. ValueError for checkpoint_every < 0 or a checkpoint written by another
+  /// separation (other maps, realizations, options or device; the message shows both);
+  /// FormatError for a file that is not a separation checkpoint; IoError when it cannot be
+  /// written or read.
+  SeparationResult run(const SeparationRun& run) const;
 
   /// The loss of era `era` (1-based: the power spectrum only up to spectrum_eras) that starts at
   /// `estimate` (C, H, W): its terms' targets, per-part scales and weights.
@@ -162,6 +178,8 @@ public:
   const SeparationOptions& options() const;
 
 private:
+  /// Everything that decides a run's iterates, as text: a checkpoint resumes only its own run.
+  std::string fingerprint() const;
   struct State;
   std::unique_ptr<State> state_;
 };

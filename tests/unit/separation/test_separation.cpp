@@ -13,11 +13,13 @@
 #include "support/expect_error.hpp"
 #include "support/fields.hpp"
 #include "support/statistics.hpp"
+#include "support/temp_dir.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 namespace {
@@ -365,6 +367,57 @@ TEST(Separation, FurtherTermsHaveTheirTargetsAndTheLossItsSlope) {
     EXPECT_NEAR(slope, directional, 1e-6 * std::abs(directional))
         << demix::separation_estimator_name(estimator);
   }
+}
+
+// A run stopped in its second era and resumed from its checkpoint ends where the uninterrupted
+// run ends (CPU: the same arithmetic, bit for bit); a checkpoint of another separation, or a file
+// that is none, is refused.
+TEST(Separation, ResumedRunEqualsTheUninterruptedOne) {
+  const int64_t n = 16;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, 5, 0.7, 13);
+  demix::SeparationOptions o;
+  o.statistics = {{wph(2), 1.0}};
+  o.eras = 2, o.iterations = 6;
+  o.terms.contamination = 0.5;
+  const demix::Separator sep(p.observation, p.realizations, o, grid, cpu64());
+  const demix::SeparationResult whole = sep.run();
+  const demix::test::TempDir dir;
+  const std::string ckpt = dir.path("sep.ckpt");
+  struct Stop {};
+  demix::SeparationRun run;
+  run.checkpoint = ckpt, run.checkpoint_every = 2;
+  run.progress = [](const demix::SeparationProgress& at) {
+    if (at.era == 2 && at.iteration == 5) throw Stop{}; // killed after the save at iteration 4
+  };
+  EXPECT_THROW(sep.run(run), Stop);
+  demix::SeparationRun again;
+  again.resume = ckpt;
+  std::vector<std::pair<int, int>> reported; // (era, iteration) of the resumed run
+  again.progress = [&](const demix::SeparationProgress& at) {
+    reported.emplace_back(at.era, at.iteration);
+  };
+  const demix::SeparationResult resumed = sep.run(again);
+  // It continued after the save: iterations 5 and 6 of era 2 only.
+  EXPECT_EQ(reported, (std::vector<std::pair<int, int>>{{2, 5}, {2, 6}}));
+  again.progress = nullptr;
+  EXPECT_TRUE(at::equal(resumed.signal, whole.signal));
+  EXPECT_EQ(resumed.loss_history, whole.loss_history);
+  EXPECT_EQ(resumed.kept_parts, whole.kept_parts);
+  // Another separation (one more iteration per era) refuses the checkpoint; so does a
+  // file that is not one.
+  demix::SeparationOptions other = o;
+  other.iterations = 7;
+  expect_error_naming<demix::ValueError>(
+      [&] { demix::Separator(p.observation, p.realizations, other, grid, cpu64()).run(again); },
+      {"another separation", "iterations 7"});
+  const std::string junk = dir.path("junk.ckpt");
+  std::FILE* f = std::fopen(junk.c_str(), "w");
+  std::fputs("not a checkpoint", f);
+  std::fclose(f);
+  demix::SeparationRun bad;
+  bad.resume = junk;
+  EXPECT_THROW(sep.run(bad), demix::Error);
 }
 
 TEST(Separation, BadInputIsRefused) {

@@ -42,6 +42,7 @@ namespace {
 struct SeparateCliOptions {
   std::string observation, output, json, wiener, truth, template_map, report, checkpoint, resume;
   int checkpoint_every = 0;
+  bool no_cross = false;
   std::vector<std::string> contamination, half_missions;
   int realizations = 20; ///< drawn for gaussian:sigma=...
   int runs = 1;          ///< separations with independent realizations: mean and std maps
@@ -162,8 +163,9 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << (o.half_missions.empty()
             ? std::string()
             : json_string(o.half_missions[0]) + ", " + json_string(o.half_missions[1]))
-    << "], \"bias_clip\": " << so.bias_clip << ", \"seed\": " << o.seed << ", \"runs\": " << o.runs
-    << ", \"device\": " << json_string(ctx.describe()) << "},\n";
+    << "], \"bias_clip\": " << so.bias_clip
+    << ", \"cross_channels\": " << (o.no_cross ? "false" : "true") << ", \"seed\": " << o.seed
+    << ", \"runs\": " << o.runs << ", \"device\": " << json_string(ctx.describe()) << "},\n";
   if (!truth.empty()) {
     s << "  \"truth\": {\"file\": " << json_string(o.truth);
     for (const auto& [name, t] : truth)
@@ -265,6 +267,7 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   } else if (so.terms.half_missions > 0) {
     throw ValueError("--half-missions-weight needs --half-missions");
   }
+  so.cross_channels = !o.no_cross;
   o.separation.terms = so.terms; // as run, for the header and sidecar
   const std::vector<at::Tensor> sets = read_contamination(o, d, ctx); // K x (M, C, H, W)
   const at::Tensor& noise = sets.front();
@@ -488,6 +491,8 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "Folder for separation.png (spectra of d, s~, Wiener, contamination, truth; "
                   "correlation with the truth per scale) and validation.json/.png (s~ against "
                   "the truth, or d - s~ against the realizations)");
+  cmd->add_flag("--no-cross", o->no_cross,
+                "With channels (C, H, W): no cross statistics between them");
   cmd->add_option("--checkpoint", o->checkpoint,
                   "Save the run's state here (default with --checkpoint-every: the output's stem "
                   ".ckpt), at the end of each era and every --checkpoint-every iterations");

@@ -210,8 +210,9 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
         0.1 * std::sqrt(static_cast<double>(s.d.numel())) * (sd > 0 ? sd : 1.0);
   }
   c10::AutoGradMode no_grad(false);
-  const bool cross_terms =
-      further.independence > 0 || further.template_correlation > 0 || further.half_missions > 0;
+  const bool channel_pairs = options.cross_channels && observation.size(0) > 1;
+  const bool cross_terms = channel_pairs || further.independence > 0 ||
+                           further.template_correlation > 0 || further.half_missions > 0;
   const auto term = [&](const StatisticTerm& st) {
     Term t{make_statistic(st.spec, grid, context), nullptr, st.weight, {}, {}};
     if (cross_terms && t.statistic->supports_cross())
@@ -225,8 +226,9 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
   };
   for (const StatisticTerm& st : s.options.statistics) s.terms.push_back(term(st));
   if (options.spectrum_eras > 0) s.spectrum_terms.push_back(term({PowerSpectrumOptions{}, 1.0}));
-  if (cross_terms && std::none_of(s.terms.begin(), s.terms.end(),
-                                  [](const Term& t) { return t.cross != nullptr; }))
+  if (cross_terms && !channel_pairs &&
+      std::none_of(s.terms.begin(), s.terms.end(),
+                   [](const Term& t) { return t.cross != nullptr; }))
     throw ValueError(std::string("separation: the independence, template and half-missions "
                                  "terms need a statistic with cross statistics (wph, ps), got ") +
                      s.terms.front().statistic->name());
@@ -338,6 +340,29 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
       }
     }
   }
+  // Channel pairs: the cross statistic of the contaminated channels.
+  for (const Term& t : o.cross_channels ? model : std::vector<Term>{}) {
+    if (!t.cross) continue;
+    for (int64_t a = 0; a < C; ++a)
+      for (int64_t b = a + 1; b < C; ++b) {
+        const auto cross = [&](const at::Tensor& x, const at::Tensor& y) {
+          return t.cross->forward_cross(x, y).values;
+        };
+        const at::Tensor ea = e.select(1, a), eb = e.select(1, b);
+        const at::Tensor V = s.over_realizations(M, [&](int64_t i, int64_t m) {
+          return cross(ea + s.noise.narrow(0, i, m).select(1, a),
+                       eb + s.noise.narrow(0, i, m).select(1, b));
+        });
+        const at::Tensor observed = cross(s.d.select(1, a), s.d.select(1, b))[0];
+        const at::Tensor target = o.estimator == SeparationEstimator::Bias
+                                      ? observed - (V.mean(0) - cross(ea, eb)[0])
+                                      : observed;
+        add(main, term_from_samples(V, target, t.weight, o.drop_below, kept), t.cross,
+            static_cast<int>(a), static_cast<int>(b), Reference(),
+            t.statistic->name() + std::string("[") + std::to_string(a) + "x" + std::to_string(b) +
+                "]");
+      }
+  }
   SeparationLoss out{MatchingLoss(std::move(main)), std::nullopt};
   if (!further.empty()) out.further.emplace(std::move(further));
   return out;
@@ -412,7 +437,7 @@ std::string Separator::fingerprint() const {
     << detail::tensor_fnv1a(s.half_missions) << "; " << separation_estimator_name(o.estimator)
     << " eras " << o.eras << " iterations " << o.iterations << " spectrum_eras " << o.spectrum_eras
     << " start " << separation_start_name(o.start) << " chunk " << o.chunk << " drop "
-    << o.drop_below << " clip " << o.bias_clip << " terms " << o.terms.contamination << ","
+    << o.drop_below << " clip " << o.bias_clip << " cross " << o.cross_channels << " terms " << o.terms.contamination << ","
     << o.terms.independence << "," << o.terms.template_correlation << "," << o.terms.half_missions
     << "; lbfgs " << o.lbfgs.history << " " << o.lbfgs.max_backtracks << " " << o.lbfgs.rtol << " "
     << o.lbfgs.first_step_length << " " << static_cast<int>(o.lbfgs.line_search) << "; "

@@ -86,6 +86,11 @@ struct SeparationOptions {
   /// matched filter (0.93): from d, L-BFGS stays where the statistics barely see the noise.
   SeparationStart start = SeparationStart::Matched;
   SeparationTerms terms; ///< further terms, off by default
+  /// With several channels (frequencies, I Q U), also the cross statistics phi(x_a, x_b) of every
+  /// pair of channels in the main term, estimated like the auto statistics (Realizations: of
+  /// u + c_i channel by channel; Bias: the bias of the cross statistic), for the statistics that
+  /// have cross statistics (WPH without normalisation).
+  bool cross_channels = true;
   /// Bias estimator: a real part whose observed value and every phi(s~ + c_i) are positive (a
   /// positive statistic: power spectrum, WPH moduli) gets a target of at least bias_clip times
   /// the observed value, so that a bias estimated larger than the observation (noise-dominated

@@ -372,6 +372,55 @@ TEST(Separation, FurtherTermsHaveTheirTargetsAndTheLossItsSlope) {
 // A run stopped in its second era and resumed from its checkpoint ends where the uninterrupted
 // run ends (CPU: the same arithmetic, bit for bit); a checkpoint of another separation, or a file
 // that is none, is refused.
+// Two channels: the cross statistic of the pair joins the main term with its bias-corrected
+// target (power spectrum: direct computation), and the loss's gradient is its slope.
+TEST(Separation, ChannelPairsHaveCrossTerms) {
+  const int64_t n = 16, M = 6;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, M, 0.5, 31);
+  at::manual_seed(8);
+  const at::Tensor s2 = at::cat({p.signal, 0.5 * p.signal + 0.2 * at::randn_like(p.signal)});
+  const at::Tensor c = 0.4 * at::randn({M + 1, 2, n, n}, at::kDouble);
+  const at::Tensor d = s2 + c[0], realizations = c.narrow(0, 1, M);
+  demix::SeparationOptions o;
+  o.statistics = {{demix::PowerSpectrumOptions{}, 1.0}};
+  const demix::Separator sep(d, realizations, o, grid, cpu64());
+  const at::Tensor e = 0.8 * d;
+  const demix::MatchingLoss loss = sep.era_loss(e, 1).main;
+  ASSERT_EQ(loss.terms().size(), 3u);
+  const demix::MatchTerm& pair = loss.terms()[2];
+  EXPECT_EQ(pair.name, "ps[0x1]");
+  EXPECT_EQ(pair.channel, 0);
+  EXPECT_EQ(pair.cross_channel, 1);
+  const demix::PowerSpectrumOperator ps({}, grid, cpu64());
+  const auto cross = [&](const at::Tensor& a, const at::Tensor& b) {
+    return ps.forward_cross(a, b).values;
+  };
+  const at::Tensor V = cross(e[0] + realizations.select(1, 0), e[1] + realizations.select(1, 1));
+  const at::Tensor expected = cross(d[0].unsqueeze(0), d[1].unsqueeze(0))[0] -
+                              (V.mean(0) - cross(e[0].unsqueeze(0), e[1].unsqueeze(0))[0]);
+  EXPECT_TRUE(at::allclose(pair.target, expected, 1e-9, 1e-12));
+  o.cross_channels = false;
+  EXPECT_EQ(demix::Separator(d, realizations, o, grid, cpu64()).era_loss(e, 1).main.terms().size(),
+            2u);
+  // WPH and PS, the realizations estimator: the gradient against central differences.
+  o.cross_channels = true;
+  o.statistics = {{wph(2), 1.0}, {demix::PowerSpectrumOptions{}, 1.0}};
+  o.estimator = demix::SeparationEstimator::Realizations;
+  const demix::Separator both(d, realizations, o, grid, cpu64());
+  const demix::SeparationLoss era = both.era_loss(e, 1);
+  EXPECT_EQ(era.main.terms().size(), 6u); // wph[0], wph[1], ps[0], ps[1], wph[0x1], ps[0x1]
+  const at::Tensor u = (e + 0.1 * at::randn_like(e)).unsqueeze(0), v = at::randn_like(u);
+  const demix::MatchingResult r = both.evaluate(era, u);
+  const double h = 1e-5;
+  const double slope =
+      (both.evaluate(era, u + h * v, false).loss - both.evaluate(era, u - h * v, false).loss)
+          .item<double>() /
+      (2 * h);
+  const double directional = (r.grad * v).sum().item<double>();
+  EXPECT_NEAR(slope, directional, 1e-6 * std::abs(directional));
+}
+
 TEST(Separation, ResumedRunEqualsTheUninterruptedOne) {
   const int64_t n = 16;
   const demix::Grid2d grid{n, n};

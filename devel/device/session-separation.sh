@@ -24,9 +24,9 @@ PEERS_DIR=/tmp/peers DUST_DIR=.device/shared/data/dust PYTHONUNBUFFERED=1 timeou
   python3 .device/shared/tools/peer_bench.py pywph 2>&1 | grep "^{" | tee -a $O/speed.jsonl
 fi
 [ "${PART:-all}" = speed ] && exit 0
-timeout 300 $N/bench/bench_separate cuda $M 256:20:5:50 start=observation,matched | tee $O/quality.jsonl | cut -c1-150
-timeout 200 $N/bench/bench_separate cuda $M 256:20:5:50 methods=bias,realizations start=observation,matched stats=wph+ps |
+timeout 240 $N/bench/bench_separate cuda $M 256:20:5:50 start=observation,matched | tee $O/quality.jsonl | cut -c1-150
+timeout 90 $N/bench/bench_separate cuda $M 256:20:5:50 snr=1,0.5 seeds=1 methods=bias,realizations start=observation,matched stats=wph+ps |
   tee -a $O/quality.jsonl | cut -c1-150
-timeout 120 $N/bench/bench_separate cuda $M 256:20:5:50 snr=1,0.5 methods=bias start=observation,matched terms=contamination,independence |
+timeout 60 $N/bench/bench_separate cuda $M 256:20:5:50 snr=1 seeds=1 methods=bias start=matched terms=contamination,independence |
   tee -a $O/quality.jsonl | cut -c1-150
 true

@@ -66,10 +66,12 @@ void check_options(const SeparationOptions& o) {
     require(w >= 0 && std::isfinite(w), name, w, ">= 0 and finite");
 }
 
-void check_real_finite(const at::Tensor& t, const std::string& what) {
-  if (t.is_complex() || !at::isFloatingType(t.scalar_type()))
-    throw ValueError("separation: the " + what + " must be real floating point, got " +
-                     std::string(c10::toString(t.scalar_type())));
+/// Finite maps, complex exactly when the observation is (Q + iU).
+void check_finite(const at::Tensor& t, const std::string& what, bool complex) {
+  if (t.is_complex() != complex || !(at::isFloatingType(t.scalar_type()) || t.is_complex()))
+    throw ValueError("separation: the " + what + " must be " +
+                     (complex ? "complex, as the observation is" : "real floating point") +
+                     ", got " + std::string(c10::toString(t.scalar_type())));
   if (!at::isfinite(t).all().item<bool>())
     throw ValueError("separation: the " + what + " hold " +
                      std::to_string((~at::isfinite(t)).sum().item<int64_t>()) +
@@ -173,8 +175,13 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
   if (contamination.size(0) < 2)
     throw ValueError("separation: " + std::to_string(contamination.size(0)) +
                      " contamination realization(s); their spread needs at least 2");
-  check_real_finite(observation, "observation");
-  check_real_finite(contamination, "contamination realizations");
+  const bool complex = observation.is_complex();
+  check_finite(observation, "observation", complex);
+  check_finite(contamination, "contamination realizations", complex);
+  if (complex && (options.terms.independence > 0 || options.terms.template_correlation > 0 ||
+                  options.terms.half_missions > 0))
+    throw ValueError("separation: the independence, template and half-missions terms use cross "
+                     "statistics, which complex maps (Q + iU) do not have here");
   s.d = context.to(observation.detach()).unsqueeze(0);
   s.noise = context.to(contamination.detach());
   const SeparationTerms& further = options.terms;
@@ -184,7 +191,7 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
           "separation: the template correlation term needs a template map " +
           sizes_text(observation) + ", got " +
           (maps.template_map.defined() ? sizes_text(maps.template_map) : std::string("nothing")));
-    check_real_finite(maps.template_map, "template map");
+    check_finite(maps.template_map, "template map", complex);
     s.template_map = context.to(maps.template_map.detach()).unsqueeze(0);
   }
   if (further.half_missions > 0) {
@@ -195,7 +202,7 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
           "separation: the half-missions term needs two half-missions (2, " +
           sizes_text(observation).substr(1) + ", got " +
           (maps.half_missions.defined() ? sizes_text(maps.half_missions) : std::string("nothing")));
-    check_real_finite(maps.half_missions, "half-missions");
+    check_finite(maps.half_missions, "half-missions", complex);
     if (contamination.size(0) < 4)
       throw ValueError("separation: the half-missions term pairs the realizations; " +
                        std::to_string(contamination.size(0)) + " give fewer than 2 pairs");
@@ -210,7 +217,7 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
         0.1 * std::sqrt(static_cast<double>(s.d.numel())) * (sd > 0 ? sd : 1.0);
   }
   c10::AutoGradMode no_grad(false);
-  const bool channel_pairs = options.cross_channels && observation.size(0) > 1;
+  const bool channel_pairs = options.cross_channels && observation.size(0) > 1 && !complex;
   const bool cross_terms = channel_pairs || further.independence > 0 ||
                            further.template_correlation > 0 || further.half_missions > 0;
   const auto term = [&](const StatisticTerm& st) {
@@ -224,7 +231,13 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
     }
     return t;
   };
-  for (const StatisticTerm& st : s.options.statistics) s.terms.push_back(term(st));
+  for (const StatisticTerm& st : s.options.statistics) {
+    s.terms.push_back(term(st));
+    if (complex && !s.terms.back().statistic->supports_complex())
+      throw ValueError(std::string("separation: the statistic ") +
+                       s.terms.back().statistic->name() +
+                       " does not take complex maps (Q + iU); wph with complex data, ps do");
+  }
   if (options.spectrum_eras > 0) s.spectrum_terms.push_back(term({PowerSpectrumOptions{}, 1.0}));
   if (cross_terms && !channel_pairs &&
       std::none_of(s.terms.begin(), s.terms.end(),
@@ -437,11 +450,11 @@ std::string Separator::fingerprint() const {
     << detail::tensor_fnv1a(s.half_missions) << "; " << separation_estimator_name(o.estimator)
     << " eras " << o.eras << " iterations " << o.iterations << " spectrum_eras " << o.spectrum_eras
     << " start " << separation_start_name(o.start) << " chunk " << o.chunk << " drop "
-    << o.drop_below << " clip " << o.bias_clip << " cross " << o.cross_channels << " terms " << o.terms.contamination << ","
-    << o.terms.independence << "," << o.terms.template_correlation << "," << o.terms.half_missions
-    << "; lbfgs " << o.lbfgs.history << " " << o.lbfgs.max_backtracks << " " << o.lbfgs.rtol << " "
-    << o.lbfgs.first_step_length << " " << static_cast<int>(o.lbfgs.line_search) << "; "
-    << s.context.describe() << "; statistics";
+    << o.drop_below << " clip " << o.bias_clip << " cross " << o.cross_channels << " terms "
+    << o.terms.contamination << "," << o.terms.independence << "," << o.terms.template_correlation
+    << "," << o.terms.half_missions << "; lbfgs " << o.lbfgs.history << " "
+    << o.lbfgs.max_backtracks << " " << o.lbfgs.rtol << " " << o.lbfgs.first_step_length << " "
+    << static_cast<int>(o.lbfgs.line_search) << "; " << s.context.describe() << "; statistics";
   for (const Term& t : s.terms) {
     f << " " << t.statistic->name() << "*" << t.weight << "{";
     for (const StatisticKeyword& k : t.statistic->keywords()) {
@@ -462,6 +475,14 @@ SeparationResult Separator::run(const SeparationRun& run) const {
     throw ValueError("SeparationRun.checkpoint_every = " + std::to_string(run.checkpoint_every) +
                      ": must be >= 0");
   const RowGroups one{at::zeros({1}, s.context.options().dtype(at::kLong)), 1};
+  // L-BFGS works on real variables: complex maps as (..., 2) views.
+  const bool complex = s.d.is_complex();
+  const auto to_vars = [&](const at::Tensor& m) {
+    return complex ? at::view_as_real(m.contiguous()) : m;
+  };
+  const auto from_vars = [&](const at::Tensor& x) {
+    return complex ? at::view_as_complex(x.contiguous()) : x;
+  };
   const std::string print = run.checkpoint.empty() && run.resume.empty() ? "" : fingerprint();
   SeparationResult out;
   // The era in progress: its number, the estimate it started from (its loss is recomputed from
@@ -480,7 +501,7 @@ SeparationResult Separator::run(const SeparationRun& run) const {
                        "realizations, options or device); it holds\n  " +
                        a.text("fingerprint") + "\nthis run is\n  " + print);
     first_era = static_cast<int>(a.integer("era"));
-    era_start = a.tensor("era_start").to(s.context.device());
+    era_start = from_vars(a.tensor("era_start").to(s.context.device()));
     resumed = detail::get_lbfgs_state(a, s.context);
     out.loss_history = get_history(a);
     const at::Tensor kept = a.tensor("kept_parts").to(at::kLong).contiguous();
@@ -500,7 +521,7 @@ SeparationResult Separator::run(const SeparationRun& run) const {
     a.put_text("format", kCheckpointFormat);
     a.put_text("fingerprint", print);
     a.put_int("era", era);
-    a.put("era_start", era_start);
+    a.put("era_start", to_vars(era_start));
     detail::put_lbfgs_state(a, st);
     put_history(a, histories);
     a.put("kept_parts", at::tensor(out.kept_parts, at::kLong));
@@ -520,15 +541,15 @@ SeparationResult Separator::run(const SeparationRun& run) const {
     }
     LbfgsObjective f;
     f.value_and_grad = [&](const at::Tensor& x) {
-      MatchingResult r = evaluate(loss, x, true);
-      return std::make_pair(r.loss, r.grad);
+      MatchingResult r = evaluate(loss, from_vars(x), true);
+      return std::make_pair(r.loss, to_vars(r.grad));
     };
     LbfgsState st;
     if (resuming) {
       st = std::move(resumed); // the era's history so far is the last of out.loss_history
       resuming = false;
     } else {
-      st = lbfgs_start(f, era_start, one, o.lbfgs);
+      st = lbfgs_start(f, to_vars(era_start), one, o.lbfgs);
       out.loss_history.push_back({st.value.item<double>()});
     }
     std::vector<double>& history = out.loss_history.back();
@@ -543,7 +564,7 @@ SeparationResult Separator::run(const SeparationRun& run) const {
       if (run.progress) run.progress({era, o.eras, now.iteration, o.iterations, history.back()});
     });
     if (!run.checkpoint.empty() && saved != st.iteration) save(era, st, out.loss_history);
-    estimate = st.x;
+    estimate = from_vars(st.x);
     era_start = estimate;
   }
   out.signal = estimate[0];
@@ -553,6 +574,11 @@ SeparationResult Separator::run(const SeparationRun& run) const {
 }
 
 namespace {
+
+/// float64, or complex128 for complex maps.
+at::Tensor to_double(const at::Tensor& t) {
+  return t.to(t.is_complex() ? at::kComplexDouble : at::kDouble);
+}
 
 /// The integer |k| / dk of every mode of an H x W grid (H, W) int64, and the annulus count.
 std::pair<at::Tensor, int64_t> annuli(int64_t H, int64_t W, const at::TensorOptions& opt) {
@@ -584,7 +610,7 @@ at::Tensor estimate_signal_power(const at::Tensor& observation, const at::Tensor
                      (observation.defined() ? sizes_text(observation) : "nothing") + " and " +
                      (contamination.defined() ? sizes_text(contamination) : "nothing"));
   const int64_t C = observation.size(0), H = observation.size(1), W = observation.size(2);
-  const at::Tensor D = at::fft_fft2(observation.to(at::kDouble));
+  const at::Tensor D = at::fft_fft2(to_double(observation));
   const auto [index, n] = annuli(H, W, D.options().device(D.device()));
   const at::Tensor flat = index.flatten();
   const auto per_annulus = [&](const at::Tensor& power) { // (C, H, W) -> (C, n) on the CPU
@@ -593,9 +619,8 @@ at::Tensor estimate_signal_power(const at::Tensor& observation, const at::Tensor
   };
   const at::Tensor counts = at::bincount(flat.cpu(), {}, n).to(at::kDouble);
   const at::Tensor pd = per_annulus(D.abs().square()) / counts.clamp_min(1);
-  const at::Tensor pc =
-      per_annulus(at::fft_fft2(contamination.to(at::kDouble)).abs().square().mean(0)) /
-      counts.clamp_min(1);
+  const at::Tensor pc = per_annulus(at::fft_fft2(to_double(contamination)).abs().square().mean(0)) /
+                        counts.clamp_min(1);
   at::Tensor ps = (pd - pc).clamp_min(0).contiguous(); // (C, n)
   const double* d_ = pd.data_ptr<double>();
   const double* c_ = pc.data_ptr<double>();
@@ -650,16 +675,17 @@ at::Tensor wiener_filter(const at::Tensor& observation, const at::Tensor& contam
     throw ShapeError("wiener_filter: the signal power must be per mode, " +
                      sizes_text(observation) + ", got " + sizes_text(signal_power));
   const int64_t H = observation.size(1), W = observation.size(2);
-  const at::Tensor D = at::fft_fft2(observation.to(at::kDouble));
+  const at::Tensor D = at::fft_fft2(to_double(observation));
   const auto [index, n] = annuli(H, W, D.options().device(D.device()));
   const at::Tensor pc =
-      annulus_mean(at::fft_fft2(contamination.to(at::kDouble)).abs().square().mean(0), index, n);
+      annulus_mean(at::fft_fft2(to_double(contamination)).abs().square().mean(0), index, n);
   const at::Tensor ps = signal_power.defined() ? signal_power.to(D.device(), at::kDouble)
                                                : estimate_signal_power(observation, contamination);
   const at::Tensor total = ps + pc;
   at::Tensor gain = at::where(total > 0, ps / total.clamp_min(1e-300), at::zeros_like(ps));
   if (gain_kind == FilterGain::Matched) gain = gain.sqrt();
-  return at::real(at::fft_ifft2(D * gain)).to(observation.scalar_type());
+  const at::Tensor filtered = at::fft_ifft2(D * gain);
+  return (observation.is_complex() ? filtered : at::real(filtered)).to(observation.scalar_type());
 }
 
 } // namespace demix

@@ -421,6 +421,42 @@ TEST(Separation, ChannelPairsHaveCrossTerms) {
   EXPECT_NEAR(slope, directional, 1e-6 * std::abs(directional));
 }
 
+// Complex maps (Q + iU, complex noise): the separation works on them as on real ones (WPH with
+// complex data and the spectrum), the Wiener start included; statistics or realizations that do
+// not fit complex maps are refused.
+TEST(Separation, ComplexMapsAreSeparated) {
+  const int64_t n = 32, M = 8;
+  const demix::Grid2d grid{n, n};
+  at::Tensor q = lognormal(1, 1, n, 41)[0], u = lognormal(1, 1, n, 42)[0];
+  q = (q - q.mean()) / q.std(), u = (u - u.mean()) / u.std();
+  const at::Tensor signal = at::complex(q, u); // (1, n, n)
+  at::manual_seed(43);
+  const at::Tensor c = at::complex(at::randn({M + 1, 1, n, n}, at::kDouble),
+                                   at::randn({M + 1, 1, n, n}, at::kDouble));
+  const at::Tensor d = signal + c[0], realizations = c.narrow(0, 1, M);
+  demix::SeparationOptions o;
+  demix::WphOptions w{.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto};
+  w.complex_data = true;
+  o.statistics = {{w, 1.0}, {demix::PowerSpectrumOptions{}, 1.0}};
+  o.eras = 2, o.iterations = 15;
+  const demix::SeparationResult r = demix::Separator(d, realizations, o, grid, cpu64()).run();
+  ASSERT_TRUE(r.signal.is_complex());
+  EXPECT_LT(r.loss_history[0].back(), r.loss_history[0].front());
+  const auto err = [&](const at::Tensor& x) {
+    return (x - signal).abs().square().mean().item<double>();
+  };
+  EXPECT_LT(err(r.signal), 0.8 * err(d)) << err(r.signal) << " " << err(d);
+  EXPECT_TRUE(at::allclose(demix::wiener_filter(d, 0 * realizations), d, 1e-9, 1e-9));
+  // WPH without complex data, real realizations of a complex observation: refused.
+  demix::SeparationOptions real_wph = o;
+  real_wph.statistics = {{wph(3), 1.0}};
+  expect_error_naming<demix::ValueError>(
+      [&] { demix::Separator(d, realizations, real_wph, grid, cpu64()); }, {"wph", "complex maps"});
+  expect_error_naming<demix::ValueError>(
+      [&] { demix::Separator(d, at::real(realizations), o, grid, cpu64()); },
+      {"contamination realizations", "complex"});
+}
+
 TEST(Separation, ResumedRunEqualsTheUninterruptedOne) {
   const int64_t n = 16;
   const demix::Grid2d grid{n, n};

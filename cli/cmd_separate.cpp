@@ -241,6 +241,10 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
 
   const Context ctx = make_context(globals);
   const Image observed = read_image(o.observation, {.non_finite = o.non_finite});
+  if (observed.data.is_complex())
+    throw ValueError("separate: '" + o.observation +
+                     "' is complex; FITS has no complex images for the outputs: give Q and U as "
+                     "two channels (2, H, W), or separate complex maps with the library");
   const at::Tensor d = as_channels(observed.data).to(at::kDouble); // (C, H, W)
   // Maps of the observation's shape, read before the realizations (which may be synthesised).
   const auto like_d = [&](const std::string& file, const std::string& option) {

@@ -293,6 +293,9 @@ class SeparateCliTest(clitest.CliTestCase):
         self.assertFails(["separate", obs, *gauss, "-o", self.path("missing/s.fits")], 1,
                          "missing")
         self.assertFails(["separate", obs, *gauss, "-o", self.path("s.png")], 1, ".fits")
+        cplx = self.path("q_iu.npy")
+        np.save(cplx, (d + 1j * d).astype(np.complex64))
+        self.assertFails(["separate", cplx, *gauss, "-o", out], 1, "is complex", output=out)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ packages=(
   libcfitsio-dev        # FITS
   libcli11-dev          # command line
   libpng-dev            # PNG previews
+  zlib1g-dev            # gzip of outputs named *.gz
   libcairo2-dev fonts-dejavu-core  # charts with text (validation figures)
   libgtest-dev          # unit tests
   libbenchmark-dev      # bench/

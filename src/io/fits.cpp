@@ -162,8 +162,11 @@ void write_image_hdu(fitsfile* f, const at::Tensor& data, const FitsHeader& head
 
 void create_file(FitsFile& file, const detail::AtomicFile& out, const std::string& what) {
   int status = 0;
-  const std::string name = "!" + out.temp_path(); // '!' lets CFITSIO replace a stale temporary
-  if (fits_create_file(file.out(), name.c_str(), &status)) throw_fits(status, what);
+  const std::string& temp = out.temp_path();
+  std::remove(temp.c_str()); // a stale temporary (an earlier process of the same id)
+  // The disk-file driver takes the name as it is: a folder with brackets or parentheses is not
+  // CFITSIO's extended syntax. (".gz" targets are compressed by AtomicFile::commit.)
+  if (ffdkinit(file.out(), temp.c_str(), &status)) throw_fits(status, what);
 }
 
 } // namespace

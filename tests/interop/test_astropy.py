@@ -67,6 +67,27 @@ class AstropyInterop(unittest.TestCase):
                     np.testing.assert_array_equal(data, x)
                     self.assertIn("DATE", hdul[0].header)
 
+    def test_gzip_output_and_plain_names(self):
+        # An output named *.fits.gz is gzip-compressed (astropy opens it; its checksum holds), and
+        # brackets and parentheses in output names and folders are plain characters, not
+        # CFITSIO's extended syntax; nothing else is left in the folder.
+        folder = self.path("run (1)")
+        os.mkdir(folder)
+        x = self.rng.normal(size=(20, 30)).astype(np.float32)
+        np.save(self.path("x.npy"), x)
+        for name in ["x.fits.gz", "x[1](a).fits", "y[SCI].fits.gz"]:
+            out = os.path.join(folder, name)
+            demix("convert", self.path("x.npy"), out)
+            with open(out, "rb") as f:
+                magic = f.read(2)
+            self.assertEqual(magic == b"\x1f\x8b", name.endswith(".gz"), name)
+            with fits.open(out, checksum=True) as hdul:
+                np.testing.assert_array_equal(hdul[0].data, x)
+        self.assertEqual(sorted(os.listdir(folder)), ["x.fits.gz", "x[1](a).fits", "y[SCI].fits.gz"])
+        # demix reads its compressed output back.
+        demix("convert", os.path.join(folder, "x.fits.gz"), self.path("back.npy"))
+        np.testing.assert_array_equal(np.load(self.path("back.npy")), x)
+
     def test_astropy_fits_with_wcs_through_demix(self):
         x = self.rng.normal(size=(16, 24)).astype(np.float32)
         fits.PrimaryHDU(x, header=wcs_header()).writeto(self.path("a.fits"))

@@ -5,12 +5,15 @@
 #include "io/detail/files.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <system_error>
+#include <vector>
 
 #include <unistd.h>
+#include <zlib.h>
 
 namespace demix::detail {
 
@@ -21,17 +24,56 @@ AtomicFile::AtomicFile(const std::string& target) : target_(target) {
     throw IoError("cannot write '" + target + "': folder '" + folder + "' does not exist");
   if (is_folder(target)) throw IoError("cannot write '" + target + "': it is a folder");
   static std::atomic<unsigned> counter{0};
-  // A hidden name in the same folder, so that rename() stays within one filesystem.
-  temp_ = folder + "/." + file_name(target) + ".tmp-" + std::to_string(::getpid()) + "-" +
+  // A hidden name in the same folder, so that rename() stays within one filesystem; only plain
+  // characters (CFITSIO reads brackets and parentheses in names as its extended syntax).
+  std::string plain = file_name(target);
+  for (char& c : plain)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  temp_ = folder + "/." + plain + ".tmp-" + std::to_string(::getpid()) + "-" +
           std::to_string(counter++);
+  if (target.size() > 3 && target.compare(target.size() - 3, 3, ".gz") == 0)
+    compressed_ = temp_ + ".gz";
 }
 
 AtomicFile::~AtomicFile() {
-  if (!committed_) std::remove(temp_.c_str());
+  if (!committed_) {
+    std::remove(temp_.c_str());
+    if (!compressed_.empty()) std::remove(compressed_.c_str());
+  }
 }
 
+namespace {
+
+/// gzip of `from` into `to` (zlib's gz* interface writes the gzip format that gunzip, CFITSIO and
+/// astropy read; level 6, zlib's default).
+void gzip_file(const std::string& from, const std::string& to, const std::string& target) {
+  std::FILE* in = std::fopen(from.c_str(), "rb");
+  if (!in) throw IoError("cannot write '" + target + "': " + std::strerror(errno));
+  gzFile out = gzopen(to.c_str(), "wb6");
+  if (!out) {
+    std::fclose(in);
+    throw IoError("cannot write '" + target + "': gzopen failed");
+  }
+  std::vector<char> buffer(1 << 20);
+  bool ok = true;
+  for (std::size_t n; ok && (n = std::fread(buffer.data(), 1, buffer.size(), in)) > 0;)
+    ok = gzwrite(out, buffer.data(), static_cast<unsigned>(n)) == static_cast<int>(n);
+  ok = ok && !std::ferror(in);
+  std::fclose(in);
+  if (gzclose(out) != Z_OK || !ok)
+    throw IoError("cannot write '" + target + "': gzip compression failed");
+}
+
+} // namespace
+
 void AtomicFile::commit() {
-  if (std::rename(temp_.c_str(), target_.c_str()) != 0)
+  const std::string* ready = &temp_;
+  if (!compressed_.empty()) {
+    gzip_file(temp_, compressed_, target_);
+    std::remove(temp_.c_str());
+    ready = &compressed_;
+  }
+  if (std::rename(ready->c_str(), target_.c_str()) != 0)
     throw IoError("cannot write '" + target_ + "': " + std::strerror(errno));
   committed_ = true;
 }

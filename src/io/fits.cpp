@@ -160,6 +160,18 @@ void write_image_hdu(fitsfile* f, const at::Tensor& data, const FitsHeader& head
   if (status) throw_fits(status, what);
 }
 
+/// A character column ("wA") of `rows` strings, each padded with NUL bytes rather than the spaces
+/// CFITSIO's string writer adds: FITS allows both, and readers that compare bytes (astropy's
+/// Table.read: t[t["CLASS"] == "C01"]) then see "C01", not "C01   ".
+void write_text_column(fitsfile* f, int col, const std::vector<std::string>& text,
+                       std::size_t width, int* status) {
+  std::vector<unsigned char> bytes(text.size() * width, 0);
+  for (std::size_t r = 0; r < text.size(); ++r)
+    std::copy(text[r].begin(), text[r].begin() + std::min(text[r].size(), width),
+              bytes.begin() + static_cast<std::ptrdiff_t>(r * width));
+  fits_write_col(f, TBYTE, col, 1, 1, static_cast<LONGLONG>(bytes.size()), bytes.data(), status);
+}
+
 void create_file(FitsFile& file, const detail::AtomicFile& out, const std::string& what) {
   int status = 0;
   const std::string& temp = out.temp_path();
@@ -538,13 +550,11 @@ void write_coefficients_fits(const std::string& path, const Coefficients& c,
   if (status) throw_fits(status, what);
   if (K > 0) {
     std::vector<std::string> class_text(K);
-    std::vector<char*> class_ptr(K);
     const int64_t* id = ids.data_ptr<int64_t>();
     for (int64_t k = 0; k < K; ++k) {
       class_text[k] = c.classes[id[k]];
-      class_ptr[k] = class_text[k].data();
     }
-    fits_write_col(f, TSTRING, 1, 1, 1, K, class_ptr.data(), &status);
+    write_text_column(f, 1, class_text, width, &status);
     for (std::size_t l = 0; l < c.label_names.size(); ++l) {
       std::vector<LONGLONG> column(K);
       const int64_t* lab = labels.data_ptr<int64_t>();
@@ -764,10 +774,9 @@ void write_table_hdu(fitsfile* f, const Table& table, const std::string& extname
       const auto& c = table.columns[j];
       const int col = static_cast<int>(j + 1);
       if (c.is_text()) {
-        std::vector<std::string> text = c.text;
-        std::vector<char*> ptr;
-        for (auto& t : text) ptr.push_back(t.data());
-        fits_write_col(f, TSTRING, col, 1, 1, rows, ptr.data(), &status);
+        std::size_t width = 1;
+        for (const auto& t : c.text) width = std::max(width, t.size());
+        write_text_column(f, col, c.text, width, &status);
       } else {
         const at::Tensor v = c.values.contiguous();
         if (v.scalar_type() == at::kLong)

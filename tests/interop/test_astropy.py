@@ -196,6 +196,15 @@ class AstropyInterop(unittest.TestCase):
             self.assertEqual(len(s11), 3 * 4)  # J L
             self.assertTrue((s11["REAL"] > 0).all())
             np.testing.assert_array_equal(s11["J1"], s11["J2"])
+        # Selection by class in astropy's Table too (it keeps a string column's padding: NUL
+        # padding, which numpy drops, rather than spaces).
+        from astropy.table import Table
+        table = Table.read(self.path("c.fits"), hdu="COEFFS")
+        self.assertEqual(len(table[table["CLASS"] == "S11"]), len(t[t["CLASS"] == "S11"]))
+        self.assertEqual(len(table[table["CLASS"] == "C01"]), (t["CLASS"] == "C01").sum())
+        self.assertGreater((t["CLASS"] == "C01").sum(), 0)
+        with fits.open(self.path("c.fits")) as hdul:
+            t = hdul["COEFFS"].data
             # astropy -> demix: a copy with every value doubled differs by |a - 2a| / |2a| = 1/2.
             t2 = t.copy()
             t2["REAL"] *= 2

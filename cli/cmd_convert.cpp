@@ -35,9 +35,7 @@ void crop_image(Image& image, const std::vector<int64_t>& c) {
                      std::to_string(w) + "," + std::to_string(h) + " is not inside the " +
                      std::to_string(W) + " x " + std::to_string(H) + " (width x height) image");
   image.data = image.data.narrow(-2, y0, h).narrow(-1, x0, w).contiguous();
-  for (const auto& [key, shift] : {std::pair{"CRPIX1", x0}, std::pair{"CRPIX2", y0}})
-    if (const auto v = image.header.number(key))
-      image.header.set(key, *v - static_cast<double>(shift), "reference pixel (cropped)");
+  shift_reference_pixel(image.header, static_cast<double>(x0), static_cast<double>(y0));
 }
 
 void run_convert(const ConvertOptions& o, const Globals& globals) {

@@ -169,10 +169,12 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
           "galaxy column in the blend (0-based pixels)");
     h.set("GALY", blend.positions[i][1].item<double>(), "galaxy row in the blend (0-based pixels)");
     if (!po.full_frame) {
-      h.set("STAMPX0", static_cast<long long>(r.stamp_origins[i][0].item<int64_t>()),
-            "blend column of stamp column 0");
-      h.set("STAMPY0", static_cast<long long>(r.stamp_origins[i][1].item<int64_t>()),
-            "blend row of stamp row 0");
+      const int64_t x0 = r.stamp_origins[i][0].item<int64_t>(),
+                    y0 = r.stamp_origins[i][1].item<int64_t>();
+      h.set("STAMPX0", static_cast<long long>(x0), "blend column of stamp column 0");
+      h.set("STAMPY0", static_cast<long long>(y0), "blend row of stamp row 0");
+      // The stamp's WCS: its pixels at their sky positions in the blend.
+      shift_reference_pixel(h, static_cast<double>(x0), static_cast<double>(y0));
     }
     h.set("CONVERGD", r.converged[i].item<bool>(), "the optimisation converged");
     h.add_history("demix " + build_info().demix + " deblend --method " + method + " " + o.input);

@@ -185,6 +185,17 @@ void create_file(FitsFile& file, const detail::AtomicFile& out, const std::strin
 
 // ---- FitsHeader ---------------------------------------------------------------------------------
 
+void shift_reference_pixel(FitsHeader& header, double x0, double y0) {
+  std::vector<std::string> suffixes{""};
+  for (char c = 'A'; c <= 'Z'; ++c) suffixes.emplace_back(1, c);
+  for (const std::string& a : suffixes)
+    for (const auto& [axis, shift] : {std::pair{"1", x0}, std::pair{"2", y0}}) {
+      const std::string key = std::string("CRPIX") + axis + a;
+      if (const auto v = header.number(key))
+        header.set(key, *v - shift, "reference pixel (of a cutout)");
+    }
+}
+
 void FitsHeader::add_card(std::string_view card) {
   std::string c = pad_card(card);
   if (is_structural(c)) return;

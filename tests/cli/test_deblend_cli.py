@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS
 
 import clitest
 from clitest import run
@@ -34,7 +35,12 @@ class DeblendCliTest(clitest.CliTestCase):
         self.cube = (cube + rng.normal(size=cube.shape) * SIGMA[:, None, None]).astype(np.float32)
         header = fits.Header()
         header["BUNIT"] = "electron"
-        header["CRPIX1"] = 12.5
+        # A celestial WCS (0.2" pixels, slightly rotated) to follow into the stamps.
+        header["CTYPE1"], header["CTYPE2"] = "RA---TAN", "DEC--TAN"
+        header["CRVAL1"], header["CRVAL2"] = 150.1, 2.2
+        header["CRPIX1"], header["CRPIX2"] = 12.5, 30.0
+        header["CD1_1"], header["CD1_2"] = -5.5e-5, 1e-6
+        header["CD2_1"], header["CD2_2"] = 1e-6, 5.5e-5
         self.blend_nosigma = self.path("nosigma.fits")
         fits.writeto(self.blend_nosigma, self.cube, header)
         for b in range(6):
@@ -62,7 +68,14 @@ class DeblendCliTest(clitest.CliTestCase):
             stamp = hdul[0].data
             self.assertEqual(stamp.shape, (6, 45, 45))
             self.assertEqual(h["BUNIT"], "electron")  # the input's keywords are kept
-            self.assertEqual(h["CRPIX1"], 12.5)
+            # The stamp's reference pixel follows its origin (the blend's nearest pixel - 22):
+            # every stamp pixel at its sky position in the blend (astropy's WCS, 0-based pixels).
+            self.assertEqual((h["CRPIX1"], h["CRPIX2"]), (12.5 - 8, 30.0 - 8))
+            stamp_wcs, blend_wcs = WCS(h, naxis=2), WCS(fits.getheader(self.blend), naxis=2)
+            for i, j in [(0, 0), (22, 22), (44, 10)]:
+                a = stamp_wcs.pixel_to_world(i, j)
+                b = blend_wcs.pixel_to_world(i + 8, j + 8)
+                self.assertLess(a.separation(b).arcsec, 1e-6, (i, j))
             self.assertEqual(h["DEBLEND"], "classical")
             self.assertAlmostEqual(h["GALX"], 30.2)
             self.assertEqual((h["STAMPX0"], h["STAMPY0"]), (30 - 22, 30 - 22))  # nearest pixel - 22

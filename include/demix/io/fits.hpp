@@ -50,6 +50,11 @@ private:
   std::vector<std::string> cards_; // each exactly 80 characters
 };
 
+/// The header of a cutout whose pixel (0, 0) is pixel (x0, y0) (0-based column, row) of the image
+/// `header` describes: every WCS reference pixel (CRPIX1, CRPIX2 and the alternate descriptions'
+/// CRPIX1A..CRPIX2Z) moved by (-x0, -y0), so that each pixel of the cutout keeps its sky position.
+void shift_reference_pixel(FitsHeader& header, double x0, double y0);
+
 /// One image HDU: pixels, header and (for extensions) its EXTNAME.
 struct FitsImage {
   at::Tensor data;     // (H, W), (C, H, W) or (N, C, H, W) float32/float64, CPU

@@ -2,6 +2,7 @@
 
 #include <demix/core/build_info.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
 
 #include "common.hpp"
@@ -38,8 +39,24 @@ void crop_image(Image& image, const std::vector<int64_t>& c) {
   shift_reference_pixel(image.header, static_cast<double>(x0), static_cast<double>(y0));
 }
 
+/// A FITS file with several HDUs holding data, named without a selector: convert copies one HDU,
+/// so it asks which rather than drop the others without a word.
+void require_one_hdu(const std::string& spec) {
+  if (detect_input_format(spec) != FileFormat::Fits || has_hdu_selector(spec)) return;
+  std::vector<std::string> with_data;
+  for (const FitsHduInfo& h : list_fits_hdus(spec))
+    if (!h.naxes.empty())
+      with_data.push_back(std::to_string(h.index) + " " + h.name + " (" + h.kind + ")");
+  if (with_data.size() <= 1) return;
+  std::string list;
+  for (const std::string& h : with_data) list += (list.empty() ? "" : ", ") + h;
+  throw ValueError("'" + spec + "' has " + std::to_string(with_data.size()) + " HDUs with data (" +
+                   list + "); convert writes one image: choose it, e.g. '" + spec + "[1]'");
+}
+
 void run_convert(const ConvertOptions& o, const Globals& globals) {
   format_for_output(o.output); // refuse an unknown output extension before reading anything
+  require_one_hdu(o.input);
   Image image = read_image(o.input, {.non_finite = o.non_finite});
   if (!o.crop.empty()) crop_image(image, o.crop);
   image.header.add_history("demix " + build_info().demix + " convert " + o.input +

@@ -37,6 +37,7 @@ struct StatsCliOptions {
   Boundary boundary = Boundary::Periodic;
   bool log = false;         ///< take log(x) first (positive maps only)
   bool standardize = false; ///< then subtract each map's mean and divide by its std
+  bool force = false;       ///< --compare files made with different options anyway
   NonFinitePolicy non_finite = NonFinitePolicy::Reject;
   std::string input;
   std::string output;
@@ -311,16 +312,36 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
     if (o.J == 0) o.J = default_J(o.kind, {h, w});
     scales = scales_text(*smallest);
   }
-  const auto load = [&](const std::string& spec, const std::optional<Image>& map) {
-    if (!map) return read_coefficients_fits(spec);
+  // Each side's options as the keywords a coefficient file records (a map's: this run's).
+  FitsHeader options_a, options_b;
+  const auto load = [&](const std::string& spec, const std::optional<Image>& map,
+                        FitsHeader& options) {
+    if (!map) return read_coefficients_fits(spec, &options);
     c10::AutoGradMode no_grad(false);
     const at::Tensor x = ctx->to(prepare_map(*map, o));
-    Coefficients c =
-        make_cli_statistic(o, x.size(-2), x.size(-1), x.is_complex(), *ctx)->forward(x);
+    const auto stat = make_cli_statistic(o, x.size(-2), x.size(-1), x.is_complex(), *ctx);
+    add_keywords(options, *stat, o, *ctx, x.dim() == 3 ? x.size(0) : 1);
+    Coefficients c = stat->forward(x);
     c.values = c.values.detach().to(at::kCPU);
     return c;
   };
-  const Coefficients a = load(na, map_a), b = load(nb, map_b);
+  const Coefficients a = load(na, map_a, options_a), b = load(nb, map_b, options_b);
+  // Statistics of other options (normalisation, log, boundary...) can have the same labels and
+  // still not be comparable: refuse, naming the keywords that differ.
+  std::string differ;
+  for (const char* key :
+       {"STAT", "J", "L", "DN", "NORM", "BOUNDARY", "BINS", "BINNING", "ISO", "LOGMAP", "STDMAP"}) {
+    const auto va = options_a.value(key), vb = options_b.value(key);
+    if (va != vb)
+      differ += std::string(differ.empty() ? "" : ", ") + key + " " + va.value_or("(none)") +
+                " vs " + vb.value_or("(none)");
+  }
+  if (!differ.empty() && !o.force)
+    throw ValueError("cannot compare '" + na + "' and '" + nb +
+                     "': computed with different options (" + differ +
+                     "); --force compares them anyway");
+  if (!differ.empty() && !globals.quiet)
+    std::cerr << "stats --compare: different options (" << differ << "), compared anyway\n";
   check_comparable(a, b, na, nb);
 
   // Relative differences |a - b| / max(|a|, |b|, tiny), over every map of the batch.
@@ -458,6 +479,8 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
       ->transform(CLI::CheckedTransformer(boundaries, CLI::ignore_case))
       ->default_str("periodic");
   cmd->add_flag("--log", o->log, "Analyse log(map) (all pixels must be > 0)");
+  cmd->add_flag("--force", o->force,
+                "--compare statistics computed with different options (NORM, LOGMAP...) anyway");
   cmd->add_flag("--standardize", o->standardize,
                 "Analyse (map - mean) / std, per map (after --log)");
   cmd->add_option("--json", o->json, "Also write the coefficients as JSON");

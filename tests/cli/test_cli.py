@@ -351,6 +351,17 @@ class CliTest(clitest.CliTestCase):
                          "cannot compare")
         self.assertFails(["stats", "--compare", a, b, "-o", self.path("c.fits")], 1, ".png")
         self.assertFails(["stats", "--compare", a, "-o", png], 2)
+        # Same labels, other options (normalisation, standardised map): refused, naming the
+        # keywords that differ, unless --force.
+        rc, _, err = run("stats", "-J", "3", "--norm", "auto", "--standardize", a, "-o",
+                         self.path("a_auto.fits"))
+        self.assertEqual(rc, 0, err)
+        self.assertFails(["stats", "--compare", self.path("a.fits"), self.path("a_auto.fits")], 1,
+                         "NORM none vs auto, STDMAP F vs T")
+        rc, out, err = run("stats", "--compare", self.path("a.fits"), self.path("a_auto.fits"),
+                           "--force")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("compared anyway", err)
 
     def test_stats_compare_batches_map_by_map(self):
         # Cubes A = [m0, m1], B = [m0, m2]: map 0 is identical in both, map 1 is not.

@@ -270,8 +270,11 @@ DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
   r.stamp_origins = nearest_pixel(p.positions) - r.stamp_size / 2;
 
   // Measurement and catalogue.
-  const at::Tensor e = G > 0 ? measure_shapes(r.stamps.sum(1)).ellipticity.to(at::kDouble)
-                             : at::zeros({0, 2}, at::kDouble); // (G, 2)
+  // The moments give the distortion chi = (a^2 - b^2) / (a^2 + b^2); the catalogue reports the
+  // shear convention g = (a - b) / (a + b) = chi / (1 + sqrt(1 - |chi|^2)), the simulator's e1, e2.
+  const at::Tensor chi = G > 0 ? measure_shapes(r.stamps.sum(1)).ellipticity.to(at::kDouble)
+                               : at::zeros({0, 2}, at::kDouble); // (G, 2)
+  const at::Tensor e = chi / (1 + (1 - chi.square().sum(1, true)).clamp_min(0).sqrt());
   Table& t = r.catalogue;
   t.add("id", at::arange(G, at::kLong), "", "galaxy index (order of the positions)");
   t.add("x", p.positions.select(1, 0), "pixel", "column in the blend (0-based)");
@@ -279,8 +282,10 @@ DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
   for (int64_t b = 0; b < B; ++b)
     t.add("flux_" + p.band_names[b], flux.select(1, b).to(at::kDouble), "",
           "the model's flux in band " + p.band_names[b] + ", in the image's units");
-  t.add("e1", e.select(1, 0), "", "ellipticity of the model's band sum (distortion)");
-  t.add("e2", e.select(1, 1), "", "ellipticity of the model's band sum (distortion)");
+  t.add("e1", e.select(1, 0), "",
+        "ellipticity of the model's band sum, shear convention (a - b) / (a + b)");
+  t.add("e2", e.select(1, 1), "",
+        "ellipticity of the model's band sum, shear convention (a - b) / (a + b)");
   t.add("converged", r.converged.to(at::kLong), "", "1: the fit converged");
   return r;
 }

@@ -90,6 +90,27 @@ class DeblendCliTest(clitest.CliTestCase):
         # Round galaxies: |e| small (noise and the neighbour's light in the stamp).
         self.assertLess(abs(float(rows[1]["e1"])), 0.1)
 
+    def test_ellipticity_in_the_shear_convention(self):
+        # One elliptical Gaussian, axis ratio q = 1/2 along x: the catalogue's e1 is the shear
+        # convention (1 - q) / (1 + q) = 1/3 of the simulator's truth table (the distortion
+        # (1 - q^2) / (1 + q^2) would be 0.6); e2 = 0 by symmetry.
+        yy, xx = np.mgrid[0:H, 0:W]
+        g = np.exp(-0.5 * (((xx - 32) / 4.0) ** 2 + ((yy - 30) / 2.0) ** 2))
+        cube = np.stack([1e5 * g / g.sum()] * 6).astype(np.float32)
+        header = fits.Header()
+        for b in range(6):
+            header[f"SIGMA{b + 1}"] = 1.0
+        blend, pos, out = self.path("ell.fits"), self.path("ell.csv"), self.path("ell")
+        fits.writeto(blend, cube, header)
+        with open(pos, "w") as f:
+            f.write("x,y\n32,30\n")
+        rc, _, err = run("deblend", blend, "--catalog", pos, "--method", "classical", "-o", out)
+        self.assertEqual(rc, 0, err)
+        row = self.read_catalogue(out)[0]
+        # Adaptive moments are exact for a Gaussian; the 45-pixel stamp cuts 1e-7 of it.
+        self.assertAlmostEqual(float(row["e1"]), 1 / 3, delta=2e-3)
+        self.assertAlmostEqual(float(row["e2"]), 0.0, delta=2e-3)
+
     def test_full_frame_children_and_residual_add_up_to_the_blend(self):
         out = self.path("full")
         rc, _, err = run("deblend", self.blend, "--catalog", self.catalog, "--method", "classical",

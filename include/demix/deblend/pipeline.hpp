@@ -102,7 +102,8 @@ struct DeblendReport {
   double loss = std::numeric_limits<double>::quiet_NaN(); ///< MADNESS: final loss L; else NaN
   /// One row per galaxy: id (int64), x, y (pixels), flux_<band> (each model's flux, in the
   /// image's units: MADNESS the whole stamp, classical the galaxy's share of the image), e1, e2
-  /// (ellipticity of the model's band sum, metrics.hpp's measure_shapes), converged (0 or 1).
+  /// (ellipticity of the model's band sum from metrics.hpp's measure_shapes, in the shear
+  /// convention (a - b) / (a + b) of the simulator's truth table), converged (0 or 1).
   Table catalogue;
 };
 

@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <regex>
+#include <sstream>
 
 namespace demix {
 
@@ -87,6 +89,10 @@ at::Tensor read_npy(const std::string& path) {
   if (!in.read(reinterpret_cast<char*>(len_bytes), len_size))
     throw FormatError(what + ": the file is truncated (header length missing)");
   for (int i = len_size - 1; i >= 0; --i) header_len = header_len * 256 + len_bytes[i]; // LE
+  // Checked against the file before anything of that size is allocated.
+  if (kMagicSize + 2 + len_size + static_cast<std::uint64_t>(header_len) > file_size)
+    throw FormatError(what + ": the file is truncated (a header of " + std::to_string(header_len) +
+                      " bytes announced, the file has " + std::to_string(file_size) + ")");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len))
     throw FormatError(what + ": the file is truncated (header of " + std::to_string(header_len) +
@@ -103,14 +109,31 @@ at::Tensor read_npy(const std::string& path) {
   const auto close = shape_text.find(')');
   if (shape_text.empty() || shape_text[0] != '(' || close == std::string::npos)
     throw FormatError(what + ": malformed shape in npy header: " + header);
+  // Comma-separated non-negative integers (a trailing comma for one dimension): anything else,
+  // negative sizes included, is refused, and so is a product beyond int64 (or beyond the file).
   std::vector<int64_t> shape;
   const std::string dims = shape_text.substr(1, close - 1);
-  const std::regex number("\\d+");
-  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
-    shape.push_back(std::stoll(it->str()));
-
   std::int64_t count = 1;
-  for (auto s : shape) count *= s;
+  bool overflow = false;
+  std::stringstream entries(dims);
+  for (std::string entry; std::getline(entries, entry, ',');) {
+    const auto first = entry.find_first_not_of(" \t"), last = entry.find_last_not_of(" \t");
+    if (first == std::string::npos) continue; // "(5,)"
+    const std::string digits = entry.substr(first, last - first + 1);
+    if (digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+      throw FormatError(what + ": the shape entry '" + digits.substr(0, 24) +
+                        "' is not a size (a non-negative integer below 10^18)");
+    const std::int64_t size = std::stoll(digits);
+    shape.push_back(size);
+    if (size != 0 && count > std::numeric_limits<std::int64_t>::max() / size) overflow = true;
+    if (!overflow) count *= size;
+  }
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) count = 0, overflow = false;
+  if (overflow || (count > 0 && static_cast<std::uint64_t>(count) >
+                                    file_size / static_cast<std::uint64_t>(d.item_size)))
+    throw FormatError(what + ": the shape " + shape_text.substr(0, close + 1) + " holds " +
+                      (overflow ? std::string("more than 2^63") : std::to_string(count)) +
+                      " values; the file has " + std::to_string(file_size) + " bytes");
   const std::uint64_t data_offset = kMagicSize + 2 + len_size + header_len;
   const std::uint64_t needed = data_offset + static_cast<std::uint64_t>(count) * d.item_size;
   if (file_size < needed)

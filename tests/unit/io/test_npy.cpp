@@ -132,6 +132,41 @@ TEST(Npy, RejectsBadFilesWithClearErrors) {
   }
 }
 
+// Headers that lie (found by fuzzing and UBSan): negative and absurd sizes, products beyond
+// int64 or beyond the file, a header length of 4 GiB in a 20-byte file. Each is a FormatError
+// naming the problem, raised before anything of the announced size is allocated.
+TEST(Npy, RejectsLyingHeadersBeforeAllocating) {
+  TempDir dir;
+  const auto expect = [&](const std::string& name, const std::string& bytes,
+                          const std::string& words) {
+    write_bytes(dir.path(name), bytes);
+    try {
+      demix::read_npy(dir.path(name));
+      ADD_FAILURE() << name << " accepted";
+    } catch (const demix::FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << name << ": " << e.what();
+    }
+  };
+  const auto dict = [](const std::string& shape) {
+    return "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  };
+  const std::string data(48, '\0');
+  expect("negative.npy", npy_bytes(1, dict("(-3, 4)"), data), "'-3' is not a size");
+  expect("word.npy", npy_bytes(1, dict("(3, x)"), data), "'x' is not a size");
+  expect("digits.npy", npy_bytes(1, dict("(99999999999999999999, 4)"), data),
+         "'99999999999999999999' is not a size");
+  expect("overflow.npy", npy_bytes(1, dict("(4294967296, 4294967296, 4)"), data),
+         "more than 2^63 values");
+  expect("huge.npy", npy_bytes(1, dict("(40000, 40000)"), data), "holds 1600000000 values");
+  expect("header.npy", std::string("\x93NUMPY\x02\x00\xf0\xff\xff\xff{'descr'", 18),
+         "a header of 4294967280 bytes announced");
+  // Still read: one dimension with its trailing comma, and an empty array.
+  write_bytes(dir.path("one.npy"), npy_bytes(1, dict("(12,)"), data));
+  EXPECT_EQ(demix::read_npy(dir.path("one.npy")).sizes(), (std::vector<int64_t>{12}));
+  write_bytes(dir.path("empty.npy"), npy_bytes(1, dict("(0, 5)"), ""));
+  EXPECT_EQ(demix::read_npy(dir.path("empty.npy")).numel(), 0);
+}
+
 TEST(Npy, WriteRejectsUnsupportedDtypeAndMissingFolder) {
   TempDir dir;
   EXPECT_THROW(demix::write_npy(dir.path("i.npy"), at::ones({2, 2}, at::kInt)), demix::ValueError);

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <set>
 
@@ -344,6 +345,34 @@ FitsImage read_fits(const std::string& spec) {
   }
   for (long a : axes)
     if (a <= 0) throw ShapeError(where + " has an empty axis (length " + std::to_string(a) + ")");
+  // A header may claim more data than the file holds: refuse before allocating it. (Compressed
+  // files are inflated by CFITSIO and images in tile-compressed tables end where their table
+  // does: the check holds for both, since it compares the HDU's own end with the file.)
+  LONGLONG head = 0, data_start = 0, data_end = 0;
+  const std::string path = strip_hdu_selector(spec);
+  std::uint64_t pixels = 1;
+  for (long a : axes)
+    pixels = pixels > (1ull << 62) / static_cast<std::uint64_t>(a)
+                 ? (1ull << 62)
+                 : pixels * static_cast<std::uint64_t>(a);
+  const bool gzip = [&] {
+    std::ifstream in(path, std::ios::binary);
+    unsigned char m[2] = {0, 0};
+    in.read(reinterpret_cast<char*>(m), 2);
+    return m[0] == 0x1f && (m[1] == 0x8b || m[1] == 0x9d); // gzip, compress (.Z)
+  }();
+  if (!gzip && fits_get_hduaddrll(f, &head, &data_start, &data_end, &status) == 0) {
+    const std::uint64_t size = detail::file_size(path).value_or(0);
+    const bool tiled = fits_is_compressed_image(f, &status) != 0;
+    const std::uint64_t claimed =
+        tiled ? static_cast<std::uint64_t>(data_end)
+              : static_cast<std::uint64_t>(data_start) + pixels * (std::abs(bitpix) / 8);
+    if (size > 0 && claimed > size)
+      throw FormatError(where + " is truncated: its header announces " + std::to_string(pixels) +
+                        " pixels (data up to byte " + std::to_string(claimed) + "), the file has " +
+                        std::to_string(size) + " bytes");
+  }
+  status = 0;
 
   double bscale = 1, bzero = 0;
   if (fits_read_key(f, TDOUBLE, "BSCALE", &bscale, nullptr, &status) == KEY_NO_EXIST) status = 0;

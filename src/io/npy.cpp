@@ -131,7 +131,8 @@ at::Tensor read_npy(const std::string& path) {
   if (std::find(shape.begin(), shape.end(), 0) != shape.end()) count = 0, overflow = false;
   if (overflow || (count > 0 && static_cast<std::uint64_t>(count) >
                                     file_size / static_cast<std::uint64_t>(d.item_size)))
-    throw FormatError(what + ": the shape " + shape_text.substr(0, close + 1) + " holds " +
+    throw FormatError(what + ": the file is truncated or its header wrong: the shape " +
+                      shape_text.substr(0, close + 1) + " holds " +
                       (overflow ? std::string("more than 2^63") : std::to_string(count)) +
                       " values; the file has " + std::to_string(file_size) + " bytes");
   const std::uint64_t data_offset = kMagicSize + 2 + len_size + header_len;

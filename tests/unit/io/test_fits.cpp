@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 
@@ -152,6 +153,27 @@ TEST(FitsRead, RejectsBadFiles) {
 
   write_raw_fits(dir.path("empty.fits"), {{.bitpix = 8, .naxes = {}}});
   EXPECT_THROW(demix::read_fits(dir.path("empty.fits")), demix::ShapeError);
+}
+
+// A header that claims 40000 x 40000 pixels in a 5760-byte file is refused before its 6.4 GB are
+// allocated (the message gives both sizes); gzip files, whose size says nothing of the data's,
+// are still read.
+TEST(FitsRead, RefusesHeadersThatClaimMoreThanTheFile) {
+  TempDir dir;
+  std::string header;
+  for (const char* card : {"SIMPLE  =                    T", "BITPIX  =                  -32",
+                           "NAXIS   =                    2", "NAXIS1  =                40000",
+                           "NAXIS2  =                40000", "END"})
+    header += std::string(card) + std::string(80 - std::strlen(card), ' ');
+  header.resize(2880, ' ');
+  std::ofstream(dir.path("liar.fits"), std::ios::binary) << header << std::string(2880, '\0');
+  const std::string e = error_of([&] { demix::read_fits(dir.path("liar.fits")); });
+  for (const char* w : {"truncated", "1600000000 pixels", "5760 bytes"})
+    EXPECT_NE(e.find(w), std::string::npos) << e;
+  EXPECT_THROW(demix::read_fits(dir.path("liar.fits")), demix::FormatError);
+  const at::Tensor x = at::rand({20, 30}, at::kFloat);
+  demix::write_fits(dir.path("x.fits.gz"), x);
+  EXPECT_TRUE(at::equal(demix::read_fits(dir.path("x.fits.gz")).data, x));
 }
 
 TEST(FitsWrite, RoundTripKeepsPixelsAndHeader) {

@@ -222,22 +222,22 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
                 "Write each galaxy as a full (B, H, W) image instead of a stamp");
   cmd->add_option("--stamp", o->pipeline.stamp_size,
                   "Classical: stamp side of galaxy_<k>.fits (odd)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->default_str("45");
   add_nan_option(*cmd, o->non_finite);
   // MADNESS optimiser.
   cmd->add_option("--steps", o->pipeline.madness.max_steps, "MADNESS: Adam steps at most")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->default_str("200");
   cmd->add_option("--lr", o->pipeline.madness.learning_rate, "MADNESS: Adam learning rate")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->default_str("0.05");
   cmd->add_option("--lbfgs", o->pipeline.madness.lbfgs_steps,
                   "MADNESS: L-BFGS iterations after Adam")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->default_str("0");
   cmd->add_option("--prior-weight", o->pipeline.madness.prior_weight, "MADNESS: weight of log p(z)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->default_str("1");
   cmd->add_option("--init-passes", o->pipeline.madness.init_passes,
                   "MADNESS: encoder passes (1 or 2)")
@@ -253,11 +253,11 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
       ->default_str("5");
   cmd->add_option("--min-separation", o->pipeline.detection.min_separation,
                   "--detect: pixels between two peaks, at least")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->default_str("3");
   cmd->add_option("--smoothing", o->pipeline.detection.smoothing_sigma,
                   "--detect: Gaussian smoothing sigma in pixels")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->default_str("1.5");
   // Classical.
   const std::map<std::string, SymmetryImage> symmetries{{"per-band", SymmetryImage::PerBand},

@@ -188,7 +188,7 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--index", o->index, "With --rgb: the image of a 4D (N, C, H, W) input")
       ->default_str("0");
   cmd->add_option("--q", o->q, "With --rgb: asinh softening Q (linear below vmax / Q)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->default_str("8");
   cmd->callback([o, &globals, cmd] { run_preview(*o, globals, *cmd); });
 }

@@ -430,7 +430,7 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "Separations with independent realizations (drawn: seeds seed + k; files: "
                   "disjoint sets); writes their mean, and their per-pixel standard deviation as "
                   "the extension STD")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--json", o->json, "Options and loss history (default: the output's stem .json)");
   cmd->add_option("--wiener", o->wiener,
@@ -447,14 +447,14 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
       ->default_str("bias");
   cmd->add_option("--eras", o->separation.eras,
                   "Outer iterations (spreads and bias recomputed at the estimate)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--iterations", o->separation.iterations, "L-BFGS iterations per era")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--spectrum-eras", o->separation.spectrum_eras,
                   "A staged schedule: the first N eras match the power spectrum only")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   const std::map<std::string, SeparationStart> starts{{"observation", SeparationStart::Observation},
                                                       {"wiener", SeparationStart::Wiener},
@@ -470,21 +470,21 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "phi(T, u) = phi(T, d) minus its bias (weight --template-weight, default 1)");
   cmd->add_option("--template-weight", o->separation.terms.template_correlation,
                   "Weight of the template term (with --template; 0 there means 1)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--half-missions", o->half_missions,
                   "Two observations D1 D2 with independent noise (d their mean): phi(u, u) "
                   "matches phi(D1, D2) (weight --half-missions-weight, default 1)")
       ->expected(2);
   cmd->add_option("--half-missions-weight", o->separation.terms.half_missions,
                   "Weight of the half-missions term (with --half-missions; 0 there means 1)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--contamination-weight", o->separation.terms.contamination,
                   "Weight of the term phi(d - u) = < phi(c_i) > (0: off)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--independence-weight", o->separation.terms.independence,
                   "Weight of the term phi(u, d - u) = < phi(s~, c_i) > (cross statistics; 0: off)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--clip-bias", o->separation.bias_clip,
                   "Bias estimator: targets of positive statistics at least this fraction of the "
@@ -502,7 +502,7 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   ".ckpt), at the end of each era and every --checkpoint-every iterations");
   cmd->add_option("--checkpoint-every", o->checkpoint_every,
                   "Iterations between checkpoints within an era (0: at the ends of eras)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--resume", o->resume,
                   "Continue from a checkpoint of the same separation (same maps, realizations "
@@ -511,7 +511,7 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "The true signal (simulations): prints and records the pixel error and "
                   "correlation of the separated map, of the Wiener filter and of d against it");
   cmd->add_option("--chunk", o->separation.chunk, "Realizations per statistic call (memory)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   add_nan_option(*cmd, o->non_finite);
   cmd->callback([o, &globals] { run_separate(*o, globals); });

@@ -166,22 +166,6 @@ void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
   }
 }
 
-/// A CLI11 check "a number >= lo" whose message names the value received.
-CLI::Validator at_least(double lo) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", lo);
-  const std::string bound = text;
-  return CLI::Validator(
-      [lo, bound](std::string& value) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(value.c_str(), &end);
-        if (value.empty() || *end != '\0' || !(v >= lo))
-          return "must be a number >= " + bound + ", got '" + value + "'";
-        return {};
-      },
-      ">= " + bound);
-}
-
 void add_common_options(CLI::App* cmd, SimulateCliOptions& o) {
   const std::map<std::string, PsfModel> psfs{
       {"moffat", PsfModel::Moffat}, {"kolmogorov", PsfModel::Kolmogorov}, {"none", PsfModel::None}};
@@ -245,10 +229,10 @@ void add_simulate_command(CLI::App& app, const Globals& globals) {
       ->check(at_least(1))
       ->default_str("100");
   blends->add_option("--min-galaxies", bl->min_galaxies, "Fewest galaxies per blend")
-      ->check(at_least(1))
+      ->check(in_range(1, 100))
       ->default_str("1");
   blends->add_option("--max-galaxies", bl->max_galaxies, "Most galaxies per blend")
-      ->check(at_least(1))
+      ->check(in_range(1, 100))
       ->default_str("6");
   blends->add_option("--size", bl->field_size, "Side of the blend images, pixels")
       ->check(at_least(5))

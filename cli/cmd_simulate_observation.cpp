@@ -121,7 +121,7 @@ void add_simulate_observation_command(CLI::App& simulate, const Globals& globals
                   "gaussian:sigma=X, gaussian:sigma-map=F or spectrum:F (as for separate)");
   cmd->add_option("--snr", o->snr,
                   "White noise of deviation std(s) / SNR per channel, instead of --contamination")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   cmd->add_option("-M,--realizations", o->realizations,
                   "Further independent realizations of the contamination to write")
       ->check(CLI::Range(0, 100000));

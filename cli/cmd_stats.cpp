@@ -460,13 +460,15 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("-J", o->J,
                   "Number of dyadic scales; default min(7, log2(min(H, W)) - 2) for wph and scov, "
                   "min(5, log2(min(H, W)) - 2) for wst (wph needs 2^J < min(H, W), others <=)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->default_str("auto");
-  cmd->add_option("-L", o->L, "Number of orientations in [0, pi); default 4 (wph, scov), 8 (wst)")
-      ->check(CLI::PositiveNumber)
+  cmd->add_option("-L", o->L,
+                  "Number of orientations in [0, pi), 1 to 64; default 4 (wph, scov), 8 (wst)")
+      ->check(in_range(1, 64))
       ->default_str("auto");
-  cmd->add_option("--dn", o->dn, "wph: radial steps of the shift grid (0 = no shifts; pywph's dn)")
-      ->check(CLI::NonNegativeNumber)
+  cmd->add_option("--dn", o->dn,
+                  "wph: radial steps of the shift grid, 0 to 16 (0 = no shifts; pywph's dn)")
+      ->check(in_range(0, 16))
       ->default_str("2");
   cmd->add_option("--norm", o->norm,
                   "none or auto: wph auto divides by each map's own standard deviations, scov auto "

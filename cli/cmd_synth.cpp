@@ -216,14 +216,14 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
   add_statistic_options(*cmd, o->statistics,
                         "none or auto: wph and scov normalisation by the targets'");
   cmd->add_option("--samples", o->synthesis.samples, "Number of maps to draw")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--iterations", o->synthesis.iterations, "L-BFGS iterations")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--seed", o->synthesis.seed, "Seed of the initial maps")->capture_default_str();
   cmd->add_option("--history", o->synthesis.lbfgs.history, "L-BFGS curvature pairs kept per sample")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_flag("--log", o->synthesis.log, "Synthesise log(map) (positive maps), exp() on output");
   cmd->add_flag("--standardize", o->synthesis.standardize,
@@ -254,7 +254,7 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
                   "Save the optimiser's state here (default with --checkpoint-every: the "
                   "output's stem .ckpt)");
   cmd->add_option("--checkpoint-every", o->checkpoint_every, "Iterations between checkpoints")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_option("--resume", o->resume,
                   "Continue from a checkpoint of the same synthesis (same targets and options)");
   add_nan_option(*cmd, o->non_finite);

@@ -124,13 +124,13 @@ void add_train_flow_command(CLI::App& app, const Globals& globals) {
   add_stopping_options(*cmd, t, "Share of vectors held out for validation",
                        "Seed of the weights, the split and shuffling");
   cmd->add_option("--blocks", a.blocks, "Number of MADE blocks")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--hidden", a.hidden, "Hidden widths of each MADE (each >= latent dim - 1)")
       ->delimiter(',')
       ->default_str("128,128");
   cmd->add_option("--max-log-scale", a.max_log_scale, "Bound on each block's log scale")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--checkpoint", o->checkpoint,
                   "Checkpoint written after every epoch (default: <output stem>_flow.ckpt)");

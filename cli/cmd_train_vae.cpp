@@ -181,16 +181,16 @@ void add_train_vae_command(CLI::App& app, const Globals& globals) {
   auto& a = o->architecture;
   add_optimiser_options(*cmd, t, "Stamps per optimiser step");
   cmd->add_option("--beta", t.beta, "Weight of the KL term")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--model-error", t.model_error,
                   "Fractional model error eps: per-pixel variance sigma^2 + (eps xhat)^2 "
                   "(0: plain chi^2)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--ae-epochs", t.autoencoder_epochs,
                   "First epochs as a deterministic autoencoder (z = mean, no KL)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   add_stopping_options(*cmd, t, "Share of stamps held out for validation",
                        "Seed of the weights, the split, shuffling and sampling");
@@ -206,7 +206,7 @@ void add_train_vae_command(CLI::App& app, const Globals& globals) {
       ->delimiter(',')
       ->default_str("64,32,16,8");
   cmd->add_option("--dense-units", a.dense_units, "Width of the dense layers")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   const std::map<std::string, TargetChoice> targets{{"auto", TargetChoice::Auto},
                                                     {"noisy", TargetChoice::Noisy},

@@ -109,7 +109,7 @@ void add_validate_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--report", o->report, "Folder for validation.json and validation.png")
       ->required();
   cmd->add_option("--channel", o->channel, "For 4-D files (N, C, H, W): the channel compared")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd->add_flag("--log", o->log, "Compare log(maps) (positive maps)");
   cmd->add_option("--thresholds", o->options.thresholds, "Minkowski thresholds")
       ->check(CLI::Range(2, 1000))

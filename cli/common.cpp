@@ -23,13 +23,49 @@ void add_global_options(CLI::App& app, Globals& g) {
   app.add_option("--dtype", g.context.precision, "Compute precision: float32 or float64")
       ->transform(CLI::CheckedTransformer(dtypes, CLI::ignore_case))
       ->default_str("float32");
-  app.add_option("--threads", g.context.threads, "CPU threads (0 = one per core)")
-      ->check(CLI::NonNegativeNumber)
+  app.add_option("--threads", g.context.threads, "CPU threads (0 = one per core), at most 1024")
+      ->check(in_range(0, 1024))
       ->default_str("0");
   app.add_flag("-q,--quiet", g.quiet, "Print only errors");
 }
 
 Context make_context(const Globals& g) { return Context(g.context); }
+
+namespace {
+
+std::string number_text(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", v);
+  return text;
+}
+
+/// A check that the value is a number for which `ok` holds; else "must be <what>, got 'value'".
+CLI::Validator number_check(std::function<bool(double)> ok, const std::string& what) {
+  return CLI::Validator(
+      [ok, what](std::string& value) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || !ok(v))
+          return "must be " + what + ", got '" + value + "'";
+        return {};
+      },
+      what);
+}
+
+} // namespace
+
+CLI::Validator at_least(double lo) {
+  return number_check([lo](double v) { return v >= lo; }, "a number >= " + number_text(lo));
+}
+
+CLI::Validator positive() {
+  return number_check([](double v) { return v > 0 && std::isfinite(v); }, "a number > 0");
+}
+
+CLI::Validator in_range(double lo, double hi) {
+  return number_check([lo, hi](double v) { return v >= lo && v <= hi; },
+                      "a number in [" + number_text(lo) + ", " + number_text(hi) + "]");
+}
 
 CLI::Option* add_nan_option(CLI::App& cmd, NonFinitePolicy& policy) {
   const std::map<std::string, NonFinitePolicy> policies{{"reject", NonFinitePolicy::Reject},

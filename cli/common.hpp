@@ -25,6 +25,12 @@ void add_global_options(CLI::App& app, Globals& globals);
 /// The context named by the global options (throws DeviceError / ValueError).
 Context make_context(const Globals& globals);
 
+/// CLI11 checks whose messages name the bound and the value received (CLI11's own number checks
+/// print the double range's 309-digit limits): a number >= lo; > 0; in [lo, hi].
+CLI::Validator at_least(double lo);
+CLI::Validator positive();
+CLI::Validator in_range(double lo, double hi);
+
 /// Adds `--nan reject|keep|zero|mean` to a subcommand.
 CLI::Option* add_nan_option(CLI::App& cmd, NonFinitePolicy& policy);
 

@@ -18,13 +18,13 @@ void add_statistic_options(CLI::App& cmd, StatisticChoice& c, const std::string&
       ->check(CLI::IsMember(names));
   cmd.add_option("--weights", c.weights, "Weight of each statistic of --stats (default 1)")
       ->delimiter(',')
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   cmd.add_option("-J", c.J, "Number of dyadic scales (default: each statistic's)")
-      ->check(CLI::PositiveNumber);
-  cmd.add_option("-L", c.L, "Number of orientations (default: each statistic's)")
-      ->check(CLI::PositiveNumber);
-  cmd.add_option("--dn", c.dn, "wph: radial steps of the shift grid")
-      ->check(CLI::NonNegativeNumber)
+      ->check(positive());
+  cmd.add_option("-L", c.L, "Number of orientations, 1 to 64 (default: each statistic's)")
+      ->check(in_range(1, 64));
+  cmd.add_option("--dn", c.dn, "wph: radial steps of the shift grid, 0 to 16")
+      ->check(in_range(0, 16))
       ->capture_default_str();
   const std::map<std::string, CommonNorm> norms{{"none", CommonNorm::None},
                                                 {"auto", CommonNorm::Auto}};

@@ -1,6 +1,7 @@
 // demix command line: the only place that catches errors, prints them and chooses the exit code.
 // Exit codes: 0 success, 1 runtime failure (bad file, bad data, missing device), 2 usage error.
 
+#include <demix/core/build_info.hpp>
 #include <demix/core/errors.hpp>
 
 #include "common.hpp"
@@ -13,6 +14,9 @@ int main(int argc, char** argv) {
   CLI::App app{"demix: scattering statistics, generative models and component separation for "
                "astrophysical images"};
   app.name("demix");
+  // `demix --version` prints the version line (the `version` command also lists the libraries and
+  // devices); CLI11 exits through its Success error, code 0.
+  app.set_version_flag("--version", "demix " + demix::build_info().demix);
   demix::cli::Globals globals;
   demix::cli::add_global_options(app, globals);
   app.require_subcommand(1);

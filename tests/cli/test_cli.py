@@ -113,6 +113,20 @@ class CliTest(clitest.CliTestCase):
         self.assertEqual(rc, 0, err)
 
     # ---- usage errors: exit 2 ----
+    def test_version_flag_and_readable_bounds(self):
+        rc, out, err = run("--version")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"^demix \d+\.\d+\.\d+\n$")
+        # Out-of-range numbers: the bound and the value, not CLI11's 309-digit double range;
+        # absurd sizes fail at once instead of hanging or exhausting memory.
+        for args, words in [(["stats", "-J", "0", self.good], "-J: must be a number > 0, got '0'"),
+                            (["--threads", "100000", "version"], "[0, 1024], got '100000'"),
+                            (["stats", "-L", "100000", self.good], "[1, 64], got '100000'"),
+                            (["stats", "--dn", "100000", self.good], "[0, 16], got '100000'"),
+                            (["simulate", "blends", "--max-galaxies", "100000", "-o",
+                              self.path("b.fits")], "[1, 100], got '100000'")]:
+            self.assertFails(args, 2, words)
+
     def test_usage_errors_exit_2(self):
         self.assertFails([], 2)
         self.assertFails(["frobnicate"], 2)

@@ -9,7 +9,9 @@
 //    B_k = < phi_k(s~ + c_i) - phi_k(s~) >_i, the realizations only when B is computed.
 // sigma_k is the standard deviation over the realizations of phi_k(s~ + c_i), real and imaginary
 // parts apart. The descent runs in eras: at the start of each, sigma (and B) are computed at the
-// current estimate s~ (d at the first), and L-BFGS restarts from s~ with a fresh history.
+// current estimate s~ (at the first, the starting map: by default the spectrum-matched linear
+// filter of d), and L-BFGS restarts from s~ with a fresh history. Further terms (contamination,
+// independence, template, half-missions) and the cross statistics of channel pairs join the loss.
 
 #include <demix/core/context.hpp>
 #include <demix/core/grid.hpp>
@@ -153,12 +155,13 @@ struct SeparationRun {
 
 class Separator {
 public:
-  /// observation (C, H, W) real; contamination realizations (M, C, H, W), M >= 2; `maps` for the
-  /// further terms that need them. The statistics are built once. ValueError for options out of
-  /// range (naming field and value), complex or non-finite maps, fewer than 2 realizations (4
-  /// with half-missions), a further term whose map is missing or whose statistics have no cross
-  /// statistics; ShapeError for maps that do not fit the grid or each other; the statistics' own
-  /// errors.
+  /// observation (C, H, W) real, or complex (Q + iU: statistics that take complex maps, no
+  /// cross terms); contamination realizations (M, C, H, W) of the same kind, M >= 2; `maps` for
+  /// the further terms that need them. The statistics are built once. ValueError for options out
+  /// of range (naming field and value), non-finite maps, realizations real where the observation
+  /// is complex or the reverse, fewer than 2 realizations (4 with half-missions), a further term
+  /// whose map is missing or whose statistics have no cross statistics; ShapeError for maps that
+  /// do not fit the grid or each other; the statistics' own errors.
   Separator(const at::Tensor& observation /* (C, H, W) */,
             const at::Tensor& contamination /* (M, C, H, W) */, const SeparationOptions& options,
             const Grid2d& grid, const Context& context, const SeparationMaps& maps = {});

@@ -22,7 +22,7 @@ namespace {
 struct ConvertOptions {
   std::string input;
   std::string output;
-  NonFinitePolicy non_finite = NonFinitePolicy::Reject;
+  NonFinitePolicy non_finite = NonFinitePolicy::Keep; ///< blanked pixels are routine in sky maps
   PixelType type = PixelType::Same;
   std::vector<int64_t> crop; ///< x0, y0, width, height (pixels, 0-based; x = column)
 };

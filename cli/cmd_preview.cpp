@@ -29,7 +29,7 @@ struct PreviewCliOptions {
   double vmin = 0, vmax = 0;
   int plane = 0;
   ComplexPart part = ComplexPart::Abs;
-  NonFinitePolicy non_finite = NonFinitePolicy::Reject;
+  NonFinitePolicy non_finite = NonFinitePolicy::Keep; ///< blanked pixels are routine in sky maps
   std::string rgb;   ///< "i,r,g" (band names from BAND1..n keywords) or "3,2,1" (plane indices)
   int64_t index = 0; ///< item of a 4D (N, C, H, W) input
   double q = 8.0;    ///< asinh softening of --rgb

@@ -76,7 +76,7 @@ CLI::Option* add_nan_option(CLI::App& cmd, NonFinitePolicy& policy) {
       .add_option("--nan", policy,
                   "NaN/Inf pixels: reject (error), keep, zero (set to 0), mean (plane mean)")
       ->transform(CLI::CheckedTransformer(policies, CLI::ignore_case))
-      ->default_str("reject");
+      ->default_str(policy == NonFinitePolicy::Keep ? "keep" : "reject");
 }
 
 std::string shape_text(const at::Tensor& t) {

@@ -31,7 +31,9 @@ CLI::Validator at_least(double lo);
 CLI::Validator positive();
 CLI::Validator in_range(double lo, double hi);
 
-/// Adds `--nan reject|keep|zero|mean` to a subcommand.
+/// Adds `--nan reject|keep|zero|mean` to a subcommand; its default is `policy`'s value (keep for
+/// convert and preview, where blanked pixels are routine; reject where they would spoil a
+/// computation).
 CLI::Option* add_nan_option(CLI::App& cmd, NonFinitePolicy& policy);
 
 // One function per subcommand, each defined in cli/cmd_<name>.cpp.

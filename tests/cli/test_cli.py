@@ -195,8 +195,14 @@ class CliTest(clitest.CliTestCase):
         x[1, 0] = np.inf
         np.save(self.path("nan.npy"), x)
         out = self.path("o.fits")
-        self.assertFails(["convert", self.path("nan.npy"), out], 1, "nan.npy", "4 non-finite",
-                         "3 NaN", "--nan", output=out)
+        # convert keeps blanked pixels by default (routine in sky images); --nan reject refuses.
+        rc, _, err = run("convert", self.path("nan.npy"), self.path("kept.npy"))
+        self.assertEqual(rc, 0, err)
+        np.testing.assert_array_equal(np.load(self.path("kept.npy")), x)
+        self.assertFails(["convert", self.path("nan.npy"), out, "--nan", "reject"], 1, "nan.npy",
+                         "4 non-finite", "3 NaN", "--nan", output=out)
+        # Statistics refuse them unless told.
+        self.assertFails(["stats", self.path("nan.npy"), "-o", out], 1, "non-finite", output=out)
         rc, _, err = run("convert", self.path("nan.npy"), self.path("z.npy"), "--nan", "zero")
         self.assertEqual(rc, 0, err)
         z = np.load(self.path("z.npy"))
@@ -220,7 +226,7 @@ class CliTest(clitest.CliTestCase):
         out = self.path("keep.npy")
         np.save(out, np.full((2, 2), 7.0))
         np.save(self.path("nan.npy"), np.full((4, 4), np.nan))
-        self.assertFails(["convert", self.path("nan.npy"), out], 1, "non-finite")
+        self.assertFails(["convert", self.path("nan.npy"), out, "--nan", "reject"], 1, "non-finite")
         np.testing.assert_array_equal(np.load(out), np.full((2, 2), 7.0))
 
     def test_bad_plane_and_missing_cuda(self):

@@ -82,7 +82,7 @@ void add_convert_command(CLI::App& app, const Globals& globals) {
   const std::map<std::string, PixelType> types{
       {"same", PixelType::Same}, {"float32", PixelType::Float32}, {"float64", PixelType::Float64}};
   cmd->add_option("--out-type", o->type, "Output pixel type: same, float32, float64")
-      ->transform(CLI::CheckedTransformer(types, CLI::ignore_case))
+      ->transform(choice(types))
       ->default_str("same");
   cmd->add_option("--crop", o->crop,
                   "x0,y0,width,height: keep this region (pixels from 0, x along columns); the WCS "

@@ -207,7 +207,7 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
                                                      {"classical", DeblendMethod::Classical}};
   cmd->add_option("--method", o->pipeline.method,
                   "madness (needs --model) or classical (SDSS templates)")
-      ->transform(CLI::CheckedTransformer(methods, CLI::ignore_case))
+      ->transform(choice(methods))
       ->default_str("madness");
   cmd->add_option(
       "--model", o->model,
@@ -264,13 +264,13 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
                                                         {"band-sum", SymmetryImage::BandSum}};
   cmd->add_option("--symmetry", o->pipeline.classical.symmetry,
                   "Classical: templates from per-band or band-sum")
-      ->transform(CLI::CheckedTransformer(symmetries, CLI::ignore_case))
+      ->transform(choice(symmetries))
       ->default_str("per-band");
   const std::map<std::string, FluxSharing> sharings{{"fitted", FluxSharing::Fitted},
                                                     {"proportional", FluxSharing::Proportional}};
   cmd->add_option("--sharing", o->pipeline.classical.sharing,
                   "Classical: fitted or proportional template weights")
-      ->transform(CLI::CheckedTransformer(sharings, CLI::ignore_case))
+      ->transform(choice(sharings))
       ->default_str("fitted");
   cmd->callback([o, &globals] {
     if (o->pipeline.stamp_size % 2 == 0)

@@ -162,13 +162,13 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
                                                  {"imag", ComplexPart::Imag},
                                                  {"phase", ComplexPart::Phase}};
   cmd->add_option("--stretch", o->preview.stretch, "linear, sqrt, log or asinh")
-      ->transform(CLI::CheckedTransformer(stretches, CLI::ignore_case))
+      ->transform(choice(stretches))
       ->default_str("asinh");
   cmd->add_option("--cmap", o->preview.colormap, "Colour map: viridis, magma, gray")
-      ->transform(CLI::CheckedTransformer(cmaps, CLI::ignore_case))
+      ->transform(choice(cmaps))
       ->default_str("viridis");
   cmd->add_option("--origin", o->preview.origin, "Row 0 at the bottom (lower, as ds9) or top")
-      ->transform(CLI::CheckedTransformer(origins, CLI::ignore_case))
+      ->transform(choice(origins))
       ->default_str("lower");
   cmd->add_option("--percentiles", o->percentiles, "Clip range as two percentiles")
       ->expected(2)
@@ -177,7 +177,7 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--vmax", o->vmax, "Upper clip value (overrides the upper percentile)");
   cmd->add_option("--plane", o->plane, "Plane of a cube to show")->default_str("0");
   cmd->add_option("--part", o->part, "Complex maps: abs, real, imag, phase")
-      ->transform(CLI::CheckedTransformer(parts, CLI::ignore_case))
+      ->transform(choice(parts))
       ->default_str("abs");
   add_nan_option(*cmd, o->non_finite);
   cmd->add_option(

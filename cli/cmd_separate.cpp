@@ -443,7 +443,7 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--estimator", o->separation.estimator,
                   "bias (a bias-corrected target, one map per evaluation) or realizations (the "
                   "realizations in every evaluation)")
-      ->transform(CLI::CheckedTransformer(estimators, CLI::ignore_case))
+      ->transform(choice(estimators))
       ->default_str("bias");
   cmd->add_option("--eras", o->separation.eras,
                   "Outer iterations (spreads and bias recomputed at the estimate)")
@@ -463,7 +463,7 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "The first era's map: matched (the linear filter that keeps the estimated signal "
                   "spectrum), wiener (the Wiener filter of d) or observation (d, as the papers' "
                   "codes)")
-      ->transform(CLI::CheckedTransformer(starts, CLI::ignore_case))
+      ->transform(choice(starts))
       ->default_str("matched");
   cmd->add_option("--template", o->template_map,
                   "A map T correlated with the signal (e.g. dust intensity, HI): adds the term "

@@ -179,7 +179,7 @@ void add_common_options(CLI::App* cmd, SimulateCliOptions& o) {
       ->check(CLI::Range(5, 1001))
       ->default_str("45");
   cmd->add_option("--psf", o.psf, "PSF profile: moffat, kolmogorov or none")
-      ->transform(CLI::CheckedTransformer(psfs, CLI::ignore_case))
+      ->transform(choice(psfs))
       ->default_str("moffat");
   cmd->add_flag("--no-noise", o.no_noise, "Noiseless images only");
   cmd->add_flag("--source-noise", o.source_noise, "Add the galaxies' own Poisson noise");

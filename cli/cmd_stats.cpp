@@ -455,7 +455,7 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--kind", o->kind,
                   "wph (wavelet phase harmonics), wst (scattering transform means), scov "
                   "(scattering covariance), ps (isotropic power spectrum)")
-      ->transform(CLI::CheckedTransformer(kinds, CLI::ignore_case))
+      ->transform(choice(kinds))
       ->default_str("wph");
   cmd->add_option("-J", o->J,
                   "Number of dyadic scales; default min(7, log2(min(H, W)) - 2) for wph and scov, "
@@ -473,12 +473,12 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--norm", o->norm,
                   "none or auto: wph auto divides by each map's own standard deviations, scov auto "
                   "is Cheng's P00 normalisation; default none (wph), auto (scov); not for wst")
-      ->transform(CLI::CheckedTransformer(norms, CLI::ignore_case))
+      ->transform(choice(norms))
       ->default_str("kind's default");
   cmd->add_option("--boundary", o->boundary,
                   "periodic, or nonperiodic (wph: cut and zero-pad borders; wst: kymatio's "
                   "reflection padding; scov: periodic only)")
-      ->transform(CLI::CheckedTransformer(boundaries, CLI::ignore_case))
+      ->transform(choice(boundaries))
       ->default_str("periodic");
   cmd->add_flag("--log", o->log, "Analyse log(map) (all pixels must be > 0)");
   cmd->add_flag("--force", o->force,

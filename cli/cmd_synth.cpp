@@ -233,7 +233,7 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--init", o->synthesis.init,
                   "noise (white, the targets' mean and deviation) or gaussian (a Gaussian field "
                   "with the targets' power spectrum)")
-      ->transform(CLI::CheckedTransformer(inits, CLI::ignore_case))
+      ->transform(choice(inits))
       ->default_str("noise");
   const std::map<std::string, TermScale> scales{{"auto", TermScale::Auto},
                                                 {"none", TermScale::None},
@@ -245,7 +245,7 @@ void add_synth_command(CLI::App& app, const Globals& globals) {
                   "Residual scale of each coefficient: auto (spread over several targets, else "
                   "statistic-rms, modulus for ps), none, modulus (|target|), class-rms, "
                   "statistic-rms, spread")
-      ->transform(CLI::CheckedTransformer(scales, CLI::ignore_case))
+      ->transform(choice(scales))
       ->default_str("auto");
   cmd->add_flag("--channels", o->channels,
                 "Cubes are channels of one map (I, Q, U...), not several maps");

@@ -213,7 +213,7 @@ void add_train_vae_command(CLI::App& app, const Globals& globals) {
                                                     {"noiseless", TargetChoice::Noiseless}};
   cmd->add_option("--target", o->target,
                   "What the decoder reproduces: auto (noiseless when available), noisy, noiseless")
-      ->transform(CLI::CheckedTransformer(targets, CLI::ignore_case))
+      ->transform(choice(targets))
       ->default_str("auto");
   cmd->add_option("--noiseless", o->noiseless, ".npy with the noiseless stamps (for .npy input)");
   cmd->add_option("--sigmas", o->sigmas,

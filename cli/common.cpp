@@ -18,10 +18,10 @@ void add_global_options(CLI::App& app, Globals& g) {
   const std::map<std::string, Precision> dtypes{{"float32", Precision::Float32},
                                                 {"float64", Precision::Float64}};
   app.add_option("--device", g.context.device, "Compute device: auto (CUDA if present), cpu, cuda")
-      ->transform(CLI::CheckedTransformer(devices, CLI::ignore_case))
+      ->transform(choice(devices))
       ->default_str("auto");
   app.add_option("--dtype", g.context.precision, "Compute precision: float32 or float64")
-      ->transform(CLI::CheckedTransformer(dtypes, CLI::ignore_case))
+      ->transform(choice(dtypes))
       ->default_str("float32");
   app.add_option("--threads", g.context.threads, "CPU threads (0 = one per core), at most 1024")
       ->check(in_range(0, 1024))
@@ -75,7 +75,7 @@ CLI::Option* add_nan_option(CLI::App& cmd, NonFinitePolicy& policy) {
   return cmd
       .add_option("--nan", policy,
                   "NaN/Inf pixels: reject (error), keep, zero (set to 0), mean (plane mean)")
-      ->transform(CLI::CheckedTransformer(policies, CLI::ignore_case))
+      ->transform(choice(policies))
       ->default_str(policy == NonFinitePolicy::Keep ? "keep" : "reject");
 }
 

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -30,6 +31,28 @@ Context make_context(const Globals& globals);
 CLI::Validator at_least(double lo);
 CLI::Validator positive();
 CLI::Validator in_range(double lo, double hi);
+
+/// A transform for an option that takes one of `names` (a map from name to enum value), case
+/// insensitive: help and errors list the names ("must be one of bias, realizations, got 'x'"), not
+/// CLI11's name->code table, and the numeric codes themselves are not accepted.
+template <class Names> CLI::Validator choice(const Names& names) {
+  const auto lower = [](std::string t) {
+    for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t;
+  };
+  std::string list;
+  for (const auto& entry : names) list += (list.empty() ? "" : ", ") + std::string(entry.first);
+  return CLI::Validator(
+      [names, list, lower](std::string& value) -> std::string {
+        for (const auto& [name, code] : names)
+          if (lower(value) == lower(std::string(name))) {
+            value = std::to_string(static_cast<long long>(code));
+            return {};
+          }
+        return "must be one of " + list + ", got '" + value + "'";
+      },
+      "{" + list + "}");
+}
 
 /// Adds `--nan reject|keep|zero|mean` to a subcommand; its default is `policy`'s value (keep for
 /// convert and preview, where blanked pixels are routine; reject where they would spoil a

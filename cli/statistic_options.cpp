@@ -28,9 +28,7 @@ void add_statistic_options(CLI::App& cmd, StatisticChoice& c, const std::string&
       ->capture_default_str();
   const std::map<std::string, CommonNorm> norms{{"none", CommonNorm::None},
                                                 {"auto", CommonNorm::Auto}};
-  cmd.add_option("--norm", c.norm, norm_help)
-      ->transform(CLI::CheckedTransformer(norms, CLI::ignore_case))
-      ->default_str("auto");
+  cmd.add_option("--norm", c.norm, norm_help)->transform(choice(norms))->default_str("auto");
 }
 
 std::vector<StatisticTerm> statistic_terms(const StatisticChoice& c, const Grid2d& grid,

@@ -126,6 +126,11 @@ class CliTest(clitest.CliTestCase):
                             (["simulate", "blends", "--max-galaxies", "100000", "-o",
                               self.path("b.fits")], "[1, 100], got '100000'")]:
             self.assertFails(args, 2, words)
+        # Choices: names in help and errors, not CLI11's name->code table; codes refused.
+        rc, out, _ = run("stats", "--help")
+        self.assertIn("{none, auto}", out.replace("{auto, none}", "{none, auto}"))
+        self.assertNotIn("->", out)
+        self.assertFails(["stats", "--kind", "1", self.good], 2, "must be one of")
 
     def test_usage_errors_exit_2(self):
         self.assertFails([], 2)

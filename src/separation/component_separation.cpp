@@ -89,9 +89,9 @@ struct Term {
 
 /// A term whose target and per-part spreads come from samples V (N, K) of the statistic: real
 /// and imaginary parts whose spread is at most drop_below times the RMS spread are dropped, the
-/// weight divided by the parts kept (returned as `kept`).
+/// weight divided by the parts kept.
 MatchTerm term_from_samples(const at::Tensor& V /* (N, K) */, const at::Tensor& target,
-                            double weight, double drop_below, int64_t& kept) {
+                            double weight, double drop_below) {
   const double inf = std::numeric_limits<double>::infinity();
   const bool complex = V.is_complex();
   const at::Tensor sr = (complex ? at::real(V) : V).std(0);
@@ -100,7 +100,7 @@ MatchTerm term_from_samples(const at::Tensor& V /* (N, K) */, const at::Tensor& 
   const double rms = all.square().mean().sqrt().item<double>();
   const at::Tensor keep_r = sr > drop_below * rms;
   const at::Tensor keep_i = complex ? si > drop_below * rms : at::Tensor();
-  kept = keep_r.sum().item<int64_t>() + (complex ? keep_i.sum().item<int64_t>() : 0);
+  const int64_t kept = keep_r.sum().item<int64_t>() + (complex ? keep_i.sum().item<int64_t>() : 0);
   MatchTerm m;
   m.scale = at::where(keep_r, sr, at::full_like(sr, inf));
   if (complex) m.scale_imag = at::where(keep_i, si, at::full_like(si, inf));
@@ -270,9 +270,11 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
     m.reference = reference, m.name = name;
     to.push_back(std::move(m));
   };
-  int64_t kept = 0;
   for (const Term& t : model) {
     const std::string name = t.statistic->name();
+    const auto cross = [&](const at::Tensor& a, const at::Tensor& b) {
+      return t.cross->forward_cross(a, b).values;
+    };
     for (int64_t c = 0; c < C; ++c) {
       const std::string ch = "[" + std::to_string(c) + "]";
       const Reference& ref = t.reference[c];
@@ -299,7 +301,7 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
           target = complex ? at::complex(clipped, at::imag(target)) : clipped;
         }
       }
-      add(main, term_from_samples(V, target, t.weight, o.drop_below, kept), t.statistic,
+      add(main, term_from_samples(V, target, t.weight, o.drop_below), t.statistic,
           static_cast<int>(c), -1, ref, name + ch);
       const SeparationTerms& w = o.terms;
       const int u = static_cast<int>(c), rest = static_cast<int>(C + c),
@@ -307,21 +309,16 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
       if (w.contamination > 0) {
         const at::Tensor Vc = s.over_realizations(
             M, [&](int64_t i, int64_t m) { return auto_stat(nc.narrow(0, i, m)); });
-        add(further,
-            term_from_samples(Vc, Vc.mean(0), t.weight * w.contamination, o.drop_below, kept),
+        add(further, term_from_samples(Vc, Vc.mean(0), t.weight * w.contamination, o.drop_below),
             t.statistic, rest, -1, ref, name + ch + " contamination");
       }
       if (!t.cross) continue;
-      const auto cross = [&](const at::Tensor& a, const at::Tensor& b) {
-        return t.cross->forward_cross(a, b).values;
-      };
       if (w.independence > 0) {
         const at::Tensor Vi = s.over_realizations(M, [&](int64_t i, int64_t m) {
           const at::Tensor n = nc.narrow(0, i, m);
           return cross(ec.expand_as(n), n);
         });
-        add(further,
-            term_from_samples(Vi, Vi.mean(0), t.weight * w.independence, o.drop_below, kept),
+        add(further, term_from_samples(Vi, Vi.mean(0), t.weight * w.independence, o.drop_below),
             t.cross, u, rest, Reference(), name + ch + " independence");
       }
       if (w.template_correlation > 0) {
@@ -333,7 +330,7 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
         const at::Tensor bias = Vt.mean(0) - cross(T, ec)[0];
         add(further,
             term_from_samples(Vt, cross(T, s.d.select(1, c))[0] - bias,
-                              t.weight * w.template_correlation, o.drop_below, kept),
+                              t.weight * w.template_correlation, o.drop_below),
             t.cross, tmpl, u, Reference(), name + ch + " template");
       }
       if (w.half_missions > 0) {
@@ -347,20 +344,19 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
         });
         const at::Tensor halves = s.half_missions.select(1, c); // (2, H, W)
         const at::Tensor target_h = cross(halves.narrow(0, 0, 1), halves.narrow(0, 1, 1))[0];
-        add(further,
-            term_from_samples(Vh, target_h, t.weight * w.half_missions, o.drop_below, kept),
+        add(further, term_from_samples(Vh, target_h, t.weight * w.half_missions, o.drop_below),
             t.cross, u, u, Reference(), name + ch + " half-missions");
       }
     }
   }
-  // Channel pairs: the cross statistic of the contaminated channels.
-  for (const Term& t : o.cross_channels ? model : std::vector<Term>{}) {
-    if (!t.cross) continue;
+  // Channel pairs: the cross statistic of the contaminated channels, after every channel's terms.
+  for (const Term& t : model) {
+    if (!o.cross_channels || !t.cross) continue;
+    const auto cross = [&](const at::Tensor& x, const at::Tensor& y) {
+      return t.cross->forward_cross(x, y).values;
+    };
     for (int64_t a = 0; a < C; ++a)
       for (int64_t b = a + 1; b < C; ++b) {
-        const auto cross = [&](const at::Tensor& x, const at::Tensor& y) {
-          return t.cross->forward_cross(x, y).values;
-        };
         const at::Tensor ea = e.select(1, a), eb = e.select(1, b);
         const at::Tensor V = s.over_realizations(M, [&](int64_t i, int64_t m) {
           return cross(ea + s.noise.narrow(0, i, m).select(1, a),
@@ -370,9 +366,9 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
         const at::Tensor target = o.estimator == SeparationEstimator::Bias
                                       ? observed - (V.mean(0) - cross(ea, eb)[0])
                                       : observed;
-        add(main, term_from_samples(V, target, t.weight, o.drop_below, kept), t.cross,
+        add(main, term_from_samples(V, target, t.weight, o.drop_below), t.cross,
             static_cast<int>(a), static_cast<int>(b), Reference(),
-            t.statistic->name() + std::string("[") + std::to_string(a) + "x" + std::to_string(b) +
+            std::string(t.statistic->name()) + "[" + std::to_string(a) + "x" + std::to_string(b) +
                 "]");
       }
   }
@@ -602,31 +598,57 @@ at::Tensor annulus_mean(const at::Tensor& power, const at::Tensor& index, int64_
 
 } // namespace
 
-at::Tensor estimate_signal_power(const at::Tensor& observation, const at::Tensor& contamination) {
+namespace {
+
+/// d's Fourier transform and the mean powers of d and of the realizations per integer-|k|
+/// annulus: what the Wiener filter and the spectrum estimate share (the realizations' transforms,
+/// M maps, are the costly part: done once).
+struct AnnulusPowers {
+  at::Tensor D;      // (C, H, W) complex128, fft2 of d
+  at::Tensor flat;   // (H W) int64: each mode's annulus, on D's device
+  int64_t n = 0;     // annuli
+  at::Tensor counts; // (n) float64 CPU: modes per annulus
+  at::Tensor pd, pc; // (C, n) float64 CPU: mean |fft|^2 of d, of the realizations (averaged)
+  /// Annulus values (C, n) put back on the modes: (C, H, W) on D's device.
+  at::Tensor per_mode(const at::Tensor& annulus) const {
+    return annulus.to(D.device()).index_select(1, flat).view(D.sizes());
+  }
+};
+
+AnnulusPowers annulus_powers(const at::Tensor& observation, const at::Tensor& contamination,
+                             const char* caller) {
   if (!observation.defined() || observation.dim() != 3 || !contamination.defined() ||
       contamination.dim() != 4 || contamination.sizes().slice(1) != observation.sizes())
-    throw ShapeError("estimate_signal_power: the observation must be (C, H, W) and the "
-                     "realizations (M, C, H, W) of the same maps, got " +
+    throw ShapeError(std::string(caller) +
+                     ": the observation must be (C, H, W) and the realizations (M, C, H, W) of "
+                     "the same maps, got " +
                      (observation.defined() ? sizes_text(observation) : "nothing") + " and " +
                      (contamination.defined() ? sizes_text(contamination) : "nothing"));
-  const int64_t C = observation.size(0), H = observation.size(1), W = observation.size(2);
-  const at::Tensor D = at::fft_fft2(to_double(observation));
-  const auto [index, n] = annuli(H, W, D.options().device(D.device()));
-  const at::Tensor flat = index.flatten();
+  AnnulusPowers p;
+  const int64_t C = observation.size(0);
+  p.D = at::fft_fft2(to_double(observation));
+  const auto [index, n] =
+      annuli(observation.size(1), observation.size(2), p.D.options().device(p.D.device()));
+  p.flat = index.flatten(), p.n = n;
   const auto per_annulus = [&](const at::Tensor& power) { // (C, H, W) -> (C, n) on the CPU
-    const at::Tensor sums = at::zeros({C, n}, power.options()).index_add(1, flat, power.flatten(1));
-    return sums.cpu();
+    return at::zeros({C, n}, power.options()).index_add(1, p.flat, power.flatten(1)).cpu();
   };
-  const at::Tensor counts = at::bincount(flat.cpu(), {}, n).to(at::kDouble);
-  const at::Tensor pd = per_annulus(D.abs().square()) / counts.clamp_min(1);
-  const at::Tensor pc = per_annulus(at::fft_fft2(to_double(contamination)).abs().square().mean(0)) /
-                        counts.clamp_min(1);
-  at::Tensor ps = (pd - pc).clamp_min(0).contiguous(); // (C, n)
-  const double* d_ = pd.data_ptr<double>();
-  const double* c_ = pc.data_ptr<double>();
-  const double* m_ = counts.data_ptr<double>();
+  p.counts = at::bincount(p.flat.cpu(), {}, n).to(at::kDouble);
+  p.pd = per_annulus(p.D.abs().square()) / p.counts.clamp_min(1);
+  p.pc = per_annulus(at::fft_fft2(to_double(contamination)).abs().square().mean(0)) /
+         p.counts.clamp_min(1);
+  return p;
+}
+
+/// estimate_signal_power's rule, per annulus: (C, n) float64 CPU.
+at::Tensor signal_power_per_annulus(const AnnulusPowers& p) {
+  const int64_t n = p.n;
+  at::Tensor ps = (p.pd - p.pc).clamp_min(0).contiguous(); // (C, n)
+  const double* d_ = p.pd.data_ptr<double>();
+  const double* c_ = p.pc.data_ptr<double>();
+  const double* m_ = p.counts.data_ptr<double>();
   double* p_ = ps.data_ptr<double>();
-  for (int64_t ch = 0; ch < C; ++ch) {
+  for (int64_t ch = 0; ch < ps.size(0); ++ch) {
     const double* dch = d_ + ch * n;
     const double* cch = c_ + ch * n;
     double* pch = p_ + ch * n;
@@ -652,7 +674,14 @@ at::Tensor estimate_signal_power(const at::Tensor& observation, const at::Tensor
     for (int64_t k = last + 1; k < n; ++k)
       pch[k] = std::exp(intercept + slope * std::log(static_cast<double>(k)));
   }
-  return ps.to(D.device()).index_select(1, flat).view({C, H, W});
+  return ps;
+}
+
+} // namespace
+
+at::Tensor estimate_signal_power(const at::Tensor& observation, const at::Tensor& contamination) {
+  const AnnulusPowers p = annulus_powers(observation, contamination, "estimate_signal_power");
+  return p.per_mode(signal_power_per_annulus(p));
 }
 
 at::Tensor radial_average(const at::Tensor& power) {
@@ -665,26 +694,17 @@ at::Tensor radial_average(const at::Tensor& power) {
 
 at::Tensor wiener_filter(const at::Tensor& observation, const at::Tensor& contamination,
                          const at::Tensor& signal_power, FilterGain gain_kind) {
-  if (!observation.defined() || observation.dim() != 3 || !contamination.defined() ||
-      contamination.dim() != 4 || contamination.sizes().slice(1) != observation.sizes())
-    throw ShapeError("wiener_filter: the observation must be (C, H, W) and the realizations "
-                     "(M, C, H, W) of the same maps, got " +
-                     (observation.defined() ? sizes_text(observation) : "nothing") + " and " +
-                     (contamination.defined() ? sizes_text(contamination) : "nothing"));
+  const AnnulusPowers p = annulus_powers(observation, contamination, "wiener_filter");
   if (signal_power.defined() && signal_power.sizes() != observation.sizes())
     throw ShapeError("wiener_filter: the signal power must be per mode, " +
                      sizes_text(observation) + ", got " + sizes_text(signal_power));
-  const int64_t H = observation.size(1), W = observation.size(2);
-  const at::Tensor D = at::fft_fft2(to_double(observation));
-  const auto [index, n] = annuli(H, W, D.options().device(D.device()));
-  const at::Tensor pc =
-      annulus_mean(at::fft_fft2(to_double(contamination)).abs().square().mean(0), index, n);
-  const at::Tensor ps = signal_power.defined() ? signal_power.to(D.device(), at::kDouble)
-                                               : estimate_signal_power(observation, contamination);
+  const at::Tensor pc = p.per_mode(p.pc);
+  const at::Tensor ps = signal_power.defined() ? signal_power.to(p.D.device(), at::kDouble)
+                                               : p.per_mode(signal_power_per_annulus(p));
   const at::Tensor total = ps + pc;
   at::Tensor gain = at::where(total > 0, ps / total.clamp_min(1e-300), at::zeros_like(ps));
   if (gain_kind == FilterGain::Matched) gain = gain.sqrt();
-  const at::Tensor filtered = at::fft_ifft2(D * gain);
+  const at::Tensor filtered = at::fft_ifft2(p.D * gain);
   return (observation.is_complex() ? filtered : at::real(filtered)).to(observation.scalar_type());
 }
 

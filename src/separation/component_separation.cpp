@@ -9,6 +9,7 @@
 #include "io/detail/tensor_archive.hpp"
 #include "optim/detail/lbfgs_archive.hpp"
 #include "optim/detail/require_option.hpp"
+#include "stats/detail/keywords_text.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -448,18 +449,11 @@ std::string Separator::fingerprint() const {
     << " start " << separation_start_name(o.start) << " chunk " << o.chunk << " drop "
     << o.drop_below << " clip " << o.bias_clip << " cross " << o.cross_channels << " terms "
     << o.terms.contamination << "," << o.terms.independence << "," << o.terms.template_correlation
-    << "," << o.terms.half_missions << "; lbfgs " << o.lbfgs.history << " "
-    << o.lbfgs.max_backtracks << " " << o.lbfgs.rtol << " " << o.lbfgs.first_step_length << " "
-    << static_cast<int>(o.lbfgs.line_search) << "; " << s.context.describe() << "; statistics";
-  for (const Term& t : s.terms) {
-    f << " " << t.statistic->name() << "*" << t.weight << "{";
-    for (const StatisticKeyword& k : t.statistic->keywords()) {
-      f << k.fits << "=";
-      std::visit([&](const auto& v) { f << v; }, k.value);
-      f << ",";
-    }
-    f << "}";
-  }
+    << "," << o.terms.half_missions << "; lbfgs " << detail::lbfgs_options_text(o.lbfgs) << "; "
+    << s.context.describe() << "; statistics";
+  for (const Term& t : s.terms)
+    f << " " << t.statistic->name() << "*" << t.weight << "{" << detail::keywords_text(*t.statistic)
+      << "}";
   return f.str();
 }
 

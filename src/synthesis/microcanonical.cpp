@@ -2,11 +2,12 @@
 #include <demix/optim/step_graph.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 
-#include "core/detail/sizes_text.hpp"
 #include "core/detail/hash.hpp"
+#include "core/detail/sizes_text.hpp"
 #include "io/detail/tensor_archive.hpp"
 #include "optim/detail/lbfgs_archive.hpp"
 #include "optim/detail/require_option.hpp"
+#include "stats/detail/keywords_text.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -50,22 +51,14 @@ std::string fingerprint(const at::Tensor& targets, const SynthesisOptions& o,
   const at::Tensor t = targets.detach().to(at::kCPU).contiguous();
   std::ostringstream s;
   s << "targets " << sizes_text(t) << " " << c10::toString(t.scalar_type()) << " fnv "
-    << detail::fnv1a(t.data_ptr(), t.nbytes()) << "; samples " << o.samples << " seed " << o.seed << " log "
-    << o.log << " standardize " << o.standardize << " init " << synthesis_init_name(o.init)
-    << " scale " << term_scale_name(o.matching.scale) << " floor " << o.matching.scale_floor
-    << " cross " << o.matching.cross << "; lbfgs " << o.lbfgs.history << " "
-    << o.lbfgs.max_backtracks << " " << o.lbfgs.rtol << " " << o.lbfgs.first_step_length << " "
-    << static_cast<int>(o.lbfgs.line_search) << " " << o.lbfgs.sufficient_decrease << " "
-    << o.lbfgs.curvature << "; " << context.describe() << "; terms";
-  for (const MatchTerm& term : loss.terms()) {
-    s << " " << term.name << "*" << term.weight << "{";
-    for (const StatisticKeyword& k : term.statistic->keywords()) {
-      s << k.fits << "=";
-      std::visit([&](const auto& v) { s << v; }, k.value);
-      s << ",";
-    }
-    s << "}";
-  }
+    << detail::fnv1a(t.data_ptr(), t.nbytes()) << "; samples " << o.samples << " seed " << o.seed
+    << " log " << o.log << " standardize " << o.standardize << " init "
+    << synthesis_init_name(o.init) << " scale " << term_scale_name(o.matching.scale) << " floor "
+    << o.matching.scale_floor << " cross " << o.matching.cross << "; lbfgs "
+    << detail::lbfgs_options_text(o.lbfgs) << "; " << context.describe() << "; terms";
+  for (const MatchTerm& term : loss.terms())
+    s << " " << term.name << "*" << term.weight << "{" << detail::keywords_text(*term.statistic)
+      << "}";
   return s.str();
 }
 

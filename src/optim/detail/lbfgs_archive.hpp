@@ -9,7 +9,18 @@
 
 #include <ATen/ATen.h>
 
+#include <sstream>
+#include <string>
+
 namespace demix::detail {
+
+/// The options that decide an L-BFGS run's iterates, as text (for checkpoint fingerprints).
+inline std::string lbfgs_options_text(const LbfgsOptions& o) {
+  std::ostringstream s;
+  s << o.history << " " << o.max_backtracks << " " << o.rtol << " " << o.first_step_length << " "
+    << static_cast<int>(o.line_search) << " " << o.sufficient_decrease << " " << o.curvature;
+  return s.str();
+}
 
 inline void put_lbfgs_state(TensorArchive& a, const LbfgsState& st) {
   a.put_int("iteration", st.iteration);

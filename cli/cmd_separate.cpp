@@ -30,7 +30,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 #include <unistd.h>
@@ -232,12 +231,7 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
     throw ValueError("--checkpoint and --resume save and continue one run; --runs is " +
                      std::to_string(o.runs));
   if (!o.checkpoint.empty()) require_output_folder(o.checkpoint, "the checkpoint");
-  if (!o.report.empty()) {
-    struct stat st {};
-    if (::stat(o.report.c_str(), &st) != 0 && ::mkdir(o.report.c_str(), 0777) != 0)
-      throw IoError("--report: cannot create the folder '" + o.report + "'");
-    require_output_folder(o.report + "/validation.json", "the report");
-  }
+  if (!o.report.empty()) make_report_folder(o.report);
 
   const Context ctx = make_context(globals);
   const Image observed = read_image(o.observation, {.non_finite = o.non_finite});

@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 namespace demix::cli {
@@ -61,11 +60,8 @@ at::Tensor read_maps(const std::string& spec, const ValidateCliOptions& o) {
 }
 
 void run_validate(const ValidateCliOptions& o, const Globals& globals) {
-  struct stat st {};
-  if (::stat(o.report.c_str(), &st) != 0 && ::mkdir(o.report.c_str(), 0777) != 0)
-    throw IoError("cannot create the report folder '" + o.report + "'");
+  make_report_folder(o.report);
   const std::string json = o.report + "/validation.json", png = o.report + "/validation.png";
-  require_output_folder(json, "the report");
   const at::Tensor t = read_maps(o.targets, o), s = read_maps(o.samples, o);
   const ValidationReport r = validate_maps(t, s, o.options);
   write_text_file(json, validation_json(r));

@@ -109,6 +109,13 @@ void require_output_folder(const std::string& path, const std::string& what) {
                   "' is not writable");
 }
 
+void make_report_folder(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 && ::mkdir(path.c_str(), 0777) != 0)
+    throw IoError("cannot create the report folder '" + path + "'");
+  require_output_folder(path + "/validation.json", "the report");
+}
+
 std::string path_stem(const std::string& path) {
   const auto slash = path.find_last_of('/');
   const auto dot = path.find_last_of('.');

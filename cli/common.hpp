@@ -88,6 +88,9 @@ std::string dtype_name(c10::ScalarType t);
 /// IoError unless the folder that will hold `path` exists, so that long work does not start
 /// for an output it cannot write; `what` names the output ("the model").
 void require_output_folder(const std::string& path, const std::string& what);
+/// Makes the folder `path` of a report unless it exists (IoError naming it, e.g. when its parent
+/// is missing), and checks that files can be written into it.
+void make_report_folder(const std::string& path);
 /// `path` without its extension: "out/madness.dmx" -> "out/madness".
 std::string path_stem(const std::string& path);
 

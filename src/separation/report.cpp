@@ -62,36 +62,36 @@ void write_separation_figure(const std::string& path, const SeparationFigureMaps
   };
   const Rgb blue{31, 119, 180}, orange{255, 127, 14}, green{44, 160, 44}, grey{127, 127, 127},
       black{0, 0, 0}, red{214, 39, 40};
+  // Each map's spectrum once: both panels use them.
+  const auto spectrum_of = [&](const at::Tensor& x) {
+    return x.defined() ? spectrum(x) : at::Tensor();
+  };
+  const at::Tensor Pc = spectrum_of(maps.realizations), Pe = spectrum_of(maps.estimate),
+                   Pw = spectrum_of(maps.wiener), Ps = spectrum_of(maps.truth);
   ChartPanel spectra{
       "Power spectra", "|k| (cycles per pixel)", "P(k) (map units^2)", true, true, {}};
   spectra.series.push_back(series("observation d", spectrum(d), grey));
-  if (maps.realizations.defined())
-    spectra.series.push_back(
-        series("contamination (realizations)", spectrum(maps.realizations), red, true));
-  if (maps.estimate.defined()) {
-    spectra.series.push_back(series("separated s~", spectrum(maps.estimate), blue));
+  if (Pc.defined()) spectra.series.push_back(series("contamination (realizations)", Pc, red, true));
+  if (Pe.defined()) {
+    spectra.series.push_back(series("separated s~", Pe, blue));
     spectra.series.push_back(series("residual d - s~", spectrum(d - maps.estimate), orange, true));
   }
-  if (maps.wiener.defined())
-    spectra.series.push_back(series("Wiener", spectrum(maps.wiener), green));
-  if (maps.truth.defined())
-    spectra.series.push_back(series("truth s", spectrum(maps.truth), black));
+  if (Pw.defined()) spectra.series.push_back(series("Wiener", Pw, green));
+  if (Ps.defined()) spectra.series.push_back(series("truth s", Ps, black));
   std::vector<ChartPanel> panels{spectra};
-  if (maps.truth.defined()) {
+  if (Ps.defined()) {
     const at::Tensor s = maps.truth.to(at::kCPU, at::kDouble).unsqueeze(0);
-    const at::Tensor Ps = spectrum(maps.truth);
-    const auto r = [&](const at::Tensor& x) {
+    const auto r = [&](const at::Tensor& x, const at::Tensor& Px) { // x's r(k) with the truth
       const at::Tensor m = x.to(at::kCPU, at::kDouble).unsqueeze(0);
-      return ps.forward_cross(m, s).values[0] / (spectrum(x) * Ps).sqrt();
+      return ps.forward_cross(m, s).values[0] / (Px * Ps).sqrt();
     };
     ChartPanel corr{
         "Correlation with the truth", "|k| (cycles per pixel)", "r(k)", true, false, {}};
-    if (maps.estimate.defined())
-      corr.series.push_back(series("separated s~", r(maps.estimate), blue));
-    if (maps.wiener.defined()) corr.series.push_back(series("Wiener", r(maps.wiener), green));
-    if (maps.realizations.defined())
-      corr.series.push_back(series("linear bound sqrt(P_s / (P_s + P_c))",
-                                   (Ps / (Ps + spectrum(maps.realizations))).sqrt(), black, true));
+    if (Pe.defined()) corr.series.push_back(series("separated s~", r(maps.estimate, Pe), blue));
+    if (Pw.defined()) corr.series.push_back(series("Wiener", r(maps.wiener, Pw), green));
+    if (Pc.defined())
+      corr.series.push_back(
+          series("linear bound sqrt(P_s / (P_s + P_c))", (Ps / (Ps + Pc)).sqrt(), black, true));
     corr.reference_y = 1;
     panels.push_back(corr);
   }

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <string>
 
 namespace {
 
@@ -45,6 +46,20 @@ Noisy noisy(int64_t n, int64_t M, double sigma, uint64_t seed) {
 
 demix::StatisticSpec wph(int J) {
   return demix::WphOptions{.J = J, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto};
+}
+
+/// The gradient of an era's loss at u against central differences along v (float64: error O(h^2)
+/// plus rounding 1e-16 / h, about 1e-9 here; 1e-6 relative).
+void expect_gradient_is_the_slope(const demix::Separator& sep, const demix::SeparationLoss& loss,
+                                  const at::Tensor& u, const at::Tensor& v,
+                                  const std::string& label = "") {
+  const double h = 1e-5;
+  const double slope =
+      (sep.evaluate(loss, u + h * v, false).loss - sep.evaluate(loss, u - h * v, false).loss)
+          .item<double>() /
+      (2 * h);
+  const double directional = (sep.evaluate(loss, u).grad * v).sum().item<double>();
+  EXPECT_NEAR(slope, directional, 1e-6 * std::abs(directional)) << label;
 }
 
 double mse(const at::Tensor& a, const at::Tensor& b) {
@@ -357,15 +372,7 @@ TEST(Separation, FurtherTermsHaveTheirTargetsAndTheLossItsSlope) {
     const demix::MatchingResult r = both.evaluate(loss, u);
     EXPECT_EQ(r.terms.size(0), 2 + 8);
     EXPECT_NEAR(r.terms.sum().item<double>(), r.loss.item<double>(), 1e-12);
-    const double h = 1e-5;
-    const double slope =
-        (both.evaluate(loss, u + h * v, false).loss - both.evaluate(loss, u - h * v, false).loss)
-            .item<double>() /
-        (2 * h);
-    const double directional = (r.grad * v).sum().item<double>();
-    // Central differences in float64: error O(h^2) plus rounding 1e-16 / h, about 1e-9 here.
-    EXPECT_NEAR(slope, directional, 1e-6 * std::abs(directional))
-        << demix::separation_estimator_name(estimator);
+    expect_gradient_is_the_slope(both, loss, u, v, demix::separation_estimator_name(estimator));
   }
 }
 
@@ -411,14 +418,7 @@ TEST(Separation, ChannelPairsHaveCrossTerms) {
   const demix::SeparationLoss era = both.era_loss(e, 1);
   EXPECT_EQ(era.main.terms().size(), 6u); // wph[0], wph[1], ps[0], ps[1], wph[0x1], ps[0x1]
   const at::Tensor u = (e + 0.1 * at::randn_like(e)).unsqueeze(0), v = at::randn_like(u);
-  const demix::MatchingResult r = both.evaluate(era, u);
-  const double h = 1e-5;
-  const double slope =
-      (both.evaluate(era, u + h * v, false).loss - both.evaluate(era, u - h * v, false).loss)
-          .item<double>() /
-      (2 * h);
-  const double directional = (r.grad * v).sum().item<double>();
-  EXPECT_NEAR(slope, directional, 1e-6 * std::abs(directional));
+  expect_gradient_is_the_slope(both, era, u, v);
 }
 
 // Complex maps (Q + iU, complex noise): the separation works on them as on real ones (WPH with

@@ -9,6 +9,7 @@
 #include "io/detail/tensor_archive.hpp"
 #include "optim/detail/lbfgs_archive.hpp"
 #include "optim/detail/require_option.hpp"
+#include "separation/detail/annuli.hpp"
 #include "stats/detail/keywords_text.hpp"
 
 #include <ATen/ATen.h>
@@ -25,6 +26,7 @@
 
 namespace demix {
 
+using detail::annuli;
 using detail::sizes_text;
 
 const char* separation_estimator_name(SeparationEstimator e) {
@@ -568,16 +570,6 @@ namespace {
 /// float64, or complex128 for complex maps.
 at::Tensor to_double(const at::Tensor& t) {
   return t.to(t.is_complex() ? at::kComplexDouble : at::kDouble);
-}
-
-/// The integer |k| / dk of every mode of an H x W grid (H, W) int64, and the annulus count.
-std::pair<at::Tensor, int64_t> annuli(int64_t H, int64_t W, const at::TensorOptions& opt) {
-  const auto real = opt.dtype(at::kDouble);
-  const at::Tensor ky = at::fft_fftfreq(H, 1.0, real) * static_cast<double>(H);
-  const at::Tensor kx = at::fft_fftfreq(W, 1.0, real) * static_cast<double>(W);
-  const at::Tensor r = (ky.view({-1, 1}).square() + kx.view({1, -1}).square()).sqrt().round();
-  const at::Tensor index = r.to(at::kLong);
-  return {index, index.max().item<int64_t>() + 1};
 }
 
 /// Per-mode power (C, H, W) averaged over each annulus and put back on the modes.

@@ -2,6 +2,7 @@
 #include <demix/separation/contamination.hpp>
 
 #include "core/detail/sizes_text.hpp"
+#include "separation/detail/annuli.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -67,12 +68,7 @@ at::Tensor spectrum_per_mode(const at::Tensor& radial, int64_t channels, int64_t
                      ", K), got " +
                      (radial.defined() ? sizes_text(radial) : std::string("nothing")));
   const at::Tensor r = radial.to(at::kCPU, at::kDouble).reshape({-1, radial.size(-1)});
-  const auto real = at::TensorOptions().dtype(at::kDouble);
-  const at::Tensor ky = at::fft_fftfreq(height, 1.0, real) * static_cast<double>(height);
-  const at::Tensor kx = at::fft_fftfreq(width, 1.0, real) * static_cast<double>(width);
-  const at::Tensor ring =
-      (ky.view({-1, 1}).square() + kx.view({1, -1}).square()).sqrt().round().to(at::kLong);
-  const int64_t needed = ring.max().item<int64_t>() + 1;
+  const auto [ring, needed] = detail::annuli(height, width, at::TensorOptions());
   if (r.size(1) < needed)
     throw ShapeError("spectrum_per_mode: " + std::to_string(r.size(1)) + " annuli do not cover a " +
                      std::to_string(height) + " x " + std::to_string(width) + " grid (|k| up to " +

@@ -56,12 +56,16 @@ void require_one_hdu(const std::string& spec) {
 
 void run_convert(const ConvertOptions& o, const Globals& globals) {
   format_for_output(o.output); // refuse an unknown output extension before reading anything
+  OutputFiles outputs;
+  outputs.input(o.input);
+  outputs.add(o.output, "the output");
   require_one_hdu(o.input);
   Image image = read_image(o.input, {.non_finite = o.non_finite});
   if (!o.crop.empty()) crop_image(image, o.crop);
   image.header.add_history("demix " + build_info().demix + " convert " + o.input +
                            (o.crop.empty() ? "" : " (cropped)"));
-  write_image(o.output, image, {.type = o.type});
+  write_image(outputs.staged(o.output), image, {.type = o.type});
+  outputs.commit();
   if (!globals.quiet)
     std::cout << "wrote " << o.output << " (" << shape_text(image.data) << ", from " << image.format
               << ")\n";

@@ -3,12 +3,13 @@
 // symmetric-template deblender (--method classical, no model). The pipeline is the library's
 // (deblend/pipeline.hpp); this file parses the options, writes the files and prints.
 //
-// Outputs in OUTDIR, each written atomically:
+// Outputs in OUTDIR, written all together or not at all (OutputFiles):
 //   galaxy_<k>.fits  the model of galaxy k: a (B, S, S) cube centred on its nearest pixel (S = the
 //                    model's stamp size; --stamp for classical), or (B, H, W) with --full-frame;
 //                    the input's keywords plus DEBLEND, GALID, GALX, GALY, STAMPX0, STAMPY0
 //   residual.fits    (B, H, W) the blend minus all models
-//   catalogue.csv    id, x, y, flux_<band>..., e1, e2, converged
+//   catalogue.fits   id, x, y, ra, dec, flux_<band>, mag_<band>, e1, e2, converged, flags (with
+//                    units; --catalogue-format ecsv or csv for text)
 // Noise per band, in this order: --sigma or --noise-from-image (estimate_noise_sigmas), the
 // keywords SIGMA1..SIGMAn of the blend, the survey table.
 
@@ -22,6 +23,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -36,7 +38,9 @@ namespace {
 
 struct DeblendCliOptions {
   std::string input;
-  std::string catalog; ///< CSV with columns x and y; empty with --detect
+  std::string catalog;     ///< FITS, ECSV or CSV with the position columns; empty with --detect
+  PositionColumns columns; ///< --x-col, --y-col, --origin
+  std::string catalogue_format = "fits"; ///< of the output catalogue: fits, ecsv, csv
   bool detect = false;
   std::string output; ///< folder
   std::string model;
@@ -129,11 +133,21 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
     throw ValueError("--sigma gives " + std::to_string(o.sigma.size()) + " values, the blend '" +
                      o.input + "' has " + std::to_string(B) + " bands");
 
+  ProgressLine line(globals.quiet);
+  if (madness)
+    po.madness.progress = [&line, steps = po.madness.max_steps](const MadnessProgress& p) {
+      char text[128];
+      const double rate = p.step / std::max(line.seconds(), 1e-9);
+      std::snprintf(text, sizeof text,
+                    "deblend: Adam step %d/%d, %.1f steps/s, at most %.0f s left", p.step, steps,
+                    rate, (steps - p.step) / std::max(rate, 1e-9));
+      line.show(text, p.running_blends == 0 || p.step >= steps);
+    };
   // The model first: its errors (missing file, wrong bands) come before any long computation.
   const DeblendPipeline pipeline(
       po, madness ? load_prior(o.model, ctx, o.float32_decoder) : nullptr, ctx);
   const PreparedBlend blend =
-      pipeline.prepare(image, o.detect ? at::Tensor() : read_positions(o.catalog));
+      pipeline.prepare(image, o.detect ? at::Tensor() : read_positions(o.catalog, o.columns));
   const std::string noise = noise_source_text(blend.noise_source, B);
   const int64_t G = blend.positions.size(0);
   if (talk && o.detect)
@@ -161,10 +175,13 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
   make_folder(o.output);
   const std::string dir = o.output + "/";
   const std::string method = madness ? "madness" : "classical";
+  OutputFiles outputs; // all the folder's files or none
+  outputs.input(o.input);
+  if (!o.catalog.empty()) outputs.input(o.catalog);
   for (int64_t i = 0; i < G; ++i) {
     FitsHeader h = image.header;
     h.set("DEBLEND", method, "deblending method");
-    h.set("GALID", static_cast<long long>(i), "row of catalogue.csv");
+    h.set("GALID", static_cast<long long>(i), "id in the catalogue");
     h.set("GALX", blend.positions[i][0].item<double>(),
           "galaxy column in the blend (0-based pixels)");
     h.set("GALY", blend.positions[i][1].item<double>(), "galaxy row in the blend (0-based pixels)");
@@ -178,18 +195,21 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
     }
     h.set("CONVERGD", r.converged[i].item<bool>(), "the optimisation converged");
     h.add_history("demix " + build_info().demix + " deblend --method " + method + " " + o.input);
-    write_fits(dir + "galaxy_" + std::to_string(i) + ".fits",
+    const std::string file = dir + "galaxy_" + std::to_string(i) + ".fits";
+    write_fits(outputs.staged(outputs.add(file, "a galaxy's image")),
                po.full_frame ? r.children[i] : r.stamps[i], h);
   }
   FitsHeader rh = image.header;
   rh.set("DEBLEND", method, "deblending method");
   rh.set("NGAL", static_cast<long long>(G), "galaxies modelled");
   rh.add_history("demix " + build_info().demix + " deblend: blend minus all galaxy models");
-  write_fits(dir + "residual.fits", r.residual, rh);
-  write_csv(dir + "catalogue.csv", r.catalogue);
+  write_fits(outputs.staged(outputs.add(dir + "residual.fits", "the residual")), r.residual, rh);
+  const std::string catalogue = dir + "catalogue." + o.catalogue_format;
+  write_table(outputs.staged(outputs.add(catalogue, "the catalogue")), r.catalogue);
+  outputs.commit();
   if (talk)
-    std::cerr << "deblend: wrote " << G << " galaxy_<k>.fits, residual.fits and catalogue.csv to "
-              << o.output << "\n";
+    std::cerr << "deblend: wrote " << G << " galaxy_<k>.fits, residual.fits and catalogue."
+              << o.catalogue_format << " to " << o.output << "\n";
 }
 
 } // namespace
@@ -198,8 +218,25 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<DeblendCliOptions>();
   auto* cmd = app.add_subcommand("deblend", "Separate the galaxies of a multi-band blend");
   cmd->add_option("blend", o->input, "Blend image (B, H, W): FITS or .npy")->required();
-  auto* catalog = cmd->add_option("--catalog", o->catalog,
-                                  "CSV with a header naming columns x and y (0-based pixels)");
+  auto* catalog = cmd->add_option(
+      "--catalog", o->catalog,
+      "Positions: a FITS, ECSV or CSV table with columns x and y (0-based pixels; see --x-col, "
+      "--y-col, --origin)");
+  cmd->add_option("--x-col", o->columns.x,
+                  "--catalog: the column of pixel columns (e.g. X_IMAGE of SExtractor)")
+      ->default_str("x");
+  cmd->add_option("--y-col", o->columns.y, "--catalog: the column of pixel rows (e.g. Y_IMAGE)")
+      ->default_str("y");
+  cmd->add_option("--origin", o->columns.origin,
+                  "--catalog: the first pixel's coordinate, 0 (numpy, demix) or 1 (FITS, "
+                  "SExtractor, ds9)")
+      ->check(CLI::IsMember({0, 1}))
+      ->default_str("0");
+  cmd->add_option("--catalogue-format", o->catalogue_format,
+                  "The output catalogue: catalogue.fits (default), .ecsv or .csv, with units, "
+                  "magnitudes, RA/Dec from the WCS and quality flags")
+      ->check(CLI::IsMember({"fits", "ecsv", "csv"}))
+      ->default_str("fits");
   auto* detect = cmd->add_flag("--detect", o->detect, "Find the galaxies by peak detection");
   catalog->excludes(detect);
   cmd->add_option("-o,--output", o->output, "Output folder (created if missing)")->required();

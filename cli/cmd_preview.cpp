@@ -3,6 +3,7 @@
 
 #include <demix/core/errors.hpp>
 #include <demix/io/image_io.hpp>
+#include <demix/viz/chart.hpp>
 #include <demix/viz/preview.hpp>
 #include <demix/viz/rgb.hpp>
 
@@ -33,7 +34,31 @@ struct PreviewCliOptions {
   std::string rgb;   ///< "i,r,g" (band names from BAND1..n keywords) or "3,2,1" (plane indices)
   int64_t index = 0; ///< item of a 4D (N, C, H, W) input
   double q = 8.0;    ///< asinh softening of --rgb
+  bool bare = false; ///< the picture alone, one PNG pixel per map pixel (no axes, no colour bar)
+  int size = 560;    ///< the figure's picture: pixels on its longer side
 };
+
+/// "name [BUNIT]" of a map's values, from its header.
+std::string values_label(const FitsHeader& header, ComplexPart part, bool complex) {
+  std::string name = "pixel value";
+  if (complex)
+    name = part == ComplexPart::Abs    ? "modulus"
+           : part == ComplexPart::Real ? "real part"
+           : part == ComplexPart::Imag ? "imaginary part"
+                                       : "phase [rad]";
+  const auto unit = header.value("BUNIT");
+  if (unit && !unit->empty() && !(complex && part == ComplexPart::Phase))
+    name += " [" + *unit + "]";
+  return name;
+}
+
+/// Why a figure came out bare.
+constexpr const char* bare_note = "; the picture alone: this build has no cairo for figures";
+
+std::string file_name_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
 
 /// The plane of `bands` (C) called `name` (a BANDn keyword value) or numbered `name`.
 int64_t plane_of(const std::string& name, const FitsHeader& header, int64_t planes,
@@ -52,7 +77,8 @@ int64_t plane_of(const std::string& name, const FitsHeader& header, int64_t plan
                    "; plane numbers 0 to " + std::to_string(planes - 1) + " also work)");
 }
 
-void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App& cmd) {
+void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App& cmd,
+             OutputFiles& outputs) {
   at::Tensor data;
   FitsHeader header;
   if (detect_input_format(o.input) == FileFormat::Fits) {
@@ -100,10 +126,27 @@ void run_rgb(const PreviewCliOptions& o, const Globals& globals, const CLI::App&
   rgb.origin_lower = o.preview.origin == Origin::Lower;
   if (cmd.count("--vmin")) rgb.minimum = o.vmin;
   if (cmd.count("--vmax")) rgb.stretch = o.vmax - rgb.minimum;
-  write_rgb_png(o.output, at::stack(planes), rgb);
+  if (o.bare || !charts_available()) {
+    write_rgb_png(outputs.staged(o.output), at::stack(planes), rgb);
+  } else {
+    std::string bands;
+    for (std::size_t j = 0; j < names.size(); ++j)
+      bands += std::string(j ? ", " : "") +
+               (j == 0   ? "red "
+                : j == 1 ? "green "
+                         : "blue ") +
+               names[j];
+    write_picture_figure(outputs.staged(o.output), render_rgb(at::stack(planes), rgb),
+                         rgb.origin_lower, file_name_of(o.input) + " (" + bands + ")", o.size);
+  }
+  outputs.commit();
   if (!globals.quiet)
     std::cout << "wrote " << o.output << " (" << data.size(2) << " x " << data.size(1)
-              << " pixels, " << o.rgb << " as red, green, blue)\n";
+              << " pixels, " << o.rgb << " as red, green, blue"
+              << (o.bare               ? ""
+                  : charts_available() ? "; a figure with axes"
+                                       : bare_note)
+              << ")\n";
 }
 
 at::Tensor select_part(const at::Tensor& z, ComplexPart part) {
@@ -120,9 +163,18 @@ at::Tensor select_part(const at::Tensor& z, ComplexPart part) {
 void run_preview(PreviewCliOptions o, const Globals& globals, const CLI::App& cmd) {
   if (format_for_output(o.output) != FileFormat::Png)
     throw ValueError("preview writes PNG files; output '" + o.output + "' does not end in .png");
-  if (!o.rgb.empty()) return run_rgb(o, globals, cmd);
+  if (cmd.count("--vmin") && cmd.count("--vmax") && !(o.vmin < o.vmax))
+    throw ValueError("--vmin " + std::to_string(o.vmin) + " must be below --vmax " +
+                     std::to_string(o.vmax));
+  OutputFiles outputs;
+  outputs.input(o.input);
+  outputs.add(o.output, "the picture");
+  if (!o.rgb.empty()) return run_rgb(o, globals, cmd, outputs);
   const Image image = read_image(o.input, {.non_finite = o.non_finite});
   at::Tensor map = image.data;
+  if (map.dim() == 2 && cmd.count("--plane") && o.plane != 0)
+    throw ValueError("--plane " + std::to_string(o.plane) + ": '" + o.input +
+                     "' is a single map (" + shape_text(map) + "), plane 0 only");
   if (map.dim() == 3) {
     if (o.plane < 0 || o.plane >= map.size(0))
       throw ValueError("--plane " + std::to_string(o.plane) + " out of range: '" + o.input +
@@ -136,10 +188,22 @@ void run_preview(PreviewCliOptions o, const Globals& globals, const CLI::App& cm
   }
   if (cmd.count("--vmin")) o.preview.vmin = o.vmin;
   if (cmd.count("--vmax")) o.preview.vmax = o.vmax;
-  write_preview(o.output, select_part(map, o.part), o.preview);
+  if (o.bare || !charts_available()) {
+    write_preview(outputs.staged(o.output), select_part(map, o.part), o.preview);
+  } else {
+    const std::string title =
+        file_name_of(o.input) +
+        (image.data.dim() == 3 ? ", plane " + std::to_string(o.plane) : std::string());
+    write_map_figure(outputs.staged(o.output), select_part(map, o.part), o.preview, title,
+                     values_label(image.header, o.part, map.is_complex()), o.size);
+  }
+  outputs.commit();
   if (!globals.quiet)
-    std::cout << "wrote " << o.output << " (" << map.size(1) << " x " << map.size(0)
-              << " pixels)\n";
+    std::cout << "wrote " << o.output << " (" << map.size(1) << " x " << map.size(0) << " pixels"
+              << (o.bare               ? ""
+                  : charts_available() ? "; a figure with axes and a colour bar"
+                                       : bare_note)
+              << ")\n";
 }
 
 } // namespace
@@ -173,9 +237,13 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--percentiles", o->percentiles, "Clip range as two percentiles")
       ->expected(2)
       ->default_str("0.5 99.5");
-  cmd->add_option("--vmin", o->vmin, "Lower clip value (overrides the lower percentile)");
-  cmd->add_option("--vmax", o->vmax, "Upper clip value (overrides the upper percentile)");
-  cmd->add_option("--plane", o->plane, "Plane of a cube to show")->default_str("0");
+  cmd->add_option("--vmin", o->vmin, "Lower clip value (overrides the lower percentile)")
+      ->check(finite());
+  cmd->add_option("--vmax", o->vmax, "Upper clip value (overrides the upper percentile)")
+      ->check(finite());
+  cmd->add_option("--plane", o->plane, "Plane of a cube to show")
+      ->default_str("0")
+      ->check(at_least(0));
   cmd->add_option("--part", o->part, "Complex maps: abs, real, imag, phase")
       ->transform(choice(parts))
       ->default_str("abs");
@@ -190,6 +258,12 @@ void add_preview_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--q", o->q, "With --rgb: asinh softening Q (linear below vmax / Q)")
       ->check(positive())
       ->default_str("8");
+  cmd->add_flag("--bare", o->bare,
+                "The picture alone, one PNG pixel per map pixel (default: a figure with axes in "
+                "pixels, a title and a colour bar)");
+  cmd->add_option("--size", o->size, "Figure: the picture's longer side, 64 to 4096 screen pixels")
+      ->check(in_range(64, 4096))
+      ->default_str("560");
   cmd->callback([o, &globals, cmd] { run_preview(*o, globals, *cmd); });
 }
 

@@ -189,9 +189,10 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
 /// truth the correlation per scale) of d, s~, Wiener, the contamination and the truth; and the
 /// validation report (validation/compare.hpp) of s~ against the truth, or without one of d - s~
 /// against the realizations (the residual should look like the contamination).
-void write_report(const SeparateCliOptions& o, const at::Tensor& d /* (C, H, W) */,
-                  const at::Tensor& signal, const at::Tensor& wiener,
-                  const at::Tensor& noise /* (M, C, H, W) */, const at::Tensor& truth) {
+void write_report(const SeparateCliOptions& o, OutputFiles& outputs,
+                  const at::Tensor& d /* (C, H, W) */, const at::Tensor& signal,
+                  const at::Tensor& wiener, const at::Tensor& noise /* (M, C, H, W) */,
+                  const at::Tensor& truth) {
   const at::Tensor s = signal.detach().to(at::kCPU, at::kDouble);
   const at::Tensor t = truth.defined() ? as_channels(truth).to(at::kDouble) : at::Tensor();
   if (!charts_available())
@@ -200,7 +201,7 @@ void write_report(const SeparateCliOptions& o, const at::Tensor& d /* (C, H, W) 
     const std::string suffix = d.size(0) > 1 ? "_" + std::to_string(c) : "";
     const at::Tensor realizations = noise.select(1, c).to(at::kDouble);
     if (charts_available())
-      write_separation_figure(o.report + "/separation" + suffix + ".png",
+      write_separation_figure(outputs.staged(o.report + "/separation" + suffix + ".png"),
                               {d[c], s[c], wiener.to(at::kCPU, at::kDouble)[c], realizations,
                                t.defined() ? t[c] : at::Tensor()},
                               "demix separate " + o.observation +
@@ -208,9 +209,10 @@ void write_report(const SeparateCliOptions& o, const at::Tensor& d /* (C, H, W) 
     const ValidationReport v = t.defined()
                                    ? validate_maps(t[c].unsqueeze(0), s[c].unsqueeze(0))
                                    : validate_maps(realizations, (d[c] - s[c]).unsqueeze(0));
-    write_text_file(o.report + "/validation" + suffix + ".json", validation_json(v));
+    write_text_file(outputs.staged(o.report + "/validation" + suffix + ".json"),
+                    validation_json(v));
     if (charts_available())
-      write_validation_figure(o.report + "/validation" + suffix + ".png", v,
+      write_validation_figure(outputs.staged(o.report + "/validation" + suffix + ".png"), v,
                               t.defined() ? "truth (target) against the separated map (sample)"
                                           : "contamination realizations (targets) against the "
                                             "residual d - s~ (sample)");
@@ -223,14 +225,23 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   if (!o.wiener.empty() && format_for_output(o.wiener) != FileFormat::Fits)
     throw ValueError("--wiener '" + o.wiener + "' does not end in .fits");
   if (o.json.empty()) o.json = path_stem(o.output) + ".json";
-  require_output_folder(o.output, "the signal");
-  require_output_folder(o.json, "the JSON sidecar");
-  if (!o.wiener.empty()) require_output_folder(o.wiener, "the Wiener filter's map");
   if (o.checkpoint_every > 0 && o.checkpoint.empty()) o.checkpoint = path_stem(o.output) + ".ckpt";
   if ((!o.checkpoint.empty() || !o.resume.empty()) && o.runs > 1)
     throw ValueError("--checkpoint and --resume save and continue one run; --runs is " +
                      std::to_string(o.runs));
-  if (!o.checkpoint.empty()) require_output_folder(o.checkpoint, "the checkpoint");
+  OutputFiles outputs;
+  for (const std::string& in : {o.observation, o.truth, o.template_map})
+    if (!in.empty()) outputs.input(in);
+  for (const std::string& in : o.half_missions) outputs.input(in);
+  for (const std::string& spec : o.contamination) { // a file, or a model naming one after ':'/'='
+    const auto cut = spec.find_last_of(":=");
+    outputs.input(cut == std::string::npos ? spec : spec.substr(cut + 1));
+  }
+  outputs.add(o.output, "the signal (-o)");
+  outputs.add(o.json, "the JSON sidecar (--json)");
+  if (!o.wiener.empty()) outputs.add(o.wiener, "the Wiener filter's map (--wiener)");
+  // The checkpoint is written during the run (and may be the --resume file).
+  if (!o.checkpoint.empty()) outputs.add_unstaged(o.checkpoint, "the checkpoint");
   if (!o.report.empty()) make_report_folder(o.report);
 
   const Context ctx = make_context(globals);
@@ -240,6 +251,15 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
                      "' is complex; FITS has no complex images for the outputs: give Q and U as "
                      "two channels (2, H, W), or separate complex maps with the library");
   const at::Tensor d = as_channels(observed.data).to(at::kDouble); // (C, H, W)
+  if (!o.report.empty())
+    for (int64_t c = 0; c < d.size(0); ++c) {
+      const std::string suffix = d.size(0) > 1 ? "_" + std::to_string(c) : "";
+      if (charts_available())
+        outputs.add(o.report + "/separation" + suffix + ".png", "the report's figure");
+      outputs.add(o.report + "/validation" + suffix + ".json", "the report's JSON");
+      if (charts_available())
+        outputs.add(o.report + "/validation" + suffix + ".png", "the report's figure");
+    }
   // Maps of the observation's shape, read before the realizations (which may be synthesised).
   const auto like_d = [&](const std::string& file, const std::string& option) {
     const at::Tensor m = read_image(file, {.non_finite = o.non_finite}).data;
@@ -344,7 +364,7 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   loss.add("ERA", at::tensor(era, at::kLong), "", "era (1-based)");
   loss.add("ITERATION", at::tensor(iteration, at::kLong), "", "L-BFGS iteration in the era");
   loss.add("LOSS", at::tensor(value, at::kDouble), "", "loss");
-  FitsWriter writer(o.output);
+  FitsWriter writer(outputs.staged(o.output));
   writer.add_image("", shaped(r.signal), header, pixels);
   FitsHeader contam;
   contam.add_history("demix separate: the observation minus the separated signal");
@@ -363,7 +383,7 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   if (!o.wiener.empty()) {
     FitsHeader wh = observed.header;
     wh.add_history("demix " + build_info().demix + " separate: Wiener filter of " + o.observation);
-    FitsWriter w(o.wiener);
+    FitsWriter w(outputs.staged(o.wiener));
     w.add_image("", shaped(wiener), wh, pixels);
     w.commit();
   }
@@ -380,11 +400,12 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
                      "correlation %.4f\n",
                      name.c_str(), a.mse, a.correlation);
   }
-  if (!o.report.empty()) write_report(o, d, r.signal, wiener, noise, truth);
+  if (!o.report.empty()) write_report(o, outputs, d, r.signal, wiener, noise, truth);
   double seconds = 0;
   for (const SeparationResult& run_result : results) seconds += run_result.seconds;
   r.seconds = seconds; // all runs; the JSON's loss history and kept parts are the first run's
-  write_text_file(o.json, history_json(o, r, noise.size(0), ctx, rows));
+  write_text_file(outputs.staged(o.json), history_json(o, r, noise.size(0), ctx, rows));
+  outputs.commit();
   if (!globals.quiet)
     std::cerr << "demix separate: wrote " << o.output << " and " << o.json
               << (o.wiener.empty() ? "" : " and " + o.wiener) << "; " << seconds

@@ -5,6 +5,7 @@
 #include <demix/io/image_io.hpp>
 #include <demix/sim/dataset.hpp>
 #include <demix/sim/simulate.hpp>
+#include <demix/viz/chart.hpp>
 #include <demix/viz/rgb.hpp>
 
 #include "common.hpp"
@@ -99,9 +100,14 @@ void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
     throw ValueError("simulate writes FITS files; output '" + o.output + "' does not end in .fits");
   if (!o.png.empty() && format_for_output(o.png) != FileFormat::Png)
     throw ValueError("--png '" + o.png + "' does not end in .png");
+  OutputFiles outputs;
+  outputs.add(o.output, "the dataset (-o)");
+  if (!o.csv.empty()) outputs.add(o.csv, "--csv");
+  if (!o.png.empty()) outputs.add(o.png, "--png");
   const Context ctx = make_context(globals);
   const Survey survey = Survey::lsst();
-  const DatasetWriteOptions write{.csv_path = o.csv, .chunk = o.chunk, .progress = {}};
+  const DatasetWriteOptions write{
+      .csv_path = o.csv.empty() ? "" : outputs.staged(o.csv), .chunk = o.chunk, .progress = {}};
   const bool isolated = o.kind == DatasetKind::Isolated;
   Progress progress(globals.quiet, isolated ? "stamps" : "blends");
   DatasetWriteOptions w = write;
@@ -122,7 +128,7 @@ void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
     const IsolatedSimulator sim(survey, opts, ctx);
     // The picture first, so that a bad --rgb fails before the long run.
     if (!o.png.empty()) first_image = pick_rgb(sim.render(0, 1).images[0], survey, o.rgb_bands);
-    write_isolated_dataset(o.output, sim, w);
+    write_isolated_dataset(outputs.staged(o.output), sim, w);
     items = galaxies = sim.size();
     shape = std::to_string(survey.n_bands()) + " x " + std::to_string(o.stamp_size) + " x " +
             std::to_string(o.stamp_size);
@@ -141,7 +147,7 @@ void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
                             .render_batch = o.render_batch};
     const BlendSimulator sim(survey, opts, ctx);
     if (!o.png.empty()) first_image = pick_rgb(sim.render(0, 1).images[0], survey, o.rgb_bands);
-    write_blend_dataset(o.output, sim, w);
+    write_blend_dataset(outputs.staged(o.output), sim, w);
     items = sim.size();
     galaxies = sim.galaxy_count();
     shape = std::to_string(survey.n_bands()) + " x " + std::to_string(o.field_size) + " x " +
@@ -150,8 +156,14 @@ void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
   if (!o.png.empty()) {
     RgbOptions rgb;
     rgb.minimum = black_level(survey, o.rgb_bands, !o.no_noise);
-    write_rgb_png(o.png, first_image, rgb);
+    if (charts_available())
+      write_picture_figure(outputs.staged(o.png), render_rgb(first_image, rgb), rgb.origin_lower,
+                           std::string(isolated ? "stamp" : "blend") + " 0 of " + o.output +
+                               " (red, green, blue: " + o.rgb_bands + ")");
+    else // a build without cairo: the picture alone
+      write_rgb_png(outputs.staged(o.png), first_image, rgb);
   }
+  outputs.commit();
   if (!globals.quiet) {
     const double t = progress.seconds();
     std::cout << "wrote " << o.output << ": " << items << (isolated ? " stamps" : " blends")

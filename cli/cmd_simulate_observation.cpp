@@ -43,11 +43,13 @@ void run_observation(const ObservationCliOptions& o, const Globals& globals) {
     if (format_for_output(o.realizations_output) != FileFormat::Fits)
       throw ValueError("--realizations-output '" + o.realizations_output +
                        "' does not end in .fits");
-    if (o.realizations_output == o.output)
-      throw ValueError("--realizations-output is the output '" + o.output + "'");
-    require_output_folder(o.realizations_output, "the realizations");
   }
-  require_output_folder(o.output, "the observation");
+  OutputFiles outputs;
+  outputs.input(o.signal);
+  if (o.contamination.find(':') != std::string::npos) // a model naming a file after ':' or '='
+    outputs.input(o.contamination.substr(o.contamination.find_last_of(":=") + 1));
+  outputs.add(o.output, "the observation (-o)");
+  if (!o.realizations_output.empty()) outputs.add(o.realizations_output, "--realizations-output");
   const Image signal = read_image(o.signal);
   const at::Tensor s = (signal.data.dim() == 2 ? signal.data.unsqueeze(0) : signal.data)
                            .to(at::kDouble); // (C, H, W)
@@ -83,8 +85,7 @@ void run_observation(const ObservationCliOptions& o, const Globals& globals) {
   at::Tensor realizations;
   if (o.realizations > 0)
     realizations = draw_contamination(model, o.realizations, s.sizes(), o.seed + 1);
-  // Both files are written to temporaries first and renamed when both are complete.
-  FitsWriter out(o.output);
+  FitsWriter out(outputs.staged(o.output));
   out.add_image("", (s + c).reshape(signal.data.sizes()), header, pixels);
   std::unique_ptr<FitsWriter> more;
   if (realizations.defined()) {
@@ -92,13 +93,14 @@ void run_observation(const ObservationCliOptions& o, const Globals& globals) {
     rh.set("SIMNOISE", std::string_view(described.substr(0, 68)), "contamination model");
     rh.set("SIMSEED", static_cast<long long>(o.seed + 1), "seed of these realizations");
     rh.add_history("demix simulate observation: realizations of the contamination of " + o.output);
-    more = std::make_unique<FitsWriter>(o.realizations_output);
+    more = std::make_unique<FitsWriter>(outputs.staged(o.realizations_output));
     // One-channel maps: a cube (M, H, W), as `separate --contamination` reads it.
     more->add_image("", s.size(0) == 1 ? realizations.select(1, 0) : realizations.flatten(0, 1), rh,
                     pixels);
   }
   out.commit();
   if (more) more->commit();
+  outputs.commit();
   if (!globals.quiet)
     std::cerr << "demix simulate observation: wrote " << o.output << " (" << described << ")"
               << (more ? " and " + std::to_string(o.realizations) + " realizations to " +

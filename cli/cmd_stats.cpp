@@ -6,6 +6,7 @@
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
 #include <demix/stats/registry.hpp>
+#include <demix/viz/chart.hpp>
 #include <demix/viz/plot.hpp>
 #include <demix/viz/preview.hpp>
 
@@ -194,6 +195,11 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
   if (format_for_output(o.output) != FileFormat::Fits)
     throw ValueError("stats writes a FITS table; output '" + o.output +
                      "' does not end in .fits/.fit/.fts");
+  OutputFiles outputs;
+  outputs.input(o.input);
+  if (!o.cross.empty()) outputs.input(o.cross);
+  outputs.add(o.output, "the table (-o)");
+  if (!o.json.empty()) outputs.add(o.json, "--json");
   const Context ctx = make_context(globals);
   const Image image = read_image(o.input, {.non_finite = o.non_finite});
   std::optional<Image> other;
@@ -213,8 +219,26 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
   Coefficients c;
   {
     c10::AutoGradMode no_grad(false);
-    // Cross statistics: first fields from the map, second fields from --cross.
-    c = y.defined() ? stat->forward_cross(x, y) : stat->forward(x);
+    // A cube goes through in chunks, for a progress line: each map's statistics are its own
+    // (normalised by its own moments), so the chunks give the batch's values.
+    const int64_t B = x.size(0), chunk = std::max<int64_t>(8, B / 50);
+    ProgressLine line(globals.quiet || B < 4);
+    std::vector<at::Tensor> values;
+    for (int64_t start = 0; start < B; start += chunk) {
+      const int64_t n = std::min(chunk, B - start);
+      // Cross statistics: first fields from the map, second fields from --cross.
+      Coefficients part = y.defined()
+                              ? stat->forward_cross(x.narrow(0, start, n), y.narrow(0, start, n))
+                              : stat->forward(x.narrow(0, start, n));
+      values.push_back(part.values.detach().to(at::kCPU));
+      if (start == 0) c = std::move(part);
+      const double t = line.seconds(), rate = (start + n) / std::max(t, 1e-9);
+      line.show("stats: " + std::to_string(start + n) + "/" + std::to_string(B) + " maps, " +
+                    fmt("%.1f", rate) + " maps/s, ETA " + fmt("%.0f", (B - start - n) / rate) +
+                    " s",
+                start + n == B);
+    }
+    c.values = at::cat(values, 0);
   }
   c.values = c.values.detach().to(at::kCPU);
   const double elapsed = seconds_since(t0);
@@ -227,10 +251,9 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
     header.set("CROSS", std::string_view(o.cross), "second map of the cross statistics");
   const std::string json =
       o.json.empty() ? std::string() : coefficients_json(c, *stat, o, ctx, o.input);
-  if (!o.json.empty())
-    require_output_folder(o.json, "the JSON file"); // no FITS table without its JSON
-  write_coefficients_fits(o.output, c, header);
-  if (!o.json.empty()) write_text_file(o.json, json);
+  write_coefficients_fits(outputs.staged(o.output), c, header);
+  if (!o.json.empty()) write_text_file(outputs.staged(o.json), json);
+  outputs.commit();
   if (globals.quiet) return;
   const std::string scales = scales_text(*stat);
   std::cout << stat->name() << " of " << o.input << " (" << shape_text(image.data) << ")"
@@ -287,9 +310,56 @@ void print_comparison_rows(const Coefficients& a, const at::Tensor& rel, const s
 /// Largest --compare plot, in rows: a batch's panels shrink to fit (down to 16 rows each).
 constexpr int64_t kMaxPlotRows = 20000;
 
+/// The --compare figure: per map, |coefficient| of A and B (log scale) against the coefficient
+/// index with the coefficients grouped by class, each class's start marked with its name.
+void write_comparison_chart(const std::string& path, const Coefficients& a, const at::Tensor& va,
+                            const at::Tensor& vb /* (B, K) complex */, const std::string& na,
+                            const std::string& nb, int width, int height) {
+  const at::Tensor order = at::argsort(a.class_id.to(at::kDouble) * double(a.size()) +
+                                       at::arange(a.size(), at::kDouble)); // stable by class
+  const at::Tensor ids = a.class_id.index_select(0, order);
+  std::vector<ChartMark> marks;
+  for (int64_t i = 0; i < ids.size(0); ++i)
+    if (i == 0 || ids[i].item<int64_t>() != ids[i - 1].item<int64_t>())
+      marks.push_back({i - 0.5, a.classes[static_cast<std::size_t>(ids[i].item<int64_t>())]});
+  const auto values = [&](const at::Tensor& v, int64_t m) {
+    const at::Tensor x = v[m].index_select(0, order).abs().contiguous();
+    return std::vector<double>(x.data_ptr<double>(), x.data_ptr<double>() + x.numel());
+  };
+  std::vector<double> index(static_cast<std::size_t>(a.size()));
+  for (std::size_t i = 0; i < index.size(); ++i) index[i] = static_cast<double>(i);
+  std::vector<ChartPanel> panels;
+  const int64_t B = va.size(0);
+  if (B > 32)
+    throw ValueError("--compare -o: " + std::to_string(B) +
+                     " maps do not fit one figure (at most 32 panels); leave out -o for the table "
+                     "alone");
+  for (int64_t m = 0; m < B; ++m) {
+    ChartPanel p;
+    p.title = B > 1 ? "map " + std::to_string(m) : "coefficients";
+    p.x_label = "coefficient index (grouped by class)";
+    p.y_label = "|coefficient| (log scale)";
+    p.log_y = true;
+    p.marks = marks;
+    p.series.push_back({"A: " + na, index, values(va, m), {}, {}, kSeriesColours[0], false, false});
+    p.series.push_back({"B: " + nb, index, values(vb, m), {}, {}, kSeriesColours[1], true, false});
+    panels.push_back(std::move(p));
+  }
+  ChartOptions co;
+  co.columns = 1;
+  co.panel_width = std::max(480, width);
+  co.panel_height = std::max(240, std::min(height, 600));
+  co.title = "demix stats --compare";
+  write_chart_png(path, panels, co);
+}
+
 void run_compare(StatsCliOptions o, const Globals& globals) {
   if (!o.output.empty() && format_for_output(o.output) != FileFormat::Png)
     throw ValueError("--compare writes a PNG plot; output '" + o.output + "' does not end in .png");
+  OutputFiles outputs;
+  outputs.input(o.compare.at(0));
+  outputs.input(o.compare.at(1));
+  if (!o.output.empty()) outputs.add(o.output, "the plot (-o)");
   const std::string na = o.compare.at(0);
   const std::string nb = o.compare.at(1);
   const bool table_a = is_coefficient_file(na), table_b = is_coefficient_file(nb);
@@ -370,6 +440,14 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
   std::fflush(stdout);
 
   if (o.output.empty()) return;
+  if (charts_available()) {
+    write_comparison_chart(outputs.staged(o.output), a, va, vb, na, nb, o.width, o.height);
+    outputs.commit();
+    if (!globals.quiet)
+      std::cout << "\nwrote " << o.output << ": |coefficient| of A (blue) and B (orange) against "
+                << "the coefficient index, grouped by class, one panel per map\n";
+    return;
+  }
   // One panel per map (top to bottom), each: coefficients grouped by class, log10 |value|, A and B.
   const int64_t panel_height =
       std::max<int64_t>(16, std::min<int64_t>(o.height, (kMaxPlotRows - (B - 1)) / B));
@@ -398,7 +476,8 @@ void run_compare(StatsCliOptions o, const Globals& globals) {
                                static_cast<int>(panel_height)));
   }
   const at::Tensor picture = at::cat(rows, 0).contiguous(); // (rows, width, 3)
-  write_png(o.output, picture);
+  write_png(outputs.staged(o.output), picture);
+  outputs.commit();
   if (globals.quiet) return;
   const auto rgb = [](Rgb c) {
     return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) +
@@ -463,11 +542,13 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
       ->check(positive())
       ->default_str("auto");
   cmd->add_option("-L", o->L,
-                  "Number of orientations in [0, pi), 1 to 64; default 4 (wph, scov), 8 (wst)")
+                  "Number of orientations in [0, pi), 1 to 64; default 4 (wph, scov), 8 (wst); "
+                  "pywph's WPHOp defaults to L = 8: give -L 8 to match it")
       ->check(in_range(1, 64))
       ->default_str("auto");
   cmd->add_option("--dn", o->dn,
-                  "wph: radial steps of the shift grid, 0 to 16 (0 = no shifts; pywph's dn)")
+                  "wph: radial steps of the shift grid, 0 to 16 (0 = no shifts); pywph's WPHOp "
+                  "defaults to dn = 0, its examples use 2")
       ->check(in_range(0, 16))
       ->default_str("2");
   cmd->add_option("--norm", o->norm,
@@ -477,7 +558,8 @@ void add_stats_command(CLI::App& app, const Globals& globals) {
       ->default_str("kind's default");
   cmd->add_option("--boundary", o->boundary,
                   "periodic, or nonperiodic (wph: cut and zero-pad borders; wst: kymatio's "
-                  "reflection padding; scov: periodic only)")
+                  "reflection padding; scov: periodic only); kymatio's Scattering2D always pads by "
+                  "reflection: give --boundary nonperiodic to match it")
       ->transform(choice(boundaries))
       ->default_str("periodic");
   cmd->add_flag("--log", o->log, "Analyse log(map) (all pixels must be > 0)");

@@ -142,13 +142,19 @@ void run_synth(SynthCliOptions o, const Globals& globals) {
   if (format_for_output(o.output) != FileFormat::Fits)
     throw ValueError("synth writes FITS files; output '" + o.output + "' does not end in .fits");
   if (o.json.empty()) o.json = path_stem(o.output) + ".json";
-  require_output_folder(o.output, "the samples");
-  require_output_folder(o.json, "the JSON sidecar");
-  if (!o.checkpoint.empty()) require_output_folder(o.checkpoint, "the checkpoint");
   if (o.checkpoint_every > 0 && o.checkpoint.empty()) o.checkpoint = path_stem(o.output) + ".ckpt";
+  OutputFiles outputs;
+  for (const std::string& t : o.targets) outputs.input(t);
+  outputs.add(o.output, "the samples (-o)");
+  outputs.add(o.json, "the JSON sidecar (--json)");
+  // The checkpoint is written during the run (and may be the --resume file).
+  if (!o.checkpoint.empty()) outputs.add_unstaged(o.checkpoint, "the checkpoint");
 
   const Context ctx = make_context(globals);
   auto [targets, first] = read_targets(o);
+  if (targets.is_complex())
+    throw ValueError("synth: complex samples cannot be written to FITS (no complex images); "
+                     "write Q and U as two channels (--channels) instead");
   const Grid2d grid{targets.size(2), targets.size(3)};
   SynthesisOptions so = o.synthesis;
   so.matching.statistics = statistic_terms(o.statistics, grid, targets.is_complex());
@@ -178,20 +184,18 @@ void run_synth(SynthCliOptions o, const Globals& globals) {
   add_keywords(header, o, synth, r, ctx, targets.size(0));
   at::Tensor samples = r.samples.detach().to(at::kCPU); // (S, C, H, W)
   if (samples.size(1) == 1) samples = samples.select(1, 0);
-  if (samples.is_complex())
-    throw ValueError("synth: complex samples cannot be written to FITS (no complex images); "
-                     "write Q and U as two channels (--channels) instead");
   Table loss;
   loss.add("ITERATION", at::arange(r.loss_history.size(0), at::kLong), "",
            "L-BFGS iteration (0: the initial maps)");
   loss.add("LOSS", r.loss_history, "", "loss of each sample");
-  FitsWriter writer(o.output);
+  FitsWriter writer(outputs.staged(o.output));
   writer.add_image("", samples, header,
                    first.data.scalar_type() == at::kDouble ? FitsPixelType::Float64
                                                            : FitsPixelType::Float32);
   writer.add_table("LOSS", loss);
   writer.commit();
-  write_text_file(o.json, history_json(o, r, ctx));
+  write_text_file(outputs.staged(o.json), history_json(o, r, ctx));
+  outputs.commit();
   if (!globals.quiet)
     std::cerr << "demix synth: wrote " << o.output << " (" << shape_text(samples) << ") and "
               << o.json << "; " << r.iterations << " iterations in " << r.seconds

@@ -56,8 +56,11 @@ void run_train_flow(TrainFlowCliOptions o, const Globals& globals, const CLI::Ap
       if (cmd.count(flag))
         throw CLI::ValidationError(flag, "comes from the checkpoint when resuming (--resume)");
   if (o.checkpoint.empty()) o.checkpoint = path_stem(o.output) + "_flow.ckpt";
-  require_output_folder(o.output, "the model");
-  require_output_folder(o.checkpoint, "the checkpoint");
+  OutputFiles outputs;
+  outputs.input(o.input);
+  outputs.add(o.output, "the model (-o)");
+  const std::vector<std::string> files = add_history_files(outputs, path_stem(o.output) + "_flow");
+  outputs.add_unstaged(o.checkpoint, "the checkpoint"); // written after every epoch
   o.training.checkpoint_path = o.checkpoint;
 
   const Context ctx = make_context(globals);
@@ -93,8 +96,9 @@ void run_train_flow(TrainFlowCliOptions o, const Globals& globals, const CLI::Ap
                 static_cast<long long>(latents.size(0)), history.epochs.size(), history.best_epoch,
                 best.val.empty() ? "train" : "val", best.val.empty() ? best.train[0] : best.val[0]);
   model.metadata().provenance.push_back(provenance_line(command_text(o, resuming), ctx, summary));
-  model.save(o.output);
-  const auto files = write_history_files(history, path_stem(o.output) + "_flow");
+  model.save(outputs.staged(o.output));
+  write_history_files(history, outputs, files);
+  outputs.commit();
   if (!globals.quiet)
     std::cout << "wrote " << o.output << " (" << summary << ")\n"
               << "history " << files[0] << ", loss curve " << files[1]

@@ -91,8 +91,11 @@ void run_train_vae(TrainVaeCliOptions o, const Globals& globals, const CLI::App&
       if (cmd.count(flag))
         throw CLI::ValidationError(flag, "comes from the checkpoint when resuming (--resume)");
   if (o.checkpoint.empty()) o.checkpoint = path_stem(o.output) + "_vae.ckpt";
-  require_output_folder(o.output, "the model");
-  require_output_folder(o.checkpoint, "the checkpoint");
+  OutputFiles outputs;
+  outputs.input(o.input);
+  outputs.add(o.output, "the model (-o)");
+  const std::vector<std::string> files = add_history_files(outputs, path_stem(o.output) + "_vae");
+  outputs.add_unstaged(o.checkpoint, "the checkpoint"); // written after every epoch
   o.training.checkpoint_path = o.checkpoint;
 
   TrainingStamps data = read_training_stamps(o.input, o.sigmas, o.bands);
@@ -152,12 +155,13 @@ void run_train_vae(TrainVaeCliOptions o, const Globals& globals, const CLI::App&
                 static_cast<long long>(N), history.epochs.size(), history.best_epoch,
                 best.val.empty() ? "train" : "val", scores[0], scores[1]);
   model->metadata().provenance.push_back(provenance_line(command_text(o, resuming), ctx, summary));
-  model->save(o.output);
-  const auto files = write_history_files(history, path_stem(o.output) + "_vae");
+  model->save(outputs.staged(o.output));
+  write_history_files(history, outputs, files);
+  outputs.commit();
   if (!globals.quiet)
     std::cout << "wrote " << o.output << " (" << summary << ")\n"
               << "history " << files[0] << ", loss curve " << files[1]
-              << " (blue: train, orange: validation; log10 of the loss)\n"
+              << " (blue: train, orange: validation)\n"
               << "checkpoint " << o.checkpoint << (history.stopped_early ? " (stopped early)" : "")
               << "\nnext: demix train-flow " << shell_word(o.input) << " --model "
               << shell_word(o.output) << " -o " << shell_word(o.output) << "\n";

@@ -62,14 +62,20 @@ at::Tensor read_maps(const std::string& spec, const ValidateCliOptions& o) {
 void run_validate(const ValidateCliOptions& o, const Globals& globals) {
   make_report_folder(o.report);
   const std::string json = o.report + "/validation.json", png = o.report + "/validation.png";
+  const bool figure = charts_available();
+  OutputFiles outputs;
+  outputs.input(o.targets);
+  outputs.input(o.samples);
+  outputs.add(json, "the report's JSON");
+  if (figure) outputs.add(png, "the report's figure");
   const at::Tensor t = read_maps(o.targets, o), s = read_maps(o.samples, o);
   const ValidationReport r = validate_maps(t, s, o.options);
-  write_text_file(json, validation_json(r));
-  const bool figure = charts_available();
+  write_text_file(outputs.staged(json), validation_json(r));
   if (figure)
-    write_validation_figure(png, r,
+    write_validation_figure(outputs.staged(png), r,
                             "targets " + o.targets + " against samples " + o.samples +
                                 (o.log ? " (log maps)" : ""));
+  outputs.commit();
   if (globals.quiet) return;
   std::printf("validate: %lld target and %lld sample maps of %lld x %lld%s\n",
               static_cast<long long>(r.target_maps), static_cast<long long>(r.sample_maps),

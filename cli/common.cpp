@@ -58,6 +58,10 @@ CLI::Validator at_least(double lo) {
   return number_check([lo](double v) { return v >= lo; }, "a number >= " + number_text(lo));
 }
 
+CLI::Validator finite() {
+  return number_check([](double v) { return std::isfinite(v); }, "a finite number");
+}
+
 CLI::Validator positive() {
   return number_check([](double v) { return v > 0 && std::isfinite(v); }, "a number > 0");
 }

@@ -3,6 +3,7 @@
 
 #include <demix/core/context.hpp>
 #include <demix/io/image.hpp>
+#include <demix/io/output_files.hpp>
 #include <demix/models/galaxy_prior.hpp>
 
 #include <CLI/CLI.hpp>
@@ -27,9 +28,10 @@ void add_global_options(CLI::App& app, Globals& globals);
 Context make_context(const Globals& globals);
 
 /// CLI11 checks whose messages name the bound and the value received (CLI11's own number checks
-/// print the double range's 309-digit limits): a number >= lo; > 0; in [lo, hi].
+/// print the double range's 309-digit limits): a number >= lo; > 0; finite; in [lo, hi].
 CLI::Validator at_least(double lo);
 CLI::Validator positive();
+CLI::Validator finite();
 CLI::Validator in_range(double lo, double hi);
 
 /// A transform for an option that takes one of `names` (a map from name to enum value), case

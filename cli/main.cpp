@@ -3,6 +3,7 @@
 
 #include <demix/core/build_info.hpp>
 #include <demix/core/errors.hpp>
+#include <demix/io/output_files.hpp>
 
 #include "common.hpp"
 
@@ -11,6 +12,8 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
+  // Ctrl-C or a kill during a write leaves no temporary file behind (io/output_files.hpp).
+  demix::remove_temporary_files_on_signals();
   CLI::App app{"demix: scattering statistics, generative models and component separation for "
                "astrophysical images"};
   app.name("demix");

@@ -21,9 +21,12 @@ void add_statistic_options(CLI::App& cmd, StatisticChoice& c, const std::string&
       ->check(at_least(0));
   cmd.add_option("-J", c.J, "Number of dyadic scales (default: each statistic's)")
       ->check(positive());
-  cmd.add_option("-L", c.L, "Number of orientations, 1 to 64 (default: each statistic's)")
+  cmd.add_option("-L", c.L,
+                 "Number of orientations, 1 to 64 (default: each statistic's: 4 for wph and "
+                 "scov, 8 for wst; pywph's WPHOp defaults to 8)")
       ->check(in_range(1, 64));
-  cmd.add_option("--dn", c.dn, "wph: radial steps of the shift grid, 0 to 16")
+  cmd.add_option("--dn", c.dn,
+                 "wph: radial steps of the shift grid, 0 to 16 (pywph's WPHOp defaults to 0)")
       ->check(in_range(0, 16))
       ->capture_default_str();
   const std::map<std::string, CommonNorm> norms{{"none", CommonNorm::None},

@@ -3,12 +3,15 @@
 #include <demix/core/build_info.hpp>
 #include <demix/core/errors.hpp>
 #include <demix/io/image_io.hpp>
+#include <demix/viz/chart.hpp>
 #include <demix/viz/preview.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <sys/stat.h>
+#include <utility>
 
 namespace demix::cli {
 
@@ -57,18 +60,65 @@ void print_epoch(const TrainingHistory& h, int total_epochs) {
       line += buf;
     }
   }
-  std::snprintf(buf, sizeof(buf), "  lr %.3g  %.1f s%s", r.learning_rate, r.seconds,
-                h.best_epoch == r.epoch ? "  *" : "");
+  double spent = 0;
+  for (const EpochRecord& e : h.epochs) spent += e.seconds;
+  const double eta = spent / h.epochs.size() * std::max(0, total_epochs - r.epoch);
+  std::snprintf(buf, sizeof(buf), "  lr %.3g  %.1f s  ETA %.0f s%s", r.learning_rate, r.seconds,
+                eta, h.best_epoch == r.epoch ? "  *" : "");
   line += buf;
   std::cerr << line << std::endl;
 }
 
-std::vector<std::string> write_history_files(const TrainingHistory& history,
-                                             const std::string& stem) {
+std::vector<std::string> add_history_files(OutputFiles& outputs, const std::string& stem) {
   const std::string csv = stem + "_history.csv", png = stem + "_loss.png";
-  write_text_file(csv, history_csv(history));
-  write_png(png, plot_history(history));
+  outputs.add(csv, "the loss history");
+  outputs.add(png, "the loss curve");
   return {csv, png};
+}
+
+namespace {
+
+/// The loss curves as a chart: every metric in its own panel, train and validation against the
+/// epoch, the kept (best) epoch marked; log y where the values are positive.
+void write_history_chart(const std::string& path, const TrainingHistory& h) {
+  std::vector<ChartPanel> panels;
+  for (std::size_t m = 0; m < h.metric_names.size(); ++m) {
+    ChartSeries train{"train", {}, {}, {}, {}, {31, 119, 180}, false, true};
+    ChartSeries val{"validation", {}, {}, {}, {}, {255, 127, 14}, false, true};
+    bool positive = true;
+    for (const EpochRecord& r : h.epochs) {
+      for (auto [s, v] : {std::pair{&train, &r.train}, std::pair{&val, &r.val}})
+        if (m < v->size()) {
+          s->x.push_back(r.epoch);
+          s->y.push_back((*v)[m]);
+          positive = positive && (*v)[m] > 0;
+        }
+    }
+    ChartPanel p;
+    p.title = h.metric_names[m] + (m == 0 ? " (objective)" : "");
+    p.x_label = "epoch";
+    p.y_label = h.metric_names[m] + (positive ? " (log scale)" : "");
+    p.log_y = positive;
+    p.series.push_back(std::move(train));
+    if (!val.x.empty()) p.series.push_back(std::move(val));
+    if (h.best_epoch > 0) p.marks.push_back({double(h.best_epoch), "kept"});
+    panels.push_back(std::move(p));
+  }
+  ChartOptions o;
+  o.columns = std::min<int>(3, static_cast<int>(std::max<std::size_t>(1, panels.size())));
+  o.title = "training history";
+  write_chart_png(path, panels, o);
+}
+
+} // namespace
+
+void write_history_files(const TrainingHistory& history, OutputFiles& outputs,
+                         const std::vector<std::string>& files) {
+  write_text_file(outputs.staged(files.at(0)), history_csv(history));
+  if (charts_available() && !history.metric_names.empty())
+    write_history_chart(outputs.staged(files.at(1)), history);
+  else // a build without cairo: the curve alone, no axes
+    write_png(outputs.staged(files.at(1)), plot_history(history));
 }
 
 std::string provenance_line(const std::string& command, const Context& ctx,

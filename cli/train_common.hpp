@@ -30,9 +30,11 @@ TrainingStamps read_training_stamps(const std::string& path, const std::vector<d
 /// "epoch 3/60  loss 1.2e+03 (val 1.3e+03)  chi2_per_pixel 2.1 (val 2.3) ...  12.3 s" on stderr.
 void print_epoch(const TrainingHistory& history, int total_epochs);
 
-/// Writes `stem + "_history.csv"` and `stem + "_loss.png"`; returns their names for messages.
-std::vector<std::string> write_history_files(const TrainingHistory& history,
-                                             const std::string& stem);
+/// Registers `stem + "_history.csv"` and `stem + "_loss.png"` (before the training), returns
+/// their names; write_history_files writes them (staged, see OutputFiles).
+std::vector<std::string> add_history_files(OutputFiles& outputs, const std::string& stem);
+void write_history_files(const TrainingHistory& history, OutputFiles& outputs,
+                         const std::vector<std::string>& files);
 
 /// "<command> | demix 0.1.0, LibTorch 1.13.1, cpu float32 (2 threads), 2026-12-01T10:00:00Z, ..."
 std::string provenance_line(const std::string& command, const Context& ctx,

@@ -47,7 +47,7 @@ echo "   MADNESS model (VAE + flow prior), galaxy positions from the truth catal
 "$DEMIX" simulate blends -n 1 --seed 11 --min-galaxies 3 --max-galaxies 3 -o "$DEMO_OUT/blend.fits" \
   --csv "$DEMO_OUT/blend_truth.csv" --png "$DEMO_OUT/blend.png"
 "$DEMIX" deblend "$DEMO_OUT/blend.fits" --catalog "$DEMO_OUT/blend_truth.csv" --model "$DEMO_MODEL" \
-  -o "$DEMO_OUT/deblend"
+  -o "$DEMO_OUT/deblend" --catalogue-format csv
 "$DEMIX" preview "$DEMO_OUT/deblend/residual.fits" "$DEMO_OUT/deblend/residual_r.png" --plane 2
 for g in "$DEMO_OUT"/deblend/galaxy_*.fits; do
   "$DEMIX" preview "$g" "${g%.fits}_r.png" --plane 2 --stretch asinh

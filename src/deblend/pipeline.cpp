@@ -67,8 +67,9 @@ int64_t csv_line_of_row(const std::string& path, int64_t row) {
   return row + 2;
 }
 
-/// Column `c` of a positions catalogue as float64; FormatError at its first non-finite value.
-at::Tensor coordinate(const Column& c, const std::string& path) {
+/// Column `c` of a positions catalogue as float64; FormatError at its first non-finite value
+/// (its line in a CSV file, else its row).
+at::Tensor coordinate(const Column& c, const std::string& path, bool csv) {
   const int64_t rows = c.rows();
   std::vector<double> v(rows);
   if (!c.is_text()) {
@@ -82,8 +83,10 @@ at::Tensor coordinate(const Column& c, const std::string& path) {
       if (c.text[r].empty() || *end != '\0') v[r] = NAN;
     }
     if (!std::isfinite(v[r]))
-      throw FormatError("'" + path + "' line " + std::to_string(csv_line_of_row(path, r)) + ": '" +
-                        (c.is_text() ? c.text[r] : number(v[r])) +
+      throw FormatError("'" + path + "' " +
+                        (csv ? "line " + std::to_string(csv_line_of_row(path, r))
+                             : "row " + std::to_string(r + 1)) +
+                        ": '" + (c.is_text() ? c.text[r] : number(v[r])) +
                         "' is not a finite number (column " + c.name + ")");
   }
   return at::tensor(v, at::kDouble);
@@ -91,21 +94,28 @@ at::Tensor coordinate(const Column& c, const std::string& path) {
 
 } // namespace
 
-at::Tensor read_positions(const std::string& path) {
-  const Table t = read_csv(path);
+at::Tensor read_positions(const std::string& path, const PositionColumns& columns) {
+  if (columns.origin != 0 && columns.origin != 1)
+    throw ValueError("positions catalogue '" + path + "': origin " +
+                     std::to_string(columns.origin) + " (0: 0-based pixels, 1: FITS pixels)");
+  const Table t = read_table(path);
+  const auto lower = [](std::string s) {
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+  };
   const Column *x = nullptr, *y = nullptr;
   std::string names;
   for (const Column& c : t.columns) {
-    std::string lower = c.name;
-    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (lower == "x" && !x) x = &c;
-    if (lower == "y" && !y) y = &c;
+    if (lower(c.name) == lower(columns.x) && !x) x = &c;
+    if (lower(c.name) == lower(columns.y) && !y) y = &c;
     names += (names.empty() ? "" : ", ") + c.name;
   }
   if (!x || !y)
-    throw FormatError("'" + path + "' has no columns named x and y (0-based pixel column and " +
-                      "row); its columns: " + names);
-  return at::stack({coordinate(*x, path), coordinate(*y, path)}, 1); // (G, 2)
+    throw FormatError("'" + path + "' has no columns named " + columns.x + " and " + columns.y +
+                      " (pixel column and row); its columns: " + names);
+  const bool csv = path.size() >= 4 && lower(path.substr(path.size() - 4)) == ".csv";
+  return at::stack({coordinate(*x, path, csv), coordinate(*y, path, csv)}, 1) -
+         columns.origin; // (G, 2), 0-based
 }
 
 DeblendPipeline::DeblendPipeline(const DeblendPipelineOptions& o,
@@ -194,6 +204,7 @@ PreparedBlend DeblendPipeline::prepare(const Image& blend, const at::Tensor& pos
   check_image(p.image, p.name); // before anything is computed from it
   const int64_t B = p.image.size(0);
   p.band_names = band_names(read_band_names(blend.header, B), B);
+  p.header = blend.header;
   const bool detect = !positions.defined();
 
   // 1. Noise levels.
@@ -276,17 +287,49 @@ DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
                                : at::zeros({0, 2}, at::kDouble); // (G, 2)
   const at::Tensor e = chi / (1 + (1 - chi.square().sum(1, true)).clamp_min(0).sqrt());
   Table& t = r.catalogue;
+  const std::string flux_unit = p.header.value("BUNIT").value_or("");
   t.add("id", at::arange(G, at::kLong), "", "galaxy index (order of the positions)");
-  t.add("x", p.positions.select(1, 0), "pixel", "column in the blend (0-based)");
-  t.add("y", p.positions.select(1, 1), "pixel", "row in the blend (0-based)");
+  t.add("x", p.positions.select(1, 0), "pix", "column in the blend, 0-based (FITS pixel: x + 1)");
+  t.add("y", p.positions.select(1, 1), "pix", "row in the blend, 0-based (FITS pixel: y + 1)");
+  if (const auto sky = pixel_to_sky(p.header, p.positions)) {
+    t.add("ra", sky->select(1, 0), "deg", "right ascension, from the blend's WCS");
+    t.add("dec", sky->select(1, 1), "deg", "declination, from the blend's WCS");
+  }
+  const at::Tensor fluxes = flux.to(at::kCPU, at::kDouble);
   for (int64_t b = 0; b < B; ++b)
-    t.add("flux_" + p.band_names[b], flux.select(1, b).to(at::kDouble), "",
-          "the model's flux in band " + p.band_names[b] + ", in the image's units");
+    t.add("flux_" + p.band_names[b], fluxes.select(1, b), flux_unit,
+          "the model's flux in band " + p.band_names[b] +
+              (flux_unit.empty() ? ", in the image's units" : ""));
+  // AB magnitudes where the header calibrates the band (as demix simulate writes: electrons =
+  // EXPTIME * 10^(-0.4 (mag - ZP))); NaN for a flux <= 0.
+  for (int64_t b = 0; b < B; ++b) {
+    const auto zp = p.header.number("ZP" + std::to_string(b + 1));
+    const auto t_exp = p.header.number("EXPTIME" + std::to_string(b + 1));
+    if (!zp || !t_exp || !(*t_exp > 0)) continue;
+    const at::Tensor f = fluxes.select(1, b);
+    t.add("mag_" + p.band_names[b],
+          at::where(f > 0, *zp - 2.5 * at::log10(f.clamp_min(1e-300) / *t_exp),
+                    at::full({}, NAN, at::kDouble)),
+          "mag(AB)", "AB magnitude in band " + p.band_names[b] + " (ZP and EXPTIME keywords)");
+  }
   t.add("e1", e.select(1, 0), "",
         "ellipticity of the model's band sum, shear convention (a - b) / (a + b)");
   t.add("e2", e.select(1, 1), "",
         "ellipticity of the model's band sum, shear convention (a - b) / (a + b)");
   t.add("converged", r.converged.to(at::kLong), "", "1: the fit converged");
+  // Quality flags, a bit each.
+  const at::Tensor origin = r.stamp_origins;
+  const at::Tensor off_edge = (origin.select(1, 0) < 0) | (origin.select(1, 1) < 0) |
+                              (origin.select(1, 0) + r.stamp_size > W) |
+                              (origin.select(1, 1) + r.stamp_size > H);
+  const at::Tensor flags = at::logical_not(r.converged).to(at::kLong) * kFlagNotConverged +
+                           off_edge.to(at::kLong) * kFlagStampOffEdge +
+                           (fluxes <= 0).any(1).to(at::kLong) * kFlagNonPositiveFlux;
+  t.add("flags", flags, "",
+        "bits: 1 fit not converged, 2 stamp reaches beyond the image, 4 flux <= 0 in a band");
+  t.meta = {{"ORIGIN", "demix deblend"},
+            {"PIXORIG", "0 (x, y 0-based; FITS pixel = x + 1)"},
+            {"BLEND", p.name}};
   return r;
 }
 

@@ -197,6 +197,42 @@ void shift_reference_pixel(FitsHeader& header, double x0, double y0) {
     }
 }
 
+std::optional<at::Tensor> pixel_to_sky(const FitsHeader& header, const at::Tensor& xy) {
+  const auto c1 = header.value("CTYPE1"), c2 = header.value("CTYPE2");
+  if (!c1 || !c2 || c1->rfind("RA--", 0) != 0 || c2->rfind("DEC-", 0) != 0) return std::nullopt;
+  if (xy.dim() != 2 || xy.size(1) != 2)
+    throw ShapeError("pixel_to_sky: positions must be (N, 2), got " + std::to_string(xy.dim()) +
+                     " dimension(s)");
+  // CFITSIO's WCS routines read the keywords of an open HDU: the header goes to a file in memory.
+  fitsfile* f = nullptr;
+  int status = 0;
+  fits_create_file(&f, "mem://", &status);
+  long naxes[2] = {1, 1};
+  fits_create_img(f, BYTE_IMG, 2, naxes, &status);
+  for (const auto& card : header.cards()) {
+    std::string c = card;
+    fits_write_record(f, c.c_str(), &status);
+  }
+  double xref = 0, yref = 0, xpix = 0, ypix = 0, xinc = 0, yinc = 0, rot = 0;
+  char type[FLEN_VALUE] = {};
+  if (status == 0)
+    fits_read_img_coord(f, &xref, &yref, &xpix, &ypix, &xinc, &yinc, &rot, type, &status);
+  int closed = 0;
+  if (f) fits_close_file(f, &closed);
+  if (status != 0) return std::nullopt; // incomplete, or a CD matrix with skew (APPROX_WCS_KEY)
+  const at::Tensor p = xy.detach().to(at::kCPU, at::kDouble).contiguous();
+  at::Tensor sky = at::empty({p.size(0), 2}, at::kDouble);
+  const double* in = p.data_ptr<double>();
+  double* out = sky.data_ptr<double>();
+  for (int64_t i = 0; i < p.size(0); ++i) {
+    // FITS pixels count from 1.
+    fits_pix_to_world(in[2 * i] + 1, in[2 * i + 1] + 1, xref, yref, xpix, ypix, xinc, yinc, rot,
+                      type, out + 2 * i, out + 2 * i + 1, &status);
+    if (status != 0) return std::nullopt;
+  }
+  return sky;
+}
+
 void FitsHeader::add_card(std::string_view card) {
   std::string c = pad_card(card);
   if (is_structural(c)) return;
@@ -302,13 +338,51 @@ std::string strip_hdu_selector(const std::string& spec) {
 
 // ---- Reading ------------------------------------------------------------------------------------
 
+namespace {
+
+/// For a selector that names no HDU of a readable file: ValueError listing the file's HDUs.
+/// Returns when the file itself cannot be listed (then the open's own error is the right one).
+void throw_if_no_such_hdu(const std::string& spec) {
+  if (!has_hdu_selector(spec)) return;
+  std::vector<FitsHduInfo> hdus;
+  try {
+    hdus = list_fits_hdus(spec);
+  } catch (const Error&) {
+    return;
+  }
+  // The HDU exists (the file is damaged there): the open's own error says so.
+  const auto open = spec.find('['), close = spec.find(']', open);
+  std::string sel = spec.substr(open + 1, close == std::string::npos ? close : close - open - 1);
+  for (char& c : sel) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const bool number = !sel.empty() && sel.find_first_not_of("0123456789") == std::string::npos;
+  for (const FitsHduInfo& h : hdus) {
+    std::string name = h.name;
+    for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (number ? std::to_string(h.index) == sel : name == sel) return;
+  }
+  std::string list;
+  for (const FitsHduInfo& h : hdus)
+    list += (list.empty() ? "" : ", ") + std::to_string(h.index) + " " + h.name + " (" + h.kind +
+            ")";
+  throw ValueError("'" + spec + "': no such HDU; '" + strip_hdu_selector(spec) + "' has " +
+                   std::to_string(hdus.size()) + " HDU(s), numbered from 0: " + list);
+}
+
+} // namespace
+
 FitsImage read_fits(const std::string& spec) {
   check_exists(spec);
   const std::string what = describe_spec(spec);
   FitsFile file;
   int status = 0;
   fits_clear_errmsg();
-  if (fits_open_image(file.out(), spec.c_str(), READONLY, &status)) throw_fits(status, what);
+  if (fits_open_image(file.out(), spec.c_str(), READONLY, &status)) {
+    if (status == END_OF_FILE || status == BAD_HDU_NUM || status == URL_PARSE_ERROR) {
+      fits_clear_errmsg();
+      throw_if_no_such_hdu(spec);
+    }
+    throw_fits(status, what);
+  }
   fitsfile* f = file.get();
 
   FitsImage out;
@@ -850,6 +924,10 @@ Table read_fits_table(const std::string& spec, FitsHeader* header) {
     if (status == NOT_TABLE) {
       fits_clear_errmsg();
       throw FormatError(what + ": the HDU is not a table");
+    }
+    if (status == END_OF_FILE || status == BAD_HDU_NUM || status == URL_PARSE_ERROR) {
+      fits_clear_errmsg();
+      throw_if_no_such_hdu(spec);
     }
     throw_fits(status, what);
   }

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -39,9 +40,10 @@ std::string quote_if_needed(const std::string& s) {
   return out + "\"";
 }
 
-/// Splits one CSV record (RFC 4180 quoting); `in` may supply continuation lines for quoted
-/// newlines.
-std::vector<std::string> split_record(std::string line, std::istream& in, int64_t& line_no) {
+/// Splits one record (RFC 4180 quoting) at `delimiter`; `in` may supply continuation lines for
+/// quoted newlines. With ' ' (ECSV's default), runs of spaces separate fields.
+std::vector<std::string> split_record(std::string line, std::istream& in, int64_t& line_no,
+                                      char delimiter = ',') {
   std::vector<std::string> fields;
   std::string field;
   bool quoted = false;
@@ -68,7 +70,8 @@ std::vector<std::string> split_record(std::string line, std::istream& in, int64_
         field += c;
     } else if (c == '"') {
       quoted = true;
-    } else if (c == ',') {
+    } else if (c == delimiter) {
+      if (delimiter == ' ' && (i == 0 || line[i - 1] == ' ')) continue; // a run of spaces
       fields.push_back(std::move(field));
       field.clear();
     } else if (c != '\r') {
@@ -127,8 +130,9 @@ const Column& Table::column(std::string_view name) const {
   throw ValueError("the table has no column '" + std::string(name) + "' (columns: " + names + ")");
 }
 
-void write_csv(const std::string& path, const Table& table) {
-  std::ostringstream out;
+namespace {
+
+void write_csv_text(std::ostream& out, const Table& table) {
   // Header.
   bool first = true;
   for (const auto& c : table.columns) {
@@ -163,29 +167,42 @@ void write_csv(const std::string& path, const Table& table) {
     }
     out << "\n";
   }
+}
+
+} // namespace
+
+void write_csv(const std::string& path, const Table& table) {
+  std::ostringstream out;
+  write_csv_text(out, table);
   write_text_file(path, out.str());
 }
 
-Table read_csv(const std::string& path) {
-  detail::require_input_file(path, path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot read '" + path + "'");
+namespace {
+
+/// The columns of delimited text after its header line: integers, numbers or text per column.
+/// Lines starting with '#' are skipped when `comments` (ECSV's header).
+Table parse_delimited(std::istream& in, const std::string& path, char delimiter, bool comments,
+                      const char* format) {
   std::string line;
   int64_t line_no = 0;
   std::vector<std::string> header;
+  const auto skip = [&](const std::string& l) {
+    return trim(l).empty() || (comments && !l.empty() && l[0] == '#');
+  };
   while (std::getline(in, line)) {
     ++line_no;
-    if (trim(line).empty()) continue;
-    header = split_record(line, in, line_no);
+    if (skip(line)) continue;
+    header = split_record(line, in, line_no, delimiter);
     break;
   }
-  if (header.empty()) throw FormatError("'" + path + "' is empty: a CSV header line is needed");
+  if (header.empty())
+    throw FormatError("'" + path + "' is empty: a " + format + " header line is needed");
   for (auto& h : header) h = trim(h);
   std::vector<std::vector<std::string>> cells(header.size());
   while (std::getline(in, line)) {
     ++line_no;
-    if (trim(line).empty()) continue;
-    const auto fields = split_record(line, in, line_no);
+    if (skip(line)) continue;
+    const auto fields = split_record(line, in, line_no, delimiter);
     if (fields.size() != header.size())
       throw FormatError("'" + path + "' line " + std::to_string(line_no) + " has " +
                         std::to_string(fields.size()) + " fields, the header has " +
@@ -225,6 +242,166 @@ Table read_csv(const std::string& path) {
     }
   }
   return table;
+}
+
+std::ifstream open_text(const std::string& path) {
+  detail::require_input_file(path, path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot read '" + path + "'");
+  return in;
+}
+
+/// The value of `key` in an ECSV column entry "- {name: x, unit: pix, datatype: float64}" (plain
+/// or quoted), or "" when absent.
+std::string yaml_field(const std::string& entry, const std::string& key) {
+  const auto k = entry.find(key + ": ");
+  if (k == std::string::npos) return {};
+  std::size_t i = k + key.size() + 2;
+  if (i < entry.size() && (entry[i] == '\'' || entry[i] == '"')) {
+    const char q = entry[i];
+    std::string v;
+    for (++i; i < entry.size(); ++i) {
+      if (entry[i] == q && q == '\'' && i + 1 < entry.size() && entry[i + 1] == '\'') {
+        v += q, ++i;
+      } else if (entry[i] == q) {
+        break;
+      } else {
+        v += entry[i];
+      }
+    }
+    return v;
+  }
+  const auto end = entry.find_first_of(",}", i);
+  return trim(entry.substr(i, end == std::string::npos ? std::string::npos : end - i));
+}
+
+/// A YAML single-quoted scalar.
+std::string yaml_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+} // namespace
+
+Table read_csv(const std::string& path) {
+  std::ifstream in = open_text(path);
+  return parse_delimited(in, path, ',', false, "CSV");
+}
+
+Table read_ecsv(const std::string& path) {
+  std::ifstream in = open_text(path);
+  std::string line;
+  if (!std::getline(in, line) || line.rfind("# %ECSV", 0) != 0)
+    throw FormatError("'" + path + "' is not ECSV: its first line is not '# %ECSV <version>'");
+  char delimiter = ' ';
+  std::vector<std::pair<std::string, std::string>> units; // column name, unit
+  std::vector<std::string> descriptions;
+  while (in.peek() == '#' && std::getline(in, line)) {
+    const auto d = line.find("delimiter: ");
+    if (d != std::string::npos) {
+      const std::string v = yaml_field(line, "delimiter");
+      if (v == "," || v == " ")
+        delimiter = v[0];
+      else
+        throw FormatError("'" + path + "': ECSV delimiter '" + v + "' (only ',' and ' ' exist)");
+    }
+    if (line.find("- {name: ") != std::string::npos)
+      units.emplace_back(yaml_field(line, "name"), yaml_field(line, "unit")),
+          descriptions.push_back(yaml_field(line, "description"));
+  }
+  Table t = parse_delimited(in, path, delimiter, true, "ECSV");
+  for (std::size_t i = 0; i < units.size(); ++i)
+    for (Column& c : t.columns)
+      if (c.name == units[i].first) c.unit = units[i].second, c.description = descriptions[i];
+  return t;
+}
+
+void write_ecsv(const std::string& path, const Table& table) {
+  std::ostringstream out;
+  out << "# %ECSV 1.0\n# ---\n# delimiter: ','\n# datatype:\n";
+  std::vector<std::string> names;
+  for (const auto& c : table.columns) {
+    const int64_t repeat = c.is_text() || c.values.dim() == 1 ? 1 : c.values.size(1);
+    for (int64_t j = 0; j < repeat; ++j) {
+      const std::string name =
+          c.is_text() || c.values.dim() == 1 ? c.name : c.name + "_" + std::to_string(j);
+      names.push_back(name);
+      out << "# - {name: " << yaml_quote(name);
+      if (!c.unit.empty()) out << ", unit: " << yaml_quote(c.unit);
+      out << ", datatype: "
+          << (c.is_text()                           ? "string"
+              : c.values.scalar_type() == at::kLong ? "int64"
+                                                    : "float64");
+      if (!c.description.empty()) out << ", description: " << yaml_quote(c.description);
+      out << "}\n";
+    }
+  }
+  if (!table.meta.empty()) {
+    out << "# meta:\n";
+    for (const auto& [key, value] : table.meta)
+      out << "#   " << yaml_quote(key) << ": " << yaml_quote(value) << "\n";
+  }
+  out << "# schema: astropy-2.0\n";
+  // The data: CSV rows under the header (write_csv's layout, its header line included).
+  Table plain = table;
+  for (Column& c : plain.columns) c.unit.clear(), c.description.clear();
+  std::ostringstream rows;
+  write_csv_text(rows, plain);
+  out << rows.str();
+  write_text_file(path, out.str());
+}
+
+TableFormat table_format_for_output(const std::string& path) {
+  const std::string p = lower(path);
+  if (ends_with(p, ".csv")) return TableFormat::Csv;
+  if (ends_with(p, ".ecsv")) return TableFormat::Ecsv;
+  for (const char* e : {".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"})
+    if (ends_with(p, e)) return TableFormat::Fits;
+  throw ValueError("catalogue '" + path +
+                   "': give a name ending in .fits, .ecsv or .csv (the format follows the name)");
+}
+
+void write_table(const std::string& path, const Table& table, const std::string& extname) {
+  switch (table_format_for_output(path)) {
+  case TableFormat::Csv: return write_csv(path, table);
+  case TableFormat::Ecsv: return write_ecsv(path, table);
+  case TableFormat::Fits: {
+    FitsHeader h;
+    for (const auto& [key, value] : table.meta)
+      if (key.size() <= 8) h.set(key, std::string_view(value.substr(0, 68)), "");
+    return write_fits_table(path, table, extname, {}, h);
+  }
+  }
+}
+
+Table read_table(const std::string& spec) {
+  // FITS by content (or a name with an HDU selector), as images are recognised.
+  const auto bracket = spec.find('[');
+  if (bracket != std::string::npos && bracket > 0 && !detail::path_exists(spec) &&
+      detail::path_exists(spec.substr(0, bracket)))
+    return read_fits_table(spec);
+  if (detail::path_exists(spec) && !detail::is_folder(spec)) {
+    std::ifstream probe(spec, std::ios::binary);
+    char magic[9] = {};
+    probe.read(magic, 9);
+    const std::string m(magic, static_cast<std::size_t>(probe.gcount()));
+    if (m == "SIMPLE  =" || m.rfind("\x1f\x8b", 0) == 0) return read_fits_table(spec);
+  }
+  std::ifstream in = open_text(spec);
+  char head[8] = {};
+  in.read(head, 7);
+  return std::string(head, static_cast<std::size_t>(in.gcount())) == "# %ECSV" ? read_ecsv(spec)
+                                                                               : read_csv(spec);
 }
 
 } // namespace demix

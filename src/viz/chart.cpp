@@ -3,6 +3,8 @@
 
 #include "io/detail/atomic_file.hpp"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +26,12 @@ void check(const std::vector<ChartPanel>& panels, const ChartOptions& o) {
     throw ValueError("chart: columns " + std::to_string(o.columns) + ", panel " +
                      std::to_string(o.panel_width) + " x " + std::to_string(o.panel_height) +
                      ": need >= 1 column and panels of at least 160 x 120 pixels");
+  for (const ChartPanel& p : panels)
+    if (p.image && (!p.image->rgb.defined() || p.image->rgb.dim() != 3 ||
+                    p.image->rgb.size(2) != 3 || p.image->rgb.scalar_type() != at::kByte ||
+                    p.image->rgb.size(0) < 1 || p.image->rgb.size(1) < 1))
+      throw ShapeError("chart: the image of panel '" + p.title +
+                       "' must be an (H, W, 3) uint8 picture");
   for (const ChartPanel& p : panels)
     for (const ChartSeries& s : p.series)
       if (s.y.size() != s.x.size() || (!s.lo.empty() && s.lo.size() != s.x.size()) ||
@@ -151,26 +159,114 @@ void text_at(cairo_t* cr, const std::string& s, double x, double y, double align
   cairo_show_text(cr, s.c_str());
 }
 
+/// Width kept right of an image for its colour bar, its tick labels and its label.
+constexpr double kColourBarSpace = 96;
+
+/// The picture of an image panel at (left, top), `scale` screen pixels per picture pixel.
+void draw_picture(cairo_t* cr, const ChartImage& im, double left, double top, double scale) {
+  const at::Tensor rgb = im.rgb.to(at::kCPU).contiguous();
+  const int H = static_cast<int>(rgb.size(0)), W = static_cast<int>(rgb.size(1));
+  cairo_surface_t* pic = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+  cairo_surface_flush(pic);
+  unsigned char* dst = cairo_image_surface_get_data(pic);
+  const int stride = cairo_image_surface_get_stride(pic);
+  const unsigned char* src = rgb.data_ptr<unsigned char>();
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      const unsigned char* c = src + 3 * (static_cast<std::size_t>(y) * W + x);
+      reinterpret_cast<uint32_t*>(dst + static_cast<std::size_t>(y) * stride)[x] =
+          (uint32_t{c[0]} << 16) | (uint32_t{c[1]} << 8) | c[2];
+    }
+  cairo_surface_mark_dirty(pic);
+  cairo_save(cr);
+  cairo_translate(cr, left, top);
+  cairo_scale(cr, scale, scale);
+  cairo_set_source_surface(cr, pic, 0, 0);
+  // Enlarged pictures show their pixels; reduced ones are averaged.
+  cairo_pattern_set_filter(cairo_get_source(cr),
+                           scale >= 1 ? CAIRO_FILTER_NEAREST : CAIRO_FILTER_GOOD);
+  cairo_paint(cr);
+  cairo_restore(cr);
+  cairo_surface_destroy(pic);
+}
+
+/// The colour bar of an image panel: the colours of vmin..vmax (value axis linear, colours as
+/// stretched in the picture), ticks in data values, the label on the right.
+void draw_colour_bar(cairo_t* cr, const ChartImage& im, double x, double top, double bottom) {
+  const double bw = 14;
+  cairo_save(cr);
+  cairo_rectangle(cr, x, top, bw, bottom - top);
+  cairo_clip(cr);
+  for (int k = 0; k < 256; ++k) {
+    const double f = k / 255.0;
+    set_colour(cr, colormap_lookup(im.colormap, apply_stretch(im.stretch, f)));
+    const double y = bottom - f * (bottom - top);
+    cairo_rectangle(cr, x, y - (bottom - top) / 255.0 - 0.5, bw, (bottom - top) / 255.0 + 1);
+    cairo_fill(cr);
+  }
+  cairo_restore(cr);
+  set_colour(cr, {40, 40, 40});
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, x, top, bw, bottom - top);
+  cairo_stroke(cr);
+  Axis a;
+  a.lo = im.vmin, a.hi = im.vmax;
+  double label_w = 0;
+  cairo_set_font_size(cr, 11);
+  for (const double v : a.ticks()) {
+    const double y = bottom - a.frac(v) * (bottom - top);
+    cairo_move_to(cr, x + bw, y), cairo_line_to(cr, x + bw + 4, y), cairo_stroke(cr);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, tick_text(v).c_str(), &e);
+    label_w = std::max(label_w, e.x_advance);
+    text_at(cr, tick_text(v), x + bw + 7, y, 0, 0.5);
+  }
+  cairo_save(cr);
+  cairo_translate(cr, x + bw + 14 + label_w, (top + bottom) / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  cairo_set_font_size(cr, 12);
+  text_at(cr, im.colour_bar_label, 0, 0, 0.5, 0);
+  cairo_restore(cr);
+}
+
 void draw_panel(cairo_t* cr, const ChartPanel& p, double x0, double y0, double w, double h) {
-  const double left = x0 + 64, right = x0 + w - 14, top = y0 + 30, bottom = y0 + h - 46;
-  const Axis ax = fit_axis(p, true), ay = fit_axis(p, false);
+  double left = x0 + 64, right = x0 + w - 14, top = y0 + 30, bottom = y0 + h - 46;
+  Axis ax = fit_axis(p, true), ay = fit_axis(p, false);
+  double scale = 1;
+  if (p.image) { // the picture's aspect kept; axes in pixel coordinates
+    const ChartImage& im = *p.image;
+    const double W = static_cast<double>(im.rgb.size(1)), H = static_cast<double>(im.rgb.size(0));
+    if (im.colour_bar) right -= kColourBarSpace;
+    scale = std::min((right - left) / W, (bottom - top) / H);
+    right = left + scale * W, bottom = top + scale * H;
+    ax = Axis{}, ay = Axis{};
+    ax.lo = ay.lo = -0.5, ax.hi = W - 0.5, ay.hi = H - 0.5;
+  }
+  const bool y_down = p.image && !p.image->origin_lower;
   const auto px = [&](double v) { return left + ax.frac(v) * (right - left); };
-  const auto py = [&](double v) { return bottom - ay.frac(v) * (bottom - top); };
+  const auto py = [&](double v) {
+    return y_down ? top + ay.frac(v) * (bottom - top) : bottom - ay.frac(v) * (bottom - top);
+  };
   cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  if (p.image) {
+    draw_picture(cr, *p.image, left, top, scale);
+    if (p.image->colour_bar) draw_colour_bar(cr, *p.image, right + 16, top, bottom);
+  }
 
   // Grid lines and tick labels.
   cairo_set_font_size(cr, 11);
   cairo_set_line_width(cr, 1);
+  const bool grid = !p.image; // no grid lines over a picture
   for (const double v : ax.ticks()) {
     set_colour(cr, {225, 225, 225});
-    cairo_move_to(cr, px(v), top), cairo_line_to(cr, px(v), bottom), cairo_stroke(cr);
+    if (grid) cairo_move_to(cr, px(v), top), cairo_line_to(cr, px(v), bottom), cairo_stroke(cr);
     set_colour(cr, {40, 40, 40});
     cairo_move_to(cr, px(v), bottom), cairo_line_to(cr, px(v), bottom + 4), cairo_stroke(cr);
     text_at(cr, tick_text(v), px(v), bottom + 7, 0.5, 0);
   }
   for (const double v : ay.ticks()) {
     set_colour(cr, {225, 225, 225});
-    cairo_move_to(cr, left, py(v)), cairo_line_to(cr, right, py(v)), cairo_stroke(cr);
+    if (grid) cairo_move_to(cr, left, py(v)), cairo_line_to(cr, right, py(v)), cairo_stroke(cr);
     set_colour(cr, {40, 40, 40});
     cairo_move_to(cr, left - 4, py(v)), cairo_line_to(cr, left, py(v)), cairo_stroke(cr);
     text_at(cr, tick_text(v), left - 7, py(v), 1, 0.5);
@@ -182,6 +278,15 @@ void draw_panel(cairo_t* cr, const ChartPanel& p, double x0, double y0, double w
     cairo_move_to(cr, left, py(p.reference_y)), cairo_line_to(cr, right, py(p.reference_y));
     cairo_stroke(cr);
     cairo_set_dash(cr, nullptr, 0, 0);
+  }
+  for (const ChartMark& m : p.marks) {
+    if (!ax.usable(m.x) || m.x < std::min(ax.lo, ax.hi) || m.x > std::max(ax.lo, ax.hi)) continue;
+    set_colour(cr, {150, 150, 150});
+    cairo_move_to(cr, px(m.x), top), cairo_line_to(cr, px(m.x), bottom), cairo_stroke(cr);
+    set_colour(cr, {80, 80, 80});
+    cairo_set_font_size(cr, 9);
+    text_at(cr, m.label, px(m.x) + 2, top + 3, 0, 0);
+    cairo_set_font_size(cr, 11);
   }
 
   // Bands, then lines, clipped to the plotting area.
@@ -245,7 +350,7 @@ void draw_panel(cairo_t* cr, const ChartPanel& p, double x0, double y0, double w
   cairo_set_font_size(cr, 13);
   text_at(cr, p.title, (left + right) / 2, y0 + 9, 0.5, 0);
   cairo_set_font_size(cr, 12);
-  text_at(cr, p.x_label, (left + right) / 2, y0 + h - 18, 0.5, 0);
+  text_at(cr, p.x_label, (left + right) / 2, bottom + 28, 0.5, 0);
   cairo_save(cr);
   cairo_translate(cr, x0 + 14, (top + bottom) / 2);
   cairo_rotate(cr, -M_PI / 2);
@@ -325,5 +430,46 @@ void write_chart_png(const std::string& path, const std::vector<ChartPanel>& pan
 }
 
 #endif
+
+namespace {
+
+/// One image panel scaled to about `size` pixels on the picture's longer side.
+void write_image_panel(const std::string& path, ChartImage image, const std::string& title,
+                       int size) {
+  const double H = static_cast<double>(image.rgb.size(0)),
+               W = static_cast<double>(image.rgb.size(1));
+  const double scale = std::max(1e-3, std::min(size / W, size / H));
+  ChartOptions o;
+  o.columns = 1;
+  // draw_panel's margins around the scaled picture (and its colour bar).
+  o.panel_width =
+      std::max(160, static_cast<int>(std::ceil(W * scale)) + 64 + 14 + (image.colour_bar ? 96 : 0));
+  o.panel_height = std::max(120, static_cast<int>(std::ceil(H * scale)) + 30 + 46);
+  ChartPanel panel;
+  panel.title = title;
+  panel.x_label = "x (column, pixels from 0)";
+  panel.y_label = "y (row, pixels from 0)";
+  panel.image = std::move(image);
+  write_chart_png(path, {panel}, o);
+}
+
+} // namespace
+
+void write_map_figure(const std::string& path, const at::Tensor& map, const PreviewOptions& options,
+                      const std::string& title, const std::string& values, int size) {
+  const auto [vmin, vmax] = preview_range(map, options);
+  write_image_panel(path,
+                    ChartImage{render_preview(map, options), options.origin == Origin::Lower, true,
+                               values, options.colormap, options.stretch, vmin, vmax},
+                    title, size);
+}
+
+void write_picture_figure(const std::string& path, const at::Tensor& rgb, bool origin_lower,
+                          const std::string& title, int size) {
+  ChartImage image;
+  image.rgb = rgb;
+  image.origin_lower = origin_lower;
+  write_image_panel(path, std::move(image), title, size);
+}
 
 } // namespace demix

@@ -41,6 +41,16 @@ at::Tensor stretch(const at::Tensor& x /* in [0, 1] */, Stretch s) {
 
 } // namespace
 
+double apply_stretch(Stretch s, double x) {
+  switch (s) {
+  case Stretch::Linear: return x;
+  case Stretch::Sqrt: return std::sqrt(x);
+  case Stretch::Log: return std::log1p(kLogA * x) / std::log1p(kLogA);
+  case Stretch::Asinh: return std::asinh(x / kAsinhB) / std::asinh(1.0 / kAsinhB);
+  }
+  return x;
+}
+
 Rgb colormap_lookup(Colormap map, double t) {
   t = std::clamp(std::isfinite(t) ? t : 0.0, 0.0, 1.0);
   if (map == Colormap::Gray) {
@@ -57,7 +67,9 @@ Rgb colormap_lookup(Colormap map, double t) {
   return {mix(0), mix(1), mix(2)};
 }
 
-at::Tensor render_preview(const at::Tensor& map, const PreviewOptions& o) {
+namespace {
+
+void check_preview_input(const at::Tensor& map, const PreviewOptions& o) {
   if (map.dim() != 2 || map.is_complex())
     throw ShapeError("preview needs a real 2D map (H, W), got " + std::to_string(map.dim()) +
                      " dimension(s)" + (map.is_complex() ? ", complex" : ""));
@@ -66,9 +78,14 @@ at::Tensor render_preview(const at::Tensor& map, const PreviewOptions& o) {
     throw ValueError("preview percentiles must satisfy 0 <= lower < upper <= 100, got " +
                      std::to_string(o.lower_percentile) + " and " +
                      std::to_string(o.upper_percentile));
-  const at::Tensor x = map.detach().to(at::kCPU, at::kDouble).contiguous();
-  const at::Tensor finite_mask = at::isfinite(x);
-  const at::Tensor sorted = std::get<0>(x.index({finite_mask}).sort());
+  if (o.vmin && o.vmax && !(*o.vmin < *o.vmax))
+    throw ValueError("preview needs vmin < vmax, got vmin = " + std::to_string(*o.vmin) +
+                     ", vmax = " + std::to_string(*o.vmax));
+}
+
+/// preview_range of x, a CPU float64 copy of the map.
+std::pair<double, double> range_of(const at::Tensor& x, const PreviewOptions& o) {
+  const at::Tensor sorted = std::get<0>(x.index({at::isfinite(x)}).sort());
   double vmin = 0, vmax = 1;
   if (sorted.numel() > 0) {
     vmin = o.vmin.value_or(percentile(sorted, o.lower_percentile));
@@ -77,10 +94,22 @@ at::Tensor render_preview(const at::Tensor& map, const PreviewOptions& o) {
     vmin = o.vmin.value_or(0.0);
     vmax = o.vmax.value_or(vmin + 1.0);
   }
-  if (o.vmin && o.vmax && !(*o.vmin < *o.vmax))
-    throw ValueError("preview needs vmin < vmax, got vmin = " + std::to_string(*o.vmin) +
-                     ", vmax = " + std::to_string(*o.vmax));
   if (!(vmax > vmin)) vmax = vmin + 1.0; // constant map: draw it at the bottom of the colour map
+  return {vmin, vmax};
+}
+
+} // namespace
+
+std::pair<double, double> preview_range(const at::Tensor& map, const PreviewOptions& o) {
+  check_preview_input(map, o);
+  return range_of(map.detach().to(at::kCPU, at::kDouble).contiguous(), o);
+}
+
+at::Tensor render_preview(const at::Tensor& map, const PreviewOptions& o) {
+  check_preview_input(map, o);
+  const at::Tensor x = map.detach().to(at::kCPU, at::kDouble).contiguous();
+  const at::Tensor finite_mask = at::isfinite(x);
+  const auto [vmin, vmax] = range_of(x, o);
   const at::Tensor t = stretch(((x - vmin) / (vmax - vmin)).clamp(0.0, 1.0), o.stretch);
 
   // A 256-entry table, then one gather: cheap even for 4096 x 4096 maps.

@@ -42,9 +42,14 @@ class CliTestCase(unittest.TestCase):
             self.assertIn(f, err, f"{args}: stderr lacks {f!r}: {err}")
         for o in ([output] if output is not None else []) + list(outputs):
             self.assertFalse(os.path.exists(o), f"{args} left {o}")
-        leftovers = [f for _, _, files in os.walk(self.dir) for f in files if ".tmp-" in f]
-        self.assertEqual(leftovers, [], f"{args} left temporaries")
+        self.assertNoTemporaries(args)
         return err
+
+    def assertNoTemporaries(self, what=""):
+        """No temporary file (demix's ".demix-tmp_*") anywhere in the scratch folder."""
+        leftovers = [f for _, _, files in os.walk(self.dir) for f in files
+                     if f.startswith(".demix-tmp_") or ".tmp-" in f]
+        self.assertEqual(leftovers, [], f"{what} left temporaries")
 
 
 def main(timeout=120, verbosity=2):

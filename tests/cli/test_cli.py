@@ -5,6 +5,10 @@ name the file and the problem, and no output file (nor temporary) left behind by
 usage: test_cli.py PATH/TO/demix
 """
 import os
+import signal
+import socket
+import subprocess
+import time
 
 import numpy as np
 
@@ -99,12 +103,19 @@ class CliTest(clitest.CliTestCase):
         rc, _, err = run("convert", fits, self.path("back.npy"))
         self.assertEqual(rc, 0, err)
         np.testing.assert_array_equal(np.load(self.path("back.npy")), np.load(self.good))
-        rc, _, err = run("preview", fits, self.path("g.png"), "--stretch", "log", "--cmap", "magma")
+        rc, _, err = run("preview", fits, self.path("g.png"), "--stretch", "log", "--cmap", "magma",
+                         "--bare")
         self.assertEqual(rc, 0, err)
         head = read_bytes(self.path("g.png"))[:24]
         self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n")
-        self.assertEqual(int.from_bytes(head[16:20], "big"), 24)  # IHDR width
-        self.assertEqual(int.from_bytes(head[20:24], "big"), 16)  # IHDR height
+        self.assertEqual(int.from_bytes(head[16:20], "big"), 24)  # IHDR width: one pixel a pixel
+        # The default: a figure (axes, colour bar) around the picture scaled to --size.
+        rc, text, err = run("preview", fits, self.path("f.png"), "--size", "240")
+        self.assertEqual(rc, 0, err)
+        head = read_bytes(self.path("f.png"))[:24]
+        if "colour bar" in text:  # a build with cairo
+            self.assertGreater(int.from_bytes(head[16:20], "big"), 240)
+            self.assertGreater(int.from_bytes(head[20:24], "big"), 160)
 
     def test_global_options_before_or_after_subcommand(self):
         rc, _, err = run("--device", "cpu", "--dtype", "float64", "info", self.good)
@@ -184,6 +195,17 @@ class CliTest(clitest.CliTestCase):
         rc, _, err = run("preview", self.path("z.npy"), self.path("z.png"), "--part", "phase")
         self.assertEqual(rc, 0, err)
 
+    def test_hdu_out_of_range_names_the_hdus(self):
+        fits = self.path("one.fits")
+        rc, _, err = run("convert", self.good, fits)
+        self.assertEqual(rc, 0, err)
+        for sel in ("[7]", "[SCI]"):
+            out = self.path("o.npy")
+            self.assertFails(["convert", fits + sel, out], 1, "no such HDU", "has 1 HDU(s)",
+                             "0 PRIMARY (image)", output=out)
+            self.assertFails(["stats", fits + sel, "-o", self.path("s.fits")], 1, "no such HDU",
+                             output=self.path("s.fits"))
+
     def test_empty_hdu(self):
         # A FITS file whose only HDU has no data: NAXIS = 0.
         card = lambda s: s.ljust(80).encode()
@@ -239,10 +261,74 @@ class CliTest(clitest.CliTestCase):
         out = self.path("c.png")
         self.assertFails(["preview", self.path("cube.npy"), out, "--plane", "5"], 1, "--plane 5",
                          "3 planes", output=out)
+        self.assertFails(["preview", self.good, out, "--plane", "5"], 1, "--plane 5",
+                         "single map", output=out)
+        self.assertFails(["preview", self.good, out, "--vmin", "nan"], 2, "a finite number",
+                         output=out)
+        self.assertFails(["preview", self.good, out, "--vmin", "2", "--vmax", "1"], 1,
+                         "must be below --vmax", output=out)
         rc, out_text, _ = run("version")
         if "no CUDA device" in out_text:
             self.assertFails(["--device", "cuda", "info", self.good], 1, "cuda")
 
+
+    # ---- outputs: checked first, written all-or-nothing, no temporary left ----
+    def test_two_outputs_on_one_file_or_on_an_input(self):
+        m = self.small_map()
+        out = self.path("s.fits")
+        self.assertFails(["stats", m, "-o", out, "--json", out], 1, "is the same file as",
+                         output=out)
+        # The same file under another spelling, and an output that is the input.
+        self.assertFails(["stats", m, "-o", out, "--json", self.dir + "/./s.fits"], 1,
+                         "is the same file as", output=out)
+        before = read_bytes(m)
+        self.assertFails(["convert", m, m], 1, "is an input")
+        self.assertEqual(read_bytes(m), before)
+
+    def test_failed_run_keeps_every_existing_output(self):
+        m = self.small_map()
+        table, json_path = self.path("t.fits"), self.path("t.json")
+        write_bytes(table, b"old table")
+        write_bytes(json_path, b"old json")
+        # The second output's folder is missing: nothing is written, the first output is intact.
+        self.assertFails(["stats", m, "-o", table, "--json", self.path("no/t.json")], 1,
+                         "does not exist")
+        self.assertEqual(read_bytes(table), b"old table")
+        # simulate's --png folder is missing: refused before the simulation, -o intact.
+        self.assertFails(["simulate", "isolated", "-n", "2", "-o", table, "--png",
+                          self.path("no/p.png")], 1, "does not exist")
+        self.assertEqual(read_bytes(table), b"old table")
+        self.assertEqual(read_bytes(json_path), b"old json")
+
+    def test_stale_temporary_of_a_dead_process_is_removed(self):
+        host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())
+        # pid beyond Linux's largest (2^22): no such process can run.
+        stale = self.path(f".demix-tmp_{host}_4194400_0_x.fits.part")
+        other_host = self.path(".demix-tmp_elsewhere_4194400_0_x.fits.part")
+        write_bytes(stale, b"left by a killed run")
+        write_bytes(other_host, b"maybe being written on another machine")
+        rc, _, err = run("convert", self.good, self.path("o.fits"))
+        self.assertEqual(rc, 0, err)
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(other_host))
+
+    def test_interrupted_run_leaves_no_temporary(self):
+        out = self.path("blends.fits")
+        p = subprocess.Popen([clitest.DEMIX, "simulate", "blends", "-n", "100000", "-o", out,
+                              "--csv", self.path("truth.csv")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(f.startswith(".demix-tmp_")
+                                                 for f in os.listdir(self.dir)):
+            time.sleep(0.05)
+        self.assertTrue(any(f.startswith(".demix-tmp_") for f in os.listdir(self.dir)),
+                        "the run wrote no temporary within 60 s")
+        for sig in (signal.SIGINT,):
+            p.send_signal(sig)
+        p.communicate(timeout=60)
+        self.assertEqual(p.returncode, -signal.SIGINT)
+        self.assertFalse(os.path.exists(out))
+        self.assertNoTemporaries("an interrupted simulate")
 
     # ---- demix stats ----
     def small_map(self, name="s.npy", shape=(64, 64), seed=3):
@@ -360,11 +446,12 @@ class CliTest(clitest.CliTestCase):
         self.assertEqual(rc, 0, err)
         for cls in ("S11", "S00", "S01", "C01", "Cphase", "L", "all"):
             self.assertRegex(out, rf"\n{cls} +\d+ +[0-9.e+-]+ +[0-9.e+-]+\n", cls)
-        self.assertIn("legend", out)
+        self.assertIn("one panel per map", out)
         head = read_bytes(png)[:24]
         self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n")
-        self.assertEqual(int.from_bytes(head[16:20], "big"), 300)
-        self.assertEqual(int.from_bytes(head[20:24], "big"), 120)
+        # A chart (axes, legend, class names): panels at least 480 x 240, a 34-pixel title row.
+        self.assertEqual(int.from_bytes(head[16:20], "big"), 480)
+        self.assertEqual(int.from_bytes(head[20:24], "big"), 240 + 34)
         # Identical statistics (a coefficient file against its own map) differ by exactly 0.
         rc, _, err = run("stats", "-J", "3", a, "-o", self.path("a.fits"))
         self.assertEqual(rc, 0, err)
@@ -415,17 +502,13 @@ class CliTest(clitest.CliTestCase):
                                    delta=1e-3 * rows["1", cls][1])
             self.assertEqual(rows["all", cls][2], rows["1", cls][2])
         self.assertEqual(rows["0", "all"][0], 518)
-        # The plot: one 100-row panel per map, a grey divider row between them.
+        # The chart: one panel per map, each with A (blue) and B (orange) drawn.
         rgb = read_png_rgb(png)
-        self.assertEqual(rgb.shape, (2 * 100 + 1, 300, 3))
-        self.assertTrue((rgb[100] == (200, 200, 200)).all())
+        self.assertEqual(rgb.shape, (2 * 240 + 34, 480, 3))
         blue, orange = np.array([31, 119, 180]), np.array([255, 127, 14])
-        for panel in (rgb[:100], rgb[101:]):
-            self.assertTrue((panel == orange).all(-1).any())  # B drawn over A
-        # Map 0 is identical: A's points are all hidden under B's; map 1 differs: some show.
-        self.assertFalse((rgb[:100] == blue).all(-1).any())
-        self.assertTrue((rgb[101:] == blue).all(-1).any())
-        self.assertIn("2 panels", out)
+        for panel in (rgb[34:34 + 240], rgb[34 + 240:]):
+            self.assertTrue((panel == orange).all(-1).any())
+            self.assertTrue((panel == blue).all(-1).any())
         # A cube against itself: zero for every map; a single map keeps the four-column table.
         rc, out, err = run("stats", "-J", "3", "--compare", a, a)
         self.assertEqual(rc, 0, err)
@@ -437,7 +520,7 @@ class CliTest(clitest.CliTestCase):
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, rf"\nall +518 +{num} +{num}\n")
         self.assertNotIn("panels", out)
-        self.assertEqual(read_png_rgb(self.path("one.png")).shape, (100, 1200, 3))
+        self.assertEqual(read_png_rgb(self.path("one.png")).shape, (240 + 34, 1200, 3))
         # Batches of different sizes are not comparable.
         np.save(self.path("c3.npy"), np.stack(m))
         self.assertFails(["stats", "-J", "3", "--compare", a, self.path("c3.npy")], 1, "2 vs 3 maps")

@@ -10,7 +10,10 @@ import csv
 import os
 
 import numpy as np
+import astropy.units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
+from astropy.table import Table
 from astropy.wcs import WCS
 
 import clitest
@@ -52,8 +55,9 @@ class DeblendCliTest(clitest.CliTestCase):
             f.write("id,mag,x,y\n0,22.1,20,25\n1,21.5,30.2,29.8\n")
 
     def read_catalogue(self, out):
-        with open(os.path.join(out, "catalogue.csv")) as f:
-            return list(csv.DictReader(f))
+        """The rows of OUT/catalogue.fits as dicts, read by astropy."""
+        t = Table.read(os.path.join(out, "catalogue.fits"))
+        return [{name: row[name] for name in t.colnames} for row in t]
 
     def test_classical_stamps_catalogue_and_headers(self):
         out = self.path("out")
@@ -62,7 +66,7 @@ class DeblendCliTest(clitest.CliTestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("2 galaxies", err)  # progress on stderr
         self.assertEqual(sorted(os.listdir(out)),
-                         ["catalogue.csv", "galaxy_0.fits", "galaxy_1.fits", "residual.fits"])
+                         ["catalogue.fits", "galaxy_0.fits", "galaxy_1.fits", "residual.fits"])
         with fits.open(os.path.join(out, "galaxy_1.fits")) as hdul:
             h = hdul[0].header
             stamp = hdul[0].data
@@ -82,13 +86,60 @@ class DeblendCliTest(clitest.CliTestCase):
         rows = self.read_catalogue(out)
         self.assertEqual(len(rows), 2)
         self.assertEqual(list(rows[0].keys()),
-                         ["id", "x", "y"] + [f"flux_{b}" for b in "ugrizy"] + ["e1", "e2", "converged"])
+                         ["id", "x", "y", "ra", "dec"] + [f"flux_{b}" for b in "ugrizy"] +
+                         ["e1", "e2", "converged", "flags"])
+        t = Table.read(os.path.join(out, "catalogue.fits"))
+        self.assertEqual(t["x"].unit, u.pix)
+        self.assertEqual(t["ra"].unit, u.deg)
+        self.assertEqual(str(t["flux_r"].unit), "electron")  # the blend's BUNIT
+        # RA, Dec: the blend's WCS at each 0-based position, as astropy computes it.
+        sky = WCS(fits.getheader(self.blend), naxis=2).pixel_to_world(t["x"], t["y"])
+        for k in range(2):
+            self.assertLess(sky[k].separation(SkyCoord(t["ra"][k], t["dec"][k], unit="deg")).arcsec,
+                            1e-3)
+        # Both converged with positive fluxes; galaxy 0's stamp (columns -2..42) crosses the edge.
+        np.testing.assert_array_equal(t["flags"], [2, 0])
         # The brighter galaxy has ~3e4 e- in every band (noise of its share of the image: a few %).
         for b in "ugrizy":
             self.assertAlmostEqual(float(rows[1][f"flux_{b}"]) / 3e4, 1.0, delta=0.15)
-        self.assertEqual(rows[0]["converged"], "1")
+        self.assertEqual(rows[0]["converged"], 1)
         # Round galaxies: |e| small (noise and the neighbour's light in the stamp).
         self.assertLess(abs(float(rows[1]["e1"])), 0.1)
+
+    def test_catalogues_in_fits_ecsv_and_sextractor_columns(self):
+        # The positions as SExtractor writes them: FITS table, X_IMAGE / Y_IMAGE, 1-based pixels.
+        se = self.path("se.fits")
+        Table({"NUMBER": [1, 2], "X_IMAGE": [21.0, 31.2], "Y_IMAGE": [26.0, 30.8]}).write(se)
+        a, b = self.path("a"), self.path("b")
+        rc, _, err = run("deblend", self.blend, "--catalog", se, "--x-col", "X_IMAGE", "--y-col",
+                         "Y_IMAGE", "--origin", "1", "--method", "classical", "-o", a,
+                         "--catalogue-format", "ecsv")
+        self.assertEqual(rc, 0, err)
+        # The same as the 0-based CSV, written as ECSV with its units (astropy reads them).
+        rc, _, err = run("deblend", self.blend, "--catalog", self.catalog, "--method", "classical",
+                         "-o", b, "--catalogue-format", "csv")
+        self.assertEqual(rc, 0, err)
+        ta = Table.read(os.path.join(a, "catalogue.ecsv"), format="ascii.ecsv")
+        tb = Table.read(os.path.join(b, "catalogue.csv"), format="ascii.csv")
+        np.testing.assert_allclose(ta["x"], [20.0, 30.2])
+        np.testing.assert_allclose(ta["flux_r"], tb["flux_r"], rtol=1e-12)
+        self.assertEqual(ta["x"].unit, u.pix)
+        self.assertEqual(ta["dec"].unit, u.deg)
+        self.assertIn("0-based", ta["x"].description)
+        # The same positions in ECSV (as astropy writes it, space-delimited) are read too.
+        ec = self.path("pos.ecsv")
+        Table({"x": [20.0, 30.2], "y": [25.0, 29.8]}).write(ec, format="ascii.ecsv")
+        c = self.path("c")
+        rc, _, err = run("deblend", self.blend, "--catalog", ec, "--method", "classical", "-o", c)
+        self.assertEqual(rc, 0, err)
+        np.testing.assert_allclose(Table.read(os.path.join(c, "catalogue.fits"))["flux_r"],
+                                   tb["flux_r"], rtol=1e-6)
+        self.assertFails(["deblend", self.blend, "--catalog", se, "--method", "classical", "-o",
+                          self.path("d")], 1, "no columns named x and y", "X_IMAGE",
+                         output=self.path("d"))
+        self.assertFails(["deblend", self.blend, "--catalog", se, "--origin", "2", "--method",
+                          "classical", "-o", self.path("d")], 2, "--origin",
+                         output=self.path("d"))
 
     def test_ellipticity_in_the_shear_convention(self):
         # One elliptical Gaussian, axis ratio q = 1/2 along x: the catalogue's e1 is the shear
@@ -190,6 +241,9 @@ class DeblendCliTest(clitest.CliTestCase):
         self.assertEqual(len(cat), len(true_rows))
         for row, t in zip(cat, true_rows):
             self.assertLess(abs(float(row["flux_r"]) / float(t["flux_r"]) - 1), 0.25, (row, t))
+            # AB magnitudes from the ZPn and EXPTIMEn keywords: m = ZP - 2.5 log10(flux / t).
+            self.assertAlmostEqual(row["mag_r"], hdr["ZP3"] - 2.5 * np.log10(row["flux_r"] /
+                                                                         hdr["EXPTIME3"]), 9)
         # --float32-decoder: the same fit (on the CPU the same arithmetic; on CUDA float32 instead
         # of float16 upsampling, whose deblending metrics agree to 3-4 digits): residuals within
         # 0.05 sigma per pixel on average.

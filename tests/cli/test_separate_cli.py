@@ -240,7 +240,7 @@ class SeparateCliTest(clitest.CliTestCase):
                          output=self.path("x.fits"))
         self.assertFails(["simulate", "observation", sig, "--snr", 2, "-M", 3,
                           "--realizations-output", self.path("x.fits"), "-o",
-                          self.path("x.fits")], 1, "is the output", output=self.path("x.fits"))
+                          self.path("x.fits")], 1, "is the same file as", output=self.path("x.fits"))
         self.assertFails(["simulate", "observation", sig, "--contamination", "model:" + sig,
                           "-o", self.path("x.fits")], 1, "draws gaussian",
                          output=self.path("x.fits"))

@@ -79,7 +79,8 @@ class SimulateCliTest(clitest.CliTestCase):
         with open(png, "rb") as f:
             head = f.read(24)
         self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n")
-        self.assertEqual(int.from_bytes(head[16:20], "big"), 45)
+        # A figure: the 45-pixel stamp enlarged, with axes around it.
+        self.assertGreater(int.from_bytes(head[16:20], "big"), 45 * 8)
 
     def test_blends_are_sums_of_stamps(self):
         out = self.path("b.fits")

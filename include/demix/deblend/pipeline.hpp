@@ -15,6 +15,7 @@
 #include <demix/deblend/classical.hpp>
 #include <demix/deblend/detection.hpp>
 #include <demix/deblend/madness.hpp>
+#include <demix/io/fits.hpp>
 #include <demix/io/image.hpp>
 #include <demix/io/table.hpp>
 #include <demix/models/galaxy_prior.hpp>
@@ -71,6 +72,11 @@ struct DeblendPipelineOptions {
 };
 
 /// A blend with its noise levels and galaxy positions, checked and ready to deblend.
+/// The catalogue's quality flags (column "flags"), one bit each.
+constexpr std::int64_t kFlagNotConverged = 1;    ///< the fit did not converge
+constexpr std::int64_t kFlagStampOffEdge = 2;    ///< the galaxy's stamp reaches beyond the image
+constexpr std::int64_t kFlagNonPositiveFlux = 4; ///< the model's flux is <= 0 in some band
+
 struct PreparedBlend {
   at::Tensor image;     // (B, H, W) real: the blend, as given (its device and dtype)
   std::string name;     ///< names the blend in messages (Image::source)
@@ -82,6 +88,9 @@ struct PreparedBlend {
   /// One per band, for the catalogue's columns: BAND1..BANDn of the blend's header when it has
   /// them all, else u g r i z y for 6 bands (LSST), else b0, b1, ...
   std::vector<std::string> band_names;
+  /// The blend's keywords, for the catalogue: BUNIT (the flux unit), ZPn and EXPTIMEn (AB
+  /// magnitudes), the celestial WCS (RA, Dec).
+  FitsHeader header;
 };
 
 /// What deblend() returns. Galaxies are in the order of PreparedBlend::positions; images are on
@@ -100,10 +109,12 @@ struct DeblendReport {
   at::Tensor latents;          // (G, D) CPU: MADNESS's MAP latents; undefined for classical
   std::int64_t steps = 0;      ///< MADNESS: Adam steps taken; classical: 0
   double loss = std::numeric_limits<double>::quiet_NaN(); ///< MADNESS: final loss L; else NaN
-  /// One row per galaxy: id (int64), x, y (pixels), flux_<band> (each model's flux, in the
-  /// image's units: MADNESS the whole stamp, classical the galaxy's share of the image), e1, e2
-  /// (ellipticity of the model's band sum from metrics.hpp's measure_shapes, in the shear
-  /// convention (a - b) / (a + b) of the simulator's truth table), converged (0 or 1).
+  /// One row per galaxy, with units: id (int64), x, y (pix, 0-based), ra, dec (deg, when the
+  /// blend has a celestial WCS), flux_<band> (each model's flux in the image's BUNIT: MADNESS the
+  /// whole stamp, classical the galaxy's share of the image), mag_<band> (AB, where ZPn and
+  /// EXPTIMEn calibrate the band), e1, e2 (ellipticity of the model's band sum from metrics.hpp's
+  /// measure_shapes, in the shear convention (a - b) / (a + b) of the simulator's truth table),
+  /// converged (0 or 1), flags (kFlag* bits). write_table writes it as FITS, ECSV or CSV.
   Table catalogue;
 };
 
@@ -144,11 +155,19 @@ private:
   std::optional<ClassicalDeblender> classical_; // DeblendMethod::Classical
 };
 
-/// Galaxy positions (G, 2) float64 (x, y) from a CSV catalogue whose header names columns x and y
-/// (any case; other columns ignored), in 0-based pixels of the blend. IoError if it cannot be
-/// read; FormatError naming the file for a missing column, and its line and column for a value
-/// that is not a finite number.
-at::Tensor read_positions(const std::string& csv_path);
+/// Where a positions catalogue keeps its coordinates.
+struct PositionColumns {
+  std::string x = "x"; ///< the column of pixel columns (any case), e.g. X_IMAGE for SExtractor
+  std::string y = "y"; ///< the column of pixel rows, e.g. Y_IMAGE
+  int origin = 0;      ///< the catalogue's first pixel: 0 (numpy, demix) or 1 (FITS, SExtractor)
+};
+
+/// Galaxy positions (G, 2) float64 (x, y), 0-based pixels of the blend, from a catalogue in FITS,
+/// ECSV or CSV (read_table) with the columns `columns` names (other columns ignored). IoError if
+/// it cannot be read; FormatError naming the file for a missing column (listing those there),
+/// and the line (CSV) or row and the column for a value that is not a finite number; ValueError
+/// for an origin other than 0 or 1.
+at::Tensor read_positions(const std::string& path, const PositionColumns& columns = {});
 
 } // namespace demix
 #pragma GCC visibility pop

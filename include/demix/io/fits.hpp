@@ -50,6 +50,12 @@ private:
   std::vector<std::string> cards_; // each exactly 80 characters
 };
 
+/// Right ascension and declination in degrees, (N, 2) float64, of 0-based pixel positions xy
+/// (N, 2) = (column, row), through the header's celestial WCS (CTYPE1 "RA--...", CTYPE2
+/// "DEC-..."; CFITSIO's projections, with CDELT/CROTA2 or a CD matrix without skew). nullopt when
+/// the header has no such WCS.
+std::optional<at::Tensor> pixel_to_sky(const FitsHeader& header, const at::Tensor& xy);
+
 /// The header of a cutout whose pixel (0, 0) is pixel (x0, y0) (0-based column, row) of the image
 /// `header` describes: every WCS reference pixel (CRPIX1, CRPIX2 and the alternate descriptions'
 /// CRPIX1A..CRPIX2Z) moved by (-x0, -y0), so that each pixel of the cutout keeps its sky position.

@@ -1,12 +1,14 @@
 #pragma once
 // Catalogues as named columns (galaxy truth tables, detected positions): written and read as CSV
-// here and as FITS binary tables by fits.hpp (write_fits_table / read_fits_table).
+// and ECSV here and as FITS binary tables by fits.hpp (write_fits_table / read_fits_table);
+// write_table and read_table choose among the three.
 
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
@@ -28,6 +30,9 @@ struct Column {
 class Table {
 public:
   std::vector<Column> columns;
+  /// Table-level facts (key, value): ECSV "meta", FITS keywords of the table HDU (keys of at
+  /// most 8 characters); not in CSV.
+  std::vector<std::pair<std::string, std::string>> meta;
 
   /// Appends a numeric column (a copy on the CPU as int64 for integer tensors, else float64).
   /// ShapeError if its row count differs from the columns already present or it is not 1D/2D;
@@ -52,6 +57,25 @@ void write_csv(const std::string& path, const Table& table);
 /// int64, as a number float64, otherwise text; empty lines are skipped. IoError if missing,
 /// FormatError (naming the line) for a row with the wrong number of fields or an empty header.
 Table read_csv(const std::string& path);
+
+/// Writes `table` as ECSV 1.0 (astropy's self-describing text table): a commented YAML header
+/// with each column's name, datatype, unit and description and the table's meta, then CSV rows.
+/// Vector columns become name_0, name_1, ... as in CSV. Atomic.
+void write_ecsv(const std::string& path, const Table& table);
+/// Reads ECSV (',' or ' ' delimited): columns as read_csv's, with the header's units and
+/// descriptions. FormatError unless the first line is "# %ECSV <version>".
+Table read_ecsv(const std::string& path);
+
+enum class TableFormat { Csv, Ecsv, Fits };
+/// The format an output catalogue's name asks for: .csv, .ecsv, .fits/.fit/.fts (optionally
+/// .gz). ValueError for any other name.
+TableFormat table_format_for_output(const std::string& path);
+/// write_csv, write_ecsv or write_fits_table (extension `extname`, meta as keywords) by name.
+void write_table(const std::string& path, const Table& table,
+                 const std::string& extname = "CATALOG");
+/// A catalogue in any of the three formats, recognised from its content: FITS (a binary table:
+/// "file.fits[NAME]" or the first table HDU), ECSV, else CSV.
+Table read_table(const std::string& spec);
 
 } // namespace demix
 #pragma GCC visibility pop

@@ -5,7 +5,10 @@
 
 #include <demix/viz/preview.hpp> // Rgb
 
+#include <ATen/core/TensorBody.h>
+
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,12 +25,33 @@ struct ChartSeries {
   bool markers = false;
 };
 
+/// A picture shown in a panel, in pixel coordinates: x the column and y the row, 0-based, each
+/// pixel centred on its integer coordinates; optionally with a colour bar that maps the values
+/// vmin..vmax to colours as the picture did (render_preview).
+struct ChartImage {
+  at::Tensor rgb;           ///< (H, W, 3) uint8, top row of the picture first (render_preview's)
+  bool origin_lower = true; ///< the picture's bottom row is row 0 (y grows upwards)
+  bool colour_bar = false;
+  std::string colour_bar_label; ///< the values' name and unit
+  Colormap colormap = Colormap::Viridis;
+  Stretch stretch = Stretch::Linear;
+  double vmin = 0, vmax = 1;
+};
+
+/// A vertical line at x labelled at the panel's top (e.g. where a class of coefficients starts).
+struct ChartMark {
+  double x = 0;
+  std::string label;
+};
+
 struct ChartPanel {
   std::string title, x_label, y_label;
   bool log_x = false, log_y = false;
-  std::vector<ChartSeries> series;
+  std::vector<ChartSeries> series; ///< over the image, if any, in its pixel coordinates
   /// A horizontal reference line at this y (e.g. a ratio of 1); NaN for none.
   double reference_y = std::numeric_limits<double>::quiet_NaN();
+  std::vector<ChartMark> marks;
+  std::optional<ChartImage> image; ///< a picture panel: axes fit the picture, aspect kept
 };
 
 struct ChartOptions {
@@ -45,6 +69,18 @@ bool charts_available();
 /// cairo throws ValueError saying so.
 void write_chart_png(const std::string& path, const std::vector<ChartPanel>& panels,
                      const ChartOptions& options = {});
+
+/// A map as a figure: its preview (render_preview with `options`) with axes in pixels, a title and
+/// a colour bar labelled `values` (the quantity and its unit, e.g. "intensity [MJy/sr]"); the
+/// picture is scaled to about `size` pixels on its longer side. Errors as write_chart_png.
+void write_map_figure(const std::string& path, const at::Tensor& map /* (H, W) real */,
+                      const PreviewOptions& options, const std::string& title,
+                      const std::string& values, int size = 560);
+
+/// An RGB picture (H, W, 3) uint8, top row first (render_rgb's), as a figure with axes in pixels
+/// and a title (which should say what the colours are); `origin_lower` as ChartImage's.
+void write_picture_figure(const std::string& path, const at::Tensor& rgb, bool origin_lower,
+                          const std::string& title, int size = 560);
 
 } // namespace demix
 #pragma GCC visibility pop

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
@@ -44,6 +45,14 @@ struct PreviewOptions {
 /// ValueError for inconsistent limits.
 at::Tensor render_preview(const at::Tensor& map /* (H, W) real, any device */,
                           const PreviewOptions& options = {}); // -> (H, W, 3) uint8, CPU
+
+/// The clip range [vmin, vmax] render_preview uses for `map` (explicit limits or percentiles of
+/// the finite pixels; a constant map gets [v, v + 1]). ValueError for inconsistent limits.
+std::pair<double, double> preview_range(const at::Tensor& map /* (H, W) real */,
+                                        const PreviewOptions& options = {});
+
+/// The stretch of x in [0, 1] (brightness in [0, 1]); for colour bars.
+double apply_stretch(Stretch stretch, double x);
 
 /// Writes an RGB image as an 8-bit PNG, atomically.
 void write_png(const std::string& path, const at::Tensor& rgb /* (H, W, 3) uint8 */);

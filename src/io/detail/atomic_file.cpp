@@ -3,9 +3,8 @@
 #include <demix/core/errors.hpp>
 
 #include "io/detail/files.hpp"
+#include "io/detail/temporary_files.hpp"
 
-#include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -23,22 +22,17 @@ AtomicFile::AtomicFile(const std::string& target) : target_(target) {
   if (!is_folder(folder))
     throw IoError("cannot write '" + target + "': folder '" + folder + "' does not exist");
   if (is_folder(target)) throw IoError("cannot write '" + target + "': it is a folder");
-  static std::atomic<unsigned> counter{0};
-  // A hidden name in the same folder, so that rename() stays within one filesystem; only plain
-  // characters (CFITSIO reads brackets and parentheses in names as its extended syntax).
-  std::string plain = file_name(target);
-  for (char& c : plain)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
-  temp_ = folder + "/." + plain + ".tmp-" + std::to_string(::getpid()) + "-" +
-          std::to_string(counter++);
+  // ".part": the writers write plain files, whatever the target's extension (CFITSIO would
+  // compress a name ending in ".gz" itself).
+  temp_ = make_temporary_name(target, ".part");
   if (target.size() > 3 && target.compare(target.size() - 3, 3, ".gz") == 0)
-    compressed_ = temp_ + ".gz";
+    compressed_ = make_temporary_name(target, ".part.gz");
 }
 
 AtomicFile::~AtomicFile() {
   if (!committed_) {
-    std::remove(temp_.c_str());
-    if (!compressed_.empty()) std::remove(compressed_.c_str());
+    discard_temporary(temp_);
+    if (!compressed_.empty()) discard_temporary(compressed_);
   }
 }
 
@@ -70,11 +64,13 @@ void AtomicFile::commit() {
   const std::string* ready = &temp_;
   if (!compressed_.empty()) {
     gzip_file(temp_, compressed_, target_);
-    std::remove(temp_.c_str());
+    discard_temporary(temp_);
     ready = &compressed_;
   }
   if (std::rename(ready->c_str(), target_.c_str()) != 0)
     throw IoError("cannot write '" + target_ + "': " + std::strerror(errno));
+  forget_temporary(*ready);
+  if (ready != &temp_) forget_temporary(temp_);
   committed_ = true;
 }
 

@@ -81,8 +81,8 @@ std::vector<std::string> column_names(const demix::Table& t) {
   return names;
 }
 
-const std::vector<std::string> kColumns{"id",     "x",  "y",  "flux_g",   "flux_r",
-                                        "flux_i", "e1", "e2", "converged"};
+const std::vector<std::string> kColumns{"id",     "x",  "y",  "flux_g",    "flux_r",
+                                        "flux_i", "e1", "e2", "converged", "flags"};
 
 } // namespace
 
@@ -123,6 +123,15 @@ TEST(DeblendPipeline, ClassicalGivesWhatItsPartsGive) {
   EXPECT_TRUE(at::equal(t.column("e1").values, e.select(1, 0)));
   EXPECT_TRUE(at::equal(t.column("e2").values, e.select(1, 1)));
   EXPECT_TRUE(at::equal(t.column("converged").values, at::ones({2}, at::kLong)));
+  // Converged, positive fluxes; the 45-pixel stamps reach beyond this small blend (flag 2).
+  const int64_t H = image.data.size(-2), W = image.data.size(-1);
+  for (int64_t g = 0; g < 2; ++g) {
+    const int64_t x0 = r.stamp_origins[g][0].item<int64_t>(),
+                  y0 = r.stamp_origins[g][1].item<int64_t>();
+    const bool off = x0 < 0 || y0 < 0 || x0 + 45 > W || y0 + 45 > H;
+    EXPECT_EQ(t.column("flags").values[g].item<int64_t>(), off ? demix::kFlagStampOffEdge : 0);
+  }
+  EXPECT_EQ(t.column("x").unit, "pix");
   // Each child holds its galaxy's flux (the truth's totals over three bands: 7.5e4 and 3.7e4 e-,
   // of which the 15-pixel stamps drew 99.5% and 97.5%) to within its share of the noise (~2%)
   // and of the neighbour's light.
@@ -137,6 +146,18 @@ TEST(DeblendPipeline, ClassicalGivesWhatItsPartsGive) {
   for (const auto& col : t.columns)
     EXPECT_TRUE(at::equal(back.column(col.name).values.to(at::kDouble), col.values.to(at::kDouble)))
         << col.name;
+  // As ECSV and FITS (write_table by name), read back with their units (read_table by content).
+  for (const char* name : {"catalogue.ecsv", "catalogue.fits"}) {
+    demix::write_table(dir.path(name), t);
+    const demix::Table other = demix::read_table(dir.path(name));
+    EXPECT_EQ(column_names(other), kColumns) << name;
+    for (const auto& col : t.columns) {
+      EXPECT_TRUE(
+          at::equal(other.column(col.name).values.to(at::kDouble), col.values.to(at::kDouble)))
+          << name << " " << col.name;
+      EXPECT_EQ(other.column(col.name).unit, col.unit) << name << " " << col.name;
+    }
+  }
 }
 
 TEST(DeblendPipeline, MadnessGivesWhatItsPartsGive) {
@@ -308,4 +329,20 @@ TEST(DeblendPipeline, PositionsFromCsvCatalogues) {
                                           {"nan.csv", "line 3", "column x"});
   expect_error_naming<demix::IoError>([&] { demix::read_positions(dir.path("none.csv")); },
                                       {"none.csv"});
+  // SExtractor's columns and 1-based pixels, in a FITS table; row numbers outside CSV.
+  demix::Table se;
+  se.add("X_IMAGE", at::tensor({21.0, 31.2}, at::kDouble));
+  se.add("Y_IMAGE", at::tensor({26.0, NAN}, at::kDouble));
+  demix::write_table(dir.path("se.fits"), se);
+  expect_error_naming<demix::FormatError>(
+      [&] {
+        demix::read_positions(dir.path("se.fits"), {"X_IMAGE", "Y_IMAGE", 1});
+      },
+      {"se.fits", "row 2", "column Y_IMAGE"});
+  se.columns[1].values = at::tensor({26.0, 30.8}, at::kDouble);
+  demix::write_table(dir.path("se.fits"), se);
+  EXPECT_TRUE(at::allclose(demix::read_positions(dir.path("se.fits"), {"x_image", "y_image", 1}),
+                           at::tensor({20.0, 25.0, 30.2, 29.8}, at::kDouble).view({2, 2})));
+  EXPECT_THROW(demix::read_positions(dir.path("se.fits"), {"X_IMAGE", "Y_IMAGE", 2}),
+               demix::ValueError);
 }

@@ -3,6 +3,7 @@
 
 #include <demix/core/errors.hpp>
 #include <demix/io/image_io.hpp>
+#include <demix/io/table.hpp>
 #include <demix/sim/dataset.hpp>
 #include <demix/sim/simulate.hpp>
 #include <demix/viz/chart.hpp>
@@ -102,7 +103,10 @@ void run_simulate(const SimulateCliOptions& o, const Globals& globals) {
     throw ValueError("--png '" + o.png + "' does not end in .png");
   OutputFiles outputs;
   outputs.add(o.output, "the dataset (-o)");
-  if (!o.csv.empty()) outputs.add(o.csv, "--csv");
+  if (!o.csv.empty()) {
+    table_format_for_output(o.csv); // refuse a name of no catalogue format before the work
+    outputs.add(o.csv, "--csv");
+  }
   if (!o.png.empty()) outputs.add(o.png, "--png");
   const Context ctx = make_context(globals);
   const Survey survey = Survey::lsst();
@@ -183,7 +187,8 @@ void add_common_options(CLI::App* cmd, SimulateCliOptions& o) {
       {"moffat", PsfModel::Moffat}, {"kolmogorov", PsfModel::Kolmogorov}, {"none", PsfModel::None}};
   cmd->add_option("-o,--output", o.output, "Output FITS file")->required();
   cmd->add_option("--seed", o.seed, "Random seed (same seed, same dataset)")->default_str("0");
-  cmd->add_option("--csv", o.csv, "Also write the truth catalogue as CSV");
+  cmd->add_option("--csv", o.csv,
+                  "Also write the truth catalogue here: .csv, or .ecsv / .fits with units");
   cmd->add_option("--png", o.png, "Also write a colour picture of the first stamp or blend");
   cmd->add_option("--rgb", o.rgb_bands, "Bands shown as red, green, blue in --png")
       ->default_str("i,r,g");

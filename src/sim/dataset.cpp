@@ -211,7 +211,7 @@ void write_dataset(const std::string& path, const Simulator& sim, const KindPart
   const Table truth = truth_table(survey, sim.galaxies(), kind.placement, stats, hlr_band);
   out.add_table("TRUTH", truth);
   // The CSV first: if it fails, the FITS temporary is dropped too.
-  if (!w.csv_path.empty()) write_csv(w.csv_path, truth);
+  if (!w.csv_path.empty()) write_table(w.csv_path, truth, "TRUTH"); // CSV, ECSV or FITS by name
   out.commit();
 }
 

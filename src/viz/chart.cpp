@@ -76,17 +76,12 @@ struct Axis {
   std::vector<double> ticks() const {
     std::vector<double> out;
     if (log) {
-      const int a = static_cast<int>(std::floor(std::log10(lo))),
-                b = static_cast<int>(std::ceil(std::log10(hi)));
-      const int stride = std::max(1, (b - a) / 6);
-      for (int e = a; e <= b; e += stride) {
-        for (const double m :
-             (b - a <= 2 ? std::vector<double>{1, 2, 5} : std::vector<double>{1})) {
-          const double v = m * std::pow(10.0, e);
-          if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push_back(v);
-        }
-      }
-      return out;
+      out = decade_ticks();
+      if (out.size() >= 2) return out;
+      // Less than a decade without two of its 1, 2, 5 marks: round linear values instead.
+      Axis linear = *this;
+      linear.log = false;
+      return linear.ticks();
     }
     const double span = hi - lo, raw = span / 6;
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
@@ -100,16 +95,45 @@ struct Axis {
       out.push_back(std::abs(v) < 1e-12 * span ? 0.0 : v);
     return out;
   }
+
+  /// The spacing of linear ticks, for their labels' digits; 0 for decade ticks.
+  double label_step() const {
+    if (log && decade_ticks().size() >= 2) return 0;
+    const std::vector<double> t = ticks();
+    return t.size() < 2 ? 0.0 : t[1] - t[0];
+  }
+
+  std::vector<double> decade_ticks() const {
+    std::vector<double> out;
+    {
+      const int a = static_cast<int>(std::floor(std::log10(lo))),
+                b = static_cast<int>(std::ceil(std::log10(hi)));
+      const int stride = std::max(1, (b - a) / 6);
+      for (int e = a; e <= b; e += stride) {
+        for (const double m :
+             (b - a <= 2 ? std::vector<double>{1, 2, 5} : std::vector<double>{1})) {
+          const double v = m * std::pow(10.0, e);
+          if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push_back(v);
+        }
+      }
+    }
+    return out;
+  }
 };
 
-/// A tick label: short and exact enough to read ("0.5", "1e+03", "20").
-std::string tick_text(double v) {
-  char buf[32];
+/// A tick label: short, yet with the digits that tell neighbouring ticks apart (`step`: the
+/// spacing of linear ticks; 0 for decade ticks): "0.5", "1e+04", "10.004", "17441.2".
+std::string tick_text(double v, double step) {
+  char buf[40];
   const double a = std::abs(v);
-  if (a != 0 && (a >= 1e4 || a < 1e-3))
-    std::snprintf(buf, sizeof buf, "%.0e", v);
+  if (a == 0) return "0";
+  const int sig =
+      step > 0 ? std::clamp(static_cast<int>(std::ceil(std::log10(a / step))) + 1, 1, 12) : 1;
+  const int whole = static_cast<int>(std::floor(std::log10(a))) + 1; // digits before the point
+  if ((a >= 1e6 && sig < whole) || a < 1e-3)
+    std::snprintf(buf, sizeof buf, "%.*e", sig - 1, v);
   else
-    std::snprintf(buf, sizeof buf, "%g", v);
+    std::snprintf(buf, sizeof buf, "%.*g", std::max(sig, whole), v);
   return buf;
 }
 
@@ -213,13 +237,14 @@ void draw_colour_bar(cairo_t* cr, const ChartImage& im, double x, double top, do
   a.lo = im.vmin, a.hi = im.vmax;
   double label_w = 0;
   cairo_set_font_size(cr, 11);
+  const double bar_step = a.label_step();
   for (const double v : a.ticks()) {
     const double y = bottom - a.frac(v) * (bottom - top);
     cairo_move_to(cr, x + bw, y), cairo_line_to(cr, x + bw + 4, y), cairo_stroke(cr);
     cairo_text_extents_t e;
-    cairo_text_extents(cr, tick_text(v).c_str(), &e);
+    cairo_text_extents(cr, tick_text(v, bar_step).c_str(), &e);
     label_w = std::max(label_w, e.x_advance);
-    text_at(cr, tick_text(v), x + bw + 7, y, 0, 0.5);
+    text_at(cr, tick_text(v, bar_step), x + bw + 7, y, 0, 0.5);
   }
   cairo_save(cr);
   cairo_translate(cr, x + bw + 14 + label_w, (top + bottom) / 2);
@@ -230,7 +255,7 @@ void draw_colour_bar(cairo_t* cr, const ChartImage& im, double x, double top, do
 }
 
 void draw_panel(cairo_t* cr, const ChartPanel& p, double x0, double y0, double w, double h) {
-  double left = x0 + 64, right = x0 + w - 14, top = y0 + 30, bottom = y0 + h - 46;
+  double left = x0 + 76, right = x0 + w - 14, top = y0 + 30, bottom = y0 + h - 46;
   Axis ax = fit_axis(p, true), ay = fit_axis(p, false);
   double scale = 1;
   if (p.image) { // the picture's aspect kept; axes in pixel coordinates
@@ -257,19 +282,20 @@ void draw_panel(cairo_t* cr, const ChartPanel& p, double x0, double y0, double w
   cairo_set_font_size(cr, 11);
   cairo_set_line_width(cr, 1);
   const bool grid = !p.image; // no grid lines over a picture
+  const double x_step = ax.label_step(), y_step = ay.label_step();
   for (const double v : ax.ticks()) {
     set_colour(cr, {225, 225, 225});
     if (grid) cairo_move_to(cr, px(v), top), cairo_line_to(cr, px(v), bottom), cairo_stroke(cr);
     set_colour(cr, {40, 40, 40});
     cairo_move_to(cr, px(v), bottom), cairo_line_to(cr, px(v), bottom + 4), cairo_stroke(cr);
-    text_at(cr, tick_text(v), px(v), bottom + 7, 0.5, 0);
+    text_at(cr, tick_text(v, x_step), px(v), bottom + 7, 0.5, 0);
   }
   for (const double v : ay.ticks()) {
     set_colour(cr, {225, 225, 225});
     if (grid) cairo_move_to(cr, left, py(v)), cairo_line_to(cr, right, py(v)), cairo_stroke(cr);
     set_colour(cr, {40, 40, 40});
     cairo_move_to(cr, left - 4, py(v)), cairo_line_to(cr, left, py(v)), cairo_stroke(cr);
-    text_at(cr, tick_text(v), left - 7, py(v), 1, 0.5);
+    text_at(cr, tick_text(v, y_step), left - 7, py(v), 1, 0.5);
   }
   if (std::isfinite(p.reference_y) && ay.usable(p.reference_y)) {
     set_colour(cr, {120, 120, 120});
@@ -285,7 +311,7 @@ void draw_panel(cairo_t* cr, const ChartPanel& p, double x0, double y0, double w
     cairo_move_to(cr, px(m.x), top), cairo_line_to(cr, px(m.x), bottom), cairo_stroke(cr);
     set_colour(cr, {80, 80, 80});
     cairo_set_font_size(cr, 9);
-    text_at(cr, m.label, px(m.x) + 2, top + 3, 0, 0);
+    text_at(cr, m.label, px(m.x) + 2, bottom - 3, 0, 1); // at the bottom: legends sit top right
     cairo_set_font_size(cr, 11);
   }
 
@@ -352,7 +378,7 @@ void draw_panel(cairo_t* cr, const ChartPanel& p, double x0, double y0, double w
   cairo_set_font_size(cr, 12);
   text_at(cr, p.x_label, (left + right) / 2, bottom + 28, 0.5, 0);
   cairo_save(cr);
-  cairo_translate(cr, x0 + 14, (top + bottom) / 2);
+  cairo_translate(cr, x0 + 12, (top + bottom) / 2);
   cairo_rotate(cr, -M_PI / 2);
   text_at(cr, p.y_label, 0, 0, 0.5, 0.5);
   cairo_restore(cr);
@@ -443,7 +469,7 @@ void write_image_panel(const std::string& path, ChartImage image, const std::str
   o.columns = 1;
   // draw_panel's margins around the scaled picture (and its colour bar).
   o.panel_width =
-      std::max(160, static_cast<int>(std::ceil(W * scale)) + 64 + 14 + (image.colour_bar ? 96 : 0));
+      std::max(160, static_cast<int>(std::ceil(W * scale)) + 76 + 14 + (image.colour_bar ? 96 : 0));
   o.panel_height = std::max(120, static_cast<int>(std::ceil(H * scale)) + 30 + 46);
   ChartPanel panel;
   panel.title = title;

@@ -69,7 +69,7 @@ class BlendSimulator;    // simulate.hpp
 // ---- Writing ------------------------------------------------------------------------------------
 
 struct DatasetWriteOptions {
-  std::string csv_path; ///< also write TRUTH as CSV here (atomically), unless empty
+  std::string csv_path; ///< also write TRUTH here (atomically; .csv, .ecsv or .fits), unless empty
   int64_t chunk = 256;  ///< items rendered and written at a time (memory ~ chunk x item size)
   /// Called after each chunk with (items done, items in all); for progress reports.
   std::function<void(int64_t, int64_t)> progress;

@@ -19,6 +19,18 @@ TrainingStamps read_training_stamps(const std::string& path, const std::vector<d
                                     const std::vector<std::string>& bands) {
   TrainingStamps t;
   t.set = read_galaxy_stamps(path);
+  // Non-finite pixels, named where they are, before any model is built.
+  for (const auto& [stamps, name] :
+       {std::pair{t.set.stamps, "stamps"}, std::pair{t.set.noiseless, "noiseless stamps"}}) {
+    if (!stamps.defined()) continue;
+    const at::Tensor bad = at::isfinite(stamps).logical_not().nonzero(); // (n, 4): N, B, y, x
+    if (bad.size(0) == 0) continue;
+    const auto at = [&](int k) { return std::to_string(bad[0][k].item<int64_t>()); };
+    throw ValueError("'" + path + "': its " + name + " hold " + std::to_string(bad.size(0)) +
+                     " NaN or infinite pixel(s), the first in stamp " + at(0) + ", band " + at(1) +
+                     ", pixel (x " + at(3) + ", y " + at(2) +
+                     "); training needs finite stamps: drop or fill those stamps first");
+  }
   const auto B = static_cast<std::size_t>(t.set.stamps.size(1));
   if (!sigmas.empty()) {
     if (sigmas.size() != B)

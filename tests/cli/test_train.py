@@ -159,10 +159,10 @@ class TrainTest(clitest.CliTestCase):
         self.assertFails(["train-vae", self.path("zeros.npy"), "-o", model], 1, "noiseless",
                          output=model)
         nan = np.load(self.stamps)
-        nan[0, 0, 0, 0] = np.nan
+        nan[3, 1, 4, 2] = np.nan
         np.save(self.path("nan.npy"), nan)
         self.assertFails(["train-vae", self.path("nan.npy"), "-o", model, "--sigmas", "1,2"], 1,
-                         "NaN", output=model)
+                         "nan.npy", "1 NaN", "stamp 3, band 1, pixel (x 2, y 4)", output=model)
         self.assertFails(["train-vae", self.stamps, "-o", model, "--val-fraction", "0.9"], 2,
                          "--val-fraction", output=model)
         self.assertFails(["train-vae", self.stamps, "-o", model, "--resume", self.stamps,

@@ -40,6 +40,7 @@ namespace {
 
 struct SeparateCliOptions {
   std::string observation, output, json, wiener, truth, template_map, report, checkpoint, resume;
+  std::string regions; ///< --regions: a label map (H, W) for the residual-variance term
   int checkpoint_every = 0;
   bool no_cross = false;
   std::vector<std::string> contamination, half_missions;
@@ -157,7 +158,9 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << ", \"terms\": {\"contamination\": " << so.terms.contamination
     << ", \"independence\": " << so.terms.independence
     << ", \"template_correlation\": " << so.terms.template_correlation
-    << ", \"half_missions\": " << so.terms.half_missions << "}"
+    << ", \"half_missions\": " << so.terms.half_missions
+    << ", \"residual_variance\": " << so.terms.residual_variance << "}"
+    << ", \"regions\": " << json_string(o.regions)
     << ", \"template\": " << json_string(o.template_map) << ", \"half_missions\": ["
     << (o.half_missions.empty()
             ? std::string()
@@ -230,7 +233,7 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
     throw ValueError("--checkpoint and --resume save and continue one run; --runs is " +
                      std::to_string(o.runs));
   OutputFiles outputs;
-  for (const std::string& in : {o.observation, o.truth, o.template_map})
+  for (const std::string& in : {o.observation, o.truth, o.template_map, o.regions})
     if (!in.empty()) outputs.input(in);
   for (const std::string& in : o.half_missions) outputs.input(in);
   for (const std::string& spec : o.contamination) { // a file, or a model naming one after ':'/'='
@@ -284,6 +287,17 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
     if (so.terms.half_missions == 0) so.terms.half_missions = 1;
   } else if (so.terms.half_missions > 0) {
     throw ValueError("--half-missions-weight needs --half-missions");
+  }
+  if (!o.regions.empty()) {
+    const at::Tensor r = read_image(o.regions).data;
+    if (r.dim() != 2 || r.size(0) != d.size(1) || r.size(1) != d.size(2))
+      throw ShapeError("--regions '" + o.regions + "' is " + shape_text(r) +
+                       "; it must be one label map of the observation's " +
+                       std::to_string(d.size(1)) + " x " + std::to_string(d.size(2)) + " pixels");
+    maps.regions = r;
+    if (so.terms.residual_variance == 0) so.terms.residual_variance = 1;
+  } else if (so.terms.residual_variance > 0) {
+    throw ValueError("--residual-variance-weight needs --regions");
   }
   so.cross_channels = !o.no_cross;
   o.separation.terms = so.terms; // as run, for the header and sidecar
@@ -492,6 +506,14 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
       ->expected(2);
   cmd->add_option("--half-missions-weight", o->separation.terms.half_missions,
                   "Weight of the half-missions term (with --half-missions; 0 there means 1)")
+      ->check(at_least(0));
+  cmd->add_option("--regions", o->regions,
+                  "A label map (H, W) of regions 0..R-1 (negative: no region; FITS or npy): adds "
+                  "the term var(d - u) in each region = the realizations' mean variance there, for "
+                  "a contamination whose level varies (weight --residual-variance-weight, default "
+                  "1)");
+  cmd->add_option("--residual-variance-weight", o->separation.terms.residual_variance,
+                  "Weight of the residual-variance term (with --regions; 0 there means 1)")
       ->check(at_least(0));
   cmd->add_option("--contamination-weight", o->separation.terms.contamination,
                   "Weight of the term phi(d - u) = < phi(c_i) > (0: off)")

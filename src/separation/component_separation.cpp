@@ -1,6 +1,7 @@
 #include <demix/core/errors.hpp>
 #include <demix/separation/component_separation.hpp>
 #include <demix/stats/power_spectrum.hpp>
+#include <demix/stats/region_variance.hpp>
 #include <demix/stats/registry.hpp>
 #include <demix/synthesis/microcanonical.hpp>
 
@@ -65,7 +66,8 @@ void check_options(const SeparationOptions& o) {
   for (const auto& [name, w] : {std::pair{"terms.contamination", o.terms.contamination},
                                 {"terms.independence", o.terms.independence},
                                 {"terms.template_correlation", o.terms.template_correlation},
-                                {"terms.half_missions", o.terms.half_missions}})
+                                {"terms.half_missions", o.terms.half_missions},
+                                {"terms.residual_variance", o.terms.residual_variance}})
     require(w >= 0 && std::isfinite(w), name, w, ">= 0 and finite");
 }
 
@@ -146,6 +148,9 @@ struct Separator::State {
   at::Tensor noise;         // (M, C, H, W)
   at::Tensor template_map;  // (1, C, H, W) or undefined
   at::Tensor half_missions; // (2, C, H, W) or undefined
+  at::Tensor regions;       // (H, W) int64 CPU or undefined
+  /// The residual-variance term's statistic (SeparationTerms::residual_variance), or null.
+  std::shared_ptr<const Statistic> region_variance;
   std::vector<Term> terms;
   std::vector<Term> spectrum_terms; ///< the first eras' model with spectrum_eras > 0
   /// phi of every realization, a chunk at a time: f(i, m) gives the statistic's values (m, K) of
@@ -211,6 +216,13 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
                        std::to_string(contamination.size(0)) + " give fewer than 2 pairs");
     s.half_missions = context.to(maps.half_missions.detach());
   }
+  if (further.residual_variance > 0) {
+    if (!maps.regions.defined())
+      throw ValueError("separation: the residual-variance term needs a region map (H, W) "
+                       "(SeparationMaps::regions)");
+    s.region_variance = std::make_shared<RegionVarianceOperator>(maps.regions, grid, context);
+    s.regions = maps.regions.detach().to(at::kCPU, at::kLong);
+  }
   if (s.options.statistics.empty())
     s.options.statistics.push_back({default_synthesis_statistic(grid), 1.0});
   s.options.lbfgs.max_iterations = options.iterations;
@@ -273,6 +285,16 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
     m.reference = reference, m.name = name;
     to.push_back(std::move(m));
   };
+  if (s.region_variance) // one term per channel, whatever the era's statistics
+    for (int64_t c = 0; c < C; ++c) {
+      const at::Tensor nc = s.noise.select(1, c); // (M, H, W)
+      const at::Tensor Vr = s.over_realizations(M, [&](int64_t i, int64_t m) {
+        return s.region_variance->forward(nc.narrow(0, i, m)).values;
+      });
+      add(further, term_from_samples(Vr, Vr.mean(0), o.terms.residual_variance, o.drop_below),
+          s.region_variance, static_cast<int>(C + c), -1, Reference(),
+          "[" + std::to_string(c) + "] residual variance");
+    }
   for (const Term& t : model) {
     const std::string name = t.statistic->name();
     const auto cross = [&](const at::Tensor& a, const at::Tensor& b) {
@@ -451,7 +473,8 @@ std::string Separator::fingerprint() const {
     << " start " << separation_start_name(o.start) << " chunk " << o.chunk << " drop "
     << o.drop_below << " clip " << o.bias_clip << " cross " << o.cross_channels << " terms "
     << o.terms.contamination << "," << o.terms.independence << "," << o.terms.template_correlation
-    << "," << o.terms.half_missions << "; lbfgs " << detail::lbfgs_options_text(o.lbfgs) << "; "
+    << "," << o.terms.half_missions << "," << o.terms.residual_variance << " regions fnv "
+    << detail::tensor_fnv1a(s.regions) << "; lbfgs " << detail::lbfgs_options_text(o.lbfgs) << "; "
     << s.context.describe() << "; statistics";
   for (const Term& t : s.terms)
     f << " " << t.statistic->name() << "*" << t.weight << "{" << detail::keywords_text(*t.statistic)

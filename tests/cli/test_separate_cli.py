@@ -168,13 +168,17 @@ class SeparateCliTest(clitest.CliTestCase):
                   "--iterations", 4, "-J", 2, "--dn", 1]
         plain, full = self.path("plain.fits"), self.path("full.fits")
         self.separate(*common, "-o", plain)
+        regions = self.path("regions.npy")
+        np.save(regions, np.repeat([[0] * 8 + [1] * 8], 16, axis=0))  # left and right halves
         self.separate(*common, "-o", full, "--template", tmpl, "--half-missions", d1, d2,
                       "--contamination-weight", 0.5, "--independence-weight", 2,
-                      "--clip-bias", 0.01)
+                      "--clip-bias", 0.01, "--regions", regions)
         with open(self.path("full.json")) as f:
             side = json.load(f)["options"]
         self.assertEqual(side["terms"], {"contamination": 0.5, "independence": 2,
-                                         "template_correlation": 1, "half_missions": 1})
+                                         "template_correlation": 1, "half_missions": 1,
+                                         "residual_variance": 1})
+        self.assertEqual(side["regions"], regions)
         self.assertEqual(side["template"], tmpl)
         self.assertEqual(side["half_missions"], [d1, d2])
         self.assertEqual(side["bias_clip"], 0.01)
@@ -186,6 +190,10 @@ class SeparateCliTest(clitest.CliTestCase):
         write_map(wrong, np.zeros((8, 8)))
         self.assertFails(["separate", *common, "--half-missions", d1, wrong, "-o", out], 1,
                          "--half-missions", output=out)
+        self.assertFails(["separate", *common, "--residual-variance-weight", 1, "-o", out], 1,
+                         "--residual-variance-weight needs --regions", output=out)
+        self.assertFails(["separate", *common, "--regions", wrong, "-o", out], 1, "--regions",
+                         "label map", output=out)
         three = [x if x != 4 else 3 for x in common]  # -M 3
         self.assertFails(["separate", *three, "--half-missions", d1, d2, "-o", out], 1,
                          "fewer than 2 pairs", output=out)

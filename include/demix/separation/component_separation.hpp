@@ -63,12 +63,18 @@ struct SeparationTerms {
   /// s~ + sqrt2 c_2i+1) over the pairs of realizations, each half-mission having twice the noise
   /// variance of d = (d1 + d2) / 2; needs M >= 4.
   double half_missions = 0;
+  /// The variance of d - u in each region of SeparationMaps::regions matches the mean variance
+  /// of the realizations there (spread: over the realizations): for contaminations whose level
+  /// varies over the map (stats/region_variance.hpp).
+  double residual_variance = 0;
 };
 
 /// Maps beside the observation that further terms use.
 struct SeparationMaps {
   at::Tensor template_map;  ///< (C, H, W) T, for SeparationTerms::template_correlation
   at::Tensor half_missions; ///< (2, C, H, W) d1 and d2, for SeparationTerms::half_missions
+  /// (H, W) integer labels 0..R-1 (negative: no region), for SeparationTerms::residual_variance.
+  at::Tensor regions;
 };
 
 struct SeparationOptions {

@@ -9,6 +9,7 @@
 #include <demix/separation/component_separation.hpp>
 #include <demix/stats/loss.hpp>
 #include <demix/stats/power_spectrum.hpp>
+#include <demix/stats/region_variance.hpp>
 
 #include "support/expect_error.hpp"
 #include "support/fields.hpp"
@@ -195,9 +196,13 @@ TEST(Separation, CudaEqualsCpu) {
     o.estimator = estimator;
     o.eras = 2, o.iterations = 8, o.chunk = 4;
     o.start = demix::SeparationStart::Matched;
-    o.terms = {
-        .contamination = 0.5, .independence = 0.5, .template_correlation = 1, .half_missions = 1};
-    const demix::SeparationMaps maps{p.signal, p.observation.unsqueeze(0).expand({2, 1, n, n})};
+    o.terms = {.contamination = 0.5,
+               .independence = 0.5,
+               .template_correlation = 1,
+               .half_missions = 1,
+               .residual_variance = 0.5};
+    const demix::SeparationMaps maps{p.signal, p.observation.unsqueeze(0).expand({2, 1, n, n}),
+                                     (at::arange(n * n, at::kLong) % 3).view({n, n})};
     const demix::SeparationResult cpu =
         demix::Separator(p.observation, p.realizations, o, grid, cpu64(), maps).run();
     const demix::SeparationResult gpu =
@@ -359,21 +364,71 @@ TEST(Separation, FurtherTermsHaveTheirTargetsAndTheLossItsSlope) {
   EXPECT_EQ(terms[3].channel, 0);
   EXPECT_EQ(terms[3].cross_channel, 0);
 
-  // With WPH beside the spectrum, both estimators: the gradient against central differences.
+  // With WPH beside the spectrum and the residual variance of two regions, both estimators:
+  // the gradient against central differences.
   o.statistics = {{wph(2), 1.0}, {demix::PowerSpectrumOptions{}, 1.0}};
+  o.terms.residual_variance = 0.8;
+  maps.regions = at::zeros({n, n}, at::kLong);
+  maps.regions.narrow(0, 0, n / 4).fill_(1);
   for (const auto estimator :
        {demix::SeparationEstimator::Bias, demix::SeparationEstimator::Realizations}) {
     o.estimator = estimator;
     const demix::Separator both(p.observation, p.realizations, o, grid, cpu64(), maps);
     const demix::SeparationLoss loss = both.era_loss(e, 1);
-    ASSERT_EQ(loss.further->terms().size(), 8u);
+    ASSERT_EQ(loss.further->terms().size(), 9u);
     const at::Tensor u = (e + 0.1 * at::randn_like(e)).unsqueeze(0);
     const at::Tensor v = at::randn_like(u);
     const demix::MatchingResult r = both.evaluate(loss, u);
-    EXPECT_EQ(r.terms.size(0), 2 + 8);
+    EXPECT_EQ(r.terms.size(0), 2 + 9);
     EXPECT_NEAR(r.terms.sum().item<double>(), r.loss.item<double>(), 1e-12);
     expect_gradient_is_the_slope(both, loss, u, v, demix::separation_estimator_name(estimator));
   }
+}
+
+// A noise four times stronger on the right half than on the left: the residual-variance term's
+// target is each half's mean variance over the realizations, and with the term the separated
+// residual d - s~ has each half's noise level, closer than without it.
+TEST(Separation, ResidualVarianceFollowsANonStationaryNoise) {
+  const int64_t n = 32, M = 8;
+  const demix::Grid2d grid{n, n};
+  at::Tensor s = lognormal(1, 1, n, 31)[0];
+  s = (s - s.mean()) / s.std(); // (1, n, n)
+  at::Tensor sigma = at::full({1, n, n}, 0.3, at::kDouble);
+  sigma.narrow(2, n / 2, n / 2).fill_(1.2);
+  at::manual_seed(32);
+  const at::Tensor c = sigma * at::randn({M + 1, 1, n, n}, at::kDouble);
+  const at::Tensor d = s + c[0], realizations = c.narrow(0, 1, M);
+  demix::SeparationMaps maps;
+  maps.regions = at::zeros({n, n}, at::kLong);
+  maps.regions.narrow(1, n / 2, n / 2).fill_(1);
+  demix::SeparationOptions o;
+  o.statistics = {{wph(3), 1.0}};
+  o.eras = 2;
+  o.iterations = 15;
+  o.terms.residual_variance = 1;
+  const demix::Separator with(d, realizations, o, grid, cpu64(), maps);
+  const demix::SeparationLoss era = with.era_loss(d, 1);
+  ASSERT_TRUE(era.further.has_value());
+  const auto& terms = era.further->terms();
+  ASSERT_EQ(terms.size(), 1u);
+  EXPECT_EQ(terms[0].name, "[0] residual variance");
+  EXPECT_EQ(terms[0].channel, 1); // d - u
+  const demix::RegionVarianceOperator regvar(maps.regions, grid, cpu64());
+  const at::Tensor noise_level = regvar.forward(realizations.select(1, 0)).values.mean(0);
+  EXPECT_TRUE(at::allclose(terms[0].target, noise_level, 1e-12, 0));
+
+  const auto level_error = [&](const demix::SeparationResult& r) {
+    return (regvar.forward(r.contamination).values[0] / noise_level - 1).abs().max().item<double>();
+  };
+  const double err_with = level_error(with.run());
+  o.terms.residual_variance = 0;
+  const double err_without = level_error(demix::Separator(d, realizations, o, grid, cpu64()).run());
+  EXPECT_LT(err_with, err_without) << err_with << " " << err_without;
+  EXPECT_LT(err_with, 0.2) << err_with;
+  // No region map: refused.
+  o.terms.residual_variance = 1;
+  expect_error_naming<demix::ValueError>(
+      [&] { demix::Separator(d, realizations, o, grid, cpu64()); }, {"region map"});
 }
 
 // A run stopped in its second era and resumed from its checkpoint ends where the uninterrupted

@@ -67,6 +67,34 @@ class AstropyInterop(unittest.TestCase):
                     np.testing.assert_array_equal(data, x)
                     self.assertIn("DATE", hdul[0].header)
 
+    def test_catalogues_read_by_astropy_with_units(self):
+        # The simulator's truth table as ECSV and FITS: the same columns, units astropy parses.
+        from astropy.table import Table
+        import astropy.units as u
+        tables = {}
+        for name in ("truth.ecsv", "truth.fits", "truth.csv"):
+            demix("simulate", "blends", "-n", 2, "--seed", 4, "-o", self.path("b.fits"),
+                  "--csv", self.path(name))
+            with warnings.catch_warnings():  # "electron": no FITS-standard unit, astropy warns
+                warnings.simplefilter("ignore", u.UnitsWarning)
+                tables[name] = Table.read(self.path(name))
+        ecsv, fit, csv = tables["truth.ecsv"], tables["truth.fits"], tables["truth.csv"]
+        self.assertEqual(ecsv.colnames, csv.colnames)
+        self.assertEqual(fit.colnames, csv.colnames)
+        for t in (ecsv, fit):
+            self.assertEqual(t["x"].unit, u.pix)
+            self.assertEqual(t["hlr"].unit, u.arcsec)
+            self.assertEqual(t["mag_r"].unit, u.mag)
+            np.testing.assert_array_equal(np.asarray(t["flux_r"]), np.asarray(csv["flux_r"]))
+        # The .fits.gz name gives a compressed table too.
+        demix("simulate", "blends", "-n", 2, "--seed", 4, "-o", self.path("b.fits"), "--csv",
+              self.path("truth.fits.gz"))
+        with open(self.path("truth.fits.gz"), "rb") as f:
+            self.assertEqual(f.read(2), b"\x1f\x8b")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", u.UnitsWarning)
+            np.testing.assert_array_equal(Table.read(self.path("truth.fits.gz"))["x"], fit["x"])
+
     def test_gzip_output_and_plain_names(self):
         # An output named *.fits.gz is gzip-compressed (astropy opens it; its checksum holds), and
         # brackets and parentheses in output names and folders are plain characters, not

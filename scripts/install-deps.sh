@@ -14,11 +14,14 @@ packages=(
   libgtest-dev          # unit tests
   libbenchmark-dev      # bench/
   python3-numpy python3-astropy  # test oracles for npy and FITS interoperability
+  python3-dev python3-torch pybind11-dev python3-pytest python3-venv  # the Python package (python/)
 )
 
-# A CUDA LibTorch chosen with TORCH_PREFIX replaces Debian's.
+# A CUDA LibTorch chosen with TORCH_PREFIX replaces Debian's (and its Python torch: the package
+# is then built when the python3 on the machine imports a torch of that LibTorch's version).
 if [ -n "${TORCH_PREFIX:-}" ]; then
   packages=("${packages[@]/libtorch-dev/}")
+  packages=("${packages[@]/python3-torch/}")
 fi
 
 missing=()

@@ -36,11 +36,12 @@ from .coefficients import Coefficients  # noqa: E402
 from .io import Header, read_image, write_image  # noqa: E402
 from .stats import (PowerSpectrum, Reference, ScatteringCov, Statistic, WPH, WST,  # noqa: E402
                     statistic)
+from .synthesis import SynthesisResult, synthesize  # noqa: E402
 
 __version__: str = _demix.__version__
 
 __all__ = [
-    "Coefficients", "Header", "PowerSpectrum", "Reference", "ScatteringCov", "Statistic", "WPH",
-    "WST", "read_image", "statistic", "write_image", "errors", "Error", "IoError",
-    "FormatError", "InvalidValueError", "ShapeError", "DeviceError",
+    "Coefficients", "Header", "PowerSpectrum", "Reference", "ScatteringCov", "Statistic",
+    "SynthesisResult", "WPH", "WST", "read_image", "statistic", "synthesize", "write_image",
+    "errors", "Error", "IoError", "FormatError", "InvalidValueError", "ShapeError", "DeviceError",
 ]

@@ -16,6 +16,8 @@ namespace py = pybind11;
 void bind_errors(py::module_& m);
 /// Statistics operators (stats/registry.hpp) and their references.
 void bind_stats(py::module_& m);
+/// Microcanonical synthesis (synthesis/microcanonical.hpp).
+void bind_synthesis(py::module_& m);
 /// Images in and out with their FITS headers (io/image_io.hpp).
 void bind_io(py::module_& m);
 

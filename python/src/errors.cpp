@@ -9,7 +9,7 @@
 
 namespace demix::python {
 
-void bind_errors(py::module_& m) {
+void bind_errors(py::module_& /*m: the classes live in demix.errors*/) {
   // Looked up once; kept alive for the life of the interpreter (translators may run at exit).
   const py::module_ errors = py::module_::import("demix.errors");
   const auto kept = [&](const char* name) { return py::object(errors.attr(name)).release(); };
@@ -19,7 +19,6 @@ void bind_errors(py::module_& m) {
   static const py::handle shape_error = kept("ShapeError");
   static const py::handle device_error = kept("DeviceError");
   static const py::handle error = kept("Error");
-  (void)m;
   // Most derived first: FormatError is an IoError.
   py::register_exception_translator([](std::exception_ptr p) {
     try {

@@ -8,6 +8,7 @@ PYBIND11_MODULE(_demix, m) {
   m.doc() = "demix's C++ library (private: use the demix package)";
   demix::python::bind_errors(m);
   demix::python::bind_stats(m);
+  demix::python::bind_synthesis(m);
   demix::python::bind_io(m);
 
   const demix::BuildInfo info = demix::build_info();

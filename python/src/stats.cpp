@@ -5,7 +5,7 @@
 #include <demix/core/errors.hpp>
 #include <demix/stats/registry.hpp>
 
-#include "bindings.hpp"
+#include "statistics.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -17,44 +17,6 @@
 #include <vector>
 
 namespace demix::python {
-
-namespace {
-
-/// Everything that defines an operator, as the Python classes pass it. Options a statistic does
-/// not take are nullopt (the Python classes' signatures keep them apart).
-struct BuildArgs {
-  std::string kind; // registry name: "wph", "wst", "scov", "ps"
-  int64_t height = 0, width = 0;
-  std::string boundary = "periodic"; // "periodic" | "nonperiodic"
-  at::Device device = at::kCPU;
-  std::string dtype = "float32"; // "float32" | "float64"
-  bool complex_data = false;     // WPH: complex maps (Q + iU)
-  std::optional<int> J, L, dn;
-  std::string norm = "default"; // "default" | "none" | "auto" (| "p11" for scov)
-  // WPH
-  std::optional<int> A;
-  std::optional<double> cut_param;
-  std::optional<int64_t> memory_bytes;
-  // WST
-  std::optional<int> max_order;
-  // scattering covariance
-  std::optional<bool> isotropic;
-  // power spectrum
-  std::optional<int> bins;
-  std::optional<std::string> binning; // "linear" | "log"
-  std::optional<bool> subtract_mean, include_corners;
-};
-
-template <class E>
-E choice(const std::string& what, const std::string& value,
-         std::initializer_list<std::pair<const char*, E>> choices) {
-  std::string names;
-  for (const auto& [name, e] : choices) {
-    if (value == name) return e;
-    names += (names.empty() ? "" : ", ") + std::string(name);
-  }
-  throw ValueError(what + " must be one of " + names + ", got '" + value + "'");
-}
 
 Context make_context(const at::Device& device, const std::string& dtype) {
   ContextOptions o;
@@ -73,21 +35,28 @@ Context make_context(const at::Device& device, const std::string& dtype) {
   return Context(o);
 }
 
+namespace {
+
 /// `name` = value of an option the statistic `kind` does not take: a ValueError naming both.
 template <class T>
 void refuse(const std::optional<T>& value, const char* name, const std::string& kind) {
   if (value) throw ValueError("statistic '" + kind + "' has no option " + name);
 }
 
-std::shared_ptr<const Statistic> build(const BuildArgs& a) {
-  const StatisticInfo& info = statistic_info(a.kind);
+} // namespace
+
+Grid2d grid_of(const BuildArgs& a) {
   if (a.height < 1 || a.width < 1)
     throw ShapeError("shape must be two positive sizes (H, W), got (" + std::to_string(a.height) +
                      ", " + std::to_string(a.width) + ")");
-  const Grid2d grid{
+  return {
       a.height, a.width,
       choice<Boundary>("boundary", a.boundary,
                        {{"periodic", Boundary::Periodic}, {"nonperiodic", Boundary::NonPeriodic}})};
+}
+
+StatisticSpec spec_of(const BuildArgs& a, const Grid2d& grid) {
+  const StatisticInfo& info = statistic_info(a.kind);
   CommonOptions common;
   common.kind = info.kind;
   common.J = a.J;
@@ -140,12 +109,9 @@ std::shared_ptr<const Statistic> build(const BuildArgs& a) {
     refuse(a.subtract_mean, "subtract_mean", a.kind);
     refuse(a.include_corners, "include_corners", a.kind);
   }
-  const Context context = make_context(a.device, a.dtype);
-  return make_statistic(spec, grid, context);
+  return spec;
 }
 
-/// Coefficients as the Python class takes them: (values or None, classes, class_id (K,),
-/// label_names, labels (K, n_labels)).
 py::tuple to_python(Coefficients c) {
   py::object values = c.values.defined() ? py::cast(c.values) : py::none();
   return py::make_tuple(values, c.classes, c.class_id, c.label_names, c.labels);
@@ -153,73 +119,6 @@ py::tuple to_python(Coefficients c) {
 
 /// An undefined tensor for None.
 at::Tensor optional_tensor(const std::optional<at::Tensor>& t) { return t ? *t : at::Tensor(); }
-
-/// The operator as Python sees it: const methods of a shared, immutable statistic.
-class PyStatistic {
-public:
-  explicit PyStatistic(const BuildArgs& args) : stat_(build(args)) {}
-
-  py::tuple forward(const at::Tensor& x, const std::optional<Reference>& ref) const {
-    Coefficients c;
-    {
-      py::gil_scoped_release unlocked;
-      c = stat_->forward(x, ref.value_or(Reference()));
-    }
-    return to_python(std::move(c));
-  }
-
-  py::tuple forward_cross(const at::Tensor& x, const at::Tensor& y,
-                          const std::optional<Reference>& ref) const {
-    Coefficients c;
-    {
-      py::gil_scoped_release unlocked;
-      c = stat_->forward_cross(x, y, ref.value_or(Reference()));
-    }
-    return to_python(std::move(c));
-  }
-
-  Reference reference(const at::Tensor& maps) const {
-    py::gil_scoped_release unlocked;
-    return stat_->reference(maps);
-  }
-
-  py::tuple loss_and_grad(const at::Tensor& x, const at::Tensor& target,
-                          const std::optional<at::Tensor>& weights,
-                          const std::optional<at::Tensor>& weights_imag,
-                          const std::optional<Reference>& ref, bool want_grad) const {
-    LossResult r;
-    {
-      py::gil_scoped_release unlocked;
-      const SquaredDistance loss(target, optional_tensor(weights), optional_tensor(weights_imag));
-      r = stat_->loss_and_grad(x, loss, ref.value_or(Reference()), want_grad);
-    }
-    return py::make_tuple(r.loss, r.grad.defined() ? py::cast(r.grad) : py::none());
-  }
-
-  py::tuple labels() const { return to_python(stat_->labels()); }
-
-  /// (FITS keyword, JSON key, value, comment) of each option.
-  std::vector<py::tuple> keywords() const {
-    std::vector<py::tuple> out;
-    for (const StatisticKeyword& k : stat_->keywords())
-      out.push_back(py::make_tuple(k.fits, k.json,
-                                   std::visit([](const auto& v) { return py::cast(v); }, k.value),
-                                   k.comment));
-    return out;
-  }
-
-  std::string name() const { return stat_->name(); }
-  int64_t size() const { return stat_->size(); }
-  bool supports_cross() const { return stat_->supports_cross(); }
-  bool supports_complex() const { return stat_->supports_complex(); }
-  at::Device device() const { return stat_->context().device(); }
-  std::string describe() const { return stat_->context().describe(); }
-
-private:
-  std::shared_ptr<const Statistic> stat_;
-};
-
-} // namespace
 
 void bind_stats(py::module_& m) {
   py::class_<Reference>(m, "Reference", R"(Normalisation statistics of reference maps.

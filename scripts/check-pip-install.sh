@@ -13,7 +13,8 @@ set -euo pipefail
 python=${1:-/usr/bin/python3}
 src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/demix-pip.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# Kept when something fails, for a look at the build (build/) and the virtual environment.
+trap 'status=$?; if [ $status -eq 0 ]; then rm -rf "$work"; else echo "check-pip-install: failed ($status); see $work" >&2; fi' EXIT
 
 # The files git knows or would add (no build folders, virtual environments or outputs).
 mkdir -p "$work/src"
@@ -31,7 +32,7 @@ start=$(date +%s)
 echo "check-pip-install: pip install took $(( $(date +%s) - start )) s"
 
 cd "$work"
-"$work/venv/bin/python" - "$work/venv" <<'PY'
+"$work/venv/bin/python" -X faulthandler -u - "$work/venv" <<'PY'
 import pathlib, subprocess, sys
 import numpy as np
 import demix

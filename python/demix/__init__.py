@@ -14,23 +14,26 @@ statistics. NumPy arrays are taken too (and NumPy arrays come back).
 import torch  # first: the extension links against the libtorch that torch loads
 
 from . import errors
+from ._build import LIBTORCH_VERSION as _LIBTORCH_VERSION
 from .errors import DeviceError, Error, FormatError, InvalidValueError, IoError, ShapeError
-from . import _demix
 
 
 def _check_torch() -> None:
-    # The library is compiled against one LibTorch; another torch in the same process would
-    # fail later with obscure symbol or ABI errors.
-    built = _demix.libtorch_version.split(".")[:2]
+    # The library is compiled against one LibTorch; loading it beside another torch would crash
+    # the process or fail with obscure symbol errors, so this is checked before the extension
+    # is loaded.
+    built = _LIBTORCH_VERSION.split(".")[:2]
     running = torch.__version__.split("+")[0].split(".")[:2]
     if built != running:
         raise ImportError(
-            f"demix was built against LibTorch {_demix.libtorch_version} but torch "
+            f"demix was built against LibTorch {_LIBTORCH_VERSION} but torch "
             f"{torch.__version__} is imported: reinstall demix in this environment "
             "(pip install --no-build-isolation .) so that it is built against this torch")
 
 
 _check_torch()
+
+from . import _demix  # noqa: E402
 
 from .coefficients import Coefficients  # noqa: E402
 from .io import Header, read_image, write_image  # noqa: E402

@@ -59,3 +59,15 @@ def test_missing_device():
     with pytest.raises(demix.DeviceError) as e:
         demix.WPH((32, 32), J=2, device="cuda")
     assert isinstance(e.value, RuntimeError)
+
+
+def test_import_refuses_another_torch():
+    """An extension built for another LibTorch would crash the process as it loads: the package
+    checks the version first (here a torch that claims another version, in a fresh process)."""
+    import subprocess
+    import sys
+    code = ("import torch; torch.__version__ = '9.9.0'\n"
+            "try:\n    import demix\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "built against LibTorch" in out.stdout and "torch 9.9.0 is imported" in out.stdout

@@ -2,10 +2,14 @@
 reference, loss = squared distance to its own coefficients; median of 5 after 2 warm-ups), so
 that the two print comparable JSON lines: the cost of the Python layer is the difference.
 
-    PYTHONPATH=build/python /usr/bin/python3 bench/bench_python.py [cpu|cuda] [I_1.npy]
+    PYTHONPATH=build/python /usr/bin/python3 bench/bench_python.py [cpu|cuda] [I_1.npy] [256,512]
+
+On the CPU it uses every core, as bench_stats does (demix from Python keeps torch's thread count,
+which Debian's torch may start at 1).
 """
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -63,5 +67,8 @@ def bench_wph(device, dust, n, J):
 if __name__ == "__main__":
     device = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu")
     dust = sys.argv[2] if len(sys.argv) > 2 else "../shared/data/dust/I_1.npy"
-    bench_wph(device, dust, 256, 7)
-    bench_wph(device, dust, 512, 8)
+    sizes = [int(n) for n in sys.argv[3].split(",")] if len(sys.argv) > 3 else [256, 512]
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count())
+    for n in sizes:
+        bench_wph(device, dust, n, {256: 7, 512: 8}.get(n, 7))

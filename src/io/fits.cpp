@@ -10,14 +10,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 
 #include <fitsio.h>
+#include <zlib.h>
 
 namespace demix {
 
@@ -123,8 +126,193 @@ bool fits_in_float32(int bitpix, int equivtype, bool scaled) {
 
 std::string describe_spec(const std::string& spec) { return "cannot read FITS '" + spec + "'"; }
 
+/// The logical size of the open file: the inflated size of a gzip file (CFITSIO inflates it in
+/// memory), else the file's.
+std::uint64_t logical_size(fitsfile* f) {
+  return static_cast<std::uint64_t>(std::max<LONGLONG>(f->Fptr->logfilesize, 0));
+}
+
+std::optional<long long> integer_key(fitsfile* f, const char* key) {
+  long long v = 0;
+  int status = 0;
+  if (fits_read_key(f, TLONGLONG, key, &v, nullptr, &status)) {
+    fits_clear_errmsg();
+    return std::nullopt;
+  }
+  return v;
+}
+
+/// FormatError naming `where` unless the current HDU's data lie within the file: `pixels` values
+/// of `bytes` each for an image; for a tile-compressed image, its table (and heap), whose rows
+/// must be as many as its tiles (so that the image's size is backed by as many stored tiles).
+void check_data_fits(fitsfile* f, const std::string& where, std::uint64_t pixels,
+                     std::uint64_t bytes) {
+  int status = 0;
+  LONGLONG head = 0, data_start = 0, data_end = 0;
+  if (fits_get_hduaddrll(f, &head, &data_start, &data_end, &status)) {
+    fits_clear_errmsg();
+    return; // CFITSIO reports it on reading
+  }
+  const std::uint64_t size = logical_size(f);
+  const auto start = static_cast<std::uint64_t>(std::max<LONGLONG>(data_start, 0));
+  if (fits_is_compressed_image(f, &status)) {
+    const long long rows = integer_key(f, "NAXIS2").value_or(-1);
+    std::uint64_t tiles = 1;
+    for (int i = 1; i <= 9; ++i) {
+      const std::string n = std::to_string(i);
+      const auto length = integer_key(f, ("ZNAXIS" + n).c_str());
+      if (!length) break;
+      const long long tile = integer_key(f, ("ZTILE" + n).c_str()).value_or(i == 1 ? *length : 1);
+      if (*length < 1 || tile < 1)
+        throw FormatError(where + ": ZNAXIS" + n + " = " + std::to_string(*length) + ", ZTILE" + n +
+                          " = " + std::to_string(tile) + " (both must be >= 1)");
+      const auto count = static_cast<std::uint64_t>((*length - 1) / tile + 1);
+      tiles = tiles > (1ull << 62) / count ? (1ull << 62) : tiles * count;
+    }
+    if (rows < 0 || tiles != static_cast<std::uint64_t>(rows))
+      throw FormatError(where + ": its ZNAXISn and ZTILEn make " + std::to_string(tiles) +
+                        " tiles, its compressed table has " + std::to_string(rows) +
+                        " rows (one per tile)");
+    if (static_cast<std::uint64_t>(data_end) > size)
+      throw FormatError(where + " is truncated: its compressed data end at byte " +
+                        std::to_string(data_end) + ", the file has " + std::to_string(size) +
+                        " bytes");
+    return;
+  }
+  if (start > size || pixels > (size - start) / std::max<std::uint64_t>(bytes, 1))
+    throw FormatError(where + " is truncated: its header announces " + std::to_string(pixels) +
+                      " pixels of " + std::to_string(bytes) + " bytes from byte " +
+                      std::to_string(start) + ", the file has " + std::to_string(size) + " bytes");
+}
+
+/// FormatError naming `what` unless the current table HDU's rows (NAXIS1 x NAXIS2 bytes) and heap
+/// (PCOUNT) lie within the file: checked before buffers of that many rows are allocated.
+void check_table_fits(fitsfile* f, const std::string& what) {
+  int status = 0;
+  LONGLONG head = 0, data_start = 0, data_end = 0;
+  if (fits_get_hduaddrll(f, &head, &data_start, &data_end, &status)) throw_fits(status, what);
+  const long long width = integer_key(f, "NAXIS1").value_or(-1);
+  const long long rows = integer_key(f, "NAXIS2").value_or(-1);
+  const long long heap = integer_key(f, "PCOUNT").value_or(0);
+  if (width < 0 || rows < 0 || heap < 0)
+    throw FormatError(what + ": NAXIS1 = " + std::to_string(width) +
+                      ", NAXIS2 = " + std::to_string(rows) + ", PCOUNT = " + std::to_string(heap) +
+                      " (none may be negative)");
+  const std::uint64_t size = logical_size(f);
+  const auto start = static_cast<std::uint64_t>(std::max<LONGLONG>(data_start, 0));
+  const std::uint64_t room = start > size ? 0 : size - start;
+  const auto w = static_cast<std::uint64_t>(width), r = static_cast<std::uint64_t>(rows);
+  if ((w > 0 && r > room / w) || w * r + static_cast<std::uint64_t>(heap) > room)
+    throw FormatError(what + ": the table is truncated: its header announces " +
+                      std::to_string(rows) + " rows of " + std::to_string(width) +
+                      " bytes and a heap of " + std::to_string(heap) + " bytes from byte " +
+                      std::to_string(start) + ", the file has " + std::to_string(size) + " bytes");
+}
+
+/// at::empty, with a failed allocation (a header asking for more memory than there is) as an
+/// IoError naming `where`.
+at::Tensor allocate(const std::vector<int64_t>& shape, at::ScalarType dtype,
+                    const std::string& where) {
+  try {
+    return at::empty(shape, at::TensorOptions().dtype(dtype));
+  } catch (const std::exception&) { // c10::Error or std::bad_alloc
+    std::string dims;
+    for (auto d : shape) dims += (dims.empty() ? "" : " x ") + std::to_string(d);
+    throw IoError(where + ": not enough memory for its " + dims + " " +
+                  std::string(c10::toString(dtype)) + " values");
+  }
+}
+
+/// The value of a header card as text, blanks and quotes removed ("" for a card without '= ').
+std::string card_value(const char* card) {
+  if (std::strncmp(card + 8, "= ", 2) != 0) return {};
+  std::string v(card + 10, 70);
+  const auto slash = v.find('/');
+  if (v.find('\'') == std::string::npos && slash != std::string::npos) v.resize(slash);
+  std::erase(v, '\'');
+  const auto b = v.find_first_not_of(' ');
+  if (b == std::string::npos) return {};
+  return v.substr(b, v.find_last_not_of(' ') - b + 1);
+}
+
+std::optional<long long> whole_number(const std::string& text) {
+  long long v = 0;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || r.ec != std::errc() || r.ptr != text.data() + text.size())
+    return std::nullopt;
+  return v;
+}
+
+/// CFITSIO divides by ZTILEn and by RICE's block size (ZVAL1) while it opens a tile-compressed
+/// HDU, before it could return a status (SIGFPE on a zero), and its decompressors trust ZNAXISn:
+/// such headers are refused from their cards before CFITSIO opens the file. Every header is read
+/// (through zlib, so .gz files too); a file too broken to walk is left to CFITSIO's errors.
+void check_compressed_headers(const std::string& path, const std::string& what) {
+  gzFile in = gzopen(path.c_str(), "rb");
+  if (!in) return;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
+  char block[2880];
+  for (int hdu = 0; hdu < 100000; ++hdu) {
+    std::map<std::string, std::string> keys;
+    bool end = false;
+    while (!end) {
+      if (gzread(in, block, sizeof block) != static_cast<int>(sizeof block)) return;
+      for (int c = 0; c < 36 && !end; ++c) {
+        const char* card = block + 80 * c;
+        std::string key(card, 8);
+        key.erase(key.find_last_not_of(' ') + 1);
+        if (key == "END")
+          end = true;
+        else if (!key.empty())
+          keys.emplace(key, card_value(card));
+      }
+    }
+    const auto number = [&](const std::string& key) -> std::optional<long long> {
+      const auto it = keys.find(key);
+      return it == keys.end() ? std::nullopt : whole_number(it->second);
+    };
+    const std::string where = what + " (HDU " + std::to_string(hdu) + ")";
+    if (keys.count("ZIMAGE") && keys["ZIMAGE"] == "T") {
+      for (int i = 1; i <= 999; ++i) {
+        const std::string n = std::to_string(i);
+        if (!keys.count("ZNAXIS" + n)) break;
+        for (const std::string& key : {"ZNAXIS" + n, "ZTILE" + n}) {
+          if (!keys.count(key)) continue;
+          const auto v = number(key);
+          if (!v || *v < 1)
+            throw FormatError(where + ": the compressed image's " + key + " = " + keys[key] +
+                              " is not a whole number >= 1");
+        }
+      }
+      if (keys["ZCMPTYPE"].rfind("RICE", 0) == 0 && keys.count("ZVAL1")) {
+        const auto v = number("ZVAL1");
+        if (!v || *v < 1 || *v > 1024)
+          throw FormatError(where + ": the RICE block size ZVAL1 = " + keys["ZVAL1"] +
+                            " is not a whole number in 1..1024");
+      }
+    }
+    // Skip the data: |BITPIX| / 8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), in whole blocks.
+    const auto bitpix = number("BITPIX"), naxis = number("NAXIS");
+    if (!bitpix || !naxis || *naxis < 0 || *naxis > 999) return;
+    std::uint64_t size = *naxis > 0 ? 1 : 0;
+    for (long long i = 1; i <= *naxis; ++i) {
+      const auto a = number("NAXIS" + std::to_string(i));
+      if (!a || *a < 0 || (*a > 0 && size > (1ull << 50) / static_cast<std::uint64_t>(*a))) return;
+      size *= static_cast<std::uint64_t>(*a);
+    }
+    const long long pcount = number("PCOUNT").value_or(0), gcount = number("GCOUNT").value_or(1);
+    if (pcount < 0 || gcount < 0 || pcount > (1ll << 50) || gcount > (1ll << 20)) return;
+    if (size > 0 || pcount > 0)
+      size = (size + static_cast<std::uint64_t>(pcount)) * static_cast<std::uint64_t>(gcount);
+    size *= static_cast<std::uint64_t>(std::llabs(*bitpix) / 8);
+    size = (size + 2879) / 2880 * 2880;
+    if (size > (1ull << 60) || gzseek(in, static_cast<z_off_t>(size), SEEK_CUR) < 0) return;
+  }
+}
+
 void check_exists(const std::string& spec) {
   detail::require_input_file(strip_hdu_selector(spec), spec);
+  check_compressed_headers(strip_hdu_selector(spec), describe_spec(spec));
 }
 
 /// Writes one image HDU at the current position of `f` (primary if the file is new).
@@ -419,33 +607,13 @@ FitsImage read_fits(const std::string& spec) {
   }
   for (long a : axes)
     if (a <= 0) throw ShapeError(where + " has an empty axis (length " + std::to_string(a) + ")");
-  // A header may claim more data than the file holds: refuse before allocating it. (Compressed
-  // files are inflated by CFITSIO and images in tile-compressed tables end where their table
-  // does: the check holds for both, since it compares the HDU's own end with the file.)
-  LONGLONG head = 0, data_start = 0, data_end = 0;
-  const std::string path = strip_hdu_selector(spec);
-  std::uint64_t pixels = 1;
+  // A header may claim more data than the file holds: refuse before allocating it.
+  std::uint64_t pixels = 1; // saturates at 2^62 (no sum of shapes that large fits a file)
   for (long a : axes)
     pixels = pixels > (1ull << 62) / static_cast<std::uint64_t>(a)
                  ? (1ull << 62)
                  : pixels * static_cast<std::uint64_t>(a);
-  const bool gzip = [&] {
-    std::ifstream in(path, std::ios::binary);
-    unsigned char m[2] = {0, 0};
-    in.read(reinterpret_cast<char*>(m), 2);
-    return m[0] == 0x1f && (m[1] == 0x8b || m[1] == 0x9d); // gzip, compress (.Z)
-  }();
-  if (!gzip && fits_get_hduaddrll(f, &head, &data_start, &data_end, &status) == 0) {
-    const std::uint64_t size = detail::file_size(path).value_or(0);
-    const bool tiled = fits_is_compressed_image(f, &status) != 0;
-    const std::uint64_t claimed =
-        tiled ? static_cast<std::uint64_t>(data_end)
-              : static_cast<std::uint64_t>(data_start) + pixels * (std::abs(bitpix) / 8);
-    if (size > 0 && claimed > size)
-      throw FormatError(where + " is truncated: its header announces " + std::to_string(pixels) +
-                        " pixels (data up to byte " + std::to_string(claimed) + "), the file has " +
-                        std::to_string(size) + " bytes");
-  }
+  check_data_fits(f, where, pixels, std::abs(bitpix) / 8);
   status = 0;
 
   double bscale = 1, bzero = 0;
@@ -456,7 +624,7 @@ FitsImage read_fits(const std::string& spec) {
 
   const bool f32 = fits_in_float32(bitpix, equivtype, out.scaled);
   std::vector<int64_t> shape(axes.rbegin(), axes.rend());
-  out.data = at::empty(shape, at::TensorOptions().dtype(f32 ? at::kFloat : at::kDouble));
+  out.data = allocate(shape, f32 ? at::kFloat : at::kDouble, where);
   int anynul = 0;
   const LONGLONG n = out.data.numel();
   if (f32) {
@@ -689,6 +857,7 @@ void write_coefficients_fits(const std::string& path, const Coefficients& c,
 Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary_header) {
   detail::require_input_file(path, path);
   const std::string what = "cannot read coefficients from FITS '" + path + "'";
+  check_compressed_headers(path, what);
   FitsFile file;
   int status = 0;
   fits_clear_errmsg();
@@ -709,6 +878,7 @@ Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary
     throw FormatError(what + ": it has no binary table named " + extname +
                       " (is it a map rather than a file written by 'demix stats'?)");
   }
+  check_table_fits(f, what);
   long nrows = 0;
   int ncols = 0;
   fits_get_num_rows(f, &nrows, &status);
@@ -772,6 +942,10 @@ Coefficients read_coefficients_fits(const std::string& path, FitsHeader* primary
   at::Tensor re = at::empty({K, B}, at::kDouble), im = at::empty({K, B}, at::kDouble);
   if (K > 0) {
     fits_get_coltype(f, class_col, &type, &repeat, &width, &status);
+    if (status) throw_fits(status, what);
+    // CFITSIO would write numbers formatted at their display width into buffers of `repeat`.
+    if (type != TSTRING)
+      throw FormatError(what + ": its CLASS column holds numbers, not text (class names)");
     std::vector<std::string> text(K, std::string(static_cast<std::size_t>(repeat) + 1, '\0'));
     std::vector<char*> ptr(K);
     for (int64_t k = 0; k < K; ++k) ptr[k] = text[k].data();
@@ -932,6 +1106,7 @@ Table read_fits_table(const std::string& spec, FitsHeader* header) {
     throw_fits(status, what);
   }
   fitsfile* f = file.get();
+  check_table_fits(f, what);
   int ncols = 0;
   LONGLONG nrows = 0;
   fits_get_num_cols(f, &ncols, &status);

@@ -11,12 +11,12 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <map>
-#include <regex>
 #include <sstream>
 
 namespace demix {
@@ -54,13 +54,24 @@ Descr parse_descr(const std::string& descr, const std::string& what) {
   return {found->second.first, found->second.second, order == '>'};
 }
 
-/// The value text following 'key': in the header dict.
+/// The value text following 'key': in the header dict. (Scanned by hand: std::regex recurses
+/// once per character of a run of blanks, and a header may hold megabytes of them.)
 std::string dict_value(const std::string& header, const std::string& key, const std::string& what) {
-  const std::regex re("['\"]" + key + "['\"]\\s*:\\s*");
-  std::smatch m;
-  if (!std::regex_search(header, m, re))
-    throw FormatError(what + ": npy header has no '" + key + "' entry: " + header);
-  return header.substr(m.position(0) + m.length(0));
+  const auto blank = [&](std::size_t i) {
+    return i < header.size() && std::isspace(static_cast<unsigned char>(header[i]));
+  };
+  for (const char quote : {'\'', '"'}) {
+    const std::string quoted = std::string(1, quote) + key + quote;
+    for (auto at = header.find(quoted); at != std::string::npos; at = header.find(quoted, at + 1)) {
+      std::size_t i = at + quoted.size();
+      while (blank(i)) ++i;
+      if (i >= header.size() || header[i] != ':') continue;
+      ++i;
+      while (blank(i)) ++i;
+      return header.substr(i);
+    }
+  }
+  throw FormatError(what + ": npy header has no '" + key + "' entry: " + header.substr(0, 200));
 }
 
 void swap_bytes(void* data, std::size_t count, std::size_t width) {
@@ -108,7 +119,7 @@ at::Tensor read_npy(const std::string& path) {
   const std::string shape_text = dict_value(header, "shape", what);
   const auto close = shape_text.find(')');
   if (shape_text.empty() || shape_text[0] != '(' || close == std::string::npos)
-    throw FormatError(what + ": malformed shape in npy header: " + header);
+    throw FormatError(what + ": malformed shape in npy header: " + header.substr(0, 200));
   // Comma-separated non-negative integers (a trailing comma for one dimension): anything else,
   // negative sizes included, is refused, and so is a product beyond int64 (or beyond the file).
   std::vector<int64_t> shape;

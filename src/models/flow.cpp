@@ -96,9 +96,27 @@ struct LatentFlow::FrozenCache {
   }
 };
 
+std::int64_t LatentFlow::weight_count(const FlowOptions& o) {
+  check_options(o);
+  // The constructor's shapes, below, counted without allocating (the masks are as large again,
+  // once).
+  detail::SaturatingCount n;
+  n.add({2, o.dim});
+  for (std::size_t l = 0; l <= o.hidden.size(); ++l) {
+    const int64_t n_in = l == 0 ? o.dim : o.hidden[l - 1];
+    const int64_t n_out = l == o.hidden.size() ? 2 * o.dim : o.hidden[l];
+    n.add({o.blocks, n_out, n_in});
+    n.add({o.blocks, n_out});
+  }
+  return n.total;
+}
+
 LatentFlow::LatentFlow(const FlowOptions& options, std::uint64_t seed)
     : options_(options), frozen_(std::make_shared<FrozenCache>()) {
-  check_options(options_);
+  if (const std::int64_t n = weight_count(options_); n > detail::kMaxWeights)
+    throw ValueError("flow options ask for " +
+                     (n == INT64_MAX ? std::string("more than 2^63") : std::to_string(n)) +
+                     " weights (at most 2^32)");
   at::Generator gen = detail::make_cpu_generator(seed);
   const int64_t D = options_.dim;
   params_.push_back({"standardise.shift", at::zeros({D}, at::kFloat)});

@@ -1,13 +1,19 @@
 #include <demix/core/errors.hpp>
 #include <demix/models/madness_model.hpp>
 
+#include "io/detail/files.hpp"
 #include "models/detail/model_archive.hpp"
 #include "models/detail/nn.hpp"
 
 #include <ATen/ATen.h>
 
+#include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
+#include <sys/stat.h>
+
+#include <dlfcn.h>
 
 namespace demix {
 
@@ -43,6 +49,22 @@ std::vector<std::int64_t> to_int_list(const at::Tensor& t) {
 std::vector<double> to_double_list(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kDouble).contiguous().flatten();
   return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+}
+
+/// FormatError unless the options read from `a` imply as many weights as it stores under `prefix`
+/// (options aside): options from a corrupt or crafted file must not make the network allocate
+/// more than the file holds.
+void check_weight_count(const detail::TensorArchive& a, const std::string& prefix,
+                        std::int64_t implied) {
+  std::int64_t stored = 0;
+  for (const auto& name : a.names())
+    if (name.rfind(prefix, 0) == 0 && name.rfind(prefix + "option.", 0) != 0 && a.has_tensor(name))
+      stored += a.tensor(name).numel();
+  if (implied > stored)
+    throw FormatError(
+        "'" + a.source() + "': its " + prefix + "option.* entries describe " +
+        (implied == INT64_MAX ? std::string("more than 2^63") : std::to_string(implied)) +
+        " weights, the file holds " + std::to_string(stored));
 }
 
 } // namespace
@@ -109,6 +131,32 @@ bool MadnessModel::is_model_file(const std::string& path) {
   return detail::TensorArchive::is_archive(path);
 }
 
+std::string MadnessModel::shipped_model_path() {
+  constexpr const char* kName = "madness-lsst.dmx";
+  std::vector<std::string> candidates;
+  // The file this function was loaded from: libdemix.so when installed, a program in the build tree
+  // (whose relative path leads nowhere, hence the source tree next).
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&MadnessModel::shipped_model_path), &info) != 0 &&
+      info.dli_fname != nullptr) {
+    char resolved[PATH_MAX];
+    if (::realpath(info.dli_fname, resolved) != nullptr)
+      candidates.push_back(detail::parent_folder(resolved) + "/" + DEMIX_MODELS_FROM_LIBDIR + "/" +
+                           kName);
+  }
+  candidates.push_back(std::string(DEMIX_SOURCE_MODELS) + "/" + kName);
+  for (const auto& path : candidates) {
+    struct stat st {};
+    char resolved[PATH_MAX];
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      return ::realpath(path.c_str(), resolved) ? std::string(resolved) : path; // without "lib/.."
+  }
+  std::string looked;
+  for (const auto& path : candidates) looked += (looked.empty() ? "" : " and ") + path;
+  throw ValueError("the MADNESS model shipped with demix is missing (looked for " + looked +
+                   "); give a model file explicitly");
+}
+
 namespace detail {
 
 TensorArchive model_to_archive(const MadnessModel& model, bool keep_dtype) {
@@ -170,6 +218,7 @@ MadnessModel model_from_archive(const TensorArchive& a, c10::Device device) {
   m.noise_sigmas = to_double_list(a.tensor("meta.noise_sigmas"));
   m.provenance = split_lines(a.text("meta.provenance"));
   try {
+    check_weight_count(a, kVaePrefix, GalaxyVae::weight_count(v));
     GalaxyVae vae(v);
     restore(vae.parameters(), a, kVaePrefix);
     MadnessModel model(std::move(vae), std::move(m));
@@ -179,6 +228,7 @@ MadnessModel model_from_archive(const TensorArchive& a, c10::Device device) {
       f.blocks = a.integer("flow.option.blocks");
       f.hidden = to_int_list(a.tensor("flow.option.hidden"));
       f.max_log_scale = a.real("flow.option.max_log_scale");
+      check_weight_count(a, kFlowPrefix, LatentFlow::weight_count(f));
       LatentFlow flow(f);
       restore(flow.parameters(), a, kFlowPrefix);
       model.set_flow(std::move(flow));

@@ -70,8 +70,46 @@ void check_input(const at::Tensor& t, const char* what, std::vector<std::int64_t
 
 } // namespace
 
+std::int64_t GalaxyVae::weight_count(const VaeOptions& o) {
+  check_options(o);
+  // The constructor's shapes, below, counted without allocating.
+  detail::SaturatingCount n;
+  const int64_t B = o.bands, D = o.latent_dim, H = o.dense_units;
+  int64_t side = o.stamp_size, in = B;
+  for (const int64_t c : o.encoder_channels) {
+    n.add({c, in, 9});
+    n.add({c, c, 9});
+    n.add({2, c});
+    in = c;
+    side = halve(side);
+  }
+  const int64_t flat = detail::SaturatingCount::product({in, side, side});
+  n.add({H, flat});
+  n.add({H});
+  n.add({2, D, H});
+  n.add({2, D});
+  const auto& dc = o.decoder_channels;
+  int64_t bottom = o.stamp_size;
+  for (std::size_t i = 1; i < dc.size(); ++i) bottom = halve(bottom);
+  n.add({H, D});
+  n.add({H});
+  n.add({dc[0], bottom, bottom, H});
+  n.add({dc[0], bottom, bottom});
+  for (std::size_t i = 0; i + 1 < dc.size(); ++i) {
+    n.add({4, dc[i + 1], dc[i], 9});
+    n.add({4, dc[i + 1]});
+  }
+  n.add({B, dc.back(), 9});
+  n.add({B});
+  return n.total;
+}
+
 GalaxyVae::GalaxyVae(const VaeOptions& options, std::uint64_t seed) : options_(options) {
-  check_options(options_);
+  // Checks the options, and that their products (in * side * side...) cannot overflow below.
+  if (const std::int64_t n = weight_count(options_); n > detail::kMaxWeights)
+    throw ValueError("VAE options ask for " +
+                     (n == INT64_MAX ? std::string("more than 2^63") : std::to_string(n)) +
+                     " weights (at most 2^32)");
   at::Generator gen = detail::make_cpu_generator(seed);
   const auto add = [&](const std::string& name, std::vector<int64_t> sizes, double bound) {
     params_.push_back({name, detail::uniform(sizes, bound, gen)});

@@ -326,6 +326,11 @@ std::vector<double> read_noise_sigmas(const FitsHeader& header, int64_t bands,
 
 namespace {
 
+/// A keyword's value as written (a number beyond long long, NaN, would not convert).
+std::string header_text(const FitsHeader& header, const std::string& key) {
+  return header.value(key).value_or("");
+}
+
 /// `t` with the leading axes of length 1 that FITS dropped put back (N = 1 or G = 1, and B = 1)
 /// when `may_lack_batch`; ShapeError naming the file and HDU unless it then has 4 axes.
 at::Tensor as_batch(at::Tensor t, bool may_lack_batch, const std::string& path,
@@ -387,8 +392,8 @@ SimulatedDataset read(const std::string& path, bool complete) {
     const auto nb = d.header.number("NBANDS");
     if (!nb || *nb != static_cast<double>(B))
       throw FormatError("'" + path + "': keyword NBANDS is " +
-                        (nb ? std::to_string(static_cast<long long>(*nb)) : "missing") +
-                        ", the images have " + std::to_string(B) + " bands");
+                        (nb ? header_text(d.header, "NBANDS") : "missing") + ", the images have " +
+                        std::to_string(B) + " bands");
     if (sigmas.empty()) throw FormatError("'" + path + "': keyword SIGMA1 is missing");
     if (d.bands.empty())
       throw FormatError("'" + path + "': keywords BAND1..BAND" + std::to_string(B) +

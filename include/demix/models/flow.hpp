@@ -41,8 +41,12 @@ struct FlowOptions {
 /// Copies share their weights; clone() makes an independent copy.
 class LatentFlow {
 public:
-  /// ValueError for an inconsistent option (named, with its value).
+  /// ValueError for an inconsistent option (named, with its value), or options asking for more
+  /// than 2^32 weights.
   explicit LatentFlow(const FlowOptions& options, std::uint64_t seed = 0);
+  /// The number of weights a flow of these options has, computed without building it
+  /// (saturating at INT64_MAX); ValueError for an inconsistent option.
+  static std::int64_t weight_count(const FlowOptions& options);
 
   const FlowOptions& options() const { return options_; }
 

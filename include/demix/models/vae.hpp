@@ -82,8 +82,12 @@ struct DecoderCompute {
 /// Copies share their weights (tensors are reference-counted); clone() makes an independent copy.
 class GalaxyVae {
 public:
-  /// ValueError for an inconsistent option (named, with its value).
+  /// ValueError for an inconsistent option (named, with its value), or options asking for more
+  /// than 2^32 weights.
   explicit GalaxyVae(const VaeOptions& options, std::uint64_t seed = 0);
+  /// The number of weights a network of these options has, computed without building it
+  /// (saturating at INT64_MAX); ValueError for an inconsistent option.
+  static std::int64_t weight_count(const VaeOptions& options);
 
   const VaeOptions& options() const { return options_; }
 

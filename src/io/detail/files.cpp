@@ -35,8 +35,13 @@ std::string file_name(const std::string& path) {
 }
 
 void require_input_file(const std::string& path, const std::string& spec) {
-  if (!path_exists(path)) throw IoError("cannot read '" + spec + "': file not found");
-  if (is_folder(path)) throw IoError("cannot read '" + spec + "': it is a folder");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw IoError("cannot read '" + spec + "': file not found");
+  if (S_ISDIR(st.st_mode)) throw IoError("cannot read '" + spec + "': it is a folder");
+  // A device (/dev/zero, a terminal) never ends or blocks: readers would read forever. Pipes stay
+  // allowed (`<(zcat map.npy.gz)`).
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode))
+    throw IoError("cannot read '" + spec + "': it is a device or socket, not a file");
 }
 
 } // namespace demix::detail

@@ -119,6 +119,11 @@ void TensorArchive::put_double(const std::string& name, double value) {
 
 bool TensorArchive::has(const std::string& name) const { return find(name) != nullptr; }
 
+bool TensorArchive::has_tensor(const std::string& name) const {
+  const Entry* e = find(name);
+  return e != nullptr && !e->is_text;
+}
+
 const TensorArchive::Entry* TensorArchive::find(const std::string& name) const {
   for (const auto& e : entries_)
     if (e.name == name) return &e;

@@ -31,6 +31,8 @@ public:
   void put_double(const std::string& name, double value);
 
   bool has(const std::string& name) const;
+  /// True when `name` is a tensor entry (not text, not missing).
+  bool has_tensor(const std::string& name) const;
   /// The tensor called `name` (CPU); FormatError naming the file and the entry when it is missing
   /// or is text.
   at::Tensor tensor(const std::string& name) const;

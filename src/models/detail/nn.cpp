@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cstdint>
+
 namespace demix::detail {
 
 std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
@@ -37,6 +39,17 @@ std::int64_t element_count(const NamedTensors& params) {
   std::int64_t n = 0;
   for (const auto& p : params) n += p.tensor.numel();
   return n;
+}
+
+std::int64_t SaturatingCount::product(std::initializer_list<std::int64_t> factors) {
+  std::int64_t p = 1;
+  for (std::int64_t f : factors)
+    if (f < 0 || __builtin_mul_overflow(p, f, &p)) return INT64_MAX;
+  return p;
+}
+
+void SaturatingCount::add(std::initializer_list<std::int64_t> factors) {
+  if (__builtin_add_overflow(total, product(factors), &total)) total = INT64_MAX;
 }
 
 void store(const NamedTensors& params, TensorArchive& archive, const std::string& prefix,

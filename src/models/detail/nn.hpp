@@ -13,6 +13,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,16 @@ at::Tensor uniform(const std::vector<int64_t>& sizes, double bound, at::Generato
 void move_to(NamedTensors& params, c10::Device device, c10::ScalarType dtype);
 void set_requires_grad(NamedTensors& params, bool on);
 std::int64_t element_count(const NamedTensors& params);
+
+/// Weight counting for options that may come from a corrupt file: products and sums that saturate
+/// at INT64_MAX instead of overflowing.
+struct SaturatingCount {
+  std::int64_t total = 0;
+  static std::int64_t product(std::initializer_list<std::int64_t> factors);
+  void add(std::initializer_list<std::int64_t> factors);
+};
+/// The bound on a network's weights (2^32: 17 GB of float32, far beyond any real model).
+inline constexpr std::int64_t kMaxWeights = std::int64_t{1} << 32;
 
 /// Writes each tensor as `prefix + name`, converted to float32 (model files) unless keep_dtype.
 void store(const NamedTensors& params, TensorArchive& archive, const std::string& prefix,

@@ -5,6 +5,7 @@
 #include <demix/io/npy.hpp>
 #include <demix/models/madness_model.hpp>
 
+#include "io/detail/tensor_archive.hpp"
 #include "support/temp_dir.hpp"
 
 #include <ATen/ATen.h>
@@ -129,6 +130,42 @@ TEST(MadnessModel, DamagedMissingAndForeignFilesAreRefused) {
 
   // Saving into a missing folder fails without leaving anything behind.
   EXPECT_THROW(small_model(false).save(dir.path("nope/m.dmx")), demix::IoError);
+}
+
+// weight_count predicts the networks' sizes without building them: what lets a model file with
+// absurd options (a dense layer of 2^40 units) be refused before anything is allocated.
+TEST(MadnessModel, WeightCountsAreTheNetworksOwnAndBoundFileOptions) {
+  const auto count = [](const demix::NamedTensors& params) {
+    std::int64_t n = 0;
+    for (const auto& p : params) n += p.tensor.numel();
+    return n;
+  };
+  for (const demix::VaeOptions& o :
+       {demix::VaeOptions{.band_scales = {1, 2, 3, 4, 5, 6}}, demix::VaeOptions{.bands = 2,
+                                                              .stamp_size = 13,
+                                                              .latent_dim = 3,
+                                                              .encoder_channels = {5},
+                                                              .decoder_channels = {3, 2, 2, 2},
+                                                              .dense_units = 7,
+                                                              .band_scales = {1, 1}}})
+    EXPECT_EQ(demix::GalaxyVae::weight_count(o), count(demix::GalaxyVae(o).parameters()));
+  for (const demix::FlowOptions& o :
+       {demix::FlowOptions{}, demix::FlowOptions{.dim = 3, .blocks = 2, .hidden = {4, 5, 2}}})
+    EXPECT_EQ(demix::LatentFlow::weight_count(o), count(demix::LatentFlow(o).parameters()));
+  EXPECT_THROW(
+      demix::GalaxyVae({.dense_units = std::int64_t{1} << 40, .band_scales = {1, 1, 1, 1, 1, 1}}),
+      demix::ValueError);
+
+  TempDir dir;
+  small_model(true).save(dir.path("m.dmx"));
+  auto archive = demix::detail::TensorArchive::load(dir.path("m.dmx"));
+  archive.put_int("vae.option.dense_units", std::int64_t{1} << 40);
+  archive.save(dir.path("huge.dmx"));
+  expect_error_naming<demix::FormatError>(dir.path("huge.dmx"), "weights, the file holds");
+  archive = demix::detail::TensorArchive::load(dir.path("m.dmx"));
+  archive.put_int("flow.option.blocks", 1000);
+  archive.save(dir.path("blocks.dmx"));
+  expect_error_naming<demix::FormatError>(dir.path("blocks.dmx"), "flow.option.* entries describe");
 }
 
 TEST(MadnessModel, MovesBetweenDtypesAndChecksMetadata) {

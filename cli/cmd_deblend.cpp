@@ -18,6 +18,7 @@
 #include <demix/deblend/pipeline.hpp>
 #include <demix/io/fits.hpp>
 #include <demix/io/image_io.hpp>
+#include <demix/models/madness_model.hpp>
 
 #include "common.hpp"
 
@@ -102,18 +103,13 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
   DeblendPipelineOptions& po = o.pipeline;
   const bool madness = po.method == DeblendMethod::Madness;
   if (madness && o.model.empty()) {
-    // The model shipped in the repository (models/README.md), installed beside the data files.
-    for (const char* candidate : {DEMIX_INSTALLED_MODEL, DEMIX_SOURCE_MODEL})
-      if (std::FILE* f = std::fopen(candidate, "rb")) {
-        std::fclose(f);
-        o.model = candidate;
-        break;
-      }
-    if (o.model.empty())
-      throw ValueError(std::string("--method madness: no --model given and the shipped model is "
-                                   "missing (looked for ") +
-                       DEMIX_INSTALLED_MODEL + " and " + DEMIX_SOURCE_MODEL +
-                       "); give --model MODEL.dmx or use --method classical");
+    // The model shipped with demix (models/README.md), found relative to libdemix.so.
+    try {
+      o.model = MadnessModel::shipped_model_path();
+    } catch (const ValueError& e) {
+      throw ValueError(std::string("--method madness without --model: ") + e.what() +
+                       " (--model MODEL.dmx), or use --method classical");
+    }
   }
   if (!o.sigma.empty()) {
     po.noise = NoiseLevels::Given;
@@ -143,6 +139,7 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
                     rate, (steps - p.step) / std::max(rate, 1e-9));
       line.show(text, p.running_blends == 0 || p.step >= steps);
     };
+  if (talk && madness) std::cerr << "deblend: model " << o.model << "\n";
   // The model first: its errors (missing file, wrong bands) come before any long computation.
   const DeblendPipeline pipeline(
       po, madness ? load_prior(o.model, ctx, o.float32_decoder) : nullptr, ctx);

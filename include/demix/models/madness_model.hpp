@@ -71,6 +71,11 @@ public:
   static MadnessModel load(const std::string& path, c10::Device device = c10::kCPU);
   /// True when `path` starts like a demix model or checkpoint file (false if missing).
   static bool is_model_file(const std::string& path);
+  /// The model shipped with demix, madness-lsst.dmx (models/README.md): looked for relative to
+  /// the library file holding this function (<libdir>/../share/demix/models for an installation,
+  /// wherever it was moved), then in the source tree demix was built from. ValueError naming the
+  /// places looked at when neither has it.
+  static std::string shipped_model_path();
 
 private:
   GalaxyVae vae_;

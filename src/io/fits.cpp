@@ -177,6 +177,13 @@ void check_data_fits(fitsfile* f, const std::string& where, std::uint64_t pixels
       throw FormatError(where + " is truncated: its compressed data end at byte " +
                         std::to_string(data_end) + ", the file has " + std::to_string(size) +
                         " bytes");
+    // CFITSIO's decompressors (RICE, PLIO) read and write out of bounds on corrupt tiles: when
+    // the file has a DATASUM (fpack and demix write one), corrupt tiles are refused before.
+    int data_ok = 0, hdu_ok = 0;
+    if (fits_verify_chksum(f, &data_ok, &hdu_ok, &status) == 0 && data_ok == -1)
+      throw FormatError(where + ": its compressed data do not match their DATASUM checksum "
+                                "(the file is corrupt)");
+    fits_clear_errmsg();
     return;
   }
   if (start > size || pixels > (size - start) / std::max<std::uint64_t>(bytes, 1))
@@ -247,10 +254,7 @@ std::optional<long long> whole_number(const std::string& text) {
 /// HDU, before it could return a status (SIGFPE on a zero), and its decompressors trust ZNAXISn:
 /// such headers are refused from their cards before CFITSIO opens the file. Every header is read
 /// (through zlib, so .gz files too); a file too broken to walk is left to CFITSIO's errors.
-void check_compressed_headers(const std::string& path, const std::string& what) {
-  gzFile in = gzopen(path.c_str(), "rb");
-  if (!in) return;
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
+void check_headers(gzFile in, const std::string& what) {
   char block[2880];
   for (int hdu = 0; hdu < 100000; ++hdu) {
     std::map<std::string, std::string> keys;
@@ -273,22 +277,32 @@ void check_compressed_headers(const std::string& path, const std::string& what) 
     };
     const std::string where = what + " (HDU " + std::to_string(hdu) + ")";
     if (keys.count("ZIMAGE") && keys["ZIMAGE"] == "T") {
+      const auto zbitpix = number("ZBITPIX").value_or(0);
+      if (zbitpix != 8 && zbitpix != 16 && zbitpix != 32 && zbitpix != 64 && zbitpix != -32 &&
+          zbitpix != -64)
+        throw FormatError(where + ": the compressed image's ZBITPIX = " + keys["ZBITPIX"] +
+                          " is not 8, 16, 32, 64, -32 or -64");
       for (int i = 1; i <= 999; ++i) {
         const std::string n = std::to_string(i);
         if (!keys.count("ZNAXIS" + n)) break;
-        for (const std::string& key : {"ZNAXIS" + n, "ZTILE" + n}) {
-          if (!keys.count(key)) continue;
-          const auto v = number(key);
-          if (!v || *v < 1)
-            throw FormatError(where + ": the compressed image's " + key + " = " + keys[key] +
-                              " is not a whole number >= 1");
-        }
+        const auto length = number("ZNAXIS" + n);
+        if (!length || *length < 1)
+          throw FormatError(where + ": the compressed image's ZNAXIS" + n + " = " +
+                            keys["ZNAXIS" + n] + " is not a whole number >= 1");
+        // A tile larger than the image is no writer's, and CFITSIO allocates a tile's size.
+        const auto tile = keys.count("ZTILE" + n) ? number("ZTILE" + n) : length;
+        if (!tile || *tile < 1 || *tile > *length)
+          throw FormatError(where + ": the compressed image's ZTILE" + n + " = " +
+                            keys["ZTILE" + n] + " is not a whole number in 1..ZNAXIS" + n);
       }
-      if (keys["ZCMPTYPE"].rfind("RICE", 0) == 0 && keys.count("ZVAL1")) {
-        const auto v = number("ZVAL1");
-        if (!v || *v < 1 || *v > 1024)
-          throw FormatError(where + ": the RICE block size ZVAL1 = " + keys["ZVAL1"] +
-                            " is not a whole number in 1..1024");
+      if (keys["ZCMPTYPE"].rfind("RICE", 0) == 0) {
+        const auto block_size = keys.count("ZVAL1") ? number("ZVAL1") : 32;
+        const auto bytepix = keys.count("ZVAL2") ? number("ZVAL2") : 4;
+        if (!block_size || *block_size < 1 || *block_size > 1024 || !bytepix ||
+            (*bytepix != 1 && *bytepix != 2 && *bytepix != 4 && *bytepix != 8))
+          throw FormatError(where + ": the RICE parameters ZVAL1 = " + keys["ZVAL1"] +
+                            " (block size, 1..1024), ZVAL2 = " + keys["ZVAL2"] +
+                            " (bytes per pixel, 1, 2, 4 or 8) are not valid");
       }
     }
     // Skip the data: |BITPIX| / 8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), in whole blocks.
@@ -308,6 +322,23 @@ void check_compressed_headers(const std::string& path, const std::string& what) 
     size = (size + 2879) / 2880 * 2880;
     if (size > (1ull << 60) || gzseek(in, static_cast<z_off_t>(size), SEEK_CUR) < 0) return;
   }
+}
+
+void check_compressed_headers(const std::string& path, const std::string& what) {
+  gzFile in = gzopen(path.c_str(), "rb");
+  if (!in) return;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(in, gzclose);
+  check_headers(in, what);
+  if (gzdirect(in)) return;
+  // A gzip file is inflated to its end: CFITSIO sizes its memory copy from the trailer of a
+  // stream it does not check first (a truncated file made it allocate gigabytes).
+  char block[65536];
+  while (gzread(in, block, sizeof block) > 0) {
+  }
+  int error = Z_OK;
+  const char* message = gzerror(in, &error);
+  if (error != Z_OK && error != Z_STREAM_END)
+    throw FormatError(what + ": its gzip data are truncated or corrupt (" + message + ")");
 }
 
 void check_exists(const std::string& spec) {

@@ -47,7 +47,9 @@ void check_options(const VaeOptions& o) {
           std::to_string(o.band_scales[b]));
 }
 
-std::int64_t halve(std::int64_t s) { return (s + 1) / 2; } // conv 3x3, stride 2, padding 1
+// conv 3x3, stride 2, padding 1: ceil(s / 2), written so that s = INT64_MAX (options read from a
+// corrupt file) cannot overflow.
+std::int64_t halve(std::int64_t s) { return s - s / 2; }
 
 void check_input(const at::Tensor& t, const char* what, std::vector<std::int64_t> expected,
                  c10::Device device, c10::ScalarType dtype) {

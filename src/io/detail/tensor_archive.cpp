@@ -67,6 +67,7 @@ public:
   }
   void copy_to(void* dst, std::uint64_t n) {
     need(n);
+    if (n == 0) return; // an empty tensor's data pointer may be null, which memcpy may not take
     std::memcpy(dst, bytes_.data() + pos_, n);
     pos_ += n;
   }

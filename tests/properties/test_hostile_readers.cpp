@@ -68,6 +68,12 @@ const Reader kReadCsv{"read_csv", [](const std::string& p) { demix::read_csv(p);
 const Reader kReadPositions{"read_positions",
                             [](const std::string& p) { demix::read_positions(p); }};
 const Reader kReadTable{"read_fits_table", [](const std::string& p) { demix::read_fits_table(p); }};
+const Reader kReadEcsv{"read_ecsv", [](const std::string& p) { demix::read_ecsv(p); }};
+const Reader kReadAnyTable{"read_table", [](const std::string& p) { demix::read_table(p); }};
+const Reader kReadPositionsSextractor{"read_positions X_IMAGE origin 1", [](const std::string& p) {
+                                        demix::read_positions(
+                                            p, {.x = "X_IMAGE", .y = "Y_IMAGE", .origin = 1});
+                                      }};
 const Reader kReadCoefficients{"read_coefficients_fits",
                                [](const std::string& p) { demix::read_coefficients_fits(p); }};
 const Reader kReadDataset{"read_dataset_images",
@@ -492,7 +498,7 @@ TEST_F(Hostile, NpyOfEveryDtypeAndVersion) {
 // ---- CSV catalogues -----------------------------------------------------------------------------
 
 TEST_F(Hostile, CsvCatalogues) {
-  const std::vector<Reader> readers{kReadCsv, kReadPositions};
+  const std::vector<Reader> readers{kReadCsv, kReadAnyTable, kReadPositions};
   demix::Table t;
   t.add("id", at::arange(4, at::kLong));
   t.add("x", at::tensor({1.5, 2.25, 3.0, -4.0}, at::kDouble), "pix");
@@ -544,6 +550,39 @@ TEST_F(Hostile, CsvCatalogues) {
   check_not_files("cat.csv", readers);
 }
 
+TEST_F(Hostile, EcsvCatalogues) {
+  const std::vector<Reader> readers{kReadEcsv, kReadAnyTable, kReadPositions,
+                                    kReadPositionsSextractor};
+  demix::Table t;
+  t.add("X_IMAGE", at::tensor({1.5, 2.25, 3.0}, at::kDouble), "pix", "column, 1-based");
+  t.add("Y_IMAGE", at::tensor({0.5, 9.0, 7.0}, at::kDouble), "pix");
+  t.add("x", at::tensor({0.5, 1.25, 2.0}, at::kDouble));
+  t.add("y", at::tensor({0.5, 8.0, 6.0}, at::kDouble));
+  t.add_text("name", {"a,b", "q\"uote", "plain"}, "a name: with 'quotes'");
+  t.add("flux", at::ones({3, 2}, at::kDouble), "electron");
+  t.meta.emplace_back("ORIGIN", "demix test");
+  demix::write_ecsv(dir_.path("seed.ecsv"), t);
+  const std::string valid = demix::test::read_file_bytes(dir_.path("seed.ecsv"));
+  expect_valid(valid, "cat.ecsv", readers);
+  const std::size_t header = valid.find("\nX_IMAGE");
+  check(demix::test::byte_mutants(valid, 55, header, 200), "cat.ecsv", readers);
+  std::vector<Mutant> mutants;
+  for (const std::string text :
+       {"# %ECSV", "# %ECSV 1.0\n", "# %ECSV 1.0\n# ---\n# delimiter: ';'\nx;y\n1;2\n",
+        "# %ECSV 1.0\n# ---\n# delimiter: ''\nx,y\n1,2\n",
+        "# %ECSV 1.0\n# ---\n# delimiter:\nx,y\n1,2\n", "# %ECSV 1.0\n# - {name: \n x,y\n1,2\n",
+        "# %ECSV 1.0\n# - {name: x, unit: \nx,y\n1,2\n", "# %ECSV 1.0\n# - {name: 'x\nx,y\n1,2\n",
+        "# %ECSV 1.0\n# - {\nx y\n1 2\n", "# %ECSV 1.0\n# ---\n# delimiter: ' '\nx y\n1  2\n3\n",
+        "# %ECSV 1.0\n# ---\n# delimiter: ' '\nx y\n\"1 2\n"})
+    mutants.push_back({"text " + text.substr(0, 40), text});
+  mutants.push_back({"a megabyte of header comment",
+                     "# %ECSV 1.0\n#" + std::string(1 << 20, ' ') + "\nx,y\n1,2\n"});
+  mutants.push_back({"a megabyte of YAML name",
+                     "# %ECSV 1.0\n# - {name: " + std::string(1 << 20, 'n') + "}\nx,y\n1,2\n"});
+  check(mutants, "text.ecsv", readers);
+  check_not_files("cat.ecsv", readers);
+}
+
 // ---- FITS tables (catalogues, statistics) -------------------------------------------------------
 
 TEST_F(Hostile, FitsTablesAndCoefficients) {
@@ -584,7 +623,8 @@ TEST_F(Hostile, FitsTablesAndCoefficients) {
       {"NMAPS", {"0", "-1", "999999999"}},
       {"CPLXVAL", {"'x'", "T"}},
   };
-  const std::vector<Reader> readers{kReadTable, kReadCoefficients, kListHdus};
+  const std::vector<Reader> readers{kReadTable, kReadCoefficients, kListHdus, kReadAnyTable,
+                                    kReadPositions};
   expect_valid(catalogue, "cat.fits", {kReadTable, kListHdus});
   expect_valid(coefficients, "coeffs.fits", {kReadTable, kReadCoefficients, kListHdus});
   check(demix::test::byte_mutants(catalogue, 60, catalogue.size(), 120, {2880, 5760, 8640}),

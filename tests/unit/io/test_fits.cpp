@@ -122,7 +122,8 @@ TEST(FitsRead, SelectsHduByNumberAndName) {
 
   const std::string empty = error_of([&] { demix::read_fits(path + "[0]"); });
   EXPECT_NE(empty.find("no image data"), std::string::npos) << empty;
-  EXPECT_THROW(demix::read_fits(path + "[NOPE]"), demix::FormatError);
+  // No such HDU: a ValueError listing the HDUs there are (fits.cpp, throw_if_no_such_hdu).
+  EXPECT_THROW(demix::read_fits(path + "[NOPE]"), demix::ValueError);
 
   const auto hdus = demix::list_fits_hdus(path + "[1]");
   ASSERT_EQ(hdus.size(), 3u);

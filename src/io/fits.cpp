@@ -581,8 +581,8 @@ void throw_if_no_such_hdu(const std::string& spec) {
   }
   std::string list;
   for (const FitsHduInfo& h : hdus)
-    list += (list.empty() ? "" : ", ") + std::to_string(h.index) + " " + h.name + " (" + h.kind +
-            ")";
+    list +=
+        (list.empty() ? "" : ", ") + std::to_string(h.index) + " " + h.name + " (" + h.kind + ")";
   throw ValueError("'" + spec + "': no such HDU; '" + strip_hdu_selector(spec) + "' has " +
                    std::to_string(hdus.size()) + " HDU(s), numbered from 0: " + list);
 }

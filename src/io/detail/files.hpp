@@ -17,7 +17,8 @@ std::string parent_folder(const std::string& path);
 /// "a/b/c.fits" -> "c.fits".
 std::string file_name(const std::string& path);
 /// Throws IoError "cannot read 'SPEC': file not found" (or "it is a folder", "a device") unless
-/// `path` is a file or a pipe. `spec` is what the user wrote (a FITS name may carry an HDU selector that `path` lacks).
+/// `path` is a file or a pipe. `spec` is what the user wrote (a FITS name may carry an HDU selector
+/// that `path` lacks).
 void require_input_file(const std::string& path, const std::string& spec);
 
 } // namespace demix::detail

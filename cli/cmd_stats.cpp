@@ -240,7 +240,6 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
     }
     c.values = at::cat(values, 0);
   }
-  c.values = c.values.detach().to(at::kCPU);
   const double elapsed = seconds_since(t0);
 
   FitsHeader header = image.header;

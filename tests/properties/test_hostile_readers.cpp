@@ -15,6 +15,7 @@
 #include <demix/models/madness_model.hpp>
 #include <demix/sim/dataset.hpp>
 
+#include "core/detail/hash.hpp"
 #include "io/detail/tensor_archive.hpp"
 #include "support/hostile.hpp"
 #include "support/raw_fits.hpp"
@@ -717,11 +718,7 @@ demix::MadnessModel small_model() {
 /// being caught by the checksum (as a deliberately crafted file would).
 std::string resealed(std::string bytes) {
   if (bytes.size() < 8) return bytes;
-  std::uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i + 8 < bytes.size(); ++i) {
-    h ^= static_cast<unsigned char>(bytes[i]);
-    h *= 1099511628211ull;
-  }
+  const std::uint64_t h = demix::detail::fnv1a(bytes.data(), bytes.size() - 8);
   std::memcpy(bytes.data() + bytes.size() - 8, &h, 8);
   return bytes;
 }

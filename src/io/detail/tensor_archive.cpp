@@ -2,6 +2,7 @@
 
 #include <demix/core/errors.hpp>
 
+#include "core/detail/hash.hpp"
 #include "io/detail/atomic_file.hpp"
 #include "io/detail/files.hpp"
 
@@ -22,15 +23,6 @@ static_assert(std::endian::native == std::endian::little,
 
 constexpr char kMagic[8] = {'D', 'M', 'X', 'A', 'R', 'C', 'H', '1'};
 constexpr std::uint64_t kMaxEntries = 1u << 20; // a sanity bound against corrupt counts
-
-std::uint64_t fnv1a(const char* data, std::size_t n) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(data[i]);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 template <typename T> void append(std::string& out, T value) {
   char b[sizeof(T)];

@@ -132,7 +132,14 @@ private:
 struct Step {
   at::Tensor x, value, grad; // (R, ...), (G), (R, ...)
   at::Tensor accepted;       // (G) bool
+  bool settled = false;      ///< the last call of the search's `all_accepted` was about this step
 };
+
+/// Asks the host whether every group accepted a candidate step (a device round trip). The caller
+/// may bring back, in the same trip, what it needs after the step, computed as if the candidate
+/// were final: in the usual case (every group accepts the first length) that is the iteration's
+/// only round trip.
+using AllAccepted = std::function<bool(const Step& candidate)>;
 
 /// The line search's common inputs: the point, its value and the direction, for every group.
 struct Ray {
@@ -176,7 +183,8 @@ at::Tensor cubic_step(const at::Tensor& a, const at::Tensor& fa, const at::Tenso
 
 /// Strong Wolfe (Nocedal & Wright, algorithms 3.5 and 3.6, batched): per group a bracket
 /// [lo, hi] of step lengths, lo the best length meeting the Armijo condition so far.
-Step strong_wolfe(const Ray& r, const Groups& groups, const LbfgsOptions& o, Evaluator& f) {
+Step strong_wolfe(const Ray& r, const Groups& groups, const LbfgsOptions& o, Evaluator& f,
+                  const AllAccepted& all_accepted) {
   constexpr double kMaxLength = 1024; // 2^10: lengths double at most ten times
   const double inf = std::numeric_limits<double>::infinity();
   const auto opt = r.value.options();
@@ -197,7 +205,8 @@ Step strong_wolfe(const Ray& r, const Groups& groups, const LbfgsOptions& o, Eva
     f_new = at::where(ok, f_try, f_new);
     g_new = at::where(groups.rows(ok), g_try, g_new);
     accepted = accepted | ok;
-    if (accepted.all().item<bool>()) break; // as a rule at the first trial: no bracket to update
+    // As a rule at the first trial: no bracket to update.
+    if (all_accepted({x_new, f_new, g_new, accepted})) return {x_new, f_new, g_new, accepted, true};
 
     // The bracket of the groups still searching.
     const at::Tensor live = running & ~ok;
@@ -305,11 +314,25 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
   if (st.s.size(0) != m || st.s.sizes().slice(1) != st.x.sizes() || st.rho.size(0) != G)
     throw ShapeError("lbfgs_run: the state's history " + sizes_text(st.s) +
                      " does not fit history " + std::to_string(m) + " of x " + sizes_text(st.x));
-  if (!st.done.logical_not().any().item<bool>()) return;
-
   const auto cpu_double = [](const at::Tensor& t) {
     return t.to(at::kCPU, at::kDouble).contiguous();
   };
+  // What the host needs of a point to choose the next direction, one row per group: s_i.g,
+  // y_i.g (i by slot), g.g, done, value: (G, 2m + 3), on the device.
+  const auto point_numbers = [&](const at::Tensor& g, const at::Tensor& done,
+                                 const at::Tensor& value) {
+    return at::cat({grp.dots(st.s, g), grp.dots(st.y, g), grp.dot(g, g).view({G, 1}),
+                    done.to(g.scalar_type()).view({G, 1}), value.to(g.scalar_type()).view({G, 1})},
+                   1);
+  };
+  const int64_t kPoint = 2 * m + 3, kPair = 3 * m + 1; // widths of the two parts
+  at::Tensor point = cpu_double(point_numbers(st.grad, st.done, st.value)); // (G, kPoint)
+  const auto seen = [&](const at::Tensor& numbers /* (G, kPoint) */) {
+    st.done_host = numbers.select(1, 2 * m + 1) != 0, st.value_host = numbers.select(1, 2 * m + 2);
+  };
+  seen(point);
+  if (!st.done_host.logical_not().any().item<bool>()) return;
+
   while (st.iteration < o.max_iterations) {
     const at::Tensor& g = st.grad;
     st.iterations.add_((~st.done).to(at::kLong));
@@ -319,18 +342,13 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
     // s_i.y_j, y_i.y_j, kept per group on the host. The recursion then runs on m numbers per
     // group in float64 on the host, and d = c_g g + sum_i c_i s_i + e_i y_i is two batched
     // products on the device: a few kernels per iteration instead of ~10 per pair.
-    const at::Tensor g_dots =
-        cpu_double(at::cat({grp.dots(st.s, g), grp.dots(st.y, g), grp.dot(g, g).view({G, 1}),
-                            st.done.to(g.scalar_type()).view({G, 1})},
-                           1)); // (G, 2m + 2)
-    at::Tensor cg = at::zeros({G}, at::kDouble), cs = at::zeros({G, m}, at::kDouble),
-               cy = at::zeros({G, m}, at::kDouble), slope_host = at::zeros({G}, at::kDouble);
+    // coef: c_g, c_i by slot, e_i by slot, the slope g.d, per group.
+    at::Tensor coef = at::zeros({G, 2 * m + 2}, at::kDouble);
     {
-      const auto gd = g_dots.accessor<double, 2>();
+      const auto gd = point.accessor<double, 2>();
       const auto SY = st.sy.accessor<double, 3>(), YY = st.yy.accessor<double, 3>();
       const auto rho = st.rho.accessor<double, 2>();
-      auto c_g = cg.accessor<double, 1>(), slope = slope_host.accessor<double, 1>();
-      auto c_s = cs.accessor<double, 2>(), c_y = cy.accessor<double, 2>();
+      auto c = coef.accessor<double, 2>();
       const int k = std::min(st.pairs, m);
       std::vector<int> slot(static_cast<size_t>(k)); // oldest first
       for (int i = 0; i < k; ++i) slot[i] = (st.pairs - k + i) % m;
@@ -342,6 +360,8 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
         const auto sy = [&](int i, int j) { return SY[grp_i][slot[i]][slot[j]]; };
         const auto yy = [&](int i, int j) { return YY[grp_i][slot[i]][slot[j]]; };
         const auto r = [&](int i) { return rho[grp_i][slot[i]]; };
+        const auto c_s = [&](int i) -> double& { return c[grp_i][1 + i]; };     // by slot
+        const auto c_y = [&](int i) -> double& { return c[grp_i][1 + m + i]; }; // by slot
         const double gg = gd[grp_i][2 * m];
         for (int i = k - 1; i >= 0; --i) { // a_i = rho_i s_i.q_{i+1}
           double sq = Sg(i);
@@ -362,37 +382,54 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
         // d = -(gamma g - gamma sum_j a_j y_j + sum_j (a_j - b_j) s_j)
         double sl = -gamma * gg;
         for (int i = 0; i < k; ++i) {
-          c_s[grp_i][slot[i]] = -(a[i] - b[i]), c_y[grp_i][slot[i]] = gamma * a[i];
-          sl += c_s[grp_i][slot[i]] * Sg(i) + c_y[grp_i][slot[i]] * Yg(i);
+          c_s(slot[i]) = -(a[i] - b[i]), c_y(slot[i]) = gamma * a[i];
+          sl += c_s(slot[i]) * Sg(i) + c_y(slot[i]) * Yg(i);
         }
-        c_g[grp_i] = -gamma;
+        c[grp_i][0] = -gamma;
         if (!(sl < 0)) { // not a descent direction (or NaN): the steepest-descent step
-          for (int i = 0; i < m; ++i) c_s[grp_i][i] = 0, c_y[grp_i][i] = 0;
-          c_g[grp_i] = -steepest, sl = -steepest * gg;
+          for (int i = 0; i < m; ++i) c_s(i) = 0, c_y(i) = 0;
+          c[grp_i][0] = -steepest, sl = -steepest * gg;
         }
-        slope[grp_i] = sl;
+        c[grp_i][2 * m + 1] = sl;
       }
     }
-    const auto dev = [&](const at::Tensor& t) { return t.to(g.options()); };
-    const at::Tensor d =
-        grp.rows(dev(cg)) * g + grp.combine(dev(cs), st.s) + grp.combine(dev(cy), st.y);
-    const at::Tensor slope = dev(slope_host);
+    const at::Tensor coef_dev = coef.to(g.options()); // one transfer for all of them
+    const at::Tensor d = grp.rows(coef_dev.select(1, 0)) * g +
+                         grp.combine(coef_dev.narrow(1, 1, m), st.s) +
+                         grp.combine(coef_dev.narrow(1, 1 + m, m), st.y);
+    const at::Tensor slope = coef_dev.select(1, 2 * m + 1);
 
-    const Ray ray{st.x, st.value, g, d, slope, st.done};
-    const Step step =
-        o.line_search == LineSearch::Armijo ? armijo(ray, grp, o, f) : strong_wolfe(ray, grp, o, f);
-    // The new curvature pair into the oldest slot, and its products with the history. One without
-    // positive curvature (or a group's zero step) gets rho = 0: it is kept but ignored.
+    // After the step, the host needs the new pair's products with the history and the new point's
+    // numbers. The new pair goes into the oldest slot, which the line search does not read (d is
+    // made): a candidate step can be written there and its numbers brought back with the search's
+    // question whether every group accepted it. (G, kPair + 1 + kPoint) on the device.
     const int p = st.pairs % m;
     at::Tensor s_new = st.s[p], y_new = st.y[p]; // views of the slot
-    at::sub_out(s_new, step.x, st.x), at::sub_out(y_new, step.grad, g);
-    const at::Tensor pair_dots =
-        cpu_double(at::cat({grp.dots(st.s, y_new), grp.dots(st.y, s_new), grp.dots(st.y, y_new),
-                            grp.dot(s_new, s_new).view({G, 1})},
-                           1)); // (G, 3m + 1): s_i.y_p, y_i.s_p, y_i.y_p, s_p.s_p
+    const auto step_numbers = [&](const Step& c) {
+      at::sub_out(s_new, c.x, st.x), at::sub_out(y_new, c.grad, g);
+      const at::Tensor done =
+          st.done | ~c.accepted | ((st.value - c.value) <= o.rtol * c.value.abs());
+      return at::cat({grp.dots(st.s, y_new), grp.dots(st.y, s_new), grp.dots(st.y, y_new),
+                      grp.dot(s_new, s_new).view({G, 1}),
+                      c.accepted.to(g.scalar_type()).view({G, 1}),
+                      point_numbers(c.grad, done, c.value)},
+                     1);
+    };
+    at::Tensor numbers; // (G, kPair + 1 + kPoint) float64 CPU, of the last candidate
+    const AllAccepted all_accepted = [&](const Step& c) {
+      numbers = cpu_double(step_numbers(c));
+      return (numbers.select(1, kPair) != 0).all().item<bool>(); // (on the host: no round trip)
+    };
+    const Ray ray{st.x, st.value, g, d, slope, st.done};
+    const Step step = o.line_search == LineSearch::Armijo
+                          ? armijo(ray, grp, o, f)
+                          : strong_wolfe(ray, grp, o, f, all_accepted);
+    if (!step.settled) numbers = cpu_double(step_numbers(step));
+    // A pair without positive curvature (or a group's zero step) gets rho = 0: it is kept but
+    // ignored.
     ++st.pairs;
     {
-      const auto pd = pair_dots.accessor<double, 2>();
+      const auto pd = numbers.accessor<double, 2>(); // s_i.y_p, y_i.s_p, y_i.y_p, s_p.s_p
       auto SY = st.sy.accessor<double, 3>(), YY = st.yy.accessor<double, 3>();
       auto rho = st.rho.accessor<double, 2>();
       for (int64_t gi = 0; gi < G; ++gi) {
@@ -410,7 +447,9 @@ void lbfgs_run(const LbfgsObjective& objective, LbfgsState& st, const RowGroups&
     st.x = step.x, st.value = step.value, st.grad = step.grad;
     ++st.iteration;
     st.evaluations = f.calls();
-    const bool running = (~st.done).any().item<bool>();
+    point = numbers.narrow(1, kPair + 1, kPoint).contiguous();
+    seen(point);
+    const bool running = st.done_host.logical_not().any().item<bool>();
     if (progress) progress(st);
     if (!running) break;
   }
@@ -421,7 +460,7 @@ LbfgsResult minimize_lbfgs(const LbfgsObjective& objective, const at::Tensor& x0
                            const std::function<void(const LbfgsProgress&)>& progress) {
   LbfgsState st = lbfgs_start(objective, x0, groups, o);
   lbfgs_run(objective, st, groups, o, [&](const LbfgsState& s) {
-    if (progress) progress({s.iteration, (~s.done).sum().item<int64_t>(), s.value});
+    if (progress) progress({s.iteration, (~s.done_host).sum().item<int64_t>(), s.value});
   });
   return {st.x, st.value, st.iterations, st.done, st.no_step, st.evaluations};
 }

@@ -570,7 +570,7 @@ SeparationResult Separator::run(const SeparationRun& run) const {
     std::vector<double>& history = out.loss_history.back();
     int saved = -1;
     lbfgs_run(f, st, one, o.lbfgs, [&](const LbfgsState& now) {
-      history.push_back(now.value.item<double>());
+      history.push_back(now.value_host.item<double>());
       if (!run.checkpoint.empty() && run.checkpoint_every > 0 &&
           now.iteration % run.checkpoint_every == 0) {
         save(era, now, out.loss_history);

@@ -260,7 +260,7 @@ SynthesisResult Synthesizer::run(const SynthesisRun& run) const {
   const int first_iteration = st.iteration;
   int saved = -1; // the iteration the checkpoint file holds
   lbfgs_run(objective, st, groups, s.options.lbfgs, [&](const LbfgsState& now) {
-    history.push_back(now.value.to(at::kCPU, at::kDouble));
+    history.push_back(now.value_host.clone());
     if (!run.checkpoint.empty() && run.checkpoint_every > 0 &&
         now.iteration % run.checkpoint_every == 0) {
       save_checkpoint(run.checkpoint, s.fingerprint, now, history);
@@ -270,7 +270,7 @@ SynthesisResult Synthesizer::run(const SynthesisRun& run) const {
       const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
       const double rate = (now.iteration - first_iteration) / std::max(elapsed, 1e-9);
       run.progress({now.iteration, s.options.iterations, history.back().mean().item<double>(),
-                    (~now.done).sum().item<int64_t>(), rate,
+                    (~now.done_host).sum().item<int64_t>(), rate,
                     (s.options.iterations - now.iteration) / std::max(rate, 1e-12)});
     }
   });

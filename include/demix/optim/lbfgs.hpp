@@ -110,9 +110,12 @@ struct LbfgsState {
   at::Tensor sy, yy; // (G, history, history) float64 CPU: per group s_i.y_j and y_i.y_j by slot
   at::Tensor rho;    // (G, history) float64 CPU: 1 / s_i.y_i, or 0 for a pair without positive
                      // curvature (kept but ignored)
-  int pairs = 0;     ///< pairs made
-  int iteration = 0; ///< iterations done
-  std::int64_t evaluations = 0; ///< objective calls so far
+  /// value and done as the host last received them with the step's other numbers (float64 and
+  /// bool, CPU), so that a progress callback reads them without another device round trip.
+  at::Tensor value_host, done_host; // (G), (G)
+  int pairs = 0;                    ///< pairs made
+  int iteration = 0;                ///< iterations done
+  std::int64_t evaluations = 0;     ///< objective calls so far
 };
 
 /// Minimises each group's objective from x0 (real floating point, (R, ...)). ValueError for

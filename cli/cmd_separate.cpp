@@ -152,8 +152,9 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
   s << "],\n  \"output\": " << json_string(o.output) << ",\n  \"options\": {"
     << statistic_json(o.statistics)
     << ", \"estimator\": " << json_string(separation_estimator_name(so.estimator))
-    << ", \"realizations\": " << M << ", \"eras\": " << so.eras
-    << ", \"iterations\": " << so.iterations << ", \"spectrum_eras\": " << so.spectrum_eras
+    << ", \"realizations\": " << M << ", \"fresh_realizations\": " << so.fresh_realizations
+    << ", \"eras\": " << so.eras << ", \"iterations\": " << so.iterations
+    << ", \"spectrum_eras\": " << so.spectrum_eras
     << ", \"start\": " << json_string(separation_start_name(so.start))
     << ", \"terms\": {\"contamination\": " << so.terms.contamination
     << ", \"independence\": " << so.terms.independence
@@ -299,6 +300,9 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   } else if (so.terms.residual_variance > 0) {
     throw ValueError("--residual-variance-weight needs --regions");
   }
+  if (so.fresh_realizations > 0 && so.estimator != SeparationEstimator::Realizations)
+    throw ValueError("--fresh-realizations needs --estimator realizations (the bias estimator "
+                     "uses the realizations only when an era starts)");
   so.cross_channels = !o.no_cross;
   o.separation.terms = so.terms; // as run, for the header and sidecar
   const std::vector<at::Tensor> sets = read_contamination(o, d, ctx); // K x (M, C, H, W)
@@ -306,7 +310,10 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   const Grid2d grid{d.size(1), d.size(2)};
   so.statistics = statistic_terms(o.statistics, grid, false);
   std::vector<Separator> separators; // built before the work: errors show at once
-  for (const at::Tensor& set : sets) separators.emplace_back(d, set, so, grid, ctx, maps);
+  for (std::size_t k = 0; k < sets.size(); ++k) {
+    so.fresh_seed = o.seed + k; // run k's fresh draws, as its drawn realizations
+    separators.emplace_back(d, sets[k], so, grid, ctx, maps);
+  }
   if (!globals.quiet)
     std::cerr << "demix separate: " << d.size(0) << " channel(s) of " << to_string(grid) << ", "
               << noise.size(0) << " contamination realizations"
@@ -356,6 +363,9 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
   header.set("ESTIMATR", std::string_view(separation_estimator_name(so.estimator)),
              "separation estimator");
   header.set("NREALIZ", static_cast<long long>(noise.size(0)), "contamination realizations");
+  if (so.fresh_realizations > 0)
+    header.set("NFRESH", static_cast<long long>(so.fresh_realizations),
+               "realizations drawn afresh per evaluation");
   header.set("ERAS", static_cast<long long>(so.eras), "outer iterations");
   header.set("SEPSTART", std::string_view(separation_start_name(so.start)),
              "first era's starting map");
@@ -474,6 +484,11 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
                   "realizations in every evaluation)")
       ->transform(choice(estimators))
       ->default_str("bias");
+  cmd->add_option("--fresh-realizations", o->separation.fresh_realizations,
+                  "With --estimator realizations: draw K of the M realizations afresh at every "
+                  "evaluation (seeded by --seed) instead of all M throughout; 0: all, fixed")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--eras", o->separation.eras,
                   "Outer iterations (spreads and bias recomputed at the estimate)")
       ->check(positive())

@@ -14,6 +14,7 @@
 #include "stats/detail/keywords_text.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
@@ -60,6 +61,10 @@ void check_options(const SeparationOptions& o) {
               o.start == SeparationStart::Matched,
           "start", static_cast<double>(o.start), "Observation, Wiener or Matched");
   require(o.bias_clip >= 0 && o.bias_clip < 1, "bias_clip", o.bias_clip, "in [0, 1)");
+  require(o.fresh_realizations >= 0, "fresh_realizations", o.fresh_realizations, ">= 0");
+  require(o.fresh_realizations == 0 || o.estimator == SeparationEstimator::Realizations,
+          "fresh_realizations", o.fresh_realizations,
+          "0 with the Bias estimator (it uses the realizations only when an era starts)");
   for (const StatisticTerm& t : o.statistics)
     require(t.weight >= 0 && std::isfinite(t.weight), "statistics[].weight", t.weight,
             ">= 0 and finite");
@@ -183,6 +188,10 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
   if (contamination.size(0) < 2)
     throw ValueError("separation: " + std::to_string(contamination.size(0)) +
                      " contamination realization(s); their spread needs at least 2");
+  if (options.fresh_realizations > contamination.size(0))
+    throw ValueError("SeparationOptions.fresh_realizations = " +
+                     std::to_string(options.fresh_realizations) + ": must be <= the " +
+                     std::to_string(contamination.size(0)) + " realizations it draws from");
   const bool complex = observation.is_complex();
   check_finite(observation, "observation", complex);
   check_finite(contamination, "contamination realizations", complex);
@@ -402,16 +411,24 @@ SeparationLoss Separator::era_loss(const at::Tensor& estimate, int era) const {
   return out;
 }
 
-MatchingResult Separator::evaluate(const SeparationLoss& loss, const at::Tensor& u,
-                                   bool want_grad) const {
+MatchingResult Separator::evaluate(const SeparationLoss& loss, const at::Tensor& u, bool want_grad,
+                                   std::int64_t draw) const {
   const State& s = *state_;
   if (!u.defined() || u.dim() != 4 || u.sizes().slice(1) != s.d.sizes().slice(1))
     throw ShapeError("separation: maps must be (B, " + sizes_text(s.d[0]).substr(1) + ", got " +
                      (u.defined() ? sizes_text(u) : std::string("nothing")));
-  MatchingResult out =
-      s.options.estimator == SeparationEstimator::Bias
-          ? loss.main.evaluate(u, want_grad)
-          : evaluate_realizations(s.noise, s.options.chunk, loss.main, u, want_grad);
+  at::Tensor noise = s.noise;
+  if (s.options.fresh_realizations > 0 && draw >= 0) {
+    // K of the M without replacement, from a CPU generator: the same draw on every device.
+    const std::uint64_t key[2] = {s.options.fresh_seed, static_cast<std::uint64_t>(draw)};
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(detail::fnv1a(key, sizeof key));
+    const at::Tensor pick = at::randperm(s.noise.size(0), g, at::TensorOptions(at::kLong))
+                                .narrow(0, 0, s.options.fresh_realizations);
+    noise = s.noise.index_select(0, pick.to(s.noise.device()));
+  }
+  MatchingResult out = s.options.estimator == SeparationEstimator::Bias
+                           ? loss.main.evaluate(u, want_grad)
+                           : evaluate_realizations(noise, s.options.chunk, loss.main, u, want_grad);
   if (loss.further) {
     // The maps [u, d - u, T] as channels; d(d - u)/du = -1.
     const int64_t C = u.size(1);
@@ -470,12 +487,13 @@ std::string Separator::fingerprint() const {
     << "; template fnv " << detail::tensor_fnv1a(s.template_map) << "; half-missions fnv "
     << detail::tensor_fnv1a(s.half_missions) << "; " << separation_estimator_name(o.estimator)
     << " eras " << o.eras << " iterations " << o.iterations << " spectrum_eras " << o.spectrum_eras
-    << " start " << separation_start_name(o.start) << " chunk " << o.chunk << " drop "
-    << o.drop_below << " clip " << o.bias_clip << " cross " << o.cross_channels << " terms "
-    << o.terms.contamination << "," << o.terms.independence << "," << o.terms.template_correlation
-    << "," << o.terms.half_missions << "," << o.terms.residual_variance << " regions fnv "
-    << detail::tensor_fnv1a(s.regions) << "; lbfgs " << detail::lbfgs_options_text(o.lbfgs) << "; "
-    << s.context.describe() << "; statistics";
+    << " start " << separation_start_name(o.start) << " fresh " << o.fresh_realizations << " seed "
+    << o.fresh_seed << " chunk " << o.chunk << " drop " << o.drop_below << " clip " << o.bias_clip
+    << " cross " << o.cross_channels << " terms " << o.terms.contamination << ","
+    << o.terms.independence << "," << o.terms.template_correlation << "," << o.terms.half_missions
+    << "," << o.terms.residual_variance << " regions fnv " << detail::tensor_fnv1a(s.regions)
+    << "; lbfgs " << detail::lbfgs_options_text(o.lbfgs) << "; " << s.context.describe()
+    << "; statistics";
   for (const Term& t : s.terms)
     f << " " << t.statistic->name() << "*" << t.weight << "{" << detail::keywords_text(*t.statistic)
       << "}";
@@ -554,9 +572,13 @@ SeparationResult Separator::run(const SeparationRun& run) const {
         }
       out.kept_parts.push_back(kept);
     }
+    // Evaluations of this era so far: the number of each fresh draw (a resumed era goes on
+    // counting from its saved state).
+    std::int64_t calls = resuming ? resumed.evaluations : 0;
     LbfgsObjective f;
     f.value_and_grad = [&](const at::Tensor& x) {
-      MatchingResult r = evaluate(loss, from_vars(x), true);
+      const std::int64_t draw = (static_cast<std::int64_t>(era) << 32) + calls++;
+      MatchingResult r = evaluate(loss, from_vars(x), true, draw);
       return std::make_pair(r.loss, to_vars(r.grad));
     };
     LbfgsState st;

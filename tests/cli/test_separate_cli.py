@@ -117,6 +117,16 @@ class SeparateCliTest(clitest.CliTestCase):
         self.assertAlmostEqual(side["truth"]["observation"]["mse"], np.mean((d32 - t32) ** 2), 9)
         self.assertAlmostEqual(side["truth"]["observation"]["correlation"],
                                np.corrcoef(d32.ravel(), t32.ravel())[0, 1], 9)
+        # Fresh realizations: 2 of the 5 drawn per evaluation, recorded, another result.
+        fresh = self.path("fresh.fits")
+        self.separate(obs, "--contamination", cube, "--estimator", "realizations", "--eras", 2,
+                      "--spectrum-eras", 1, "--iterations", 3, "-J", 3, "-o", fresh,
+                      "--fresh-realizations", 2)
+        self.assertEqual(fits.getheader(fresh)["NFRESH"], 2)
+        self.assertNotIn("NFRESH", fits.getheader(real))
+        with open(self.path("fresh.json")) as f:
+            self.assertEqual(json.load(f)["options"]["fresh_realizations"], 2)
+        self.assertGreater(np.abs(fits.getdata(fresh) - fits.getdata(real)).max(), 1e-4)
 
     def test_contamination_models(self):
         # White noise of deviation 0.8 written three ways draws the same maps from one seed: a
@@ -298,6 +308,11 @@ class SeparateCliTest(clitest.CliTestCase):
                          1, "spectrum_eras", output=out)
         self.assertFails(["separate", obs, *gauss, "--estimator", "magic", "-o", out], 2,
                          "magic", output=out)
+        self.assertFails(["separate", obs, *gauss, "--fresh-realizations", 2, "-o", out], 1,
+                         "--estimator realizations", output=out)
+        self.assertFails(["separate", obs, *gauss, "-M", 3, "--estimator", "realizations",
+                          "--fresh-realizations", 4, "-o", out], 1, "fresh_realizations = 4",
+                         output=out)
         self.assertFails(["separate", obs, *gauss, "-o", self.path("missing/s.fits")], 1,
                          "missing")
         self.assertFails(["separate", obs, *gauss, "-o", self.path("s.png")], 1, ".fits")

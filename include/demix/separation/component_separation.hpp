@@ -104,6 +104,15 @@ struct SeparationOptions {
   /// the observed value, so that a bias estimated larger than the observation (noise-dominated
   /// coefficients) does not ask for a negative power. 0: no clipping. In [0, 1).
   double bias_clip = 0;
+  /// Realizations estimator: 0 (default) puts all M realizations in every evaluation, the same
+  /// set throughout the run. K in [1, M]: every evaluation draws K of the M afresh, without
+  /// replacement (from `fresh_seed`, the era and the evaluation's number: a run and its resumption
+  /// draw alike), so that s~ cannot fit the particular noise of a fixed set, and an evaluation
+  /// costs K maps. L-BFGS then descends a noisy objective (its line search compares values of
+  /// different draws): give it a large pool (M realizations drawn from a model are cheap) and
+  /// K large enough that the draws' losses agree. The spreads and the further terms use all M.
+  int fresh_realizations = 0;
+  std::uint64_t fresh_seed = 0; ///< of the fresh draws
   int chunk = 25; ///< realizations per statistic call (memory: a chunk of maps and their
                   ///< statistics' graph at once), >= 1
   /// A real or imaginary part of a coefficient whose spread over the realizations is at most
@@ -187,8 +196,11 @@ public:
   /// The loss of maps u (B, C, H, W) under an era's loss, and its gradient: the main term by the
   /// estimator (Realizations: averaged over the realizations, in chunks), plus the further terms.
   /// `terms` lists the main loss's terms, then the further loss's.
+  /// `draw` >= 0 with SeparationOptions::fresh_realizations: the Realizations estimator averages
+  /// over the K realizations of that draw (era * 2^32 + evaluation number in a run) instead of
+  /// all M; ignored otherwise.
   MatchingResult evaluate(const SeparationLoss& loss, const at::Tensor& u /* (B, C, H, W) */,
-                          bool want_grad = true) const;
+                          bool want_grad = true, std::int64_t draw = -1) const;
   const SeparationOptions& options() const;
 
 private:

@@ -19,9 +19,11 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <set>
 #include <string>
 
 namespace {
@@ -181,7 +183,7 @@ TEST(Separation, BothEstimatorsRecoverTheSignalBetterThanTheObservation) {
 }
 
 // The same separation on the GPU as on the CPU (float64: the same arithmetic up to the order of
-// reductions), for both estimators, a filtered start and every further term.
+// reductions), for both estimators, a filtered start, every further term and fresh draws.
 TEST(Separation, CudaEqualsCpu) {
   if (demix::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   const demix::Context cuda64(
@@ -196,6 +198,8 @@ TEST(Separation, CudaEqualsCpu) {
     o.estimator = estimator;
     o.eras = 2, o.iterations = 8, o.chunk = 4;
     o.start = demix::SeparationStart::Matched;
+    // Realizations: 4 of the 6 drawn afresh each evaluation (on the CPU: the same draws).
+    if (estimator == demix::SeparationEstimator::Realizations) o.fresh_realizations = 4;
     o.terms = {.contamination = 0.5,
                .independence = 0.5,
                .template_correlation = 1,
@@ -559,6 +563,77 @@ TEST(Separation, ResumedRunEqualsTheUninterruptedOne) {
   demix::SeparationRun bad;
   bad.resume = junk;
   EXPECT_THROW(sep.run(bad), demix::Error);
+}
+
+// Fresh realizations: each evaluation averages over its own draw of K of the M realizations,
+// the same draw for the same number, and a run (and its resumption) is reproducible.
+TEST(Separation, FreshRealizationsAreDrawnPerEvaluation) {
+  const int64_t n = 16, M = 6;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, M, 0.7, 21);
+  demix::SeparationOptions o;
+  o.statistics = {{wph(2), 1.0}};
+  o.estimator = demix::SeparationEstimator::Realizations;
+  o.eras = 2, o.iterations = 6;
+  const demix::Separator fixed(p.observation, p.realizations, o, grid, cpu64());
+  const demix::SeparationLoss loss = fixed.era_loss(p.observation, 1);
+  const at::Tensor u = p.observation.unsqueeze(0);
+  const double all = fixed.evaluate(loss, u, false).loss.item<double>();
+  // Each realization's own loss L_i, from a separator holding it alone (twice: M >= 2).
+  std::vector<double> own;
+  for (int64_t i = 0; i < M; ++i) {
+    const at::Tensor c = p.realizations.narrow(0, i, 1).repeat({2, 1, 1, 1});
+    own.push_back(demix::Separator(p.observation, c, o, grid, cpu64())
+                      .evaluate(loss, u, false)
+                      .loss.item<double>());
+  }
+  const auto fresh = [&](int K) {
+    demix::SeparationOptions f = o;
+    f.fresh_realizations = K, f.fresh_seed = 3;
+    return demix::Separator(p.observation, p.realizations, f, grid, cpu64());
+  };
+  // K = M: every draw is the whole set in another order.
+  EXPECT_NEAR(fresh(M).evaluate(loss, u, false, 7).loss.item<double>(), all, 1e-12 * all);
+  // K = 1: a draw is one realization's loss; draws differ, and a number gives its draw again.
+  const demix::Separator one = fresh(1);
+  std::set<int64_t> drawn;
+  for (int64_t draw = 0; draw < 12; ++draw) {
+    const double l = one.evaluate(loss, u, false, draw).loss.item<double>();
+    EXPECT_EQ(l, one.evaluate(loss, u, false, draw).loss.item<double>());
+    const auto match = std::find_if(own.begin(), own.end(),
+                                    [&](double li) { return std::abs(li - l) <= 1e-12 * li; });
+    ASSERT_NE(match, own.end()) << "draw " << draw << " loss " << l;
+    drawn.insert(match - own.begin());
+  }
+  EXPECT_GE(drawn.size(), 3u); // 12 draws of 1 in 6
+  // Without a draw number (or with -1), all M.
+  EXPECT_NEAR(one.evaluate(loss, u, false).loss.item<double>(), all, 1e-12 * all);
+
+  const demix::Separator sep = fresh(3);
+  const demix::SeparationResult whole = sep.run(), again = sep.run();
+  EXPECT_TRUE(at::equal(whole.signal, again.signal));
+  EXPECT_FALSE(at::equal(whole.signal, fixed.run().signal));
+  const demix::test::TempDir dir;
+  demix::SeparationRun stop;
+  stop.checkpoint = dir.path("fresh.ckpt"), stop.checkpoint_every = 2;
+  struct Stop {};
+  stop.progress = [](const demix::SeparationProgress& at) {
+    if (at.era == 2 && at.iteration == 3) throw Stop{};
+  };
+  EXPECT_THROW(sep.run(stop), Stop);
+  demix::SeparationRun resume;
+  resume.resume = stop.checkpoint;
+  const demix::SeparationResult resumed = sep.run(resume);
+  EXPECT_TRUE(at::equal(resumed.signal, whole.signal));
+  EXPECT_EQ(resumed.loss_history, whole.loss_history);
+  // Too many, or with the bias estimator: refused, naming the option.
+  expect_error_naming<demix::ValueError>([&] { fresh(M + 1); },
+                                         {"fresh_realizations = 7", "6 realizations"});
+  demix::SeparationOptions bias = o;
+  bias.estimator = demix::SeparationEstimator::Bias, bias.fresh_realizations = 2;
+  expect_error_naming<demix::ValueError>(
+      [&] { demix::Separator(p.observation, p.realizations, bias, grid, cpu64()); },
+      {"fresh_realizations", "Bias"});
 }
 
 TEST(Separation, BadInputIsRefused) {

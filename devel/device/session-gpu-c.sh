@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On a fresh GPU machine, one call of at most LIMIT_S seconds: builds the CLI and bench_synth,
+# On the GPU machine (fresh, or warm after session-gpu-a.sh), one call of at most LIMIT_S seconds: builds the CLI and bench_synth,
 # then the synthesis speed (bench_synth gpu) beside pywph's synthesis (peer_bench.py synth) in the
 # same command, and the synthesis quality of the synthesis issue (256^2 crop of I_1, log,
 # standardised, 8 samples, seed 1; WPH J7 L4 dn2, WPH + PS, the scattering covariance, the
@@ -9,8 +9,9 @@ set -u
 T0=$(date +%s); left() { echo $(( ${LIMIT_S:-580} - ($(date +%s) - T0) )); }
 O=${OUT:-/tmp/out}/c; mkdir -p $O
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $O/gpu.txt
-STEPS="build" QUICK=1 JOBS=16 TARGETS="demix_cli bench_synth" bash devel/device/session-before-after.sh \
-  > /tmp/build.txt 2>&1 || true
+# (on the warm machine after session-gpu-a.sh its build is there: no build)
+[ -x build-device/new/bench/bench_synth ] || STEPS="build" QUICK=1 JOBS=16 \
+  TARGETS="demix_cli bench_synth" bash devel/device/session-before-after.sh > /tmp/build.txt 2>&1 || true
 grep -E "build|exit" /tmp/build.txt | tail -3; echo "built at $(( $(date +%s) - T0 )) s" | tee -a $O/gpu.txt
 D=$PWD/build-device; deps=$D/deps; N=$D/new
 export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu:$deps/lib/x86_64-linux-gnu:$deps/usr/lib:${LD_LIBRARY_PATH:-}"

@@ -22,6 +22,13 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peers 
 PEERS_DIR=/tmp/peers DUST_DIR=.device/shared/data/dust timeout 60 \
   python3 .device/shared/tools/peer_bench.py synth 2>&1 | grep "^{" | tee -a $O/bench.jsonl
 timeout 60 $N/bench/bench_synth cuda $M gpu | tee -a $O/bench.jsonl
+# A 2048^2 synthesis (I_1 tiled 4 x 4), 20 iterations: does it fit one GPU? Peak memory sampled.
+python3 -c "import numpy as np; np.save('/tmp/target2048.npy', np.tile(np.load('$M'), (4, 4)).astype(np.float32))"
+( while :; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits; sleep 0.2; done ) > /tmp/mem.txt &
+mp=$!; t0=$(date +%s.%N)
+timeout 120 $N/demix --device cuda --quiet synth /tmp/target2048.npy --log --standardize -J 9 -L 4 --dn 2 \
+  --iterations 20 --seed 1 -o /tmp/s2048.fits; rc=$?; kill $mp
+echo "2048^2 J9 20 iterations: rc $rc, $(python3 -c "import time; print(round(time.time() - $t0, 1))") s with start-up, peak GPU memory $(sort -n /tmp/mem.txt | tail -1) MiB" | tee $O/large.txt
 python3 -c "import numpy as np; np.save('/tmp/target256.npy', np.load('$M')[:256, :256].astype(np.float64))"
 S="$N/demix --device cuda --quiet synth /tmp/target256.npy --log --standardize --samples 8 --seed 1"
 runs=("wph -J 7 --init gaussian --iterations 0")

@@ -39,12 +39,15 @@ from .coefficients import Coefficients  # noqa: E402
 from .io import Header, read_image, write_image  # noqa: E402
 from .stats import (PowerSpectrum, Reference, ScatteringCov, Statistic, WPH, WST,  # noqa: E402
                     statistic)
+from .separation import SeparationResult, separate, wiener_filter  # noqa: E402
 from .synthesis import SynthesisResult, synthesize  # noqa: E402
+from .validation import ValidationReport, validate  # noqa: E402
 
 __version__: str = _demix.__version__
 
 __all__ = [
-    "Coefficients", "Header", "PowerSpectrum", "Reference", "ScatteringCov", "Statistic",
-    "SynthesisResult", "WPH", "WST", "read_image", "statistic", "synthesize", "write_image",
+    "Coefficients", "Header", "PowerSpectrum", "Reference", "ScatteringCov", "SeparationResult",
+    "Statistic", "SynthesisResult", "ValidationReport", "WPH", "WST", "read_image", "separate",
+    "statistic", "synthesize", "validate", "wiener_filter", "write_image",
     "errors", "Error", "IoError", "FormatError", "InvalidValueError", "ShapeError", "DeviceError",
 ]

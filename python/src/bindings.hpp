@@ -18,6 +18,9 @@ void bind_errors(py::module_& m);
 void bind_stats(py::module_& m);
 /// Microcanonical synthesis (synthesis/microcanonical.hpp).
 void bind_synthesis(py::module_& m);
+/// Component separation, the Wiener filter and the validation report
+/// (separation/component_separation.hpp, validation/compare.hpp).
+void bind_separation(py::module_& m);
 /// Images in and out with their FITS headers (io/image_io.hpp).
 void bind_io(py::module_& m);
 

@@ -41,7 +41,7 @@ if has build; then
   [ -z "${QUICK:-}" ] && (configure .device/old-src $OLD OFF > $O/configure-old.log 2>&1 &&
     cmake --build $OLD -j 6 --target demix_cli bench_stats bench_deblend > $O/build-old.log 2>&1
     echo "old build: exit $?") &
-  (configure . $N ON > $O/configure-new.log 2>&1 && cmake --build $N -j ${JOBS:-10} ${TARGETS:+--target $TARGETS} > $O/build-new.log 2>&1
+  (configure . $N ON > $O/configure-new.log 2>&1 && cmake --build $N -j ${JOBS:-10} ${TARGETS:+--target $TARGETS} -- -k 0 > $O/build-new.log 2>&1
     echo "new build: exit $?") &
   wait
   echo "builds: $(( $(date +%s) - T0 )) s"; tail -5 $O/build-new.log; tail -3 $O/build-old.log 2>/dev/null

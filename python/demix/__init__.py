@@ -36,6 +36,8 @@ _check_torch()
 from . import _demix  # noqa: E402
 
 from .coefficients import Coefficients  # noqa: E402
+from .galaxies import (Catalogue, Dataset, DeblendResult, deblend, read_dataset,  # noqa: E402
+                       simulate_blends, simulate_isolated)
 from .io import Header, read_image, write_image  # noqa: E402
 from .stats import (PowerSpectrum, Reference, ScatteringCov, Statistic, WPH, WST,  # noqa: E402
                     statistic)
@@ -46,8 +48,10 @@ from .validation import ValidationReport, validate  # noqa: E402
 __version__: str = _demix.__version__
 
 __all__ = [
-    "Coefficients", "Header", "PowerSpectrum", "Reference", "ScatteringCov", "SeparationResult",
-    "Statistic", "SynthesisResult", "ValidationReport", "WPH", "WST", "read_image", "separate",
-    "statistic", "synthesize", "validate", "wiener_filter", "write_image",
+    "Catalogue", "Coefficients", "Dataset", "DeblendResult", "Header", "PowerSpectrum",
+    "Reference", "ScatteringCov", "SeparationResult", "Statistic", "SynthesisResult",
+    "ValidationReport", "WPH", "WST", "deblend", "read_dataset", "read_image", "separate",
+    "simulate_blends", "simulate_isolated", "statistic", "synthesize", "validate",
+    "wiener_filter", "write_image",
     "errors", "Error", "IoError", "FormatError", "InvalidValueError", "ShapeError", "DeviceError",
 ]

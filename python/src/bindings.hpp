@@ -21,6 +21,8 @@ void bind_synthesis(py::module_& m);
 /// Component separation, the Wiener filter and the validation report
 /// (separation/component_separation.hpp, validation/compare.hpp).
 void bind_separation(py::module_& m);
+/// Galaxy simulation and deblending (sim/simulate.hpp, deblend/pipeline.hpp).
+void bind_galaxies(py::module_& m);
 /// Images in and out with their FITS headers (io/image_io.hpp).
 void bind_io(py::module_& m);
 

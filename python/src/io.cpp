@@ -5,6 +5,7 @@
 #include <demix/io/image_io.hpp>
 
 #include "bindings.hpp"
+#include "header.hpp"
 
 #include <pybind11/stl.h>
 #include <string>
@@ -30,9 +31,7 @@ PixelType pixel_type(const std::string& name) {
   throw ValueError("dtype must be one of same, float32, float64, got '" + name + "'");
 }
 
-using KeywordValue = std::variant<bool, long long, double, std::string>;
-/// (keyword, value, comment); COMMENT and HISTORY take their text as value.
-using Entry = std::tuple<std::string, KeywordValue, std::string>;
+} // namespace
 
 FitsHeader header_from(const std::vector<Entry>& entries) {
   FitsHeader h;
@@ -59,8 +58,6 @@ FitsHeader header_from(const std::vector<Entry>& entries) {
   }
   return h;
 }
-
-} // namespace
 
 void bind_io(py::module_& m) {
   m.def(

@@ -10,6 +10,7 @@ PYBIND11_MODULE(_demix, m) {
   demix::python::bind_stats(m);
   demix::python::bind_synthesis(m);
   demix::python::bind_separation(m);
+  demix::python::bind_galaxies(m);
   demix::python::bind_io(m);
 
   const demix::BuildInfo info = demix::build_info();

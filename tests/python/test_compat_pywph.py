@@ -388,3 +388,17 @@ def test_against_pywph_single_precision_cross_and_subset(real_pywph):
                                   theirs.wph_moments_indices.cpu().numpy())
     a, b = theirs.apply(x), ours.apply(x)
     assert max_relative_error(b.numpy(), a.numpy()) < 1e-4
+
+
+def test_pickle_keeps_the_model_and_the_stored_normalisation(small_map):
+    # pywph's denoising example sends the operator to worker processes.
+    import pickle
+
+    op = pw.WPHOp(64, 64, 4, L=4, dn=1, precision="double")
+    op.load_model(["S11", "C01", "L"])
+    op.apply(small_map, norm="auto")
+    copy = pickle.loads(pickle.dumps(op))
+    np.testing.assert_array_equal(copy.wph_moments_indices, op.wph_moments_indices)
+    y = 2 * small_map
+    assert torch.equal(copy.apply(y, norm="auto"), op.apply(y, norm="auto"))
+    np.testing.assert_allclose(s11_zero_shift(copy, copy.apply(y, norm="auto")), 4, atol=1e-11)

@@ -274,6 +274,22 @@ class WPHOp(torch.nn.Module):
                 [(k, v.to(dev)) for k, v in self._reference.tensors.items()])
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable, as pywph's operator is (its denoising example sends it to worker
+        # processes): the library's operators are rebuilt on first use, a stored normalisation
+        # travels as its tensors.
+        state = self.__dict__.copy()
+        state["_operators"] = {}
+        ref = state.pop("_reference")
+        state["_reference_state"] = (None if ref is None
+                                     else (ref.statistic, list(ref.tensors.items())))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        ref = state.pop("_reference_state")
+        self.__dict__.update(state)
+        self._reference = None if ref is None else _demix.Reference(*ref)
+
     def _to_torch(self, data: Any, requires_grad: bool) -> torch.Tensor:
         # pywph's conversion: lists become arrays, arrays are cast to the precision (complex
         # when complex), tensors keep their dtype; all go to the operator's device.

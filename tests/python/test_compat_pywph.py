@@ -152,8 +152,6 @@ def test_auto_norm_matches_demix_reference(small_map):
 def test_numpy_in_tensor_out_and_batches(small_map):
     op = pw.WPHOp(64, 64, 4, L=4, dn=1)
     K = op.nb_wph_moments + op.nb_scaling_moments
-    # J=4, L=4, dn=1, A=4: S11 and S00 16 * 5 each, S01 16, C01 6 pairs * 4 * (8 + 3),
-    # Cphase (j2 <= J-2: 6 pairs with shifts) ...: the count comes from the library's model.
     assert K == len(demix.WPH((64, 64), J=4, L=4, dn=1))
     c = op.apply(small_map)
     assert isinstance(c, torch.Tensor) and c.dtype == torch.complex64 and c.shape == (K,)

@@ -240,6 +240,21 @@ class WST(Statistic):
         super().__init__(shape, boundary=boundary, device=device, dtype=dtype, J=J, L=L,
                          max_order=max_order)
 
+    def maps(self, x: ArrayLike) -> ArrayLike:
+        """The scattering maps before their spatial mean, kymatio's output array.
+
+        Args:
+            x: ``(H, W)`` or ``(B, H, W)`` real maps.
+
+        Returns:
+            ``(C, H / 2**J, W / 2**J)`` for an ``(H, W)`` map, ``(B, C, H / 2**J, W / 2**J)``
+            for a batch (integer division), channels in the order of :meth:`labels`;
+            differentiable with respect to ``x`` (torch in, torch out; NumPy in, NumPy out).
+        """
+        t, numpy_in = self._maps(x, "x")
+        out = self._operator_for(t).forward_maps(t)
+        return like_input(out, numpy_in)
+
 
 class ScatteringCov(Statistic):
     """Scattering covariance of Cheng et al. (classes mean, var, P00, S1, C01, C11 and their

@@ -6,6 +6,7 @@
 #include <demix/core/errors.hpp>
 #include <demix/core/grid.hpp>
 #include <demix/stats/registry.hpp>
+#include <demix/stats/wst.hpp>
 
 #include "bindings.hpp"
 
@@ -112,6 +113,17 @@ public:
       r = stat_->loss_and_grad(x, loss, ref.value_or(Reference()), want_grad);
     }
     return py::make_tuple(r.loss, r.grad.defined() ? py::cast(r.grad) : py::none());
+  }
+
+  /// The WST's scattering maps before their spatial mean (kymatio's output array): (B, C, h, w),
+  /// differentiable. ValueError for the other statistics, which have no such maps.
+  at::Tensor forward_maps(const at::Tensor& x) const {
+    const auto* wst = dynamic_cast<const WstOperator*>(stat_.get());
+    if (!wst)
+      throw ValueError("statistic '" + std::string(stat_->name()) +
+                       "' has no scattering maps (only 'wst' does)");
+    py::gil_scoped_release unlocked;
+    return wst->forward_maps(x);
   }
 
   py::tuple labels() const { return to_python(stat_->labels()); }

@@ -194,6 +194,7 @@ A value, not state of the operator: one operator serves many references.)")
       .def("forward_cross", &PyStatistic::forward_cross, py::arg("x"), py::arg("y"),
            py::arg("reference") = py::none())
       .def("reference", &PyStatistic::reference, py::arg("maps"))
+      .def("forward_maps", &PyStatistic::forward_maps, py::arg("x"))
       .def("loss_and_grad", &PyStatistic::loss_and_grad, py::arg("x"), py::arg("target"),
            py::arg("weights") = py::none(), py::arg("weights_imag") = py::none(),
            py::arg("reference") = py::none(), py::arg("want_grad") = true)

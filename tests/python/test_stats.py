@@ -189,3 +189,16 @@ def test_tensors_stay_on_their_device(dust128):
         cpu = op(x.cpu()).values
         assert cpu.device.type == "cpu"
         assert rel_error(c.values.cpu().numpy(), cpu.numpy()) < 1e-9  # float64 on both
+
+
+def test_wst_maps(dust128):
+    # The maps before their mean (kymatio's array): their means are forward()'s values.
+    wst = demix.WST((128, 128), J=3, L=4, boundary="nonperiodic")
+    maps = wst.maps(dust128)
+    assert isinstance(maps, np.ndarray) and maps.shape == (len(wst), 16, 16)
+    np.testing.assert_allclose(maps.mean(axis=(-2, -1)), wst(dust128).values, rtol=1e-12)
+    batch = torch.from_numpy(np.stack([dust128, dust128.T]))
+    tmaps = wst.maps(batch)
+    assert torch.is_tensor(tmaps) and tmaps.shape == (2, len(wst), 16, 16)
+    with pytest.raises(demix.InvalidValueError, match="no scattering maps"):
+        demix.WPH((128, 128), J=3)._default.forward_maps(batch)

@@ -7,7 +7,8 @@
 // plus a line of Adam-step quantiles; DEMIX_STEPS_CURVE=1 adds MADNESS capped at fewer steps,
 // DEMIX_NO_GRAPH=1 MADNESS without CUDA graphs (MadnessOptions::cuda_graphs), DEMIX_VARIANTS and
 // DEMIX_SHRINK other decoder computes and shrink fractions (with per-check timings), and
-// DEMIX_WARM_DATASET=other.fits times MADNESS after it has deblended another batch (see below).
+// DEMIX_WARM_DATASET=other.fits times MADNESS after it has deblended another batch (see below),
+// DEMIX_PER_GALAXY=file.csv appends each galaxy's figures per method (paired comparisons).
 // Metrics per galaxy, on S x S stamps centred on its nearest pixel (the dataset's STAMPS):
 //   flux: elliptical aperture (as the MADNESS paper's sep.sum_ellipse) on the model and on the
 //         truth, from the truth catalogue: axis ratio q = (1 - |e|) / (1 + |e|) of the shear-
@@ -90,6 +91,23 @@ void report(const std::string& method, const at::Tensor& model /* (G, B, S, S) *
   const at::Tensor ssim = demix::ssim(m, t.stamps), cosine = demix::cosine_similarity(m, t.stamps);
   const demix::Shapes shapes = demix::measure_shapes(m.select(1, 2));
   const at::Tensor de = (shapes.ellipticity - t.e).norm(2, 1);
+  // DEMIX_PER_GALAXY=FILE: each galaxy's figures too, one CSV row per method and galaxy (appended),
+  // for comparisons of methods on the same galaxies (bench/deblend/compare_paired.py).
+  if (const char* path = std::getenv("DEMIX_PER_GALAXY")) {
+    std::FILE* f = std::fopen(path, "a");
+    if (!f) throw demix::IoError(std::string("cannot append to DEMIX_PER_GALAXY ") + path);
+    if (std::ftell(f) == 0)
+      std::fprintf(f, "method,galaxy,flux_res_g,flux_res_r,flux_res_i,gr_error,e_error,ssim_r\n");
+    const at::Tensor res = demix::relative_residual(flux, t.flux).contiguous();
+    const at::Tensor gr = demix::colour_error(flux, t.flux, 1, 2).contiguous();
+    const at::Tensor ssim_r = ssim.select(1, 2).contiguous();
+    for (int64_t g = 0; g < m.size(0); ++g)
+      std::fprintf(f, "%s,%ld,%.7g,%.7g,%.7g,%.7g,%.7g,%.7g\n", method.c_str(),
+                   static_cast<long>(g), res[g][1].item<double>(), res[g][2].item<double>(),
+                   res[g][3].item<double>(), gr[g].item<double>(), de[g].item<double>(),
+                   ssim_r[g].item<double>());
+    std::fclose(f);
+  }
   std::printf("{\"method\": \"%s\", \"blends\": %ld, \"galaxies\": %ld, \"seconds\": %.4g, "
               "\"blends_per_s\": %.4g, \"converged\": %s, \"device\": \"%s\", "
               "\"flux_mean_abs\": %s, \"flux_median\": %s, \"flux_spread68\": %s, "

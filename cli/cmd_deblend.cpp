@@ -254,6 +254,19 @@ void add_deblend_command(CLI::App& app, const Globals& globals) {
       ->excludes(sigma);
   cmd->add_flag("--full-frame", o->pipeline.full_frame,
                 "Write each galaxy as a full (B, H, W) image instead of a stamp");
+  cmd->add_option("--neighbour-share", o->pipeline.neighbour_share_limit,
+                  "Quality: flag 8 when more than this share of a model's light lies nearer "
+                  "another galaxy's position than its own")
+      ->check(in_range(1e-9, 1))
+      ->capture_default_str();
+  cmd->add_option("--chi2-limit", o->pipeline.chi2_limit,
+                  "Quality: flag 16 when the residual chi^2 per pixel in a galaxy's footprint "
+                  "exceeds this")
+      ->check(positive())
+      ->capture_default_str();
+  cmd->add_flag("--classical-fallback", o->pipeline.classical_fallback,
+                "MADNESS: galaxies flagged 1, 8 or 16 get the classical deblender's "
+                "measurements and stamp instead (flag 32)");
   cmd->add_option("--stamp", o->pipeline.stamp_size,
                   "Classical: stamp side of galaxy_<k>.fits (odd)")
       ->check(positive())

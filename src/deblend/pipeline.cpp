@@ -94,6 +94,56 @@ at::Tensor coordinate(const Column& c, const std::string& path, bool csv) {
 
 } // namespace
 
+DeblendQuality measure_deblend_quality(const at::Tensor& image, const at::Tensor& residual,
+                                       const at::Tensor& stamps, const at::Tensor& origins,
+                                       const at::Tensor& positions, const at::Tensor& sigmas) {
+  const int64_t G = stamps.size(0), B = image.size(0), H = image.size(1), W = image.size(2);
+  const int64_t S = stamps.size(-1);
+  const at::Tensor img = image.to(at::kDouble), res = residual.to(at::kDouble);
+  const at::Tensor st = stamps.to(at::kDouble), pos = positions.to(at::kDouble);
+  const at::Tensor org = origins.to(at::kLong);
+  const bool noise = sigmas.defined();
+  const at::Tensor sig = noise ? sigmas.to(at::kDouble).view({B, 1, 1}) : at::Tensor();
+  const double sigma_sum = noise ? sigmas.to(at::kDouble).square().sum().sqrt().item<double>() : 0;
+  DeblendQuality q{at::full({G}, NAN, at::kDouble), at::full({G}, NAN, at::kDouble),
+                   at::full({G}, NAN, at::kDouble), at::zeros({G}, at::kLong)};
+  for (int64_t g = 0; g < G; ++g) {
+    // The stamp's window within the image.
+    const int64_t x0 = org[g][0].item<int64_t>(), y0 = org[g][1].item<int64_t>();
+    const int64_t ax = std::max<int64_t>(x0, 0), bx = std::min<int64_t>(x0 + S, W);
+    const int64_t ay = std::max<int64_t>(y0, 0), by = std::min<int64_t>(y0 + S, H);
+    if (ax >= bx || ay >= by) continue;
+    const at::Tensor model = st[g].slice(1, ay - y0, by - y0).slice(2, ax - x0, bx - x0);
+    const at::Tensor blend = img.slice(1, ay, by).slice(2, ax, bx);
+    const at::Tensor resid = res.slice(1, ay, by).slice(2, ax, bx);
+    const at::Tensor sum = model.sum(0); // (h, w)
+    const double peak = sum.max().item<double>();
+    const at::Tensor foot = noise ? sum > sigma_sum : sum > 0.05 * peak;
+    const int64_t n = foot.sum().item<int64_t>();
+    q.footprint[g] = n;
+    if (n > 0) {
+      if (noise)
+        q.chi2[g] = (resid / sig).square().masked_select(foot.unsqueeze(0).expand_as(resid)).mean();
+      const at::Tensor all_models = (blend - resid).sum(0), observed = blend.sum(0);
+      q.flux_ratio[g] = all_models.masked_select(foot).sum() / observed.masked_select(foot).sum();
+    }
+    // Pixels nearer another galaxy than this one (squared distances, pixel centres at integers).
+    const at::Tensor xs = at::arange(ax, bx, at::kDouble).view({1, -1});
+    const at::Tensor ys = at::arange(ay, by, at::kDouble).view({-1, 1});
+    const auto d2 = [&](int64_t h) {
+      return (xs - pos[h][0]).square() + (ys - pos[h][1]).square();
+    };
+    const at::Tensor own = d2(g);
+    at::Tensor foreign = at::zeros_like(own, at::kBool);
+    for (int64_t h = 0; h < G; ++h)
+      if (h != g) foreign = foreign | (d2(h) < own);
+    const at::Tensor light = sum.clamp_min(0);
+    const double total = light.sum().item<double>();
+    if (total > 0) q.foreign_share[g] = light.masked_select(foreign).sum().item<double>() / total;
+  }
+  return q;
+}
+
 at::Tensor read_positions(const std::string& path, const PositionColumns& columns) {
   if (columns.origin != 0 && columns.origin != 1)
     throw ValueError("positions catalogue '" + path + "': origin " +
@@ -131,9 +181,14 @@ DeblendPipeline::DeblendPipeline(const DeblendPipelineOptions& o,
     if (!prior_)
       throw ValueError("the MADNESS method needs a galaxy prior (a trained model); none was given");
     madness_.emplace(prior_, o.madness, context);
-  } else {
-    classical_.emplace(o.classical, context);
   }
+  if (o.method == DeblendMethod::Classical || o.classical_fallback)
+    classical_.emplace(o.classical, context);
+  if (!(o.neighbour_share_limit > 0 && o.neighbour_share_limit <= 1))
+    throw ValueError("neighbour_share_limit " + std::to_string(o.neighbour_share_limit) +
+                     ": must be in (0, 1]");
+  if (!(o.chi2_limit > 0))
+    throw ValueError("chi2_limit " + std::to_string(o.chi2_limit) + ": must be > 0");
 }
 
 void DeblendPipeline::check(const PreparedBlend& p) const {
@@ -280,6 +335,32 @@ DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
   }
   r.stamp_origins = nearest_pixel(p.positions) - r.stamp_size / 2;
 
+  // Quality: each model against the blend and its neighbours.
+  const DeblendQuality quality = measure_deblend_quality(
+      p.image.to(at::kCPU), r.residual, r.stamps, r.stamp_origins, p.positions, p.noise_sigmas);
+  const at::Tensor origin = r.stamp_origins;
+  const at::Tensor off_edge = (origin.select(1, 0) < 0) | (origin.select(1, 1) < 0) |
+                              (origin.select(1, 0) + r.stamp_size > W) |
+                              (origin.select(1, 1) + r.stamp_size > H);
+  const at::Tensor takes = quality.foreign_share > options_.neighbour_share_limit;
+  const at::Tensor poor = quality.chi2 > options_.chi2_limit; // (NaN: false)
+  at::Tensor flags = at::logical_not(r.converged).to(at::kLong) * kFlagNotConverged +
+                     off_edge.to(at::kLong) * kFlagStampOffEdge +
+                     takes.to(at::kLong) * kFlagTakesNeighbourLight +
+                     poor.to(at::kLong) * kFlagPoorResidual;
+  // The documented fallback: the classical deblender's measurements where MADNESS failed.
+  const at::Tensor failed = at::logical_not(r.converged) | takes | poor;
+  if (madness_ && options_.classical_fallback && G > 0 && failed.any().item<bool>()) {
+    c10::AutoGradMode no_grad(false);
+    const ClassicalResult c = classical_->deblend(images, galaxies, p.noise_sigmas);
+    const at::Tensor children = c.children.cpu();
+    const at::Tensor classical_stamps = c.stamps(r.stamp_size).cpu().to(r.stamps.scalar_type());
+    const at::Tensor rows = failed.nonzero().flatten();
+    flux.index_copy_(0, rows, children.sum({2, 3}).index_select(0, rows).to(flux.scalar_type()));
+    r.stamps.index_copy_(0, rows, classical_stamps.index_select(0, rows));
+    flags = flags + failed.to(at::kLong) * kFlagClassicalFallback;
+  }
+
   // Measurement and catalogue.
   // The moments give the distortion chi = (a^2 - b^2) / (a^2 + b^2); the catalogue reports the
   // shear convention g = (a - b) / (a + b) = chi / (1 + sqrt(1 - |chi|^2)), the simulator's e1, e2.
@@ -296,6 +377,7 @@ DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
     t.add("dec", sky->select(1, 1), "deg", "declination, from the blend's WCS");
   }
   const at::Tensor fluxes = flux.to(at::kCPU, at::kDouble);
+  flags = flags + (fluxes <= 0).any(1).to(at::kLong) * kFlagNonPositiveFlux;
   for (int64_t b = 0; b < B; ++b)
     t.add("flux_" + p.band_names[b], fluxes.select(1, b), flux_unit,
           "the model's flux in band " + p.band_names[b] +
@@ -317,16 +399,15 @@ DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
   t.add("e2", e.select(1, 1), "",
         "ellipticity of the model's band sum, shear convention (a - b) / (a + b)");
   t.add("converged", r.converged.to(at::kLong), "", "1: the fit converged");
-  // Quality flags, a bit each.
-  const at::Tensor origin = r.stamp_origins;
-  const at::Tensor off_edge = (origin.select(1, 0) < 0) | (origin.select(1, 1) < 0) |
-                              (origin.select(1, 0) + r.stamp_size > W) |
-                              (origin.select(1, 1) + r.stamp_size > H);
-  const at::Tensor flags = at::logical_not(r.converged).to(at::kLong) * kFlagNotConverged +
-                           off_edge.to(at::kLong) * kFlagStampOffEdge +
-                           (fluxes <= 0).any(1).to(at::kLong) * kFlagNonPositiveFlux;
+  t.add("chi2", quality.chi2, "",
+        "residual chi^2 per pixel and band in the galaxy's footprint (model above the noise)");
+  t.add("flux_ratio", quality.flux_ratio, "",
+        "all models' flux / the blend's flux in the galaxy's footprint (band sums)");
+  t.add("foreign_share", quality.foreign_share, "",
+        "share of the model's light nearer another galaxy's position than its own");
   t.add("flags", flags, "",
-        "bits: 1 fit not converged, 2 stamp reaches beyond the image, 4 flux <= 0 in a band");
+        "bits: 1 fit not converged, 2 stamp reaches beyond the image, 4 flux <= 0 in a band, "
+        "8 takes a neighbour's light, 16 poor residual (chi2), 32 classical fallback");
   t.meta = {{"ORIGIN", "demix deblend"},
             {"PIXORIG", "0 (x, y 0-based; FITS pixel = x + 1)"},
             {"BLEND", p.name}};

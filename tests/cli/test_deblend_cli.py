@@ -87,7 +87,8 @@ class DeblendCliTest(clitest.CliTestCase):
         self.assertEqual(len(rows), 2)
         self.assertEqual(list(rows[0].keys()),
                          ["id", "x", "y", "ra", "dec"] + [f"flux_{b}" for b in "ugrizy"] +
-                         ["e1", "e2", "converged", "flags"])
+                         ["e1", "e2", "converged", "chi2", "flux_ratio", "foreign_share",
+                          "flags"])
         t = Table.read(os.path.join(out, "catalogue.fits"))
         self.assertEqual(t["x"].unit, u.pix)
         self.assertEqual(t["ra"].unit, u.deg)
@@ -252,6 +253,24 @@ class DeblendCliTest(clitest.CliTestCase):
         self.assertEqual(rc, 0, err)
         residual32 = fits.getdata(os.path.join(out32, "residual.fits")).astype(np.float64)
         self.assertLess((np.abs(residual32 - residual) / sigma).mean(), 0.05)
+        # Quality: good fits of galaxies of the training population are not flagged 8 or 16,
+        # their footprints' chi^2 near the noise's; a chi^2 limit no fit meets flags them all,
+        # and --classical-fallback then reports the classical deblender's fluxes (flag 32).
+        for row in cat:
+            self.assertEqual(int(row["flags"]) & (8 | 16), 0, row)
+            self.assertLess(float(row["chi2"]), 5, row)
+            self.assertLess(float(row["foreign_share"]), 0.5, row)
+        outs = {name: self.path(name) for name in ("strict", "classical")}
+        rc, _, err = run("deblend", blend, "--catalog", truth, "--chi2-limit", "1e-9",
+                         "--classical-fallback", "-o", outs["strict"])
+        self.assertEqual(rc, 0, err)
+        rc, _, err = run("deblend", blend, "--catalog", truth, "--method", "classical", "-o",
+                         outs["classical"])
+        self.assertEqual(rc, 0, err)
+        strict, classical = (self.read_catalogue(outs[k]) for k in ("strict", "classical"))
+        for s_row, c_row in zip(strict, classical):
+            self.assertEqual(int(s_row["flags"]) & (16 | 32), 16 | 32, s_row)
+            self.assertAlmostEqual(float(s_row["flux_r"]) / float(c_row["flux_r"]), 1, 5)
 
     def test_madness_with_a_missing_or_corrupt_model_is_a_clear_error(self):
         out = self.path("m")

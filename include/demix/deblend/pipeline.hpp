@@ -69,13 +69,50 @@ struct DeblendPipelineOptions {
   /// MADNESS: also return each model placed in a full frame (DeblendReport::children), G times
   /// the blend's memory. The classical method always returns its full-frame children.
   bool full_frame = false;
+  /// Quality: a galaxy whose model puts more than this share of its light (band sum) in pixels
+  /// nearer another galaxy's position than its own takes a neighbour's light
+  /// (kFlagTakesNeighbourLight); in (0, 1].
+  double neighbour_share_limit = 0.5;
+  /// Quality: a galaxy whose residual chi^2 per pixel and band in its footprint exceeds this is
+  /// flagged kFlagPoorResidual (a model that does not explain the light there); > 0.
+  double chi2_limit = 5;
+  /// MADNESS: galaxies flagged not converged, taking a neighbour's light or with a poor residual
+  /// get the classical deblender's measurements (flux, magnitudes, shape, stamp) instead, flagged
+  /// kFlagClassicalFallback, so that a catalogue never reports a prior's failure as a result.
+  bool classical_fallback = false;
 };
 
-/// A blend with its noise levels and galaxy positions, checked and ready to deblend.
 /// The catalogue's quality flags (column "flags"), one bit each.
 constexpr std::int64_t kFlagNotConverged = 1;    ///< the fit did not converge
 constexpr std::int64_t kFlagStampOffEdge = 2;    ///< the galaxy's stamp reaches beyond the image
 constexpr std::int64_t kFlagNonPositiveFlux = 4; ///< the model's flux is <= 0 in some band
+/// More than neighbour_share_limit of the model's light lies nearer another galaxy.
+constexpr std::int64_t kFlagTakesNeighbourLight = 8;
+constexpr std::int64_t kFlagPoorResidual = 16; ///< footprint chi^2 above chi2_limit
+/// The measurements are the classical deblender's (DeblendPipelineOptions::classical_fallback).
+constexpr std::int64_t kFlagClassicalFallback = 32;
+
+/// Per-galaxy quality of a deblending, from the blend, the residual and each model on its stamp.
+/// The footprint of a galaxy is where its band-summed model exceeds the band-summed noise
+/// sqrt(sum_b sigma_b^2) (without noise levels: 5% of the model's peak), within the image.
+struct DeblendQuality {
+  at::Tensor chi2;          // (G) float64: mean (residual / sigma_b)^2 over the footprint and
+                            // bands; NaN without noise levels or footprint
+  at::Tensor flux_ratio;    // (G) float64: all models' flux / the blend's flux in the footprint
+                            // (band sums): ~1 when the models explain the light there
+  at::Tensor foreign_share; // (G) float64: share of the model's light (band sum, within the
+                            // image) in pixels nearer another galaxy's position than its own
+  at::Tensor footprint;     // (G) int64: footprint pixels
+};
+
+/// The quality of models `stamps` (G, B, S, S) whose pixel (0, 0) is at `origins` (G, 2) (column,
+/// row) in the blend `image` (B, H, W), with `residual` (B, H, W) = image minus all models, at
+/// `positions` (G, 2) (x, y), and noise levels `sigmas` (B) (or undefined). CPU tensors.
+DeblendQuality measure_deblend_quality(const at::Tensor& image, const at::Tensor& residual,
+                                       const at::Tensor& stamps, const at::Tensor& origins,
+                                       const at::Tensor& positions, const at::Tensor& sigmas);
+
+/// A blend with its noise levels and galaxy positions, checked and ready to deblend.
 
 struct PreparedBlend {
   at::Tensor image;     // (B, H, W) real: the blend, as given (its device and dtype)

@@ -53,19 +53,24 @@ at::Tensor true_positions() { // (2, 2): x, y; the second one near a pixel's edg
 /// A 3-band blend of two toy galaxies (the prior's family, drawn at the nearest pixels of
 /// true_positions()) plus seeded noise of kSigmas, with the keywords SIGMA1..3 and BAND1..3
 /// (g, r, i) when `keywords`.
-demix::Image toy_blend(bool keywords = true) {
+/// The two toy galaxies of toy_blend(), noiseless, each on its stamp: (2, B, S, S).
+at::Tensor toy_galaxies() {
   const auto prior = toy_prior();
   const at::Tensor flux =
       at::tensor({2e4, 3e4, 2.5e4, 1.5e4, 1.2e4, 1e4}, at::kDouble).view({2, 3});
   const at::Tensor size = at::tensor({2.2, 2.8}, at::kDouble);
   const at::Tensor e = at::tensor({0.1, -0.2, 0.0, 0.3}, at::kDouble).view({2, 2});
+  return prior->decode(prior->latents(flux, size, e));
+}
+
+demix::Image toy_blend(bool keywords = true) {
   const demix::BlendGalaxies g{true_positions(), at::zeros({2}, at::kLong), 1};
   const demix::StampPlacer placer(g, kBands, kHeight, kWidth, kStamp, at::kCPU);
   at::manual_seed(7);
   const at::Tensor noise = at::randn({kBands, kHeight, kWidth}, at::kDouble) *
                            at::tensor(kSigmas, at::kDouble).view({kBands, 1, 1});
   demix::Image image;
-  image.data = placer.render(prior->decode(prior->latents(flux, size, e)))[0] + noise;
+  image.data = placer.render(toy_galaxies())[0] + noise;
   image.source = "toy.fits";
   if (keywords)
     for (int64_t b = 0; b < kBands; ++b) {
@@ -81,8 +86,9 @@ std::vector<std::string> column_names(const demix::Table& t) {
   return names;
 }
 
-const std::vector<std::string> kColumns{"id",     "x",  "y",  "flux_g",    "flux_r",
-                                        "flux_i", "e1", "e2", "converged", "flags"};
+const std::vector<std::string> kColumns{
+    "id", "x",         "y",    "flux_g",     "flux_r",        "flux_i", "e1",
+    "e2", "converged", "chi2", "flux_ratio", "foreign_share", "flags"};
 
 } // namespace
 
@@ -204,6 +210,92 @@ TEST(DeblendPipeline, MadnessGivesWhatItsPartsGive) {
     const at::Tensor sigma = at::tensor(kSigmas, at::kDouble).view({kBands, 1, 1});
     EXPECT_LT((r.residual / sigma).square().mean().item<double>(), 1.2);
   }
+}
+
+// The quality measures on models made by hand: the true galaxies (a good deblending), then one
+// galaxy's model moved onto its neighbour (a model that took its neighbour's light).
+TEST(DeblendPipeline, QualityTellsAModelThatTookItsNeighboursLight) {
+  const demix::Image image = toy_blend();
+  const at::Tensor truth = toy_galaxies(); // (2, B, S, S)
+  const at::Tensor pos = true_positions();
+  const at::Tensor origins = demix::nearest_pixel(pos) - kStamp / 2;
+  const demix::BlendGalaxies g{pos, at::zeros({2}, at::kLong), 1};
+  const demix::StampPlacer placer(g, kBands, kHeight, kWidth, kStamp, at::kCPU);
+  const at::Tensor sigmas = at::tensor(kSigmas, at::kDouble);
+  const auto quality = [&](const at::Tensor& models) {
+    const at::Tensor residual = image.data - placer.render(models)[0];
+    return demix::measure_deblend_quality(image.data, residual, models, origins, pos, sigmas);
+  };
+  const demix::DeblendQuality good = quality(truth);
+  for (int64_t k = 0; k < 2; ++k) {
+    // The residual is the noise: chi^2 ~ 1 (a footprint of ~100 pixels x 3 bands: +-0.15).
+    EXPECT_NEAR(good.chi2[k].item<double>(), 1.0, 0.3) << k;
+    EXPECT_NEAR(good.flux_ratio[k].item<double>(), 1.0, 0.05) << k;
+    EXPECT_LT(good.foreign_share[k].item<double>(), 0.2) << k;
+    EXPECT_GT(good.footprint[k].item<int64_t>(), 20) << k;
+  }
+  // Galaxy 1's model drawn 7 pixels left within its stamp, towards galaxy 0 (10 pixels away):
+  // its centre is then nearer galaxy 0 than its own position.
+  at::Tensor bad = truth.clone();
+  bad[1].zero_();
+  bad[1].narrow(2, 0, kStamp - 7).copy_(truth[1].narrow(2, 7, kStamp - 7));
+  const demix::DeblendQuality q = quality(bad);
+  EXPECT_GT(q.foreign_share[1].item<double>(), 0.5);
+  EXPECT_LT(q.foreign_share[0].item<double>(), 0.2);
+  // Galaxy 0's footprint now holds light of both models, and galaxy 1's model leaves its own
+  // light in the residual: residuals beyond the noise.
+  EXPECT_GT(q.flux_ratio[0].item<double>(), good.flux_ratio[0].item<double>() + 0.05);
+  EXPECT_GT(q.chi2[0].item<double>(), 2 * good.chi2[0].item<double>());
+  EXPECT_GT(q.chi2[1].item<double>(), 5 * good.chi2[1].item<double>());
+  // Without noise levels: no chi^2, the footprint from the model's peak.
+  const demix::DeblendQuality bare = demix::measure_deblend_quality(
+      image.data, image.data - placer.render(truth)[0], truth, origins, pos, at::Tensor());
+  EXPECT_TRUE(std::isnan(bare.chi2[0].item<double>()));
+  EXPECT_GT(bare.footprint[0].item<int64_t>(), 0);
+}
+
+// Flags and the classical fallback through the pipeline: a chi^2 limit no fit meets flags every
+// galaxy, and with the fallback the catalogue then holds the classical deblender's measurements.
+TEST(DeblendPipeline, FailedFitsAreFlaggedAndFallBackToClassical) {
+  const auto prior = toy_prior();
+  const demix::Image image = toy_blend();
+  const demix::MadnessOptions fit{.max_steps = 30};
+  const auto flags_of = [](const demix::DeblendReport& r) {
+    return r.catalogue.column("flags").values;
+  };
+  const demix::DeblendReport plain =
+      demix::DeblendPipeline({.madness = fit}, prior, cpu64()).run(image, true_positions());
+  EXPECT_EQ((flags_of(plain) & (demix::kFlagPoorResidual | demix::kFlagTakesNeighbourLight))
+                .sum()
+                .item<int64_t>(),
+            0);
+  const demix::DeblendReport strict =
+      demix::DeblendPipeline({.madness = fit, .chi2_limit = 1e-6}, prior, cpu64())
+          .run(image, true_positions());
+  EXPECT_TRUE(at::equal(flags_of(strict) & demix::kFlagPoorResidual,
+                        at::full({2}, demix::kFlagPoorResidual, at::kLong)));
+  EXPECT_TRUE(at::equal(strict.catalogue.column("flux_r").values,
+                        plain.catalogue.column("flux_r").values)); // flagged, not changed
+  const demix::DeblendReport fallback =
+      demix::DeblendPipeline({.madness = fit, .chi2_limit = 1e-6, .classical_fallback = true},
+                             prior, cpu64())
+          .run(image, true_positions());
+  const demix::DeblendReport classical =
+      demix::DeblendPipeline({.method = demix::DeblendMethod::Classical, .stamp_size = kStamp},
+                             nullptr, cpu64())
+          .run(image, true_positions());
+  EXPECT_TRUE(at::equal(flags_of(fallback) & demix::kFlagClassicalFallback,
+                        at::full({2}, demix::kFlagClassicalFallback, at::kLong)));
+  for (const char* c : {"flux_g", "flux_r", "flux_i", "e1", "e2"})
+    EXPECT_TRUE(at::allclose(fallback.catalogue.column(c).values,
+                             classical.catalogue.column(c).values, 1e-12, 1e-9))
+        << c;
+  // The quality columns still describe MADNESS's fit.
+  EXPECT_TRUE(
+      at::equal(fallback.catalogue.column("chi2").values, plain.catalogue.column("chi2").values));
+  expect_error_naming<demix::ValueError>(
+      [&] { demix::DeblendPipeline({.madness = fit, .neighbour_share_limit = 0}, prior, cpu64()); },
+      {"neighbour_share_limit"});
 }
 
 TEST(DeblendPipeline, NoiseLevelsAndPositionsComeFromWhereTheOptionsSay) {

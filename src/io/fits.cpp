@@ -10,16 +10,23 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <set>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <thread>
 
 #include <fitsio.h>
+#include <unistd.h>
 #include <zlib.h>
 
 namespace demix {
@@ -145,13 +152,15 @@ std::optional<long long> integer_key(fitsfile* f, const char* key) {
 /// FormatError naming `where` unless the current HDU's data lie within the file: `pixels` values
 /// of `bytes` each for an image; for a tile-compressed image, its table (and heap), whose rows
 /// must be as many as its tiles (so that the image's size is backed by as many stored tiles).
-void check_data_fits(fitsfile* f, const std::string& where, std::uint64_t pixels,
+/// Returns true for a tile-compressed image whose tiles no checksum vouches for: its pixels are
+/// then decompressed in a child process (read_pixels_isolated).
+bool check_data_fits(fitsfile* f, const std::string& where, std::uint64_t pixels,
                      std::uint64_t bytes) {
   int status = 0;
   LONGLONG head = 0, data_start = 0, data_end = 0;
   if (fits_get_hduaddrll(f, &head, &data_start, &data_end, &status)) {
     fits_clear_errmsg();
-    return; // CFITSIO reports it on reading
+    return false; // CFITSIO reports it on reading
   }
   const std::uint64_t size = logical_size(f);
   const auto start = static_cast<std::uint64_t>(std::max<LONGLONG>(data_start, 0));
@@ -178,18 +187,107 @@ void check_data_fits(fitsfile* f, const std::string& where, std::uint64_t pixels
                         std::to_string(data_end) + ", the file has " + std::to_string(size) +
                         " bytes");
     // CFITSIO's decompressors (RICE, PLIO) read and write out of bounds on corrupt tiles: when
-    // the file has a DATASUM (fpack and demix write one), corrupt tiles are refused before.
+    // the file has a DATASUM (fpack and demix write one), corrupt tiles are refused before;
+    // without one, the tiles are decompressed in a child process.
     int data_ok = 0, hdu_ok = 0;
     if (fits_verify_chksum(f, &data_ok, &hdu_ok, &status) == 0 && data_ok == -1)
       throw FormatError(where + ": its compressed data do not match their DATASUM checksum "
                                 "(the file is corrupt)");
     fits_clear_errmsg();
-    return;
+    return data_ok != 1;
   }
   if (start > size || pixels > (size - start) / std::max<std::uint64_t>(bytes, 1))
     throw FormatError(where + " is truncated: its header announces " + std::to_string(pixels) +
                       " pixels of " + std::to_string(bytes) + " bytes from byte " +
                       std::to_string(start) + ", the file has " + std::to_string(size) + " bytes");
+  return false;
+}
+
+/// Reads the image pixels of `spec` into `data` (float32 or float64, its size) in a child process
+/// that opens the file again (CFITSIO may share the open file, and its offset, with this
+/// process, which must not read it afterwards): CFITSIO 4.2's RICE and PLIO decoders read and write
+/// out of bounds on corrupt tiles, which cannot be told from good ones without decompressing them,
+/// so a crash (or a sanitizer's report) ends the child and becomes a FormatError naming `where`
+/// here. The pixels come back through a shared anonymous mapping; CFITSIO's own errors as
+/// throw_fits'.
+void read_pixels_isolated(const std::string& spec, at::Tensor& data, const std::string& where,
+                          const std::string& what) {
+  // The pixels, then the child's CFITSIO status and its error messages.
+  constexpr std::size_t kMessages = 4096;
+  const std::size_t bytes = static_cast<std::size_t>(data.nbytes());
+  const std::size_t size = bytes + sizeof(int) + kMessages;
+  void* shared = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED)
+    throw IoError(where + ": cannot map " + std::to_string(size) + " bytes to decompress into");
+  struct Unmap {
+    void* p;
+    std::size_t n;
+    ~Unmap() { ::munmap(p, n); }
+  } unmap{shared, size};
+  auto* status_slot = reinterpret_cast<int*>(static_cast<char*>(shared) + bytes);
+  char* messages = static_cast<char*>(shared) + bytes + sizeof(int);
+  *status_slot = -1;
+  std::fflush(nullptr); // nothing buffered is written twice
+  const pid_t pid = ::fork();
+  if (pid < 0) throw IoError(where + ": cannot start a process to decompress in");
+  if (pid == 0) { // the child: CFITSIO only, then _exit (no destructors, no atexit handlers)
+    fitsfile* g = nullptr;
+    int status = 0, anynul = 0;
+    const LONGLONG n = data.numel();
+    if (fits_open_image(&g, spec.c_str(), READONLY, &status) == 0) {
+      if (data.scalar_type() == at::kFloat) {
+        float nul = std::numeric_limits<float>::quiet_NaN();
+        fits_read_img(g, TFLOAT, 1, n, &nul, static_cast<float*>(shared), &anynul, &status);
+      } else {
+        double nul = std::numeric_limits<double>::quiet_NaN();
+        fits_read_img(g, TDOUBLE, 1, n, &nul, static_cast<double*>(shared), &anynul, &status);
+      }
+      int ignored = 0;
+      fits_close_file(g, &ignored);
+    }
+    char msg[FLEN_ERRMSG];
+    std::size_t used = 0;
+    while (fits_read_errmsg(msg) && used + std::strlen(msg) + 3 < kMessages) {
+      used += static_cast<std::size_t>(
+          std::snprintf(messages + used, kMessages - used, "%s%s", used ? "; " : "", msg));
+    }
+    *status_slot = status;
+    ::_exit(0);
+  }
+  // A child stuck (a lock another thread held at the fork) is stopped after a generous deadline.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60 + static_cast<long>(bytes >> 24));
+  int wstatus = 0;
+  for (;;) {
+    const pid_t done = ::waitpid(pid, &wstatus, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) throw IoError(where + ": lost its decompressing process");
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &wstatus, 0);
+      throw IoError(where + ": decompressing its tiles did not finish");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0 || *status_slot < 0)
+    throw FormatError(where + ": its compressed tiles are corrupt (decompressing them " +
+                      (WIFSIGNALED(wstatus)
+                           ? "crashed with signal " + std::to_string(WTERMSIG(wstatus))
+                           : std::string("failed")) +
+                      ")");
+  if (*status_slot != 0) {
+    // throw_fits with the child's messages: put them on this process's CFITSIO stack.
+    fits_clear_errmsg();
+    messages[kMessages - 1] = '\0';
+    const std::string text(messages);
+    for (std::size_t at = 0; at < text.size();) {
+      const std::size_t end = std::min(text.find("; ", at), text.size());
+      ffpmsg(text.substr(at, end - at).c_str());
+      at = end + 2;
+    }
+    throw_fits(*status_slot, what);
+  }
+  std::memcpy(data.data_ptr(), shared, bytes);
 }
 
 /// FormatError naming `what` unless the current table HDU's rows (NAXIS1 x NAXIS2 bytes) and heap
@@ -644,7 +742,7 @@ FitsImage read_fits(const std::string& spec) {
     pixels = pixels > (1ull << 62) / static_cast<std::uint64_t>(a)
                  ? (1ull << 62)
                  : pixels * static_cast<std::uint64_t>(a);
-  check_data_fits(f, where, pixels, std::abs(bitpix) / 8);
+  const bool isolate = check_data_fits(f, where, pixels, std::abs(bitpix) / 8);
   status = 0;
 
   double bscale = 1, bzero = 0;
@@ -653,20 +751,8 @@ FitsImage read_fits(const std::string& spec) {
   fits_clear_errmsg();
   out.scaled = bscale != 1.0 || bzero != 0.0;
 
-  const bool f32 = fits_in_float32(bitpix, equivtype, out.scaled);
-  std::vector<int64_t> shape(axes.rbegin(), axes.rend());
-  out.data = allocate(shape, f32 ? at::kFloat : at::kDouble, where);
-  int anynul = 0;
-  const LONGLONG n = out.data.numel();
-  if (f32) {
-    float nul = std::numeric_limits<float>::quiet_NaN(); // BLANK pixels become NaN
-    fits_read_img(f, TFLOAT, 1, n, &nul, out.data.data_ptr<float>(), &anynul, &status);
-  } else {
-    double nul = std::numeric_limits<double>::quiet_NaN();
-    fits_read_img(f, TDOUBLE, 1, n, &nul, out.data.data_ptr<double>(), &anynul, &status);
-  }
-  if (status) throw_fits(status, what);
-
+  // The header first: after a child process has read the file (read_pixels_isolated), the file
+  // offset it shares with this process is no longer where CFITSIO left it.
   int nkeys = 0;
   fits_get_hdrspace(f, &nkeys, nullptr, &status);
   for (int i = 1; i <= nkeys; ++i) {
@@ -675,6 +761,23 @@ FitsImage read_fits(const std::string& spec) {
     out.header.add_card(card);
   }
   if (status) throw_fits(status, what);
+
+  const bool f32 = fits_in_float32(bitpix, equivtype, out.scaled);
+  std::vector<int64_t> shape(axes.rbegin(), axes.rend());
+  out.data = allocate(shape, f32 ? at::kFloat : at::kDouble, where);
+  int anynul = 0;
+  const LONGLONG n = out.data.numel();
+  if (isolate) {
+    read_pixels_isolated(spec, out.data, where, what);
+  } else if (f32) {
+    float nul = std::numeric_limits<float>::quiet_NaN(); // BLANK pixels become NaN
+    fits_read_img(f, TFLOAT, 1, n, &nul, out.data.data_ptr<float>(), &anynul, &status);
+  } else {
+    double nul = std::numeric_limits<double>::quiet_NaN();
+    fits_read_img(f, TDOUBLE, 1, n, &nul, out.data.data_ptr<double>(), &anynul, &status);
+  }
+  if (status) throw_fits(status, what);
+
   file.close(what);
   return out;
 }

@@ -1,5 +1,5 @@
-// demix deblend BLEND.fits (--catalog POS.csv | --detect) -o OUTDIR: separate the galaxies of a
-// multi-band blend, with MADNESS (a trained generative model, --model) or the SDSS-style
+// demix deblend BLEND.fits... (--catalog POS.csv... | --detect) -o OUTDIR: separate the galaxies of
+// multi-band blends, with MADNESS (a trained generative model, --model) or the SDSS-style
 // symmetric-template deblender (--method classical, no model). The pipeline is the library's
 // (deblend/pipeline.hpp); this file parses the options, writes the files and prints.
 //
@@ -10,6 +10,9 @@
 //   residual.fits    (B, H, W) the blend minus all models
 //   catalogue.fits   id, x, y, ra, dec, flux_<band>, mag_<band>, e1, e2, converged, flags (with
 //                    units; --catalogue-format ecsv or csv for text)
+// Several blends (a survey's worth, the model loaded once): blend_<k>/ holds blend k's
+// galaxy_<i>.fits and residual.fits, and OUTDIR/catalogue.fits all galaxies with their blend's
+// index and file.
 // Noise per band, in this order: --sigma or --noise-from-image (estimate_noise_sigmas), the
 // keywords SIGMA1..SIGMAn of the blend, the survey table.
 
@@ -38,9 +41,10 @@ namespace demix::cli {
 namespace {
 
 struct DeblendCliOptions {
-  std::string input;
-  std::string catalog;     ///< FITS, ECSV or CSV with the position columns; empty with --detect
-  PositionColumns columns; ///< --x-col, --y-col, --origin
+  std::vector<std::string> inputs;       ///< blend files
+  std::vector<std::string> catalogs;     ///< FITS, ECSV or CSV with the positions, one per blend;
+                                         ///< none with --detect
+  PositionColumns columns;               ///< --x-col, --y-col, --origin
   std::string catalogue_format = "fits"; ///< of the output catalogue: fits, ecsv, csv
   bool detect = false;
   std::string output; ///< folder
@@ -97,9 +101,46 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+/// The catalogues of several blends as one: columns blend (the blend's index among the inputs)
+/// and file first, then the columns every catalogue has, in the first one's order.
+Table merge_catalogues(const std::vector<DeblendReport>& reports,
+                       const std::vector<std::string>& files, std::vector<std::string>& dropped) {
+  Table out;
+  std::vector<int64_t> blend;
+  std::vector<std::string> file;
+  for (std::size_t k = 0; k < reports.size(); ++k)
+    for (int64_t g = 0; g < reports[k].catalogue.rows(); ++g)
+      blend.push_back(static_cast<int64_t>(k)), file.push_back(files[k]);
+  out.add("blend", at::tensor(blend, at::kLong), "", "index of the blend among the inputs");
+  out.add_text("file", file, "the blend's file");
+  for (const Column& c : reports.front().catalogue.columns) {
+    bool everywhere = true;
+    for (const DeblendReport& r : reports)
+      everywhere = everywhere && std::any_of(r.catalogue.columns.begin(), r.catalogue.columns.end(),
+                                             [&](const Column& d) { return d.name == c.name; });
+    if (!everywhere) {
+      dropped.push_back(c.name);
+      continue;
+    }
+    std::vector<at::Tensor> parts;
+    for (const DeblendReport& r : reports) parts.push_back(r.catalogue.column(c.name).values);
+    out.add(c.name, at::cat(parts), c.unit, c.description);
+  }
+  out.meta = reports.front().catalogue.meta;
+  out.meta.erase(std::remove_if(out.meta.begin(), out.meta.end(),
+                                [](const auto& kv) { return kv.first == "BLEND"; }),
+                 out.meta.end());
+  return out;
+}
+
 void run_deblend(DeblendCliOptions o, const Globals& globals) {
-  if (o.catalog.empty() == !o.detect)
-    throw CLI::ValidationError("deblend", "give exactly one of --catalog FILE or --detect");
+  if (o.catalogs.empty() == !o.detect)
+    throw CLI::ValidationError("deblend", "give exactly one of --catalog FILE... or --detect");
+  const std::size_t N = o.inputs.size();
+  if (!o.detect && o.catalogs.size() != N)
+    throw CLI::ValidationError("deblend", std::to_string(o.catalogs.size()) +
+                                              " --catalog file(s) for " + std::to_string(N) +
+                                              " blend(s): give one per blend, in their order");
   DeblendPipelineOptions& po = o.pipeline;
   const bool madness = po.method == DeblendMethod::Madness;
   if (madness && o.model.empty()) {
@@ -120,15 +161,6 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
   check_output_folder(o.output);
   const Context ctx = make_context(globals);
   const bool talk = !globals.quiet;
-  const Image image = read_image(o.input, {.non_finite = o.non_finite});
-  const int64_t B = image.data.dim() == 2 ? 1 : image.data.size(0);
-  if (talk)
-    std::cerr << "deblend: " << o.input << " (" << B << " bands, " << image.data.size(-2) << " x "
-              << image.data.size(-1) << ")\n";
-  if (!o.sigma.empty() && static_cast<int64_t>(o.sigma.size()) != B)
-    throw ValueError("--sigma gives " + std::to_string(o.sigma.size()) + " values, the blend '" +
-                     o.input + "' has " + std::to_string(B) + " bands");
-
   ProgressLine line(globals.quiet);
   if (madness)
     po.madness.progress = [&line, steps = po.madness.max_steps](const MadnessProgress& p) {
@@ -143,70 +175,121 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
   // The model first: its errors (missing file, wrong bands) come before any long computation.
   const DeblendPipeline pipeline(
       po, madness ? load_prior(o.model, ctx, o.float32_decoder) : nullptr, ctx);
-  const PreparedBlend blend =
-      pipeline.prepare(image, o.detect ? at::Tensor() : read_positions(o.catalog, o.columns));
-  const std::string noise = noise_source_text(blend.noise_source, B);
-  const int64_t G = blend.positions.size(0);
-  if (talk && o.detect)
-    std::cerr << "deblend: " << G << " peaks above " << po.detection.threshold
-              << " sigma (noise from " << noise << ")\n";
-  if (talk && !o.detect) std::cerr << "deblend: " << G << " galaxies from " << o.catalog << "\n";
-  if (talk && blend.noise_sigmas.defined() && !o.detect) {
-    std::cerr << "deblend: noise from " << noise << ":";
-    for (int64_t b = 0; b < B; ++b)
-      std::cerr << " " << number(blend.noise_sigmas[b].item<double>());
-    std::cerr << "\n";
+
+  // Every blend read and prepared before any fit: a bad file or catalogue stops the run at once.
+  std::vector<Image> images;
+  std::vector<PreparedBlend> blends;
+  for (std::size_t k = 0; k < N; ++k) {
+    images.push_back(read_image(o.inputs[k], {.non_finite = o.non_finite}));
+    const Image& image = images.back();
+    const int64_t B = image.data.dim() == 2 ? 1 : image.data.size(0);
+    if (!o.sigma.empty() && static_cast<int64_t>(o.sigma.size()) != B)
+      throw ValueError("--sigma gives " + std::to_string(o.sigma.size()) + " values, the blend '" +
+                       o.inputs[k] + "' has " + std::to_string(B) + " bands");
+    blends.push_back(pipeline.prepare(image, o.detect ? at::Tensor()
+                                                      : read_positions(o.catalogs[k], o.columns)));
+    const PreparedBlend& blend = blends.back();
+    if (!talk || N > 1) continue;
+    const std::string noise = noise_source_text(blend.noise_source, B);
+    std::cerr << "deblend: " << o.inputs[k] << " (" << B << " bands, " << image.data.size(-2)
+              << " x " << image.data.size(-1) << ")\n";
+    const int64_t G = blend.positions.size(0);
+    if (o.detect)
+      std::cerr << "deblend: " << G << " peaks above " << po.detection.threshold
+                << " sigma (noise from " << noise << ")\n";
+    else
+      std::cerr << "deblend: " << G << " galaxies from " << o.catalogs[k] << "\n";
+    if (blend.noise_sigmas.defined() && !o.detect) {
+      std::cerr << "deblend: noise from " << noise << ":";
+      for (int64_t b = 0; b < B; ++b)
+        std::cerr << " " << number(blend.noise_sigmas[b].item<double>());
+      std::cerr << "\n";
+    }
   }
+  int64_t galaxies = 0;
+  for (const PreparedBlend& b : blends) galaxies += b.positions.size(0);
+  if (talk && N > 1) std::cerr << "deblend: " << N << " blends, " << galaxies << " galaxies\n";
 
   const auto t0 = std::chrono::steady_clock::now();
-  const DeblendReport r = pipeline.deblend(blend);
+  const std::vector<DeblendReport> reports = pipeline.deblend(blends);
   if (talk) {
+    int64_t converged = 0, steps = 0;
+    for (const DeblendReport& r : reports)
+      converged += r.converged.all().item<bool>(), steps = std::max(steps, r.steps);
     const std::string summary =
-        madness ? "MADNESS: " + std::to_string(r.steps) + " Adam steps, loss " + number(r.loss) +
-                      ", " + (r.converged.all().item<bool>() ? "converged" : "not converged")
+        madness ? "MADNESS: " + (N == 1 ? std::to_string(reports[0].steps) + " Adam steps, loss " +
+                                              number(reports[0].loss) + ", " +
+                                              (converged ? "converged" : "not converged")
+                                        : "at most " + std::to_string(steps) + " Adam steps, " +
+                                              std::to_string(converged) + " of " +
+                                              std::to_string(N) + " blends converged")
                 : "classical (symmetric templates; the children add up to the blend)";
     std::cerr << "deblend: " << summary << " (" << number(seconds_since(t0)) << " s on "
               << ctx.describe() << ")\n";
   }
 
+  // One blend: its files in the folder. Several: each blend's in blend_<k>/, one catalogue.
   make_folder(o.output);
-  const std::string dir = o.output + "/";
   const std::string method = madness ? "madness" : "classical";
-  OutputFiles outputs; // all the folder's files or none
-  outputs.input(o.input);
-  if (!o.catalog.empty()) outputs.input(o.catalog);
-  for (int64_t i = 0; i < G; ++i) {
-    FitsHeader h = image.header;
-    h.set("DEBLEND", method, "deblending method");
-    h.set("GALID", static_cast<long long>(i), "id in the catalogue");
-    h.set("GALX", blend.positions[i][0].item<double>(),
-          "galaxy column in the blend (0-based pixels)");
-    h.set("GALY", blend.positions[i][1].item<double>(), "galaxy row in the blend (0-based pixels)");
-    if (!po.full_frame) {
-      const int64_t x0 = r.stamp_origins[i][0].item<int64_t>(),
-                    y0 = r.stamp_origins[i][1].item<int64_t>();
-      h.set("STAMPX0", static_cast<long long>(x0), "blend column of stamp column 0");
-      h.set("STAMPY0", static_cast<long long>(y0), "blend row of stamp row 0");
-      // The stamp's WCS: its pixels at their sky positions in the blend.
-      shift_reference_pixel(h, static_cast<double>(x0), static_cast<double>(y0));
-    }
-    h.set("CONVERGD", r.converged[i].item<bool>(), "the optimisation converged");
-    h.add_history("demix " + build_info().demix + " deblend --method " + method + " " + o.input);
-    const std::string file = dir + "galaxy_" + std::to_string(i) + ".fits";
-    write_fits(outputs.staged(outputs.add(file, "a galaxy's image")),
-               po.full_frame ? r.children[i] : r.stamps[i], h);
+  OutputFiles outputs; // all the files or none
+  for (std::size_t k = 0; k < N; ++k) {
+    outputs.input(o.inputs[k]);
+    if (!o.detect) outputs.input(o.catalogs[k]);
   }
-  FitsHeader rh = image.header;
-  rh.set("DEBLEND", method, "deblending method");
-  rh.set("NGAL", static_cast<long long>(G), "galaxies modelled");
-  rh.add_history("demix " + build_info().demix + " deblend: blend minus all galaxy models");
-  write_fits(outputs.staged(outputs.add(dir + "residual.fits", "the residual")), r.residual, rh);
-  const std::string catalogue = dir + "catalogue." + o.catalogue_format;
-  write_table(outputs.staged(outputs.add(catalogue, "the catalogue")), r.catalogue);
+  for (std::size_t k = 0; k < N; ++k) {
+    const DeblendReport& r = reports[k];
+    const PreparedBlend& blend = blends[k];
+    const Image& image = images[k];
+    std::string dir = o.output + "/";
+    if (N > 1) {
+      dir += "blend_" + std::to_string(k) + "/";
+      make_folder(dir);
+    }
+    const int64_t G = blend.positions.size(0);
+    for (int64_t i = 0; i < G; ++i) {
+      FitsHeader h = image.header;
+      h.set("DEBLEND", method, "deblending method");
+      h.set("GALID", static_cast<long long>(i), "id in the catalogue");
+      h.set("GALX", blend.positions[i][0].item<double>(),
+            "galaxy column in the blend (0-based pixels)");
+      h.set("GALY", blend.positions[i][1].item<double>(),
+            "galaxy row in the blend (0-based pixels)");
+      if (!po.full_frame) {
+        const int64_t x0 = r.stamp_origins[i][0].item<int64_t>(),
+                      y0 = r.stamp_origins[i][1].item<int64_t>();
+        h.set("STAMPX0", static_cast<long long>(x0), "blend column of stamp column 0");
+        h.set("STAMPY0", static_cast<long long>(y0), "blend row of stamp row 0");
+        // The stamp's WCS: its pixels at their sky positions in the blend.
+        shift_reference_pixel(h, static_cast<double>(x0), static_cast<double>(y0));
+      }
+      h.set("CONVERGD", r.converged[i].item<bool>(), "the optimisation converged");
+      h.add_history("demix " + build_info().demix + " deblend --method " + method + " " +
+                    o.inputs[k]);
+      const std::string file = dir + "galaxy_" + std::to_string(i) + ".fits";
+      write_fits(outputs.staged(outputs.add(file, "a galaxy's image")),
+                 po.full_frame ? r.children[i] : r.stamps[i], h);
+    }
+    FitsHeader rh = image.header;
+    rh.set("DEBLEND", method, "deblending method");
+    rh.set("NGAL", static_cast<long long>(G), "galaxies modelled");
+    rh.add_history("demix " + build_info().demix + " deblend: blend minus all galaxy models");
+    write_fits(outputs.staged(outputs.add(dir + "residual.fits", "the residual")), r.residual, rh);
+  }
+  const std::string catalogue = o.output + "/catalogue." + o.catalogue_format;
+  std::vector<std::string> dropped;
+  const Table merged = N == 1 ? reports[0].catalogue : merge_catalogues(reports, o.inputs, dropped);
+  write_table(outputs.staged(outputs.add(catalogue, "the catalogue")), merged);
   outputs.commit();
+  if (talk && !dropped.empty()) {
+    std::cerr << "deblend: columns not in every blend's catalogue left out:";
+    for (const std::string& c : dropped) std::cerr << " " << c;
+    std::cerr << "\n";
+  }
   if (talk)
-    std::cerr << "deblend: wrote " << G << " galaxy_<k>.fits, residual.fits and catalogue."
-              << o.catalogue_format << " to " << o.output << "\n";
+    std::cerr << "deblend: wrote " << galaxies << " galaxy_<k>.fits, "
+              << (N == 1 ? "residual.fits"
+                         : "residual.fits in blend_<k>/ for " + std::to_string(N) + " blends")
+              << " and catalogue." << o.catalogue_format << " to " << o.output << "\n";
 }
 
 } // namespace
@@ -214,11 +297,15 @@ void run_deblend(DeblendCliOptions o, const Globals& globals) {
 void add_deblend_command(CLI::App& app, const Globals& globals) {
   auto o = std::make_shared<DeblendCliOptions>();
   auto* cmd = app.add_subcommand("deblend", "Separate the galaxies of a multi-band blend");
-  cmd->add_option("blend", o->input, "Blend image (B, H, W): FITS or .npy")->required();
+  cmd->add_option("blend", o->inputs,
+                  "Blend image(s) (B, H, W): FITS or .npy; several are fitted together (MADNESS: "
+                  "one batch for those of one shape and noise) into blend_<k>/ folders and one "
+                  "catalogue")
+      ->required();
   auto* catalog = cmd->add_option(
-      "--catalog", o->catalog,
+      "--catalog", o->catalogs,
       "Positions: a FITS, ECSV or CSV table with columns x and y (0-based pixels; see --x-col, "
-      "--y-col, --origin)");
+      "--y-col, --origin), one per blend");
   cmd->add_option("--x-col", o->columns.x,
                   "--catalog: the column of pixel columns (e.g. X_IMAGE of SExtractor)")
       ->default_str("x");

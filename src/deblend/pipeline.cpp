@@ -300,38 +300,71 @@ PreparedBlend DeblendPipeline::prepare(const Image& blend, const at::Tensor& pos
 }
 
 DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
-  check(p);
-  DeblendReport r;
+  return std::move(deblend(std::vector<PreparedBlend>{p}).front());
+}
+
+std::vector<DeblendReport>
+DeblendPipeline::deblend(const std::vector<PreparedBlend>& blends) const {
+  for (const PreparedBlend& p : blends) check(p);
+  std::vector<DeblendReport> reports(blends.size());
+  c10::AutoGradMode no_grad(false); // the MADNESS optimiser turns gradients on where it needs them
+  if (madness_) {
+    // Blends of one shape and noise levels share one batched fit.
+    std::vector<bool> done(blends.size(), false);
+    for (std::size_t first = 0; first < blends.size(); ++first) {
+      if (done[first]) continue;
+      const PreparedBlend& a = blends[first];
+      std::vector<std::size_t> group;
+      for (std::size_t k = first; k < blends.size(); ++k) {
+        const PreparedBlend& b = blends[k];
+        if (!done[k] && b.image.sizes() == a.image.sizes() &&
+            b.image.scalar_type() == a.image.scalar_type() &&
+            at::equal(b.noise_sigmas, a.noise_sigmas))
+          group.push_back(k), done[k] = true;
+      }
+      std::vector<at::Tensor> images, positions;
+      for (std::size_t k : group)
+        images.push_back(context_.to(blends[k].image)), positions.push_back(blends[k].positions);
+      const BlendGalaxies galaxies = BlendGalaxies::from_list(positions);
+      const MadnessResult m = madness_->deblend(at::stack(images), galaxies, a.noise_sigmas);
+      const at::Tensor first_galaxy = galaxies.first(), counts = galaxies.counts();
+      const at::Tensor stamps = m.stamps.cpu(), latents = m.latents.cpu();
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        DeblendReport& r = reports[group[i]];
+        const int64_t g0 = first_galaxy[i].item<int64_t>(), G = counts[i].item<int64_t>();
+        r.stamp_size = prior_->stamp_size();
+        r.stamps = stamps.narrow(0, g0, G).clone();
+        r.latents = latents.narrow(0, g0, G).clone();
+        r.residual = m.residuals[static_cast<int64_t>(i)].cpu();
+        r.converged = m.converged[static_cast<int64_t>(i)].expand({G}).contiguous();
+        r.steps = m.steps[static_cast<int64_t>(i)].item<int64_t>();
+        r.loss = m.loss[static_cast<int64_t>(i)].item<double>();
+      }
+    }
+  }
+  for (std::size_t k = 0; k < blends.size(); ++k) reports[k] = finish(blends[k], reports[k]);
+  return reports;
+}
+
+DeblendReport DeblendPipeline::finish(const PreparedBlend& p, DeblendReport r) const {
   r.blend = p;
   const int64_t B = p.image.size(0), H = p.image.size(1), W = p.image.size(2);
   const int64_t G = p.positions.size(0);
   const BlendGalaxies galaxies{p.positions, at::zeros({G}, at::kLong), 1};
   const at::Tensor images = p.image.unsqueeze(0); // (1, B, H, W)
   at::Tensor flux;                                // (G, B)
-  {
-    c10::AutoGradMode no_grad(
-        false); // the MADNESS optimiser turns gradients on where it needs them
-    if (madness_) {
-      const MadnessResult m = madness_->deblend(images, galaxies, p.noise_sigmas);
-      r.stamp_size = prior_->stamp_size();
-      r.stamps = m.stamps.cpu();
-      r.residual = m.residuals[0].cpu();
-      r.converged = m.converged.expand({G}).contiguous();
-      r.latents = m.latents.cpu();
-      r.steps = m.steps[0].item<int64_t>();
-      r.loss = m.loss[0].item<double>();
-      if (options_.full_frame)
-        r.children = StampPlacer(galaxies, B, H, W, r.stamp_size, at::kCPU).render_each(r.stamps);
-      flux = r.stamps.sum({2, 3}); // the whole model, also beyond the image's edges
-    } else {
-      const ClassicalResult c = classical_->deblend(images, galaxies, p.noise_sigmas);
-      r.stamp_size = options_.stamp_size;
-      r.children = c.children.cpu();
-      r.stamps = c.stamps(r.stamp_size).cpu();
-      r.residual = (context_.to(p.image) - c.children.sum(0)).cpu();
-      r.converged = at::ones({G}, at::kBool);
-      flux = r.children.sum({2, 3}); // the galaxy's share of the image
-    }
+  if (madness_) {
+    if (options_.full_frame)
+      r.children = StampPlacer(galaxies, B, H, W, r.stamp_size, at::kCPU).render_each(r.stamps);
+    flux = r.stamps.sum({2, 3}); // the whole model, also beyond the image's edges
+  } else {
+    const ClassicalResult c = classical_->deblend(images, galaxies, p.noise_sigmas);
+    r.stamp_size = options_.stamp_size;
+    r.children = c.children.cpu();
+    r.stamps = c.stamps(r.stamp_size).cpu();
+    r.residual = (context_.to(p.image) - c.children.sum(0)).cpu();
+    r.converged = at::ones({G}, at::kBool);
+    flux = r.children.sum({2, 3}); // the galaxy's share of the image
   }
   r.stamp_origins = nearest_pixel(p.positions) - r.stamp_size / 2;
 
@@ -351,7 +384,6 @@ DeblendReport DeblendPipeline::deblend(const PreparedBlend& p) const {
   // The documented fallback: the classical deblender's measurements where MADNESS failed.
   const at::Tensor failed = at::logical_not(r.converged) | takes | poor;
   if (madness_ && options_.classical_fallback && G > 0 && failed.any().item<bool>()) {
-    c10::AutoGradMode no_grad(false);
     const ClassicalResult c = classical_->deblend(images, galaxies, p.noise_sigmas);
     const at::Tensor children = c.children.cpu();
     const at::Tensor classical_stamps = c.stamps(r.stamp_size).cpu().to(r.stamps.scalar_type());

@@ -272,6 +272,45 @@ class DeblendCliTest(clitest.CliTestCase):
             self.assertEqual(int(s_row["flags"]) & (16 | 32), 16 | 32, s_row)
             self.assertAlmostEqual(float(s_row["flux_r"]) / float(c_row["flux_r"]), 1, 5)
 
+    def test_several_blends_in_one_call(self):
+        # Three simulated blends, one MADNESS call (the model loaded once, one batch): each
+        # blend's files in blend_<k>/, one catalogue with the blend's index and file, the same
+        # galaxies as blend-by-blend runs (the batched fit agrees to float32 rounding).
+        blends, truths = [], []
+        for k in range(3):
+            blends.append(self.path(f"b{k}.fits"))
+            truths.append(self.path(f"t{k}.csv"))
+            rc, _, err = run("simulate", "blends", "-n", "1", "--seed", 30 + k, "--max-galaxies",
+                             3, "-o", blends[-1], "--csv", truths[-1])
+            self.assertEqual(rc, 0, err)
+        out = self.path("many")
+        rc, _, err = run("deblend", *blends, "--catalog", *truths, "--steps", 40, "-o", out)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("3 blends", err)
+        t = Table.read(os.path.join(out, "catalogue.fits"))
+        self.assertEqual(t.colnames[:3], ["blend", "file", "id"])
+        for k in range(3):
+            alone = self.path(f"alone{k}")
+            rc, _, err = run("deblend", blends[k], "--catalog", truths[k], "--steps", 40, "-o",
+                             alone)
+            self.assertEqual(rc, 0, err)
+            one = Table.read(os.path.join(alone, "catalogue.fits"))
+            rows = t[t["blend"] == k]
+            self.assertEqual(len(rows), len(one))
+            self.assertTrue(all(f == blends[k] for f in rows["file"]))
+            np.testing.assert_allclose(rows["flux_r"], one["flux_r"], rtol=1e-3)
+            np.testing.assert_array_equal(rows["flags"], one["flags"])
+            self.assertEqual(sorted(os.listdir(os.path.join(out, f"blend_{k}"))),
+                             sorted(set(os.listdir(alone)) - {"catalogue.fits"}))
+            np.testing.assert_allclose(
+                fits.getdata(os.path.join(out, f"blend_{k}", "residual.fits")),
+                fits.getdata(os.path.join(alone, "residual.fits")), atol=1e-2 * 400)
+        # A catalogue per blend, or none: anything else is a usage error; nothing is written.
+        bad = self.path("bad_many")
+        self.assertFails(["deblend", *blends, "--catalog", truths[0], "-o", bad], 2,
+                         "one per blend", output=bad)
+        self.assertFalse(os.path.exists(bad))
+
     def test_madness_with_a_missing_or_corrupt_model_is_a_clear_error(self):
         out = self.path("m")
         self.assertFails(["deblend", self.blend, "--catalog", self.catalog, "--model",

@@ -171,6 +171,10 @@ public:
   PreparedBlend prepare(const Image& blend, const at::Tensor& positions = {}) const;
   /// Steps 3-5 (checks `blend` as prepare() leaves it: ShapeError / ValueError).
   DeblendReport deblend(const PreparedBlend& blend) const;
+  /// Steps 3-5 for several blends (a survey's worth): MADNESS fits the blends of one shape and
+  /// noise levels as one batch (one call for thousands of blends on a GPU), each report is
+  /// deblend()'s for its blend, in order.
+  std::vector<DeblendReport> deblend(const std::vector<PreparedBlend>& blends) const;
   /// deblend(prepare(blend, positions)).
   DeblendReport run(const Image& blend, const at::Tensor& positions = {}) const;
 
@@ -183,6 +187,9 @@ private:
   void check_noise(const at::Tensor& sigmas, std::int64_t bands, const std::string& name) const;
   static void check_positions(const at::Tensor& xy, std::int64_t height, std::int64_t width,
                               const std::string& name);
+  /// After the fit (MADNESS's stamps, residual, convergence in `fit`; nothing for the classical
+  /// method, which fits here): full frames, quality, fallback, measurements, catalogue.
+  DeblendReport finish(const PreparedBlend& blend, DeblendReport fit) const;
 
   DeblendPipelineOptions options_;
   std::shared_ptr<const GalaxyPrior> prior_;

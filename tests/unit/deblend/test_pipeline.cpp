@@ -298,6 +298,36 @@ TEST(DeblendPipeline, FailedFitsAreFlaggedAndFallBackToClassical) {
       {"neighbour_share_limit"});
 }
 
+// Several blends in one call: MADNESS fits those of one shape and noise levels as a batch; each
+// report is the one the blend gets alone (the batched fit's arithmetic per blend is the same up
+// to the order of batched sums), and a blend of another shape is fitted on its own.
+TEST(DeblendPipeline, SeveralBlendsAreFittedAsOneBatch) {
+  const auto prior = toy_prior();
+  const demix::DeblendPipeline pipeline({.madness = {.max_steps = 40}}, prior, cpu64());
+  demix::Image other = toy_blend();
+  at::manual_seed(3);
+  other.data = other.data + 5 * at::randn_like(other.data); // another noise draw
+  demix::Image small = toy_blend();
+  small.data = small.data.narrow(2, 0, 36).contiguous(); // another shape
+  const std::vector<demix::PreparedBlend> blends{pipeline.prepare(toy_blend(), true_positions()),
+                                                 pipeline.prepare(other, true_positions()),
+                                                 pipeline.prepare(small, true_positions())};
+  const std::vector<demix::DeblendReport> together = pipeline.deblend(blends);
+  ASSERT_EQ(together.size(), 3u);
+  for (std::size_t k = 0; k < 3; ++k) {
+    const demix::DeblendReport alone = pipeline.deblend(blends[k]);
+    EXPECT_TRUE(at::allclose(together[k].stamps, alone.stamps, 1e-6, 1e-3)) << k;
+    EXPECT_TRUE(at::allclose(together[k].residual, alone.residual, 1e-6, 1e-3)) << k;
+    EXPECT_EQ(together[k].steps, alone.steps) << k;
+    EXPECT_EQ(together[k].catalogue.column("flags").values.sum().item<int64_t>(),
+              alone.catalogue.column("flags").values.sum().item<int64_t>())
+        << k;
+    EXPECT_EQ(together[k].blend.image.size(2), blends[k].image.size(2));
+  }
+  // The two noise draws give two fits.
+  EXPECT_FALSE(at::allclose(together[0].stamps, together[1].stamps, 1e-3, 1e-1));
+}
+
 TEST(DeblendPipeline, NoiseLevelsAndPositionsComeFromWhereTheOptionsSay) {
   const demix::Image image = toy_blend(), bare = toy_blend(false);
   const demix::DeblendPipelineOptions classical{.method = demix::DeblendMethod::Classical};

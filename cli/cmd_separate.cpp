@@ -41,6 +41,7 @@ namespace {
 struct SeparateCliOptions {
   std::string observation, output, json, wiener, truth, template_map, report, checkpoint, resume;
   std::string regions; ///< --regions: a label map (H, W) for the residual-variance term
+  std::string mask;    ///< --mask: weights (H, W) or (R, H, W) in [0, 1] for the statistics
   int checkpoint_every = 0;
   bool no_cross = false;
   std::vector<std::string> contamination, half_missions;
@@ -161,7 +162,7 @@ std::string history_json(const SeparateCliOptions& o, const SeparationResult& r,
     << ", \"template_correlation\": " << so.terms.template_correlation
     << ", \"half_missions\": " << so.terms.half_missions
     << ", \"residual_variance\": " << so.terms.residual_variance << "}"
-    << ", \"regions\": " << json_string(o.regions)
+    << ", \"regions\": " << json_string(o.regions) << ", \"mask\": " << json_string(o.mask)
     << ", \"template\": " << json_string(o.template_map) << ", \"half_missions\": ["
     << (o.half_missions.empty()
             ? std::string()
@@ -234,7 +235,7 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
     throw ValueError("--checkpoint and --resume save and continue one run; --runs is " +
                      std::to_string(o.runs));
   OutputFiles outputs;
-  for (const std::string& in : {o.observation, o.truth, o.template_map, o.regions})
+  for (const std::string& in : {o.observation, o.truth, o.template_map, o.regions, o.mask})
     if (!in.empty()) outputs.input(in);
   for (const std::string& in : o.half_missions) outputs.input(in);
   for (const std::string& spec : o.contamination) { // a file, or a model naming one after ':'/'='
@@ -288,6 +289,14 @@ void run_separate(SeparateCliOptions o, const Globals& globals) {
     if (so.terms.half_missions == 0) so.terms.half_missions = 1;
   } else if (so.terms.half_missions > 0) {
     throw ValueError("--half-missions-weight needs --half-missions");
+  }
+  if (!o.mask.empty()) {
+    const at::Tensor m = read_image(o.mask).data;
+    if ((m.dim() != 2 && m.dim() != 3) || m.size(-2) != d.size(1) || m.size(-1) != d.size(2))
+      throw ShapeError("--mask '" + o.mask + "' is " + shape_text(m) +
+                       "; it must be one weight map, or a cube of them, of the observation's " +
+                       std::to_string(d.size(1)) + " x " + std::to_string(d.size(2)) + " pixels");
+    maps.masks = m;
   }
   if (!o.regions.empty()) {
     const at::Tensor r = read_image(o.regions).data;
@@ -522,6 +531,10 @@ void add_separate_command(CLI::App& app, const Globals& globals) {
   cmd->add_option("--half-missions-weight", o->separation.terms.half_missions,
                   "Weight of the half-missions term (with --half-missions; 0 there means 1)")
       ->check(at_least(0));
+  cmd->add_option("--mask", o->mask,
+                  "Weights in [0, 1] (H, W), or a cube (R, H, W) for statistics per region (FITS "
+                  "or npy): the statistics are computed on the maps times each mask (0 excludes "
+                  "a pixel; apodise the edges)");
   cmd->add_option("--regions", o->regions,
                   "A label map (H, W) of regions 0..R-1 (negative: no region; FITS or npy): adds "
                   "the term var(d - u) in each region = the realizations' mean variance there, for "

@@ -63,6 +63,7 @@ def separate(
     template: Optional[ArrayLike] = None,
     half_missions: Optional[ArrayLike] = None,
     regions: Optional[ArrayLike] = None,
+    masks: Optional[ArrayLike] = None,
     bias_clip: float = 0.0,
     cross: bool = True,
     fresh_realizations: int = 0,
@@ -91,6 +92,9 @@ def separate(
             ``template`` (needs ``template``), ``half_missions`` (needs ``half_missions``,
             ``(2, H, W)`` or ``(2, C, H, W)``), ``residual_variance`` (needs ``regions``, an
             ``(H, W)`` integer label map, negative for no region).
+        masks: weights in [0, 1], ``(H, W)`` or ``(R, H, W)`` (statistics per region): every
+            statistic is computed on the maps times each mask; 0 excludes a pixel (it is then
+            not fitted), apodised edges soften the cut.
         bias_clip: bias estimator: targets of positive statistics kept above this fraction of
             the observed value. cross: with channels, the cross statistics of each pair.
         fresh_realizations: realizations estimator: K of the M drawn afresh at each evaluation
@@ -139,6 +143,7 @@ def separate(
         estimator=estimator, eras=eras, iterations=iterations, spectrum_eras=spectrum_eras,
         start=start, terms=dict(terms or {}), template=optional(template, "template", 3),
         half_missions=optional(half_missions, "half_missions", 4), regions=regions_t,
+        masks=None if masks is None else as_tensor(masks, "masks")[0].to(torch.float64),
         bias_clip=bias_clip, cross=cross, fresh_realizations=fresh_realizations, seed=seed,
         chunk=chunk, device=device, dtype=precision, progress=progress)
     signal, contam = raw["signal"], raw["contamination"]

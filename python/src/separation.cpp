@@ -43,8 +43,9 @@ void bind_separation(py::module_& m) {
          const std::string& estimator, int eras, int iterations, int spectrum_eras,
          const std::string& start, const py::dict& terms, const std::optional<at::Tensor>& tmpl,
          const std::optional<at::Tensor>& half_missions, const std::optional<at::Tensor>& regions,
-         double bias_clip, bool cross, int fresh_realizations, std::uint64_t seed, int chunk,
-         const at::Device& device, const std::string& dtype, const py::object& progress) {
+         const std::optional<at::Tensor>& masks, double bias_clip, bool cross,
+         int fresh_realizations, std::uint64_t seed, int chunk, const at::Device& device,
+         const std::string& dtype, const py::object& progress) {
         if (observation.dim() != 3)
           throw ShapeError("observation must be (C, H, W), got " +
                            std::to_string(observation.dim()) + " dimensions");
@@ -82,7 +83,7 @@ void bind_separation(py::module_& m) {
         o.bias_clip = bias_clip, o.cross_channels = cross, o.chunk = chunk;
         o.fresh_realizations = fresh_realizations, o.fresh_seed = seed;
         const SeparationMaps maps{optional_tensor(tmpl), optional_tensor(half_missions),
-                                  optional_tensor(regions)};
+                                  optional_tensor(regions), optional_tensor(masks)};
         const Context context = make_context(device, dtype);
         SeparationRun run;
         run.progress = [&progress](const SeparationProgress& p) {
@@ -106,8 +107,9 @@ void bind_separation(py::module_& m) {
       py::arg("observation"), py::arg("contamination"), py::arg("statistics"), py::kw_only(),
       py::arg("estimator"), py::arg("eras"), py::arg("iterations"), py::arg("spectrum_eras"),
       py::arg("start"), py::arg("terms"), py::arg("template"), py::arg("half_missions"),
-      py::arg("regions"), py::arg("bias_clip"), py::arg("cross"), py::arg("fresh_realizations"),
-      py::arg("seed"), py::arg("chunk"), py::arg("device"), py::arg("dtype"), py::arg("progress"));
+      py::arg("regions"), py::arg("masks"), py::arg("bias_clip"), py::arg("cross"),
+      py::arg("fresh_realizations"), py::arg("seed"), py::arg("chunk"), py::arg("device"),
+      py::arg("dtype"), py::arg("progress"));
 
   m.def(
       "wiener_filter",

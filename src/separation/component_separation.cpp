@@ -1,5 +1,6 @@
 #include <demix/core/errors.hpp>
 #include <demix/separation/component_separation.hpp>
+#include <demix/stats/masked.hpp>
 #include <demix/stats/power_spectrum.hpp>
 #include <demix/stats/region_variance.hpp>
 #include <demix/stats/registry.hpp>
@@ -154,6 +155,7 @@ struct Separator::State {
   at::Tensor template_map;  // (1, C, H, W) or undefined
   at::Tensor half_missions; // (2, C, H, W) or undefined
   at::Tensor regions;       // (H, W) int64 CPU or undefined
+  at::Tensor masks;         // (R, H, W) or (H, W) float64 CPU, or undefined
   /// The residual-variance term's statistic (SeparationTerms::residual_variance), or null.
   std::shared_ptr<const Statistic> region_variance;
   std::vector<Term> terms;
@@ -244,10 +246,16 @@ Separator::Separator(const at::Tensor& observation, const at::Tensor& contaminat
   const bool channel_pairs = options.cross_channels && observation.size(0) > 1 && !complex;
   const bool cross_terms = channel_pairs || further.independence > 0 ||
                            further.template_correlation > 0 || further.half_missions > 0;
+  if (maps.masks.defined()) s.masks = maps.masks.detach().to(at::kCPU, at::kDouble);
+  const auto masked =
+      [&](std::shared_ptr<const Statistic> stat) -> std::shared_ptr<const Statistic> {
+    if (!s.masks.defined()) return stat;
+    return std::make_shared<MaskedStatistic>(std::move(stat), s.masks);
+  };
   const auto term = [&](const StatisticTerm& st) {
-    Term t{make_statistic(st.spec, grid, context), nullptr, st.weight, {}, {}};
+    Term t{masked(make_statistic(st.spec, grid, context)), nullptr, st.weight, {}, {}};
     if (cross_terms && t.statistic->supports_cross())
-      t.cross = make_statistic(cross_statistic_spec(st.spec), grid, context);
+      t.cross = masked(make_statistic(cross_statistic_spec(st.spec), grid, context));
     for (int64_t c = 0; c < s.d.size(1); ++c) {
       const at::Tensor dc = s.d.select(1, c); // (1, H, W)
       t.reference.push_back(t.statistic->reference(dc));
@@ -492,8 +500,8 @@ std::string Separator::fingerprint() const {
     << " cross " << o.cross_channels << " terms " << o.terms.contamination << ","
     << o.terms.independence << "," << o.terms.template_correlation << "," << o.terms.half_missions
     << "," << o.terms.residual_variance << " regions fnv " << detail::tensor_fnv1a(s.regions)
-    << "; lbfgs " << detail::lbfgs_options_text(o.lbfgs) << "; " << s.context.describe()
-    << "; statistics";
+    << " masks fnv " << detail::tensor_fnv1a(s.masks) << "; lbfgs "
+    << detail::lbfgs_options_text(o.lbfgs) << "; " << s.context.describe() << "; statistics";
   for (const Term& t : s.terms)
     f << " " << t.statistic->name() << "*" << t.weight << "{" << detail::keywords_text(*t.statistic)
       << "}";

@@ -310,6 +310,20 @@ class SeparateCliTest(clitest.CliTestCase):
                          "magic", output=out)
         self.assertFails(["separate", obs, *gauss, "--fresh-realizations", 2, "-o", out], 1,
                          "--estimator realizations", output=out)
+        self.assertFails(["separate", obs, *gauss, "--mask", wrong, "-o", out], 1, "--mask",
+                         output=out)
+        # A mask: the pixels it excludes keep their starting values (--start observation: d's).
+        mask = np.ones((16, 16))
+        mask[:4, :4] = 0
+        mask_file, masked = self.path("mask.fits"), self.path("masked.fits")
+        write_map(mask_file, mask)
+        self.separate(obs, *gauss, "--mask", mask_file, "--start", "observation", "--eras", 1,
+                      "--iterations", 3, "-J", 2, "-o", masked)
+        np.testing.assert_array_equal(fits.getdata(masked)[:4, :4],
+                                      d.astype(np.float32)[:4, :4])
+        self.assertGreater(np.abs(fits.getdata(masked)[8:, 8:] - d[8:, 8:]).max(), 1e-4)
+        with open(self.path("masked.json")) as f:
+            self.assertEqual(json.load(f)["options"]["mask"], mask_file)
         self.assertFails(["separate", obs, *gauss, "-M", 3, "--estimator", "realizations",
                           "--fresh-realizations", 4, "-o", out], 1, "fresh_realizations = 4",
                          output=out)

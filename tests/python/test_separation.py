@@ -64,6 +64,18 @@ def test_separation_removes_noise_and_keeps_tensors(noisy):
     assert np.var(m) > np.var(w)
 
 
+def test_masks_leave_pixels_out_of_the_fit(noisy):
+    s, d, c = noisy
+    mask = np.ones_like(d)
+    mask[:6, :6] = 0
+    r = demix.separate(d, c, demix.WPH(d.shape, J=3, L=4, dn=1, norm="auto"), eras=1,
+                       iterations=4, start="observation", masks=mask)
+    np.testing.assert_array_equal(r.signal[:6, :6], d[:6, :6])
+    assert np.abs(r.signal[10:, 10:] - d[10:, 10:]).max() > 1e-3
+    with pytest.raises(demix.InvalidValueError, match=r"\[0, 1\]"):
+        demix.separate(d, c, masks=2 * mask)
+
+
 def test_separation_errors(noisy):
     s, d, c = noisy
     with pytest.raises(demix.InvalidValueError, match="estimator must be one of bias"):

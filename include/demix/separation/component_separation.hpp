@@ -75,6 +75,10 @@ struct SeparationMaps {
   at::Tensor half_missions; ///< (2, C, H, W) d1 and d2, for SeparationTerms::half_missions
   /// (H, W) integer labels 0..R-1 (negative: no region), for SeparationTerms::residual_variance.
   at::Tensor regions;
+  /// (R, H, W) or (H, W) weights in [0, 1]: every statistic of the loss is computed on the maps
+  /// times each mask (stats/masked.hpp): 0 excludes pixels (and they are then free), apodised
+  /// edges soften the cut, several masks give statistics per region.
+  at::Tensor masks;
 };
 
 struct SeparationOptions {

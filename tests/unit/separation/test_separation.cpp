@@ -565,6 +565,43 @@ TEST(Separation, ResumedRunEqualsTheUninterruptedOne) {
   EXPECT_THROW(sep.run(bad), demix::Error);
 }
 
+// Masks: the statistics see the maps times the mask, so the pixels it excludes (a ruined
+// corner, say) are not fitted: they keep the starting map's values, and the separation
+// elsewhere is another than without the mask.
+TEST(Separation, MaskedPixelsAreLeftOutOfTheFit) {
+  const int64_t n = 32, M = 8;
+  const demix::Grid2d grid{n, n};
+  const Noisy p = noisy(n, M, 0.8, 31);
+  at::Tensor ruined = p.observation.clone();
+  at::manual_seed(8);
+  ruined.narrow(1, 0, 10).narrow(2, 0, 10).copy_(8 * at::randn({1, 10, 10}, at::kDouble));
+  // 0 over the corner, rising to 1 over 4 pixels (cos^2).
+  const at::Tensor i = at::arange(n, at::kDouble);
+  const at::Tensor ramp = at::sin(M_PI / 2 * ((i - 10) / 4.0).clamp(0, 1)).square() * (i >= 10);
+  const at::Tensor mask = 1 - (1 - ramp.view({n, 1})) * (1 - ramp.view({1, n}));
+  demix::SeparationOptions o;
+  o.statistics = {{wph(3), 1.0}};
+  o.eras = 2, o.iterations = 10;
+  o.start = demix::SeparationStart::Observation;
+  const demix::SeparationResult plain =
+      demix::Separator(ruined, p.realizations, o, grid, cpu64()).run();
+  const demix::SeparationResult masked =
+      demix::Separator(ruined, p.realizations, o, grid, cpu64(), {.masks = mask}).run();
+  const at::Tensor out = (mask == 0).unsqueeze(0), in = (mask == 1).unsqueeze(0);
+  ASSERT_GT(out.sum().item<int64_t>(), 90);
+  EXPECT_TRUE(at::equal(masked.signal.masked_select(out), ruined.masked_select(out)));
+  EXPECT_GT((plain.signal - ruined).masked_select(out).abs().max().item<double>(), 1e-3);
+  // Where the mask is 1 the descent did its work: the loss fell and the map moved from d.
+  EXPECT_LT(masked.loss_history[0].back(), 0.5 * masked.loss_history[0].front());
+  EXPECT_GT((masked.signal - ruined).masked_select(in).abs().mean().item<double>(), 1e-2);
+  expect_error_naming<demix::ValueError>(
+      [&] {
+        demix::Separator(ruined, p.realizations, o, grid, cpu64(),
+                         {.masks = at::full({n, n}, 2.0, at::kDouble)});
+      },
+      {"[0, 1]"});
+}
+
 // Fresh realizations: each evaluation averages over its own draw of K of the M realizations,
 // the same draw for the same number, and a run (and its resumption) is reproducible.
 TEST(Separation, FreshRealizationsAreDrawnPerEvaluation) {

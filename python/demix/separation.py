@@ -12,8 +12,8 @@ import torch
 
 from . import _demix
 from ._arrays import ArrayLike, as_tensor, compute_dtype, like_input
-from .errors import InvalidValueError, ShapeError
-from .stats import DeviceLike, Statistic
+from .errors import ShapeError
+from .stats import DeviceLike, Statistic, weighted_terms
 
 __all__ = ["SeparationResult", "separate", "wiener_filter"]
 
@@ -107,18 +107,7 @@ def separate(
     d, numpy_in = as_tensor(observation, "observation")
     c, _ = as_tensor(contamination, "contamination")
     d3, c4 = _channels(d, "observation", 3), _channels(c, "contamination", 4)
-    if isinstance(statistics, Statistic):
-        statistics = [statistics]
-    statistics = list(statistics or [])
-    for s in statistics:
-        if not isinstance(s, Statistic):
-            raise TypeError(f"statistics must be demix operators (demix.WPH...), got "
-                            f"{type(s).__name__}")
-    if weights is None:
-        weights = [1.0] * len(statistics)
-    if len(weights) != len(statistics):
-        raise InvalidValueError(f"weights gives {len(weights)} weight(s) for "
-                                f"{len(statistics)} statistic(s)")
+    weighted = weighted_terms(statistics, weights)
     device = torch.device(device) if device is not None else d.device
     precision = compute_dtype(d, dtype)
     real = torch.float64 if precision == "float64" else torch.float32
@@ -139,7 +128,7 @@ def separate(
         regions_t = regions_t.to(torch.int64)
     raw = _demix.separate(
         as_maps(d3.detach()), as_maps(c4.detach()),
-        [(s._default, float(w)) for s, w in zip(statistics, weights)],
+        weighted,
         estimator=estimator, eras=eras, iterations=iterations, spectrum_eras=spectrum_eras,
         start=start, terms=dict(terms or {}), template=optional(template, "template", 3),
         half_missions=optional(half_missions, "half_missions", 4), regions=regions_t,

@@ -313,3 +313,24 @@ def statistic(name: str, shape: tuple[int, int], **options: Any) -> Statistic:
         raise InvalidValueError(f"no statistic named '{name}'; statistics: "
                                 f"{', '.join(_demix.statistic_names())}")
     return cls(shape, **options)
+
+
+def weighted_terms(statistics: Union["Statistic", "list[Statistic]", None],
+                   weights: Optional["list[float]"]) -> list:
+    """The (operator, weight) pairs synthesis and separation pass to the library: one operator or
+    a sequence of them (None: the library's default statistic), weights one per operator
+    (default 1). TypeError for what is not a demix operator, InvalidValueError for a weight
+    count that does not match."""
+    if isinstance(statistics, Statistic):
+        statistics = [statistics]
+    statistics = list(statistics or [])
+    for s in statistics:
+        if not isinstance(s, Statistic):
+            raise TypeError(f"statistics must be demix operators (demix.WPH...), got "
+                            f"{type(s).__name__}")
+    if weights is None:
+        weights = [1.0] * len(statistics)
+    if len(weights) != len(statistics):
+        raise InvalidValueError(f"weights gives {len(weights)} weight(s) for "
+                                f"{len(statistics)} statistic(s)")
+    return [(s._default, float(w)) for s, w in zip(statistics, weights)]

@@ -12,8 +12,8 @@ import torch
 
 from . import _demix
 from ._arrays import ArrayLike, as_tensor, compute_dtype, like_input
-from .errors import InvalidValueError, ShapeError
-from .stats import DeviceLike, Statistic
+from .errors import ShapeError
+from .stats import DeviceLike, Statistic, weighted_terms
 
 __all__ = ["SynthesisResult", "synthesize"]
 
@@ -95,21 +95,10 @@ def synthesize(
     else:
         raise ShapeError(f"targets must be (H, W), (T, H, W) or (T, C, H, W), got "
                          f"{tuple(t.shape)}")
-    if isinstance(statistics, Statistic):
-        statistics = [statistics]
-    statistics = list(statistics or [])
-    for s in statistics:
-        if not isinstance(s, Statistic):
-            raise TypeError(f"statistics must be demix operators (demix.WPH...), got "
-                            f"{type(s).__name__}")
-    if weights is None:
-        weights = [1.0] * len(statistics)
-    if len(weights) != len(statistics):
-        raise InvalidValueError(f"weights gives {len(weights)} weight(s) for "
-                                f"{len(statistics)} statistic(s)")
+    weighted = weighted_terms(statistics, weights)
     device = torch.device(device) if device is not None else t.device
     raw = _demix.synthesize(
-        t4.detach(), [(s._default, float(w)) for s, w in zip(statistics, weights)],
+        t4.detach(), weighted,
         samples=samples, iterations=iterations, seed=seed, log=log, standardize=standardize,
         init=init, scale=scale, cross=cross, history=history, device=device,
         dtype=compute_dtype(t, dtype), progress=progress)

@@ -52,9 +52,10 @@ const char* kind_name(StatisticKind k) { return statistic_info(k).name; }
 
 /// The statistic the options name, built for maps of height x width (-J checked against them and
 /// named as the flag in the message).
-std::unique_ptr<Statistic> make_cli_statistic(const StatsCliOptions& o, int64_t height,
-                                              int64_t width, bool complex_data,
-                                              const Context& ctx) {
+/// `progress`: WPH's chunks of moments (a long call on one large map), where it applies.
+std::unique_ptr<Statistic>
+make_cli_statistic(const StatsCliOptions& o, int64_t height, int64_t width, bool complex_data,
+                   const Context& ctx, const std::function<void(int64_t, int64_t)>& progress = {}) {
   const StatisticInfo& info = statistic_info(o.kind);
   const Grid2d grid{height, width, o.boundary};
   if (info.takes_scales && o.J > largest_J(o.kind, grid))
@@ -69,7 +70,9 @@ std::unique_ptr<Statistic> make_cli_statistic(const StatsCliOptions& o, int64_t 
   if (o.J > 0) common.J = o.J;
   if (o.L > 0) common.L = o.L;
   if (info.takes_shifts) common.dn = o.dn;
-  return make_statistic(resolve(common, grid), grid, ctx);
+  StatisticSpec spec = resolve(common, grid);
+  if (auto* wph = std::get_if<WphOptions>(&spec)) wph->progress = progress;
+  return make_statistic(spec, grid, ctx);
 }
 
 /// "J = 7, L = 4, dn = 2": the scale and shift options of a statistic, for messages.
@@ -214,14 +217,25 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
                        "' holds " + shape_text(x) + "; cross statistics need the same shape");
   }
   const bool complex_maps = x.is_complex() || (y.defined() && y.is_complex());
-  const std::unique_ptr<Statistic> stat =
-      make_cli_statistic(o, x.size(-2), x.size(-1), complex_maps, ctx);
+  // A few maps: a progress line over the statistic's chunks of moments (a large map takes long);
+  // a cube: over its maps (below).
+  const int64_t B = x.size(0);
+  ProgressLine chunks_line(globals.quiet || B >= 4);
+  const auto chunk_progress = [&](int64_t done, int64_t total) {
+    const double t = chunks_line.seconds(), rate = done / std::max(t, 1e-9);
+    chunks_line.show("stats: " + std::to_string(done) + "/" + std::to_string(total) +
+                         " chunks of moments, ETA " + fmt("%.0f", (total - done) / rate) + " s",
+                     done == total);
+  };
+  const std::unique_ptr<Statistic> stat = make_cli_statistic(
+      o, x.size(-2), x.size(-1), complex_maps, ctx,
+      B < 4 && !globals.quiet ? chunk_progress : std::function<void(int64_t, int64_t)>());
   Coefficients c;
   {
     c10::AutoGradMode no_grad(false);
     // A cube goes through in chunks, for a progress line: each map's statistics are its own
     // (normalised by its own moments), so the chunks give the batch's values.
-    const int64_t B = x.size(0), chunk = std::max<int64_t>(8, B / 50);
+    const int64_t chunk = std::max<int64_t>(8, B / 50);
     ProgressLine line(globals.quiet || B < 4);
     std::vector<at::Tensor> values;
     for (int64_t start = 0; start < B; start += chunk) {

@@ -156,7 +156,7 @@ public:
                                 : norm == WphNorm::None ? detail::DcMode::Own
                                                         : detail::DcMode::OwnConstant;
     const detail::SpectralResult r =
-        detail::spectral_wph(xhat, wt, tables.plan, mode, ref.field_mean, work);
+        detail::spectral_wph(xhat, wt, tables.plan, mode, ref.field_mean, work, o_.progress);
     // Deviations divide the covariances (the reference's, or the field's own held constant).
     Stats used;
     at::Tensor scale;

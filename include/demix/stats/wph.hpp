@@ -21,6 +21,7 @@
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -49,6 +50,11 @@ struct WphOptions {
   /// Memory the intermediate results may take (bytes). Batches are split into slices of maps and
   /// covariances into chunks to stay within it. 0: 40% of the device's free memory at each call.
   int64_t memory_bytes = 0;
+  /// If set, hears (chunks done, chunks in all) as forward() computes the moments of periodic
+  /// maps chunk by chunk, for each slice of the batch: a progress report for a large map (a
+  /// 1024^2 map takes ~20-30 s on two CPU cores). Called on the calling thread; not part of the
+  /// statistic's keywords.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 /// Builds the filters and the moment list once; every method is const and batched. To replay a

@@ -78,7 +78,8 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& xhat,
                                const at::Tensor& wt_in,
                                const std::shared_ptr<const SpectralPlan>& plan, int64_t mode,
-                               const at::Tensor& ref_mean, int64_t budget) {
+                               const at::Tensor& ref_mean, int64_t budget,
+                               const std::function<void(int64_t, int64_t)>* progress) {
     const SpectralPlan& p = *plan;
     const at::Tensor wt = wt_in.contiguous(); // the harmonics' kernels read it as laid out
     const int64_t B = xhat.size(0), HW = p.height * p.width, item = xhat.element_size();
@@ -94,6 +95,15 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     const bool reference = mode == static_cast<int64_t>(DcMode::Reference);
     const bool deviations = mode == static_cast<int64_t>(DcMode::OwnConstant); // norm Auto only
     const at::Tensor ref_dc = reference ? ref_mean * n_pix : at::Tensor();
+    // Progress in chunks: those of the sources, then those of each group's covariances.
+    int64_t chunks_done = 0, chunks = (n_src + chunk - 1) / chunk;
+    for (const SpectralGroup& g : p.groups) {
+      const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
+      chunks += (g.n_cov + per - 1) / per;
+    }
+    const auto step = [&] {
+      if (progress && *progress) (*progress)(++chunks_done, chunks);
+    };
     for (int64_t s0 = 0; s0 < n_src; s0 += chunk) {
       const int64_t c = std::min(chunk, n_src - s0);
       at::Tensor spec = source_spectra(p, xhat, wt, s0, c); // (B, c, HW)
@@ -105,6 +115,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
         dc.zero_();
       if (deviations) power.narrow(1, s0, c).copy_(at::linalg_vector_norm(spec, 2, {-1}));
       gather_boxes(buffer, spec, p.box_tasks, s0);
+      step();
     }
     mean.narrow(1, 0, n_src).div_(n_pix);
     if (deviations) power.narrow(1, 0, n_src).square_().div_(n_pix * n_pix);
@@ -120,8 +131,10 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
       const SpectralGroup& g = p.groups[gi];
       const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
       const at::Tensor boxes = group_boxes(buffer, g, B);
-      for (int64_t s = 0; s < g.n_cov; s += per)
+      for (int64_t s = 0; s < g.n_cov; s += per) {
         out.push_back(group_chunk(boxes, g, p, s, std::min(per, g.n_cov - s)));
+        step();
+      }
     }
     ctx->save_for_backward({wt, buffer});
     auto holder = c10::make_intrusive<PlanHolder>();
@@ -193,7 +206,8 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
                                              {-2, -1}, "forward"));
       }
     }
-    return {gxhat, gwt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    // (one per input of forward: xhat, wt, plan, mode, ref_mean, budget, progress)
+    return {gxhat, gwt, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -201,11 +215,12 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
 
 SpectralResult spectral_wph(const at::Tensor& xhat, const at::Tensor& wt,
                             const std::shared_ptr<const SpectralPlan>& plan, DcMode mode,
-                            const at::Tensor& ref_mean, int64_t budget) {
+                            const at::Tensor& ref_mean, int64_t budget,
+                            const std::function<void(int64_t, int64_t)>& progress) {
   // LibTorch 1.13 cannot describe an undefined tensor input: an empty one stands for "none".
   const at::Tensor ref = ref_mean.defined() ? ref_mean : at::empty({0}, xhat.options());
   const variable_list out =
-      SpectralFn::apply(xhat, wt, plan, static_cast<int64_t>(mode), ref, budget);
+      SpectralFn::apply(xhat, wt, plan, static_cast<int64_t>(mode), ref, budget, &progress);
   return {out[0], out[1], out[2]};
 }
 

@@ -17,6 +17,7 @@
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -69,11 +70,13 @@ struct SpectralResult {
       power; // (B, n_fields) real: mean |F - m|^2 (not differentiable; OwnConstant only, else 0)
 };
 
-/// Every moment of every group. Temporaries are chunked to fit in `budget` bytes.
+/// Every moment of every group. Temporaries are chunked to fit in `budget` bytes; `progress`, if
+/// set, hears (chunks done, chunks in all) after each chunk of the forward computation.
 SpectralResult spectral_wph(const at::Tensor& xhat /* (B, n_maps, H, W) complex */,
                             const at::Tensor& wt /* (B, n_maps * n_psi, H, W) complex */,
                             const std::shared_ptr<const SpectralPlan>& plan, DcMode mode,
                             const at::Tensor& ref_mean /* (B0, n_fields) complex, Reference only */,
-                            int64_t budget);
+                            int64_t budget,
+                            const std::function<void(int64_t, int64_t)>& progress = {});
 
 } // namespace demix::detail

@@ -106,6 +106,25 @@ TEST(Wph, SlicedBatchesGiveTheWholeBatchsResults) {
   }
 }
 
+// The progress callback hears every chunk of a periodic map's moments, in order, to done ==
+// total, and changes nothing in the values (one map: one slice of the batch).
+TEST(Wph, ProgressHearsEveryChunk) {
+  demix::WphOptions o{.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto};
+  o.memory_bytes = 1 << 16; // many chunks
+  const demix::WphOperator plain(o, {32, 32}, cpu64());
+  std::vector<std::pair<int64_t, int64_t>> heard;
+  o.progress = [&](int64_t done, int64_t total) { heard.emplace_back(done, total); };
+  const demix::WphOperator told(o, {32, 32}, cpu64());
+  const at::Tensor x = maps(1, 32, 7);
+  EXPECT_TRUE(at::equal(told.forward(x).values, plain.forward(x).values));
+  ASSERT_GT(heard.size(), 3u);
+  for (std::size_t i = 0; i < heard.size(); ++i) {
+    EXPECT_EQ(heard[i].first, static_cast<int64_t>(i) + 1);
+    EXPECT_EQ(heard[i].second, heard.back().second);
+  }
+  EXPECT_EQ(heard.back().first, heard.back().second);
+}
+
 TEST(Wph, LossIsPerMapAndTargetsMayBePerMap) {
   const demix::WphOperator op(
       {.J = 3, .L = 4, .dn = 1, .norm = demix::WphNorm::Auto, .memory_bytes = 1 << 16}, {32, 32},

@@ -52,7 +52,7 @@ const char* kind_name(StatisticKind k) { return statistic_info(k).name; }
 
 /// The statistic the options name, built for maps of height x width (-J checked against them and
 /// named as the flag in the message).
-/// `progress`: WPH's chunks of moments (a long call on one large map), where it applies.
+/// `progress`: the steps of WPH, WST and the scattering covariance (long calls on one large map).
 std::unique_ptr<Statistic>
 make_cli_statistic(const StatsCliOptions& o, int64_t height, int64_t width, bool complex_data,
                    const Context& ctx, const std::function<void(int64_t, int64_t)>& progress = {}) {
@@ -72,6 +72,8 @@ make_cli_statistic(const StatsCliOptions& o, int64_t height, int64_t width, bool
   if (info.takes_shifts) common.dn = o.dn;
   StatisticSpec spec = resolve(common, grid);
   if (auto* wph = std::get_if<WphOptions>(&spec)) wph->progress = progress;
+  if (auto* wst = std::get_if<WstOptions>(&spec)) wst->progress = progress;
+  if (auto* scov = std::get_if<ScatteringCovOptions>(&spec)) scov->progress = progress;
   return make_statistic(spec, grid, ctx);
 }
 
@@ -223,8 +225,8 @@ void run_stats(StatsCliOptions o, const Globals& globals) {
   ProgressLine chunks_line(globals.quiet || B >= 4);
   const auto chunk_progress = [&](int64_t done, int64_t total) {
     const double t = chunks_line.seconds(), rate = done / std::max(t, 1e-9);
-    chunks_line.show("stats: " + std::to_string(done) + "/" + std::to_string(total) +
-                         " chunks of moments, ETA " + fmt("%.0f", (total - done) / rate) + " s",
+    chunks_line.show("stats: step " + std::to_string(done) + "/" + std::to_string(total) +
+                         ", ETA " + fmt("%.0f", (total - done) / rate) + " s",
                      done == total);
   };
   const std::unique_ptr<Statistic> stat = make_cli_statistic(

@@ -286,6 +286,7 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
   const bool by_p11 = options_.normalization == ScovNormalization::P11;
   at::Tensor P11_c01; // Cheng's C01 normalisation without a reference
   p11(I1_hat, &c.P11, by_p11 && !has_reference ? &P11_c01 : nullptr);
+  if (options_.progress) options_.progress(1, J + 1);
 
   std::vector<at::Tensor> blocks01, blocks11;
   for (int j = 0; j < J; ++j) {
@@ -302,6 +303,7 @@ ScatteringCovOperator::Compact ScatteringCovOperator::compute(const at::Tensor& 
     // C11 block [(j1, l1), (j2, l2), l3] = sum_k I1_hat[j1,l1] conj(I1_hat[j2,l2]) psi_hat[j,l3]^2
     const at::Tensor Z = (Ic_conj.unsqueeze(2) * s.psi2.unsqueeze(0).unsqueeze(0)).flatten(1, 2);
     blocks11.push_back(at::matmul(Ic, Z.transpose(-1, -2)).flatten(1)); // (B, n n L)
+    if (options_.progress) options_.progress(j + 2, J + 1);
   }
   const double scale = 1.0 / (MN * MN);
   const at::Tensor C01 = at::cat(blocks01, 1).index_select(1, c01_gather_) * scale; // (B, K2)

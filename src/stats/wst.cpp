@@ -139,7 +139,10 @@ at::Tensor WstOperator::forward_maps(const at::Tensor& x_in) const {
     // (B, L, Mp/2^j1, Np/2^j1) complex: FFT of |x * psi_j1|
     const at::Tensor U1 = modulus_layer(U0.unsqueeze(1), bank_.psi_levels[0][j1], int64_t{1} << j1);
     s1.push_back(low_pass(U1, j1)); // (B, L, h, w)
-    if (options_.max_order < 2 || j1 == J - 1) continue;
+    if (options_.max_order < 2 || j1 == J - 1) {
+      if (options_.progress) options_.progress(j1 + 1, J);
+      continue;
+    }
     std::vector<at::Tensor> by_j2; // each (B, L1, L2, h, w)
     for (int j2 = j1 + 1; j2 < J; ++j2) {
       // (B, L1, L2, Mp/2^j2, Np/2^j2) complex
@@ -149,6 +152,7 @@ at::Tensor WstOperator::forward_maps(const at::Tensor& x_in) const {
     }
     const at::Tensor block = at::stack(by_j2, 2); // (B, L1, J-1-j1, L2, h, w)
     s2.push_back(block.reshape({B, L * (J - 1 - j1) * L, block.size(-2), block.size(-1)}));
+    if (options_.progress) options_.progress(j1 + 1, J);
   }
   std::vector<at::Tensor> all{s0};
   all.insert(all.end(), s1.begin(), s1.end());

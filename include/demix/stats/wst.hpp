@@ -24,6 +24,7 @@
 #include <ATen/core/TensorBody.h>
 
 #include <cstdint>
+#include <functional>
 
 #pragma GCC visibility push(default) // exported from libdemix.so (the rest is hidden)
 namespace demix {
@@ -32,6 +33,9 @@ struct WstOptions {
   int J = 0; ///< number of dyadic scales (filters j = 0..J-1, output at resolution 2^-J); >= 1
   int L = 8; ///< number of orientations in [0, pi); >= 1 (kymatio's default, tuned for 8)
   int max_order = 2; ///< highest scattering order computed: 1 or 2
+  /// If set, hears (first-order scales done, J) as forward() goes: a progress report for a large
+  /// map (1024^2: ~50 s on two CPU cores). Not part of the statistic's keywords.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 /// The grid's boundary decides how the image is extended beyond its borders:

@@ -15,6 +15,8 @@
 #include <cmath>
 #include <map>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -153,6 +155,18 @@ TEST(ScatteringCov, CroppedSumsUseChengsFrequencySets) {
     EXPECT_LT(std::abs(v - expected), 1e-12 * std::max(1.0, std::abs(expected)))
         << cls << " #" << k;
   }
+}
+
+// The progress callback hears the first-order fields, then each scale, and changes nothing.
+TEST(ScatteringCov, ProgressHearsEachStep) {
+  demix::ScatteringCovOptions o{.J = 3, .L = 4};
+  const demix::ScatteringCovOperator plain(o, {32, 32}, cpu64());
+  std::vector<std::pair<int64_t, int64_t>> heard;
+  o.progress = [&](int64_t done, int64_t total) { heard.emplace_back(done, total); };
+  const demix::ScatteringCovOperator told(o, {32, 32}, cpu64());
+  const at::Tensor x = at::rand({2, 32, 32}, at::kDouble);
+  EXPECT_TRUE(at::equal(told.forward(x).values, plain.forward(x).values));
+  EXPECT_EQ(heard, (std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {2, 4}, {3, 4}, {4, 4}}));
 }
 
 TEST(ScatteringCov, IsotropicClassesAverageOverTheFirstAngle) {

@@ -9,6 +9,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 namespace {
 
 demix::Context cpu64() {
@@ -53,6 +56,18 @@ TEST(Wst, BatchOfMapsEqualsMapsOneByOne) {
     const at::Tensor one = op.forward_maps(x[b]); // (H, W) input -> (C, h, w)
     EXPECT_TRUE(at::allclose(one, all[b], 1e-13, 1e-15)) << b;
   }
+}
+
+// The progress callback hears each first-order scale, in order, and changes nothing.
+TEST(Wst, ProgressHearsEachScale) {
+  demix::WstOptions o{.J = 3, .L = 4};
+  const demix::WstOperator plain(o, {32, 32}, cpu64());
+  std::vector<std::pair<int64_t, int64_t>> heard;
+  o.progress = [&](int64_t done, int64_t total) { heard.emplace_back(done, total); };
+  const demix::WstOperator told(o, {32, 32}, cpu64());
+  const at::Tensor x = at::rand({2, 32, 32}, at::kDouble);
+  EXPECT_TRUE(at::equal(told.forward(x).values, plain.forward(x).values));
+  EXPECT_EQ(heard, (std::vector<std::pair<int64_t, int64_t>>{{1, 3}, {2, 3}, {3, 3}}));
 }
 
 TEST(Wst, CoefficientsAreSpatialMeansWithLabels) {

@@ -186,6 +186,28 @@ bool check_data_fits(fitsfile* f, const std::string& where, std::uint64_t pixels
       throw FormatError(where + " is truncated: its compressed data end at byte " +
                         std::to_string(data_end) + ", the file has " + std::to_string(size) +
                         " bytes");
+    // Each tile's descriptor (length, heap offset) must lie within the heap: CFITSIO allocates
+    // the length a tile claims before reading it (gigabytes for a corrupt descriptor).
+    const long long heap = integer_key(f, "PCOUNT").value_or(0);
+    int columns = 0;
+    fits_get_num_cols(f, &columns, &status);
+    for (int col = 1; col <= columns && status == 0; ++col) {
+      int typecode = 0;
+      long repeat = 0, width = 0;
+      if (fits_get_coltype(f, col, &typecode, &repeat, &width, &status) || typecode >= 0) continue;
+      for (long long row = 1; row <= rows; ++row) {
+        LONGLONG length = 0, offset = 0;
+        if (fits_read_descriptll(f, col, row, &length, &offset, &status)) break;
+        if (length < 0 || offset < 0 || length > heap || offset > heap ||
+            offset + length * std::max<long>(width, 1) > heap)
+          throw FormatError(where + ": tile " + std::to_string(row) + " claims " +
+                            std::to_string(length) + " values at heap byte " +
+                            std::to_string(offset) + ", beyond its " + std::to_string(heap) +
+                            "-byte heap (the file is corrupt)");
+      }
+    }
+    status = 0;
+    fits_clear_errmsg();
     // CFITSIO's decompressors (RICE, PLIO) read and write out of bounds on corrupt tiles: when
     // the file has a DATASUM (fpack and demix write one), corrupt tiles are refused before;
     // without one, the tiles are decompressed in a child process.

@@ -225,6 +225,20 @@ bool check_data_fits(fitsfile* f, const std::string& where, std::uint64_t pixels
   return false;
 }
 
+/// Reads the current image HDU's `n` pixels into `out`, float32 or float64 as `dtype` says, BLANK
+/// pixels as NaN; returns CFITSIO's status.
+int read_image_pixels(fitsfile* f, at::ScalarType dtype, LONGLONG n, void* out) {
+  int status = 0, anynul = 0;
+  if (dtype == at::kFloat) {
+    float nul = std::numeric_limits<float>::quiet_NaN();
+    fits_read_img(f, TFLOAT, 1, n, &nul, static_cast<float*>(out), &anynul, &status);
+  } else {
+    double nul = std::numeric_limits<double>::quiet_NaN();
+    fits_read_img(f, TDOUBLE, 1, n, &nul, static_cast<double*>(out), &anynul, &status);
+  }
+  return status;
+}
+
 /// Reads the image pixels of `spec` into `data` (float32 or float64, its size) in a child process
 /// that opens the file again (CFITSIO may share the open file, and its offset, with this
 /// process, which must not read it afterwards): CFITSIO 4.2's RICE and PLIO decoders read and write
@@ -254,16 +268,9 @@ void read_pixels_isolated(const std::string& spec, at::Tensor& data, const std::
   if (pid < 0) throw IoError(where + ": cannot start a process to decompress in");
   if (pid == 0) { // the child: CFITSIO only, then _exit (no destructors, no atexit handlers)
     fitsfile* g = nullptr;
-    int status = 0, anynul = 0;
-    const LONGLONG n = data.numel();
+    int status = 0;
     if (fits_open_image(&g, spec.c_str(), READONLY, &status) == 0) {
-      if (data.scalar_type() == at::kFloat) {
-        float nul = std::numeric_limits<float>::quiet_NaN();
-        fits_read_img(g, TFLOAT, 1, n, &nul, static_cast<float*>(shared), &anynul, &status);
-      } else {
-        double nul = std::numeric_limits<double>::quiet_NaN();
-        fits_read_img(g, TDOUBLE, 1, n, &nul, static_cast<double*>(shared), &anynul, &status);
-      }
+      status = read_image_pixels(g, data.scalar_type(), data.numel(), shared);
       int ignored = 0;
       fits_close_file(g, &ignored);
     }
@@ -787,18 +794,11 @@ FitsImage read_fits(const std::string& spec) {
   const bool f32 = fits_in_float32(bitpix, equivtype, out.scaled);
   std::vector<int64_t> shape(axes.rbegin(), axes.rend());
   out.data = allocate(shape, f32 ? at::kFloat : at::kDouble, where);
-  int anynul = 0;
-  const LONGLONG n = out.data.numel();
-  if (isolate) {
+  if (isolate)
     read_pixels_isolated(spec, out.data, where, what);
-  } else if (f32) {
-    float nul = std::numeric_limits<float>::quiet_NaN(); // BLANK pixels become NaN
-    fits_read_img(f, TFLOAT, 1, n, &nul, out.data.data_ptr<float>(), &anynul, &status);
-  } else {
-    double nul = std::numeric_limits<double>::quiet_NaN();
-    fits_read_img(f, TDOUBLE, 1, n, &nul, out.data.data_ptr<double>(), &anynul, &status);
-  }
-  if (status) throw_fits(status, what);
+  else if (const int read =
+               read_image_pixels(f, out.data.scalar_type(), out.data.numel(), out.data.data_ptr()))
+    throw_fits(read, what);
 
   file.close(what);
   return out;

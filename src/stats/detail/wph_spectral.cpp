@@ -96,10 +96,12 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     const bool deviations = mode == static_cast<int64_t>(DcMode::OwnConstant); // norm Auto only
     const at::Tensor ref_dc = reference ? ref_mean * n_pix : at::Tensor();
     // Progress in chunks: those of the sources, then those of each group's covariances.
+    // Each group's covariances per chunk, counted here and used below.
+    std::vector<int64_t> per_group;
     int64_t chunks_done = 0, chunks = (n_src + chunk - 1) / chunk;
     for (const SpectralGroup& g : p.groups) {
-      const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
-      chunks += (g.n_cov + per - 1) / per;
+      per_group.push_back(items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov));
+      chunks += (g.n_cov + per_group.back() - 1) / per_group.back();
     }
     const auto step = [&] {
       if (progress && *progress) (*progress)(++chunks_done, chunks);
@@ -129,7 +131,7 @@ struct SpectralFn : torch::autograd::Function<SpectralFn> {
     std::vector<at::Tensor> out;
     for (std::size_t gi = 0; gi < p.groups.size(); ++gi) {
       const SpectralGroup& g = p.groups[gi];
-      const int64_t per = items_per_chunk(4 * B * g.bh * g.bw * item, budget, g.n_cov);
+      const int64_t per = per_group[gi];
       const at::Tensor boxes = group_boxes(buffer, g, B);
       for (int64_t s = 0; s < g.n_cov; s += per) {
         out.push_back(group_chunk(boxes, g, p, s, std::min(per, g.n_cov - s)));
